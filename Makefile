@@ -1,0 +1,32 @@
+# The two commands: `make run` and `make test` (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test test-slow install install-test bench clean
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip >/dev/null
+
+install: $(VENV)/bin/python
+	$(PIP) install -e .
+
+install-test: $(VENV)/bin/python
+	$(PIP) install -e '.[test]'
+
+run: install
+	$(VENV)/bin/vermilion-server examples/redis.conf
+
+test: install-test
+	$(PY) -m pytest -q -x --durations=10 tests
+
+# The differential test with many more examples (minutes, not run by `make test`).
+test-slow: install-test
+	VERMILION_DIFF_EXAMPLES=2000 $(PY) -m pytest -q tests/test_differential.py
+
+bench: install-test
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

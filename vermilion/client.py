@@ -1,0 +1,175 @@
+"""Client: one per connection (an asyncio.Protocol).
+
+Owns the query buffer (a sans-IO RequestParser), the protocol version, the auth state
+and the selected database, and applies flow control: replies of one read batch go out
+in one write, and a client that stops reading its replies stops being read from
+(pause_reading) instead of growing our memory, as client-output-buffer-limit intends.
+"""
+
+import asyncio
+import socket
+import time
+
+from .commands.dispatch import process_command
+from .log import logger
+from .protocol import errors
+from .protocol.encode import NO_REPLY, _encode
+from .protocol.parser import RequestParser
+
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, server, unix: bool = False):
+        self.server = server
+        self.unix = unix
+        self.id = server.next_client_id()
+        self.parser = RequestParser(server.parser_limits)
+        self.resp = 2
+        self.db = server.dbs[0]
+        self.name = b""
+        self.authenticated = not server.auth_required()
+        self.transport = None
+        self.addr = "?"
+        self.laddr = "?"
+        self.fd = -1
+        self.created = time.time()
+        self.last_interaction = self.created
+        self.cmd = None
+        self.reply_off = False  # CLIENT REPLY OFF
+        self.reply_skip = False  # CLIENT REPLY SKIP: this command's reply is dropped
+        self.reply_skip_next = False
+        self.flags = set()  # Redis's client flag letters, for CLIENT LIST
+        self.closing = False
+        self.close_after_reply = False
+        self.paused_writing = False
+        self.paused_reading = False
+        self.no_evict = False
+        self.lib_name = b""
+        self.lib_ver = b""
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self.fd = sock.fileno()
+            if not self.unix:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+        self.addr = _format_addr(transport.get_extra_info("peername"), self.unix, self.fd)
+        self.laddr = _format_addr(transport.get_extra_info("sockname"), self.unix, self.fd)
+        refusal = self.server.admit(self)
+        if refusal is not None:
+            transport.write(b"-%s\r\n" % refusal.encode())
+            transport.close()
+            self.closing = True
+            return
+        self.server.add_client(self)
+
+    def connection_lost(self, exc) -> None:
+        self.closing = True
+        self.server.remove_client(self)
+
+    def pause_writing(self) -> None:
+        # The transport's buffer is past its high-water mark: the peer is not reading.
+        self.paused_writing = True
+        self._pause_reading()
+        self.server.check_output_limits(self)
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        self._resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        parser = self.parser
+        if not parser.feed(data):
+            self._check_query_limit()
+            return
+        commands = parser.parse(self.authenticated)
+        self.last_interaction = time.time()
+        out: list[bytes] = []
+        for argv in commands:
+            reply = process_command(self, argv)
+            if reply is not NO_REPLY and not (self.reply_off or self.reply_skip):
+                _encode(out, reply, self.resp)
+            if self.reply_skip or self.reply_skip_next:
+                # CLIENT REPLY SKIP silences exactly the command after it (networking.c).
+                self.reply_skip = self.reply_skip_next
+                self.reply_skip_next = False
+            if self.closing or self.close_after_reply:
+                break
+        if parser.error is not None and not self.close_after_reply:
+            out.append(b"-ERR %s\r\n" % parser.error.encode())
+            self.server.count_error_code("ERR")
+            logger.verbose(f"Protocol error ({parser.error}) from client: id={self.id} addr={self.addr}")
+            self.close_after_reply = True
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+        if self.close_after_reply:
+            self.close()
+        else:
+            self._check_query_limit()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Out-of-band data (MONITOR feed, pub/sub messages)."""
+        if not self.closing and self.transport is not None:
+            self.transport.write(data)
+
+    def send(self, value) -> None:
+        out: list[bytes] = []
+        _encode(out, value, self.resp)
+        self.write(b"".join(out))
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.closing = True
+
+    def output_buffer_size(self) -> int:
+        if self.transport is None:
+            return 0
+        try:
+            return self.transport.get_write_buffer_size()
+        except Exception:
+            return 0
+
+    def _check_query_limit(self) -> None:
+        if self.parser.buffered() > self.server.config["client-query-buffer-limit"]:
+            logger.warning(f"Closing client that reached max query buffer length: id={self.id} addr={self.addr}")
+            self.close()
+
+    def _pause_reading(self) -> None:
+        if not self.paused_reading and self.transport is not None:
+            self.paused_reading = True
+            try:
+                self.transport.pause_reading()
+            except Exception:
+                pass
+
+    def _resume_reading(self) -> None:
+        if self.paused_reading and self.transport is not None and not self.closing:
+            self.paused_reading = False
+            try:
+                self.transport.resume_reading()
+            except Exception:
+                pass
+
+    def select(self, index: int) -> None:
+        self.db = self.server.dbs[index]
+
+
+def _format_addr(name, unix: bool, fd: int) -> str:
+    if unix:
+        return f"{name or ''}:0" if isinstance(name, str) and name else "/unixsocket:0"
+    if not name:
+        return "?"
+    host, port = name[0], name[1]
+    # anetFormatAddr(): IPv6 addresses in brackets.
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,22 @@
+"""Command families, one module each (like Redis's t_string.c, t_list.c ...).
+
+Importing this package registers every handler in the command table.
+"""
+
+import importlib
+
+FAMILIES = (
+    "connection",
+    "strings",
+    "bitops",
+    "keys",
+    "expire",
+    "server_cmds",
+    "config_cmds",
+    "introspection",
+)
+
+
+def load_all() -> None:
+    for name in FAMILIES:
+        importlib.import_module(f"{__name__}.{name}")

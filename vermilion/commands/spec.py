@@ -1,0 +1,108 @@
+"""CommandSpec: one entry of the command table.
+
+The metadata (arity, flags, key specs, docs) is Redis 7.0.15's own, read from the
+bundled redis_commands.json; Vermilion adds only the handler. COMMAND INFO/DOCS,
+the arity check and the flag checks (write, denyoom, noauth...) all read this one table.
+"""
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Callable
+
+
+@dataclass(eq=False)
+class CommandSpec:
+    name: str  # lower case: "get", "get" for CONFIG GET's sub-part
+    fullname: str  # "get", "config|get"
+    arity: int
+    flags: frozenset[str]
+    group: str
+    since: str
+    meta: dict  # the raw JSON entry (summary, arguments, key_specs, history...)
+    handler: Callable | None = None
+    container: "CommandSpec | None" = None
+    subcommands: dict[bytes, "CommandSpec"] = field(default_factory=dict)
+    # Legacy (first, last, step) key positions derived from key specs as Redis does.
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+    movable_keys: bool = False
+    # Statistics for INFO commandstats.
+    calls: int = 0
+    usec: int = 0
+    rejected_calls: int = 0
+    failed_calls: int = 0
+
+    def __post_init__(self):
+        self.is_write = "write" in self.flags
+        self.denyoom = "denyoom" in self.flags
+        self.no_auth = "no_auth" in self.flags
+        self.allow_loading = "loading" in self.flags
+        _derive_legacy_keys(self)
+
+    def check_arity(self, argc: int) -> bool:
+        a = self.arity
+        return argc == a if a > 0 else argc >= -a
+
+    def key_positions(self, argc: int) -> list[int]:
+        """Indexes of the key arguments for the legacy range (movable keys aside)."""
+        if not self.first_key:
+            return []
+        last = self.last_key if self.last_key >= 0 else argc + self.last_key
+        return list(range(self.first_key, min(last, argc - 1) + 1, self.key_step or 1))
+
+
+def _derive_legacy_keys(spec: CommandSpec) -> None:
+    # server.c populateCommandLegacyRangeSpec().
+    specs = spec.meta.get("key_specs") or []
+    if spec.meta.get("get_keys_function"):
+        spec.movable_keys = True
+    if not specs:
+        return
+    first, last, prev_last = None, 0, 0
+    for ks in specs:
+        bs, fk = ks.get("begin_search", {}), ks.get("find_keys", {})
+        if "index" not in bs or "range" not in fk:
+            spec.movable_keys = True
+            continue
+        pos, rng = bs["index"]["pos"], fk["range"]
+        if len(specs) > 1 and (rng["step"] != 1 or (prev_last and prev_last != pos - 1)):
+            spec.movable_keys = True
+            continue
+        if "INCOMPLETE" in ks.get("flags", []):
+            spec.movable_keys = True
+        if len(specs) == 1:
+            spec.first_key = pos
+            spec.last_key = rng["lastkey"] + pos if rng["lastkey"] >= 0 else rng["lastkey"]
+            spec.key_step = rng["step"]
+            return
+        first = pos if first is None else min(first, pos)
+        abs_last = rng["lastkey"] + pos if rng["lastkey"] >= 0 else rng["lastkey"]
+        # Redis compares as unsigned, so a negative (relative-to-end) last key wins.
+        last = abs_last if (abs_last & 0xFFFFFFFF) > (last & 0xFFFFFFFF) else last
+        prev_last = last
+    if first is not None:
+        spec.first_key, spec.last_key, spec.key_step = first, last, 1
+
+
+@cache
+def redis_metadata() -> dict:
+    text = resources.files("vermilion.commands").joinpath("redis_commands.json").read_text()
+    return json.loads(text)
+
+
+def make_spec(full_key: str) -> CommandSpec:
+    """A spec from the metadata entry 'GET' or 'CONFIG GET'."""
+    meta = redis_metadata()[full_key]
+    parts = full_key.lower().split(" ")
+    return CommandSpec(
+        name=parts[-1],
+        fullname="|".join(parts),
+        arity=meta["arity"],
+        flags=frozenset(f.lower() for f in meta.get("command_flags", [])),
+        group=meta.get("group", ""),
+        since=meta.get("since", ""),
+        meta=meta,
+    )

@@ -1,0 +1,1 @@
+"""The keyspace: databases of keys with expiries, and what acts on them over time."""

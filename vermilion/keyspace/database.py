@@ -1,0 +1,151 @@
+"""Database: one of the `databases` numbered keyspaces.
+
+Values are stored bare: a string is a ``bytes`` object (the cheapest thing Python has,
+see DESIGN.md's memory figures); other types are objects with a ``type_name``.
+Expiries live in a separate dict of absolute unix milliseconds, as Redis keeps
+``db->expires``. Every read goes through lookup(), which expires lazily.
+"""
+
+import random
+import time
+
+from ..protocol import errors
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def type_name(value) -> str:
+    return "string" if type(value) is bytes else value.type_name
+
+
+class Database:
+    __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor")
+
+    def __init__(self, db_id: int, server=None):
+        self.id = db_id
+        self.data: dict[bytes, object] = {}
+        self.expires: dict[bytes, int] = {}
+        self.server = server
+        self.avg_ttl = 0
+        self.expires_cursor = 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # -- reading -----------------------------------------------------------------
+
+    def lookup(self, key: bytes):
+        """The value of key, or None; an expired key is deleted on the way."""
+        if self.expires:
+            when = self.expires.get(key)
+            if when is not None and when <= now_ms():
+                self.expire_now(key)
+                return None
+        return self.data.get(key)
+
+    def lookup_string(self, key: bytes) -> bytes | None:
+        value = self.lookup(key)
+        if value is not None and type(value) is not bytes:
+            raise errors.CommandError(errors.WRONGTYPE)
+        return value
+
+    def lookup_typed(self, key: bytes, cls):
+        """The value if it is of class cls, None if missing, WRONGTYPE otherwise."""
+        value = self.lookup(key)
+        if value is not None and type(value) is not cls:
+            raise errors.CommandError(errors.WRONGTYPE)
+        return value
+
+    def exists(self, key: bytes) -> bool:
+        return self.lookup(key) is not None
+
+    def is_expired(self, key: bytes) -> bool:
+        when = self.expires.get(key)
+        return when is not None and when <= now_ms()
+
+    # -- writing -----------------------------------------------------------------
+
+    def set(self, key: bytes, value, keep_ttl: bool = False) -> None:
+        """Store value, dropping any TTL unless keep_ttl (SET semantics)."""
+        self.data[key] = value
+        if not keep_ttl and self.expires:
+            self.expires.pop(key, None)
+        self.touched(key)
+
+    def replace(self, key: bytes, value) -> None:
+        """Overwrite the value of an existing key keeping its TTL (APPEND, INCR...)."""
+        self.data[key] = value
+        self.touched(key)
+
+    def delete(self, key: bytes) -> bool:
+        if self.data.pop(key, _MISSING) is _MISSING:
+            return False
+        if self.expires:
+            self.expires.pop(key, None)
+        self.touched(key)
+        return True
+
+    def expire_now(self, key: bytes) -> None:
+        """Remove a key whose TTL has passed (lazily or from the active cycle)."""
+        self.data.pop(key, None)
+        self.expires.pop(key, None)
+        server = self.server
+        if server is not None:
+            server.stats.expired_keys += 1
+            server.key_expired(self, key)
+
+    def touched(self, key: bytes) -> None:
+        """Called after every change of key: WATCH, dirty counter, notifications hook."""
+        server = self.server
+        if server is not None:
+            server.dirty += 1
+            if server.key_watchers:
+                server.signal_modified(self, key)
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+        self.touched(key)
+
+    def get_expire(self, key: bytes) -> int | None:
+        return self.expires.get(key)
+
+    def persist(self, key: bytes) -> bool:
+        if self.expires.pop(key, None) is None:
+            return False
+        self.touched(key)
+        return True
+
+    def flush(self) -> int:
+        removed = len(self.data)
+        self.data = {}
+        self.expires = {}
+        self.avg_ttl = 0
+        return removed
+
+    def random_key(self) -> bytes | None:
+        """A random key that has not expired (gives up on expired ones after 100 tries,
+        as dbRandomKey() does, returning one anyway)."""
+        for _ in range(100):
+            if not self.data:
+                return None
+            key = _random_dict_key(self.data)
+            if not self.is_expired(key):
+                return key
+            self.expire_now(key)
+        return key if self.data else None
+
+
+_MISSING = object()
+
+
+def _random_dict_key(d: dict) -> bytes:
+    # Sampling an index of a dict view is O(n); for big dicts sample via islice from
+    # a random offset in a bounded window, good enough for RANDOMKEY's fairness.
+    n = len(d)
+    if n <= 4096:
+        return random.choice(list(d))
+    from itertools import islice
+
+    return next(islice(iter(d), random.randrange(min(n, 4096)), None))

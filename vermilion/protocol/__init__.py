@@ -1,0 +1,1 @@
+"""RESP wire protocol: sans-IO request parsing and reply encoding."""
