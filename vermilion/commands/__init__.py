@@ -14,6 +14,10 @@ FAMILIES = (
     "server_cmds",
     "config_cmds",
     "introspection",
+    "lists",
+    "hashes",
+    "sets",
+    "zsets",
 )
 
 

@@ -1,0 +1,1 @@
+"""Value structures that are more than a builtin (one module per type)."""
