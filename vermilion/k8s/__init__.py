@@ -1,0 +1,1 @@
+"""Kubernetes manifests for Vermilion, built as Python data and rendered to YAML."""
