@@ -112,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     ping.add_argument("-a", "--password", default=None)
     ping.add_argument("-t", "--timeout", type=float, default=2.0)
     sub.add_parser("version", help="print the version")
+    from .k8s import cli as k8s_cli
+
+    k8s_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.cmd == "k8s":
+        return k8s_cli.run(args)
     if args.cmd == "version":
         print(f"vermilion {__version__} (redis {REDIS_VERSION})")
         return 0
