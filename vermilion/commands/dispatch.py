@@ -1,8 +1,8 @@
 """processCommand(): the one place for the central checks, then call().
 
-lookup (unknown command / subcommand, arity) → auth → loading → OOM/readonly hooks
-→ handler → statistics, slowlog and MONITOR feed. Later issues add MULTI queueing
-and blocking here, never in the handlers.
+lookup (unknown command / subcommand, arity) → auth → the server's registered checks
+(OOM, loading, readonly, MULTI queueing as later issues add them) → handler →
+statistics, slowlog and the MONITOR feed. Handlers never repeat these checks.
 """
 
 import time
@@ -12,24 +12,21 @@ from ..protocol.errors import CommandError
 from .registry import COMMANDS, lookup
 
 _perf = time.perf_counter_ns
+_get_spec = COMMANDS.get
 
 
 def process_command(client, argv: list[bytes]):
     """Run one command for client and return its reply value."""
     server = client.server
-    spec = COMMANDS.get(argv[0].lower())
-    try:
-        if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
-            spec = lookup(argv)  # raises the right error, or resolves a subcommand
-        if not client.authenticated and not spec.no_auth:
-            raise CommandError(errors.NOAUTH)
-        for check in server.command_checks:
-            check(client, spec, argv)
-    except CommandError as exc:
-        if spec is not None and spec.handler is not None:
-            spec.rejected_calls += 1
-        server.count_error(exc)
-        return exc
+    spec = _get_spec(argv[0].lower())
+    # Fast path: a plain command with the right arity by an authenticated client.
+    if spec is None or spec.subcommands or not spec.check_arity(len(argv)) \
+            or not client.authenticated or server.command_checks:
+        try:
+            spec = _central_checks(client, server, spec, argv)
+        except CommandError as exc:
+            server.count_error(exc)
+            return exc
     if server.monitors and "skip_monitor" not in spec.flags:
         server.feed_monitors(client, argv)
     client.cmd = spec
@@ -47,3 +44,17 @@ def process_command(client, argv: list[bytes]):
     if elapsed >= server.slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
         server.slowlog.record(client, argv, elapsed)
     return reply
+
+
+def _central_checks(client, server, spec, argv):
+    if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
+        spec = lookup(argv)  # raises the right error, or resolves a subcommand
+    try:
+        if not client.authenticated and not spec.no_auth:
+            raise CommandError(errors.NOAUTH)
+        for check in server.command_checks:
+            check(client, spec, argv)
+    except CommandError:
+        spec.rejected_calls += 1
+        raise
+    return spec
