@@ -93,6 +93,9 @@ class Server:
         self._stopping: asyncio.Future | None = None
         self.shutdown_asap = False
         self.apply_config()
+        from .persistence.snapshot import install as install_snapshots
+
+        install_snapshots(self)
 
     # -- configuration hooks ------------------------------------------------------------
 
@@ -193,6 +196,7 @@ class Server:
         if self.config["unixsocket"]:
             await self._listen_unix(self.config["unixsocket"], self.config["unixsocketperm"])
         self._write_pidfile()
+        self.snapshots.load_at_startup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()

@@ -1,0 +1,95 @@
+"""SAVE, BGSAVE, DUMP and RESTORE (rdb.c, cluster.c dumpCommand/restoreCommand)."""
+
+from ..keyspace.database import now_ms
+from ..persistence import rdb
+from ..protocol import errors
+from ..protocol.encode import OK
+from ..protocol.errors import CommandError
+from .args import parse_int
+from .registry import command
+
+BUSYKEY = "BUSYKEY Target key name already exists."
+
+
+@command("save")
+def save(client, argv):
+    client.server.snapshots.save()
+    return OK
+
+
+@command("bgsave")
+def bgsave(client, argv):
+    snapshots = client.server.snapshots
+    schedule = False
+    if len(argv) > 1:
+        if len(argv) == 2 and argv[1].lower() == b"schedule":
+            schedule = True
+        else:
+            raise CommandError(errors.SYNTAX)
+    if snapshots.child_pid:
+        if schedule:
+            snapshots.scheduled = True
+            return "Background saving scheduled"
+        raise CommandError("ERR Background save already in progress")
+    snapshots.bgsave()
+    return "Background saving started"
+
+
+@command("dump")
+def dump(client, argv):
+    value = client.db.lookup(argv[1])
+    if value is None:
+        return None
+    return rdb.dump_payload(value, client.server.snapshots._limits())
+
+
+@command("restore")
+def restore(client, argv):
+    db = client.db
+    key = argv[1]
+    replace = absttl = False
+    idle = freq = None
+    i = 4
+    while i < len(argv):
+        option = argv[i].lower()
+        more = len(argv) - i - 1
+        if option == b"replace":
+            replace = True
+        elif option == b"absttl":
+            absttl = True
+        elif option == b"idletime" and more >= 1 and freq is None:
+            idle = parse_int(argv[i + 1])
+            if idle < 0:
+                raise CommandError("ERR Invalid IDLETIME value, must be >= 0")
+            i += 1
+        elif option == b"freq" and more >= 1 and idle is None:
+            freq = parse_int(argv[i + 1])
+            if not 0 <= freq <= 255:
+                raise CommandError("ERR Invalid FREQ value, must be >= 0 and <= 255")
+            i += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 1
+    if not replace and db.lookup(key) is not None:
+        raise CommandError(BUSYKEY)
+    ttl = parse_int(argv[2])
+    if ttl < 0:
+        raise CommandError("ERR Invalid TTL value, must be >= 0")
+    try:
+        value = rdb.restore_payload(argv[3])
+    except rdb.RDBError as exc:
+        message = str(exc)
+        if "version or checksum" in message:
+            raise CommandError("ERR DUMP payload version or checksum are wrong") from None
+        raise CommandError("ERR Bad data format") from None
+    deleted = db.delete(key) if replace else False
+    if ttl and not absttl:
+        ttl += now_ms()
+    if ttl and ttl <= now_ms():
+        # Already expired: the key is simply not created (a replaced key stays deleted).
+        return OK
+    db.set(key, value)
+    if ttl:
+        db.set_expire(key, ttl)
+    del deleted
+    return OK

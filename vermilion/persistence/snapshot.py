@@ -1,0 +1,249 @@
+"""RDB snapshots for a running server: SAVE, BGSAVE in a forked child, save points
+checked by the cron, loading at start-up and the final save at shutdown (rdb.c
+rdbSave/rdbSaveBackground/rdbLoad, server.c serverCron's save-point check).
+
+A snapshot is written to a temp file, fsynced and renamed over `dbfilename`, so a
+crash mid-save never damages the previous snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..log import logger
+from ..protocol.errors import CommandError
+from . import rdb
+
+BGSAVE_RETRY_DELAY = 5  # CONFIG_BGSAVE_RETRY_DELAY: seconds after a failed bgsave
+MISCONF = (
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
+    "persist to disk. Commands that may modify the data set are disabled, because this "
+    "instance is configured to report errors during writes if RDB snapshotting fails "
+    "(stop-writes-on-bgsave-error option). Please check the Redis logs for details about "
+    "the RDB error."
+)
+
+
+class Snapshots:
+    """The persistence state INFO reports, and the operations on it."""
+
+    def __init__(self, server):
+        self.server = server
+        self.child_pid = 0
+        self.child_started = 0.0
+        self.dirty_at_fork = 0
+        self.last_bgsave_ok = True
+        self.last_bgsave_try = 0.0
+        self.last_bgsave_seconds = -1
+        self.scheduled = False
+        self.changes_at_save = 0
+        self.loading = False
+        self.loaded_keys = 0
+
+    # -- paths ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        config = self.server.config
+        return os.path.join(config["dir"] or ".", config["dbfilename"])
+
+    def _limits(self) -> dict:
+        config = self.server.config.values
+        return {k: config.get(k) for k in ("list-max-listpack-size",) if k in config}
+
+    # -- saving -----------------------------------------------------------------
+
+    def write_file(self, path: str) -> None:
+        """Write the snapshot to path atomically (temp file, fsync, rename)."""
+        config = self.server.config
+        directory = os.path.dirname(path) or "."
+        temp = os.path.join(directory, "temp-%d.rdb" % os.getpid())
+        with open(temp, "wb") as f:
+            rdb.dump_snapshot(self.server.dbs, f, compression=_yes(config, "rdbcompression"),
+                              checksum=_yes(config, "rdbchecksum"), limits=self._limits())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+        _fsync_dir(directory)
+
+    def save(self) -> None:
+        """SAVE: synchronous, in the event loop (as Redis blocks for SAVE)."""
+        if self.child_pid:
+            raise CommandError("ERR Background save already in progress")
+        try:
+            self.write_file(self.path)
+        except OSError as exc:
+            logger.warning(f"Failed opening the temp RDB file temp-{os.getpid()}.rdb "
+                           f"(in server root dir {os.getcwd()}) for saving: {exc.strerror}")
+            self._set_bgsave_ok(False)
+            raise CommandError("ERR") from None
+        logger.notice("DB saved on disk")
+        self._saved(time.time())
+
+    def _saved(self, when: float, dirty_done: int | None = None) -> None:
+        server = self.server
+        server.dirty = server.dirty - dirty_done if dirty_done is not None else 0
+        server.dirty = max(server.dirty, 0)
+        server.lastsave = int(when)
+        self._set_bgsave_ok(True)
+
+    def bgsave(self) -> None:
+        """Fork a child that writes the snapshot: the copy-on-write memory *is* the
+        point-in-time snapshot, and the parent keeps serving."""
+        self.last_bgsave_try = time.time()
+        self.dirty_at_fork = self.server.dirty
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self._set_bgsave_ok(False)
+            logger.warning(f"Can't save in background: fork: {exc.strerror}")
+            raise CommandError("ERR") from None
+        if pid == 0:  # the child: write and leave without running any parent cleanup
+            code = 0
+            try:
+                self.write_file(self.path)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        self.child_pid = pid
+        self.child_started = time.time()
+        logger.notice(f"Background saving started by pid {pid}")
+
+    def check_child(self) -> None:
+        """Reap a finished BGSAVE child (called by the cron)."""
+        if not self.child_pid:
+            return
+        try:
+            pid, status = os.waitpid(self.child_pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.child_pid, 1 << 8
+        if pid == 0:
+            return
+        self.child_pid = 0
+        self.last_bgsave_seconds = int(time.time() - self.child_started)
+        if os.waitstatus_to_exitcode(status) == 0:
+            logger.notice("Background saving terminated with success")
+            self._saved(self.child_started, self.dirty_at_fork)
+        else:
+            logger.warning("Background saving error")
+            self._set_bgsave_ok(False)
+        if self.scheduled:
+            self.scheduled = False
+            self.bgsave()
+
+    def cron(self) -> None:
+        self.check_child()
+        if self.child_pid:
+            return
+        server = self.server
+        now = time.time()
+        for seconds, changes in server.config["save"]:
+            if server.dirty >= changes and now - server.lastsave > seconds and (
+                self.last_bgsave_ok or now - self.last_bgsave_try > BGSAVE_RETRY_DELAY
+            ):
+                logger.notice(f"{changes} changes in {seconds} seconds. Saving...")
+                try:
+                    self.bgsave()
+                except CommandError:
+                    pass
+                break
+
+    def wait_child(self) -> None:
+        """Shutdown: a running BGSAVE child is killed, as Redis does (killRDBChild)."""
+        if self.child_pid:
+            try:
+                os.kill(self.child_pid, 9)
+                os.waitpid(self.child_pid, 0)
+            except OSError:
+                pass
+            self.child_pid = 0
+            try:
+                os.unlink(os.path.join(os.path.dirname(self.path) or ".", "temp-%d.rdb" % self.child_pid))
+            except OSError:
+                pass
+
+    def shutdown_hook(self, flags) -> None:
+        self.wait_child()
+        config = self.server.config
+        wants_save = ("save" in flags) or (bool(config["save"]) and "nosave" not in flags)
+        if not wants_save:
+            return
+        logger.notice("Saving the final RDB snapshot before exiting.")
+        try:
+            self.write_file(self.path)
+        except OSError as exc:
+            logger.warning(f"Error trying to save the DB, can't exit. ({exc.strerror})")
+            raise
+        logger.notice("DB saved on disk")
+        self._saved(time.time())
+
+    def _set_bgsave_ok(self, ok: bool) -> None:
+        # The MISCONF check sits in the dispatcher's check list only while a save is
+        # failing, so the common path pays nothing for it.
+        self.last_bgsave_ok = ok
+        checks = self.server.command_checks
+        if ok and self.check_writes in checks:
+            checks.remove(self.check_writes)
+        elif not ok and self.check_writes not in checks:
+            checks.append(self.check_writes)
+
+    def check_writes(self, client, spec, argv) -> None:
+        """stop-writes-on-bgsave-error: refuse writes while the last bgsave failed."""
+        server = self.server
+        if (spec.is_write and not self.last_bgsave_ok and server.config["save"]
+                and _yes(server.config, "stop-writes-on-bgsave-error")):
+            raise CommandError(MISCONF)
+
+    # -- loading ------------------------------------------------------------------
+
+    def load_at_startup(self) -> None:
+        path = self.path
+        if not os.path.exists(path):
+            return
+        start = time.time()
+        self.loading = True
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            result = rdb.load_snapshot(data, self.server.dbs)
+        except rdb.RDBError as exc:
+            logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
+            raise SystemExit(1) from None
+        finally:
+            self.loading = False
+        aux = result.aux
+        if b"redis-ver" in aux:
+            logger.notice(f"Loading RDB produced by version {aux[b'redis-ver'].decode()}")
+        if b"ctime" in aux:
+            logger.notice(f"RDB age {int(time.time()) - int(aux[b'ctime'])} seconds")
+        logger.notice(f"Done loading RDB, keys loaded: {result.keys}, keys expired: {result.expired}.")
+        logger.notice("DB loaded from disk: %.3f seconds" % (time.time() - start))
+        self.loaded_keys = result.keys
+        self.server.dirty = 0
+        self.server.lastsave = int(time.time())
+
+
+def install(server) -> Snapshots:
+    snapshots = Snapshots(server)
+    server.snapshots = snapshots
+    server.cron_jobs.append(snapshots.cron)
+    server.shutdown_hooks.append(snapshots.shutdown_hook)
+    return snapshots
+
+
+def _yes(config, name: str) -> bool:
+    return bool(config.values.get(name, True))
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
