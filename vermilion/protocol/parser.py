@@ -1,19 +1,51 @@
 """Sans-IO request parser: bytes in, complete commands (lists of bytes) out.
 
-Mirrors networking.c processInlineBuffer()/processMultibulkBuffer(), limits and
-error wording included. It never touches a socket, so it is tested with byte strings.
+Mirrors networking.c processInlineBuffer()/processMultibulkBuffer() of Redis 7.0,
+limits and error wording included. It never touches a socket, so it is tested with
+byte strings (tests/test_parser.py).
+
+Like Redis, the parser is incremental: a multibulk command that arrives in pieces
+keeps its already-parsed arguments (``_argv``), the number still expected and the
+length of the bulk being read, so no byte is parsed twice. While a bulk's payload is
+incomplete the incoming chunks are only collected in a list and joined once the
+payload is whole, so a 512 MB argument arriving in 64 KB reads costs O(size), not
+O(size^2).
+
+Redis scans the header lines with strchr(), which stops at a NUL byte: a header or
+inline line containing a NUL before its terminator is "not complete yet" (and, past
+64 KB, "too big"), never an error about its content. That is reproduced below, off
+the hot path (only when a header fails to parse).
 """
 
 from dataclasses import dataclass
 
 INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
 INT_MAX = 2**31 - 1
-UNAUTH_MAX_MULTIBULK = 10
-UNAUTH_MAX_BULK = 16384
+LLONG_MAX = 2**63 - 1
+LLONG_MIN = -(2**63)
+UNAUTH_MAX_MULTIBULK = 10  # processMultibulkBuffer(): "ll > 10 && authRequired(c)"
+UNAUTH_MAX_BULK = 16384  # "ll > 16384 && authRequired(c)"
+
+# Exact header lines -> value, for the lengths clients send all the time. A dict hit
+# is both the parse and the validation (string2ll would accept exactly these bytes),
+# and every cached value is within the unauthenticated and proto-max-bulk-len limits
+# (proto-max-bulk-len cannot be set below 1 MB), so a hit needs no further check.
+_COUNT_HEADERS = {b"*%d" % i: i for i in range(1, UNAUTH_MAX_MULTIBULK + 1)}
+_BULK_HEADERS = {b"$%d" % i: i for i in range(0, 4097)}
 
 
 class ProtocolError(Exception):
     """The client sent something Redis would answer with a protocol error and a close."""
+
+
+class ErrorText(str):
+    """A protocol error message. Redis echoes the offending byte raw ("expected '$',
+    got '\\xc8'"), so the text is latin-1: ``encode()`` gives back the exact bytes."""
+
+    __slots__ = ()
+
+    def encode(self, encoding="latin-1", errors="strict"):
+        return str.encode(self, "latin-1", errors)
 
 
 @dataclass
@@ -21,149 +53,218 @@ class ParserLimits:
     proto_max_bulk_len: int = 512 * 1024 * 1024
 
 
-def _strict_int(raw: bytes) -> int | None:
-    """string2ll(): an optional '-', then digits, no spaces, no '+', no leading zeros."""
-    if not raw or len(raw) > 20:
+def string2ll(raw: bytes) -> int | None:
+    """util.c string2ll(): optional '-', then digits without leading zeros ("0" alone
+    is fine, "-0" is not), no spaces or '+', fits a signed 64-bit integer."""
+    if not raw or len(raw) > 20:  # slen >= LONG_STR_SIZE (21)
         return None
-    if raw[0] == 45:  # '-'
-        digits = raw[1:]
-    else:
-        digits = raw
-    if not digits.isdigit() or (digits[0] == 48 and len(digits) > 1):
+    digits = raw[1:] if raw[0] == 45 else raw  # '-'
+    if not digits.isdigit():
         return None
-    return int(raw)
+    if digits[0] == 48 and (len(raw) > 1):  # '0' must be alone (and unsigned)
+        return None
+    value = int(raw)
+    if value > LLONG_MAX or value < LLONG_MIN:
+        return None
+    return value
+
+
+def _error_byte(byte: int) -> str:
+    # addReplyErrorFormat() maps \r and \n in the message to spaces.
+    return " " if byte in (10, 13) else chr(byte)
 
 
 class RequestParser:
-    __slots__ = ("limits", "_buf", "_chunks", "_chunks_len", "_need", "error")
+    __slots__ = (
+        "limits", "_buf", "_chunks", "_chunks_len", "_need",
+        "_argv", "_argv_bytes", "_remaining", "_bulklen", "error",
+    )
 
     def __init__(self, limits: ParserLimits | None = None):
         self.limits = limits or ParserLimits()
         self._buf = b""
+        # While a bulk payload is incomplete: the chunks received after _buf, their
+        # total length, and the length _buf + chunks must reach (payload + CRLF).
         self._chunks: list[bytes] = []
         self._chunks_len = 0
-        self._need = 0  # bytes required before parsing can progress (large bulks)
+        self._need = 0
+        # The multibulk command being parsed (None between commands).
+        self._argv: list[bytes] | None = None
+        self._argv_bytes = 0
+        self._remaining = 0  # multibulklen: arguments still to read
+        self._bulklen = -1  # length of the bulk being read, -1 while reading its header
         self.error: str | None = None
 
     def buffered(self) -> int:
-        return len(self._buf) + self._chunks_len
+        """Bytes received and not yet turned into a command (query buffer plus the
+        arguments of the incomplete command), for client-query-buffer-limit."""
+        return len(self._buf) + self._chunks_len + self._argv_bytes
 
     def feed(self, data: bytes) -> bool:
         """Add data; returns True when parse() may produce something."""
-        if self._need and len(self._buf) + self._chunks_len + len(data) < self._need:
-            # Waiting for a large bulk: collect chunks instead of re-joining each time.
+        if self._need:
+            # Waiting for a bulk payload: collect, join once it is complete.
             self._chunks.append(data)
             self._chunks_len += len(data)
-            return False
-        if self._chunks:
-            self._chunks.append(data)
-            self._buf = self._buf + b"".join(self._chunks)
+            if len(self._buf) + self._chunks_len < self._need:
+                return False
+            self._chunks.insert(0, self._buf)
+            self._buf = b"".join(self._chunks)
             self._chunks = []
             self._chunks_len = 0
+            self._need = 0
         elif self._buf:
             self._buf += data
         else:
             self._buf = data
-        self._need = 0
         return True
 
     def parse(self, authenticated: bool = True) -> list[list[bytes]]:
         """Every complete command in the buffer. On a protocol error, the commands
         before it are returned and ``self.error`` is set (the caller replies and closes)."""
+        if self.error is not None or self._need:
+            return []
         buf = self._buf
         n = len(buf)
         pos = 0
         out = []
-        max_bulk = self.limits.proto_max_bulk_len
+        argv = self._argv
+        started = len(argv) if argv is not None else 0
+        remaining = self._remaining
+        bulklen = self._bulklen
+        count_headers = _COUNT_HEADERS
+        bulk_headers = _BULK_HEADERS
         try:
-            while pos < n and self.error is None:
-                if buf[pos] != 42:  # not '*': an inline command
-                    end = buf.find(b"\n", pos)
-                    if end < 0:
-                        if n - pos > INLINE_MAX_SIZE:
+            while True:
+                if argv is None:
+                    if pos >= n:
+                        break
+                    if buf[pos] != 42:  # not '*': an inline command
+                        end = buf.find(b"\n", pos)
+                        if end < 0 or buf.find(b"\0", pos, end) >= 0:
+                            if n - pos > INLINE_MAX_SIZE:
+                                raise ProtocolError("Protocol error: too big inline request")
+                            break
+                        if end - pos > INLINE_MAX_SIZE:
+                            # Redis reads at most 16 KB at a time and gives up on a
+                            # line once 64 KB of it are buffered without a newline.
                             raise ProtocolError("Protocol error: too big inline request")
+                        line = buf[pos:end - 1] if end > pos and buf[end - 1] == 13 else buf[pos:end]
+                        pos = end + 1
+                        words = split_args(line)
+                        if words is None:
+                            raise ProtocolError("Protocol error: unbalanced quotes in request")
+                        if words:
+                            out.append(words)
+                        continue
+                    # "*<count>\r": Redis looks for the '\r' and skips it and the
+                    # byte after it unchecked, so it needs one byte past the '\r'.
+                    end = buf.find(b"\r", pos)
+                    if end < 0 or end + 1 >= n:
+                        if end < 0 and n - pos > INLINE_MAX_SIZE:
+                            raise ProtocolError("Protocol error: too big mbulk count string")
                         break
-                    line = buf[pos:end]
-                    if line.endswith(b"\r"):
-                        line = line[:-1]
-                    pos = end + 1
-                    argv = split_args(line)
-                    if argv is None:
-                        raise ProtocolError("Protocol error: unbalanced quotes in request")
-                    if argv:
-                        out.append(argv)
-                    continue
-                # Multibulk: *<count>\r\n then <count> times $<len>\r\n<bytes>\r\n
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if n - pos > INLINE_MAX_SIZE:
-                        raise ProtocolError("Protocol error: too big mbulk count string")
-                    break
-                count = _strict_int(buf[pos + 1 : end])
-                if count is None or count > INT_MAX:
-                    raise ProtocolError("Protocol error: invalid multibulk length")
-                if count > UNAUTH_MAX_MULTIBULK and not authenticated:
-                    raise ProtocolError("Protocol error: unauthenticated multibulk length")
-                cur = end + 2
-                if count <= 0:
-                    pos = cur
-                    continue
-                argv = []
-                complete = True
-                for _ in range(count):
-                    if cur >= n:
-                        complete = False
-                        break
-                    if buf[cur] != 36:  # '$'
-                        raise ProtocolError(
-                            "Protocol error: expected '$', got '%s'" % chr(buf[cur])
-                        )
-                    end = buf.find(b"\r\n", cur)
-                    if end < 0:
-                        if n - cur > INLINE_MAX_SIZE:
-                            raise ProtocolError("Protocol error: too big bulk count string")
-                        complete = False
-                        break
-                    size = _strict_int(buf[cur + 1 : end])
-                    if size is None or size < 0 or size > max_bulk:
-                        raise ProtocolError("Protocol error: invalid bulk length")
-                    if size > UNAUTH_MAX_BULK and not authenticated:
-                        raise ProtocolError("Protocol error: unauthenticated bulk length")
-                    start = end + 2
-                    stop = start + size
+                    count = count_headers.get(buf[pos:end])
+                    if count is None:
+                        if buf.find(b"\0", pos, end) >= 0:  # strchr() stopped at the NUL
+                            if n - pos > INLINE_MAX_SIZE:
+                                raise ProtocolError("Protocol error: too big mbulk count string")
+                            break
+                        count = string2ll(buf[pos + 1:end])
+                        if count is None or count > INT_MAX:
+                            raise ProtocolError("Protocol error: invalid multibulk length")
+                        if count > UNAUTH_MAX_MULTIBULK and not authenticated:
+                            raise ProtocolError("Protocol error: unauthenticated multibulk length")
+                    pos = end + 2
+                    if count <= 0:  # *0 and *-1 are no command at all
+                        continue
+                    argv = []
+                    started = 0
+                    self._argv_bytes = 0
+                    remaining = count
+                    bulklen = -1
+                while remaining:
+                    if bulklen < 0:
+                        end = buf.find(b"\r", pos)
+                        if end < 0 or end + 1 >= n:
+                            if end < 0 and n - pos > INLINE_MAX_SIZE:
+                                raise ProtocolError("Protocol error: too big bulk count string")
+                            break
+                        bulklen = bulk_headers.get(buf[pos:end], -1)
+                        if bulklen < 0:
+                            bulklen = self._bulk_header(buf, pos, end, authenticated)
+                            if bulklen < 0:  # NUL in the header: incomplete
+                                if n - pos > INLINE_MAX_SIZE:
+                                    raise ProtocolError("Protocol error: too big bulk count string")
+                                break
+                        pos = end + 2
+                    stop = pos + bulklen
                     if stop + 2 > n:
-                        complete = False
-                        self._need = stop + 2 - pos
                         break
-                    argv.append(buf[start:stop])
-                    cur = stop + 2  # like Redis, the trailing CRLF is skipped unchecked
-                if not complete:
+                    argv.append(buf[pos:stop])
+                    pos = stop + 2  # like Redis, the trailing CRLF is skipped unchecked
+                    bulklen = -1
+                    remaining -= 1
+                if remaining:
                     break
                 out.append(argv)
-                pos = cur
+                argv = None
         except ProtocolError as exc:
-            self.error = str(exc)
-            pos = n
+            self.error = ErrorText(exc.args[0])
+            self._buf = b""
+            self._argv = None
+            self._argv_bytes = 0
+            return out
         self._buf = buf[pos:] if pos else buf
-        if self._need:
-            self._need = max(0, self._need - 0)
+        self._argv = argv
+        self._remaining = remaining
+        self._bulklen = bulklen
+        if argv is not None:
+            self._argv_bytes += sum(map(len, argv[started:]))
+            if bulklen >= 0:
+                # Collect the payload's chunks without re-joining until it is whole.
+                self._need = bulklen + 2
+        else:
+            self._argv_bytes = 0
         return out
+
+    def _bulk_header(self, buf: bytes, pos: int, end: int, authenticated: bool) -> int:
+        """The slow path of a "$<len>\\r" header: validation and Redis's errors.
+        Returns -1 when strchr() would not have found the line yet (a NUL)."""
+        if buf.find(b"\0", pos, end) >= 0:
+            return -1
+        if buf[pos] != 36:  # '$'
+            raise ProtocolError("Protocol error: expected '$', got '%s'" % _error_byte(buf[pos]))
+        size = string2ll(buf[pos + 1:end])
+        if size is None or size < 0 or size > self.limits.proto_max_bulk_len:
+            raise ProtocolError("Protocol error: invalid bulk length")
+        if size > UNAUTH_MAX_BULK and not authenticated:
+            raise ProtocolError("Protocol error: unauthenticated bulk length")
+        return size
 
 
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
 _HEX = b"0123456789abcdefABCDEF"
+_SPACE = b" \n\r\t\v\f"  # isspace() in the C locale
+_TOKEN_END = b" \n\r\t"  # what ends an unquoted token (not \v or \f)
 
 
 def split_args(line: bytes) -> list[bytes] | None:
     """sdssplitargs(): whitespace-separated words, "double" quotes with \\xHH and C escapes,
     'single' quotes with only \\'. Returns None for unbalanced quotes (or a quote not
-    followed by a space), as Redis does for inline commands and redis.conf lines."""
-    if b'"' not in line and b"'" not in line:
+    followed by a space), as Redis does for inline commands and redis.conf lines.
+
+    Leading blanks are any isspace() byte, but an unquoted word only ends at a space,
+    tab, CR or LF: "a\\vb" is one word. The C string ends at the first NUL."""
+    nul = line.find(b"\0")
+    if nul >= 0:
+        line = line[:nul]
+    if b'"' not in line and b"'" not in line and b"\v" not in line and b"\f" not in line:
         return line.split()
     args = []
     i, n = 0, len(line)
     while True:
-        while i < n and line[i] in b" \n\r\t\v\f":
+        while i < n and line[i] in _SPACE:
             i += 1
         if i >= n:
             return args
@@ -184,7 +285,7 @@ def split_args(line: bytes) -> list[bytes] | None:
                     i += 1
                     current += _ESCAPES.get(line[i], bytes([line[i]]))
                 elif c == 34:
-                    if i + 1 < n and line[i + 1] not in b" \n\r\t\v\f":
+                    if i + 1 < n and line[i + 1] not in _SPACE:
                         return None
                     i += 1
                     break
@@ -198,7 +299,7 @@ def split_args(line: bytes) -> list[bytes] | None:
                     i += 1
                     current.append(39)
                 elif c == 39:
-                    if i + 1 < n and line[i + 1] not in b" \n\r\t\v\f":
+                    if i + 1 < n and line[i + 1] not in _SPACE:
                         return None
                     i += 1
                     break
@@ -208,7 +309,7 @@ def split_args(line: bytes) -> list[bytes] | None:
                 if i >= n:
                     break
                 c = line[i]
-                if c in b" \n\r\t\v\f":
+                if c in _TOKEN_END:
                     break
                 if c == 34:
                     in_double = True
