@@ -73,3 +73,37 @@ def _text(b: bytes) -> str:
 def sanitize(message: str) -> str:
     # Redis replaces CR/LF in error text with spaces so the reply stays one line.
     return message.replace("\r", " ").replace("\n", " ")
+
+# t_string.c / bitops.c (strings and bitmaps family).
+DECREMENT_OVERFLOW = "ERR decrement would overflow"
+OFFSET_OUT_OF_RANGE = "ERR offset is out of range"
+LCS_WRONGTYPE = "ERR The specified keys must contain string values"
+LCS_LEN_AND_IDX = "ERR If you want both the length and indexes, please just use IDX."
+LCS_TOO_LONG = "ERR String too long for LCS"
+LCS_MEMORY = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+BITFIELD_TYPE = (
+    "ERR Invalid bitfield type. Use something like i16 u8. "
+    "Note that u64 is not supported but i64 is."
+)
+BITFIELD_OVERFLOW_TYPE = "ERR Invalid OVERFLOW type specified"
+BITFIELD_RO_GET_ONLY = "ERR BITFIELD_RO only supports the GET subcommand"
+BITOP_NOT_ONE_KEY = "ERR BITOP NOT must be called with a single source key."
+BITPOS_BIT = "ERR The bit argument must be 1 or 0."
+
+# -- lists and hashes (t_list.c, t_hash.c, object.c getRangeLongFromObjectOrReply) --
+MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
+COUNT_POSITIVE = "ERR count should be greater than 0"
+LPOS_RANK_ZERO = (
+    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+    "or use negative to start from the end of the list"
+)
+LPOS_COUNT_NEGATIVE = "ERR COUNT can't be negative"
+LPOS_MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
+HASH_NOT_INTEGER = "ERR hash value is not an integer"
+HASH_NOT_FLOAT = "ERR hash value is not a float"
+NAN_OR_INFINITY = "ERR value is NaN or Infinity"
+VALUE_OUT_OF_RANGE = "ERR value is out of range"
+VALUE_NOT_IN_LONG_RANGE = (
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+)
