@@ -1,0 +1,172 @@
+"""RDB snapshots and DUMP/RESTORE exchanged with the real redis-server, both ways."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+
+from conftest import ServerProcess, VERMILION, require_binary, start_redis
+
+
+def _start(binary, workdir, *args):
+    server = ServerProcess(binary, cwd=workdir)
+    # ServerProcess passes --save "" first; later directives override it.
+    server.args = ["--dir", str(workdir), *args]
+    return server.start()
+
+
+def _vermilion(workdir, *args):
+    return _start(VERMILION, workdir, *args)
+
+
+def _redis(workdir, *args):
+    return _start(require_binary("redis-server"), workdir, *args)
+
+
+def _fill_strings(client):
+    client.set("small", "1")
+    client.set("negative", "-70000")
+    client.set("big", "123456789012345")
+    client.set("text", "hello")
+    client.set("long", "x" * 1000)  # LZF-compressed in the file
+    client.set(b"bin\x00\xff", b"\x00\x01\xfe\xff")
+    client.set("ttl", "v", px=3_600_000)
+
+
+def _snapshot_of(client):
+    out = {}
+    for key in client.keys("*"):
+        out[key] = (client.dump(key), client.pttl(key) > 0)
+    return out
+
+
+def test_vermilion_loads_rdb_written_by_redis(tmp_path):
+    real = _redis(tmp_path)
+    try:
+        c = real.client()
+        _fill_strings(c)
+        c.execute_command("SELECT", 5)
+        expected = {k: c.get(k) for k in c.keys("*")}
+        c.save()
+    finally:
+        real.stop()
+    assert (tmp_path / "dump.rdb").exists()
+    ours = _vermilion(tmp_path)
+    try:
+        c = ours.client()
+        assert {k: c.get(k) for k in c.keys("*")} == expected
+        assert c.get("long") == b"x" * 1000
+        assert c.get(b"bin\x00\xff") == b"\x00\x01\xfe\xff"
+        assert 0 < c.pttl("ttl") <= 3_600_000
+    finally:
+        ours.stop()
+
+
+def test_redis_loads_rdb_written_by_vermilion(tmp_path):
+    ours = _vermilion(tmp_path)
+    try:
+        c = ours.client()
+        _fill_strings(c)
+        expected = {k: c.get(k) for k in c.keys("*")}
+        assert c.save() is True
+    finally:
+        ours.stop()
+    check = subprocess.run([require_binary("redis-check-rdb"), str(tmp_path / "dump.rdb")],
+                           capture_output=True, text=True)
+    assert "RDB looks OK" in check.stdout, check.stdout
+    real = _redis(tmp_path)
+    try:
+        c = real.client()
+        assert {k: c.get(k) for k in c.keys("*")} == expected
+        assert 0 < c.pttl("ttl") <= 3_600_000
+    finally:
+        real.stop()
+
+
+def test_sigterm_saves_and_restart_restores(tmp_path):
+    ours = _vermilion(tmp_path, "--save", "3600", "1")
+    c = ours.client()
+    for i in range(500):
+        c.set(f"k{i}", i)
+    ours.proc.send_signal(signal.SIGTERM)
+    assert ours.proc.wait(10) == 0
+    ours.log.close()
+    again = _vermilion(tmp_path, "--save", "3600", "1")
+    try:
+        c = again.client()
+        assert c.dbsize() == 500
+        assert c.get("k499") == b"499"
+        assert "DB loaded from disk" in again.log_path.read_text()
+    finally:
+        again.stop()
+
+
+def test_bgsave_writes_a_snapshot_while_serving(tmp_path):
+    ours = _vermilion(tmp_path)
+    try:
+        c = ours.client()
+        c.mset({f"key:{i}": "v" * 10 for i in range(2000)})
+        before = c.lastsave()
+        assert c.bgsave() is True
+        assert c.set("during", "ok")  # the parent keeps serving
+        deadline = time.time() + 10
+        while c.lastsave() == before and time.time() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "dump.rdb").exists()
+    finally:
+        ours.stop()
+    check = subprocess.run([require_binary("redis-check-rdb"), str(tmp_path / "dump.rdb")],
+                           capture_output=True, text=True)
+    assert "2000 keys read" in check.stdout or "2001 keys read" in check.stdout, check.stdout
+
+
+@pytest.mark.parametrize("value", [b"", b"7", b"-32768", b"4294967296", b"hello",
+                                   b"z" * 300, bytes(range(256))])
+def test_dump_payloads_are_byte_identical_to_redis(vermilion_server, redis_server, value):
+    ours, real = vermilion_server.client(), redis_server.client()
+    ours.set("k", value)
+    real.set("k", value)
+    assert ours.dump("k") == real.dump("k")
+
+
+def test_restore_across_servers_both_ways(vermilion_server, redis_server):
+    ours, real = vermilion_server.client(), redis_server.client()
+    real.set("from-redis", "x" * 100)
+    ours.delete("from-redis")
+    assert ours.restore("from-redis", 0, real.dump("from-redis")) in (True, b"OK")
+    assert ours.get("from-redis") == b"x" * 100
+    ours.set("from-us", "12345")
+    real.delete("from-us")
+    assert real.restore("from-us", 5000, ours.dump("from-us")) in (True, b"OK")
+    assert real.get("from-us") == b"12345" and 0 < real.pttl("from-us") <= 5000
+
+
+@pytest.mark.parametrize("args", [
+    ["RESTORE", "k", "0", "garbage"],
+    ["RESTORE", "k", "-1", "x"],
+    ["RESTORE", "k", "0", "x", "FREQ", "300"],
+    ["RESTORE", "k", "0", "x", "IDLETIME", "-1"],
+    ["RESTORE", "k", "0", "x", "BOGUS"],
+    ["RESTORE", "exists", "0", "x"],
+    ["DUMP", "missing"],
+])
+def test_restore_errors_match_redis(raw, raw_real, args):
+    for conn in (raw, raw_real):
+        conn.command("SET", "exists", "1")
+    assert raw.command(*args) == raw_real.command(*args)
+
+
+def test_restore_busykey_and_replace(raw, raw_real):
+    for conn in (raw, raw_real):
+        conn.command("SET", "src", "v")
+    payload = raw_real.command("DUMP", "src").split(b"\r\n", 1)[1][:-2]
+    for conn in (raw, raw_real):
+        assert conn.command("RESTORE", "src", "0", payload) == \
+            b"-BUSYKEY Target key name already exists.\r\n"
+        assert conn.command("RESTORE", "src", "0", payload, "REPLACE") == b"+OK\r\n"
+        assert conn.command("RESTORE", "gone", "1", payload, "ABSTTL") == b"+OK\r\n"
+        assert conn.command("EXISTS", "gone") == b":0\r\n"
