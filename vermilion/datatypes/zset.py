@@ -1,0 +1,276 @@
+"""The sorted set value (Redis's OBJ_ZSET, t_zset.c).
+
+Redis keeps a dict member→score beside a skiplist ordered by (score, member); we keep
+the same dict beside a sortedcontainers.SortedList of (score, member) tuples, which
+gives the skiplist's O(log n) insert, delete, rank and index-by-rank. Tuples order
+exactly as Redis does: by score, then by member bytes (memcmp, shorter first on a tie).
+
+The encoding Redis would report is a sticky flag: a sorted set is a listpack while it
+has at most zset-max-listpack-entries members none longer than zset-max-listpack-value,
+and becomes a skiplist for good the first time it outgrows either (zsetAdd converts,
+nothing converts back except building a fresh result in ZUNIONSTORE/ZRANGESTORE).
+"""
+
+import random
+from sortedcontainers import SortedList
+
+DEFAULT_MAX_LISTPACK_ENTRIES = 128
+DEFAULT_MAX_LISTPACK_VALUE = 64
+
+
+class _Above:
+    """Sorts after every member: (score, ABOVE) is past all entries with that score."""
+
+    __slots__ = ()
+
+    def __lt__(self, other):
+        return False
+
+    def __le__(self, other):
+        return other is self
+
+    def __gt__(self, other):
+        return other is not self
+
+    def __ge__(self, other):
+        return True
+
+    def __eq__(self, other):
+        return other is self
+
+    def __hash__(self):
+        return 0
+
+
+ABOVE = _Above()
+
+# Lex range bounds '-' and '+' (Redis's shared.minstring / shared.maxstring).
+LEX_MIN = object()
+LEX_MAX = object()
+
+
+def _lex_cmp(a, b) -> int:
+    """sdscmplex(): the '-' / '+' sentinels sort before / after every string."""
+    if a is b:
+        return 0
+    if a is LEX_MIN or b is LEX_MAX:
+        return -1
+    if a is LEX_MAX or b is LEX_MIN:
+        return 1
+    return (a > b) - (a < b)
+
+
+class ScoreRange:
+    """zrangespec: min/max with exclusive flags ('(' prefix)."""
+
+    __slots__ = ("min", "minex", "max", "maxex")
+
+    def __init__(self, lo: float, loex: bool, hi: float, hiex: bool):
+        self.min, self.minex, self.max, self.maxex = lo, loex, hi, hiex
+
+    def empty(self) -> bool:
+        return self.min > self.max or (self.min == self.max and (self.minex or self.maxex))
+
+    def contains(self, score: float) -> bool:
+        above = score > self.min if self.minex else score >= self.min
+        below = score < self.max if self.maxex else score <= self.max
+        return above and below
+
+
+class LexRange:
+    """zlexrangespec: bytes bounds or LEX_MIN/LEX_MAX, with exclusive flags."""
+
+    __slots__ = ("min", "minex", "max", "maxex")
+
+    def __init__(self, lo, loex: bool, hi, hiex: bool):
+        self.min, self.minex, self.max, self.maxex = lo, loex, hi, hiex
+
+    def empty(self) -> bool:
+        cmp = _lex_cmp(self.min, self.max)
+        return cmp > 0 or (cmp == 0 and (self.minex or self.maxex))
+
+    def gte_min(self, member: bytes) -> bool:
+        cmp = _lex_cmp(member, self.min)
+        return cmp > 0 if self.minex else cmp >= 0
+
+    def lte_max(self, member: bytes) -> bool:
+        cmp = _lex_cmp(member, self.max)
+        return cmp < 0 if self.maxex else cmp <= 0
+
+
+class ZSet:
+    __slots__ = ("scores", "order", "listpack")
+    type_name = "zset"
+
+    def __init__(self):
+        self.scores: dict[bytes, float] = {}
+        self.order = SortedList()
+        self.listpack = True
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __contains__(self, member) -> bool:
+        return member in self.scores
+
+    @property
+    def encoding(self) -> str:
+        return "listpack" if self.listpack else "skiplist"
+
+    def copy(self) -> "ZSet":
+        clone = ZSet()
+        clone.scores = dict(self.scores)
+        clone.order = SortedList(self.order)
+        clone.listpack = self.listpack
+        return clone
+
+    # -- encoding --------------------------------------------------------------------
+
+    def grew(self, member: bytes, max_entries: int, max_value: int) -> None:
+        """After inserting member: the listpack → skiplist conversion zsetAdd does."""
+        if self.listpack and (len(self.scores) > max_entries or len(member) > max_value):
+            self.listpack = False
+
+    def fit(self, max_entries: int, max_value: int) -> None:
+        """A freshly built result (zsetConvertToListpackIfNeeded)."""
+        # all() only runs on a small set: `and` stops at a set past the entry limit.
+        self.listpack = len(self.scores) <= max_entries and all(
+            len(m) <= max_value for m in self.scores)
+
+    # -- members ---------------------------------------------------------------------
+
+    def score(self, member: bytes):
+        return self.scores.get(member)
+
+    def set(self, member: bytes, score: float) -> bool:
+        """Insert or move member to score; True when it is new."""
+        old = self.scores.get(member)
+        if old is not None:
+            if old == score:
+                return False
+            self.order.remove((old, member))
+        self.scores[member] = score
+        self.order.add((score, member))
+        return old is None
+
+    def remove(self, member: bytes) -> bool:
+        score = self.scores.pop(member, None)
+        if score is None:
+            return False
+        self.order.remove((score, member))
+        return True
+
+    def rank(self, member: bytes, reverse: bool = False):
+        score = self.scores.get(member)
+        if score is None:
+            return None
+        rank = self.order.bisect_left((score, member))
+        return len(self.scores) - 1 - rank if reverse else rank
+
+    # -- ranges: half-open [start, end) positions in ascending order ---------------------
+
+    def score_span(self, rng: ScoreRange) -> tuple[int, int]:
+        if rng.empty():
+            return 0, 0
+        order = self.order
+        start = order.bisect_left((rng.min, ABOVE) if rng.minex else (rng.min,))
+        end = order.bisect_left((rng.max,) if rng.maxex else (rng.max, ABOVE))
+        return start, max(start, end)
+
+    def lex_span(self, rng: LexRange) -> tuple[int, int]:
+        # Lex ranges assume all members share one score (as Redis documents); the
+        # search walks positions comparing members only, like zslFirstInLexRange.
+        if rng.empty():
+            return 0, 0
+        start = self._first(lambda m: rng.gte_min(m), 0)
+        end = self._first(lambda m: not rng.lte_max(m), start)
+        return start, end
+
+    def _first(self, pred, lo: int) -> int:
+        order, hi = self.order, len(self.order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if pred(order[mid][1]):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def entries(self, start: int, end: int, reverse: bool = False) -> list:
+        """(score, member) tuples at positions [start, end), reversed on request."""
+        if start >= end:
+            return []
+        if reverse:
+            return list(self.order.islice(start, end, reverse=True))
+        return list(self.order.islice(start, end))
+
+    def delete_span(self, start: int, end: int) -> int:
+        if start >= end:
+            return 0
+        scores = self.scores
+        for _, member in self.order.islice(start, end):
+            del scores[member]
+        del self.order[start:end]
+        return end - start
+
+    def pop(self, count: int, maximum: bool) -> list:
+        """Remove and return up to count (score, member), lowest (or highest) first."""
+        n = len(self.scores)
+        count = min(count, n)
+        if maximum:
+            taken = list(self.order.islice(n - count, n, reverse=True))
+            del self.order[n - count:n]
+        else:
+            taken = list(self.order.islice(0, count))
+            del self.order[0:count]
+        for _, member in taken:
+            del self.scores[member]
+        return taken
+
+    def random_entries(self, count: int, unique: bool) -> list:
+        n = len(self.scores)
+        order = self.order
+        if not unique:
+            return [order[random.randrange(n)] for _ in range(count)]
+        if count >= n:
+            entries = list(order)
+            random.shuffle(entries)
+            return entries
+        return [order[i] for i in random.sample(range(n), count)]
+
+    def items_by_score(self):
+        """(member, score) in ascending order (the RDB writer's view)."""
+        return [(member, score) for score, member in self.order]
+
+    def __iter__(self):
+        """(score, member) in ascending order."""
+        return iter(self.order)
+
+    def __reduce__(self):
+        return (_rebuild, (list(self.order), self.listpack))
+
+
+def _rebuild(entries, listpack):
+    value = ZSet()
+    for score, member in entries:
+        value.scores[member] = score
+    value.order = SortedList(entries)
+    value.listpack = listpack
+    return value
+
+
+def from_scores(scores: dict, max_entries: int = DEFAULT_MAX_LISTPACK_ENTRIES,
+                max_value: int = DEFAULT_MAX_LISTPACK_VALUE) -> ZSet:
+    """A fresh sorted set from a member→score dict, encoded as a new result would be."""
+    value = ZSet()
+    value.scores = scores
+    value.order = SortedList((s, m) for m, s in scores.items())
+    value.fit(max_entries, max_value)
+    return value
+
+
+def from_pairs(pairs, max_entries: int = DEFAULT_MAX_LISTPACK_ENTRIES,
+               max_value: int = DEFAULT_MAX_LISTPACK_VALUE) -> ZSet:
+    """From (member, score) pairs (the RDB loader); a later duplicate wins."""
+    return from_scores(dict(pairs), max_entries, max_value)
+
