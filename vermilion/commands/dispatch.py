@@ -9,6 +9,7 @@ import time
 
 from ..protocol import errors
 from ..protocol.errors import CommandError
+from ..propagate import propagate
 from .registry import COMMANDS, lookup
 
 _perf = time.perf_counter_ns
@@ -30,6 +31,7 @@ def process_command(client, argv: list[bytes]):
     if server.monitors and "skip_monitor" not in spec.flags:
         server.feed_monitors(client, argv)
     client.cmd = spec
+    dirty = server.dirty
     start = _perf()
     try:
         reply = spec.handler(client, argv)
@@ -37,6 +39,9 @@ def process_command(client, argv: list[bytes]):
         spec.failed_calls += 1
         server.count_error(exc)
         reply = exc
+    else:
+        if server.propagation_sinks and server.dirty != dirty and spec.is_write:
+            propagate(server, client.db, argv, reply)
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
     spec.usec += elapsed
