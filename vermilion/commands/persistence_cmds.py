@@ -1,5 +1,7 @@
 """SAVE, BGSAVE, DUMP and RESTORE (rdb.c, cluster.c dumpCommand/restoreCommand)."""
 
+import os
+
 from ..keyspace.database import now_ms
 from ..persistence import rdb
 from ..protocol import errors
@@ -93,3 +95,22 @@ def restore(client, argv):
         db.set_expire(key, ttl)
     del deleted
     return OK
+
+
+@command("bgrewriteaof")
+def bgrewriteaof(client, argv):
+    server = client.server
+    aof = server.aof
+    if aof.rewrite_child:
+        raise CommandError("ERR Background append only file rewriting already in progress")
+    if server.snapshots.child_pid:
+        aof.rewrite_scheduled = True
+        return "Background append only file rewriting scheduled"
+    if not aof.enabled:
+        # Redis rewrites even with appendonly no (the files are simply not used).
+        aof.enabled_for_rewrite_only = True
+        os.makedirs(aof.directory, exist_ok=True)
+        if not aof.entries:
+            aof._open_new_incr()
+    aof.rewrite()
+    return "Background append only file rewriting started"

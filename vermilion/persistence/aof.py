@@ -153,7 +153,12 @@ class AppendOnlyFile:
             # No AOF yet: the current dataset (perhaps loaded from an RDB) becomes the base.
             self.entries = []
             self._write_base_sync()
-        self._open_new_incr()
+        incrs = [e for e in self.entries if e.type == TYPE_INCR]
+        if incrs:
+            # Keep appending to the last incr file, as Redis does after a restart.
+            self.fd = os.open(self._path(incrs[-1].name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        else:
+            self._open_new_incr()
         return loaded
 
     def _load_all(self) -> None:
