@@ -1,1 +1,297 @@
-"""Placeholder: filled in by its family."""
+"""Hash commands (Redis's t_hash.c).
+
+The value is a HashValue (a dict, see datatypes/hashtype.py). Every write that adds
+or replaces fields goes through _store(), which also keeps the listpack → hashtable
+encoding decision Redis makes (hashTypeTryConversion / hashTypeSet). A hash whose last
+field is deleted is deleted, never kept empty.
+"""
+
+import random
+from fractions import Fraction
+
+from ..datatypes.hashtype import HashValue, listpack_limits
+from ..protocol import errors
+from ..protocol.encode import OK
+from ..protocol.errors import CommandError
+from .args import LLONG_MAX, LLONG_MIN, parse_int, to_int
+from .registry import command
+
+# HINCRBYFLOAT computes in C long double like INCRBYFLOAT; strings.py emulates the
+# 80-bit format (parse = string2ld, format = ld2string LD_STR_HUMAN) and is reused here.
+from .strings import _INF, _format_long_double, _ld_round, _parse_long_double
+
+_EMPTY: list = []
+_LONG_MAX_HALF = LLONG_MAX // 2  # HRANDFIELD WITHVALUES: count * 2 must fit a long
+
+
+# -- shared helpers -------------------------------------------------------------------
+
+
+def _write_hash(db, key: bytes) -> tuple[HashValue, bool]:
+    """hashTypeLookupWriteOrCreate(): (hash, created). A created hash is stored by
+    _commit once it has fields, so a failing command never leaves an empty key."""
+    h = db.lookup_typed(key, HashValue)
+    if h is None:
+        return HashValue(), True
+    return h, False
+
+
+def _commit(db, key: bytes, h: HashValue, created: bool) -> None:
+    if created:
+        db.set(key, h)
+    else:
+        db.touched(key)
+
+
+def _convert_if_needed(client, h: HashValue, strings) -> None:
+    """Convert a listpack hash to hashtable when a written field/value is longer than
+    hash-max-listpack-value or the hash outgrew hash-max-listpack-entries (checked
+    after the write, as hashTypeSet does). Conversion is one-way."""
+    max_entries, max_value = listpack_limits(client.server.config)
+    if len(h) > max_entries:
+        h.ht = True
+        return
+    for s in strings:
+        if len(s) > max_value:
+            h.ht = True
+            return
+
+
+def _hset_generic(client, argv: list[bytes], name: str) -> int:
+    """HSET/HMSET key field value [field value ...]: the number of new fields."""
+    n = len(argv)
+    if n & 1:
+        raise CommandError(errors.wrong_arity(name))
+    db = client.db
+    key = argv[1]
+    h, created = _write_hash(db, key)
+    before = len(h)
+    if n == 4:
+        h[argv[2]] = argv[3]
+    else:
+        # Later duplicates win, as each pair is set in turn.
+        h.update(zip(argv[2::2], argv[3::2]))
+    if not h.ht:
+        # hashTypeTryConversion looks at every argument, values of existing fields too.
+        _convert_if_needed(client, h, argv[2:])
+    _commit(db, key, h, created)
+    return len(h) - before
+
+
+def _read_hash(client, key: bytes) -> HashValue | None:
+    return client.db.lookup_typed(key, HashValue)
+
+
+# -- writes ---------------------------------------------------------------------------
+
+
+@command("hset")
+def hset(client, argv):
+    return _hset_generic(client, argv, "hset")
+
+
+@command("hmset")
+def hmset(client, argv):
+    _hset_generic(client, argv, "hmset")
+    return OK
+
+
+@command("hsetnx")
+def hsetnx(client, argv):
+    db = client.db
+    key = argv[1]
+    h, created = _write_hash(db, key)
+    if argv[2] in h:
+        return 0  # no conversion either: Redis checks the sizes only when it writes
+    h[argv[2]] = argv[3]
+    if not h.ht:
+        _convert_if_needed(client, h, argv[2:4])
+    _commit(db, key, h, created)
+    return 1
+
+
+@command("hdel")
+def hdel(client, argv):
+    db = client.db
+    key = argv[1]
+    h = db.lookup_typed(key, HashValue)
+    if h is None:
+        return 0
+    deleted = 0
+    pop = h.pop
+    for field in argv[2:]:
+        if pop(field, None) is not None:
+            deleted += 1
+            if not h:
+                break  # Redis stops at the first field that empties the hash
+    if deleted:
+        if h:
+            db.touched(key)
+        else:
+            db.delete(key)
+    return deleted
+
+
+@command("hincrby")
+def hincrby(client, argv):
+    incr = parse_int(argv[3])
+    db = client.db
+    key = argv[1]
+    h, created = _write_hash(db, key)
+    field = argv[2]
+    old = h.get(field)
+    if old is None:
+        value = 0
+    else:
+        value = to_int(old)
+        if value is None:
+            raise CommandError(errors.HASH_NOT_INTEGER)
+    value += incr
+    if value > LLONG_MAX or value < LLONG_MIN:
+        raise CommandError(errors.OVERFLOW)
+    new = b"%d" % value
+    h[field] = new
+    if not h.ht:
+        _convert_if_needed(client, h, (field, new))
+    _commit(db, key, h, created)
+    return value
+
+
+@command("hincrbyfloat")
+def hincrbyfloat(client, argv):
+    incr = _parse_long_double(argv[3])
+    if incr is None:
+        raise CommandError(errors.NOT_FLOAT)
+    if incr is _INF:
+        raise CommandError(errors.NAN_OR_INFINITY)
+    db = client.db
+    key = argv[1]
+    h, created = _write_hash(db, key)
+    field = argv[2]
+    old = h.get(field)
+    if old is None:
+        value = Fraction(0)
+    else:
+        value = _parse_long_double(old)
+        if value is None:
+            raise CommandError(errors.HASH_NOT_FLOAT)
+    total = None if value is _INF else _ld_round(value + incr)
+    if total is None:
+        raise CommandError(errors.INCR_NAN_INF)
+    new = _format_long_double(total)
+    h[field] = new
+    if not h.ht:
+        _convert_if_needed(client, h, (field, new))
+    _commit(db, key, h, created)
+    return new
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+@command("hget")
+def hget(client, argv):
+    h = client.db.lookup_typed(argv[1], HashValue)
+    if h is None:
+        return None
+    return h.get(argv[2])
+
+
+@command("hmget")
+def hmget(client, argv):
+    h = _read_hash(client, argv[1])
+    if h is None:
+        return [None] * (len(argv) - 2)
+    get = h.get
+    return [get(field) for field in argv[2:]]
+
+
+@command("hlen")
+def hlen(client, argv):
+    h = _read_hash(client, argv[1])
+    return 0 if h is None else len(h)
+
+
+@command("hstrlen")
+def hstrlen(client, argv):
+    h = _read_hash(client, argv[1])
+    if h is None:
+        return 0
+    value = h.get(argv[2])
+    return 0 if value is None else len(value)
+
+
+@command("hexists")
+def hexists(client, argv):
+    h = _read_hash(client, argv[1])
+    return 1 if h is not None and argv[2] in h else 0
+
+
+@command("hkeys")
+def hkeys(client, argv):
+    h = _read_hash(client, argv[1])
+    return _EMPTY if h is None else list(h)
+
+
+@command("hvals")
+def hvals(client, argv):
+    h = _read_hash(client, argv[1])
+    return _EMPTY if h is None else list(h.values())
+
+
+@command("hgetall")
+def hgetall(client, argv):
+    # A plain dict copy: a RESP3 map / RESP2 flat array, and safe to encode later
+    # (inside EXEC) even if a following command changes the hash.
+    h = _read_hash(client, argv[1])
+    return {} if h is None else dict(h)
+
+
+# -- HRANDFIELD -----------------------------------------------------------------------
+
+
+@command("hrandfield")
+def hrandfield(client, argv):
+    """HRANDFIELD key [count [WITHVALUES]]."""
+    argc = len(argv)
+    if argc == 2:
+        h = _read_hash(client, argv[1])
+        if h is None:
+            return None
+        return random.choice(list(h))
+    count = to_int(argv[2])
+    if count is None:
+        raise CommandError(errors.NOT_INTEGER)
+    if count == LLONG_MIN:
+        # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX): -count must fit a long.
+        raise CommandError(errors.VALUE_NOT_IN_LONG_RANGE)
+    withvalues = False
+    if argc > 4 or (argc == 4 and argv[3].lower() != b"withvalues"):
+        raise CommandError(errors.SYNTAX)
+    if argc == 4:
+        withvalues = True
+        if not -_LONG_MAX_HALF <= count <= _LONG_MAX_HALF:
+            raise CommandError(errors.VALUE_OUT_OF_RANGE)
+    h = _read_hash(client, argv[1])
+    if h is None or count == 0:
+        return _EMPTY
+    fields = _random_fields(h, count)
+    if not withvalues:
+        return fields
+    if client.resp == 3:
+        # RESP3 nests each field with its value: [[f, v], ...].
+        return [[f, h[f]] for f in fields]
+    out = []
+    for f in fields:
+        out += (f, h[f])
+    return out
+
+
+def _random_fields(h: HashValue, count: int) -> list[bytes]:
+    """A negative count samples with repetition (-count fields, random order); a
+    positive one returns distinct fields, the whole hash when count >= its size."""
+    if count < 0:
+        return random.choices(list(h), k=-count)
+    if count >= len(h):
+        return list(h)
+    return random.sample(list(h), count)

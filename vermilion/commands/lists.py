@@ -1,1 +1,424 @@
-"""Placeholder: filled in by its family."""
+"""List commands (Redis's t_list.c), except the blocking ones (BLPOP & co. live with
+the client-blocking machinery).
+
+The value is a ListValue (a deque, see datatypes/listtype.py). As in Redis, argument
+errors are reported in the order t_list.c checks them — some commands parse their
+integers before looking the key up (LRANGE, LTRIM, LREM), others after (LINDEX, LSET) —
+and a list that becomes empty is deleted, never kept.
+"""
+
+from itertools import islice
+from operator import indexOf
+
+from ..datatypes.listtype import ListValue
+from ..protocol import errors
+from ..protocol.encode import NULL_ARRAY, OK
+from ..protocol.errors import CommandError
+from .args import LLONG_MIN, parse_int, to_int
+from .registry import command
+
+_EMPTY: list = []
+
+
+# -- shared helpers (pushGenericCommand, popGenericCommand, lmoveGenericCommand...) -------
+
+
+def _lookup(db, key: bytes) -> ListValue | None:
+    return db.lookup_typed(key, ListValue)
+
+
+def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
+    """LPUSH/RPUSH/LPUSHX/RPUSHX: push argv[2:] one by one, reply the new length."""
+    db = client.db
+    key = argv[1]
+    lst = db.lookup_typed(key, ListValue)
+    if lst is None:
+        if only_existing:
+            return 0
+        # LPUSH k a b c pushes one at a time, leaving c b a.
+        lst = ListValue(reversed(argv[2:]) if head else argv[2:])
+        db.set(key, lst)
+        return len(lst)
+    if head:
+        lst.extendleft(argv[2:])  # one at a time, like LPUSH's loop
+    else:
+        lst.extend(argv[2:])
+    db.touched(key)
+    return len(lst)
+
+
+def _removed(db, key: bytes, lst: ListValue) -> None:
+    """After elements left the list: delete the key if it is now empty (Redis never
+    keeps empty collections), else record the change."""
+    if lst:
+        db.touched(key)
+    else:
+        db.delete(key)
+
+
+def _pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
+    """Pop up to count elements in pop order (RPOP's come tail first)."""
+    n = len(lst)
+    if count >= n:
+        out = list(lst)
+        if not head:
+            out.reverse()
+        lst.clear()
+        return out
+    take = lst.popleft if head else lst.pop
+    return [take() for _ in range(count)]
+
+
+def _where(raw: bytes) -> bool:
+    """getListPositionFromObjectOrReply(): LEFT → head (True), RIGHT → tail (False)."""
+    lowered = raw.lower()
+    if lowered == b"left":
+        return True
+    if lowered == b"right":
+        return False
+    raise CommandError(errors.SYNTAX)
+
+
+def _positive(raw: bytes, message: str) -> int:
+    """getPositiveLongFromObjectOrReply(): >= 0, the same message for non-integers."""
+    value = to_int(raw)
+    if value is None or value < 0:
+        raise CommandError(message)
+    return value
+
+
+def _at_least_one(raw: bytes, message: str) -> int:
+    """getRangeLongFromObjectOrReply(1, LONG_MAX, message) (LMPOP numkeys / COUNT)."""
+    value = to_int(raw)
+    if value is None or value < 1:
+        raise CommandError(message)
+    return value
+
+
+def _clamp_range(start: int, end: int, n: int) -> tuple[int, int] | None:
+    """LRANGE/LTRIM index arithmetic: negative indexes from the end, start clamped to 0,
+    end to n-1; None when the range is empty."""
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        return None
+    if end >= n:
+        end = n - 1
+    return start, end
+
+
+def _move(client, src: bytes, dst: bytes, from_head: bool, to_head: bool):
+    """lmoveGenericCommand(): pop from src, push to dst, reply the element."""
+    db = client.db
+    source = db.lookup_typed(src, ListValue)
+    if source is None:
+        return None
+    # The destination's type is checked before anything is popped.
+    target = db.lookup_typed(dst, ListValue)
+    value = source.popleft() if from_head else source.pop()
+    if target is None:
+        db.set(dst, ListValue((value,)))
+    else:
+        if to_head:
+            target.appendleft(value)
+        else:
+            target.append(value)
+        db.touched(dst)
+    # Checked after the push: with src == dst a one-element list rotates onto itself.
+    _removed(db, src, source)
+    return value
+
+
+# -- push and pop ---------------------------------------------------------------------
+
+
+@command("lpush")
+def lpush(client, argv):
+    return _push(client, argv, True, False)
+
+
+@command("rpush")
+def rpush(client, argv):
+    return _push(client, argv, False, False)
+
+
+@command("lpushx")
+def lpushx(client, argv):
+    return _push(client, argv, True, True)
+
+
+@command("rpushx")
+def rpushx(client, argv):
+    return _push(client, argv, False, True)
+
+
+def _pop(client, argv: list[bytes], head: bool, name: str):
+    """popGenericCommand(): LPOP/RPOP key [count]."""
+    argc = len(argv)
+    if argc > 3:
+        # The command table says arity -2; t_list.c itself rejects a third argument.
+        raise CommandError(errors.wrong_arity(name))
+    db = client.db
+    key = argv[1]
+    if argc == 2:
+        lst = db.lookup_typed(key, ListValue)
+        if lst is None:
+            return None
+        value = lst.popleft() if head else lst.pop()
+        if lst:
+            db.touched(key)
+        else:
+            db.delete(key)
+        return value
+    count = _positive(argv[2], errors.MUST_BE_POSITIVE)
+    lst = db.lookup_typed(key, ListValue)
+    if lst is None:
+        # With a count the reply is an array, so a missing key is a null array (*-1).
+        return NULL_ARRAY
+    if count == 0:
+        return []
+    out = _pop_many(lst, count, head)
+    _removed(db, key, lst)
+    return out
+
+
+@command("lpop")
+def lpop(client, argv):
+    return _pop(client, argv, True, "lpop")
+
+
+@command("rpop")
+def rpop(client, argv):
+    return _pop(client, argv, False, "rpop")
+
+
+@command("lmove")
+def lmove(client, argv):
+    from_head = _where(argv[3])
+    to_head = _where(argv[4])
+    return _move(client, argv[1], argv[2], from_head, to_head)
+
+
+@command("rpoplpush")
+def rpoplpush(client, argv):
+    return _move(client, argv[1], argv[2], False, True)
+
+
+@command("lmpop")
+def lmpop(client, argv):
+    """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: pop from the first
+    non-empty list; reply [key, [elements]] or a null array."""
+    numkeys = _at_least_one(argv[1], errors.NUMKEYS_POSITIVE)
+    where_idx = numkeys + 2
+    if where_idx >= len(argv):
+        raise CommandError(errors.SYNTAX)
+    head = _where(argv[where_idx])
+    count = -1
+    j = where_idx + 1
+    while j < len(argv):
+        # COUNT may appear once, and needs its value.
+        if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
+            count = _at_least_one(argv[j + 1], errors.COUNT_POSITIVE)
+            j += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    if count == -1:
+        count = 1
+    db = client.db
+    for key in argv[2:where_idx]:
+        lst = db.lookup_typed(key, ListValue)
+        if lst is None:
+            continue
+        out = _pop_many(lst, count, head)
+        _removed(db, key, lst)
+        return [key, out]
+    return NULL_ARRAY
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+@command("llen")
+def llen(client, argv):
+    lst = client.db.lookup_typed(argv[1], ListValue)
+    return 0 if lst is None else len(lst)
+
+
+@command("lindex")
+def lindex(client, argv):
+    lst = client.db.lookup_typed(argv[1], ListValue)
+    if lst is None:
+        return None  # the key is looked up before the index is parsed
+    index = parse_int(argv[2])
+    if -len(lst) <= index < len(lst):
+        return lst[index]
+    return None
+
+
+@command("lrange")
+def lrange(client, argv):
+    start = parse_int(argv[2])
+    end = parse_int(argv[3])
+    lst = client.db.lookup_typed(argv[1], ListValue)
+    if lst is None:
+        return _EMPTY
+    span = _clamp_range(start, end, len(lst))
+    if span is None:
+        return _EMPTY
+    return lst.range(*span)
+
+
+@command("lpos")
+def lpos(client, argv):
+    """LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]."""
+    rank, count, maxlen = 1, -1, 0  # count -1: option not given
+    j = 3
+    argc = len(argv)
+    while j < argc:
+        opt = argv[j].lower()
+        if j + 1 >= argc:
+            raise CommandError(errors.SYNTAX)
+        value = argv[j + 1]
+        if opt == b"rank":
+            rank = parse_int(value)
+            if rank == 0:
+                raise CommandError(errors.LPOS_RANK_ZERO)
+        elif opt == b"count":
+            count = _positive(value, errors.LPOS_COUNT_NEGATIVE)
+        elif opt == b"maxlen":
+            maxlen = _positive(value, errors.LPOS_MAXLEN_NEGATIVE)
+        else:
+            raise CommandError(errors.SYNTAX)
+        j += 2
+    lst = client.db.lookup_typed(argv[1], ListValue)
+    if lst is None:
+        return _EMPTY if count != -1 else None
+    reverse = rank < 0
+    limit = count
+    if rank == LLONG_MIN:
+        # Redis negates the rank in a C long: -LLONG_MIN stays negative, so every
+        # match counts as "at or past the rank" and the COUNT limit is never reached.
+        rank, limit = 1, 0
+    elif reverse:
+        rank = -rank
+    n = len(lst)
+    it = reversed(lst) if reverse else iter(lst)
+    if maxlen:
+        it = islice(it, maxlen)
+    found = _find_matches(it, argv[2], rank, limit if count != -1 else 1)
+    if reverse:
+        found = [n - 1 - i for i in found]
+    if count != -1:
+        return found
+    return found[0] if found else None
+
+
+def _find_matches(it, element: bytes, rank: int, limit: int) -> list[int]:
+    """Offsets (in iteration order) of the matches from the rank-th on, at most limit
+    of them (0 = all). operator.indexOf scans in C and leaves the iterator just past
+    the match, so consecutive searches continue where the last one stopped."""
+    found: list[int] = []
+    pos = -1
+    matches = 0
+    while True:
+        try:
+            pos += indexOf(it, element) + 1
+        except ValueError:
+            return found
+        matches += 1
+        if matches >= rank:
+            found.append(pos)
+            if limit and len(found) >= limit:
+                return found
+
+
+# -- in-place changes -----------------------------------------------------------------
+
+
+@command("lset")
+def lset(client, argv):
+    db = client.db
+    key = argv[1]
+    lst = db.lookup_typed(key, ListValue)
+    if lst is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    index = parse_int(argv[2])
+    if not -len(lst) <= index < len(lst):
+        raise CommandError(errors.OUT_OF_RANGE)
+    lst[index] = argv[3]
+    db.touched(key)
+    return OK
+
+
+@command("ltrim")
+def ltrim(client, argv):
+    start = parse_int(argv[2])
+    end = parse_int(argv[3])
+    db = client.db
+    key = argv[1]
+    lst = db.lookup_typed(key, ListValue)
+    if lst is None:
+        return OK
+    span = _clamp_range(start, end, len(lst))
+    if span is None:
+        db.delete(key)  # an empty range trims everything away
+        return OK
+    if span != (0, len(lst) - 1):
+        lst.keep_range(*span)
+    # Redis signals the key as modified even when nothing was trimmed.
+    db.touched(key)
+    return OK
+
+
+@command("lrem")
+def lrem(client, argv):
+    """LREM key count element: count > 0 from the head, < 0 from the tail, 0 all."""
+    to_remove = parse_int(argv[2])
+    db = client.db
+    key = argv[1]
+    lst = db.lookup_typed(key, ListValue)
+    if lst is None:
+        return 0
+    element = argv[3]
+    n = len(lst)
+    if to_remove < 0:
+        found = _find_matches(reversed(lst), element, 1, -to_remove)
+        indexes = [n - 1 - i for i in reversed(found)]
+    else:
+        indexes = _find_matches(iter(lst), element, 1, to_remove)
+    if not indexes:
+        return 0
+    if len(indexes) == n:
+        db.delete(key)
+    else:
+        lst.remove_indexes(indexes)
+        db.touched(key)
+    return len(indexes)
+
+
+@command("linsert")
+def linsert(client, argv):
+    """LINSERT key BEFORE|AFTER pivot element: -1 when the pivot is missing."""
+    where = argv[2].lower()
+    if where == b"after":
+        after = True
+    elif where == b"before":
+        after = False
+    else:
+        raise CommandError(errors.SYNTAX)
+    db = client.db
+    key = argv[1]
+    lst = db.lookup_typed(key, ListValue)
+    if lst is None:
+        return 0
+    try:
+        index = lst.index(argv[3])
+    except ValueError:
+        return -1
+    lst.insert(index + 1 if after else index, argv[4])
+    db.touched(key)
+    return len(lst)
