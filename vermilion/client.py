@@ -46,6 +46,8 @@ class Client(asyncio.Protocol):
         self.no_evict = False
         self.lib_name = b""
         self.lib_ver = b""
+        self.postponed: list | None = None  # commands held back by CLIENT PAUSE
+        self.obuf_soft_since = 0.0  # when the output buffer first passed the soft limit
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -86,14 +88,28 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        stats = self.server.stats
+        stats.total_net_input_bytes += len(data)
+        stats.total_reads_processed += 1
         parser = self.parser
-        if not parser.feed(data):
+        if not parser.feed(data) or self.postponed is not None:
+            # Incomplete, or paused by CLIENT PAUSE: the bytes wait in the query buffer.
             self._check_query_limit()
             return
-        commands = parser.parse(self.authenticated)
         self.last_interaction = time.time()
+        self._run(parser.parse(self.authenticated))
+
+    def _run(self, commands: list[list[bytes]]) -> None:
+        """Execute a batch of parsed commands; their replies go out in one write."""
+        server = self.server
+        parser = self.parser
         out: list[bytes] = []
-        for argv in commands:
+        for i, argv in enumerate(commands):
+            if server.pause_until and server.must_postpone(self, argv):
+                # CLIENT PAUSE: this command and the rest of the batch wait for unpause.
+                self.postponed = commands[i:]
+                server.postpone(self)
+                break
             reply = process_command(self, argv)
             if reply is not NO_REPLY and not (self.reply_off or self.reply_skip):
                 _encode(out, reply, self.resp)
@@ -103,24 +119,47 @@ class Client(asyncio.Protocol):
                 self.reply_skip_next = False
             if self.closing or self.close_after_reply:
                 break
-        if parser.error is not None and not self.close_after_reply:
+        if parser.error is not None and not self.close_after_reply and self.postponed is None:
             out.append(b"-ERR %s\r\n" % parser.error.encode())
-            self.server.count_error_code("ERR")
+            server.count_error_code("ERR")
             logger.verbose(f"Protocol error ({parser.error}) from client: id={self.id} addr={self.addr}")
             self.close_after_reply = True
+        if server.aof.buffer:
+            server.flush_appends()  # the AOF holds a write before its reply leaves
         if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+            data = b"".join(out)
+            server.stats.total_net_output_bytes += len(data)
+            server.stats.total_writes_processed += 1
+            self.transport.write(data)
+            if self.paused_writing:
+                server.check_output_limits(self)
         if self.close_after_reply:
             self.close()
         else:
             self._check_query_limit()
+
+    def resume_postponed(self) -> None:
+        """Called by the server when a CLIENT PAUSE ends: run what waited."""
+        commands, self.postponed = self.postponed, None
+        if commands is None or self.closing:
+            return
+        self.last_interaction = time.time()
+        self._run(commands)
+        if self.postponed is None and not self.closing and not self.close_after_reply:
+            more = self.parser.parse(self.authenticated)
+            if more or self.parser.error is not None:
+                self._run(more)
 
     # -- helpers ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         """Out-of-band data (MONITOR feed, pub/sub messages)."""
         if not self.closing and self.transport is not None:
+            self.server.stats.total_net_output_bytes += len(data)
             self.transport.write(data)
+            if self.paused_writing:
+                # A subscriber that doesn't read: client-output-buffer-limit decides.
+                self.server.check_output_limits(self)
 
     def send(self, value) -> None:
         out: list[bytes] = []
@@ -130,6 +169,12 @@ class Client(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+        self.closing = True
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent replies (output buffer limit reached)."""
+        if self.transport is not None:
+            self.transport.abort()
         self.closing = True
 
     def output_buffer_size(self) -> int:

@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from . import REDIS_VERSION, __version__
 from .client import Client
 from .commands import load_all
-from .config import Config
+from .config import BY_NAME as CONFIG_TABLE
+from .config import Config, ConfigError, ConfigSpec, parse_memory
+from .config import register as register_config
 from .keyspace.database import Database
 from .keyspace.expiry import active_expire_cycle
 from .log import logger
-from .protocol.errors import CommandError
+from .protocol.errors import LOADING, CommandError
+from .commands.registry import lookup
+from .info import rss_bytes
 from .protocol.parser import ParserLimits
-from .slowlog import SlowLog
+from .slowlog import LatencyMonitor, SlowLog
 
 DENIED_MESSAGE = (
     "DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -42,6 +46,60 @@ DENIED_MESSAGE = (
 )
 
 
+# -- client-output-buffer-limit --------------------------------------------------------
+# "<class> <hard> <soft> <soft seconds>" for the classes normal, replica (alias slave) and
+# pubsub. Redis's redis.conf sets each class on its own line and CONFIG SET may name only
+# one class, so every parse merges into the limits seen so far (one Config per process).
+
+OBUF_CLASSES = {"normal": "normal", "slave": "replica", "replica": "replica", "pubsub": "pubsub"}
+_OBUF_LIMITS = {
+    "normal": (0, 0, 0),
+    "replica": (256 * 1024 * 1024, 64 * 1024 * 1024, 60),
+    "pubsub": (32 * 1024 * 1024, 8 * 1024 * 1024, 60),
+}
+
+
+def _parse_obuf_limits(args: list[str]) -> dict:
+    if len(args) == 1:
+        args = args[0].split()  # CONFIG SET passes the whole value as one argument
+    if not args or len(args) % 4:
+        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+    parsed = {}
+    for i in range(0, len(args), 4):
+        cls = OBUF_CLASSES.get(args[i].lower())
+        if cls is None:
+            raise ConfigError("Invalid client class specified in buffer limit configuration.")
+        try:
+            hard, soft = parse_memory(args[i + 1]), parse_memory(args[i + 2])
+            seconds = int(args[i + 3])
+        except (ConfigError, ValueError):
+            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit "
+                              "configuration.") from None
+        if hard < 0 or soft < 0 or seconds < 0:
+            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit "
+                              "configuration.")
+        parsed[cls] = (hard, soft, seconds)
+    _OBUF_LIMITS.update(parsed)
+    return dict(_OBUF_LIMITS)
+
+
+def _format_obuf_limits(value: dict) -> str:
+    names = {"normal": "normal", "replica": "slave", "pubsub": "pubsub"}
+    return " ".join("%s %d %d %d" % (names[c], *value[c]) for c in ("normal", "replica", "pubsub"))
+
+
+if "client-output-buffer-limit" not in CONFIG_TABLE:
+    register_config(ConfigSpec(
+        "client-output-buffer-limit", _parse_obuf_limits, _format_obuf_limits,
+        dict(_OBUF_LIMITS), nargs=-1,
+        apply=lambda server, value: server.apply_config()))
+
+
+def output_buffer_limits(config) -> dict:
+    value = config.values.get("client-output-buffer-limit") or _OBUF_LIMITS
+    return {cls: value.get(cls, _OBUF_LIMITS[cls]) for cls in _OBUF_LIMITS}
+
+
 @dataclass
 class Stats:
     total_connections_received: int = 0
@@ -59,6 +117,8 @@ class Stats:
     total_net_output_bytes: int = 0
     total_error_replies: int = 0
     unexpected_error_replies: int = 0
+    total_reads_processed: int = 0
+    total_writes_processed: int = 0
     errorstats: dict = field(default_factory=dict)
 
 
@@ -75,6 +135,17 @@ class Server:
         self.start_time = time.time()
         self.lastsave = int(self.start_time)
         self.slowlog = SlowLog(config["slowlog-max-len"])
+        self.latency = LatencyMonitor()
+        self.run_id = os.urandom(20).hex()
+        self.replid = os.urandom(20).hex()
+        self.info_hooks: dict[str, list] = {}  # INFO section → [(server) -> {field: value}]
+        self.memory_usage = None  # callable → used_memory bytes (memory accounting module)
+        self.used_memory_startup = 0
+        self.memory_peak = 0
+        self.instantaneous: dict[str, float] = {}  # ops / in / out per second (INFO stats)
+        self._inst_sample = (time.monotonic(), 0, 0, 0)
+        self.postponed: list[Client] = []  # clients waiting for CLIENT PAUSE to end
+        self._pause_timer = None
         self.monitors: set[Client] = set()
         self.key_watchers: dict = {}  # WATCH (transactions issue)
         self.command_checks: list = []  # (client, spec, argv) → raise CommandError
@@ -91,11 +162,15 @@ class Server:
         self.listeners: list = []
         self.tcp_port = 0
         self._stopping: asyncio.Future | None = None
+        self._prepared = False
         self.shutdown_asap = False
         self.apply_config()
-        from .persistence.snapshot import install as install_snapshots
+        self.propagation_sinks: list = []  # (db_id, argv) receivers: the AOF, replicas
+        self.loading = False  # True while the dataset loads (clients get -LOADING)
+        from .persistence import aof, snapshot
 
-        install_snapshots(self)
+        snapshot.install(self)
+        aof.install(self)
 
     # -- configuration hooks ------------------------------------------------------------
 
@@ -107,6 +182,7 @@ class Server:
         """Refresh the values the hot path caches (called after CONFIG SET)."""
         self._slowlog_threshold = self.config["slowlog-log-slower-than"]
         self.parser_limits.proto_max_bulk_len = self.config["proto-max-bulk-len"]
+        self.obuf_limits = output_buffer_limits(self.config)
         if self.slowlog.entries.maxlen != self.config["slowlog-max-len"]:
             self.slowlog.resize(self.config["slowlog-max-len"])
         logger.configure(self.config["loglevel"], self.config["logfile"])
@@ -143,13 +219,139 @@ class Server:
     def remove_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         self.monitors.discard(client)
+        if client.postponed is not None:
+            client.postponed = None
+            if client in self.postponed:
+                self.postponed.remove(client)
         for hook in self.client_close_hooks:
             hook(client)
 
+    # -- client-output-buffer-limit ----------------------------------------------------
+
     def check_output_limits(self, client: Client) -> None:
-        """client-output-buffer-limit: enforced by the module that owns the classes."""
+        """checkClientOutputBufferLimits(): the transport's unsent bytes against the
+        client's class limits; past the hard limit, or past the soft limit for longer
+        than its seconds, the client is closed at once (its replies are dropped)."""
         for hook in self.output_limit_hooks:
             hook(client)
+        if client.closing:
+            return
+        hard, soft, seconds = self.obuf_limits[self._obuf_class(client)]
+        used = client.output_buffer_size()
+        over = False
+        if hard and used >= hard:
+            over = True
+        elif soft and used >= soft:
+            now = time.time()
+            if not client.obuf_soft_since:
+                client.obuf_soft_since = now
+            elif now - client.obuf_soft_since >= seconds:
+                over = True
+        else:
+            client.obuf_soft_since = 0.0
+        if over:
+            logger.warning(
+                f"Client {self._client_desc(client)} scheduled to be closed ASAP for "
+                f"overcoming of output buffer limits.")
+            client.abort()
+
+    @staticmethod
+    def _obuf_class(client: Client) -> str:
+        # getClientType(): MONITOR clients and masters count as normal here.
+        if "S" in client.flags:
+            return "replica"
+        if "P" in client.flags:
+            return "pubsub"
+        return "normal"
+
+    def _client_desc(self, client: Client) -> str:
+        from .commands.server_cmds import client_info_line
+
+        return client_info_line(client)
+
+    def _check_soft_limits(self) -> None:
+        # A client stuck over its soft limit with no new writes is still closed in time.
+        for client in list(self.clients.values()):
+            if client.paused_writing and not client.closing:
+                self.check_output_limits(client)
+
+    # -- CLIENT PAUSE ---------------------------------------------------------------------
+
+    def pause_clients(self, until: float, writes_only: bool) -> None:
+        """pauseClients(): the later end time and the stricter mode (ALL) win."""
+        if self.pause_until:
+            self.pause_writes_only = self.pause_writes_only and writes_only
+        else:
+            self.pause_writes_only = writes_only
+        self.pause_until = max(self.pause_until, until)
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+        delay = max(self.pause_until - time.time(), 0)
+        self._pause_timer = self.loop.call_later(delay, self.unpause_clients)
+
+    def unpause_clients(self) -> None:
+        self.pause_until = 0.0
+        self.pause_writes_only = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        waiting, self.postponed = self.postponed, []
+        for client in waiting:
+            client.resume_postponed()
+
+    def must_postpone(self, client: Client, argv: list[bytes]) -> bool:
+        """processCommand(): during a pause, every command waits (ALL) or only those that
+        may write (WRITE: write or may_replicate commands); replicas never wait."""
+        if time.time() >= self.pause_until:
+            self.unpause_clients()
+            return False
+        if "S" in client.flags or "M" in client.flags:
+            return False
+        if not self.pause_writes_only:
+            return True
+        try:
+            spec = lookup(argv)
+        except CommandError:
+            return False
+        return spec.is_write or "may_replicate" in spec.flags
+
+    def postpone(self, client: Client) -> None:
+        if client not in self.postponed:
+            self.postponed.append(client)
+
+    # -- memory and rates for INFO --------------------------------------------------------
+
+    def used_memory(self) -> int:
+        if self.memory_usage is not None:
+            return self.memory_usage()
+        return rss_bytes()
+
+    def note_memory_peak(self, used: int) -> int:
+        if used > self.memory_peak:
+            self.memory_peak = used
+        return self.memory_peak
+
+    def recent_max_input_buffer(self) -> int:
+        return max((c.parser.buffered() for c in self.clients.values()), default=0)
+
+    def recent_max_output_buffer(self) -> int:
+        return max((c.output_buffer_size() for c in self.clients.values()), default=0)
+
+    def _sample_rates(self) -> None:
+        # trackInstantaneousMetric(): rates over the last sampling period.
+        now = time.monotonic()
+        stats = self.stats
+        then, ops, net_in, net_out = self._inst_sample
+        elapsed = now - then
+        if elapsed < 0.1:
+            return
+        self.instantaneous = {
+            "ops": (stats.total_commands_processed - ops) / elapsed,
+            "in": (stats.total_net_input_bytes - net_in) / elapsed,
+            "out": (stats.total_net_output_bytes - net_out) / elapsed,
+        }
+        self._inst_sample = (now, stats.total_commands_processed,
+                             stats.total_net_input_bytes, stats.total_net_output_bytes)
 
     def feed_monitors(self, client: Client, argv: list[bytes]) -> None:
         # replicationFeedMonitors(): +<time> [<db> <addr>] "arg" "arg"
@@ -195,8 +397,11 @@ class Server:
             await self._listen_tcp(port)
         if self.config["unixsocket"]:
             await self._listen_unix(self.config["unixsocket"], self.config["unixsocketperm"])
+        if not self.listeners:
+            logger.warning("Configured to not listen anywhere, exiting.")
+            raise SystemExit(1)
         self._write_pidfile()
-        self.snapshots.load_at_startup()
+        await self.load_data_in_background()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()
@@ -213,10 +418,12 @@ class Server:
                     family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                 )
             except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                logger.warning(f"Warning: Could not create server TCP listening socket "
+                               f"{addr}:{port}: bind: {reason}")
                 if optional or exc.errno in (97, 99):  # EAFNOSUPPORT / EADDRNOTAVAIL
-                    logger.warning(f"Warning: Could not create server TCP listening socket {addr}:{port}: {exc.strerror}")
                     continue
-                logger.warning(f"Warning: Could not create server TCP listening socket {addr}:{port}: {exc.strerror}")
+                logger.warning(f"Failed listening on port {port} (tcp), aborting.")
                 raise SystemExit(1)
             self.listeners.append(srv)
             self.tcp_port = srv.sockets[0].getsockname()[1]
@@ -235,8 +442,15 @@ class Server:
         self.listeners.append(srv)
 
     async def serve_until_stopped(self) -> int:
-        await self._stopping
-        return await self._shutdown()
+        while True:
+            await self._stopping
+            if self._prepared or self.prepare_shutdown(self.shutdown_flags):
+                return await self._shutdown()
+            # prepareForShutdown() failed on a signal: Redis logs it and keeps serving.
+            logger.warning("SIGTERM received but errors trying to shut down the server, "
+                           "check the logs for more information")
+            self.shutdown_asap = False
+            self._stopping = self.loop.create_future()
 
     # -- cron --------------------------------------------------------------------------------
 
@@ -250,6 +464,9 @@ class Server:
             if self.config["active-expire-enabled"]:
                 active_expire_cycle(self)
             self._close_idle_clients()
+            self._check_soft_limits()
+            self._sample_rates()
+            self.note_memory_peak(self.used_memory())
             for job in self.cron_jobs:
                 job()
         except Exception as exc:  # the cron must survive a bug in one job
@@ -277,33 +494,42 @@ class Server:
         self.shutdown_asap = True
         self.request_shutdown(0)
 
-    def request_shutdown(self, code: int = 0, flags: frozenset = frozenset()) -> None:
-        """Ask the loop to run the shutdown sequence after the current command."""
+    def request_shutdown(self, code: int = 0, flags: frozenset = frozenset(),
+                         prepared: bool = False) -> None:
+        """Ask the loop to run the shutdown sequence after the current command.
+        prepared: SHUTDOWN already ran prepare_shutdown() (and replied on failure)."""
         self.shutdown_flags = flags
+        self._prepared = prepared
         if not self._stopping.done():
             self._stopping.set_result(code)
 
     def prepare_shutdown(self, flags: frozenset = frozenset()) -> bool:
-        """Run the shutdown hooks (save, AOF flush). False if one failed and FORCE is not set."""
+        """prepareForShutdown(): run the shutdown hooks (final save, AOF flush). False
+        when one failed and FORCE was not given; the server then keeps running."""
         logger.warning("User requested shutdown...")
         for hook in self.shutdown_hooks:
             try:
                 hook(flags)
             except Exception as exc:
-                logger.warning(f"Error during shutdown: {exc}")
+                logger.warning(f"Error trying to shut down: {exc}")
                 if "force" not in flags:
+                    logger.warning("Errors trying to shut down the server. Check the logs "
+                                   "for more information.")
                     return False
         return True
 
     async def _shutdown(self) -> int:
+        """finishShutdown(): stop accepting, close the clients, remove the pid file and
+        the unix socket, exit 0."""
         for srv in self.listeners:
             srv.close()
-        if not getattr(self, "_prepared", False):
-            self.prepare_shutdown(self.shutdown_flags)
         for client in list(self.clients.values()):
             client.close()
-        self._remove_pidfile()
+        if self.config["pidfile"]:
+            logger.notice("Removing the pid file.")
+            self._remove_pidfile()
         if self.config["unixsocket"]:
+            logger.notice("Removing the unix socket file.")
             try:
                 os.unlink(self.config["unixsocket"])
             except OSError:
@@ -311,6 +537,44 @@ class Server:
         logger.warning("Redis is now ready to exit, bye bye...")
         await asyncio.sleep(0)
         return self._stopping.result()
+
+    def load_data(self) -> None:
+        """loadDataFromDisk(): the AOF when appendonly is on (it is the more complete
+        record), else the RDB snapshot."""
+        from .propagate import propagate_raw
+
+        if self.config["appendonly"]:
+            try:
+                self.aof.start()
+            except Exception as exc:
+                logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
+                raise SystemExit(1) from None
+            self.propagation_sinks.append(self.aof.feed)
+            self.cron_jobs.append(self.aof.cron)
+            self.shutdown_hooks.insert(0, self.aof.shutdown_hook)
+            self.expire_hooks.append(lambda db, key: propagate_raw(self, db.id, [b"DEL", key]))
+        else:
+            self.snapshots.load_at_startup()
+
+    async def load_data_in_background(self) -> None:
+        """Load while already listening: clients get -LOADING meanwhile (the loader runs
+        in a thread; the loop only answers PING/INFO-like commands flagged 'loading')."""
+        self.loading = True
+        self.command_checks.append(self._refuse_while_loading)
+        try:
+            await self.loop.run_in_executor(None, self.load_data)
+        finally:
+            self.command_checks.remove(self._refuse_while_loading)
+            self.loading = False
+
+    def _refuse_while_loading(self, client, spec, argv) -> None:
+        if self.loading and not spec.allow_loading and not getattr(client, "loading_client", False):
+            raise CommandError(LOADING)
+
+    def flush_appends(self) -> None:
+        """Before replies leave: the AOF must hold every write they acknowledge."""
+        if self.aof.buffer:
+            self.aof.flush()
 
     def _write_pidfile(self) -> None:
         path = self.config["pidfile"]
@@ -329,14 +593,25 @@ class Server:
             except OSError:
                 pass
 
+    def log_starting(self) -> None:
+        # main(): the first lines, as the not-yet-initialised process ("C" role).
+        logger.role = "C"
+        logger.warning("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo")
+        logger.warning(f"Redis version={REDIS_VERSION}, bits=64, commit=00000000, modified=0, "
+                       f"pid={os.getpid()}, just started")
+        logger.warning(f"Vermilion version={__version__}")
+        if self.config.config_file:
+            logger.warning("Configuration loaded")
+        else:
+            logger.warning("Warning: no config file specified, using the default config. In "
+                           "order to specify a config file use vermilion-server "
+                           "/path/to/redis.conf")
+        logger.role = "M"
+        logger.notice("monotonic clock: POSIX clock_gettime")
+
     def banner(self) -> None:
-        logger.notice("oO0OoO0OoO0Oo Vermilion is starting oO0OoO0OoO0Oo")
-        logger.notice(
-            f"Vermilion version={__version__}, redis_version={REDIS_VERSION}, bits=64, "
-            f"pid={os.getpid()}, just started"
-        )
         logger.notice(f"Running mode=standalone, port={self.tcp_port or self.config['port']}.")
-        logger.notice("Server initialized")
+        logger.warning("Server initialized")
 
 
 def _set_keepalive(sock, interval: int) -> None:
@@ -386,8 +661,10 @@ def run(config: Config) -> int:
 
     async def main() -> int:
         server = Server(config)
+        server.log_starting()
         await server.start()
         server.banner()
+        server.used_memory_startup = server.used_memory()
         logger.notice("Ready to accept connections")
         return await server.serve_until_stopped()
 

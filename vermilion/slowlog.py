@@ -40,3 +40,50 @@ def _trim_args(argv: list[bytes]) -> list[bytes]:
     if len(argv) > MAX_ARGC:
         out.append(b"... (%d more arguments)" % (len(argv) - MAX_ARGC + 1))
     return out
+
+
+class LatencyMonitor:
+    """latency.c: per event, the last 160 samples (one per second) of spikes at or
+    above latency-monitor-threshold milliseconds, and the all-time maximum."""
+
+    HISTORY = 160  # LATENCY_TS_LEN
+
+    def __init__(self):
+        self.events: dict[str, dict] = {}
+
+    def add_sample(self, event: str, ms: int) -> None:
+        now = int(time.time())
+        ev = self.events.get(event)
+        if ev is None:
+            ev = self.events[event] = {"samples": collections.deque(maxlen=self.HISTORY), "max": 0}
+        ev["max"] = max(ev["max"], ms)
+        samples = ev["samples"]
+        # latencyAddSample(): samples in the same second keep the highest value.
+        if samples and samples[-1][0] == now:
+            if ms > samples[-1][1]:
+                samples[-1] = (now, ms)
+            return
+        samples.append((now, ms))
+
+    def add_if_needed(self, threshold_ms: int, event: str, ms: int) -> None:
+        if threshold_ms and ms >= threshold_ms:
+            self.add_sample(event, ms)
+
+    def latest(self) -> list:
+        out = []
+        for name, ev in self.events.items():
+            if ev["samples"]:
+                ts, ms = ev["samples"][-1]
+                out.append([name.encode(), ts, ms, ev["max"]])
+        return out
+
+    def history(self, event: str) -> list:
+        ev = self.events.get(event)
+        return [[ts, ms] for ts, ms in ev["samples"]] if ev else []
+
+    def reset(self, names: list[str] | None = None) -> int:
+        if names is None:
+            count = len(self.events)
+            self.events.clear()
+            return count
+        return sum(1 for name in names if self.events.pop(name, None) is not None)

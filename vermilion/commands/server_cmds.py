@@ -1,9 +1,703 @@
-"""Placeholder: filled in by its family."""
+"""Server commands: CLIENT, INFO, TIME, LASTSAVE, SLOWLOG, LATENCY, MONITOR, DEBUG,
+SHUTDOWN, WAIT, ROLE (networking.c clientCommand, server.c, slowlog.c, latency.c,
+debug.c). Replies and errors follow Redis 7.0 byte for byte.
+"""
 
+import time
+
+from .. import info
+from ..log import logger
+from ..protocol import errors
+from ..protocol.encode import NO_REPLY, OK, Verbatim
 from ..protocol.errors import CommandError
+from .args import to_float, to_int
+from .registry import command
 
 
 def validate_client_name(name: bytes) -> None:
     # CLIENT SETNAME / HELLO SETNAME: no spaces, newlines or special characters.
     if any(c < 33 or c > 126 for c in name):
         raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+
+
+def _timeout_ms(raw: bytes) -> int:
+    # getTimeoutFromObjectOrReply(UNIT_MILLISECONDS) as CLIENT PAUSE and WAIT parse it.
+    value = to_int(raw)
+    if value is None:
+        raise CommandError("ERR timeout is not an integer or out of range")
+    if value < 0:
+        raise CommandError(errors.TIMEOUT_NEGATIVE)
+    return value
+
+
+# -- CLIENT ----------------------------------------------------------------------------
+
+CLIENT_HELP = [
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+]
+
+# catClientInfoString(): flag letters in this order; 'N' when there is none.
+_FLAG_ORDER = "OSMPxbtRBdcuAUre"
+
+# getClientTypeByName()
+_CLIENT_TYPES = {b"normal": "normal", b"slave": "replica", b"replica": "replica",
+                 b"pubsub": "pubsub", b"master": "master"}
+
+
+def client_type(client) -> str:
+    # getClientType(): a MONITOR client counts as normal.
+    flags = client.flags
+    if "M" in flags:
+        return "master"
+    if "S" in flags:
+        return "replica"
+    if "P" in flags:
+        return "pubsub"
+    return "normal"
+
+
+def _parse_client_type(raw: bytes) -> str:
+    kind = _CLIENT_TYPES.get(raw.lower())
+    if kind is None:
+        raise CommandError("ERR Unknown client type '%s'" % raw.decode("utf-8", "replace"))
+    return kind
+
+
+def _count_attr(client, name: str) -> int:
+    value = getattr(client, name, None)
+    return len(value) if value else 0
+
+
+def client_flags(client) -> str:
+    letters = set(client.flags)
+    if getattr(client, "dirty_cas", False):
+        letters.add("d")
+    if client.close_after_reply:
+        letters.add("c")
+    if client.unix:
+        letters.add("U")
+    if client.no_evict:
+        letters.add("e")
+    text = "".join(ch for ch in _FLAG_ORDER if ch in letters)
+    return text or "N"
+
+
+def client_info_line(client, now: float | None = None) -> str:
+    """One CLIENT LIST line, fields in Redis 7.0's order."""
+    now = time.time() if now is None else now
+    multi = getattr(client, "multi_queue", None)
+    qbuf = client.parser.buffered()
+    omem = client.output_buffer_size()
+    cmd = client.cmd.fullname if client.cmd is not None else "NULL"
+    events = "rw" if omem else "r"
+    return (
+        f"id={client.id} addr={client.addr} laddr={client.laddr} fd={client.fd} "
+        f"name={client.name.decode('utf-8', 'replace')} age={int(now - client.created)} "
+        f"idle={int(now - client.last_interaction)} flags={client_flags(client)} "
+        f"db={client.db.id} sub={_count_attr(client, 'channels')} "
+        f"psub={_count_attr(client, 'patterns')} ssub={_count_attr(client, 'shard_channels')} "
+        f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
+        f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
+        f"tot-mem={qbuf + omem} events={events} cmd={cmd} user=default redir=-1 "
+        f"resp={client.resp}"
+    )
+
+
+@command("client id")
+def client_id(client, argv):
+    return client.id
+
+
+@command("client setname")
+def client_setname(client, argv):
+    validate_client_name(argv[2])
+    client.name = argv[2]
+    return OK
+
+
+@command("client getname")
+def client_getname(client, argv):
+    return client.name or None
+
+
+@command("client info")
+def client_info(client, argv):
+    return Verbatim(client_info_line(client).encode() + b"\n")
+
+
+@command("client list")
+def client_list(client, argv):
+    clients = client.server.clients.values()
+    if len(argv) == 4 and argv[2].lower() == b"type":
+        kind = _parse_client_type(argv[3])
+        clients = [c for c in clients if client_type(c) == kind]
+    elif len(argv) >= 4 and argv[2].lower() == b"id":
+        ids = []
+        for raw in argv[3:]:
+            value = to_int(raw)
+            if value is None or value < 1:
+                raise CommandError("ERR Invalid client ID")
+            ids.append(value)
+        by_id = client.server.clients
+        clients = [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+    elif len(argv) != 2:
+        raise CommandError(errors.SYNTAX)
+    now = time.time()
+    return Verbatim("".join(client_info_line(c, now) + "\n" for c in clients).encode())
+
+
+@command("client kill")
+def client_kill(client, argv):
+    server = client.server
+    if len(argv) == 3:
+        # Old form: CLIENT KILL addr:port, an error when nobody matches.
+        addr = argv[2].decode("utf-8", "replace")
+        for other in list(server.clients.values()):
+            if other.addr == addr:
+                _kill(client, other)
+                return OK
+        raise CommandError("ERR No such client")
+    if len(argv) % 2:
+        raise CommandError(errors.SYNTAX)
+    checks = []
+    skipme = True
+    for i in range(2, len(argv), 2):
+        option, value = argv[i].lower(), argv[i + 1]
+        if option == b"id":
+            cid = to_int(value)
+            if cid is None or cid < 1:
+                raise CommandError("ERR client-id should be greater than 0")
+            checks.append(lambda c, cid=cid: c.id == cid)
+        elif option == b"type":
+            kind = _parse_client_type(value)
+            checks.append(lambda c, kind=kind: client_type(c) == kind)
+        elif option == b"addr":
+            text = value.decode("utf-8", "replace")
+            checks.append(lambda c, text=text: c.addr == text)
+        elif option == b"laddr":
+            text = value.decode("utf-8", "replace")
+            checks.append(lambda c, text=text: c.laddr == text)
+        elif option == b"user":
+            if value != b"default":
+                raise CommandError("ERR No such user '%s'" % value.decode("utf-8", "replace"))
+        elif option == b"skipme":
+            word = value.lower()
+            if word not in (b"yes", b"no"):
+                raise CommandError(errors.SYNTAX)
+            skipme = word == b"yes"
+        else:
+            raise CommandError(errors.SYNTAX)
+    killed = 0
+    for other in list(server.clients.values()):
+        if skipme and other is client:
+            continue
+        if all(check(other) for check in checks):
+            _kill(client, other)
+            killed += 1
+    return killed
+
+
+def _kill(caller, victim) -> None:
+    # Killing yourself takes effect after the reply (CLIENT_CLOSE_AFTER_REPLY).
+    if victim is caller:
+        caller.close_after_reply = True
+    else:
+        victim.close()
+
+
+@command("client pause")
+def client_pause(client, argv):
+    timeout = _timeout_ms(argv[2])
+    writes_only = False
+    if len(argv) == 4:
+        mode = argv[3].lower()
+        if mode not in (b"write", b"all"):
+            raise CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+        writes_only = mode == b"write"
+    elif len(argv) > 4:
+        raise CommandError(errors.SYNTAX)
+    client.server.pause_clients(time.time() + timeout / 1000, writes_only)
+    return OK
+
+
+@command("client unpause")
+def client_unpause(client, argv):
+    client.server.unpause_clients()
+    return OK
+
+
+@command("client reply")
+def client_reply(client, argv):
+    mode = argv[2].lower()
+    if mode == b"on":
+        client.reply_off = client.reply_skip = client.reply_skip_next = False
+        return OK
+    if mode == b"off":
+        client.reply_off = True
+        return NO_REPLY
+    if mode == b"skip":
+        if not client.reply_off:
+            client.reply_skip_next = True
+        return NO_REPLY
+    raise CommandError(errors.SYNTAX)
+
+
+@command("client no-evict")
+def client_no_evict(client, argv):
+    mode = argv[2].lower()
+    if mode not in (b"on", b"off"):
+        raise CommandError(errors.SYNTAX)
+    client.no_evict = mode == b"on"
+    return OK
+
+
+@command("client getredir")
+def client_getredir(client, argv):
+    return -1
+
+
+@command("client trackinginfo")
+def client_trackinginfo(client, argv):
+    return {b"flags": [b"off"], b"redirect": -1, b"prefixes": []}
+
+
+@command("client help")
+def client_help(client, argv):
+    return CLIENT_HELP
+
+
+# -- INFO, TIME, LASTSAVE, ROLE, WAIT -----------------------------------------------------
+
+@command("info")
+def info_(client, argv):
+    return Verbatim(info.render(client.server, info.select_sections(argv[1:])))
+
+
+@command("time")
+def time_(client, argv):
+    now = time.time_ns() // 1000
+    return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
+
+
+@command("lastsave")
+def lastsave(client, argv):
+    return client.server.lastsave
+
+
+@command("role")
+def role(client, argv):
+    return [b"master", 0, []]
+
+
+@command("wait")
+def wait(client, argv):
+    if to_int(argv[1]) is None:
+        raise CommandError(errors.NOT_INTEGER)
+    _timeout_ms(argv[2])
+    # No replicas exist, so no write can be acknowledged by any: zero, at once.
+    return 0
+
+
+# -- MONITOR -------------------------------------------------------------------------------
+
+@command("monitor")
+def monitor(client, argv):
+    # A replica can't become a monitor; a second MONITOR is ignored (no reply change).
+    if "S" in client.flags or "M" in client.flags:
+        return NO_REPLY
+    client.flags.add("O")
+    client.server.monitors.add(client)
+    return OK
+
+
+# -- SLOWLOG --------------------------------------------------------------------------------
+
+SLOWLOG_HELP = [
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+@command("slowlog get")
+def slowlog_get(client, argv):
+    entries = client.server.slowlog.entries
+    count = 10
+    if len(argv) == 3:
+        count = to_int(argv[2])
+        if count is None or count < -1:
+            raise CommandError("ERR count should be greater than or equal to -1")
+        if count == -1:
+            count = len(entries)
+    return [entry for _, entry in zip(range(count), entries)]
+
+
+@command("slowlog len")
+def slowlog_len(client, argv):
+    return len(client.server.slowlog.entries)
+
+
+@command("slowlog reset")
+def slowlog_reset(client, argv):
+    client.server.slowlog.reset()
+    return OK
+
+
+@command("slowlog help")
+def slowlog_help(client, argv):
+    return SLOWLOG_HELP
+
+
+# -- LATENCY ---------------------------------------------------------------------------------
+
+LATENCY_HELP = [
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram "
+    "for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+    "HELP",
+    "    Prints this help.",
+]
+
+DOCTOR_DISABLED = (
+    "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis "
+    "instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in "
+    "order to enable it. If we weren't in a deep space mission I'd suggest to take a look "
+    "at https://redis.io/topics/latency-monitor.\n"
+)
+DOCTOR_NO_SPIKES = (
+    "Dave, no latency spike was observed during the lifetime of this Redis instance, not "
+    "in the slightest bit. I honestly think you ought to sit down calmly, take a stress "
+    "pill, and think things over.\n"
+)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+@command("latency latest")
+def latency_latest(client, argv):
+    return client.server.latency.latest()
+
+
+@command("latency history")
+def latency_history(client, argv):
+    return client.server.latency.history(_text(argv[2]))
+
+
+@command("latency reset")
+def latency_reset(client, argv):
+    names = [_text(a) for a in argv[2:]] if len(argv) > 2 else None
+    return client.server.latency.reset(names)
+
+
+@command("latency graph")
+def latency_graph(client, argv):
+    event = _text(argv[2])
+    samples = client.server.latency.history(event)
+    if not samples:
+        raise CommandError("ERR No samples available for event '%s'" % event)
+    ev = client.server.latency.events[event]
+    values = [ms for _, ms in samples]
+    header = "%s - high %d ms, low %d ms (all time high %d ms)\n" % (
+        event, max(values), min(values), ev["max"])
+    return Verbatim((header + "-" * 80 + "\n" + _sparkline(samples)).encode())
+
+
+def _sparkline(samples) -> str:
+    # A compact rendition of latency.c's graph: one column per sample, its height the
+    # sample relative to the highest, then the age of each sample.
+    now = int(time.time())
+    top = max(ms for _, ms in samples) or 1
+    rows = []
+    for level in range(4, 0, -1):
+        rows.append("".join("#" if ms * 4 >= level * top else " " for _, ms in samples))
+    rows.append("".join(_age_label(now - ts) for ts, _ in samples))
+    return "\n".join(rows) + "\n"
+
+
+def _age_label(seconds: int) -> str:
+    return "s" if seconds < 60 else "m" if seconds < 3600 else "h"
+
+
+@command("latency doctor")
+def latency_doctor(client, argv):
+    server = client.server
+    if not server.config["latency-monitor-threshold"] and not server.latency.events:
+        return Verbatim(DOCTOR_DISABLED.encode())
+    if not server.latency.events:
+        return Verbatim(DOCTOR_NO_SPIKES.encode())
+    lines = ["Dave, I have observed latency spikes in this Redis instance. "
+             "You don't mind talking about it, do you Dave?", ""]
+    for i, (name, ev) in enumerate(server.latency.events.items(), 1):
+        values = [ms for _, ms in ev["samples"]]
+        avg = sum(values) // len(values) if values else 0
+        lines.append("%d. %s: %d latency spikes (average %dms). Worst all time event %dms."
+                     % (i, name, len(values), avg, ev["max"]))
+    return Verbatim(("\n".join(lines) + "\n").encode())
+
+
+@command("latency histogram")
+def latency_histogram(client, argv):
+    from .introspection import lookup_by_name
+
+    out = {}
+    names = argv[2:]
+    specs = [lookup_by_name(n) for n in names] if names else _called_specs()
+    for spec in specs:
+        if spec is not None and spec.calls:
+            out[spec.fullname.encode()] = {b"calls": spec.calls, b"histogram_usec": {}}
+    return out
+
+
+def _called_specs():
+    from .introspection import every_spec
+
+    return [s for s in every_spec() if s.calls]
+
+
+@command("latency help")
+def latency_help(client, argv):
+    return LATENCY_HELP
+
+
+# -- DEBUG -------------------------------------------------------------------------------------
+
+DEBUG_DENIED = (
+    "ERR DEBUG command not allowed. If the enable-debug-command option is set to "
+    "\"local\", you can run it from a local connection, otherwise you need to set this "
+    "option in the configuration file, and then restart the server."
+)
+
+
+def _is_local(client) -> bool:
+    host = client.addr.rsplit(":", 1)[0].strip("[]")
+    return client.unix or host.startswith("127.") or host == "::1"
+
+
+def _debug_allowed(client) -> bool:
+    # processCommand(): protected commands obey enable-debug-command.
+    setting = client.server.config["enable-debug-command"]
+    return setting == "yes" or (setting == "local" and _is_local(client))
+
+
+def _debug_sleep(client, argv):
+    seconds = to_float(argv[2]) or 0.0
+    if seconds > 0:
+        time.sleep(seconds)  # DEBUG SLEEP blocks the whole server, as in Redis
+    return OK
+
+
+def _debug_object(client, argv):
+    value = client.db.lookup(argv[2])
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    encoding = _encoding_of(value)
+    return "Value at:0x%x refcount:1 encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0" % (
+        id(value), encoding, len(value) if type(value) is bytes else 1,
+        int(time.time()) & info.LRU_CLOCK_MAX)
+
+
+def _encoding_of(value) -> str:
+    if type(value) is bytes:
+        # OBJECT ENCODING's rules for strings: int, embstr up to 44 bytes, raw.
+        if len(value) <= 20 and to_int(value) is not None:
+            return "int"
+        return "embstr" if len(value) <= 44 else "raw"
+    encoding = getattr(value, "encoding", None)
+    return encoding() if callable(encoding) else (encoding or "unknown")
+
+
+def _debug_set_active_expire(client, argv):
+    value = to_int(argv[2])
+    if value is None:
+        raise CommandError(errors.NOT_INTEGER)
+    client.server.config.values["active-expire-enabled"] = bool(value)
+    return OK
+
+
+def _debug_populate(client, argv):
+    # DEBUG POPULATE count [prefix] [size]: keys prefix:N with value value:N (padded).
+    count = to_int(argv[2])
+    if count is None or count < 0:
+        raise CommandError(errors.NOT_INTEGER)
+    prefix = argv[3] if len(argv) > 3 else b"key"
+    size = None
+    if len(argv) > 4:
+        size = to_int(argv[4])
+        if size is None or size < 0:
+            raise CommandError(errors.NOT_INTEGER)
+    db = client.db
+    for i in range(count):
+        key = b"%s:%d" % (prefix, i)
+        if db.lookup(key) is not None:
+            continue
+        value = b"value:%d" % i
+        if size is not None:
+            value = value[:size].ljust(size, b"\0")
+        db.set(key, value)
+    return OK
+
+
+def _debug_error(client, argv):
+    raise CommandError(_text(argv[2]))
+
+
+def _debug_log(client, argv):
+    logger.warning("DEBUG LOG: %s" % _text(argv[2]))
+    return OK
+
+
+def _debug_ok(client, argv):
+    return OK
+
+
+def _debug_help(client, argv):
+    return [
+        "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ERROR <string>",
+        "    Return a Redis protocol error with <string> as message. Useful for clients",
+        "    unit tests to simulate Redis errors.",
+        "LOG <message>",
+        "    Write <message> to the server log.",
+        "OBJECT <key>",
+        "    Show low level info about `key` and associated value.",
+        "POPULATE <count> [<prefix>] [<size>]",
+        "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+        "    it is used instead of the 'key' prefix. These are not propagated to",
+        "    replicas. Cluster slots are not respected so keys not belonging to the",
+        "    current node can be created in cluster mode.",
+        "SET-ACTIVE-EXPIRE <0|1>",
+        "    Setting it to 0 disables expiring keys in background when they are not",
+        "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+        "    default.",
+        "SLEEP <seconds>",
+        "    Stop the server for <seconds>. Decimals allowed.",
+        "HELP",
+        "    Prints this help.",
+    ]
+
+
+# (handler, minimum argc, maximum argc or None)
+DEBUG_SUBCOMMANDS = {
+    b"sleep": (_debug_sleep, 3, 3),
+    b"object": (_debug_object, 3, 3),
+    b"set-active-expire": (_debug_set_active_expire, 3, 3),
+    b"populate": (_debug_populate, 3, 5),
+    b"error": (_debug_error, 3, 3),
+    b"log": (_debug_log, 3, 3),
+    b"jmap": (_debug_ok, 2, 2),
+    b"quicklist-packed-threshold": (_debug_ok, 3, 3),
+    b"stringmatch-len": (_debug_ok, 3, None),
+    b"help": (_debug_help, 2, 2),
+}
+
+
+@command("debug")
+def debug(client, argv):
+    if not _debug_allowed(client):
+        raise CommandError(DEBUG_DENIED)
+    entry = DEBUG_SUBCOMMANDS.get(argv[1].lower())
+    hooks = getattr(client.server, "debug_subcommands", {})
+    if entry is None:
+        entry = hooks.get(argv[1].lower())
+    if entry is None or len(argv) < entry[1] or (entry[2] is not None and len(argv) > entry[2]):
+        raise CommandError("ERR unknown subcommand or wrong number of arguments for '%s'. "
+                           "Try DEBUG HELP." % _text(argv[1]))
+    return entry[0](client, argv)
+
+
+# -- SHUTDOWN -----------------------------------------------------------------------------------
+
+_SHUTDOWN_WORDS = {b"nosave": "nosave", b"save": "save", b"now": "now", b"force": "force",
+                   b"abort": "abort"}
+
+
+@command("shutdown")
+def shutdown(client, argv):
+    flags = set()
+    for raw in argv[1:]:
+        word = _SHUTDOWN_WORDS.get(raw.lower())
+        if word is None:
+            raise CommandError(errors.SYNTAX)
+        flags.add(word)
+    if ("abort" in flags and len(flags) > 1) or {"save", "nosave"} <= flags:
+        raise CommandError(errors.SYNTAX)
+    server = client.server
+    if "abort" in flags:
+        # With no replicas to wait for, a shutdown never stays pending.
+        raise CommandError("ERR No shutdown in progress.")
+    if not server.prepare_shutdown(frozenset(flags)):
+        raise CommandError("ERR Errors trying to SHUTDOWN. Check logs.")
+    server.request_shutdown(0, frozenset(flags), prepared=True)
+    client.close_after_reply = True
+    return NO_REPLY

@@ -1,0 +1,394 @@
+"""INFO: the sections of server.c genRedisInfoString(), field names exactly as Redis's.
+
+Each section is a function returning an ordered dict of field → value. Modules that
+own a subsystem (persistence, replication, pub/sub...) refine the fields through
+``server.info_hooks[section]``: callables ``(server) -> dict`` whose entries replace
+the defaults here in place (or are appended when new), so the field order stays
+Redis's. The text is "# Title\\r\\n" + "name:value\\r\\n" lines, sections joined by a
+blank line; INFO sends it as a bulk string (a verbatim string in RESP3).
+"""
+
+import os
+import platform
+import resource
+import sys
+import time
+
+from . import REDIS_VERSION, __version__
+
+TITLES = {
+    "server": "Server", "clients": "Clients", "memory": "Memory",
+    "persistence": "Persistence", "stats": "Stats", "replication": "Replication",
+    "cpu": "CPU", "modules": "Modules", "commandstats": "Commandstats",
+    "errorstats": "Errorstats", "latencystats": "Latencystats", "cluster": "Cluster",
+    "keyspace": "Keyspace",
+}
+ALL = tuple(TITLES)
+# "INFO" / "INFO default": everything but the per-command statistics.
+DEFAULT = tuple(s for s in ALL if s not in ("commandstats", "latencystats"))
+
+LRU_CLOCK_MAX = (1 << 24) - 1
+
+
+def select_sections(args: list[bytes]) -> list[str]:
+    """genInfoSectionDict(): names are case-insensitive, unknown ones are ignored,
+    'default', 'all' and 'everything' expand; output keeps Redis's section order."""
+    wanted: set[str] = set()
+    if not args:
+        wanted.update(DEFAULT)
+    for raw in args:
+        name = raw.decode("utf-8", "replace").lower()
+        if name == "default":
+            wanted.update(DEFAULT)
+        elif name in ("all", "everything"):
+            wanted.update(ALL)
+        elif name in TITLES:
+            wanted.add(name)
+    return [s for s in ALL if s in wanted]
+
+
+def render(server, sections: list[str]) -> bytes:
+    parts = []
+    for name in sections:
+        fields = SECTIONS[name](server)
+        for hook in server.info_hooks.get(name, ()):
+            fields.update(hook(server))
+        lines = ["# %s\r\n" % TITLES[name]]
+        lines.extend("%s:%s\r\n" % (k, _fmt(v)) for k, v in fields.items())
+        parts.append("".join(lines))
+    return "\r\n".join(parts).encode()
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "%.2f" % value
+    return str(value)
+
+
+def bytes_to_human(n: int) -> str:
+    # bytesToHuman(): B below 1024, then K, M, G, T, P with two decimals.
+    if n < 1024:
+        return "%dB" % n
+    for unit in "KMGTP":
+        n /= 1024
+        if n < 1024 or unit == "P":
+            return "%.2f%s" % (n, unit)
+    return "%.2fP" % n  # pragma: no cover
+
+
+def _count(server, name: str) -> int:
+    """A statistic another module may expose as an int, a callable or a collection."""
+    value = getattr(server, name, 0)
+    if callable(value):
+        value = value()
+    if isinstance(value, int):
+        return value
+    try:
+        return len(value)
+    except TypeError:
+        return 0
+
+
+# -- sections --------------------------------------------------------------------------
+
+def server_section(server) -> dict:
+    now = time.time()
+    uptime = int(now - server.start_time)
+    uname = platform.uname()
+    return {
+        "redis_version": REDIS_VERSION,
+        "vermilion_version": __version__,
+        "redis_git_sha1": "00000000",
+        "redis_git_dirty": 0,
+        "redis_build_id": "0",
+        "redis_mode": "standalone",
+        "os": f"{uname.system} {uname.release} {uname.machine}",
+        "arch_bits": 64,
+        "monotonic_clock": "POSIX clock_gettime",
+        "multiplexing_api": "epoll",
+        "atomicvar_api": "c11-builtin",
+        "gcc_version": "0.0.0",
+        "process_id": os.getpid(),
+        "process_supervised": "no",
+        "run_id": server.run_id,
+        "tcp_port": server.tcp_port or server.config["port"],
+        "server_time_usec": time.time_ns() // 1000,
+        "uptime_in_seconds": uptime,
+        "uptime_in_days": uptime // 86400,
+        "hz": server.config["hz"],
+        "configured_hz": server.config["hz"],
+        "lru_clock": int(now) & LRU_CLOCK_MAX,
+        "executable": os.path.abspath(sys.argv[0]),
+        "config_file": server.config.config_file,
+        "io_threads_active": 0,
+    }
+
+
+def clients_section(server) -> dict:
+    return {
+        "connected_clients": len(server.clients),
+        "cluster_connections": 0,
+        "maxclients": server.config["maxclients"],
+        "client_recent_max_input_buffer": server.recent_max_input_buffer(),
+        "client_recent_max_output_buffer": server.recent_max_output_buffer(),
+        "blocked_clients": _count(server, "blocked_clients"),
+        "tracking_clients": 0,
+        "clients_in_timeout_table": _count(server, "clients_in_timeout_table"),
+    }
+
+
+def memory_section(server) -> dict:
+    used = server.used_memory()
+    rss = rss_bytes()
+    peak = server.note_memory_peak(used)
+    startup = server.used_memory_startup
+    dataset = max(used - startup, 0)
+    maxmemory = server.config["maxmemory"]
+    frag = rss / used if used else 0.0
+    return {
+        "used_memory": used,
+        "used_memory_human": bytes_to_human(used),
+        "used_memory_rss": rss,
+        "used_memory_rss_human": bytes_to_human(rss),
+        "used_memory_peak": peak,
+        "used_memory_peak_human": bytes_to_human(peak),
+        "used_memory_peak_perc": "%.2f%%" % (used * 100 / peak if peak else 0),
+        "used_memory_overhead": startup,
+        "used_memory_startup": startup,
+        "used_memory_dataset": dataset,
+        "used_memory_dataset_perc": "%.2f%%" % (dataset * 100 / used if used else 0),
+        "allocator_allocated": used,
+        "allocator_active": used,
+        "allocator_resident": rss,
+        "total_system_memory": total_system_memory(),
+        "total_system_memory_human": bytes_to_human(total_system_memory()),
+        "used_memory_lua": 32768,
+        "used_memory_vm_eval": 32768,
+        "used_memory_lua_human": "32.00K",
+        "used_memory_scripts_eval": 0,
+        "number_of_cached_scripts": _count(server, "cached_scripts"),
+        "number_of_functions": 0,
+        "number_of_libraries": 0,
+        "used_memory_vm_functions": 32768,
+        "used_memory_vm_total": 65536,
+        "used_memory_vm_total_human": "64.00K",
+        "used_memory_functions": 0,
+        "used_memory_scripts": 0,
+        "used_memory_scripts_human": "0B",
+        "maxmemory": maxmemory,
+        "maxmemory_human": bytes_to_human(maxmemory),
+        "maxmemory_policy": server.config["maxmemory-policy"],
+        "allocator_frag_ratio": 1.0,
+        "allocator_frag_bytes": 0,
+        "allocator_rss_ratio": frag,
+        "allocator_rss_bytes": rss - used,
+        "rss_overhead_ratio": 1.0,
+        "rss_overhead_bytes": 0,
+        "mem_fragmentation_ratio": frag,
+        "mem_fragmentation_bytes": rss - used,
+        "mem_not_counted_for_evict": 0,
+        "mem_replication_backlog": 0,
+        "mem_total_replication_buffers": 0,
+        "mem_clients_slaves": 0,
+        "mem_clients_normal": sum(c.output_buffer_size() for c in server.clients.values()),
+        "mem_cluster_links": 0,
+        "mem_aof_buffer": 0,
+        "mem_allocator": "libc",
+        "active_defrag_running": 0,
+        "lazyfree_pending_objects": 0,
+        "lazyfreed_objects": 0,
+    }
+
+
+def persistence_section(server) -> dict:
+    return {
+        "loading": 0,
+        "async_loading": 0,
+        "current_cow_peak": 0,
+        "current_cow_size": 0,
+        "current_cow_size_age": 0,
+        "current_fork_perc": "0.00",
+        "current_save_keys_processed": 0,
+        "current_save_keys_total": 0,
+        "rdb_changes_since_last_save": server.dirty,
+        "rdb_bgsave_in_progress": 0,
+        "rdb_last_save_time": server.lastsave,
+        "rdb_last_bgsave_status": "ok",
+        "rdb_last_bgsave_time_sec": -1,
+        "rdb_current_bgsave_time_sec": -1,
+        "rdb_saves": 0,
+        "rdb_last_cow_size": 0,
+        "rdb_last_load_keys_expired": 0,
+        "rdb_last_load_keys_loaded": 0,
+        "aof_enabled": int(server.config["appendonly"]),
+        "aof_rewrite_in_progress": 0,
+        "aof_rewrite_scheduled": 0,
+        "aof_last_rewrite_time_sec": -1,
+        "aof_current_rewrite_time_sec": -1,
+        "aof_last_bgrewrite_status": "ok",
+        "aof_rewrites": 0,
+        "aof_rewrites_consecutive_failures": 0,
+        "aof_last_write_status": "ok",
+        "aof_last_cow_size": 0,
+        "module_fork_in_progress": 0,
+        "module_fork_last_cow_size": 0,
+    }
+
+
+def stats_section(server) -> dict:
+    st = server.stats
+    inst = server.instantaneous
+    return {
+        "total_connections_received": st.total_connections_received,
+        "total_commands_processed": st.total_commands_processed,
+        "instantaneous_ops_per_sec": int(inst.get("ops", 0)),
+        "total_net_input_bytes": st.total_net_input_bytes,
+        "total_net_output_bytes": st.total_net_output_bytes,
+        "total_net_repl_input_bytes": 0,
+        "total_net_repl_output_bytes": 0,
+        "instantaneous_input_kbps": inst.get("in", 0) / 1024,
+        "instantaneous_output_kbps": inst.get("out", 0) / 1024,
+        "instantaneous_input_repl_kbps": 0.0,
+        "instantaneous_output_repl_kbps": 0.0,
+        "rejected_connections": st.rejected_connections,
+        "sync_full": 0,
+        "sync_partial_ok": 0,
+        "sync_partial_err": 0,
+        "expired_keys": st.expired_keys,
+        "expired_stale_perc": st.expired_stale_perc,
+        "expired_time_cap_reached_count": st.expired_time_cap_reached_count,
+        "expire_cycle_cpu_milliseconds": st.expire_cycle_cpu_milliseconds,
+        "evicted_keys": st.evicted_keys,
+        "evicted_clients": st.evicted_clients,
+        "total_eviction_exceeded_time": 0,
+        "current_eviction_exceeded_time": 0,
+        "keyspace_hits": st.keyspace_hits,
+        "keyspace_misses": st.keyspace_misses,
+        "pubsub_channels": _count(server, "pubsub_channels"),
+        "pubsub_patterns": _count(server, "pubsub_patterns"),
+        "pubsubshard_channels": _count(server, "pubsubshard_channels"),
+        "latest_fork_usec": 0,
+        "total_forks": 0,
+        "migrate_cached_sockets": 0,
+        "slave_expires_tracked_keys": 0,
+        "active_defrag_hits": 0,
+        "active_defrag_misses": 0,
+        "active_defrag_key_hits": 0,
+        "active_defrag_key_misses": 0,
+        "total_active_defrag_time": 0,
+        "current_active_defrag_time": 0,
+        "tracking_total_keys": 0,
+        "tracking_total_items": 0,
+        "tracking_total_prefixes": 0,
+        "unexpected_error_replies": st.unexpected_error_replies,
+        "total_error_replies": st.total_error_replies,
+        "dump_payload_sanitizations": 0,
+        "total_reads_processed": st.total_reads_processed,
+        "total_writes_processed": st.total_writes_processed,
+        "io_threaded_reads_processed": 0,
+        "io_threaded_writes_processed": 0,
+        "reply_buffer_shrinks": 0,
+        "reply_buffer_expands": 0,
+    }
+
+
+def replication_section(server) -> dict:
+    return {
+        "role": "master",
+        "connected_slaves": 0,
+        "master_failover_state": "no-failover",
+        "master_replid": server.replid,
+        "master_replid2": "0" * 40,
+        "master_repl_offset": 0,
+        "second_repl_offset": -1,
+        "repl_backlog_active": 0,
+        "repl_backlog_size": 1048576,
+        "repl_backlog_first_byte_offset": 0,
+        "repl_backlog_histlen": 0,
+    }
+
+
+def cpu_section(server) -> dict:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    thread = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
+    return {
+        "used_cpu_sys": "%.6f" % me.ru_stime,
+        "used_cpu_user": "%.6f" % me.ru_utime,
+        "used_cpu_sys_children": "%.6f" % kids.ru_stime,
+        "used_cpu_user_children": "%.6f" % kids.ru_utime,
+        "used_cpu_sys_main_thread": "%.6f" % thread.ru_stime,
+        "used_cpu_user_main_thread": "%.6f" % thread.ru_utime,
+    }
+
+
+def modules_section(server) -> dict:
+    return {}
+
+
+def commandstats_section(server) -> dict:
+    from .commands.registry import COMMANDS
+
+    out = {}
+    specs = []
+    for spec in COMMANDS.values():
+        specs.append(spec)
+        specs.extend(spec.subcommands.values())
+    for spec in sorted(specs, key=lambda s: s.fullname):
+        if spec.calls or spec.rejected_calls or spec.failed_calls:
+            per_call = spec.usec / spec.calls if spec.calls else 0.0
+            out["cmdstat_" + spec.fullname] = (
+                "calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d"
+                % (spec.calls, spec.usec, per_call, spec.rejected_calls, spec.failed_calls))
+    return out
+
+
+def errorstats_section(server) -> dict:
+    return {"errorstat_" + code: "count=%d" % n
+            for code, n in sorted(server.stats.errorstats.items())}
+
+
+def latencystats_section(server) -> dict:
+    return {}
+
+
+def cluster_section(server) -> dict:
+    return {"cluster_enabled": 0}
+
+
+def keyspace_section(server) -> dict:
+    return {
+        "db%d" % db.id: "keys=%d,expires=%d,avg_ttl=%d" % (len(db.data), len(db.expires), db.avg_ttl)
+        for db in server.dbs if db.data
+    }
+
+
+SECTIONS = {
+    "server": server_section, "clients": clients_section, "memory": memory_section,
+    "persistence": persistence_section, "stats": stats_section,
+    "replication": replication_section, "cpu": cpu_section, "modules": modules_section,
+    "commandstats": commandstats_section, "errorstats": errorstats_section,
+    "latencystats": latencystats_section, "cluster": cluster_section,
+    "keyspace": keyspace_section,
+}
+
+
+# -- process facts ------------------------------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """zmalloc_get_rss(): resident pages from /proc/self/statm."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def total_system_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * _PAGE
+    except (ValueError, OSError, AttributeError):
+        return 0
