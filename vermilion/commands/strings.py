@@ -361,6 +361,13 @@ def _ld_round(x: Fraction) -> Fraction | None:
     return value if x > 0 else -value
 
 
+def _parse_decimal_digits(digits: bytes) -> int:
+    # int() refuses more than 4300 digits (sys.int_max_str_digits); inputs reach 5119.
+    if len(digits) <= 4000:
+        return int(digits)
+    return int(digits[:4000]) * 10 ** (len(digits) - 4000) + _parse_decimal_digits(digits[4000:])
+
+
 def _parse_long_double(raw: bytes):
     """string2ld(): a Fraction, _INF (a literal infinity), or None when invalid."""
     if not raw or len(raw) >= _MAX_LONG_DOUBLE_CHARS or raw[0] in _C_SPACE:
@@ -373,16 +380,16 @@ def _parse_long_double(raw: bytes):
         sign, digits, exp = m.groups()
         exp = int(exp) if exp else 0
         int_part, _, frac_part = digits.partition(b".")
-        mantissa = int(int_part + frac_part or b"0")
         exp -= len(frac_part)
-        if mantissa == 0:
+        all_digits = (int_part + frac_part).lstrip(b"0")
+        if not all_digits:
             return Fraction(0)
-        magnitude = len(str(mantissa)) + exp
+        magnitude = len(all_digits) + exp
         if magnitude > 4940:
             return None  # ERANGE overflow to HUGE_VAL
         if magnitude < -4960:
             return None  # ERANGE underflow to zero
-        exact = Fraction(mantissa) * Fraction(10) ** exp
+        exact = Fraction(_parse_decimal_digits(all_digits)) * Fraction(10) ** exp
     else:
         m = _HEX_RE.match(raw)
         if m:
@@ -416,12 +423,24 @@ def _format_long_double(value: Fraction) -> bytes:
     if 2 * rem > q.denominator or (2 * rem == q.denominator and whole & 1):
         whole += 1
     negative = whole < 0
-    digits = b"%018d" % abs(whole)
+    digits = _decimal_text(abs(whole)).rjust(18, b"0")
     text = digits[:-17] + b"." + digits[-17:]
     text = text.rstrip(b"0").rstrip(b".")
     if negative and text != b"0":
         text = b"-" + text
     return text
+
+
+_CHUNK = 10**4000
+
+
+def _decimal_text(n: int) -> bytes:
+    # Python refuses int -> str beyond 4300 digits (sys.int_max_str_digits); a long
+    # double reaches 4933 integer digits, so big values are converted in pieces.
+    if n < _CHUNK:
+        return b"%d" % n
+    high, low = divmod(n, _CHUNK)
+    return _decimal_text(high) + b"%04000d" % low
 
 
 def _ld_value(raw: bytes):
