@@ -72,6 +72,9 @@ class AppendOnlyFile:
         self.base_size = 0
         self.enabled = False
         self.pending_fsync = False
+        self.rewrites = 0
+        self.consecutive_failures = 0
+        self.last_rewrite_seconds = -1
 
     # -- paths -------------------------------------------------------------------------
 
@@ -297,8 +300,10 @@ class AppendOnlyFile:
         if pid == 0:
             return
         self.rewrite_child = 0
+        self.last_rewrite_seconds = int(time.time() - self.rewrite_started)
         if os.waitstatus_to_exitcode(status) != 0:
             self.last_rewrite_ok = False
+            self.consecutive_failures += 1
             logger.warning("Background AOF rewrite terminated with error")
             return
         name, seq = self._pending_base
@@ -315,6 +320,8 @@ class AppendOnlyFile:
         self.current_size = self.base_size + sum(
             os.path.getsize(self._path(e.name)) for e in self.entries if e.type == TYPE_INCR)
         self.last_rewrite_ok = True
+        self.rewrites += 1
+        self.consecutive_failures = 0
         logger.notice("Background AOF rewrite terminated with success")
         logger.notice("Background AOF rewrite finished successfully")
         if self.rewrite_scheduled:

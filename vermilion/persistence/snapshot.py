@@ -38,8 +38,9 @@ class Snapshots:
         self.last_bgsave_seconds = -1
         self.scheduled = False
         self.changes_at_save = 0
-        self.loading = False
         self.loaded_keys = 0
+        self.loaded_expired = 0
+        self.saves = 0
 
     # -- paths ------------------------------------------------------------------
 
@@ -86,6 +87,7 @@ class Snapshots:
         server.dirty = server.dirty - dirty_done if dirty_done is not None else 0
         server.dirty = max(server.dirty, 0)
         server.lastsave = int(when)
+        self.saves += 1
         self._set_bgsave_ok(True)
 
     def bgsave(self) -> None:
@@ -202,7 +204,6 @@ class Snapshots:
         if not os.path.exists(path):
             return
         start = time.time()
-        self.loading = True
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -210,8 +211,6 @@ class Snapshots:
         except rdb.RDBError as exc:
             logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
             raise SystemExit(1) from None
-        finally:
-            self.loading = False
         aux = result.aux
         if b"redis-ver" in aux:
             logger.notice(f"Loading RDB produced by version {aux[b'redis-ver'].decode()}")
@@ -220,6 +219,7 @@ class Snapshots:
         logger.notice(f"Done loading RDB, keys loaded: {result.keys}, keys expired: {result.expired}.")
         logger.notice("DB loaded from disk: %.3f seconds" % (time.time() - start))
         self.loaded_keys = result.keys
+        self.loaded_expired = result.expired
         self.server.dirty = 0
         self.server.lastsave = int(time.time())
 
