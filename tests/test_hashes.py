@@ -1,0 +1,235 @@
+"""Hash commands: behaviour through redis-py (RESP2 and RESP3) and byte-exact replies
+compared with a real redis-server 7.0 on the same command sequences."""
+
+import pytest
+import redis
+
+
+def same(raw, raw_real, *commands):
+    """Run each command on both servers; every reply must be byte-identical."""
+    for command in commands:
+        args = command.split() if isinstance(command, str) else command
+        assert raw.command(*args) == raw_real.command(*args), command
+
+
+def hello3(raw, raw_real):
+    raw.command("HELLO", "3")
+    raw_real.command("HELLO", "3")
+
+
+# -- behaviour (both protocols) --------------------------------------------------------
+
+
+def test_hset_hget_hgetall(r):
+    assert r.hset("h", mapping={"a": "1", "b": "2"}) == 2
+    assert r.hset("h", "a", "3") == 0
+    assert r.hget("h", "a") == b"3"
+    assert r.hget("h", "zz") is None
+    assert r.hget("nokey", "a") is None
+    assert r.hgetall("h") == {b"a": b"3", b"b": b"2"}
+    assert r.hgetall("nokey") == {}
+    assert r.hkeys("h") == [b"a", b"b"]
+    assert r.hvals("h") == [b"3", b"2"]
+    assert r.hlen("h") == 2
+    assert r.hlen("nokey") == 0
+
+
+def test_insertion_order_like_listpack(r):
+    r.hset("h", mapping={"z": "1", "a": "2", "m": "3"})
+    r.hset("h", "a", "updated")  # an update keeps the field's place
+    r.hdel("h", "z")
+    r.hset("h", "z", "back")  # a re-added field goes last
+    assert r.hkeys("h") == [b"a", b"m", b"z"]
+
+
+def test_hmset_hmget_hsetnx(r):
+    assert r.execute_command("HMSET", "h", "a", "1", "b", "2") in (b"OK", "OK", True)
+    assert r.hmget("h", "a", "zz", "b") == [b"1", None, b"2"]
+    assert r.hmget("nokey", "a", "b") == [None, None]
+    assert r.hsetnx("h", "a", "9") == 0
+    assert r.hsetnx("h", "c", "9") == 1
+    assert r.hsetnx("new", "f", "v") == 1
+    assert r.hgetall("new") == {b"f": b"v"}
+
+
+def test_hdel_deletes_empty_hash(r):
+    r.hset("h", mapping={"a": "1", "b": "2"})
+    assert r.hdel("h", "a", "zz") == 1
+    assert r.hdel("h", "a") == 0
+    assert r.hdel("h", "b", "b") == 1
+    assert r.exists("h") == 0
+    assert r.hdel("nokey", "a") == 0
+
+
+def test_hstrlen_hexists(r):
+    r.hset("h", mapping={"a": "hello", "n": "12345"})
+    assert r.hstrlen("h", "a") == 5
+    assert r.hstrlen("h", "n") == 5
+    assert r.hstrlen("h", "zz") == 0
+    assert r.hstrlen("nokey", "a") == 0
+    assert r.hexists("h", "a") in (1, True)
+    assert r.hexists("h", "zz") in (0, False)
+    assert r.hexists("nokey", "a") in (0, False)
+
+
+def test_hincrby(r):
+    assert r.hincrby("h", "f", 5) == 5
+    assert r.hincrby("h", "f", -7) == -2
+    r.hset("h", "s", "abc")
+    with pytest.raises(redis.ResponseError, match="hash value is not an integer"):
+        r.hincrby("h", "s", 1)
+    r.hset("h", "max", str(2**63 - 2))
+    assert r.hincrby("h", "max", 1) == 2**63 - 1
+    with pytest.raises(redis.ResponseError, match="increment or decrement would overflow"):
+        r.hincrby("h", "max", 1)
+    assert r.hget("h", "max") == str(2**63 - 1).encode()
+
+
+def test_hincrbyfloat_long_double_formatting(r):
+    assert r.hincrbyfloat("h", "f", 0.1) == pytest.approx(0.1)
+    r.hincrbyfloat("h", "f", 0.2)
+    assert r.hget("h", "f") == b"0.3"  # long double: not 0.30000000000000004
+    r.hincrbyfloat("h", "f", -0.3)
+    assert r.hget("h", "f") == b"0"
+    r.hincrbyfloat("h", "g", "3.0e3")
+    assert r.hget("h", "g") == b"3000"
+    r.hset("h", "s", "abc")
+    with pytest.raises(redis.ResponseError, match="hash value is not a float"):
+        r.hincrbyfloat("h", "s", 1)
+
+
+def test_hrandfield(r):
+    assert r.hrandfield("nokey") is None
+    assert r.hrandfield("nokey", 3) == []
+    fields = {b"a": b"1", b"b": b"2", b"c": b"3"}
+    r.hset("h", mapping=fields)
+    assert r.hrandfield("h") in fields
+    two = r.hrandfield("h", 2)
+    assert len(set(two)) == 2 and set(two) <= set(fields)
+    assert sorted(r.hrandfield("h", 10)) == sorted(fields)
+    assert r.hrandfield("h", 0) == []
+    picked = r.hrandfield("h", -10)
+    assert len(picked) == 10 and set(picked) <= set(fields)
+    # RESP2 replies a flat array, RESP3 [field, value] pairs (exact shapes are compared
+    # with redis-server below); here only the contents.
+    pairs = r.hrandfield("h", 5, withvalues=True)
+    flat = [x for p in pairs for x in p] if pairs and isinstance(pairs[0], list) else pairs
+    assert len(flat) == 6
+    assert dict(zip(flat[::2], flat[1::2])) == fields
+
+
+def test_wrongtype(r):
+    r.set("s", "x")
+    for call in (lambda: r.hset("s", "a", "1"), lambda: r.hget("s", "a"),
+                 lambda: r.hgetall("s"), lambda: r.hincrby("s", "a", 1),
+                 lambda: r.hrandfield("s")):
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            call()
+    r.hset("h", "a", "1")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.lpush("h", "x")
+
+
+def test_big_hash(r):
+    mapping = {f"f{i}": str(i) for i in range(2000)}
+    r.hset("h", mapping=mapping)
+    assert r.hlen("h") == 2000
+    assert r.hget("h", "f1999") == b"1999"
+    assert len(r.hgetall("h")) == 2000
+    assert len(set(r.hrandfield("h", 1500))) == 1500
+
+
+# -- byte-exact comparison with redis-server --------------------------------------------
+
+
+def test_exact_set_get(raw, raw_real):
+    same(raw, raw_real,
+         "HSET h a 1 b 2", "HSET h a 1", "HSET h a 3 c 4 c 5", "HGETALL h", "HSET h a",
+         "HMSET h a", "HMSET h a 1 z 0", "HKEYS h", "HVALS h", "HLEN h", "HLEN nokey",
+         "HGET h a", "HGET h nothere", "HGET nokey a", "HMGET h a nothere b",
+         "HMGET nokey a b", "HSETNX h a 9", "HSETNX h new 9", "HSETNX nokey2 f v",
+         "HGETALL nokey2", "HSTRLEN h a", "HSTRLEN h nothere", "HSTRLEN nokey a",
+         "HEXISTS h a", "HEXISTS h nothere", "HEXISTS nokey a", "HDEL h a nothere",
+         "HDEL h a", "HDEL nokey a", "HGETALL h", "HDEL h b c z new", "EXISTS h",
+         "HGETALL nokey", "HKEYS nokey", "HVALS nokey", "HSET", "HGET h", "HSETNX h a",
+         "HSET h f", "HMSET h f v g")
+
+
+def test_exact_hincrby(raw, raw_real):
+    same(raw, raw_real,
+         "HINCRBY h f 1", "HINCRBY h f -5", "HINCRBY h f x", "HINCRBY h f 1.5",
+         "HINCRBY h f 9223372036854775807", "HINCRBY h f 9223372036854775811",
+         "HSET h g 9223372036854775806", "HINCRBY h g 1", "HINCRBY h g 1",
+         "HINCRBY h g -9223372036854775808", "HSET h m -9223372036854775807",
+         "HINCRBY h m -1", "HINCRBY h m -1",
+         "HSET h str abc", "HINCRBY h str 1", ["HSET", "h", "sp", " 1"], "HINCRBY h sp 1",
+         "HSET h lead 01", "HINCRBY h lead 1", "HSET h neg -0", "HINCRBY h neg 1",
+         "HSET h e 1e3", "HINCRBY h e 1", "HINCRBY nokey f x", "EXISTS nokey",
+         "HGETALL h")
+
+
+def test_exact_hincrbyfloat(raw, raw_real):
+    same(raw, raw_real,
+         "HINCRBYFLOAT h x 0.1", "HINCRBYFLOAT h x 0.2", "HINCRBYFLOAT h x -0.3",
+         "HINCRBYFLOAT h z -1e-20", "HINCRBYFLOAT h w 3.0e3", "HINCRBYFLOAT h w 1.5e4932",
+         "HINCRBYFLOAT h w inf", "HINCRBYFLOAT h w -inf", "HINCRBYFLOAT h w nan",
+         "HINCRBYFLOAT h w abc", ["HINCRBYFLOAT", "h", "w", ""],
+         ["HINCRBYFLOAT", "h", "w", " 1"], "HINCRBYFLOAT h w 1.", "HINCRBYFLOAT h w .5",
+         "HINCRBYFLOAT h w 5e-1", "HINCRBYFLOAT h w 0x1p3", "HINCRBYFLOAT h v 10.5",
+         "HINCRBYFLOAT h v -20", "HINCRBYFLOAT h u 1e-17", "HINCRBYFLOAT h u 1e-18",
+         "HINCRBYFLOAT hb big 1e100", "HINCRBYFLOAT hb big -1e100",
+         "HSET h dot 1.0", "HINCRBYFLOAT h dot 0", "HSET h str abc",
+         "HINCRBYFLOAT h str 1", ["HSET", "h", "sp2", "1 "], "HINCRBYFLOAT h sp2 1",
+         "HSET h hex 0x10", "HINCRBYFLOAT h hex 1", "HSET h inf inf",
+         "HINCRBYFLOAT h inf 1", "HSET h i 5", "HINCRBYFLOAT h i 1.25",
+         "HINCRBYFLOAT nokey f x", "HINCRBYFLOAT nokey f inf", "EXISTS nokey",
+         "HGETALL h")
+
+
+def test_exact_hincrbyfloat_huge_value(raw, raw_real):
+    # 1e300 printed with "%.17Lf" shows the long double nearest to 1e300, digit by digit.
+    same(raw, raw_real, "HINCRBYFLOAT h y 1e300", "HINCRBYFLOAT h y 1e300",
+         "HINCRBYFLOAT h y -2e300")
+
+
+def test_exact_hrandfield_errors_and_deterministic_cases(raw, raw_real):
+    same(raw, raw_real,
+         "HRANDFIELD nokey", "HRANDFIELD nokey 5", "HRANDFIELD nokey 0",
+         "HRANDFIELD nokey -5", "HRANDFIELD nokey 5 WITHVALUES",
+         "HSET h a 1 b 2 c 3",
+         "HRANDFIELD h x", "HRANDFIELD h 1 x", "HRANDFIELD h 1 withvalues x",
+         "HRANDFIELD h 0", "HRANDFIELD h 0 withvalues", "HRANDFIELD h -9223372036854775808",
+         "HRANDFIELD h 4611686018427387904 withvalues",
+         "HRANDFIELD h -4611686018427387904 withvalues",
+         "HRANDFIELD nokey 4611686018427387904 withvalues", "HRANDFIELD nokey x",
+         "HRANDFIELD h 9223372036854775808",
+         # count >= size: the whole hash, in its order
+         "HRANDFIELD h 3", "HRANDFIELD h 100 WITHVALUES",
+         "HSET one f v", "HRANDFIELD one", "HRANDFIELD one 1", "HRANDFIELD one -3",
+         "HRANDFIELD one -2 withvalues", "HRANDFIELD one 1 WITHVALUES")
+
+
+def test_exact_wrongtype(raw, raw_real):
+    same(raw, raw_real,
+         "SET s x", "HSET s a 1", "HMSET s a 1", "HSETNX s a 1", "HGET s a", "HMGET s a",
+         "HLEN s", "HSTRLEN s a", "HEXISTS s a", "HKEYS s", "HVALS s", "HGETALL s",
+         "HDEL s a", "HINCRBY s a 1", "HINCRBY s a x", "HINCRBYFLOAT s a 1",
+         "HINCRBYFLOAT s a x", "HRANDFIELD s", "HRANDFIELD s 1", "HRANDFIELD s x",
+         "HSET s a", "GET s")
+
+
+def test_exact_resp3_shapes(raw, raw_real):
+    hello3(raw, raw_real)
+    same(raw, raw_real,
+         "HSET h a 1 b 2", "HGETALL h", "HGETALL nokey", "HRANDFIELD h 2 withvalues",
+         "HRANDFIELD one -2 withvalues", "HRANDFIELD h 0 withvalues", "HRANDFIELD nokey",
+         "HRANDFIELD nokey 1 withvalues", "HMGET h a x", "HGET h x", "HKEYS h",
+         "HVALS nokey", "HINCRBYFLOAT h f 1.5", "HSET one f v",
+         "HRANDFIELD one -3 WITHVALUES")
+
+
+def test_exact_order_after_updates_and_deletes(raw, raw_real):
+    same(raw, raw_real,
+         "HSET h z 1 a 2 m 3", "HSET h a updated", "HDEL h z", "HSET h z back",
+         "HSETNX h q 1", "HINCRBY h a2 1", "HINCRBYFLOAT h m 1", "HGETALL h", "HKEYS h",
+         "HVALS h")
