@@ -6,13 +6,14 @@ from ..protocol.encode import OK, PONG
 from ..protocol.errors import CommandError
 from .args import parse_int, to_int
 from .registry import command
+from .server_cmds import validate_client_name
 
 
 @command("ping")
 def ping(client, argv):
     if len(argv) > 2:
         raise CommandError(errors.wrong_arity("ping"))
-    if client.flags & {"S"} and client.resp == 2:
+    if "P" in client.flags and client.resp == 2:
         # A subscribed RESP2 client gets PING as a pub/sub-shaped array.
         return [b"pong", argv[1] if len(argv) == 2 else b""]
     return argv[1] if len(argv) == 2 else PONG
@@ -106,6 +107,7 @@ def hello(client, argv):
             i += 3
         elif option == b"setname" and more >= 1:
             name = argv[i + 1]
+            validate_client_name(name)  # checked while parsing, before authentication
             i += 2
         else:
             raise CommandError("ERR Syntax error in HELLO option '%s'" % argv[i].decode("utf-8", "replace"))
@@ -115,13 +117,10 @@ def hello(client, argv):
         client.authenticated = True
     if not client.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
-                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                           "otherwise the HELLO AUTH <user> <pass> option can be used to "
                            "authenticate the client and select the RESP protocol version at the "
                            "same time")
     if name is not None:
-        from .server_cmds import validate_client_name
-
-        validate_client_name(name)
         client.name = name
     client.resp = version
     return {
