@@ -11,6 +11,7 @@ and becomes a skiplist for good the first time it outgrows either (zsetAdd conve
 nothing converts back except building a fresh result in ZUNIONSTORE/ZRANGESTORE).
 """
 
+import math
 import random
 from sortedcontainers import SortedList
 
@@ -126,27 +127,42 @@ class ZSet:
 
     # -- encoding --------------------------------------------------------------------
 
-    def grew(self, member: bytes, max_entries: int, max_value: int) -> None:
-        """After inserting member: the listpack → skiplist conversion zsetAdd does."""
-        if self.listpack and (len(self.scores) > max_entries or len(member) > max_value):
-            self.listpack = False
-
     def fit(self, max_entries: int, max_value: int) -> None:
         """A freshly built result (zsetConvertToListpackIfNeeded)."""
         # all() only runs on a small set: `and` stops at a set past the entry limit.
         self.listpack = len(self.scores) <= max_entries and all(
             len(m) <= max_value for m in self.scores)
+        if self.listpack:
+            self._unsign_zeros()
+
+    def _unsign_zeros(self) -> None:
+        # A listpack stores scores as text and d2string() prints an integral -0.0 as
+        # "0": a listpack never holds a negative zero, a skiplist does.
+        for member, score in self.scores.items():
+            if score == 0 and math.copysign(1.0, score) < 0:
+                self.order.remove((score, member))
+                self.order.add((0.0, member))
+                self.scores[member] = 0.0
 
     # -- members ---------------------------------------------------------------------
 
     def score(self, member: bytes):
         return self.scores.get(member)
 
+    def insert(self, member: bytes, score: float, max_entries: int, max_value: int) -> None:
+        """A new member (zsetAdd): a listpack that would outgrow its limits is converted
+        to a skiplist first, then the member goes in."""
+        if self.listpack and (len(self.scores) + 1 > max_entries or len(member) > max_value):
+            self.listpack = False
+        self.set(member, score)
+
     def set(self, member: bytes, score: float) -> bool:
         """Insert or move member to score; True when it is new."""
+        if score == 0 and self.listpack:
+            score = 0.0
         old = self.scores.get(member)
         if old is not None:
-            if old == score:
+            if old == score:  # -0.0 == 0.0 too: Redis keeps the old one (score != curscore)
                 return False
             self.order.remove((old, member))
         self.scores[member] = score
