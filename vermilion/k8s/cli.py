@@ -28,9 +28,14 @@ def add_parser(sub) -> None:
     render.add_argument("--cpu-limit", default=defaults.cpu_limit)
     render.add_argument("--memory-request", default=defaults.memory_request)
     render.add_argument("--memory-limit", default=defaults.memory_limit)
+    k8s_sub.add_parser("simulate", help="run the pod lifecycle scenarios against real servers")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.k8s_cmd == "simulate":
+        from .simulate import main
+
+        return main(args)
     opts = Options(
         name=args.name, namespace=args.namespace, image=args.image, replicas=args.replicas,
         storage_size=args.storage_size, storage_class=args.storage_class,
