@@ -298,3 +298,63 @@ def test_msetnx_is_all_or_nothing(r):
     assert r.get("b") is None
     assert r.msetnx({"b": "y", "c": "z"}) is True
     assert r.mget("b", "c") == [b"y", b"z"]
+
+
+def _keyspace_stats(conn):
+    text = conn.command("INFO", "stats").split(b"\r\n", 1)[1].decode()
+    stats = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return int(stats["keyspace_hits"]), int(stats["keyspace_misses"])
+
+
+def test_keyspace_hits_and_misses_counted_like_redis(raw, raw_real):
+    # Reads count (lookupKeyRead), writes do not (lookupKeyWrite), per key.
+    seq = [
+        ("SET", "s", "hello"), ("SET", "n", "5"), ("RPUSH", "l", "a"),
+        ("GET", "s"), ("GET", "x"), ("GET", "l"), ("MGET", "s", "x", "l", "n"), ("STRLEN", "s"),
+        ("STRLEN", "x"), ("GETRANGE", "s", "0", "1"), ("GETRANGE", "x", "0", "1"),
+        ("GETEX", "s"), ("GETEX", "x", "PERSIST"), ("GETSET", "n", "6"), ("GETSET", "y", "1"),
+        ("GETDEL", "y"), ("GETDEL", "y"), ("SET", "s", "v", "GET"), ("SET", "z", "v", "GET"),
+        ("SET", "s", "v", "NX"), ("SETNX", "s", "v"), ("APPEND", "s", "x"), ("APPEND", "w", "x"),
+        ("INCR", "n"), ("INCR", "c"), ("INCRBYFLOAT", "n", "1"), ("SETRANGE", "s", "0", "x"),
+        ("MSETNX", "s", "1", "q", "2"), ("LCS", "s", "x"), ("GETBIT", "s", "0"), ("GETBIT", "x", "0"),
+        ("SETBIT", "b", "0", "1"), ("BITCOUNT", "s"), ("BITCOUNT", "x"), ("BITPOS", "s", "1"),
+        ("BITPOS", "x", "1"), ("BITOP", "AND", "d", "s", "x"), ("BITFIELD", "s", "GET", "u8", "0"),
+        ("BITFIELD", "x", "GET", "u8", "0"), ("BITFIELD", "s", "SET", "u8", "0", "1"),
+        ("BITFIELD_RO", "x", "GET", "u8", "0"), ("GETEX", "s", "EX", "100"),
+    ]
+    before = _keyspace_stats(raw), _keyspace_stats(raw_real)
+    for cmd in seq:
+        raw.command(*cmd)
+        raw_real.command(*cmd)
+        got = [a - b for a, b in zip(_keyspace_stats(raw), before[0])]
+        want = [a - b for a, b in zip(_keyspace_stats(raw_real), before[1])]
+        assert got == want, cmd
+
+
+def test_proto_max_bulk_len_limits(tmp_path):
+    # Dedicated servers started with the smallest allowed limit (1mb).
+    from conftest import RawConnection, start_redis, start_vermilion
+
+    args = ["--proto-max-bulk-len", "1mb"]
+    (tmp_path / "v").mkdir()
+    (tmp_path / "r").mkdir()
+    ours = start_vermilion(tmp_path / "v", args)
+    theirs = start_redis(tmp_path / "r", args)
+    seq = [
+        ("SETRANGE", "k", str(1024 * 1024 - 1), "x"), ("STRLEN", "k"),
+        ("SETRANGE", "k", str(1024 * 1024), "x"), ("SETRANGE", "k", str(1024 * 1024 - 1), "xy"),
+        ("APPEND", "k", "z"), ("SETBIT", "b", str(8 * 1024 * 1024 - 1), "1"),
+        ("SETBIT", "b", str(8 * 1024 * 1024), "1"), ("GETBIT", "b", str(8 * 1024 * 1024)),
+        ("BITFIELD", "b", "SET", "u8", str(8 * 1024 * 1024), "1"),
+        ("BITFIELD", "b", "GET", "u8", "#1048576"), ("BITFIELD", "b", "GET", "u8", "#1048575"),
+        ("SET", "x", "a" * 600), ("SET", "y", "b" * 600), ("LCS", "x", "y", "LEN"),
+        ("SET", "y", "b" * 400), ("LCS", "x", "y", "LEN"),
+    ]
+    try:
+        a, b = RawConnection(ours.port), RawConnection(theirs.port)
+        assert run_both(a, b, seq) == []
+        a.close()
+        b.close()
+    finally:
+        ours.stop()
+        theirs.stop()
