@@ -352,6 +352,10 @@ def _getkeys(args: list[bytes]) -> list[tuple[int, tuple]]:
     spec = lookup_by_argv(args)
     if spec is None:
         raise CommandError("ERR Invalid command specified")
+    return _getkeys_for(spec, args)
+
+
+def _getkeys_for(spec, args: list[bytes]) -> list[tuple[int, tuple]]:
     if not has_keys(spec):
         raise CommandError("ERR The command has no key arguments")
     if not spec.check_arity(len(args)):
@@ -387,6 +391,8 @@ def _keys_using_specs(specs, args: list[bytes]):
     argc = len(args)
     out = []
     for ks in specs:
+        if "NOT_KEY" in ks.get("flags", ()):
+            continue  # a 'fake' key (e.g. a channel name)
         bs, fk = ks["begin_search"], ks["find_keys"]
         if "index" in bs:
             first = bs["index"]["pos"]
@@ -421,6 +427,8 @@ def _keys_using_specs(specs, args: list[bytes]):
             return None
         flags = tuple(ks.get("flags", ()))
         out.extend((i, flags) for i in range(first, last + 1, step))
+        if "INCOMPLETE" in flags:
+            return None  # the command's own getkeys function knows better
     return out
 
 
@@ -473,7 +481,24 @@ def _bitfield_keys(args: list[bytes]):
     return [(1, ("RW", "ACCESS", "UPDATE") if writes else ("RO", "ACCESS"))]
 
 
+def _migrate_keys(args: list[bytes]):
+    # migrateGetKeys(): the key at 3, or everything after KEYS (when the key is "").
+    first, num = 3, 1
+    skip = {b"copy": 0, b"replace": 0, b"auth": 1, b"auth2": 2}
+    i = 6
+    while i < len(args):
+        word = args[i].lower()
+        if word == b"keys":
+            if args[3]:
+                return []
+            first, num = i + 1, len(args) - i - 1
+            break
+        i += skip.get(word, 0) + 1
+    return [(p, ("RW", "ACCESS", "DELETE")) for p in range(first, first + num)]
+
+
 _NATIVE_GETKEYS = {
+    "migrateGetKeys": _migrate_keys,
     "sortGetKeys": _sort_keys,
     "sortROGetKeys": lambda args: _sort_keys(args, read_only=True),
     "setGetKeys": _set_keys,
