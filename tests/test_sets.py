@@ -1,0 +1,242 @@
+"""Set commands: behaviour through redis-py (RESP2 and RESP3) and byte-exact replies
+compared with a real redis-server 7.0 on the same command sequences.
+
+Hashtable-encoded sets reply in hash order, which differs between the two servers, so
+the byte comparisons use integer sets (intset: ascending order, as Redis iterates them),
+single-member results, errors and counts; random commands are tested by property."""
+
+import pytest
+import redis
+
+
+def same(raw, raw_real, *commands):
+    """Run each command on both servers; every reply must be byte-identical."""
+    for command in commands:
+        args = command.split() if isinstance(command, str) else command
+        assert raw.command(*args) == raw_real.command(*args), command
+
+
+def hello3(raw, raw_real):
+    raw.command("HELLO", "3")
+    raw_real.command("HELLO", "3")
+
+
+def members(values):
+    return {v if isinstance(v, bytes) else str(v).encode() for v in values}
+
+
+# -- behaviour (both protocols) --------------------------------------------------------
+
+
+def test_sadd_srem_scard_sismember(r):
+    assert r.sadd("s", "a", "b", "c", "a") == 3
+    assert r.sadd("s", "a", "d") == 1
+    assert r.scard("s") == 4
+    assert r.scard("nokey") == 0
+    assert r.sismember("s", "a") in (1, True)
+    assert r.sismember("s", "zz") in (0, False)
+    assert r.sismember("nokey", "a") in (0, False)
+    assert r.smismember("s", "a", "zz", "d") == [1, 0, 1]
+    assert r.smismember("nokey", "a", "b") == [0, 0]
+    assert r.srem("s", "a", "zz", "a") == 1
+    assert r.srem("nokey", "a") == 0
+    assert r.smembers("s") == {b"b", b"c", b"d"}
+    assert r.srem("s", "b", "c", "d") == 3
+    assert r.exists("s") == 0  # an emptied set is deleted
+
+
+def test_smembers_missing_and_wrongtype(r):
+    assert r.smembers("nokey") == set()
+    r.set("str", "v")
+    for call in (lambda: r.sadd("str", "a"), lambda: r.smembers("str"),
+                 lambda: r.scard("str"), lambda: r.srem("str", "a"),
+                 lambda: r.sismember("str", "a"), lambda: r.spop("str"),
+                 lambda: r.srandmember("str"), lambda: r.sinter("str"),
+                 lambda: r.sunion("nokey", "str"), lambda: r.sdiff("str")):
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            call()
+
+
+def test_smove(r):
+    r.sadd("src", "a", "b")
+    r.sadd("dst", "c")
+    assert r.smove("src", "dst", "a") in (1, True)
+    assert r.smove("src", "dst", "zz") in (0, False)
+    assert r.smembers("src") == {b"b"}
+    assert r.smembers("dst") == {b"a", b"c"}
+    assert r.smove("src", "new", "b") in (1, True)
+    assert r.exists("src") == 0
+    assert r.smembers("new") == {b"b"}
+    assert r.smove("new", "new", "b") in (1, True)  # same key: membership only
+    assert r.smove("new", "new", "x") in (0, False)
+    assert r.smove("nokey", "dst", "a") in (0, False)
+
+
+def test_set_algebra(r):
+    r.sadd("a", 1, 2, 3, 4)
+    r.sadd("b", 3, 4, 5)
+    r.sadd("c", 4, "x")
+    assert r.sinter("a", "b") == {b"3", b"4"}
+    assert r.sinter("a", "b", "c") == {b"4"}
+    assert r.sinter("a", "nokey") == set()
+    assert r.sunion("a", "b", "c", "nokey") == members([1, 2, 3, 4, 5, "x"])
+    assert r.sdiff("a", "b") == {b"1", b"2"}
+    assert r.sdiff("a", "b", "c") == {b"1", b"2"}
+    assert r.sdiff("nokey", "a") == set()
+    assert r.sdiff("a", "a") == set()
+    assert r.sintercard(2, ["a", "b"]) == 2
+    assert r.sintercard(2, ["a", "b"], limit=1) == 1
+    assert r.sintercard(2, ["a", "b"], limit=0) == 2
+    assert r.sintercard(2, ["a", "nokey"]) == 0
+
+
+def test_store_variants(r):
+    r.sadd("a", 1, 2, 3)
+    r.sadd("b", 2, 3, 4)
+    r.sadd("dst", "old")
+    r.expire("dst", 100)
+    assert r.sinterstore("dst", "a", "b") == 2
+    assert r.smembers("dst") == {b"2", b"3"}
+    assert r.ttl("dst") == -1  # the result replaces the key and its TTL
+    assert r.sunionstore("dst", "a", "b") == 4
+    assert r.sdiffstore("dst", "a", "b") == 1
+    assert r.smembers("dst") == {b"1"}
+    assert r.sdiffstore("dst", "a", "a") == 0
+    assert r.exists("dst") == 0  # an empty result deletes the destination
+    r.sadd("dst", "x")
+    assert r.sinterstore("dst", "a", "nokey") == 0
+    assert r.exists("dst") == 0
+    assert r.sunionstore("a", "a", "b") == 4  # the destination may be a source
+    assert r.smembers("a") == members([1, 2, 3, 4])
+
+
+def test_spop(r):
+    r.sadd("s", *range(10))
+    popped = r.spop("s")
+    assert popped in members(range(10))
+    assert r.scard("s") == 9
+    assert r.sismember("s", popped) in (0, False)
+    several = r.spop("s", 4)
+    assert len(several) == 4 and len(set(several)) == 4
+    assert r.scard("s") == 5
+    rest = r.spop("s", 100)  # more than the size: everything, and the key goes
+    assert len(rest) == 5
+    assert members(rest) | members(several) | {popped} == members(range(10))
+    assert r.exists("s") == 0
+    assert r.spop("nokey") is None
+    assert not r.spop("nokey", 3)
+    r.sadd("s", "a")
+    assert not r.spop("s", 0)
+    assert r.scard("s") == 1
+
+
+def test_spop_drains_a_big_set_exactly_once(r):
+    r.sadd("s", *range(2000))
+    r.sadd("s", "x")  # a hashtable set
+    seen = []
+    for _ in range(700):
+        seen.append(r.spop("s"))
+    seen += r.spop("s", 1000)
+    r.sadd("s", "late")  # adds between pops keep working
+    seen += r.spop("s", 10000)
+    assert len(seen) == 2002
+    assert set(seen) == members(list(range(2000)) + ["x", "late"])
+    assert r.exists("s") == 0
+
+
+def test_srandmember(r):
+    r.sadd("s", *range(5))
+    assert r.srandmember("s") in members(range(5))
+    assert r.srandmember("nokey") is None
+    assert r.srandmember("nokey", 3) == []
+    assert r.srandmember("s", 0) == []
+    three = r.srandmember("s", 3)
+    assert len(three) == 3 and len(set(three)) == 3 and set(three) <= members(range(5))
+    assert sorted(r.srandmember("s", 10)) == sorted(members(range(5)))
+    repeated = r.srandmember("s", -20)  # negative: exactly that many, repeats allowed
+    assert len(repeated) == 20 and set(repeated) <= members(range(5))
+    assert r.scard("s") == 5
+
+
+def test_srandmember_covers_every_member(r):
+    r.sadd("s", *[f"m{i}" for i in range(20)])
+    seen = set(r.srandmember("s", -2000))
+    assert seen == {f"m{i}".encode() for i in range(20)}
+
+
+def test_smembers_resp3_is_a_set(r):
+    r.sadd("s", "a", "b")
+    assert r.smembers("s") == {b"a", b"b"}
+    assert r.sinter("s") == {b"a", b"b"}
+
+
+# -- byte-exact comparison with redis-server ---------------------------------------------
+
+
+def test_exact_basic_replies(raw, raw_real):
+    same(raw, raw_real,
+         "SADD s 3 1 2 -5 10", "SADD s 1 7", "SMEMBERS s", "SCARD s", "SISMEMBER s 1",
+         "SISMEMBER s 99", "SMISMEMBER s 1 99 7", "SMISMEMBER nokey a b", "SREM s 1 99",
+         "SMEMBERS s", "SMEMBERS nokey", "SCARD nokey", "SREM nokey a",
+         "SINTER s", "SUNION s nokey", "SDIFF s nokey",
+         "SADD t 2 3 100", "SINTER s t", "SUNION s t", "SDIFF s t", "SDIFF t s",
+         "SINTERSTORE d s t", "SMEMBERS d", "SUNIONSTORE d s t", "SMEMBERS d",
+         "SDIFFSTORE d s t", "SMEMBERS d", "SDIFFSTORE d s s", "EXISTS d",
+         "SINTERCARD 2 s t", "SINTERCARD 2 s t LIMIT 1", "SINTERCARD 1 nokey")
+
+
+def test_exact_resp3(raw, raw_real):
+    hello3(raw, raw_real)
+    same(raw, raw_real,
+         "SADD s 3 1 2", "SMEMBERS s", "SMEMBERS nokey", "SINTER s nokey", "SUNION s",
+         "SDIFF s", "SPOP nokey", "SPOP nokey 2", "SPOP s 0", "SRANDMEMBER nokey",
+         "SRANDMEMBER nokey 3", "SRANDMEMBER s 0", "SRANDMEMBER s 5", "SMISMEMBER s 1 9",
+         "SISMEMBER s 1", "SPOP s 3", "EXISTS s")
+
+
+def test_exact_errors(raw, raw_real):
+    same(raw, raw_real,
+         "SET str v", "SADD str a", "SREM str a", "SCARD str", "SMEMBERS str",
+         "SISMEMBER str a", "SMISMEMBER str a", "SPOP str", "SPOP str 2", "SRANDMEMBER str",
+         "SRANDMEMBER str 2", "SINTER nokey str", "SUNION nokey str", "SDIFF nokey str",
+         "SINTERSTORE d nokey str", "SUNIONSTORE d str", "SDIFFSTORE d nokey str",
+         "SINTERCARD 1 str", "SADD s a", "SMOVE nokey str a", "SMOVE s str a",
+         "SMOVE str s a", "SADD", "SADD s", "SPOP", "SMISMEMBER s",
+         "SPOP s -1", "SPOP s x", "SPOP s 1 2", "SRANDMEMBER s 1 2", "SRANDMEMBER s x",
+         "SRANDMEMBER s -9223372036854775808", "SRANDMEMBER s 9223372036854775808",
+         "SINTERCARD 0 s", "SINTERCARD -1 s", "SINTERCARD x s", "SINTERCARD 3 s",
+         "SINTERCARD 1 s LIMIT -1", "SINTERCARD 1 s LIMIT x", "SINTERCARD 1 s LIMIT",
+         "SINTERCARD 1 s foo", "SINTERCARD 1 s LIMIT 1 LIMIT 0")
+
+
+def test_exact_smove(raw, raw_real):
+    same(raw, raw_real,
+         "SADD a 1 2", "SADD b 3", "SMOVE a b 1", "SMEMBERS a", "SMEMBERS b",
+         "SMOVE a b 9", "SMOVE a a 2", "SMOVE a a 9", "SMOVE a c 2", "EXISTS a",
+         "SMEMBERS c", "SMOVE nokey c 1")
+
+
+def test_exact_spop_whole_intset(raw, raw_real):
+    # Popping at least the whole set replies it in intset order and deletes the key.
+    same(raw, raw_real, "SADD s 5 -1 3", "SPOP s 3", "EXISTS s",
+         "SADD s 5 -1 3", "SRANDMEMBER s 3", "SRANDMEMBER s 100")
+    hello3(raw, raw_real)
+    same(raw, raw_real, "SPOP s 10", "EXISTS s")
+
+
+def test_exact_intset_result_order(raw, raw_real):
+    # A result made only of integers is an intset, replied in ascending order.
+    same(raw, raw_real,
+         "SADD a 30 -2 1000 7", "SADD b x 7 30", "SINTER b a", "SDIFF a b",
+         "SUNIONSTORE u a", "SMEMBERS u", "SINTERSTORE i a b", "SMEMBERS i")
+
+
+def test_exact_encodings(raw, raw_real):
+    big = [str(i) for i in range(513)]
+    same(raw, raw_real,
+         "SADD s 1 2 3", "OBJECT ENCODING s", "SADD s a", "OBJECT ENCODING s",
+         "SREM s a", "OBJECT ENCODING s",  # never converted back
+         ["SADD", "n", *big[:512]], "OBJECT ENCODING n", "SADD n 512",
+         "OBJECT ENCODING n", "SINTERSTORE d s", "OBJECT ENCODING d",
+         "SMOVE s m 1", "OBJECT ENCODING m", "SADD h x", "SMOVE s h 2",
+         "OBJECT ENCODING h")
