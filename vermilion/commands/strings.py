@@ -393,9 +393,8 @@ def _parse_long_double(raw: bytes):
     """string2ld(): a Fraction, _INF (a literal infinity), or None when invalid."""
     if not raw or len(raw) >= _MAX_LONG_DOUBLE_CHARS or raw[0] in _C_SPACE:
         return None
-    raw = raw.split(b"\0", 1)[0]  # strtold stops at the C string's end
-    if not raw:
-        return Fraction(0)  # nothing converted, but nothing left over either
+    if b"\0" in raw:
+        return None  # strtold would stop there, short of the whole argument
     m = _DEC_RE.match(raw)
     if m:
         sign, digits, exp = m.groups()
