@@ -233,3 +233,77 @@ def test_exact_order_after_updates_and_deletes(raw, raw_real):
          "HSET h z 1 a 2 m 3", "HSET h a updated", "HDEL h z", "HSET h z back",
          "HSETNX h q 1", "HINCRBY h a2 1", "HINCRBYFLOAT h m 1", "HGETALL h", "HKEYS h",
          "HVALS h")
+
+
+# -- HSCAN ----------------------------------------------------------------------------
+
+
+def full_scan(r, key, **kw):
+    """All (field, value) pairs HSCAN returns until the cursor comes back to 0."""
+    cursor, seen, calls = 0, [], 0
+    while True:
+        cursor, page = r.hscan(key, cursor, **kw)
+        seen += list(page.items())
+        calls += 1
+        assert calls < 10_000
+        if cursor == 0:
+            return seen, calls
+
+
+def test_hscan_small_hash_in_one_reply(r):
+    r.hset("h", mapping={"a": "1", "b": "2", "c": "3"})
+    assert r.hscan("h", 0, count=1) == (0, {b"a": b"1", b"b": b"2", b"c": b"3"})
+    assert r.hscan("h", 0, match="[ab]") == (0, {b"a": b"1", b"b": b"2"})
+    assert r.hscan("nokey", 0) == (0, {})
+
+
+def test_hscan_big_hash_pages(r):
+    mapping = {f"f{i}": str(i) for i in range(1000)}
+    r.hset("h", mapping=mapping)
+    seen, calls = full_scan(r, "h", count=7)
+    assert calls > 100  # really incremental
+    assert len(seen) == 1000 and dict(seen) == {k.encode(): v.encode() for k, v in mapping.items()}
+    seen, _ = full_scan(r, "h", count=50, match="f1*")
+    assert {f for f, _ in seen} == {f"f{i}".encode() for i in range(1000) if str(i).startswith("1")}
+
+
+def test_hscan_never_misses_fields_present_throughout(r):
+    r.hset("h", mapping={f"f{i}": "x" for i in range(1000)})
+    cursor, seen, deleted = 0, set(), 0
+    while True:
+        cursor, page = r.hscan("h", cursor, count=20)
+        seen |= set(page)
+        # Delete fields behind and ahead of the cursor, add new ones meanwhile.
+        r.hdel("h", f"f{deleted}", f"f{999 - deleted}")
+        r.hset("h", f"new{deleted}", "y")
+        deleted += 1
+        if cursor == 0:
+            break
+    kept = {f"f{i}".encode() for i in range(deleted, 1000 - deleted)}
+    assert kept <= seen
+
+
+def test_hscan_long_value_makes_hashtable_paging(r):
+    r.hset("h", mapping={f"f{i}": "v" for i in range(30)})
+    r.hset("h", "big", "x" * 65)  # beyond hash-max-listpack-value: a hashtable now
+    r.hdel("h", "big")  # the encoding stays hashtable
+    seen, calls = full_scan(r, "h", count=5)
+    assert calls > 1
+    assert sorted(f for f, _ in seen) == sorted(f"f{i}".encode() for i in range(30))
+
+
+def test_exact_hscan(raw, raw_real):
+    same(raw, raw_real,
+         "HSET h a 1 b 2 c 3", "HSCAN h 0", "HSCAN h 123", ["HSCAN", "h", ""], "HSCAN h +5",
+         "HSCAN h -1", ["HSCAN", "h", " 1"], ["HSCAN", "h", "1 "], "HSCAN h x", "HSCAN h +",
+         "HSCAN h -", "HSCAN h 0x1", "HSCAN h 18446744073709551616",
+         "HSCAN h 18446744073709551615", "HSCAN h -18446744073709551615",
+         "HSCAN h -18446744073709551616", "HSCAN h 0 COUNT 0", "HSCAN h 0 COUNT x",
+         "HSCAN h 0 COUNT", "HSCAN h 0 MATCH a*", "HSCAN h 0 TYPE string",
+         "HSCAN h 0 match [ab] count 1", "HSCAN nokey 0 COUNT 0", "HSCAN nokey x",
+         "SET s x", "HSCAN s 0", "HSCAN s x", "HSCAN s 0 COUNT 0", "HSCAN h 0 NOVALUES",
+         "HSCAN h 0 COUNT -1", "HSCAN h 0 MATCH *", "HSCAN h 0 MATCH * COUNT 2 MATCH c",
+         ["HSET", "e", "", "v"], "HSCAN e 0 MATCH *", ["HSCAN", "e", "0", "MATCH", ""],
+         "HSCAN e 0 MATCH a*", "HSCAN", "HSCAN h")
+    hello3(raw, raw_real)
+    same(raw, raw_real, "HSCAN h 0", "HSCAN nokey 0")

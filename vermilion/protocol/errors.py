@@ -107,3 +107,4 @@ VALUE_OUT_OF_RANGE = "ERR value is out of range"
 VALUE_NOT_IN_LONG_RANGE = (
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 )
+INVALID_CURSOR = "ERR invalid cursor"
