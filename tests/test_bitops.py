@@ -203,3 +203,21 @@ def test_bitfield_reply_types(r):
     res = r.bitfield("k", default_overflow="FAIL").incrby("u8", 0, -1).execute()
     assert res == [None]
     assert r.execute_command("BITFIELD_RO", "k", "GET", "u8", "0") == [0]
+
+
+def test_bitpos_bitcount_across_scan_chunks_match_redis(raw, raw_real):
+    # Long runs of 0x00 / 0xff with lone flipped bits around the 8 KiB scan chunks.
+    rnd = random.Random(9)
+    seq = []
+    for fill, name in ((b"\x00", "zeros"), (b"\xff", "ones")):
+        buf = bytearray(fill * 20000)
+        for pos in (8191, 8192, 16384, 19999):
+            buf[pos] ^= 1 << rnd.randint(0, 7)
+        seq.append(("SET", name, bytes(buf)))
+        for _ in range(40):
+            start, end = rnd.randint(-20000, 20000), rnd.randint(-20000, 20000)
+            seq.append(("BITPOS", name, str(rnd.randint(0, 1)), str(start)))
+            seq.append(("BITPOS", name, str(rnd.randint(0, 1)), str(start), str(end)))
+            seq.append(("BITPOS", name, str(rnd.randint(0, 1)), str(start * 8), str(end * 8), "BIT"))
+            seq.append(("BITCOUNT", name, str(start * 8 + 3), str(end * 8 - 2), "BIT"))
+    assert run_both(raw, raw_real, seq) == []

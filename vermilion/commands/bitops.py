@@ -63,15 +63,14 @@ def setbit(client, argv):
     db = client.db
     key = argv[1]
     old = write_string(db, key)
-    value = old or b""
     index = offset >> 3
     shift = 7 - (offset & 7)
-    if index >= len(value):
-        value += bytes(index + 1 - len(value))
-    byte = value[index]
-    previous = (byte >> shift) & 1
-    byte = (byte & ~(1 << shift)) | (on << shift)
-    _store(db, key, old, value[:index] + bytes((byte,)) + value[index + 1:])
+    buf = bytearray(old or b"")  # one copy in, one out: cheaper than slicing around the byte
+    if index >= len(buf):
+        buf.extend(bytes(index + 1 - len(buf)))
+    previous = (buf[index] >> shift) & 1
+    buf[index] = (buf[index] & ~(1 << shift)) | (on << shift)
+    _store(db, key, old, bytes(buf))
     return previous
 
 
@@ -178,25 +177,31 @@ def bitpos(client, argv):
     return ((end >> 3) + 1) * 8
 
 
+_SCAN_CHUNK = 8192  # bytes per big-int probe: early exit without per-byte Python loops
+
+
 def _first_bit(value: bytes, bit: int, start: int, end: int) -> int:
-    """Position of the first bit equal to `bit` in bits start..end, or -1."""
+    """Position of the first bit equal to `bit` in bits start..end, or -1.
+
+    Each chunk becomes one big integer (flipped when looking for a 0) whose bit_length
+    locates the first match; bits of the edge bytes outside the range are masked off."""
     first, last = start >> 3, end >> 3
-    segment = bytearray(value[first:last + 1])
-    head = 0xFF >> (start & 7)  # bits of the first byte inside the range
-    tail = (0xFF << (7 - (end & 7))) & 0xFF  # bits of the last byte inside the range
-    if bit:
-        segment[0] &= head
-        segment[-1] &= tail
-        skip = b"\x00"
-    else:
-        segment[0] |= ~head & 0xFF
-        segment[-1] |= ~tail & 0xFF
-        skip = b"\xff"
-    index = len(segment) - len(segment.lstrip(skip))
-    if index == len(segment):
-        return -1
-    byte = segment[index] if bit else segment[index] ^ 0xFF
-    return (first + index) * 8 + 8 - byte.bit_length()
+    pos = first
+    while pos <= last:
+        stop = min(pos + _SCAN_CHUNK, last + 1)
+        width = 8 * (stop - pos)
+        n = int.from_bytes(value[pos:stop], "big")
+        if not bit:
+            n ^= (1 << width) - 1
+        if pos == first:
+            n &= (1 << (width - (start & 7))) - 1
+        if stop == last + 1:
+            drop = 7 - (end & 7)
+            n = (n >> drop) << drop
+        if n:
+            return pos * 8 + width - n.bit_length()
+        pos = stop
+    return -1
 
 
 # -- BITOP ----------------------------------------------------------------------------

@@ -534,12 +534,12 @@ def setrange(client, argv):
     if not patch:
         return len(old)
     check_string_length(client, offset + len(patch))
-    if len(old) < offset:
-        new = old + bytes(offset - len(old)) + patch
-    else:
-        new = old[:offset] + patch + old[offset + len(patch):]
-    db.replace(key, new)
-    return len(new)
+    buf = bytearray(old)
+    if len(buf) < offset:
+        buf.extend(bytes(offset - len(buf)))
+    buf[offset:offset + len(patch)] = patch
+    db.replace(key, bytes(buf))
+    return len(buf)
 
 
 # -- LCS ------------------------------------------------------------------------------
