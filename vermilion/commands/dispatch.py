@@ -6,9 +6,11 @@ statistics, slowlog and the MONITOR feed. Handlers never repeat these checks.
 """
 
 import time
+import traceback
 
 from ..protocol import errors
 from ..protocol.errors import CommandError
+from ..log import logger
 from ..propagate import propagate
 from .registry import COMMANDS, lookup
 
@@ -39,6 +41,8 @@ def process_command(client, argv: list[bytes]):
         spec.failed_calls += 1
         server.count_error(exc)
         reply = exc
+    except Exception as exc:  # a bug must cost one reply, never the connection
+        reply = _internal_error(server, spec, argv, exc)
     else:
         if server.propagation_sinks and server.dirty != dirty and spec.is_write:
             propagate(server, client.db, argv, reply)
@@ -49,6 +53,14 @@ def process_command(client, argv: list[bytes]):
     if elapsed >= server.slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
         server.slowlog.record(client, argv, elapsed)
     return reply
+
+
+def _internal_error(server, spec, argv, exc) -> CommandError:
+    logger.warning("Internal error in '%s': %s" % (spec.fullname, traceback.format_exc()))
+    spec.failed_calls += 1
+    error = CommandError(f"ERR internal error executing '{spec.fullname}': {type(exc).__name__}")
+    server.count_error(error)
+    return error
 
 
 def _central_checks(client, server, spec, argv):

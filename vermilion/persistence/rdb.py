@@ -200,6 +200,8 @@ def zset_pairs(value):
 
 def score_text(score: float) -> bytes:
     # Listpack scores are strings (integers when whole), as zzlInsertAt's d2string prints.
+    if score != score or score in (float("inf"), float("-inf")):
+        return b"%.17g" % score
     if score == int(score) and abs(score) < 2**53:
         return b"%d" % int(score)
     return b"%.17g" % score
