@@ -473,6 +473,35 @@ _VALUE_READERS = {
 }
 
 
+RDB_MODULE_OPCODE_EOF, RDB_MODULE_OPCODE_SINT, RDB_MODULE_OPCODE_UINT = 0, 1, 2
+RDB_MODULE_OPCODE_FLOAT, RDB_MODULE_OPCODE_DOUBLE, RDB_MODULE_OPCODE_STRING = 3, 4, 5
+
+
+def _skip_module_value(r: Reader) -> None:
+    """Module data is self-describing since RDB 9: typed opcodes up to an EOF opcode."""
+    r.length()  # when_opcode
+    r.length()  # when
+    while True:
+        opcode = r.length()
+        if opcode == RDB_MODULE_OPCODE_EOF:
+            return
+        if opcode in (RDB_MODULE_OPCODE_SINT, RDB_MODULE_OPCODE_UINT):
+            r.length()
+        elif opcode == RDB_MODULE_OPCODE_FLOAT:
+            r.take(4)
+        elif opcode == RDB_MODULE_OPCODE_DOUBLE:
+            r.take(8)
+        elif opcode == RDB_MODULE_OPCODE_STRING:
+            r.string()
+        else:
+            raise RDBError(f"Unknown module opcode {opcode} in module AUX data")
+
+
+def _note(log, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
 class LoadResult:
     def __init__(self):
         self.keys = 0
@@ -534,9 +563,17 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
             r.byte()
             continue
         if op == OP_MODULE_AUX:
-            raise RDBError("The RDB file contains module AUX data, which Vermilion cannot load")
-        if op in (OP_FUNCTION2, OP_FUNCTION_PRE_GA):
-            raise RDBError("The RDB file contains Redis functions, which Vermilion cannot load yet")
+            module_id = r.length()
+            _skip_module_value(r)
+            _note(log, f"Skipping module AUX data of module id {module_id:#x}: "
+                       "Vermilion has no modules")
+            continue
+        if op == OP_FUNCTION2:
+            r.string()
+            _note(log, "Skipping a function library: Vermilion has no Redis functions yet")
+            continue
+        if op == OP_FUNCTION_PRE_GA:
+            raise RDBError("Pre-release function format not supported")
         key = r.string()
         value = read_value(r, op, key)
         data_dict, expires = staged.setdefault(db_index, ({}, {}))

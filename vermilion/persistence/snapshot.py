@@ -207,7 +207,7 @@ class Snapshots:
         try:
             with open(path, "rb") as f:
                 data = f.read()
-            result = rdb.load_snapshot(data, self.server.dbs)
+            result = rdb.load_snapshot(data, self.server.dbs, log=logger.warning)
         except rdb.RDBError as exc:
             logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
             raise SystemExit(1) from None
