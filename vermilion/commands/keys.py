@@ -1,10 +1,58 @@
 """The generic key commands (db.c): DEL, EXISTS, TYPE, RENAME, MOVE, COPY, KEYS, SCAN,
 RANDOMKEY, TOUCH, OBJECT, FLUSHDB/FLUSHALL, DBSIZE."""
 
+from copy import deepcopy as _deepcopy
+
+from ..keyspace.database import now_ms, type_name
+from ..keyspace.glob import matcher
+from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
+from .args import parse_int, to_int
 from .registry import command
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+INT_RANGE = "ERR value is out of range, value must between %d and %d" % (INT_MIN, INT_MAX)
+EMBSTR_SIZE_LIMIT = 44  # OBJ_ENCODING_EMBSTR_SIZE_LIMIT
+SHARED_INTEGERS = 10000  # OBJ_SHARED_INTEGERS
+OBJ_SHARED_REFCOUNT = 2**31 - 1
+
+# OBJECT ENCODING for a type whose value class has no ``encoding`` attribute.
+DEFAULT_ENCODINGS = {
+    "list": "quicklist",
+    "set": "hashtable",
+    "hash": "hashtable",
+    "zset": "skiplist",
+    "stream": "stream",
+}
+
+_POLICY_NOTE = (
+    "Please note that when switching between policies at runtime LRU and LFU data "
+    "will take some time to adjust."
+)
+LFU_SELECTED = "ERR An LFU maxmemory policy is selected, idle time not tracked. " + _POLICY_NOTE
+LFU_NOT_SELECTED = (
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. " + _POLICY_NOTE
+)
+
+OBJECT_HELP = [
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+]
 
 
 # -- flushing -------------------------------------------------------------------------------
@@ -89,3 +137,255 @@ def exists(client, argv):
     # Repeated keys count once per mention, as existsCommand() does.
     lookup = client.db.lookup
     return sum(1 for key in argv[1:] if lookup(key) is not None)
+
+
+# -- type and encoding -----------------------------------------------------------------------
+
+
+@command("type")
+def type_(client, argv):
+    value = client.db.lookup(argv[1])
+    return "none" if value is None else type_name(value)
+
+
+@command("touch")
+def touch(client, argv):
+    db = client.db
+    count = 0
+    for key in argv[1:]:
+        if db.lookup(key) is not None:
+            db.note_access(key)
+            count += 1
+    return count
+
+
+def string_encoding(value: bytes) -> str:
+    # object.c tryObjectEncoding(): canonical int64 text → int; up to 44 bytes → embstr.
+    if len(value) <= 20 and to_int(value) is not None:
+        return "int"
+    return "embstr" if len(value) <= EMBSTR_SIZE_LIMIT else "raw"
+
+
+def encoding_of(value) -> str:
+    if type(value) is bytes:
+        return string_encoding(value)
+    encoding = getattr(value, "encoding", None)
+    return encoding if encoding is not None else DEFAULT_ENCODINGS.get(value.type_name, "raw")
+
+
+def _refcount(server, value) -> int:
+    # Integers 0..9999 are shared objects (OBJ_SHARED_REFCOUNT) unless maxmemory with an
+    # LRU/LFU policy needs per-object access data (MAXMEMORY_FLAG_NO_SHARED_INTEGERS).
+    if type(value) is bytes and len(value) <= 4:
+        n = to_int(value)
+        if n is not None and 0 <= n < SHARED_INTEGERS and _shared_integers(server):
+            return OBJ_SHARED_REFCOUNT
+    return 1
+
+
+def _shared_integers(server) -> bool:
+    config = server.config
+    return not config["maxmemory"] or not config["maxmemory-policy"].split("-")[-1] in ("lru", "lfu")
+
+
+def _lfu_policy(server) -> bool:
+    return server.config["maxmemory-policy"].endswith("lfu")
+
+
+def _object_value(client, key):
+    # objectCommandLookupOrReply(): a missing key is a null reply, not an error.
+    return client.db.lookup(key)
+
+
+@command("object encoding")
+def object_encoding(client, argv):
+    value = _object_value(client, argv[2])
+    return None if value is None else encoding_of(value).encode()
+
+
+@command("object refcount")
+def object_refcount(client, argv):
+    value = _object_value(client, argv[2])
+    return None if value is None else _refcount(client.server, value)
+
+
+@command("object idletime")
+def object_idletime(client, argv):
+    value = _object_value(client, argv[2])
+    if value is None:
+        return None
+    if _lfu_policy(client.server):
+        raise CommandError(LFU_SELECTED)
+    return client.db.idle_ms(argv[2]) // 1000
+
+
+@command("object freq")
+def object_freq(client, argv):
+    value = _object_value(client, argv[2])
+    if value is None:
+        return None
+    if not _lfu_policy(client.server):
+        raise CommandError(LFU_NOT_SELECTED)
+    return client.db.lfu_freq(argv[2])
+
+
+@command("object help")
+def object_help(client, argv):
+    return OBJECT_HELP
+
+
+# -- renaming, moving, copying -----------------------------------------------------------------
+
+
+def _rename(client, argv, nx: bool):
+    db = client.db
+    src, dst = argv[1], argv[2]
+    value = db.lookup(src)
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    if src == dst:
+        # renameGenericCommand(): same key is a no-op once the key is known to exist.
+        return 0 if nx else OK
+    if db.lookup(dst) is not None:
+        if nx:
+            return 0
+        db.delete(dst)
+    _transfer(db, src, db, dst, value, db.get_expire(src))
+    db.delete(src)
+    return 1 if nx else OK
+
+
+def _transfer(src_db, src, dst_db, dst, value, when) -> None:
+    """Add dst = value in dst_db with the source's TTL (absolute, so it carries over)."""
+    dst_db.set(dst, value)
+    if when is not None:
+        dst_db.set_expire(dst, when)
+
+
+@command("rename")
+def rename(client, argv):
+    return _rename(client, argv, nx=False)
+
+
+@command("renamenx")
+def renamenx(client, argv):
+    return _rename(client, argv, nx=True)
+
+
+def _target_db(client, raw: bytes):
+    # getIntFromObjectOrReply() then selectDb(): an int64, then int32, then the range.
+    index = parse_int(raw)
+    if not INT_MIN <= index <= INT_MAX:
+        raise CommandError(INT_RANGE)
+    dbs = client.server.dbs
+    if not 0 <= index < len(dbs):
+        raise CommandError(errors.DB_INDEX)
+    return dbs[index]
+
+
+@command("move")
+def move(client, argv):
+    src_db = client.db
+    dst_db = _target_db(client, argv[2])
+    if dst_db is src_db:
+        raise CommandError(errors.SAME_OBJECT)
+    key = argv[1]
+    value = src_db.lookup(key)
+    if value is None or dst_db.lookup(key) is not None:
+        return 0
+    _transfer(src_db, key, dst_db, key, value, src_db.get_expire(key))
+    src_db.delete(key)
+    return 1
+
+
+@command("copy")
+def copy(client, argv):
+    src_db = dst_db = client.db
+    replace = False
+    i, argc = 3, len(argv)
+    while i < argc:
+        word = argv[i].lower()
+        if word == b"replace":
+            replace = True
+        elif word == b"db" and i + 1 < argc:
+            dst_db = _target_db(client, argv[i + 1])
+            i += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 1
+    src, dst = argv[1], argv[2]
+    if src_db is dst_db and src == dst:
+        raise CommandError(errors.SAME_OBJECT)
+    value = src_db.lookup(src)
+    if value is None:
+        return 0
+    if dst_db.lookup(dst) is not None:
+        if not replace:
+            return 0
+        dst_db.delete(dst)
+    _transfer(src_db, src, dst_db, dst, duplicate(value), src_db.get_expire(src))
+    return 1
+
+
+def duplicate(value):
+    """An independent copy for COPY: strings are immutable bytes, other types copy()."""
+    if type(value) is bytes:
+        return value
+    dup = getattr(value, "copy", None)
+    return dup() if dup is not None else _deepcopy(value)
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+
+@command("keys")
+def keys(client, argv):
+    db = client.db
+    pattern = argv[1]
+    # keysCommand(): exactly "*" lists everything (even the empty key) without matching;
+    # expired keys are skipped but not deleted.
+    if pattern == b"*":
+        found = list(db.data)
+    else:
+        found = list(filter(matcher(pattern), db.data))
+    expires = db.expires
+    if expires and found:
+        now = now_ms()
+        get = expires.get
+        found = [k for k in found if (get(k) or _NEVER) > now]
+    return found
+
+
+_NEVER = 1 << 64
+
+
+@command("scan")
+def scan_(client, argv):
+    cursor = parse_cursor(argv[1])
+    opts = parse_options(argv, 2, allow_type=True)
+    db = client.db
+    cursor, batch = scan(db.data, cursor, opts.count)
+    if opts.match is not None:
+        batch = list(filter(opts.match, batch))
+    wanted = opts.type
+    lookup = db.lookup
+    out = []
+    for key in batch:
+        if wanted is not None:
+            value = lookup(key)
+            if (type_name(value) if value is not None else "none") != wanted:
+                continue
+            if value is None:
+                # Redis quirk: TYPE none keeps a key expired by this very lookup, since
+                # the expiry filter afterwards no longer finds a TTL.
+                out.append(key)
+                continue
+        if lookup(key) is None:  # expireIfNeeded(): expired keys are reclaimed, not listed
+            continue
+        out.append(key)
+    return [b"%d" % cursor, out]
+
+
+@command("randomkey")
+def randomkey(client, argv):
+    return client.db.random_key()

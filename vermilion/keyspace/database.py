@@ -21,7 +21,8 @@ def type_name(value) -> str:
 
 
 class Database:
-    __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor")
+    __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
+                 "expire_keys", "expire_keys_source")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -29,7 +30,10 @@ class Database:
         self.expires: dict[bytes, int] = {}
         self.server = server
         self.avg_ttl = 0
+        # The active expiry cycle's walk over a snapshot of the TTL keys (expiry.py).
         self.expires_cursor = 0
+        self.expire_keys: list = []
+        self.expire_keys_source = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -122,7 +126,24 @@ class Database:
         self.data = {}
         self.expires = {}
         self.avg_ttl = 0
+        self.expire_keys = []
+        self.expire_keys_source = None
+        self.expires_cursor = 0
         return removed
+
+    # -- access metadata (OBJECT IDLETIME / FREQ, TOUCH) ---------------------------------
+    # Not tracked: a per-key clock would cost a dict entry per key and a store on every
+    # read of the hot path. Keys report as just accessed; an LRU/LFU eviction policy that
+    # needs real data can replace these three methods.
+
+    def note_access(self, key: bytes) -> None:
+        """TOUCH: mark key as accessed now."""
+
+    def idle_ms(self, key: bytes) -> int:
+        return 0
+
+    def lfu_freq(self, key: bytes) -> int:
+        return LFU_INIT_VAL
 
     def random_key(self) -> bytes | None:
         """A random key that has not expired (gives up on expired ones after 100 tries,
@@ -138,6 +159,7 @@ class Database:
 
 
 _MISSING = object()
+LFU_INIT_VAL = 5  # the counter of a new key under an LFU policy (evict.c)
 
 
 def _random_dict_key(d: dict) -> bytes:

@@ -1,0 +1,142 @@
+"""SCAN-family cursors: SCAN, and the HSCAN/SSCAN/ZSCAN of the collection families.
+
+Redis's contract (db.c scanGenericCommand over dictScan): an element present in the
+collection from the start to the end of a full iteration is returned at least once;
+elements added or removed meanwhile may or may not be; duplicates are allowed; COUNT
+is a hint of work per call. Redis gets this from reverse-binary bucket cursors. A
+Python dict cannot be walked from a position, so a full iteration here works on a
+snapshot instead:
+
+* the first call (cursor 0) takes ``list(source)`` — one O(N) copy of references per
+  full iteration, amortized over the N/COUNT calls that walk it;
+* the cursor encodes (snapshot id, position), so every later call is O(COUNT);
+* elements removed since the snapshot are skipped (``key in source``);
+* at most MAX_SNAPSHOTS iterations are kept (least recently used first out); a cursor
+  whose snapshot is gone, or that belongs to another collection, restarts from a fresh
+  snapshot at position 0 — duplicates, never misses, as the contract allows;
+* a collection no larger than COUNT is returned whole with cursor 0, with no snapshot
+  (Redis does the same for its small listpack/intset encodings).
+
+The functions here know nothing of databases: ``scan(source, cursor, count)`` takes
+any sized container supporting ``in`` and iteration (dict, set, dict keys).
+"""
+
+from collections import OrderedDict
+
+from ..commands.args import parse_int
+from ..protocol import errors
+from ..protocol.errors import CommandError
+from .glob import matcher
+
+MAX_SNAPSHOTS = 16
+_POS_BITS = 32
+_POS_MASK = (1 << _POS_BITS) - 1
+_MAX_ID = (1 << 31) - 1  # cursors stay below 2**63: safe for clients with signed ints
+ULONG_MAX = 2**64 - 1
+INVALID_CURSOR = "ERR invalid cursor"
+
+
+class _Snapshot:
+    __slots__ = ("source", "keys")
+
+    def __init__(self, source):
+        self.source = source
+        self.keys = list(source)
+
+
+class Cursors:
+    """The live iterations: snapshot id → snapshot, least recently used first."""
+
+    def __init__(self, limit: int = MAX_SNAPSHOTS):
+        self.limit = limit
+        self._snapshots: OrderedDict[int, _Snapshot] = OrderedDict()
+        self._next_id = 0
+
+    def __len__(self) -> int:
+        return len(self._snapshots)
+
+    def _new(self, source) -> tuple[int, _Snapshot]:
+        self._next_id = self._next_id % _MAX_ID + 1
+        snap = _Snapshot(source)
+        self._snapshots[self._next_id] = snap
+        while len(self._snapshots) > self.limit:
+            self._snapshots.popitem(last=False)
+        return self._next_id, snap
+
+    def scan(self, source, cursor: int, count: int) -> tuple[int, list]:
+        """One step: (next cursor, elements still in source). Cursor 0 ends the iteration."""
+        snap_id, pos = cursor >> _POS_BITS, cursor & _POS_MASK
+        snap = self._snapshots.get(snap_id) if cursor else None
+        if snap is None or snap.source is not source or pos > len(snap.keys):
+            if len(source) <= count:
+                return 0, list(source)
+            snap_id, snap = self._new(source)
+            pos = 0
+        else:
+            self._snapshots.move_to_end(snap_id)
+        keys = snap.keys
+        end = pos + count
+        batch = [k for k in keys[pos:end] if k in source]
+        if end >= len(keys):
+            del self._snapshots[snap_id]
+            return 0, batch
+        return (snap_id << _POS_BITS) | end, batch
+
+
+CURSORS = Cursors()
+
+
+def scan(source, cursor: int, count: int) -> tuple[int, list]:
+    return CURSORS.scan(source, cursor, count)
+
+
+def parse_cursor(raw: bytes) -> int:
+    """parseScanCursorOrReply(): strtoul() base 10 on the C string, which allows a sign
+    and leading zeros ("-1" wraps to 2**64-1) but no leading space, trailing bytes or
+    overflow."""
+    text = raw.split(b"\0", 1)[0]
+    if text[:1].isspace():
+        raise CommandError(INVALID_CURSOR)
+    if not text:
+        return 0
+    negative = text[:1] == b"-"
+    digits = text[1:] if text[:1] in (b"-", b"+") else text
+    if not digits or not digits.isdigit() or not digits.isascii():
+        raise CommandError(INVALID_CURSOR)
+    value = int(digits)
+    if value > ULONG_MAX:
+        raise CommandError(INVALID_CURSOR)
+    return (-value) & ULONG_MAX if negative else value
+
+
+class ScanOptions:
+    __slots__ = ("count", "match", "type")
+
+    def __init__(self):
+        self.count = 10
+        self.match = None  # a predicate bytes -> bool, None for "everything"
+        self.type = None  # a lower-case type name (SCAN only)
+
+
+def parse_options(argv: list[bytes], start: int, allow_type: bool = False) -> ScanOptions:
+    """COUNT / MATCH / TYPE as scanGenericCommand() parses them, later ones winning."""
+    opts = ScanOptions()
+    i, argc = start, len(argv)
+    while i < argc:
+        word = argv[i].lower()
+        more = argc - i >= 2
+        if word == b"count" and more:
+            count = parse_int(argv[i + 1])
+            if count < 1:
+                raise CommandError(errors.SYNTAX)
+            opts.count = count
+        elif word == b"match" and more:
+            pattern = argv[i + 1]
+            # Exactly "*" disables matching (it would not even match the empty key).
+            opts.match = None if pattern == b"*" else matcher(pattern)
+        elif word == b"type" and allow_type and more:
+            opts.type = argv[i + 1].split(b"\0", 1)[0].lower().decode("latin-1")
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 2
+    return opts
