@@ -307,3 +307,89 @@ def test_exact_hscan(raw, raw_real):
          "HSCAN e 0 MATCH a*", "HSCAN", "HSCAN h")
     hello3(raw, raw_real)
     same(raw, raw_real, "HSCAN h 0", "HSCAN nokey 0")
+
+
+# -- encoding (listpack → hashtable) ------------------------------------------------------
+# OBJECT ENCODING is another family's command, so the handlers run here in-process on a
+# stub client, and the encoding they record is compared with what redis-server reports
+# for the same commands.
+
+ENCODING_SCENARIOS = [
+    [["HSET", "h", "a", "1"]],
+    [["HSET", "h", "a", "1"], ["HSETNX", "h", "a", "x" * 65]],
+    [["HSET", "h", "a", "1"], ["HSETNX", "h", "b", "x" * 65]],
+    [["HSET", "h", "a", "1"], ["HINCRBYFLOAT", "h", "f" * 65, "1"]],
+    [["HINCRBY", "h", "f" * 65, "1"]],
+    [["HSET", "h", "a", "1"], ["HSET", "h", "a", "x" * 65], ["HSET", "h", "a", "1"]],
+    [["HSET", "h", "k" * 64, "v" * 64]],
+    [["HMSET", "h", "a", "1", "b", "x" * 65], ["HDEL", "h", "b"]],
+    [["HSET", "h", *[f"f{i}" for i in range(1024)]]],
+    [["HSET", "h", *[f"f{i}" for i in range(1026)]]],
+    [["HSET", "h", *[f"f{i}" for i in range(1026)]], ["HDEL", "h", *[f"f{i}" for i in range(2, 1026, 2)]]],
+]
+
+
+class _StubClient:
+    def __init__(self, config_values):
+        from types import SimpleNamespace
+
+        from vermilion.keyspace.database import Database
+
+        self.db = Database(0)
+        self.server = SimpleNamespace(config=SimpleNamespace(values=config_values))
+        self.resp = 2
+
+
+def _local_encoding(commands, config_values=None):
+    from vermilion.commands import load_all
+    from vermilion.commands.registry import COMMANDS
+
+    load_all()
+    client = _StubClient(config_values or {})
+    for command in commands:
+        argv = [a.encode() for a in command]
+        COMMANDS[argv[0].lower()].handler(client, argv)
+    return client.db.data[b"h"].encoding
+
+
+@pytest.mark.parametrize("commands", ENCODING_SCENARIOS, ids=range(len(ENCODING_SCENARIOS)))
+def test_encoding_matches_redis(real, commands):
+    for command in commands:
+        real.execute_command(*command)
+    assert _local_encoding(commands) == real.object("encoding", "h").decode()
+
+
+def test_encoding_follows_config_limits(real):
+    commands = [["HSET", "h", "a", "1", "b", "2", "c", "3"]]
+    longer = [["HSET", "h", "a", "123456789"]]
+    old = real.config_get("hash-max-listpack-*")
+    try:
+        real.config_set("hash-max-listpack-entries", 2)
+        real.execute_command(*commands[0])
+        expected_entries = real.object("encoding", "h").decode()
+        real.delete("h")
+        real.config_set("hash-max-listpack-entries", 512)
+        real.config_set("hash-max-listpack-value", 8)
+        real.execute_command(*longer[0])
+        expected_value = real.object("encoding", "h").decode()
+    finally:
+        for name, value in old.items():
+            real.config_set(name, value)
+    assert expected_entries == "hashtable" and expected_value == "hashtable"
+    assert _local_encoding(commands, {"hash-max-listpack-entries": 2}) == expected_entries
+    assert _local_encoding(longer, {"hash-max-listpack-value": 8}) == expected_value
+    assert _local_encoding(commands) == "listpack"
+
+
+def test_hash_value_copy_keeps_encoding_and_is_independent():
+    from vermilion.datatypes.hashtype import HashValue, from_pairs
+
+    h = HashValue({b"a": b"1"})
+    h.ht = True
+    dup = h.copy()
+    assert type(dup) is HashValue and dup.ht and dup == h
+    dup[b"b"] = b"2"
+    assert b"b" not in h
+    assert from_pairs([(b"a", b"1")]).encoding == "listpack"
+    assert from_pairs([(b"a", b"x" * 65)]).encoding == "hashtable"
+    assert from_pairs([(b"f%d" % i, b"") for i in range(513)]).encoding == "hashtable"

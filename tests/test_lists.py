@@ -264,3 +264,17 @@ def test_exact_resp3_shapes(raw, raw_real):
          "LMPOP 1 nokey left", "LMPOP 1 l left count 2", "LPOS nokey a",
          "LPOS nokey a COUNT 0", "LINDEX nokey 0", "LRANGE nokey 0 1", "RPOPLPUSH nokey x",
          "LMOVE nokey x left left")
+
+
+def test_list_encoding_and_copy(real):
+    from vermilion.datatypes.listtype import ListValue, from_items
+
+    # Redis 7.0 reports every list as a quicklist, however small.
+    real.rpush("l", "a")
+    assert real.object("encoding", "l").decode() == ListValue.encoding == "quicklist"
+    lst = from_items([b"a", b"b"])
+    dup = lst.copy()
+    assert type(dup) is ListValue and dup == lst
+    dup.append(b"c")
+    assert list(lst) == [b"a", b"b"]
+    assert lst.type_name == "list"

@@ -70,13 +70,16 @@ def _hset_generic(client, argv: list[bytes], name: str) -> int:
     h, created = _write_hash(db, key)
     before = len(h)
     if n == 4:
-        h[argv[2]] = argv[3]
+        field, value = argv[2], argv[3]
+        h[field] = value
+        written = (field, value)
     else:
         # Later duplicates win, as each pair is set in turn.
         h.update(zip(argv[2::2], argv[3::2]))
+        written = argv[2:]
     if not h.ht:
         # hashTypeTryConversion looks at every argument, values of existing fields too.
-        _convert_if_needed(client, h, argv[2:])
+        _convert_if_needed(client, h, written)
     _commit(db, key, h, created)
     return len(h) - before
 
