@@ -227,7 +227,7 @@ def test_exact_spop_whole_intset(raw, raw_real):
 def test_exact_intset_result_order(raw, raw_real):
     # A result made only of integers is an intset, replied in ascending order.
     same(raw, raw_real,
-         "SADD a 30 -2 1000 7", "SADD b x 7 30", "SINTER b a", "SDIFF a b",
+         "SADD a 30 -2 1000 7", "SADD b x 7 30 1000 5 y", "SINTER b a", "SDIFF a b",
          "SUNIONSTORE u a", "SMEMBERS u", "SINTERSTORE i a b", "SMEMBERS i")
 
 
