@@ -54,6 +54,9 @@ def check_string_length(client, size: int) -> None:
 
 
 def _parse_ll(raw: bytes) -> int:
+    """getLongLongFromObjectOrReply() on an argument."""
+    if 0 < len(raw) <= 18 and raw.isdigit() and (raw[0] != 48 or len(raw) == 1):
+        return int(raw)  # plain non-negative numbers: skip the full string2ll checks
     value = to_int(raw)
     if value is None:
         raise CommandError(errors.NOT_INTEGER)
