@@ -165,6 +165,7 @@ def test_exact_hincrby(raw, raw_real):
          "HSET h str abc", "HINCRBY h str 1", ["HSET", "h", "sp", " 1"], "HINCRBY h sp 1",
          "HSET h lead 01", "HINCRBY h lead 1", "HSET h neg -0", "HINCRBY h neg 1",
          "HSET h e 1e3", "HINCRBY h e 1", "HINCRBY nokey f x", "EXISTS nokey",
+         ["HSET", "h", "nul", "1\x002"], "HINCRBY h nul 1", ["HINCRBY", "h", "x", "1\x00"],
          "HGETALL h")
 
 
@@ -183,6 +184,8 @@ def test_exact_hincrbyfloat(raw, raw_real):
          "HSET h hex 0x10", "HINCRBYFLOAT h hex 1", "HSET h inf inf",
          "HINCRBYFLOAT h inf 1", "HSET h i 5", "HINCRBYFLOAT h i 1.25",
          "HINCRBYFLOAT nokey f x", "HINCRBYFLOAT nokey f inf", "EXISTS nokey",
+         ["HSET", "h", "nul", "1\x002"], "HINCRBYFLOAT h nul 1",
+         ["HINCRBYFLOAT", "h", "nul2", "1\x00"], ["HINCRBYFLOAT", "h", "nul2", "\x001"],
          "HGETALL h")
 
 
