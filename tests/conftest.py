@@ -61,8 +61,10 @@ class ServerProcess:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(64):
+                    reply = s.recv(64)
+                    if reply and not reply.startswith(b"-LOADING"):
                         return self
+                    time.sleep(0.05)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"{self.binary} did not start on port {self.port}")
