@@ -366,3 +366,37 @@ def test_proto_max_bulk_len_limits(tmp_path):
     finally:
         ours.stop()
         theirs.stop()
+
+
+def _random_command(rnd):
+    """One random string/bitmap command over a small key space (never time-sensitive)."""
+    key = lambda: rnd.choice(["a", "b", "c", "d", "n", "l"])  # noqa: E731
+    num = lambda: str(rnd.choice([0, 1, -1, 7, 100, -3, 2**31, LLONG_MAX, LLONG_MIN, rnd.randint(-50, 50)]))  # noqa: E731
+    val = lambda: rnd.choice([b"", b"x", b"hello", b"12", b"-7", b"3.5", b"\x00\xff", b"1e3", b"abc" * 5, num().encode()])  # noqa: E731
+    idx = lambda: str(rnd.randint(-12, 12))  # noqa: E731
+    options = [
+        lambda: ("SET", key(), val(), *rnd.sample(["NX", "XX", "GET", "KEEPTTL"], rnd.randint(0, 2))),
+        lambda: ("SET", key(), val(), rnd.choice(["EX", "PX"]), rnd.choice(["100000", "0", "-5", "x"])),
+        lambda: ("GET", key()), lambda: ("GETEX", key(), *rnd.choice([(), ("PERSIST",), ("EX", "1000")])),
+        lambda: ("APPEND", key(), val()), lambda: ("SETRANGE", key(), idx(), val()),
+        lambda: ("GETRANGE", key(), idx(), idx()), lambda: ("INCR", key()), lambda: ("DECRBY", key(), num()),
+        lambda: ("INCRBY", key(), num()), lambda: ("INCRBYFLOAT", key(), rnd.choice(["0.1", "-2.5", "1e2", "x", "3"])),
+        lambda: ("MSET", key(), val(), key(), val()), lambda: ("MSETNX", key(), val(), key(), val()),
+        lambda: ("MGET", key(), key(), key()), lambda: ("STRLEN", key()), lambda: ("GETSET", key(), val()),
+        lambda: ("GETDEL", key()), lambda: ("SETNX", key(), val()), lambda: ("SETBIT", key(), str(rnd.randint(0, 90)), str(rnd.randint(0, 1))),
+        lambda: ("GETBIT", key(), str(rnd.randint(0, 90))), lambda: ("BITCOUNT", key(), idx(), idx(), rnd.choice(["BIT", "BYTE"])),
+        lambda: ("BITPOS", key(), str(rnd.randint(0, 1)), idx()), lambda: ("BITOP", rnd.choice(["AND", "OR", "XOR"]), key(), key(), key()),
+        lambda: ("BITOP", "NOT", key(), key()), lambda: ("LCS", key(), key(), *rnd.choice([(), ("LEN",), ("IDX", "WITHMATCHLEN")])),
+        lambda: ("BITFIELD", key(), "INCRBY", rnd.choice(["u8", "i5", "i64", "u63"]), idx().lstrip("-"), num()),
+        lambda: ("RPUSH", "l", "x"),
+    ]
+    return rnd.choice(options)()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_sequences_match_redis(raw, raw_real, seed):
+    import random
+
+    rnd = random.Random(seed)
+    seq = [_random_command(rnd) for _ in range(300)]
+    assert run_both(raw, raw_real, seq) == []
