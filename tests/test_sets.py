@@ -240,3 +240,51 @@ def test_exact_encodings(raw, raw_real):
          "OBJECT ENCODING n", "SINTERSTORE d s", "OBJECT ENCODING d",
          "SMOVE s m 1", "OBJECT ENCODING m", "SADD h x", "SMOVE s h 2",
          "OBJECT ENCODING h")
+
+
+def scan_all(r, key, **kwargs):
+    cursor, seen, calls = 0, [], 0
+    while True:
+        cursor, batch = r.sscan(key, cursor, **kwargs)
+        seen += batch
+        calls += 1
+        assert calls < 10000
+        if int(cursor) == 0:
+            return seen, calls
+
+
+def test_sscan_small_and_big(r):
+    r.sadd("ints", 3, 1, 2)
+    assert r.sscan("ints", 0, count=1) == (0, [b"1", b"2", b"3"])  # intset: whole, in order
+    assert r.sscan("nokey", 0) == (0, [])
+    r.sadd("big", *[f"m{i}" for i in range(1000)])
+    seen, calls = scan_all(r, "big", count=50)
+    assert set(seen) == {f"m{i}".encode() for i in range(1000)}
+    assert calls > 10  # paged, not in one reply
+    matched, _ = scan_all(r, "big", match="m1*", count=100)
+    assert set(matched) == {f"m{i}".encode() for i in range(1000) if str(i).startswith("1")}
+
+
+def test_sscan_survives_changes(r):
+    r.sadd("big", *[f"m{i}" for i in range(500)])
+    cursor, seen = 0, set()
+    for step in range(1000):
+        cursor, batch = r.sscan("big", cursor, count=20)
+        seen.update(batch)
+        r.srem("big", f"m{step}")  # members removed meanwhile may or may not show up
+        r.sadd("big", f"new{step}")
+        if int(cursor) == 0:
+            break
+    kept = {f"m{i}".encode() for i in range(step + 1, 500)}
+    assert kept <= seen  # members present the whole time are all returned
+
+
+def test_exact_sscan(raw, raw_real):
+    same(raw, raw_real,
+         "SSCAN nokey 0 COUNT 0", "SSCAN nokey x", "SSCAN nokey 0 foo", "SADD s 5 1 -3 100",
+         "SSCAN s 0", "SSCAN s 0 COUNT 1", "SSCAN s 0 COUNT 0", "SSCAN s 0 MATCH 1*",
+         "SSCAN s 0 MATCH", "SSCAN s 0 foo bar", "SSCAN s -1", ["SSCAN", "s", " 1"],
+         "SSCAN s 18446744073709551616", ["SSCAN", "s", ""], "SADD s1 a", "SSCAN s1 0",
+         "SSCAN s1 0 MATCH b*", "SET str v", "SSCAN str 0", "SSCAN str x")
+    hello3(raw, raw_real)
+    same(raw, raw_real, "SSCAN s 0", "SSCAN nokey 0")

@@ -437,3 +437,29 @@ def test_exact_encodings(raw, raw_real):
          "OBJECT ENCODING short", "ZUNIONSTORE u 1 z", "OBJECT ENCODING u",
          "ZRANGESTORE r z 0 5", "OBJECT ENCODING r", "ZADD neg -0 x", "ZSCORE neg x",
          "ZADD z -0 negzero", "ZSCORE z negzero")
+
+
+def test_zscan(r):
+    r.zadd("small", {"b": 2, "a": 1.5})
+    cursor, items = r.zscan("small", 0, count=1)  # listpack: whole, in score order
+    assert cursor == 0 and items == [(b"a", 1.5), (b"b", 2.0)]
+    assert r.zscan("nokey", 0) == (0, [])
+    r.zadd("big", {f"m{i}": i for i in range(1000)})
+    cursor, seen, calls = 0, {}, 0
+    while True:
+        cursor, items = r.zscan("big", cursor, count=50, match="m*")
+        seen.update(items)
+        calls += 1
+        assert calls < 1000
+        if cursor == 0:
+            break
+    assert seen == {f"m{i}".encode(): float(i) for i in range(1000)}
+    assert calls > 10
+
+
+def test_exact_zscan(raw, raw_real):
+    both_protocols(
+        raw, raw_real,
+        "ZSCAN nokey 0 COUNT 0", "ZSCAN nokey x", "ZADD z 1 a 1.1 b inf c -inf d 3 e -0 f 1e20 g",
+        "ZSCAN z 0", "ZSCAN z 0 COUNT 1", "ZSCAN z 0 MATCH [ab]", "ZSCAN z 0 COUNT 0",
+        "ZSCAN z 0 MATCH", "ZSCAN z abc", "SET str v", "ZSCAN str 0")

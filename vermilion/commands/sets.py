@@ -7,6 +7,7 @@ all-integer (intset) result comes out in ascending numeric order.
 """
 
 from ..datatypes.settype import DEFAULT_MAX_INTSET_ENTRIES, RedisSet, from_members
+from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..protocol import errors
 from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
@@ -309,3 +310,26 @@ def sdiffstore(client, argv):
     db = client.db
     members = _difference(_lookup_all(db, argv[2:]))
     return _store(db, argv[1], members, max_intset_entries(client))
+
+
+# -- SSCAN -------------------------------------------------------------------------------
+
+
+@command("sscan")
+def sscan(client, argv):
+    """SSCAN key cursor [MATCH pattern] [COUNT count]: the cursor is checked before the
+    key and the options after it (a missing key answers an empty scan whatever they
+    are), as sscanCommand() + scanGenericCommand() do. An intset comes back whole, in
+    order, with cursor 0 (Redis ignores COUNT for its compact encodings)."""
+    cursor = parse_cursor(argv[2])
+    value = _lookup(client, argv[1])
+    if value is None:
+        return [b"0", []]
+    opts = parse_options(argv, 3)
+    if value.intset:
+        next_cursor, batch = 0, value.ordered()
+    else:
+        next_cursor, batch = scan(value, cursor, opts.count)
+    if opts.match is not None:
+        batch = [member for member in batch if opts.match(member)]
+    return [b"%d" % next_cursor, batch]

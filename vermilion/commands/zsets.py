@@ -15,8 +15,9 @@ import re
 from ..datatypes.settype import RedisSet
 from ..datatypes.zset import (DEFAULT_MAX_LISTPACK_ENTRIES, DEFAULT_MAX_LISTPACK_VALUE,
                               LEX_MAX, LEX_MIN, LexRange, ScoreRange, ZSet, from_scores)
+from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..protocol import errors
-from ..protocol.encode import NULL_ARRAY
+from ..protocol.encode import NULL_ARRAY, format_double
 from ..protocol.errors import CommandError
 from .args import LLONG_MAX, LLONG_MIN, parse_int
 from .registry import command
@@ -710,3 +711,31 @@ def zdiffstore(client, argv):
 @command("zintercard")
 def zintercard(client, argv):
     return _zsetop(client, argv, 1, INTER, card_only=True)
+
+
+# -- ZSCAN -------------------------------------------------------------------------------
+
+
+@command("zscan")
+def zscan(client, argv):
+    """ZSCAN key cursor [MATCH pattern] [COUNT count]: cursor checked before the key,
+    options after it. A listpack comes back whole in score order with cursor 0, as
+    Redis does for compact encodings; scores are bulk strings in both protocols, in
+    the %.17g text Redis stores or prints (ld2string of the double)."""
+    cursor = parse_cursor(argv[2])
+    zs = _lookup(client, argv[1])
+    if zs is None:
+        return [b"0", []]
+    opts = parse_options(argv, 3)
+    if zs.listpack:
+        next_cursor, batch = 0, [member for _, member in zs.order]
+    else:
+        next_cursor, batch = scan(zs.scores, cursor, opts.count)
+    if opts.match is not None:
+        batch = [member for member in batch if opts.match(member)]
+    out = []
+    scores = zs.scores
+    for member in batch:
+        out.append(member)
+        out.append(format_double(scores[member]))
+    return [b"%d" % next_cursor, out]
