@@ -23,8 +23,8 @@ def process_command(client, argv: list[bytes]):
     server = client.server
     spec = _get_spec(argv[0].lower())
     # Fast path: a plain command with the right arity by an authenticated client.
-    if spec is None or spec.subcommands or not spec.check_arity(len(argv)) \
-            or not client.authenticated or server.command_checks:
+    if spec is None or spec.subcommands or not client.authenticated or server.command_checks \
+            or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
         try:
             spec = _central_checks(client, server, spec, argv)
         except CommandError as exc:
@@ -50,7 +50,7 @@ def process_command(client, argv: list[bytes]):
     spec.calls += 1
     spec.usec += elapsed
     server.stats.total_commands_processed += 1
-    if elapsed >= server.slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
+    if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
         server.slowlog.record(client, argv, elapsed)
     return reply
 
