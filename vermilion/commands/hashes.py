@@ -1,9 +1,9 @@
 """Hash commands (Redis's t_hash.c).
 
 The value is a HashValue (a dict, see datatypes/hashtype.py). Every write that adds
-or replaces fields goes through _store(), which also keeps the listpack → hashtable
-encoding decision Redis makes (hashTypeTryConversion / hashTypeSet). A hash whose last
-field is deleted is deleted, never kept empty.
+or replaces fields ends with _convert_if_needed(), the listpack → hashtable encoding
+decision Redis makes (hashTypeTryConversion / hashTypeSet). A hash whose last field is
+deleted is deleted, never kept empty; a hash is stored only once it has a field.
 """
 
 import random
@@ -23,7 +23,6 @@ from .registry import command
 # 80-bit format (parse = string2ld, format = ld2string LD_STR_HUMAN) and is reused here.
 from .strings import _INF, _format_long_double, _ld_round, _parse_long_double
 
-_EMPTY: list = []
 _LONG_MAX_HALF = LLONG_MAX // 2  # HRANDFIELD WITHVALUES: count * 2 must fit a long
 
 
@@ -245,13 +244,13 @@ def hexists(client, argv):
 @command("hkeys")
 def hkeys(client, argv):
     h = _read_hash(client, argv[1])
-    return _EMPTY if h is None else list(h)
+    return [] if h is None else list(h)
 
 
 @command("hvals")
 def hvals(client, argv):
     h = _read_hash(client, argv[1])
-    return _EMPTY if h is None else list(h.values())
+    return [] if h is None else list(h.values())
 
 
 @command("hgetall")
@@ -289,7 +288,7 @@ def hrandfield(client, argv):
             raise CommandError(errors.VALUE_OUT_OF_RANGE)
     h = _read_hash(client, argv[1])
     if h is None or count == 0:
-        return _EMPTY
+        return []
     fields = _random_fields(h, count)
     if not withvalues:
         return fields
@@ -319,7 +318,6 @@ _ULONG_MAX = 2**64 - 1
 # A hashtable cursor is (position << 24) | (deletions counter mod 2**24).
 _DELS_BITS = 24
 _DELS_MASK = (1 << _DELS_BITS) - 1
-_EMPTY_SCAN = [b"0", _EMPTY]
 
 
 def _parse_cursor(raw: bytes) -> int:
@@ -374,7 +372,7 @@ def hscan(client, argv):
     cursor = _parse_cursor(argv[2])
     h = _read_hash(client, argv[1])
     if h is None:
-        return _EMPTY_SCAN
+        return [b"0", []]
     count, match = _scan_options(argv, 3)
     if not h.ht:
         fields = list(h)

@@ -17,14 +17,8 @@ from ..protocol.errors import CommandError
 from .args import LLONG_MIN, parse_int, to_int
 from .registry import command
 
-_EMPTY: list = []
-
 
 # -- shared helpers (pushGenericCommand, popGenericCommand, lmoveGenericCommand...) -------
-
-
-def _lookup(db, key: bytes) -> ListValue | None:
-    return db.lookup_typed(key, ListValue)
 
 
 def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
@@ -265,10 +259,10 @@ def lrange(client, argv):
     end = parse_int(argv[3])
     lst = client.db.lookup_typed(argv[1], ListValue)
     if lst is None:
-        return _EMPTY
+        return []
     span = _clamp_range(start, end, len(lst))
     if span is None:
-        return _EMPTY
+        return []
     return lst.range(*span)
 
 
@@ -296,7 +290,7 @@ def lpos(client, argv):
         j += 2
     lst = client.db.lookup_typed(argv[1], ListValue)
     if lst is None:
-        return _EMPTY if count != -1 else None
+        return [] if count != -1 else None
     reverse = rank < 0
     limit = count
     if rank == LLONG_MIN:
