@@ -6,6 +6,7 @@ the TTL (APPEND, INCR, SETRANGE...) overwrite ``db.data`` directly, which is wha
 Redis's dbOverwrite()/dbReplaceValue() do.
 """
 
+import platform
 import re
 from fractions import Fraction
 
@@ -349,10 +350,11 @@ def decrby(client, argv):
 
 
 # INCRBYFLOAT works in C `long double`: on x86-64 the 80-bit extended format with a
-# 64-bit significand. Python has no such type, so values are exact Fractions rounded
-# to that format after parsing and after the addition, which gives the same digits
-# as Redis's "%.17Lf" (0.1 + 0.2 is "0.3" there, not "0.30000000000000004").
-_LD_MANT_BITS = 64
+# 64-bit significand, on 64-bit ARM IEEE quad (113 bits). Python has no such type, so
+# values are exact Fractions rounded to that format after parsing and after the
+# addition, which gives the same digits as Redis's "%.17Lf" (0.1 + 0.2 is "0.3"
+# there, not "0.30000000000000004").
+_LD_MANT_BITS = 113 if platform.machine().lower() in ("aarch64", "arm64") else 64
 _LD_MIN_EXP = -16382  # exponent of the smallest normal number
 _LD_OVERFLOW = Fraction(2) ** 16384
 _MAX_LONG_DOUBLE_CHARS = 5 * 1024
@@ -392,6 +394,16 @@ def _parse_decimal_digits(digits: bytes) -> int:
     return int(digits[:4000]) * 10 ** (len(digits) - 4000) + _parse_decimal_digits(digits[4000:])
 
 
+def _exponent(text: bytes | None) -> int:
+    # Clamped: any exponent this large over/underflows anyway, and int() refuses
+    # thousands of digits.
+    if not text:
+        return 0
+    if len(text.lstrip(b"+-").lstrip(b"0")) > 9:
+        return -(10**9) if text[:1] == b"-" else 10**9
+    return int(text)
+
+
 def _parse_long_double(raw: bytes):
     """string2ld(): a Fraction, _INF (a literal infinity), or None when invalid."""
     if not raw or len(raw) >= _MAX_LONG_DOUBLE_CHARS or raw[0] in _C_SPACE:
@@ -401,7 +413,7 @@ def _parse_long_double(raw: bytes):
     m = _DEC_RE.match(raw)
     if m:
         sign, digits, exp = m.groups()
-        exp = int(exp) if exp else 0
+        exp = _exponent(exp)
         int_part, _, frac_part = digits.partition(b".")
         exp -= len(frac_part)
         all_digits = (int_part + frac_part).lstrip(b"0")
@@ -410,14 +422,14 @@ def _parse_long_double(raw: bytes):
         magnitude = len(all_digits) + exp
         if magnitude > 4940:
             return None  # ERANGE overflow to HUGE_VAL
-        if magnitude < -4960:
+        if magnitude < -4980:
             return None  # ERANGE underflow to zero
         exact = Fraction(_parse_decimal_digits(all_digits)) * Fraction(10) ** exp
     else:
         m = _HEX_RE.match(raw)
         if m:
             sign, digits, exp = m.groups()
-            exp = int(exp) if exp else 0
+            exp = _exponent(exp)
             int_part, _, frac_part = digits.partition(b".")
             mantissa = int(int_part + frac_part or b"0", 16)
             exp -= 4 * len(frac_part)
@@ -426,7 +438,7 @@ def _parse_long_double(raw: bytes):
             magnitude = mantissa.bit_length() + exp
             if magnitude > 16400:
                 return None
-            if magnitude < -16460:
+            if magnitude < -16540:
                 return None
             exact = Fraction(mantissa) * Fraction(2) ** exp
         elif _INF_RE.match(raw):
