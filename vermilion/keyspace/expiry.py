@@ -63,8 +63,9 @@ def active_expire_cycle(server) -> None:
     total_us = getattr(stats, "expire_cycle_time_used_us", 0) + used_us
     stats.expire_cycle_time_used_us = total_us
     stats.expire_cycle_cpu_milliseconds = total_us // 1000
-    # A moving average of the share of sampled keys found expired (as Redis keeps it).
-    current = total_expired / total_sampled if total_sampled else 0.0
+    # A moving average of the share of sampled keys found expired, kept as a percentage
+    # (what INFO prints as expired_stale_perc; Redis stores the fraction, prints x100).
+    current = 100.0 * total_expired / total_sampled if total_sampled else 0.0
     stats.expired_stale_perc = current * 0.05 + stats.expired_stale_perc * 0.95
 
 

@@ -11,9 +11,13 @@ snapshot instead:
   full iteration, amortized over the N/COUNT calls that walk it;
 * the cursor encodes (snapshot id, position), so every later call is O(COUNT);
 * elements removed since the snapshot are skipped (``key in source``);
-* at most MAX_SNAPSHOTS iterations are kept (least recently used first out); a cursor
-  whose snapshot is gone, or that belongs to another collection, restarts from a fresh
-  snapshot at position 0 — duplicates, never misses, as the contract allows;
+* at most MAX_SNAPSHOTS iterations are kept; a cursor whose snapshot is gone, or that
+  belongs to another collection, restarts from a fresh snapshot at position 0 —
+  duplicates, never misses, as the contract allows. To make room, a snapshot idle for
+  IDLE_SECONDS (an abandoned iteration) goes first; otherwise the most recently
+  *created* one does, so the oldest iterations always progress and finish even with
+  more concurrent scanners than slots (evicting the least recently used instead would
+  livelock a round robin of MAX_SNAPSHOTS + 1 scanners);
 * a collection no larger than COUNT is returned whole with cursor 0, with no snapshot
   (Redis does the same for its small listpack/intset encodings).
 
@@ -21,6 +25,7 @@ The functions here know nothing of databases: ``scan(source, cursor, count)`` ta
 any sized container supporting ``in`` and iteration (dict, set, dict keys).
 """
 
+import time
 from collections import OrderedDict
 
 from ..commands.args import parse_int
@@ -29,6 +34,7 @@ from ..protocol.errors import CommandError
 from .glob import matcher
 
 MAX_SNAPSHOTS = 16
+IDLE_SECONDS = 10.0
 _POS_BITS = 32
 _POS_MASK = (1 << _POS_BITS) - 1
 _MAX_ID = (1 << 31) - 1  # cursors stay below 2**63: safe for clients with signed ints
@@ -37,11 +43,12 @@ INVALID_CURSOR = "ERR invalid cursor"
 
 
 class _Snapshot:
-    __slots__ = ("source", "keys")
+    __slots__ = ("source", "keys", "used")
 
     def __init__(self, source):
         self.source = source
         self.keys = list(source)
+        self.used = time.monotonic()
 
 
 class Cursors:
@@ -56,12 +63,18 @@ class Cursors:
         return len(self._snapshots)
 
     def _new(self, source) -> tuple[int, _Snapshot]:
+        snapshots = self._snapshots
+        while len(snapshots) >= self.limit:
+            snapshots.pop(self._victim())
         self._next_id = self._next_id % _MAX_ID + 1
-        snap = _Snapshot(source)
-        self._snapshots[self._next_id] = snap
-        while len(self._snapshots) > self.limit:
-            self._snapshots.popitem(last=False)
+        snap = snapshots[self._next_id] = _Snapshot(source)
         return self._next_id, snap
+
+    def _victim(self) -> int:
+        lru_id, lru = next(iter(self._snapshots.items()))
+        if time.monotonic() - lru.used >= IDLE_SECONDS:
+            return lru_id
+        return max(self._snapshots)  # the newest iteration has the least to lose
 
     def scan(self, source, cursor: int, count: int) -> tuple[int, list]:
         """One step: (next cursor, elements still in source). Cursor 0 ends the iteration."""
@@ -74,6 +87,7 @@ class Cursors:
             pos = 0
         else:
             self._snapshots.move_to_end(snap_id)
+            snap.used = time.monotonic()
         keys = snap.keys
         end = pos + count
         batch = [k for k in keys[pos:end] if k in source]
