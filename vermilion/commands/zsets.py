@@ -341,8 +341,7 @@ def zlexcount(client, argv):
     zs = _lookup(client, argv[1])
     if zs is None:
         return 0
-    start, end = zs.lex_span(rng)
-    return end - start
+    return zs.lex_count(rng)
 
 
 def _rank_span(start: int, end: int, length: int) -> tuple[int, int]:
@@ -385,7 +384,7 @@ def zremrangebyscore(client, argv):
 @command("zremrangebylex")
 def zremrangebylex(client, argv):
     rng = parse_lex_range(argv[2], argv[3])
-    return _zremrange(client, argv, lambda zs: zs.lex_span(rng))
+    return _zremrange(client, argv, lambda zs: zs.lex_delete_span(rng))
 
 
 # -- the ZRANGE family -------------------------------------------------------------------
@@ -440,7 +439,9 @@ def _range_entries(zs: ZSet, kind, rng, reverse: bool, offset: int, limit: int) 
         if reverse:  # ranks count from the top
             start, end = len(zs) - end, len(zs) - start
         return zs.entries(start, end, reverse)
-    start, end = zs.score_span(rng) if kind == SCORE else zs.lex_span(rng)
+    if kind == LEX:
+        return zs.lex_walk(rng, reverse, offset, limit)
+    start, end = zs.score_span(rng)
     if offset < 0:
         return []  # Redis skips "offset--" elements: a negative offset skips them all
     if reverse:
@@ -655,7 +656,9 @@ def _inter(ranked, how: str, limit: int = 0) -> dict:
             other = _member_score(value, member)
             if other is None:
                 break
-            score = _aggregate(how, score, _weighted(other, other_weight))
+            # Only the first input's product is NaN-guarded in Redis's ZINTER loop: an
+            # inf * 0 here is NaN, which SUM turns into 0 and MIN/MAX ignore.
+            score = _aggregate(how, score, other * other_weight)
         else:
             result[member] = score
             if len(result) == limit:

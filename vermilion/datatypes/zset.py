@@ -193,16 +193,92 @@ class ZSet:
         end = order.bisect_left((rng.max,) if rng.maxex else (rng.max, ABOVE))
         return start, max(start, end)
 
-    def lex_span(self, rng: LexRange) -> tuple[int, int]:
-        # Lex ranges assume all members share one score (as Redis documents); the
-        # search walks positions comparing members only, like zslFirstInLexRange.
-        if rng.empty():
-            return 0, 0
-        start = self._first(lambda m: rng.gte_min(m), 0)
-        end = self._first(lambda m: not rng.lte_max(m), start)
+    # Lex ranges are meant for members sharing one score, but Redis answers whatever
+    # the order holds, with one shape of algorithm for both encodings: find the first
+    # (or last) member in range, then walk while the far bound holds. Only the finder
+    # differs: a listpack scans linearly from the head (tail), a skiplist descends as a
+    # binary search would. Following that shape keeps replies identical to Redis even
+    # for mixed scores on a listpack.
+
+    def _lex_possible(self, rng: LexRange) -> bool:
+        """zslIsInLexRange(): a non-empty range, last member >= min, first <= max."""
+        order = self.order
+        return (not rng.empty() and len(order) > 0 and rng.gte_min(order[-1][1])
+                and rng.lte_max(order[0][1]))
+
+    def lex_first(self, rng: LexRange):
+        """Position of the first member in range (zslFirstInLexRange), or None."""
+        if not self._lex_possible(rng):
+            return None
+        if self.listpack:
+            pos = next(i for i, (_, m) in enumerate(self.order) if rng.gte_min(m))
+        else:
+            pos = self._first(rng.gte_min, 0)
+        return pos if rng.lte_max(self.order[pos][1]) else None
+
+    def lex_last(self, rng: LexRange):
+        """Position of the last member in range (zslLastInLexRange), or None."""
+        if not self._lex_possible(rng):
+            return None
+        order = self.order
+        if self.listpack:
+            pos = next(i for i in range(len(order) - 1, -1, -1) if rng.lte_max(order[i][1]))
+        else:
+            pos = self._first(lambda m: not rng.lte_max(m), 0) - 1
+        return pos if rng.gte_min(order[pos][1]) else None
+
+    def lex_walk(self, rng: LexRange, reverse: bool, offset: int = 0, limit: int = -1) -> list:
+        """ZRANGEBYLEX: from the first (last) member in range skip offset entries, then
+        take up to limit (all when negative) while the far bound holds."""
+        pos = self.lex_last(rng) if reverse else self.lex_first(rng)
+        if pos is None or offset < 0 or limit == 0:
+            return []  # Redis skips "offset--" entries: a negative offset skips them all
+        if reverse:
+            entries = self.order.islice(0, max(0, pos - offset + 1), reverse=True)
+            holds = rng.gte_min
+        else:
+            entries = self.order.islice(pos + offset, len(self.order))
+            holds = rng.lte_max
+        out = []
+        for entry in entries:
+            if not holds(entry[1]):
+                break
+            out.append(entry)
+            if len(out) == limit:
+                break
+        return out
+
+    def lex_count(self, rng: LexRange) -> int:
+        first = self.lex_first(rng)
+        if first is None:
+            return 0
+        if self.listpack:
+            return len(self.lex_walk(rng, False))
+        # zlexcountCommand on a skiplist: from the ranks of the first and last in range.
+        last = self.lex_last(rng)
+        count = len(self.order) - first
+        if last is not None:
+            count -= len(self.order) - 1 - last
+        return count
+
+    def lex_delete_span(self, rng: LexRange) -> tuple[int, int]:
+        """Positions ZREMRANGEBYLEX removes: from the first member >= min (a listpack
+        also checks the range as zzlFirstInLexRange does) while members are <= max."""
+        if self.listpack:
+            start = self.lex_first(rng)
+            if start is None:
+                return 0, 0
+        else:
+            start = self._first(rng.gte_min, 0)
+        end = start
+        for _, member in self.order.islice(start, len(self.order)):
+            if not rng.lte_max(member):
+                break
+            end += 1
         return start, end
 
     def _first(self, pred, lo: int) -> int:
+        """The first position >= lo where pred(member) holds, pred being monotone."""
         order, hi = self.order, len(self.order)
         while lo < hi:
             mid = (lo + hi) // 2
