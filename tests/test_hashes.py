@@ -396,3 +396,64 @@ def test_hash_value_copy_keeps_encoding_and_is_independent():
     assert from_pairs([(b"a", b"1")]).encoding == "listpack"
     assert from_pairs([(b"a", b"x" * 65)]).encoding == "hashtable"
     assert from_pairs([(b"f%d" % i, b"") for i in range(513)]).encoding == "hashtable"
+
+
+# -- random command sequences (hypothesis) ------------------------------------------------
+# Fields and values stay short and few, so every hash is a listpack in Redis and all
+# replies (HGETALL order included) are deterministic.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_key = st.sampled_from([b"h1", b"h1", b"h1", b"h2", b"s"])
+_field = st.sampled_from([b"a", b"b", b"c", b"", b"\x00"])
+_value = st.sampled_from([b"1", b"-5", b"0", b"1.5", b"abc", b"", b"9223372036854775807",
+                          b"-9223372036854775808", b"1e3", b" 1", b"inf", b"0x10", b"3.0"])
+_int = st.one_of(st.integers(-5, 5).map(lambda i: b"%d" % i),
+                 st.sampled_from([b"x", b"", b"9223372036854775807", b"-9223372036854775808",
+                                  b"9223372036854775808", b"1.5"]))
+_float = st.sampled_from([b"0.1", b"-0.2", b"1e3", b"inf", b"nan", b"x", b"", b"1.", b"-3",
+                          b"1e-20", b"0x1p2"])
+
+
+def _cmd(*parts):
+    def build(*values):
+        out = []
+        for v in values:
+            if isinstance(v, list):
+                out.extend(build(*v))
+            else:
+                out.append(v)
+        return out
+    return st.builds(build, *(p if isinstance(p, st.SearchStrategy) else st.just(p)
+                              for p in parts))
+
+
+_pair = _cmd(_field, _value)
+_hset = _cmd(st.sampled_from([b"HSET", b"HMSET"]), _key, st.lists(_pair, min_size=1, max_size=3))
+_hash_commands = st.one_of(
+    _hset, _hset, _hset,
+    _cmd(b"HSET", _key, _field),  # odd arity
+    _cmd(b"HSETNX", _key, _field, _value),
+    _cmd(b"HGET", _key, _field), _cmd(b"HMGET", _key, st.lists(_field, min_size=1, max_size=3)),
+    _cmd(b"HDEL", _key, st.lists(_field, min_size=1, max_size=3)),
+    _cmd(st.sampled_from([b"HLEN", b"HKEYS", b"HVALS", b"HGETALL", b"EXISTS"]), _key),
+    _cmd(st.sampled_from([b"HSTRLEN", b"HEXISTS"]), _key, _field),
+    _cmd(b"HINCRBY", _key, _field, _int), _cmd(b"HINCRBYFLOAT", _key, _field, _float),
+    _cmd(b"HSCAN", _key, st.sampled_from([b"0", b"7", b"x"]),
+         st.one_of(st.just([]), _cmd(st.just(b"MATCH"), st.sampled_from([b"a*", b"*", b"[ab]"])),
+                   _cmd(st.just(b"COUNT"), _int))),
+    _cmd(b"HRANDFIELD", _key, st.sampled_from([b"0", b"x", b"100", b"-9223372036854775808"])),
+    _cmd(b"SET", st.just(b"s"), _value),
+)
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(_hash_commands, min_size=1, max_size=20))
+def test_random_sequences_match_redis(raw, raw_real, sequence):
+    raw.command("FLUSHALL")
+    raw_real.command("FLUSHALL")
+    # The final contents are compared too (listpack order is deterministic).
+    for argv in sequence + [[b"HGETALL", b"h1"], [b"HGETALL", b"h2"]]:
+        assert raw.command(*argv) == raw_real.command(*argv), sequence

@@ -278,3 +278,65 @@ def test_list_encoding_and_copy(real):
     dup.append(b"c")
     assert list(lst) == [b"a", b"b"]
     assert lst.type_name == "list"
+
+
+# -- random command sequences (hypothesis) ------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Mostly one key, so the sequences build up real lists instead of missing keys.
+_key = st.sampled_from([b"l1", b"l1", b"l1", b"l2", b"s"])
+_elem = st.sampled_from([b"a", b"b", b"a", b"b", b"c", b"", b"1", b"\x00\xff"])
+_small = st.integers(-4, 4).map(lambda i: b"%d" % i)
+_int = st.one_of(_small, _small, _small,
+                 st.sampled_from([b"x", b"", b"9223372036854775807", b"-9223372036854775808",
+                                  b"9223372036854775808", b"1.5", b" 1", b"01"]))
+_where = st.sampled_from([b"LEFT", b"RIGHT", b"left", b"middle"])
+
+
+def _cmd(*parts):
+    def build(*values):
+        out = []
+        for v in values:
+            if isinstance(v, list):
+                out.extend(build(*v))
+            else:
+                out.append(v)
+        return out
+    return st.builds(build, *(p if isinstance(p, st.SearchStrategy) else st.just(p)
+                              for p in parts))
+
+
+def _opt(*parts):
+    return st.one_of(st.just([]), _cmd(*parts))
+
+
+_push = _cmd(st.sampled_from([b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX"]), _key,
+             st.lists(_elem, min_size=1, max_size=6))
+_list_commands = st.one_of(
+    _push, _push, _push, _push,
+    _cmd(st.sampled_from([b"LPOP", b"RPOP"]), _key, _opt(_int)),
+    _cmd(b"LLEN", _key), _cmd(b"LINDEX", _key, _int), _cmd(b"LSET", _key, _int, _elem),
+    _cmd(b"LRANGE", _key, _int, _int), _cmd(b"LTRIM", _key, _int, _int),
+    _cmd(b"LREM", _key, _int, _elem), _cmd(b"LREM", _key, _small, _elem),
+    _cmd(b"LINSERT", _key, st.sampled_from([b"BEFORE", b"after", b"x"]), _elem, _elem),
+    _cmd(b"LPOS", _key, _elem, _opt(st.just(b"RANK"), _int), _opt(st.just(b"COUNT"), _int),
+         _opt(st.just(b"MAXLEN"), _int)),
+    _cmd(b"LMOVE", _key, _key, _where, _where), _cmd(b"RPOPLPUSH", _key, _key),
+    _cmd(b"LMPOP", st.sampled_from([b"1", b"2", b"0", b"x"]), _key, _key, _where,
+         _opt(st.just(b"COUNT"), _int)),
+    _cmd(b"SET", st.just(b"s"), _elem),
+    _cmd(b"EXISTS", _key),
+)
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(_list_commands, min_size=1, max_size=20))
+def test_random_sequences_match_redis(raw, raw_real, sequence):
+    raw.command("FLUSHALL")
+    raw_real.command("FLUSHALL")
+    # The final contents are compared too: a wrong element removed shows there.
+    for argv in sequence + [[b"LRANGE", b"l1", b"0", b"-1"], [b"LRANGE", b"l2", b"0", b"-1"]]:
+        assert raw.command(*argv) == raw_real.command(*argv), sequence
