@@ -307,7 +307,8 @@ def test_exact_hscan(raw, raw_real):
          "SET s x", "HSCAN s 0", "HSCAN s x", "HSCAN s 0 COUNT 0", "HSCAN h 0 NOVALUES",
          "HSCAN h 0 COUNT -1", "HSCAN h 0 MATCH *", "HSCAN h 0 MATCH * COUNT 2 MATCH c",
          ["HSET", "e", "", "v"], "HSCAN e 0 MATCH *", ["HSCAN", "e", "0", "MATCH", ""],
-         "HSCAN e 0 MATCH a*", "HSCAN", "HSCAN h")
+         "HSCAN e 0 MATCH a*", "HSCAN", "HSCAN h", ["HSCAN", "h", "0\x00x"],
+         ["HSCAN", "h", "x\x000"])
     hello3(raw, raw_real)
     same(raw, raw_real, "HSCAN h 0", "HSCAN nokey 0")
 

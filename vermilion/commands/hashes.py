@@ -7,12 +7,10 @@ deleted is deleted, never kept empty; a hash is stored only once it has a field.
 """
 
 import random
-import re
 from fractions import Fraction
-from itertools import islice
 
 from ..datatypes.hashtype import HashValue, listpack_limits
-from ..keyspace.glob import matcher
+from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
@@ -131,7 +129,6 @@ def hdel(client, argv):
                 break  # Redis stops at the first field that empties the hash
     if deleted:
         if h:
-            h.dels += deleted
             db.touched(key)
         else:
             db.delete(key)
@@ -313,77 +310,25 @@ def _random_fields(h: HashValue, count: int) -> list[bytes]:
 
 # -- HSCAN ----------------------------------------------------------------------------
 
-_CURSOR_RE = re.compile(rb"([+-]?)([0-9]*)")
-_ULONG_MAX = 2**64 - 1
-# A hashtable cursor is (position << 24) | (deletions counter mod 2**24).
-_DELS_BITS = 24
-_DELS_MASK = (1 << _DELS_BITS) - 1
-
-
-def _parse_cursor(raw: bytes) -> int:
-    """parseScanCursorOrReply(): strtoul base 10 — a sign is allowed ("-1" wraps to
-    ULONG_MAX), the empty string is 0, anything else after the digits is an error."""
-    m = _CURSOR_RE.fullmatch(raw)
-    if m is None:
-        raise CommandError(errors.INVALID_CURSOR)
-    sign, digits = m.groups()
-    if not digits:
-        if sign:
-            raise CommandError(errors.INVALID_CURSOR)  # nothing converted
-        return 0
-    value = int(digits)
-    if value > _ULONG_MAX:
-        raise CommandError(errors.INVALID_CURSOR)
-    return (-value) & _ULONG_MAX if sign == b"-" else value
-
-
-def _scan_options(argv: list[bytes], start: int):
-    """scanGenericCommand()'s COUNT and MATCH (TYPE is SCAN's alone): (count, matcher)."""
-    count, match = 10, None
-    i, argc = start, len(argv)
-    while i < argc:
-        opt = argv[i].lower()
-        if i + 1 >= argc:
-            raise CommandError(errors.SYNTAX)
-        if opt == b"count":
-            count = parse_int(argv[i + 1])
-            if count < 1:
-                raise CommandError(errors.SYNTAX)
-        elif opt == b"match":
-            pattern = argv[i + 1]
-            # Exactly "*" disables matching (it would refuse an empty field otherwise).
-            match = None if pattern == b"*" else matcher(pattern)
-        else:
-            raise CommandError(errors.SYNTAX)
-        i += 2
-    return count, match
-
 
 @command("hscan")
 def hscan(client, argv):
     """HSCAN key cursor [MATCH pattern] [COUNT count].
 
     A listpack-encoded hash is returned whole in one reply with cursor 0, as Redis
-    does (COUNT is ignored there). A hashtable hash is walked in insertion order
-    (updates keep a field's place, new fields go last); the cursor holds the position
-    and the hash's deletion counter, and on resume the position steps back by the
-    deletions made since — a field may come twice, but one present for the whole
-    scan is never missed, which is SCAN's guarantee."""
-    cursor = _parse_cursor(argv[2])
+    does (COUNT is ignored there); a hashtable hash is paged by the shared snapshot
+    cursors of keyspace/scan.py. The cursor is parsed before the key is looked up,
+    the options after (a missing key ignores bad options), as hscanCommand does."""
+    cursor = parse_cursor(argv[2])
     h = _read_hash(client, argv[1])
     if h is None:
         return [b"0", []]
-    count, match = _scan_options(argv, 3)
-    if not h.ht:
-        fields = list(h)
-        next_cursor = 0
+    opts = parse_options(argv, 3)
+    if h.ht:
+        next_cursor, fields = scan(h, cursor, opts.count)
     else:
-        offset = cursor >> _DELS_BITS
-        if offset:
-            offset = max(0, offset - ((h.dels - cursor) & _DELS_MASK))
-        fields = list(islice(h, offset, offset + count))
-        end = offset + len(fields)
-        next_cursor = 0 if end >= len(h) else (end << _DELS_BITS) | (h.dels & _DELS_MASK)
+        next_cursor, fields = 0, list(h)
+    match = opts.match
     if match is not None:
         fields = [f for f in fields if match(f)]
     out = []

@@ -24,18 +24,15 @@ def listpack_limits(config) -> tuple[int, int]:
 
 
 class HashValue(dict):
-    """A Redis hash. ``ht`` is True once the hash has been converted to a hashtable.
-    ``dels`` counts deleted fields, so an HSCAN cursor (a position in insertion
-    order) can step back over the places deletions freed and never skip a field."""
+    """A Redis hash. ``ht`` is True once the hash has been converted to a hashtable."""
 
-    __slots__ = ("ht", "dels")
+    __slots__ = ("ht",)
 
     type_name = "hash"
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.ht = False
-        self.dels = 0
 
     @property
     def encoding(self) -> str:
