@@ -266,12 +266,15 @@ def test_exact_resp3_shapes(raw, raw_real):
          "LMOVE nokey x left left")
 
 
-def test_list_encoding_and_copy(real):
+def test_exact_encoding(raw, raw_real):
+    # Redis 7.0 reports every list as a quicklist, however small.
+    same(raw, raw_real, "RPUSH l a", "OBJECT ENCODING l", "RPUSH l " + "x" * 10000,
+         "OBJECT ENCODING l")
+
+
+def test_list_copy():
     from vermilion.datatypes.listtype import ListValue, from_items
 
-    # Redis 7.0 reports every list as a quicklist, however small.
-    real.rpush("l", "a")
-    assert real.object("encoding", "l").decode() == ListValue.encoding == "quicklist"
     lst = from_items([b"a", b"b"])
     dup = lst.copy()
     assert type(dup) is ListValue and dup == lst
@@ -340,3 +343,11 @@ def test_random_sequences_match_redis(raw, raw_real, sequence):
     # The final contents are compared too: a wrong element removed shows there.
     for argv in sequence + [[b"LRANGE", b"l1", b"0", b"-1"], [b"LRANGE", b"l2", b"0", b"-1"]]:
         assert raw.command(*argv) == raw_real.command(*argv), sequence
+
+
+def test_exact_type_ttl_and_copy(raw, raw_real):
+    # In-place changes keep the TTL; COPY gives an independent list.
+    same(raw, raw_real,
+         "RPUSH l a b c", "TYPE l", "EXPIRE l 1000", "RPUSH l d", "LPOP l", "LSET l 0 x",
+         "LTRIM l 0 1", "TTL l", "COPY l l2", "RPUSH l2 z", "LRANGE l 0 -1",
+         "LRANGE l2 0 -1", "LMOVE l fresh left left", "TTL fresh", "TTL l")
