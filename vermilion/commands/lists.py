@@ -19,6 +19,8 @@ from .registry import command
 
 
 # -- shared helpers (pushGenericCommand, popGenericCommand, lmoveGenericCommand...) -------
+# pop_many, parse_where, lmove_generic, after_removal, parse_mpop and mpop are public
+# for the blocking variants (BLPOP, BLMOVE, BLMPOP...), which serve clients the same way.
 
 
 def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
@@ -41,7 +43,7 @@ def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
     return len(lst)
 
 
-def _removed(db, key: bytes, lst: ListValue) -> None:
+def after_removal(db, key: bytes, lst: ListValue) -> None:
     """After elements left the list: delete the key if it is now empty (Redis never
     keeps empty collections), else record the change."""
     if lst:
@@ -50,7 +52,7 @@ def _removed(db, key: bytes, lst: ListValue) -> None:
         db.delete(key)
 
 
-def _pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
+def pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
     """Pop up to count elements in pop order (RPOP's come tail first)."""
     n = len(lst)
     if count >= n:
@@ -63,7 +65,7 @@ def _pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
     return [take() for _ in range(count)]
 
 
-def _where(raw: bytes) -> bool:
+def parse_where(raw: bytes) -> bool:
     """getListPositionFromObjectOrReply(): LEFT → head (True), RIGHT → tail (False)."""
     lowered = raw.lower()
     if lowered == b"left":
@@ -105,7 +107,7 @@ def _clamp_range(start: int, end: int, n: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _move(client, src: bytes, dst: bytes, from_head: bool, to_head: bool):
+def lmove_generic(client, src: bytes, dst: bytes, from_head: bool, to_head: bool):
     """lmoveGenericCommand(): pop from src, push to dst, reply the element."""
     db = client.db
     source = db.lookup_typed(src, ListValue)
@@ -123,7 +125,7 @@ def _move(client, src: bytes, dst: bytes, from_head: bool, to_head: bool):
             target.append(value)
         db.touched(dst)
     # Checked after the push: with src == dst a one-element list rotates onto itself.
-    _removed(db, src, source)
+    after_removal(db, src, source)
     return value
 
 
@@ -175,8 +177,8 @@ def _pop(client, argv: list[bytes], head: bool, name: str):
         return NULL_ARRAY
     if count == 0:
         return []
-    out = _pop_many(lst, count, head)
-    _removed(db, key, lst)
+    out = pop_many(lst, count, head)
+    after_removal(db, key, lst)
     return out
 
 
@@ -192,25 +194,24 @@ def rpop(client, argv):
 
 @command("lmove")
 def lmove(client, argv):
-    from_head = _where(argv[3])
-    to_head = _where(argv[4])
-    return _move(client, argv[1], argv[2], from_head, to_head)
+    from_head = parse_where(argv[3])
+    to_head = parse_where(argv[4])
+    return lmove_generic(client, argv[1], argv[2], from_head, to_head)
 
 
 @command("rpoplpush")
 def rpoplpush(client, argv):
-    return _move(client, argv[1], argv[2], False, True)
+    return lmove_generic(client, argv[1], argv[2], False, True)
 
 
-@command("lmpop")
-def lmpop(client, argv):
-    """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: pop from the first
-    non-empty list; reply [key, [elements]] or a null array."""
-    numkeys = _at_least_one(argv[1], errors.NUMKEYS_POSITIVE)
-    where_idx = numkeys + 2
+def parse_mpop(argv: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, int]:
+    """lmpopGenericCommand()'s parsing, shared with BLMPOP (numkeys after the timeout):
+    numkeys key [key ...] LEFT|RIGHT [COUNT count] → (keys, head, count)."""
+    numkeys = _at_least_one(argv[numkeys_idx], errors.NUMKEYS_POSITIVE)
+    where_idx = numkeys_idx + numkeys + 1
     if where_idx >= len(argv):
         raise CommandError(errors.SYNTAX)
-    head = _where(argv[where_idx])
+    head = parse_where(argv[where_idx])
     count = -1
     j = where_idx + 1
     while j < len(argv):
@@ -220,17 +221,27 @@ def lmpop(client, argv):
             j += 2
         else:
             raise CommandError(errors.SYNTAX)
-    if count == -1:
-        count = 1
-    db = client.db
-    for key in argv[2:where_idx]:
+    return argv[numkeys_idx + 1:where_idx], head, 1 if count == -1 else count
+
+
+def mpop(db, keys: list[bytes], head: bool, count: int):
+    """Pop from the first non-empty list: [key, [elements]], or None if all are empty."""
+    for key in keys:
         lst = db.lookup_typed(key, ListValue)
         if lst is None:
             continue
-        out = _pop_many(lst, count, head)
-        _removed(db, key, lst)
+        out = pop_many(lst, count, head)
+        after_removal(db, key, lst)
         return [key, out]
-    return NULL_ARRAY
+    return None
+
+
+@command("lmpop")
+def lmpop(client, argv):
+    """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]."""
+    keys, head, count = parse_mpop(argv, 1)
+    reply = mpop(client.db, keys, head, count)
+    return NULL_ARRAY if reply is None else reply
 
 
 # -- reading --------------------------------------------------------------------------
