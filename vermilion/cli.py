@@ -10,7 +10,9 @@ import socket
 import sys
 
 from . import REDIS_VERSION, __version__
-from .config import Config, ConfigFileError
+from .config import Config, ConfigFileError, read_config, sds_repr
+from .log import logger
+from .protocol.parser import split_args
 
 USAGE = """Usage: ./vermilion-server [/path/to/redis.conf] [options] [-]
        ./vermilion-server - (read config from stdin)
@@ -34,49 +36,54 @@ def version_line() -> str:
 
 
 def build_config(argv: list[str]) -> Config:
-    """Config from redis-server style argv; raises ConfigFileError."""
-    config = Config()
+    """Config from redis-server style argv (server.c main()); raises ConfigFileError."""
     args = list(argv)
     config_file = None
-    read_stdin = False
-    if args and not args[0].startswith("--"):
+    if args and not args[0].startswith("-"):
         config_file = args.pop(0)
-        if config_file == "-":
-            read_stdin, config_file = True, None
-    if args and args[-1] == "-":
-        read_stdin = True
+    from_stdin = False
+    # '-' reads stdin only as the first or the last argument.
+    if args and args[0] == "-" and config_file is None:
+        from_stdin = True
+        args.pop(0)
+    elif args and args[-1] == "-":
+        from_stdin = True
         args.pop()
-    options = _options_text(args)
-    text = ""
-    if config_file:
-        import os
-
-        config.config_file = os.path.abspath(config_file)
-        with open(config_file, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    if read_stdin:
-        text += "\n" + sys.stdin.read()
-    base = __import__("os").path.dirname(config.config_file) if config_file else "."
-    config.load_text(text + "\n" + options, base)
-    return config
+    if from_stdin:
+        logger.warning("Reading config from stdin")
+    return read_config(config_file, from_stdin, _options_text(args))
 
 
 def _options_text(args: list[str]) -> str:
-    # config.c: "--port 7000 --save 60 1" becomes the lines "port 7000" / "save 60 1".
-    lines: list[str] = []
-    for arg in args:
-        if arg.startswith("--") and len(arg) > 2:
-            lines.append(arg[2:])
-        elif lines:
-            lines[-1] += " " + _quote(arg)
+    """server.c main(): "--port 7000 --save 60 1" becomes 'port "7000"' / 'save "60" "1"';
+    the argument after a bare option name is always its value (even "--foo"), and a
+    valueless --save means save "" (redis 7.0.1's compatibility special case)."""
+    options = ""
+    value_pending = False  # the last option name still waits for its argument
+    for i, arg in enumerate(args):
+        if not value_pending and arg.startswith("--"):
+            if options:
+                options += "\n"
+            options += arg[2:] + " "
+            words = split_args(arg.encode("utf-8", "surrogateescape")) or []
+            if len(words) == 1:
+                value_pending = True
+                last = i == len(args) - 1
+                if arg.lower() == "--save" and (last or args[i + 1].startswith("--")):
+                    options += '""'
+                    value_pending = False
+                elif arg.lower() == "--sentinel" and (last or args[i + 1].startswith("--")):
+                    value_pending = False
+            else:
+                value_pending = False
         else:
-            lines.append(_quote(arg))
-    return "\n".join(lines)
+            options += _quote(arg) + " "
+            value_pending = False
+    return options
 
 
 def _quote(arg: str) -> str:
-    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    return f'"{escaped}"'
+    return sds_repr(arg)
 
 
 def server_main(argv: list[str] | None = None) -> int:
@@ -85,15 +92,15 @@ def server_main(argv: list[str] | None = None) -> int:
         print(version_line())
         return 0
     if argv and argv[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr)
-        return 0
+        # redis-server's usage() goes to stderr and exits 1.
+        print(USAGE, file=sys.stderr, end="")
+        return 1
     try:
         config = build_config(argv)
     except ConfigFileError as exc:
-        sys.stderr.write(exc.report())
-        return 1
-    except OSError as exc:
-        sys.stderr.write(f"Fatal error, can't open config file '{argv[0]}': {exc.strerror}\n")
+        stream = sys.stdout if exc.as_log else sys.stderr
+        stream.write(exc.report())
+        stream.flush()
         return 1
     from .server import run
 
