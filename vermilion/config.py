@@ -412,6 +412,11 @@ def _clamp_hz(value: int) -> int:
     return max(1, min(500, value))
 
 
+def _resize_backlog(server, value: int) -> None:
+    # resizeReplicationBacklog(): never below CONFIG_REPL_BACKLOG_MIN_SIZE (16kb).
+    server.config.values["repl-backlog-size"] = max(value, 16 * 1024)
+
+
 # -- special (multi-argument) configs ------------------------------------------------------
 
 def _set_save(config: "Config", args: list[str]):
@@ -787,7 +792,7 @@ TABLE: list[ConfigSpec] = [
     int_config("latency-monitor-threshold", 0, 0, LLONG_MAX),
     memory_config("proto-max-bulk-len", 512 * 1024**2, 1024**2, LONG_MAX),
     int_config("stream-node-max-entries", 100, 0, LLONG_MAX),
-    memory_config("repl-backlog-size", 1024**2, 1, LLONG_MAX),
+    memory_config("repl-backlog-size", 1024**2, 1, LLONG_MAX, apply=_resize_backlog),
     memory_config("maxmemory", 0, 0, ULLONG_MAX, unsigned=True),
     memory_config("cluster-link-sendbuf-limit", 0, 0, ULLONG_MAX, unsigned=True),
     int_config("hash-max-listpack-entries", 512, 0, LONG_MAX, unsigned=True,

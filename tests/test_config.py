@@ -1,0 +1,316 @@
+"""CONFIG GET / SET / RESETSTAT / REWRITE / HELP against a real redis-server 7.0.
+
+The module starts its own pair of servers (vermilion and redis-server, same argv) so
+that CONFIG SET never disturbs the shared session servers; replies are compared byte
+for byte through RawConnection.
+"""
+
+import pytest
+
+from conftest import RawConnection, start_redis, start_vermilion
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    vm = start_vermilion(tmp_path_factory.mktemp("cfg-vm"))
+    rd = start_redis(tmp_path_factory.mktemp("cfg-rd"))
+    yield vm, rd
+    vm.stop()
+    rd.stop()
+
+
+@pytest.fixture
+def conns(pair):
+    vm, rd = pair
+    a, b = RawConnection(vm.port), RawConnection(rd.port)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def both(conns, *args) -> bytes:
+    """Send to both servers; assert the exact same reply bytes; return them."""
+    mine, theirs = conns[0].command(*args), conns[1].command(*args)
+    assert mine == theirs, (args, mine, theirs)
+    return mine
+
+
+def as_dict(conn, *patterns) -> dict:
+    """CONFIG GET as a dict (RESP2 flat array)."""
+    reply = conn.command("CONFIG", "GET", *patterns)
+    lines = reply.split(b"\r\n")
+    values = [lines[i] for i in range(2, len(lines) - 1, 2)]
+    return dict(zip(values[::2], values[1::2]))
+
+
+def test_config_get_star_has_redis_names_and_defaults(conns):
+    mine, theirs = as_dict(conns[0], "*"), as_dict(conns[1], "*")
+    assert set(mine) == set(theirs)
+    for name in (b"dir", b"port"):  # per process
+        mine.pop(name), theirs.pop(name)
+    assert mine == theirs
+
+
+def test_config_get_dir_is_the_working_directory(pair, conns):
+    assert as_dict(conns[0], "dir") == {b"dir": str(pair[0].cwd).encode()}
+
+
+@pytest.mark.parametrize("patterns", [
+    ("maxmemory",), ("MAXMEMORY",), ("maxmem*",), ("MAXMEM*",), ("*max*entries*",),
+    ("slaveof",), ("slave*",), ("replicaof", "slaveof"), ("maxmemory", "maxmemory", "max*"),
+    ("nosuch",), ("h?",), ("[hl]*",), ("use-exit-on-panic",), ("*panic*",),
+    ("lua-time-limit", "busy*"), ("hash-max-ziplist-entries",),
+])
+def test_config_get_patterns(conns, patterns):
+    assert as_dict(conns[0], *patterns) == as_dict(conns[1], *patterns)
+
+
+def test_config_get_resp3_map(conns):
+    for conn in conns:
+        conn.command("HELLO", "3")
+    reply = both(conns, "CONFIG", "GET", "maxmemory")
+    assert reply == b"%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+
+
+@pytest.mark.parametrize("args", [
+    ("CONFIG", "SET", "daemonize", "yes"),
+    ("CONFIG", "SET", "dir", "/tmp"),
+    ("CONFIG", "SET", "dbfilename", "x.rdb"),
+    ("CONFIG", "SET", "foo", "1"),
+    ("CONFIG", "SET", "maxmemory", "1", "maxmemory", "2"),
+    ("CONFIG", "SET", "maxmemory", "1", "MAXMEMORY", "2"),
+    ("CONFIG", "SET", "maxmemory", "-1"),
+    ("CONFIG", "SET", "maxmemory", " 1"),
+    ("CONFIG", "SET", "maxmemory", "1xb"),
+    ("CONFIG", "SET", "MAXMEMORY", "x"),
+    ("CONFIG", "SET", "hz", "abc"),
+    ("CONFIG", "SET", "hz", "01"),
+    ("CONFIG", "SET", "hz", "-1"),
+    ("CONFIG", "SET", "port", "99999"),
+    ("CONFIG", "SET", "maxclients", "0"),
+    ("CONFIG", "SET", "maxclients", "-1"),
+    ("CONFIG", "SET", "hash-max-listpack-entries", "-1"),
+    ("CONFIG", "SET", "proto-max-bulk-len", "1000"),
+    ("CONFIG", "SET", "maxmemory-clients", "101%"),
+    ("CONFIG", "SET", "maxmemory-clients", "x%"),
+    ("CONFIG", "SET", "loglevel", "foo"),
+    ("CONFIG", "SET", "appendfsync", "sometimes"),
+    ("CONFIG", "SET", "slave-read-only", "x"),
+    ("CONFIG", "SET", "notify-keyspace-events", "Z"),
+    ("CONFIG", "SET", "save", "60"),
+    ("CONFIG", "SET", "save", "0 1"),
+    ("CONFIG", "SET", "save", "60  1"),
+    ("CONFIG", "SET", "save", "60 -1"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "master 1 1 1"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "normal 1 1"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "replica 1 1 -1"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1x 1 1"),
+    ("CONFIG", "SET", "oom-score-adj-values", "1 2"),
+    ("CONFIG", "SET", "oom-score-adj-values", "1 2 3000"),
+    ("CONFIG", "SET", "latency-tracking-info-percentiles", "101"),
+    ("CONFIG", "SET", "latency-tracking-info-percentiles", "x"),
+    ("CONFIG", "SET", "shutdown-on-sigint", "save nosave"),
+    ("CONFIG", "SET", "shutdown-on-sigterm", "later"),
+    ("CONFIG", "SET", "activedefrag", "yes"),
+    ("CONFIG", "SET", "proc-title-template", "{title}"),
+    ("CONFIG", "SET", "proc-title-template", "{nope} x"),
+    ("CONFIG", "SET", "cluster-announce-hostname", "a_b"),
+    ("CONFIG", "SET", "replicaof", "127.0.0.1 1"),
+    ("CONFIG", "SET", "slaveof", "no one"),
+    ("CONFIG", "SET", "unixsocketperm", "777"),
+    ("CONFIG", "SET", "socket-mark-id", "1"),
+    ("CONFIG", "SET", "appendfilename", "a/b"),
+    ("CONFIG", "SET", "foo", "1", "daemonize", "yes"),
+    ("CONFIG", "SET", "daemonize", "yes", "foo", "1"),
+    ("CONFIG", "SET", "maxmemory", "x", "foo", "1"),
+    ("CONFIG", "SET", "a", "b", "c"),
+    ("CONFIG", "SET", "a"),
+    ("CONFIG", "GET"),
+    ("CONFIG", "NOSUCH"),
+    ("CONFIG",),
+    ("CONFIG", "REWRITE"),
+    ("CONFIG", "REWRITE", "x"),
+    ("CONFIG", "HELP"),
+])
+def test_config_errors_match_redis(conns, args):
+    both(conns, *args)
+
+
+SETS = [
+    ("maxmemory", "1k"), ("maxmemory", "1KB"), ("maxmemory", "3mb"), ("maxmemory", "2G"),
+    ("maxmemory", "1gb"), ("maxmemory", "5b"), ("maxmemory", ""), ("maxmemory", "mb"),
+    ("maxmemory", "18446744073709551616"), ("maxmemory", "99999999999gb"),
+    ("maxmemory-clients", "10%"), ("maxmemory-clients", "0%"), ("maxmemory-clients", "1mb"),
+    ("hz", "1000"), ("hz", "0"), ("hz", "20"),
+    ("notify-keyspace-events", "KEA"), ("notify-keyspace-events", "Kn"),
+    ("notify-keyspace-events", "$lshzxetdgn"), ("notify-keyspace-events", "gE"),
+    ("notify-keyspace-events", "xKm"), ("notify-keyspace-events", ""),
+    ("save", ""), ("save", "+5 0"), ("save", "100 1 200 2"), ("save", "5 -0"),
+    ("client-output-buffer-limit", "normal 1mb 2k 3"),
+    ("client-output-buffer-limit", "replica 1gb 1 1 pubsub 0 0 0"),
+    ("client-output-buffer-limit", "slave 2 3 4"), ("client-output-buffer-limit", ""),
+    ("oom-score-adj", "relative"), ("oom-score-adj", "ABSOLUTE"), ("oom-score-adj-values", "1 2 3"),
+    ("shutdown-on-sigint", "nosave NOW"), ("shutdown-on-sigint", "now default"),
+    ("shutdown-on-sigterm", "force force"),
+    ("latency-tracking-info-percentiles", "50 99.90 100.0"),
+    ("latency-tracking-info-percentiles", ""), ("latency-tracking-info-percentiles", "0.5"),
+    ("slave-read-only", "no"), ("replica-read-only", "YES"),
+    ("hash-max-ziplist-entries", "100"), ("lua-time-limit", "100"),
+    ("list-max-ziplist-size", "-5"), ("slowlog-log-slower-than", "-1"),
+    ("maxmemory-policy", "ALLKEYS-LRU"), ("appendfsync", "always"),
+    ("ignore-warnings", "a b"), ("proc-title-template", "{title} {port} x"),
+    ("cluster-announce-hostname", "a.b-c"), ("masterauth", "pw"), ("masteruser", "u"),
+    ("tls-port", "0"), ("active-expire-effort", "10"), ("lfu-log-factor", "3"),
+    ("proto-max-bulk-len", "1mb"), ("client-query-buffer-limit", "2mb"),
+    ("repl-backlog-size", "1kb"), ("stream-node-max-bytes", "4kb"),
+]
+
+
+@pytest.mark.parametrize("name,value", SETS)
+def test_config_set_then_get_matches_redis(conns, name, value):
+    old = {k: v for k, v in as_dict(conns[1], name).items()}
+    try:
+        both(conns, "CONFIG", "SET", name, value)
+        both(conns, "CONFIG", "GET", name)
+    finally:
+        for k, v in old.items():
+            both(conns, "CONFIG", "SET", k, v)
+
+
+def test_config_set_several_pairs(conns):
+    try:
+        both(conns, "CONFIG", "SET", "maxmemory", "10mb", "hz", "20", "timeout", "5")
+        assert as_dict(conns[0], "maxmemory", "hz", "timeout") == {
+            b"maxmemory": b"10485760", b"hz": b"20", b"timeout": b"5"}
+        # replica-read-only and its alias are distinct entries: no duplicate error.
+        both(conns, "CONFIG", "SET", "replica-read-only", "yes", "slave-read-only", "no")
+        both(conns, "CONFIG", "GET", "replica-read-only")
+    finally:
+        both(conns, "CONFIG", "SET", "maxmemory", "0", "hz", "10", "timeout", "0",
+             "replica-read-only", "yes")
+
+
+def test_config_set_rolls_back_every_pair(conns):
+    before = as_dict(conns[0], "maxmemory", "hz", "loglevel", "save")
+    both(conns, "CONFIG", "SET", "maxmemory", "10mb", "hz", "20", "save", "60 1",
+         "loglevel", "bogus")
+    assert as_dict(conns[0], "maxmemory", "hz", "loglevel", "save") == before
+    both(conns, "CONFIG", "GET", "maxmemory")
+    both(conns, "CONFIG", "GET", "save")
+
+
+def test_config_get_hidden_needs_exact_name(conns):
+    assert as_dict(conns[0], "*panic*") == {}
+    assert as_dict(conns[0], "use-exit-on-panic") == {b"use-exit-on-panic": b"no"}
+
+
+def test_requirepass_is_redacted_from_slowlog(pair):
+    vm, rd = pair
+    for server in pair:
+        conn = RawConnection(server.port)
+        try:
+            conn.command("CONFIG", "SET", "slowlog-log-slower-than", "0")
+            conn.command("SLOWLOG", "RESET")
+            conn.command("CONFIG", "SET", "requirepass", "sekret")
+            conn.command("CONFIG", "SET", "requirepass", "", "slowlog-log-slower-than", "10000")
+            log = conn.command("SLOWLOG", "GET")
+            assert b"sekret" not in log and b"(redacted)" in log
+        finally:
+            conn.close()
+
+
+def test_config_resetstat(pair):
+    conn = RawConnection(pair[0].port)
+    try:
+        conn.command("SET", "k", "v")
+        conn.command("GET", "k")
+        conn.command("NOSUCHCOMMAND")
+        conn.command("INCR", "k")
+        assert b"cmdstat_get:calls=" in conn.command("INFO", "commandstats")
+        assert b"errorstat_ERR" in conn.command("INFO", "errorstats")
+        assert conn.command("CONFIG", "RESETSTAT") == b"+OK\r\n"
+        stats = conn.command("INFO", "commandstats")
+        assert b"cmdstat_get:" not in stats and b"cmdstat_set:" not in stats
+        assert b"errorstat_" not in conn.command("INFO", "errorstats")
+        info = conn.command("INFO", "stats")
+        assert b"total_error_replies:0\r\n" in info
+        assert b"total_connections_received:0\r\n" in info
+    finally:
+        conn.close()
+
+
+def test_seed_config_is_visible(tmp_path):
+    server = start_vermilion(tmp_path, config_text="maxmemory 2mb\nmaxmemory-policy allkeys-lru\n")
+    try:
+        conn = RawConnection(server.port)
+        assert as_dict(conn, "maxmemory", "maxmemory-policy") == {
+            b"maxmemory": b"2097152", b"maxmemory-policy": b"allkeys-lru"}
+        conn.close()
+    finally:
+        server.stop()
+
+
+REWRITE_SEED = """# top comment
+maxmemory 2mb
+save 60 1
+save 300 10
+slave-read-only no
+hash-max-ziplist-entries 100
+loglevel notice
+
+
+# end comment
+hz 10
+timeout 7
+"""
+
+
+def _rewrite(start, tmp_path) -> tuple[str, object]:
+    server = start(tmp_path, config_text=REWRITE_SEED)
+    conn = RawConnection(server.port)
+    try:
+        assert conn.command("CONFIG", "SET", "maxmemory", "0", "hz", "20", "timeout", "0",
+                            "appendfsync", "always", "notify-keyspace-events", "Ex",
+                            "client-output-buffer-limit", "pubsub 1mb 0 0",
+                            "ignore-warnings", 'a "b"') == b"+OK\r\n"
+        assert conn.command("CONFIG", "REWRITE") == b"+OK\r\n"
+    finally:
+        conn.close()
+    raw = (tmp_path / f"server-{server.port}.conf").read_text()
+    text = raw.replace(f"port {server.port}\n", "port P\n").replace(
+        f'dir "{tmp_path}"\n', 'dir "D"\n')
+    return text, raw, server
+
+
+def test_config_rewrite_matches_redis(tmp_path):
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "rd").mkdir()
+    mine, raw, vm = _rewrite(start_vermilion, tmp_path / "vm")
+    theirs, _, rd = _rewrite(start_redis, tmp_path / "rd")
+    rd.stop()
+    try:
+        head_mine, _, tail_mine = mine.partition("# Generated by CONFIG REWRITE\n")
+        head_theirs, _, tail_theirs = theirs.partition("# Generated by CONFIG REWRITE\n")
+        assert head_mine == head_theirs
+        assert "maxmemory 0\n" in head_mine and "hash-max-listpack-entries 100\n" in head_mine
+        # Redis appends in hash order, and its ACL 'user' lines (not a config here).
+        lines_theirs = {ln for ln in tail_theirs.splitlines() if not ln.startswith("user ")}
+        assert set(tail_mine.splitlines()) == lines_theirs
+        # Round trip: the rewritten file starts a server with the same values.
+        vm.stop()
+        again = start_vermilion(tmp_path / "vm", config_text=raw)
+        conn = RawConnection(again.port)
+        got = as_dict(conn, "maxmemory", "hz", "timeout", "appendfsync", "save",
+                      "notify-keyspace-events", "client-output-buffer-limit",
+                      "ignore-warnings", "replica-read-only", "hash-max-listpack-entries")
+        conn.close()
+        again.stop()
+        assert got == {
+            b"maxmemory": b"0", b"hz": b"20", b"timeout": b"0", b"appendfsync": b"always",
+            b"save": b"", b"notify-keyspace-events": b"xE",
+            b"client-output-buffer-limit":
+                b"normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0",
+            b"ignore-warnings": b'a "b"', b"replica-read-only": b"no",
+            b"hash-max-listpack-entries": b"100"}
+    finally:
+        vm.stop()
