@@ -39,15 +39,17 @@ def _check(value) -> bytes:
 
 
 def _open(client, value: bytes) -> HLL:
-    return HLL(value, _max_bytes(client))
+    return hll.take(value, _max_bytes(client))
 
 
-def _save(db, key: bytes, created: bool, value: bytes) -> None:
+def _save(db, key: bytes, created: bool, opened: HLL) -> None:
     # dbAdd() for a new key; an existing one is changed in place and keeps its TTL.
+    value = opened.to_bytes()
     if created:
         db.set(key, value)
     else:
         db.replace(key, value)
+    hll.keep(value, opened)
 
 
 def _merged_raw(client, keys) -> tuple[bytes, bool]:
@@ -60,7 +62,7 @@ def _merged_raw(client, keys) -> tuple[bytes, bool]:
         if value is None:
             continue
         _check(value)
-        opened = _open(client, value)
+        opened = hll.peek(value)
         any_dense = any_dense or opened.encoding == hll.DENSE
         try:
             raw = hll.raw_max(raw, opened.raw())
@@ -90,7 +92,9 @@ def pfadd(client, argv):
         raise CommandError(hll.INVALID_HLL) from None
     if updated:
         opened.invalidate()
-        _save(db, key, created, opened.to_bytes())
+        _save(db, key, created, opened)
+    else:
+        hll.keep(value, opened)  # unchanged: the parse still describes the stored bytes
     return 1 if updated else 0
 
 
@@ -113,7 +117,7 @@ def pfcount(client, argv):
     except Corrupted:
         raise CommandError(hll.INVALID_HLL) from None
     opened.set_cache(card)
-    client.db.replace(key, opened.to_bytes())
+    _save(client.db, key, False, opened)
     return card
 
 
@@ -131,7 +135,7 @@ def pfmerge(client, argv):
     except Corrupted:
         raise CommandError(hll.INVALID_HLL) from None
     opened.invalidate()
-    _save(db, key, created, opened.to_bytes())
+    _save(db, key, created, opened)
     return OK
 
 
@@ -184,7 +188,7 @@ def pfdebug(client, argv):
             opened.to_dense()
         except Corrupted:
             raise CommandError(hll.INVALID_HLL) from None
-        db.replace(key, opened.to_bytes())  # the encoding change is propagated
+        _save(db, key, False, opened)  # the encoding change is propagated
     return handler(opened, was_sparse)
 
 

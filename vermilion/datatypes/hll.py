@@ -21,7 +21,7 @@ import math
 import re
 import struct
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, OrderedDict
 from itertools import accumulate
 
 P = 14
@@ -232,6 +232,10 @@ def count_histogram(hist: list) -> int:
         z += hist[j]
         z *= 0.5
     z += m * _sigma(hist[0] / m)
+    if z == 0:
+        # Every register past the hash's reach (only a forged value): C divides by
+        # zero and llroundl(inf) gives LLONG_MIN on x86-64.
+        return -(1 << 63)
     estimate = ALPHA_INF * m * m / z
     # llroundl(): half away from zero (the value is never negative).
     whole = math.floor(estimate)
@@ -261,24 +265,28 @@ def cached_count(value: bytes):
 class HLL:
     """One HLL value opened for reading or updating; ``to_bytes()`` gives it back.
 
-    A sparse HLL is held as parallel lists of opcodes and their spans; a dense one as
-    a bytearray of the 12288 register bytes plus a spare zero byte (the sds terminator
-    Redis's register macros touch when they set the last register)."""
+    A sparse HLL is held as parallel lists: opcodes, their spans, and the running end
+    (exclusive) of each, so the opcode covering a register is a bisect and a split or
+    merge is a slice assignment. A dense one is a bytearray of the 12288 register bytes
+    plus a spare zero byte (the sds terminator Redis's register macros touch when they
+    set the last register). Once computed, the register histogram is kept up to date
+    by every set, so PFCOUNT after PFADD does not rescan the registers."""
 
-    __slots__ = ("header", "dense", "ops", "spans", "size", "hint", "max_bytes")
+    __slots__ = ("header", "dense", "ops", "spans", "ends", "size", "hist", "max_bytes")
 
     def __init__(self, value: bytes, max_bytes: int = DEFAULT_SPARSE_MAX_BYTES):
         self.header = bytearray(value[:HDR_SIZE])
         self.max_bytes = max_bytes
-        self.hint = None
+        self.hist = None
         if value[4] == DENSE:
             self.dense = bytearray(value[HDR_SIZE:])
             self.dense.append(0)
-            self.ops = self.spans = None
+            self.ops = self.spans = self.ends = None
         else:
             self.dense = None
             self.ops = _OPCODE.findall(value, HDR_SIZE)
             self.spans = list(map(SPAN.__getitem__, self.ops))
+            self.ends = list(accumulate(self.spans))
             self.size = len(value)
 
     @property
@@ -294,12 +302,12 @@ class HLL:
         self.header[15] |= 0x80
 
     def set_cache(self, card: int) -> None:
-        self.header[8:16] = card.to_bytes(8, "little")
+        self.header[8:16] = (card & _M64).to_bytes(8, "little")
 
     # -- reading ---------------------------------------------------------------------
 
     def valid_sparse(self) -> bool:
-        return sum(self.spans) == REGISTERS
+        return bool(self.ends) and self.ends[-1] == REGISTERS
 
     def raw(self) -> bytes:
         """Registers one byte each (hllMerge); Corrupted if the sparse form is bad."""
@@ -311,21 +319,27 @@ class HLL:
         return b"".join([val_raw[op] if op[0] & 0x80 else bytes(span)
                          for op, span in zip(self.ops, self.spans)])
 
+    def histogram(self) -> list:
+        if self.hist is not None:
+            return self.hist
+        if self.dense is not None:
+            hist = histogram(self.raw())
+        else:
+            if not self.valid_sparse():
+                raise Corrupted()
+            # hllSparseRegHisto(): zero runs count into bucket 0, VAL runs into theirs.
+            hist = [0] * 64
+            for op, n in Counter(self.ops).items():
+                if op[0] & 0x80:
+                    hist[_val_value(op)] += SPAN[op] * n
+                else:
+                    hist[0] += SPAN[op] * n
+        self.hist = hist
+        return hist
+
     def count(self) -> int:
         """hllCount() for this value; Corrupted for an invalid sparse form."""
-        if self.dense is not None:
-            return count_histogram(histogram(self.raw()))
-        if not self.valid_sparse():
-            raise Corrupted()
-        # hllSparseRegHisto(): runs of zeros count into bucket 0, VAL runs into theirs.
-        hist = [0] * 64
-        for op, n in Counter(zip(self.ops, self.spans)).items():
-            code, span = op
-            if code[0] & 0x80:
-                hist[_val_value(code)] += span * n
-            else:
-                hist[0] += span * n
-        return count_histogram(hist)
+        return count_histogram(self.histogram())
 
     def decode(self) -> str:
         """PFDEBUG DECODE's text for a sparse value."""
@@ -350,8 +364,7 @@ class HLL:
         self.header[4] = DENSE
         self.dense = raw_to_dense(raw)
         self.dense.append(0)
-        self.ops = self.spans = None
-        self.hint = None
+        self.ops = self.spans = self.ends = None
 
     def add(self, element: bytes) -> int:
         """hllAdd(): 1 when a register grew, 0 if not; Corrupted if invalid."""
@@ -367,6 +380,12 @@ class HLL:
             return self._dense_set(index, count)
         return result
 
+    def _count_moves(self, old: int, new: int) -> None:
+        hist = self.hist
+        if hist is not None:
+            hist[old] -= 1
+            hist[new] += 1
+
     def _dense_set(self, index: int, count: int) -> int:
         buf = self.dense
         pos = index * 6
@@ -374,91 +393,64 @@ class HLL:
         fb = pos & 7
         fb8 = 8 - fb
         b0, b1 = buf[byte], buf[byte + 1]
-        if count <= ((b0 >> fb) | (b1 << fb8)) & 63:
+        old = ((b0 >> fb) | (b1 << fb8)) & 63
+        if count <= old:
             return 0
         buf[byte] = (b0 & ~(63 << fb) | (count << fb)) & 0xff
         buf[byte + 1] = (b1 & ~(63 >> fb8) | (count >> fb8)) & 0xff
+        if self.hist is not None:
+            self._count_moves(old, count)
         return 1
-
-    def _locate(self, index: int):
-        """(position, first register) of the opcode covering index, or None."""
-        spans = self.spans
-        hint = self.hint
-        if hint is not None and hint[1] <= index:
-            i, first = hint
-            n = len(spans)
-            for i in range(i, min(n, i + 16)):  # PFMERGE sets registers in order
-                span = spans[i]
-                if index < first + span:
-                    return i, first
-                first += span
-        ends = list(accumulate(spans))
-        i = bisect_right(ends, index)
-        if i == len(spans):
-            return None
-        return i, ends[i] - spans[i]
 
     def _sparse_set(self, index: int, count: int):
         """hllSparseSet(): 1 / 0, None to promote to dense; Corrupted if invalid."""
         if count > VAL_MAX_VALUE:
             return None
-        found = self._locate(index)
-        if found is None:
-            raise Corrupted()
-        i, first = found
-        ops, spans = self.ops, self.spans
+        ops, spans, ends = self.ops, self.spans, self.ends
+        i = bisect_right(ends, index)
+        if i == len(ends):
+            raise Corrupted()  # no opcode covers the register
         op = ops[i]
         span = spans[i]
+        first = ends[i] - span
         kind = op[0] & 0xc0
         is_val = kind & 0x80
         prev = i - 1 if i > 0 else None
-        self.hint = (prev, first - spans[prev]) if prev is not None else None
-        if is_val:
-            current = _val_value(op)
-            if current >= count:
-                return 0
-            if span == 1:
-                ops[i] = _VAL_OP[count, 1]
-                self._merge(prev)
-                return 1
-        elif kind == 0 and span == 1:
+        current = _val_value(op) if is_val else 0
+        if is_val and current >= count:
+            return 0
+        if span == 1 and (is_val or kind == 0):
             ops[i] = _VAL_OP[count, 1]
-            self._merge(prev)
-            return 1
-        # Split the run into [before] VAL(count,1) [after].
-        last = first + span - 1
-        seq, seq_spans = [], []
-        if is_val:
-            if index != first:
-                seq.append(_VAL_OP[current, index - first])
-                seq_spans.append(index - first)
-            seq.append(_VAL_OP[count, 1])
-            seq_spans.append(1)
-            if index != last:
-                seq.append(_VAL_OP[current, last - index])
-                seq_spans.append(last - index)
         else:
+            # Split the run into [before] VAL(count,1) [after].
+            last = first + span - 1
+            seq, seq_spans = [], []
             if index != first:
-                seq.append(_zero_op(index - first))
-                seq_spans.append(index - first)
+                n = index - first
+                seq.append(_VAL_OP[current, n] if is_val else _zero_op(n))
+                seq_spans.append(n)
             seq.append(_VAL_OP[count, 1])
             seq_spans.append(1)
             if index != last:
-                seq.append(_zero_op(last - index))
-                seq_spans.append(last - index)
-        delta = sum(map(len, seq)) - (2 if kind == 0x40 else 1)
-        if delta > 0 and self.size + delta > self.max_bytes:
-            return None
-        ops[i:i + 1] = seq
-        spans[i:i + 1] = seq_spans
-        self.size += delta
+                n = last - index
+                seq.append(_VAL_OP[current, n] if is_val else _zero_op(n))
+                seq_spans.append(n)
+            delta = sum(map(len, seq)) - (2 if kind == 0x40 else 1)
+            if delta > 0 and self.size + delta > self.max_bytes:
+                return None
+            ops[i:i + 1] = seq
+            spans[i:i + 1] = seq_spans
+            ends[i:i + 1] = list(accumulate(seq_spans, initial=first))[1:]
+            self.size += delta
+        if self.hist is not None:
+            self._count_moves(current, count)
         self._merge(prev)
         return 1
 
     def _merge(self, prev) -> None:
         """Step 4 of hllSparseSet(): from the previous opcode, look at up to 5 opcodes
         and fold adjacent VALs of equal value when their lengths fit in one."""
-        ops, spans = self.ops, self.spans
+        ops, spans, ends = self.ops, self.spans, self.ends
         j = prev if prev is not None else 0
         scan = 5
         while j < len(ops) and scan > 0:
@@ -476,6 +468,7 @@ class HLL:
                         spans[j + 1] = length
                         del ops[j]
                         del spans[j]
+                        del ends[j]
                         self.size -= 1
                         continue
             j += 1
@@ -487,6 +480,7 @@ class HLL:
             current = dense_to_raw(memoryview(self.dense)[:-1])
             self.dense = raw_to_dense(raw_max(current, raw))
             self.dense.append(0)
+            self.hist = None
             return
         for m in re.finditer(rb"[^\x00]", raw):
             j = m.start()
@@ -494,3 +488,39 @@ class HLL:
             if self.dense is not None:  # promoted: the rest is a plain register max
                 self.merge_from(raw)
                 return
+
+
+# -- parsed values kept between commands -------------------------------------------------
+
+# Parsing a sparse body or histogramming a dense one costs far more than one PFADD, and
+# consecutive commands on a key see the very bytes object the previous one stored. So
+# the parsed form of recently stored values is kept, keyed by object identity (the
+# bytes object itself is held too, so an id is never reused while its entry lives).
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 32
+
+
+def take(value: bytes, max_bytes: int = DEFAULT_SPARSE_MAX_BYTES) -> HLL:
+    """An HLL to modify: the cached parse of value (now owned by the caller) or a new one."""
+    entry = _CACHE.pop(id(value), None)
+    opened = entry[1] if entry is not None and entry[0] is value else HLL(value)
+    opened.max_bytes = max_bytes
+    return opened
+
+
+def peek(value: bytes) -> HLL:
+    """An HLL to read only (not to modify): cached when possible."""
+    entry = _CACHE.get(id(value))
+    if entry is not None and entry[0] is value:
+        return entry[1]
+    opened = HLL(value)
+    keep(value, opened)
+    return opened
+
+
+def keep(value: bytes, opened: HLL) -> None:
+    """Remember that value (just stored) parses as opened."""
+    _CACHE[id(value)] = (value, opened)
+    _CACHE.move_to_end(id(value))
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
