@@ -20,17 +20,12 @@ per database.
 
 import time
 
-from .. import config as _config
 from .database import now_ms
 
 KEYS_PER_LOOP = 20  # ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
 ACCEPTABLE_STALE = 10  # ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE (percent)
 SLOW_TIME_PERC = 25  # ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC
 TIME_CHECK_EVERY = 16  # iterations between clock reads, as Redis does
-
-if "active-expire-effort" not in _config.BY_NAME:
-    _config.register(_config.int_config("active-expire-effort", 1, 1, 10))
-
 
 def _effort(server) -> int:
     # activeExpireCycle(): effort 1..10 shifts keys per loop, stale % and time budget.

@@ -7,8 +7,10 @@ is a hint of work per call. Redis gets this from reverse-binary bucket cursors. 
 Python dict cannot be walked from a position, so a full iteration here works on a
 snapshot instead:
 
-* the first call (cursor 0) takes ``list(source)`` — one O(N) copy of references per
-  full iteration, amortized over the N/COUNT calls that walk it;
+* the first call (cursor 0) returns the first COUNT elements and the second one takes
+  ``list(source)`` — one O(N) copy of references per full iteration, amortized over the
+  N/COUNT calls that walk it (and never paid by a lone "SCAN 0"); the second call
+  walks the snapshot from its start, skipping what the first call returned;
 * the cursor encodes (snapshot id, position), so every later call is O(COUNT);
 * elements removed since the snapshot are skipped (``key in source``);
 * at most MAX_SNAPSHOTS iterations are kept; a cursor whose snapshot is gone, or that
@@ -27,6 +29,7 @@ any sized container supporting ``in`` and iteration (dict, set, dict keys).
 
 import time
 from collections import OrderedDict
+from itertools import islice
 
 from ..commands.args import parse_int
 from ..protocol import errors
@@ -43,11 +46,12 @@ INVALID_CURSOR = "ERR invalid cursor"
 
 
 class _Snapshot:
-    __slots__ = ("source", "keys", "used")
+    __slots__ = ("source", "keys", "first", "used")
 
-    def __init__(self, source):
+    def __init__(self, source, first: list):
         self.source = source
-        self.keys = list(source)
+        self.keys = None  # taken at the second call of the iteration
+        self.first = first  # what the first call returned
         self.used = time.monotonic()
 
 
@@ -62,13 +66,18 @@ class Cursors:
     def __len__(self) -> int:
         return len(self._snapshots)
 
-    def _new(self, source) -> tuple[int, _Snapshot]:
+    def _start(self, source, count: int) -> tuple[int, list]:
+        """A new iteration. Its first batch is simply the first COUNT elements, O(COUNT):
+        the O(N) snapshot waits for a second call, so a lone "SCAN 0" stays cheap."""
+        if len(source) <= count:
+            return 0, list(source)
+        first = list(islice(source, count))
         snapshots = self._snapshots
         while len(snapshots) >= self.limit:
             snapshots.pop(self._victim())
         self._next_id = self._next_id % _MAX_ID + 1
-        snap = snapshots[self._next_id] = _Snapshot(source)
-        return self._next_id, snap
+        snapshots[self._next_id] = _Snapshot(source, first)
+        return self._next_id << _POS_BITS, first
 
     def _victim(self) -> int:
         lru_id, lru = next(iter(self._snapshots.items()))
@@ -80,17 +89,26 @@ class Cursors:
         """One step: (next cursor, elements still in source). Cursor 0 ends the iteration."""
         snap_id, pos = cursor >> _POS_BITS, cursor & _POS_MASK
         snap = self._snapshots.get(snap_id) if cursor else None
-        if snap is None or snap.source is not source or pos > len(snap.keys):
-            if len(source) <= count:
-                return 0, list(source)
-            snap_id, snap = self._new(source)
-            pos = 0
-        else:
-            self._snapshots.move_to_end(snap_id)
-            snap.used = time.monotonic()
+        if snap is None or snap.source is not source:
+            return self._start(source, count)
         keys = snap.keys
+        if keys is None:
+            # Everything present since the first call is in this snapshot; what the first
+            # call returned is skipped (a dict's order may have shifted since).
+            keys = snap.keys = list(source)
+            pos = 0
+        elif pos > len(keys):
+            return self._start(source, count)
+        self._snapshots.move_to_end(snap_id)
+        snap.used = time.monotonic()
         end = pos + count
-        batch = [k for k in keys[pos:end] if k in source]
+        first = snap.first
+        if first:
+            if type(first) is list:
+                first = snap.first = set(first)
+            batch = [k for k in keys[pos:end] if k in source and k not in first]
+        else:
+            batch = [k for k in keys[pos:end] if k in source]
         if end >= len(keys):
             del self._snapshots[snap_id]
             return 0, batch
