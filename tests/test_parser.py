@@ -368,3 +368,32 @@ def test_split_args_for_config_lines():
     assert split_args(b"requirepass 'it\\'s'") == [b"requirepass", b"it's"]
     # The C string ends at a NUL.
     assert split_args(b"a b\x00c d") == [b"a", b"b"]
+
+
+def test_max_commands_parses_one_at_a_time():
+    # An unauthenticated client is parsed command by command: AUTH may lift the limits
+    # for the commands pipelined behind it, as in Redis's parse-run-parse loop.
+    parser = RequestParser()
+    data = encode(b"AUTH", b"pw") + b"PING\r\n" + encode(*[b"x"] * 11)
+    parser.feed(data)
+    assert parser.parse(False, max_commands=1) == [[b"AUTH", b"pw"]]
+    assert parser.has_more()
+    assert parser.parse(False, max_commands=1) == [[b"PING"]]
+    assert parser.has_more()
+    assert parser.parse(True, max_commands=1) == [[b"x"] * 11]
+    assert not parser.has_more() and parser.error is None
+    parser.feed(encode(*[b"x"] * 11))
+    assert parser.parse(False, max_commands=1) == []
+    assert parser.error == "Protocol error: unauthenticated multibulk length"
+    assert not parser.has_more()
+
+
+def test_max_commands_with_partial_tail():
+    parser = RequestParser()
+    parser.feed(encode(b"PING") + encode(b"ECHO", b"abc")[:-3])
+    assert parser.parse(max_commands=1) == [[b"PING"]]
+    assert parser.has_more()
+    assert parser.parse(max_commands=1) == []
+    parser.feed(b"c\r\n")
+    assert parser.parse(max_commands=1) == [[b"ECHO", b"abc"]]
+    assert not parser.has_more()

@@ -236,3 +236,21 @@ def test_proto_max_bulk_len_config(raw, raw_real):
                      RawConnection(raw_real.sock.getpeername()[1])):
             conn.command("CONFIG", "SET", "proto-max-bulk-len", "512mb")
             conn.close()
+
+
+def test_auth_pipelined_before_a_long_command(tmp_path):
+    """redis-benchmark -a sends AUTH in the same write as its first pipeline: Redis runs
+    AUTH before parsing the next command, so the unauthenticated limits no longer apply.
+    (Needs Client to parse an unauthenticated client one command at a time.)"""
+    data = encode("AUTH", "secret") + encode("MSET", *["k", "v"] * 10) + encode("GET", "k")
+    replies = []
+    for start in (start_vermilion, start_redis):
+        server = start(tmp_path, ["--requirepass", "secret"])
+        try:
+            conn = RawConnection(server.port)
+            conn.send(data)
+            replies.append([conn.read_reply() for _ in range(3)])
+            conn.close()
+        finally:
+            server.stop()
+    assert replies[0] == replies[1] == [b"+OK\r\n", b"+OK\r\n", b"$1\r\nv\r\n"]

@@ -75,7 +75,7 @@ def string2ll(raw: bytes) -> int | None:
     digits = raw[1:] if raw[0] == 45 else raw  # '-'
     if not digits.isdigit():
         return None
-    if digits[0] == 48 and (len(raw) > 1):  # '0' must be alone (and unsigned)
+    if digits[0] == 48 and len(raw) > 1:  # '0' must be alone (and unsigned)
         return None
     value = int(raw)
     if value > LLONG_MAX or value < LLONG_MIN:
@@ -114,6 +114,11 @@ class RequestParser:
         arguments of the incomplete command), for client-query-buffer-limit."""
         return len(self._buf) + self._chunks_len + self._argv_bytes
 
+    def has_more(self) -> bool:
+        """Whether parse() could return more without new data (after a max_commands
+        parse stopped early)."""
+        return bool(self._buf) and not self._need and self.error is None
+
     def feed(self, data: bytes) -> bool:
         """Add data; returns True when parse() may produce something."""
         if self._need:
@@ -133,15 +138,21 @@ class RequestParser:
             self._buf = data
         return True
 
-    def parse(self, authenticated: bool = True) -> list[list[bytes]]:
-        """Every complete command in the buffer. On a protocol error, the commands
-        before it are returned and ``self.error`` is set (the caller replies and closes)."""
+    def parse(self, authenticated: bool = True, max_commands: int = 0) -> list[list[bytes]]:
+        """Every complete command in the buffer (at most max_commands if given). On a
+        protocol error, the commands before it are returned and ``self.error`` is set
+        (the caller replies and closes).
+
+        Redis parses one command, runs it, then parses the next: for a client that is
+        not authenticated yet, the limits on the next command depend on whether the
+        AUTH before it succeeded. Such a client is parsed with max_commands=1."""
         if self.error is not None or self._need:
             return []
         buf = self._buf
         n = len(buf)
         argv = self._argv
-        if argv is None and authenticated and n <= FAST_PATH_MAX and n and buf[0] == 42:
+        if (argv is None and authenticated and not max_commands and n <= FAST_PATH_MAX
+                and n and buf[0] == 42):
             out, pos = self._fast(buf)
             if pos == n:
                 self._buf = b""
@@ -175,6 +186,8 @@ class RequestParser:
                             raise ProtocolError("Protocol error: unbalanced quotes in request")
                         if words:
                             out.append(words)
+                            if len(out) == max_commands:
+                                break
                         continue
                     # "*<count>\r": Redis looks for the '\r' and skips it and the
                     # byte after it unchecked, so it needs one byte past the '\r'.
@@ -228,6 +241,8 @@ class RequestParser:
                     break
                 out.append(argv)
                 argv = None
+                if len(out) == max_commands:
+                    break
         except ProtocolError as exc:
             self.error = ErrorText(exc.args[0])
             self._buf = b""
