@@ -22,7 +22,8 @@ def type_name(value) -> str:
 
 class Database:
     __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
-                 "expire_keys", "expire_keys_source")
+                 "expire_keys", "expire_keys_source",
+                 "random_keys", "random_keys_source", "random_picks")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -34,6 +35,10 @@ class Database:
         self.expires_cursor = 0
         self.expire_keys: list = []
         self.expire_keys_source = None
+        # RANDOMKEY's cached list of keys (sample_key).
+        self.random_keys: list = []
+        self.random_keys_source = None
+        self.random_picks = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -129,6 +134,8 @@ class Database:
         self.expire_keys = []
         self.expire_keys_source = None
         self.expires_cursor = 0
+        self.random_keys = []
+        self.random_keys_source = None
         return removed
 
     # -- access metadata (OBJECT IDLETIME / FREQ, TOUCH) ---------------------------------
@@ -146,28 +153,41 @@ class Database:
         return LFU_INIT_VAL
 
     def random_key(self) -> bytes | None:
-        """A random key that has not expired (gives up on expired ones after 100 tries,
-        as dbRandomKey() does, returning one anyway)."""
-        for _ in range(100):
-            if not self.data:
-                return None
-            key = _random_dict_key(self.data)
+        """A random key that has not expired; expired picks are reclaimed on the way, as
+        dbRandomKey() does, so this ends with a live key or an empty database."""
+        data = self.data
+        while data:
+            key = self.sample_key()
             if not self.is_expired(key):
                 return key
             self.expire_now(key)
-        return key if self.data else None
+        return None
+
+    def sample_key(self) -> bytes:
+        """A uniformly random key of a non-empty database (expired or not).
+
+        A dict cannot be indexed, so picks come from a cached list of the keys, taken
+        again once it has served len/8 picks, or when it misses (keys deleted): O(1)
+        amortized per pick, and keys added since the last copy wait for the next one."""
+        data = self.data
+        if len(data) <= 64:
+            return random.choice(list(data))
+        keys = self.random_keys
+        if self.random_keys_source is not data or self.random_picks > len(keys) // 8:
+            keys = self._refresh_random_keys()
+        for _ in range(4):
+            self.random_picks += 1
+            key = random.choice(keys)
+            if key in data:
+                return key
+        return random.choice(self._refresh_random_keys())
+
+    def _refresh_random_keys(self) -> list:
+        self.random_keys = keys = list(self.data)
+        self.random_keys_source = self.data
+        self.random_picks = 0
+        return keys
 
 
 _MISSING = object()
 LFU_INIT_VAL = 5  # the counter of a new key under an LFU policy (evict.c)
-
-
-def _random_dict_key(d: dict) -> bytes:
-    # Sampling an index of a dict view is O(n); for big dicts sample via islice from
-    # a random offset in a bounded window, good enough for RANDOMKEY's fairness.
-    n = len(d)
-    if n <= 4096:
-        return random.choice(list(d))
-    from itertools import islice
-
-    return next(islice(iter(d), random.randrange(min(n, 4096)), None))
