@@ -97,6 +97,7 @@ def server_main(argv: list[str] | None = None) -> int:
         return 1
     try:
         config = build_config(argv)
+        config.enter_dir()
     except ConfigFileError as exc:
         stream = sys.stdout if exc.as_log else sys.stderr
         stream.write(exc.report())

@@ -604,8 +604,13 @@ def _rewrite_percentiles(value) -> RewriteLines:
     return [(f"latency-tracking-info-percentiles {text}", True)]
 
 
-def _parse_dir(args: list[str]) -> str:
-    # setConfigDirOption(): Redis chdir()s at once; CONFIG GET dir reads getcwd().
+def _set_dir(config: "Config", args: list[str]) -> str:
+    # setConfigDirOption(): Redis chdir()s at once and CONFIG GET dir reads getcwd().
+    # While redis.conf is parsed (no server yet) the change waits for enter_dir(), so
+    # that parsing a file in-process never moves the caller's working directory.
+    if config.server is None:
+        config._dir_line = config._line
+        return args[0]
     try:
         os.chdir(args[0])
     except OSError as exc:
@@ -827,7 +832,7 @@ TABLE: list[ConfigSpec] = [
         "client-key-file-pass", "dh-params-file", "ca-cert-file", "ca-cert-dir", "protocols",
         "ciphers", "ciphersuites")),
     # Special configs
-    special("dir", _single(lambda t: _parse_dir([t])), str, os.getcwd, _rewrite_dir,
+    special("dir", None, str, os.getcwd, _rewrite_dir, setter=_set_dir,
             protected=True, deny_loading=True),
     special("save", None, _format_save, ((3600, 1), (300, 100), (60, 10000)), _rewrite_save,
             nargs=0, setter=_set_save),
@@ -921,6 +926,8 @@ class Config:
     modules: list = field(default_factory=list)  # 'loadmodule' lines (not supported)
     renamed: list = field(default_factory=list)  # (old, new) from rename-command
     _reading: bool = False  # config.c reading_config_file
+    _line: tuple = (0, "")  # the line being loaded
+    _dir_line: tuple = (0, "")  # where 'dir' was set, for enter_dir()'s error
     _save_loaded: bool = False
 
     def __post_init__(self):
@@ -949,6 +956,7 @@ class Config:
             if not words:
                 continue
             args = [w.decode("utf-8", "surrogateescape") for w in words]
+            self._line = (number, line)
             try:
                 self._load_directive(args[0].lower(), args, depth)
             except ConfigError as exc:
@@ -972,6 +980,16 @@ class Config:
                 return
             raise ConfigError("Bad directive or wrong number of arguments")
         handler[0](self, args, depth)
+
+    def enter_dir(self) -> None:
+        """chdir() to the configured 'dir' before the server starts; a failure is the
+        FATAL CONFIG FILE ERROR of the line that set it."""
+        try:
+            os.chdir(self.values["dir"])
+        except OSError as exc:
+            number, line = self._dir_line
+            raise ConfigFileError(number, line, exc.strerror or str(exc)) from None
+        self.values["dir"] = os.getcwd()
 
     def _module_config(self, args: list[str]) -> None:
         if len(args) != 2:
