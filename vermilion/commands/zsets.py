@@ -151,7 +151,9 @@ def _range_long(raw: bytes, lo: int, hi: int, message: str) -> int:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _limits(client) -> tuple[int, int]:
+def zset_limits(client) -> tuple[int, int]:
+    """(zset-max-listpack-entries, zset-max-listpack-value), for every writer of sorted
+    sets (GEOADD and the STORE forms too)."""
     values = client.server.config.values
     return (values.get("zset-max-listpack-entries", DEFAULT_MAX_LISTPACK_ENTRIES),
             values.get("zset-max-listpack-value", DEFAULT_MAX_LISTPACK_VALUE))
@@ -189,7 +191,7 @@ def _store(client, dst: bytes, scores: dict) -> int:
     if not scores:
         db.delete(dst)
         return 0
-    db.set(dst, from_scores(scores, *_limits(client)))
+    db.set(dst, from_scores(scores, *zset_limits(client)))
     return len(scores)
 
 
@@ -244,15 +246,20 @@ def _zadd_apply(client, key: bytes, items, flags):
         zs = ZSet()
     nx, incr = b"nx" in flags, b"incr" in flags
     gt, lt = b"gt" in flags, b"lt" in flags
-    max_entries, max_value = _limits(client)
+    max_entries, max_value = zset_limits(client)
     added = updated = processed = 0
     score = None
+    scores, order_add = zs.scores, zs.order.add
     for score, member in items:
-        current = zs.scores.get(member)
+        current = scores.get(member)
         if current is None:
             if xx:
                 continue
-            zs.insert(member, score, max_entries, max_value)
+            if zs.listpack:
+                zs.insert(member, score, max_entries, max_value)
+            else:  # the hot path of big sorted sets, inlined
+                scores[member] = score
+                order_add((score, member))
             added += 1
             processed += 1
             continue
