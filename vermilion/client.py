@@ -61,8 +61,12 @@ class Client(asyncio.Protocol):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
                     pass
-        self.addr = _format_addr(transport.get_extra_info("peername"), self.unix, self.fd)
-        self.laddr = _format_addr(transport.get_extra_info("sockname"), self.unix, self.fd)
+        if self.unix:
+            # Redis shows the listening socket's path for both ends of a unix connection.
+            self.addr = self.laddr = self.server.config["unixsocket"] + ":0"
+        else:
+            self.addr = _format_addr(transport.get_extra_info("peername"))
+            self.laddr = _format_addr(transport.get_extra_info("sockname"))
         refusal = self.server.admit(self)
         if refusal is not None:
             transport.write(b"-%s\r\n" % refusal.encode())
@@ -210,9 +214,7 @@ class Client(asyncio.Protocol):
         self.db = self.server.dbs[index]
 
 
-def _format_addr(name, unix: bool, fd: int) -> str:
-    if unix:
-        return f"{name or ''}:0" if isinstance(name, str) and name else "/unixsocket:0"
+def _format_addr(name) -> str:
     if not name:
         return "?"
     host, port = name[0], name[1]

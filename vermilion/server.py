@@ -665,7 +665,10 @@ def run(config: Config) -> int:
         await server.start()
         server.banner()
         server.used_memory_startup = server.used_memory()
-        logger.notice("Ready to accept connections")
+        if server.tcp_port:
+            logger.notice("Ready to accept connections")
+        if config["unixsocket"]:
+            logger.notice("The server is now ready to accept connections at %s" % config["unixsocket"])
         return await server.serve_until_stopped()
 
     return asyncio.run(main())

@@ -8,7 +8,7 @@ import time
 from .. import info
 from ..log import logger
 from ..protocol import errors
-from ..protocol.encode import NO_REPLY, OK, Verbatim
+from ..protocol.encode import NO_REPLY, OK, ReplySet, Verbatim
 from ..protocol.errors import CommandError
 from .args import to_float, to_int
 from .registry import command
@@ -182,7 +182,7 @@ def client_list(client, argv):
         ids = []
         for raw in argv[3:]:
             value = to_int(raw)
-            if value is None or value < 1:
+            if value is None:
                 raise CommandError("ERR Invalid client ID")
             ids.append(value)
         by_id = client.server.clients
@@ -305,7 +305,7 @@ def client_getredir(client, argv):
 
 @command("client trackinginfo")
 def client_trackinginfo(client, argv):
-    return {b"flags": [b"off"], b"redirect": -1, b"prefixes": []}
+    return {b"flags": ReplySet([b"off"]), b"redirect": -1, b"prefixes": []}
 
 
 @command("client help")
