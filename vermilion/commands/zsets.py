@@ -528,13 +528,22 @@ def zmpop(client, argv):
             j += 2
         else:
             raise CommandError(errors.SYNTAX)
-    # The first existing key is used (type-checked); later keys are not looked at.
-    for key in argv[2:where]:
+    popped = pop_first(client, argv[2:where], count or 1, side == b"max")
+    if popped is None:
+        return NULL_ARRAY
+    key, taken = popped
+    return [key, [[member, score] for score, member in taken]]
+
+
+def pop_first(client, keys, count: int, maximum: bool):
+    """genericZpopCommand()'s core, shared with the blocking pops: the first existing
+    key (type-checked in order; later keys are not looked at) loses up to count of its
+    lowest (highest) members. (key, [(score, member), ...]), or None when none exists."""
+    for key in keys:
         zs = _lookup(client, key)
         if zs is not None:
-            taken = _pop_entries(client, key, zs, count or 1, side == b"max")
-            return [key, [[member, score] for score, member in taken]]
-    return NULL_ARRAY
+            return key, _pop_entries(client, key, zs, count, maximum)
+    return None
 
 
 # -- random members ----------------------------------------------------------------------
