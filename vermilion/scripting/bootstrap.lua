@@ -1,0 +1,171 @@
+-- Builds the script environment of one Lua state (Redis 7.0's scriptingInit and
+-- luaSetTableProtectionRecursively, emulated in stock Lua 5.1).
+--
+-- Redis 7.0 patches Lua with read-only tables: the globals and every library are
+-- frozen, writing a global fails with "Attempt to modify a readonly table" and reading
+-- an undefined one with "Script attempted to access nonexistent global variable".
+-- Stock Lua cannot freeze a table's existing keys, so scripts see *proxies*: empty
+-- tables whose __index reads the real table and whose __newindex refuses. pairs,
+-- next, rawget, rawset and setmetatable see through (or refuse on) the proxies.
+local py = ...
+local dbg = debug
+
+-- The innermost frame of the user's script, from the given stack level up.
+local function user_frame(level)
+    local i = dbg.getinfo(level, "nSl")
+    while i and i.source ~= "@user_script" do
+        level = level + 1
+        i = dbg.getinfo(level, "nSl")
+    end
+    return i
+end
+
+-- A Python exception raised through Lua: redis.call's error table, or a message that
+-- gets the script position like luaL_error's (cjson's errors).
+local function unwrap_error(err)
+    local value, positional = py.unwrap(err)
+    if positional then
+        local i = user_frame(3)
+        if i then value = "user_script:" .. i.currentline .. ": " .. value end
+    end
+    return value
+end
+local G = {}            -- the real globals a script reads through the _G proxy
+local real_of = setmetatable({}, {__mode = "k"})   -- proxy -> real table
+
+local READONLY = "Attempt to modify a readonly table"
+
+local function refuse() error(READONLY, 2) end
+
+local function protect(real)
+    local proxy = setmetatable({}, {__index = real, __newindex = refuse, __metatable = {}})
+    real_of[proxy] = real
+    return proxy
+end
+
+local function unwrap(t) return real_of[t] or t end
+
+-- Libraries, as Redis 7.0 loads them (no os, io, package, debug for scripts).
+local libs = {string = string, math = math, table = table, coroutine = coroutine}
+for name, lib in pairs(libs) do G[name] = protect(lib) end
+for _, name in ipairs({"assert", "collectgarbage", "error", "gcinfo", "getmetatable",
+                       "ipairs", "load", "loadstring", "pcall", "rawequal", "select",
+                       "tonumber", "tostring", "type", "unpack", "xpcall"}) do
+    G[name] = _G[name]
+end
+G._VERSION = _VERSION
+local raw_next, raw_rawget, raw_rawset, raw_setmt = next, rawget, rawset, setmetatable
+G.next = function(t, k) return raw_next(unwrap(t), k) end
+G.pairs = function(t) return raw_next, unwrap(t), nil end
+G.rawget = function(t, k) return raw_rawget(unwrap(t), k) end
+G.rawset = function(t, k, v)
+    if real_of[t] then error(READONLY, 0) end
+    return raw_rawset(t, k, v)
+end
+-- Redis 7.0's pcall hands the script the message of an error table, not the table.
+local raw_pcall = pcall
+local function pcall_result(ok, ...)
+    if ok then return true, ... end
+    local err = ...
+    if type(err) == "userdata" then err = unwrap_error(err) end
+    if type(err) == "table" then
+        local msg = raw_rawget(err, "err")
+        if type(msg) == "string" or type(msg) == "number" then err = msg end
+    end
+    return false, err
+end
+G.pcall = function(...) return pcall_result(raw_pcall(...)) end
+G.setmetatable = function(t, mt)
+    if real_of[t] then error(READONLY, 0) end
+    return raw_setmt(t, mt)
+end
+
+-- The redis library. redis.call and friends are the Python callables themselves, so
+-- that Lua sees C functions: a `return redis.call(...)` then keeps the script's frame
+-- (a Lua wrapper would be tail-called away), and the error handler can report the
+-- script line. A failing call raises a Python ScriptError carrying the error table,
+-- which unwrap() turns back into that table.
+local redis = {}
+redis.call = py.call
+redis.pcall = py.pcall
+redis.sha1hex = py.sha1hex
+redis.log = py.log
+redis.setresp = py.setresp
+redis.set_repl = py.set_repl
+redis.acl_check_cmd = py.acl_check_cmd
+-- Bad arguments give an error *reply* (returned, not raised), as in script_lua.c.
+local BAD_ARGS = "ERR wrong number or type of arguments"
+redis.error_reply = function(msg, ...)
+    if type(msg) ~= "string" or select("#", ...) > 0 then return {err = BAD_ARGS} end
+    if msg:sub(1, 1) == "-" then msg = msg:sub(2) end
+    return {err = msg}
+end
+redis.status_reply = function(msg, ...)
+    if type(msg) ~= "string" or select("#", ...) > 0 then return {err = BAD_ARGS} end
+    return {ok = msg}
+end
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.REDIS_VERSION = py.version
+redis.REDIS_VERSION_NUM = py.version_num
+G.redis = protect(redis)
+
+-- cjson and bit: implemented in Python (lupa's Lua has no C modules to load).
+G.cjson = protect(py.cjson)
+G.bit = protect(py.bit)
+
+-- __redis__err__handler: errors become {err=, source=, line=}; the position is the
+-- script line that was running (skipping our wrappers and C functions).
+local function err_handler(err)
+    local i = user_frame(2) or dbg.getinfo(2, "nSl")
+    if type(err) == "userdata" then err = unwrap_error(err) end
+    if type(err) ~= "table" then err = {err = "ERR " .. tostring(err)} end
+    if i and i.currentline and i.currentline >= 0 then
+        err.source = i.source
+        err.line = i.currentline
+    end
+    return err
+end
+G.__redis__err__handler = err_handler
+
+local env = protect(G)
+G._G = env
+-- Undefined globals are an error, not nil (Redis's __index on _G).
+raw_setmt(G, {__index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+
+local loadstring, setfenv, xpcall, sethook = loadstring, setfenv, xpcall, dbg.sethook
+local killed = py.killed
+local KILLED = "ERR Script killed by user with SCRIPT KILL..."
+
+local function hook()
+    if killed() then
+        -- Fire on every instruction from now on, so a pcall in the script cannot
+        -- swallow the kill.
+        sethook(hook, "", 1)
+        error({err = KILLED}, 0)
+    end
+end
+
+local api = {}
+function api.compile(body)
+    local f, err = loadstring(body, "@user_script")
+    if not f then return nil, err end
+    setfenv(f, env)
+    return f
+end
+function api.run(f, keys, argv)
+    raw_rawset(G, "KEYS", keys)
+    raw_rawset(G, "ARGV", argv)
+    sethook(hook, "", 100000)
+    local ok, res = xpcall(f, err_handler)
+    sethook()
+    return ok, res
+end
+api.globals = G
+api.null = py.null
+return api

@@ -1,0 +1,332 @@
+"""The script engine: the scripts cache, running a script, BUSY and SCRIPT KILL.
+
+Redis runs a script on its only thread and, once the script has run longer than
+busy-reply-threshold (lua-time-limit), re-enters the event loop from a Lua hook to
+answer other clients with -BUSY. An asyncio loop cannot be re-entered from inside a
+callback, so the roles are split across two threads instead:
+
+* The script always runs on the engine's worker thread (lupa releases the GIL while
+  Lua runs). The loop thread waits for it, blocked inside the EVAL handler, for up to
+  busy-reply-threshold: meanwhile the worker executes the script's commands directly
+  (the loop thread is parked, so the keyspace has one user, as in Redis).
+* Past the threshold the handler returns without a reply (the caller's reading is
+  paused, its reply is sent when the script ends) and the engine is *busy*: a
+  command check answers every other command with -BUSY except the allow_busy ones
+  (SCRIPT KILL, SHUTDOWN...), and the script's further commands are handed to the
+  loop thread to run (call_soon_threadsafe), so the keyspace is still touched by one
+  thread at a time and every command stays atomic.
+* SCRIPT KILL sets a flag the script's Lua count hook polls; the hook then raises
+  "Script killed by user with SCRIPT KILL..." (and keeps raising, so pcall cannot
+  swallow it). A script that already wrote cannot be killed (UNKILLABLE), as in Redis.
+
+``exec_lock`` makes the switch from direct to handed-over execution atomic: the loop
+thread takes it to leave the handler, the worker holds it while running a command.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import queue
+import threading
+
+from ..client import Client
+from ..commands.dispatch import process_command
+from ..commands.registry import COMMANDS
+from ..log import logger
+from ..protocol.encode import NO_REPLY
+from ..protocol.errors import CommandError, sanitize
+from .convert import finish_reply, lua_to_reply
+from .runtime import LuaState
+
+BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
+NOTBUSY = "NOTBUSY No scripts in execution right now."
+UNKILLABLE = ("UNKILLABLE Sorry the script already executed write commands against the "
+              "dataset. You can either wait the script termination or kill the server in a "
+              "hard way using the SHUTDOWN NOSAVE command.")
+UNKNOWN_COMMAND = "ERR Unknown Redis command called from script"
+WRONG_ARGS = "ERR Wrong number of args calling Redis command from script"
+NOT_ALLOWED = "ERR This Redis command is not allowed from script"
+READ_ONLY_WRITE = "ERR Write commands are not allowed from read-only scripts."
+
+DEFAULT_BUSY_THRESHOLD_MS = 5000
+
+
+class ScriptClient(Client):
+    """Redis's lua client: runs the script's commands. It mirrors the caller's db at
+    the start of each script; SELECT inside a script changes only this client."""
+
+    def __init__(self, server):
+        super().__init__(server)
+        self.authenticated = True
+        self.addr = "lua"
+        self.laddr = "lua"
+
+    def write(self, data: bytes) -> None:  # nothing is ever sent to the lua client
+        pass
+
+
+class ScriptRun:
+    """One execution of a script."""
+
+    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over")
+
+    def __init__(self, sha, caller, client, read_only):
+        self.sha = sha
+        self.caller = caller
+        self.client = client
+        self.read_only = read_only
+        self.wrote = False
+        self.finished = False
+        self.handed_over = False
+
+
+def engine_of(server) -> "ScriptEngine":
+    engine = getattr(server, "scripting", None)
+    if engine is None:
+        engine = server.scripting = ScriptEngine(server)
+    return engine
+
+
+def sha1hex(body: bytes) -> bytes:
+    return hashlib.sha1(body).hexdigest().encode()
+
+
+class ScriptEngine:
+    def __init__(self, server):
+        self.server = server
+        self.bodies: dict[bytes, bytes] = {}  # sha → body (SCRIPT EXISTS, the cache)
+        self.functions: dict[bytes, object] = {}  # sha → compiled Lua function
+        self._state: LuaState | None = None
+        self.client = ScriptClient(server)
+        self.current: ScriptRun | None = None
+        self.kill_requested = False
+        self.busy = False  # a script is past the threshold: others get -BUSY
+        self.exec_lock = threading.Lock()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+
+    # -- the cache ------------------------------------------------------------------
+
+    @property
+    def state(self) -> LuaState:
+        if self._state is None:
+            self._state = LuaState(self)
+        return self._state
+
+    def load(self, body: bytes) -> bytes:
+        """Compile and cache a script body (EVAL, SCRIPT LOAD); returns its sha."""
+        sha = sha1hex(body)
+        if sha not in self.functions:
+            self.functions[sha] = self.state.compile(_strip_shebang(body))
+            self.bodies[sha] = body
+        return sha
+
+    def flush(self) -> None:
+        """SCRIPT FLUSH: a fresh Lua state and an empty cache (scriptingReset)."""
+        self.bodies.clear()
+        self.functions.clear()
+        self._state = None
+
+    # -- running ------------------------------------------------------------------
+
+    def execute(self, caller, sha: bytes, keys, args, read_only: bool):
+        """Run a cached script for caller; its reply, or NO_REPLY when it went past
+        the busy threshold (the reply is then sent when it finishes)."""
+        fn = self.functions[sha]
+        state = self.state
+        client = self.client
+        client.db = caller.db
+        client.resp = 2
+        run = self.current = ScriptRun(sha, caller, client, read_only)
+        self.kill_requested = False
+        result: list = []
+        done = threading.Event()
+
+        def job():
+            try:
+                ok, value = state.run(fn, keys, args)
+                reply = self._final_reply(run, ok, value)
+            except Exception as exc:  # a bug of ours must not kill the worker
+                logger.warning(f"Lua script failed: {exc!r}")
+                reply = CommandError("ERR Error running script (call to f_%s): %s"
+                                     % (sha.decode(), sanitize(str(exc))))
+            with self.exec_lock:
+                run.finished = True
+                result.append(reply)
+                handed_over = run.handed_over
+            if handed_over:
+                self.server.loop.call_soon_threadsafe(self._finish_busy, run, reply)
+            done.set()
+
+        self._submit(job)
+        threshold = self.server.config.values.get("busy-reply-threshold",
+                                                  DEFAULT_BUSY_THRESHOLD_MS)
+        if threshold <= 0 or not _can_defer(caller):
+            done.wait()
+        elif not done.wait(threshold / 1000):
+            with self.exec_lock:
+                if not run.finished:
+                    run.handed_over = True
+            if run.handed_over:
+                self._enter_busy(run)
+                return NO_REPLY
+        self.current = None
+        return finish_reply(result[0], caller.resp)
+
+    def _submit(self, job) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="lua", daemon=True)
+            self._worker.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+
+    def killed(self) -> bool:
+        """Polled by the script's Lua count hook."""
+        return self.kill_requested
+
+    def _final_reply(self, run: ScriptRun, ok, value):
+        if ok:
+            return lua_to_reply(value, run.client.resp)
+        return CommandError(_error_message(run.sha, value))
+
+    # -- BUSY -------------------------------------------------------------------------
+
+    def _enter_busy(self, run: ScriptRun) -> None:
+        logger.warning(f"Slow script detected: still in execution after "
+                       f"{self.server.config.values.get('busy-reply-threshold', 5000)} "
+                       f"milliseconds. You can try killing the script using the "
+                       f"SCRIPT KILL command. Script name is: {run.sha.decode()}.")
+        self.busy = True
+        self.server.command_checks.append(self._refuse_while_busy)
+        # The caller waits for its reply: its next commands must not run before it.
+        run.caller._pause_reading()
+
+    def _finish_busy(self, run: ScriptRun, reply) -> None:
+        self.busy = False
+        self.current = None
+        if self._refuse_while_busy in self.server.command_checks:
+            self.server.command_checks.remove(self._refuse_while_busy)
+        caller = run.caller
+        if isinstance(reply, CommandError):
+            self.server.count_error(reply)
+        self.server.flush_appends()
+        caller.send(finish_reply(reply, caller.resp))
+        caller._resume_reading()
+
+    def _refuse_while_busy(self, client, spec, argv) -> None:
+        if client is self.client or "allow_busy" in spec.flags:
+            return
+        raise CommandError(BUSY)
+
+    def kill(self) -> None:
+        """SCRIPT KILL."""
+        run = self.current
+        if not self.busy or run is None:
+            raise CommandError(NOTBUSY)
+        if run.wrote:
+            raise CommandError(UNKILLABLE)
+        self.kill_requested = True
+
+    # -- redis.call -----------------------------------------------------------------
+
+    def script_call(self, argv: list[bytes]):
+        """A command from the running script (worker thread): run it here while the loop
+        thread waits in the handler, else on the loop thread."""
+        with self.exec_lock:
+            if not self.current.handed_over:
+                return self._call(argv)
+        future = concurrent.futures.Future()
+        self.server.loop.call_soon_threadsafe(self._call_into, argv, future)
+        return future.result()
+
+    def _call_into(self, argv, future) -> None:
+        try:
+            future.set_result(self._call(argv))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    def _call(self, argv: list[bytes]):
+        """scriptCall(): the script-specific checks, then the normal dispatcher (which
+        also propagates each write: effects replication, as Redis 7 does)."""
+        run = self.current
+        spec = COMMANDS.get(argv[0].lower())
+        if spec is not None and spec.subcommands and len(argv) > 1:
+            spec = spec.subcommands.get(argv[1].lower())
+        if spec is None or (spec.handler is None and not spec.subcommands):
+            return CommandError(UNKNOWN_COMMAND)
+        if not spec.check_arity(len(argv)):
+            return CommandError(WRONG_ARGS)
+        if "noscript" in spec.flags:
+            return CommandError(NOT_ALLOWED)
+        if spec.is_write:
+            if run.read_only:
+                return CommandError(READ_ONLY_WRITE)
+            run.wrote = True
+        return process_command(run.client, argv)
+
+
+def _can_defer(caller) -> bool:
+    # Only a connection's own command can answer later; inside MULTI/EXEC ('x'), or for
+    # internal clients, the script runs to its end like any command.
+    return getattr(caller, "transport", None) is not None and "x" not in caller.flags \
+        and not isinstance(caller, ScriptClient)
+
+
+def _error_message(sha: bytes, value) -> str:
+    """luaCallFunction(): "<err> script: <sha>, on <source>:<line>."."""
+    from lupa import lua51
+
+    if lua51.lua_type(value) != "table":
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return "ERR Error running script %s, %.100s" % ("f_" + sha.decode(), text)
+    err = value[b"err"]
+    message = err.decode("utf-8", "surrogateescape") if isinstance(err, bytes) else ""
+    source, line = value[b"source"], value[b"line"]
+    if source is not None and line is not None:
+        message += " script: %s, on %s:%d." % (
+            sha.decode(), source.decode("utf-8", "replace"), int(line))
+    return sanitize(message)
+
+
+def _strip_shebang(body: bytes) -> bytes:
+    # The shebang line is not Lua; its newline stays so line numbers are unchanged.
+    if body.startswith(b"#!"):
+        end = body.find(b"\n")
+        return b"" if end < 0 else body[end:]
+    return body
+
+
+SHEBANG_FLAGS = {b"no-writes", b"allow-oom", b"allow-stale", b"no-cluster",
+                 b"allow-cross-slot-keys"}
+
+
+def shebang_flags(body: bytes) -> set[bytes] | None:
+    """evalExtractShebangFlags(): None for a legacy script (no shebang), else its flags;
+    CommandError for a malformed shebang."""
+    if not body.startswith(b"#!"):
+        return None
+    end = body.find(b"\n")
+    if end < 0:
+        raise CommandError("ERR Invalid script shebang")
+    parts = body[:end].split(b" ")
+    if parts[0] != b"#!lua":
+        raise CommandError("ERR Unexpected engine in script shebang: %s"
+                           % parts[0].decode("utf-8", "replace"))
+    flags: set[bytes] = set()
+    for part in parts[1:]:
+        if not part:
+            continue
+        if not part.startswith(b"flags="):
+            raise CommandError("ERR Unknown lua shebang option: %s"
+                               % part.decode("utf-8", "replace"))
+        for flag in part[6:].split(b","):
+            if flag and flag not in SHEBANG_FLAGS:
+                raise CommandError("ERR Unexpected flag in script shebang: %s"
+                                   % flag.decode("utf-8", "replace"))
+            flags.add(flag)
+    return flags

@@ -1,0 +1,157 @@
+"""The Lua state: lupa's Lua 5.1 with Redis's script environment (bootstrap.lua) and
+the Python half of the redis library, cjson and bit.
+
+One LuaState per server, as Redis has one lua_State; SCRIPT FLUSH makes a new one.
+The state runs scripts for an engine (engine.py) that executes their commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+from lupa import lua51
+
+from .. import REDIS_VERSION
+from ..log import logger
+from . import luabit, luajson
+from .convert import error_table, lua_args_to_argv, reply_to_lua
+from ..protocol.errors import CommandError
+
+_BOOTSTRAP = resources.files("vermilion.scripting").joinpath("bootstrap.lua").read_bytes()
+_VERSION_NUM = sum(int(p) << s for p, s in zip(REDIS_VERSION.split("."), (16, 8, 0)))
+_LOG_LEVELS = (logger.debug, logger.verbose, logger.notice, logger.warning)
+
+
+def lua_tostring(value) -> bytes | None:
+    """lua_tolstring(): strings as they are, numbers as Lua prints them (%.14g)."""
+    if type(value) is bytes:
+        return value
+    if type(value) in (int, float) and type(value) is not bool:
+        if type(value) is int and abs(value) < 10**14:
+            return b"%d" % value
+        return b"%.14g" % float(value)
+    return None
+
+
+class ScriptError(Exception):
+    """Raised by a redis.* function to raise a Lua error; carries the error table."""
+
+    def __init__(self, table):
+        super().__init__("script error")
+        self.table = table
+
+
+class LuaState:
+    def __init__(self, engine):
+        self.engine = engine
+        lua = self.lua = lua51.LuaRuntime(
+            unpack_returned_tuples=True, encoding=None,
+            register_eval=False, register_builtins=False)
+        self.null = lua.eval("newproxy(false)")  # cjson.null: a unique userdata
+        py = lua.table_from({
+            b"call": self._call,
+            b"pcall": self._pcall,
+            b"unwrap": self._unwrap,
+            b"sha1hex": self._sha1hex,
+            b"log": self._log,
+            b"setresp": self._setresp,
+            b"set_repl": self._set_repl,
+            b"acl_check_cmd": self._acl_check_cmd,
+            b"killed": engine.killed,
+            b"version": REDIS_VERSION.encode(),
+            b"version_num": _VERSION_NUM,
+            b"cjson": luajson.library(lua, self.null),
+            b"bit": luabit.library(lua),
+            b"null": self.null,
+        })
+        api = lua.execute(_BOOTSTRAP, py)
+        self._compile = api[b"compile"]
+        self._run = api[b"run"]
+        self.table = lua.table_from
+
+    def compile(self, body: bytes):
+        """The script's function, or raise CommandError with Redis's compile error."""
+        result = self._compile(body)
+        fn, err = result if type(result) is tuple else (result, None)
+        if fn is None:
+            message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+            raise CommandError("ERR Error compiling script (new function): " + message)
+        return fn
+
+    def run(self, fn, keys: list[bytes], args: list[bytes]):
+        """(ok, value): the script's return value or its error table."""
+        return self._run(fn, self.table(keys), self.table(args))
+
+    # -- the Python half of the redis library (see bootstrap.lua) -------------------------
+
+    def _error(self, message: str):
+        raise ScriptError(error_table(self.lua, message))
+
+    @staticmethod
+    def _unwrap(exc):
+        """(error value, wants the script position) for an exception raised to Lua."""
+        if isinstance(exc, ScriptError):
+            return exc.table, False
+        return str(exc).encode("utf-8", "replace"), True
+
+    def _call(self, *args):
+        """redis.call: a failing command raises its error."""
+        argv = lua_args_to_argv(args)
+        if type(argv) is str:
+            return self._error(argv)
+        reply = self.engine.script_call(argv)
+        if isinstance(reply, CommandError):
+            return self._error(reply.message)
+        return reply_to_lua(self.lua, reply, self.engine.current.client.resp)
+
+    def _pcall(self, *args):
+        """redis.pcall: every error, argument errors included, is returned as {err=}."""
+        try:
+            return self._call(*args)
+        except ScriptError as exc:
+            return exc.table
+
+    def _sha1hex(self, *args):
+        text = lua_tostring(args[0]) if len(args) == 1 else None
+        if text is None:
+            return self._error("ERR wrong number of arguments")
+        return hashlib.sha1(text).hexdigest().encode()
+
+    def _log(self, *args):
+        if len(args) < 2:
+            return self._error("ERR redis.log() requires two arguments or more.")
+        level = args[0]
+        if type(level) not in (int, float) or type(level) is bool:
+            return self._error("ERR First argument must be a number (log level).")
+        if not 0 <= level <= 3:
+            return self._error("ERR Invalid debug level.")
+        parts = [lua_tostring(a) for a in args[1:]]
+        text = b" ".join(p for p in parts if p is not None)
+        _LOG_LEVELS[int(level)](text.decode("utf-8", "replace"))
+
+    def _setresp(self, *args):
+        if len(args) != 1:
+            return self._error("ERR redis.setresp() requires one argument.")
+        if args[0] not in (2, 3):
+            return self._error("ERR RESP version must be 2 or 3.")
+        self.engine.current.client.resp = int(args[0])
+
+    def _set_repl(self, *args):
+        if len(args) != 1:
+            return self._error("ERR redis.set_repl() requires two arguments.")
+        if type(args[0]) not in (int, float) or args[0] not in (0, 1, 2, 3):
+            return self._error(
+                "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
+
+    def _acl_check_cmd(self, *args):
+        argv = lua_args_to_argv(args)
+        if type(argv) is str:
+            return self._error(argv)
+        from ..commands.registry import lookup
+
+        try:
+            lookup(argv)
+        except CommandError:
+            return self._error("ERR Invalid command passed to redis.acl_check_cmd()")
+        return True
