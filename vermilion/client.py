@@ -18,6 +18,10 @@ from .protocol.parser import RequestParser
 
 
 
+# Reply pieces gathered before a mid-batch write (see _run).
+FLUSH_PIECES = 128
+
+
 class Client(asyncio.Protocol):
     def __init__(self, server, unix: bool = False):
         self.server = server
@@ -87,7 +91,10 @@ class Client(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused_writing = False
-        self._resume_reading()
+        if self.postponed is not None and self not in self.server.postponed:
+            self.resume_postponed()  # the rest of a batch held back for output
+        if not self.paused_writing:
+            self._resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -123,6 +130,15 @@ class Client(asyncio.Protocol):
                 self.reply_skip_next = False
             if self.closing or self.close_after_reply:
                 break
+            if len(out) >= FLUSH_PIECES:
+                # A long pipeline: send what we have; if the peer isn't reading, hold the
+                # rest of the batch until it drains (resume_writing), so one read can't
+                # pile up an unbounded reply buffer.
+                self._send(out)
+                out = []
+                if self.paused_writing and i + 1 < len(commands):
+                    self.postponed = commands[i + 1:]
+                    break
         if parser.error is not None and not self.close_after_reply and self.postponed is None:
             out.append(b"-ERR %s\r\n" % parser.error.encode())
             server.count_error_code("ERR")
@@ -130,17 +146,23 @@ class Client(asyncio.Protocol):
             self.close_after_reply = True
         if server.aof.buffer:
             server.flush_appends()  # the AOF holds a write before its reply leaves
-        if out and self.transport is not None:
-            data = b"".join(out)
-            server.stats.total_net_output_bytes += len(data)
-            server.stats.total_writes_processed += 1
-            self.transport.write(data)
-            if self.paused_writing:
-                server.check_output_limits(self)
+        if out:
+            self._send(out)
         if self.close_after_reply:
             self.close()
         else:
             self._check_query_limit()
+
+    def _send(self, out: list[bytes]) -> None:
+        if self.transport is None:
+            return
+        data = b"".join(out)
+        stats = self.server.stats
+        stats.total_net_output_bytes += len(data)
+        stats.total_writes_processed += 1
+        self.transport.write(data)
+        if self.paused_writing:
+            self.server.check_output_limits(self)
 
     def resume_postponed(self) -> None:
         """Called by the server when a CLIENT PAUSE ends: run what waited."""
