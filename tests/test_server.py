@@ -443,3 +443,26 @@ def test_client_that_never_reads_does_not_grow_memory(tmp_path):
         setup.close()
     finally:
         server.stop()
+
+
+def test_latency_monitor_tracks_slow_commands(tmp_path):
+    server = start_vermilion(tmp_path, ["--latency-monitor-threshold", "5",
+                                        "--enable-debug-command", "yes"])
+    try:
+        raw = RawConnection(server.port)
+        assert raw.command("LATENCY", "LATEST") == b"*0\r\n"
+        assert raw.command("LATENCY", "DOCTOR").startswith(b"$") and b"no latency spike" in \
+            raw.command("LATENCY", "DOCTOR")
+        assert raw.command("DEBUG", "SLEEP", "0.02") == b"+OK\r\n"
+        latest = raw.command("LATENCY", "LATEST")
+        match = re.fullmatch(rb"\*1\r\n\*4\r\n\$7\r\ncommand\r\n:(\d+)\r\n:(\d+)\r\n:(\d+)\r\n", latest)
+        assert match, latest
+        assert abs(int(match.group(1)) - time.time()) < 5 and int(match.group(2)) >= 20
+        assert re.fullmatch(rb"\*1\r\n\*2\r\n:\d+\r\n:\d+\r\n", raw.command("LATENCY", "HISTORY", "command"))
+        assert b"command - high" in raw.command("LATENCY", "GRAPH", "command")
+        assert b"1. command: 1 latency spikes" in raw.command("LATENCY", "DOCTOR")
+        assert raw.command("LATENCY", "RESET", "command") == b":1\r\n"
+        assert raw.command("LATENCY", "LATEST") == b"*0\r\n"
+        raw.close()
+    finally:
+        server.stop()

@@ -180,7 +180,15 @@ class Server:
 
     def apply_config(self) -> None:
         """Refresh the values the hot path caches (called after CONFIG SET)."""
-        self._slowlog_threshold = self.config["slowlog-log-slower-than"]
+        # The dispatcher reports commands at or above _slowlog_threshold µs to the slow
+        # log, which also feeds the latency monitor: the lower of the two thresholds.
+        slow = self.config["slowlog-log-slower-than"]
+        latency_ms = self.config["latency-monitor-threshold"]
+        self.slowlog.log_threshold = slow
+        self.slowlog.latency_threshold_ms = latency_ms
+        self.slowlog.latency = self.latency if latency_ms else None
+        self._slowlog_threshold = min(slow if slow >= 0 else latency_ms * 1000,
+                                      latency_ms * 1000) if latency_ms else slow
         self.parser_limits.proto_max_bulk_len = self.config["proto-max-bulk-len"]
         self.obuf_limits = output_buffer_limits(self.config)
         if self.slowlog.entries.maxlen != self.config["slowlog-max-len"]:

@@ -8,15 +8,25 @@ MAX_STRING = 128  # SLOWLOG_ENTRY_MAX_STRING
 
 
 class SlowLog:
+    """The dispatcher calls record() for every command at or above the server's
+    combined threshold; this decides between the slow log itself and the latency
+    monitor's "command" / "fast-command" events (server.c call())."""
+
     def __init__(self, max_len: int = 128):
         self.entries: collections.deque = collections.deque(maxlen=max_len)
         self.next_id = 0
+        self.log_threshold = 10000  # slowlog-log-slower-than, µs; -1 = off
+        self.latency = None  # LatencyMonitor, when latency-monitor-threshold is set
+        self.latency_threshold_ms = 0
 
     def resize(self, max_len: int) -> None:
         self.entries = collections.deque(self.entries, maxlen=max_len)
 
     def record(self, client, argv: list[bytes], usec: int) -> None:
-        if self.entries.maxlen == 0:
+        if self.latency is not None and usec >= self.latency_threshold_ms * 1000:
+            fast = client.cmd is not None and "fast" in client.cmd.flags
+            self.latency.add_sample("fast-command" if fast else "command", usec // 1000)
+        if self.entries.maxlen == 0 or not 0 <= self.log_threshold <= usec:
             return
         self.entries.appendleft(
             [self.next_id, int(time.time()), usec, _trim_args(argv),
