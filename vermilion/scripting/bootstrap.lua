@@ -119,7 +119,10 @@ G.bit = protect(py.bit)
 
 -- __redis__err__handler: errors become {err=, source=, line=}; the position is the
 -- script line that was running (skipping our wrappers and C functions).
+local running = false   -- the script is executing (the count hook may kill it)
+
 local function err_handler(err)
+    running = false   -- the script is over: the kill hook must not fire again
     local i = user_frame(2) or dbg.getinfo(2, "nSl")
     if type(err) == "userdata" then err = unwrap_error(err) end
     if type(err) ~= "table" then err = {err = "ERR " .. tostring(err)} end
@@ -143,7 +146,7 @@ local killed = py.killed
 local KILLED = "ERR Script killed by user with SCRIPT KILL..."
 
 local function hook()
-    if killed() then
+    if running and killed() then
         -- Fire on every instruction from now on, so a pcall in the script cannot
         -- swallow the kill.
         sethook(hook, "", 1)
@@ -161,8 +164,10 @@ end
 function api.run(f, keys, argv)
     raw_rawset(G, "KEYS", keys)
     raw_rawset(G, "ARGV", argv)
+    running = true
     sethook(hook, "", 100000)
     local ok, res = xpcall(f, err_handler)
+    running = false
     sethook()
     return ok, res
 end

@@ -1,0 +1,343 @@
+"""Lua scripting: EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/SCRIPT, the redis.* API, conversions,
+the sandbox, BUSY / SCRIPT KILL, and propagation of a script's writes to the AOF.
+
+Replies and error strings are compared byte for byte with a real redis-server 7.0.
+"""
+
+import threading
+import time
+
+import pytest
+import redis
+from redis.lock import Lock
+
+from conftest import start_vermilion
+
+# Each case is sent as is to both servers; the raw replies must be identical.
+SAME_AS_REDIS = [
+    # conversions Lua → reply
+    ("EVAL", "return {1,2,3,'ciao',{1,2}, nil, 5}", "0"),
+    ("EVAL", "return {1.5, 2.9, -3.7, true, false}", "0"),
+    ("EVAL", "return 3.99", "0"),
+    ("EVAL", "return -3.99", "0"),
+    ("EVAL", "return true", "0"),
+    ("EVAL", "return false", "0"),
+    ("EVAL", "return nil", "0"),
+    ("EVAL", "return", "0"),
+    ("EVAL", "return {}", "0"),
+    ("EVAL", "return {ok='fine'}", "0"),
+    ("EVAL", "return {err='My Error'}", "0"),
+    ("EVAL", "return redis.status_reply('FOO')", "0"),
+    ("EVAL", "return redis.error_reply('My Error')", "0"),
+    ("EVAL", "return redis.error_reply('-X y')", "0"),
+    ("EVAL", "return redis.error_reply()", "0"),
+    ("EVAL", "return {double=1.5}", "0"),
+    ("EVAL", "return {big_number='123'}", "0"),
+    ("EVAL", "return {map={a=1}}", "0"),
+    ("EVAL", "return {set={a=true}}", "0"),
+    ("EVAL", "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}", "2", "k1", "k2", "a1", "a2"),
+    # conversions reply → Lua
+    ("EVAL", "return redis.call('get','nokey')", "0"),
+    ("EVAL", "return {redis.call('get','nokey')}", "0"),
+    ("EVAL", "return type(redis.call('get','nokey'))", "0"),
+    ("EVAL", "return redis.call('ping')", "0"),
+    ("EVAL", "return redis.call('set','x',0.1)", "0"),
+    ("EVAL", "redis.call('set','x',0.1) return redis.call('get','x')", "0"),
+    ("EVAL", "redis.call('rpush','l','a','b') return redis.call('lrange','l',0,-1)", "0"),
+    ("EVAL", "redis.call('hset','h','f','v') return redis.call('hgetall','h')", "0"),
+    ("EVAL", "redis.setresp(3) redis.call('hset','h','f','v') return redis.call('hgetall','h')", "0"),
+    ("EVAL", "redis.setresp(3) return redis.call('hgetall','nokey')", "0"),
+    ("EVAL", "redis.setresp(3) return type(redis.call('get','nokey'))", "0"),
+    ("EVAL", "redis.setresp(3) redis.call('sadd','s','m') return redis.call('smembers','s')", "0"),
+    ("EVAL", "return redis.call('incr','n')", "0"),
+    # errors
+    ("EVAL", "return error('x')", "0"),
+    ("EVAL", "error('ERR x', 0)", "0"),
+    ("EVAL", "error({err='FOO bar'})", "0"),
+    ("EVAL", "return a", "0"),
+    ("EVAL", "a=1", "0"),
+    ("EVAL", "redis.x=1", "0"),
+    ("EVAL", "string.x=1", "0"),
+    ("EVAL", "setmetatable(_G, {})", "0"),
+    ("EVAL", "rawset(_G,'a',1)", "0"),
+    ("EVAL", "return os", "0"),
+    ("EVAL", "return io", "0"),
+    ("EVAL", "return require", "0"),
+    ("EVAL", "return loadfile", "0"),
+    ("EVAL", "return dofile", "0"),
+    ("EVAL", "return redis.call('nosuch')", "0"),
+    ("EVAL", "return redis.call()", "0"),
+    ("EVAL", "return redis.call('get')", "0"),
+    ("EVAL", "return redis.call('get',{})", "0"),
+    ("EVAL", "return redis.call('config')", "0"),
+    ("EVAL", "return redis.call('config','nosuch')", "0"),
+    ("EVAL", "return redis.call('eval','return 1', 0)", "0"),
+    ("EVAL", "return redis.call('client','list')", "0"),
+    ("EVAL", "redis.call('set','s','x') return redis.call('incr','s')", "0"),
+    ("EVAL", "redis.call('set','s','x') return redis.pcall('incr','s')", "0"),
+    ("EVAL", "return redis.pcall('nosuch')", "0"),
+    ("EVAL", "return redis.pcall()", "0"),
+    ("EVAL", "return {pcall(redis.call, 'nosuch')}", "0"),
+    ("EVAL", "local ok, e = pcall(redis.call,'nosuch'); error(e)", "0"),
+    ("EVAL", "local ok, e = pcall(error, {err='X y'}); return {type(e), e}", "0"),
+    ("EVAL", "return x(", "0"),
+    ("EVAL", "return 1", "-1"),
+    ("EVAL", "return 1", "2", "a"),
+    ("EVAL", "return 1", "x"),
+    ("EVAL_RO", "return redis.call('set','a','b')", "0"),
+    ("EVAL_RO", "return redis.call('get','a')", "0"),
+    ("EVAL", "#!lua flags=no-writes\nreturn redis.call('set','a','b')", "0"),
+    ("EVAL", "#!python\nreturn 1", "0"),
+    ("EVAL", "#!lua foo\nreturn 1", "0"),
+    ("EVAL", "#!lua flags=bar\nreturn 1", "0"),
+    ("EVAL", "#!lua", "0"),
+    ("EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"),
+    ("EVALSHA", "abc", "-1"),
+    ("EVALSHA_RO", "ffffffffffffffffffffffffffffffffffffffff", "0"),
+    # the redis library
+    ("EVAL", "return redis.sha1hex('')", "0"),
+    ("EVAL", "return redis.sha1hex(12)", "0"),
+    ("EVAL", "return redis.sha1hex()", "0"),
+    ("EVAL", "return redis.log()", "0"),
+    ("EVAL", "return redis.log('a','b')", "0"),
+    ("EVAL", "return redis.log(99,'x')", "0"),
+    ("EVAL", "return redis.log(redis.LOG_WARNING,'from a script')", "0"),
+    ("EVAL", "return redis.setresp()", "0"),
+    ("EVAL", "return redis.setresp(4)", "0"),
+    ("EVAL", "return redis.set_repl()", "0"),
+    ("EVAL", "return redis.set_repl(9)", "0"),
+    ("EVAL", "return redis.set_repl(redis.REPL_ALL)", "0"),
+    ("EVAL", "return redis.replicate_commands()", "0"),
+    ("EVAL", "return redis.breakpoint()", "0"),
+    ("EVAL", "return redis.acl_check_cmd('nosuch')", "0"),
+    ("EVAL", "return redis.acl_check_cmd('get','a')", "0"),
+    ("EVAL", "return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}", "0"),
+    ("EVAL", "return {redis.REPL_NONE, redis.REPL_AOF, redis.REPL_REPLICA, redis.REPL_ALL}", "0"),
+    ("EVAL", "return redis.REDIS_VERSION_NUM > 0x070000", "0"),
+    # cjson and bit
+    ("EVAL", "return cjson.encode({1,2,{a='x/y'}})", "0"),
+    ("EVAL", "return cjson.encode({a={}, b=cjson.null})", "0"),
+    ("EVAL", "return cjson.encode({1.5, 10/3, 1e20})", "0"),
+    ("EVAL", "return cjson.decode('[1,2,{\"a\":3}]')[3].a", "0"),
+    ("EVAL", "return cjson.decode('x')", "0"),
+    ("EVAL", "return cjson.encode(function() end)", "0"),
+    ("EVAL", "return bit.tohex(65535)", "0"),
+    ("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1,2), bit.bxor(3,1), bit.lshift(1,31),"
+             " bit.rshift(-1, 28), bit.bnot(0), bit.arshift(-256, 4), bit.tobit(2^32+5)}", "0"),
+    # SCRIPT
+    ("SCRIPT", "LOAD", "return 1"),
+    ("SCRIPT", "LOAD", "return x("),
+    ("SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "ffff"),
+    ("SCRIPT", "FLUSH", "foo"),
+    ("SCRIPT", "FLUSH", "ASYNC"),
+    ("SCRIPT", "FLUSH"),
+    ("SCRIPT", "KILL"),
+    ("SCRIPT", "HELP"),
+    ("SCRIPT", "DEBUG", "foo"),
+    ("SCRIPT", "EXISTS"),
+]
+
+
+@pytest.mark.parametrize("args", SAME_AS_REDIS, ids=lambda a: " ".join(a)[:60])
+def test_same_reply_as_redis(raw, raw_real, args):
+    assert raw.command(*args) == raw_real.command(*args)
+
+
+def test_same_replies_in_resp3(raw, raw_real):
+    for conn in (raw, raw_real):
+        conn.command("HELLO", "3")
+    for args in [("EVAL", "return {double=1.5}", "0"),
+                 ("EVAL", "return {big_number='123'}", "0"),
+                 ("EVAL", "return {map={a=1}}", "0"),
+                 ("EVAL", "return {set={a=true}}", "0"),
+                 ("EVAL", "return true", "0"),
+                 ("EVAL", "return false", "0"),
+                 ("EVAL", "return nil", "0"),
+                 ("EVAL", "redis.setresp(3) return true", "0"),
+                 ("EVAL", "redis.setresp(3) return false", "0"),
+                 ("EVAL", "redis.setresp(3) return redis.call('hgetall','nokey')", "0")]:
+        assert raw.command(*args) == raw_real.command(*args), args
+
+
+def test_evalsha_after_eval_and_load(raw, raw_real):
+    for conn in (raw, raw_real):
+        sha = conn.command("SCRIPT", "LOAD", "return ARGV[1]")
+        assert sha == b"$40\r\n" + b"%s\r\n" % sha[5:45]
+    for args in [("EVALSHA", sha[5:45], "0", "hello"),
+                 ("EVALSHA", sha[5:45].upper(), "0", "hello"),
+                 ("EVALSHA_RO", sha[5:45], "0", "ro"),
+                 ("SCRIPT", "EXISTS", sha[5:45], sha[5:45].upper(), "0" * 40)]:
+        assert raw.command(*args) == raw_real.command(*args)
+    for conn in (raw, raw_real):
+        assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"
+    assert raw.command("EVALSHA", sha[5:45], "0") == raw_real.command("EVALSHA", sha[5:45], "0")
+
+
+def test_select_inside_script_changes_only_the_script_db(raw, raw_real):
+    for conn in (raw, raw_real):
+        assert conn.command("EVAL", "redis.call('select', 1) redis.call('set','k','in1') "
+                            "return redis.call('get','k')", "0") == b"$3\r\nin1\r\n"
+        assert conn.command("GET", "k") == b"$-1\r\n"
+        conn.command("SELECT", "1")
+        assert conn.command("GET", "k") == b"$3\r\nin1\r\n"
+        conn.command("SELECT", "0")
+
+
+def test_keys_and_args_with_redis_py(r):
+    script = "redis.call('set', KEYS[1], ARGV[1]) return redis.call('get', KEYS[1])"
+    assert r.eval(script, 1, "key", "value") == b"value"
+    assert r.get("key") == b"value"
+    sha = r.script_load(script)
+    assert r.evalsha(sha, 1, "key2", "v2") == b"v2"
+    assert r.script_exists(sha, "0" * 40) == [True, False]
+    registered = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+    assert registered(keys=["n"], args=[5]) == 5
+    assert registered(keys=["n"], args=[5]) == 10
+    with pytest.raises(redis.ResponseError, match="Write commands are not allowed"):
+        r.eval_ro("return redis.call('set', KEYS[1], 'x')", 1, "key")
+    assert r.eval_ro("return redis.call('get', KEYS[1])", 1, "key") == b"value"
+    with pytest.raises(redis.exceptions.NoScriptError):
+        r.evalsha("0" * 40, 0)
+
+
+def test_resp3_conversions_with_redis_py(r):
+    r.hset("h", mapping={"a": "1"})
+    reply = r.eval("redis.setresp(3) return redis.call('hgetall', 'h')", 0)
+    # A map from a RESP3 script is a map (RESP3 caller) or a flat array (RESP2 caller).
+    assert reply in ({b"a": b"1"}, [b"a", b"1"])
+    assert r.eval("return {double=3.5}", 0) in (3.5, b"3.5")
+
+
+def test_redis_py_lock(r):
+    lock = Lock(r, "resource", timeout=5)
+    assert lock.acquire(blocking=False)
+    assert r.get("resource") is not None
+    other = Lock(r, "resource", timeout=5)
+    assert not other.acquire(blocking=False)
+    assert lock.extend(5)
+    assert lock.owned()
+    lock.release()
+    assert r.get("resource") is None
+    assert other.acquire(blocking=False)
+    other.release()
+
+
+def test_script_writes_reach_the_aof(tmp_path):
+    server = start_vermilion(tmp_path, ["--appendonly", "yes"])
+    try:
+        c = server.client()
+        c.eval("redis.call('set', KEYS[1], ARGV[1]) redis.call('rpush', 'list', 'a', 'b') "
+               "redis.call('select', 2) redis.call('set', 'in2', 'x') "
+               "redis.call('set', 'tmp', 'y', 'EX', 100)", 1, "key", "val")
+        c.close()
+    finally:
+        server.stop()
+    server.start()
+    try:
+        c = server.client()
+        assert c.get("key") == b"val"
+        assert c.lrange("list", 0, -1) == [b"a", b"b"]
+        c.select(2)
+        assert c.get("in2") == b"x"
+        assert 0 < c.ttl("tmp") <= 100
+        c.close()
+    finally:
+        server.stop()
+
+
+def test_busy_and_script_kill(tmp_path):
+    server = start_vermilion(tmp_path)
+    try:
+        caller = server.client(socket_timeout=10)
+        other = server.client(socket_timeout=10)
+        other.config_set("busy-reply-threshold", 100)
+        outcome = {}
+
+        def run(script):
+            try:
+                outcome["reply"] = caller.eval(script, 0)
+            except redis.ResponseError as exc:
+                outcome["error"] = str(exc)
+
+        # A pure-Lua endless loop (with a pcall trying to swallow the kill).
+        runner = threading.Thread(target=run, args=(
+            "local i = 0 while true do i = i + 1 pcall(function() end) end",))
+        runner.start()
+        deadline = time.time() + 5
+        busy = None
+        while time.time() < deadline:
+            try:
+                other.ping()
+            except redis.exceptions.BusyLoadingError as exc:
+                busy = str(exc)
+                break
+            except redis.ResponseError as exc:
+                busy = str(exc)
+                break
+            time.sleep(0.02)
+        assert busy is not None and "Redis is busy running a script" in busy
+        with pytest.raises(redis.ResponseError, match="BUSY"):
+            other.set("k", "v")
+        assert other.script_kill()
+        runner.join(5)
+        assert not runner.is_alive()
+        assert outcome["error"].startswith("Script killed by user with SCRIPT KILL...")
+        assert other.ping() and caller.ping()
+        with pytest.raises(redis.ResponseError, match="NOTBUSY"):
+            other.script_kill()
+
+        # A script that wrote cannot be killed; it finishes and answers its caller.
+        outcome.clear()
+        runner = threading.Thread(target=run, args=(
+            "redis.call('set','w','1') local i = 0 while i < 4e7 do i = i + 1 end return 7",))
+        runner.start()
+        deadline = time.time() + 5
+        refused = None
+        while time.time() < deadline and refused is None:
+            try:
+                other.script_kill()
+            except redis.ResponseError as exc:
+                if "UNKILLABLE" in str(exc):
+                    refused = str(exc)
+            time.sleep(0.02)
+        assert refused is not None and refused.startswith("UNKILLABLE Sorry the script already executed")
+        runner.join(20)
+        assert outcome == {"reply": 7}
+        assert other.get("w") == b"1"
+    finally:
+        server.stop()
+
+
+def test_busy_error_bytes(tmp_path):
+    server = start_vermilion(tmp_path)
+    try:
+        caller = server.client(socket_timeout=10)
+        caller.config_set("busy-reply-threshold", 50)
+        runner = threading.Thread(
+            target=lambda: _ignore(caller.eval, "while true do end", 0))
+        runner.start()
+        from conftest import RawConnection
+
+        conn = RawConnection(server.port)
+        deadline = time.time() + 5
+        reply = b""
+        while time.time() < deadline:
+            reply = conn.command("GET", "x")
+            if reply.startswith(b"-BUSY"):
+                break
+            time.sleep(0.02)
+        assert reply == (b"-BUSY Redis is busy running a script. You can only call "
+                         b"SCRIPT KILL or SHUTDOWN NOSAVE.\r\n")
+        assert conn.command("SCRIPT", "KILL") == b"+OK\r\n"
+        runner.join(5)
+        assert conn.command("PING") == b"+PONG\r\n"
+        conn.close()
+    finally:
+        server.stop()
+
+
+def _ignore(fn, *args):
+    try:
+        fn(*args)
+    except redis.RedisError:
+        pass
