@@ -466,3 +466,37 @@ def test_latency_monitor_tracks_slow_commands(tmp_path):
         raw.close()
     finally:
         server.stop()
+
+
+def test_output_buffer_limits_close_the_client(monkeypatch):
+    """checkClientOutputBufferLimits() in-process: a hard limit closes at once, a soft
+    limit only after its seconds have passed while still over it."""
+    from vermilion.client import Client
+    from vermilion.config import Config
+    from vermilion.server import Server, _format_obuf_limits, _parse_obuf_limits
+
+    server = Server(Config())
+    client = Client(server)
+    used = {"bytes": 0}
+    aborted = []
+    client.output_buffer_size = lambda: used["bytes"]
+    client.abort = lambda: aborted.append(True)
+    server.obuf_limits["normal"] = (10_000, 1_000, 1)
+    used["bytes"] = 5_000
+    server.check_output_limits(client)
+    assert not aborted and client.obuf_soft_since  # over soft: the clock starts
+    client.obuf_soft_since -= 2  # ... and two seconds later it is still over
+    server.check_output_limits(client)
+    assert aborted == [True]
+    aborted.clear()
+    used["bytes"] = 20_000
+    client.obuf_soft_since = 0
+    server.check_output_limits(client)
+    assert aborted == [True]
+    client.flags.add("P")
+    server.obuf_limits["pubsub"] = (0, 0, 0)
+    aborted.clear()
+    server.check_output_limits(client)
+    assert aborted == []
+    parsed = _parse_obuf_limits(["pubsub", "32mb", "8mb", "60"])
+    assert _format_obuf_limits(parsed).endswith("pubsub 33554432 8388608 60")
