@@ -375,3 +375,41 @@ def test_scan_cursor_forms_accepted_like_strtoul(raw, raw_real):
         mine, theirs = raw.command("SCAN", cursor), raw_real.command("SCAN", cursor)
         assert mine[:1] == theirs[:1] == b"*", cursor
 
+
+
+def test_flushall_saves_when_save_points_are_set(tmp_path):
+    # flushAllDataAndResetRDB(): with save points the empty dataset is saved at once and
+    # the dirty counter is reset; without them the changes stay counted.
+    server = start_vermilion(tmp_path, ["--save", "3600", "1"])
+    try:
+        client = server.client()
+        client.set("key", "value")
+        client.flushall()
+        assert client.info("persistence")["rdb_changes_since_last_save"] == 0
+        assert (tmp_path / "dump.rdb").exists()
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_flushall_keeps_dirty_without_save_points(r):
+    r.set("key", "value")
+    r.flushall()
+    assert r.info("persistence")["rdb_changes_since_last_save"] > 0
+
+
+def test_scan_type_none_keeps_keys_expired_by_the_type_lookup(raw, raw_real):
+    # Redis quirk: the TYPE filter's lookup expires the key and reports "none"; the
+    # expiry filter after it then finds no TTL left and keeps the key.
+    for conn in (raw, raw_real):
+        conn.command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        for conn in (raw, raw_real):
+            conn.command("SET", "k", "v", "PX", "1")
+            conn.command("SET", "live", "v")
+        time.sleep(0.02)
+        same_unordered(raw, raw_real, ("SCAN", "0", "TYPE", "none"), ("DBSIZE",),
+                       ("SCAN", "0", "TYPE", "none"))
+    finally:
+        for conn in (raw, raw_real):
+            conn.command("DEBUG", "SET-ACTIVE-EXPIRE", "1")

@@ -6,6 +6,7 @@ from copy import deepcopy as _deepcopy
 from ..keyspace.database import now_ms, type_name
 from ..keyspace.glob import matcher
 from ..keyspace.scan import parse_cursor, parse_options, scan
+from ..propagate import propagate_raw
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
@@ -82,11 +83,21 @@ def flush_db(server, db) -> int:
     return db.flush()
 
 
+def _force_propagation(client, argv, dirty_before: int) -> None:
+    # forceCommandPropagation(): a FLUSH reaches the AOF even when it changed nothing
+    # (or when the save below reset the dirty counter the dispatcher compares).
+    server = client.server
+    if server.dirty == dirty_before and getattr(server, "propagation_sinks", None):
+        propagate_raw(server, client.db.id, argv)
+
+
 @command("flushdb")
 def flushdb(client, argv):
     _flush_flags(argv)
     server = client.server
+    before = server.dirty
     server.dirty += flush_db(server, client.db)
+    _force_propagation(client, argv, before)
     return OK
 
 
@@ -94,11 +105,20 @@ def flushdb(client, argv):
 def flushall(client, argv):
     _flush_flags(argv)
     server = client.server
+    before = server.dirty
     removed = 0
     for db in server.dbs:
         removed += flush_db(server, db)
-    # flushallCommand(): dirty counts the removed keys plus one so a save point fires.
-    server.dirty += removed + 1
+    server.dirty += removed
+    # flushAllDataAndResetRDB(): with save points configured the empty dataset is saved
+    # at once, which also resets the dirty counter.
+    snapshots = getattr(server, "snapshots", None)
+    if snapshots is not None and server.config["save"]:
+        try:
+            snapshots.save()
+        except CommandError:
+            pass  # Redis ignores the outcome of this save too
+    _force_propagation(client, argv, before)
     return OK
 
 
