@@ -500,3 +500,23 @@ def test_output_buffer_limits_close_the_client(monkeypatch):
     assert aborted == []
     parsed = _parse_obuf_limits(["pubsub", "32mb", "8mb", "60"])
     assert _format_obuf_limits(parsed).endswith("pubsub 33554432 8388608 60")
+
+
+def test_monitor_hides_admin_commands_and_passwords_like_redis(vermilion_server, redis_server):
+    def feed(port: int) -> list[bytes]:
+        watcher = RawConnection(port)
+        assert watcher.command("MONITOR") == b"+OK\r\n"
+        actor = RawConnection(port)
+        for args in (("SET", "a", "b"), ("AUTH", "x"), ("HELLO", "2", "AUTH", "default", "pw"),
+                     ("CLIENT", "LIST"), ("DEBUG", "SLEEP", "0"), ("INFO", "server"),
+                     ("NOSUCH",), ("GET",), ("ECHO", "done")):
+            actor.command(*args)
+        lines = []
+        while not lines or b'"done"' not in lines[-1]:
+            line = watcher._line()
+            lines.append(re.sub(rb"^\+\d+\.\d+ \[0 127\.0\.0\.1:\d+\] ", b"", line))
+        watcher.close()
+        actor.close()
+        return lines
+
+    assert feed(vermilion_server.port) == feed(redis_server.port)

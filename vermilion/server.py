@@ -362,7 +362,17 @@ class Server:
                              stats.total_net_input_bytes, stats.total_net_output_bytes)
 
     def feed_monitors(self, client: Client, argv: list[bytes]) -> None:
-        # replicationFeedMonitors(): +<time> [<db> <addr>] "arg" "arg"
+        # replicationFeedMonitors(): +<time> [<db> <addr>] "arg" "arg". Admin commands
+        # are never shown (call()), and passwords are redacted.
+        try:
+            spec = lookup(argv)
+        except CommandError:
+            return
+        if "admin" in spec.flags or "skip_monitor" in spec.flags:
+            return
+        redact = _REDACT.get(spec.fullname)
+        if redact is not None:
+            argv = redact(argv)
         now = time.time()
         addr = "unix:" + self.config["unixsocket"] if client.unix else client.addr
         text = "+%.6f [%d %s] %s\r\n" % (
@@ -620,6 +630,22 @@ class Server:
     def banner(self) -> None:
         logger.notice(f"Running mode=standalone, port={self.tcp_port or self.config['port']}.")
         logger.warning("Server initialized")
+
+
+def _redact_auth(argv: list[bytes]) -> list[bytes]:
+    return argv[:1] + [b"(redacted)"] * (len(argv) - 1)
+
+
+def _redact_hello(argv: list[bytes]) -> list[bytes]:
+    out = list(argv)
+    for i, arg in enumerate(argv):
+        if arg.lower() == b"auth" and i + 2 < len(argv):
+            out[i + 1] = out[i + 2] = b"(redacted)"
+    return out
+
+
+# redactClientCommandArgument() callers: what MONITOR must not show.
+_REDACT = {"auth": _redact_auth, "hello": _redact_hello}
 
 
 def _set_keepalive(sock, interval: int) -> None:
