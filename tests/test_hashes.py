@@ -465,3 +465,33 @@ def test_exact_type_ttl_and_copy(raw, raw_real):
          "HINCRBY h b 1", "HINCRBYFLOAT h b 1.5", "TTL h", "COPY h h2", "HSET h2 z 9",
          "HGETALL h", "HGETALL h2", "OBJECT ENCODING h2", "HSET big f " + "x" * 65,
          "COPY big big2", "OBJECT ENCODING big2")
+
+
+def test_aof_replays_hash_writes(tmp_path):
+    """Every hash write reaches the AOF once (HINCRBYFLOAT as its result): a restart
+    rebuilds the same hashes, in the same field order."""
+    from conftest import start_vermilion
+
+    server = start_vermilion(tmp_path, ["--appendonly", "yes"])
+    try:
+        c = server.client()
+        c.hset("h", mapping={"a": "1", "b": "2"})
+        c.hincrbyfloat("h", "f", "0.1")
+        c.hincrbyfloat("h", "f", "0.2")
+        c.hdel("h", "a")
+        c.hincrby("h", "b", 5)
+        c.hsetnx("h", "n", "x")
+        c.execute_command("HMSET", "h2", "k", "v")
+        c.hdel("h2", "k")
+        before = {k: c.hgetall(k) for k in c.keys("*")}
+        order = c.hkeys("h")
+    finally:
+        server.stop()
+    assert before == {b"h": {b"b": b"7", b"f": b"0.3", b"n": b"x"}}
+    server = start_vermilion(tmp_path, ["--appendonly", "yes"])
+    try:
+        c = server.client()
+        assert {k: c.hgetall(k) for k in c.keys("*")} == before
+        assert c.hkeys("h") == order
+    finally:
+        server.stop()

@@ -351,3 +351,33 @@ def test_exact_type_ttl_and_copy(raw, raw_real):
          "RPUSH l a b c", "TYPE l", "EXPIRE l 1000", "RPUSH l d", "LPOP l", "LSET l 0 x",
          "LTRIM l 0 1", "TTL l", "COPY l l2", "RPUSH l2 z", "LRANGE l 0 -1",
          "LRANGE l2 0 -1", "LMOVE l fresh left left", "TTL fresh", "TTL l")
+
+
+def test_aof_replays_list_writes(tmp_path):
+    """Every list write reaches the AOF once: a restart rebuilds the same lists."""
+    from conftest import start_vermilion
+
+    server = start_vermilion(tmp_path, ["--appendonly", "yes"])
+    try:
+        c = server.client()
+        c.rpush("l", *"abcdefab")
+        c.lpop("l", 2)
+        c.lmove("l", "m", "LEFT", "RIGHT")
+        c.rpoplpush("l", "m")
+        c.lrem("l", -1, "e")
+        c.execute_command("LMPOP", 2, "zz", "l", "RIGHT", "COUNT", 1)
+        c.linsert("l", "BEFORE", "d", "X")
+        c.lset("l", 0, "Y")
+        c.ltrim("l", 0, 2)
+        c.lpush("gone", "x")
+        c.lpop("gone")
+        before = {k: c.lrange(k, 0, -1) for k in c.keys("*")}
+    finally:
+        server.stop()
+    assert before == {b"l": [b"Y", b"d", b"f"], b"m": [b"b", b"c"]}
+    server = start_vermilion(tmp_path, ["--appendonly", "yes"])
+    try:
+        c = server.client()
+        assert {k: c.lrange(k, 0, -1) for k in c.keys("*")} == before
+    finally:
+        server.stop()
