@@ -252,9 +252,10 @@ _ES = 40  # sizeof(geoPoint): pqsort's range tests compare byte addresses
 
 
 def pqsort(items: list, key, reverse: bool, lo: int, hi: int) -> None:
-    """Redis's partial quicksort (Bentley & McIlroy, NetBSD): sorts items in place just
-    enough for positions lo..hi to hold their final values. Not stable: GEORADIUS with
-    COUNT orders equal distances this way, so it is ported step by step."""
+    """Redis's partial quicksort (Bentley & McIlroy via NetBSD, without the switch to
+    insertion sort that Redis removed): sorts items in place just enough for positions
+    lo..hi to hold their final values. Not stable: GEORADIUS with COUNT orders equal
+    distances this way, so it is ported step by step."""
     def cmp(i, j):
         a, b = key(items[i // _ES]), key(items[j // _ES])
         result = 1 if a > b else (0 if a == b else -1)
@@ -288,7 +289,6 @@ def pqsort(items: list, key, reverse: bool, lo: int, hi: int) -> None:
 
     def sort(a, n, lrange, rrange):
         while True:
-            swap_cnt = 0
             if n < 7:
                 insertion(a, n)
                 return
@@ -311,7 +311,6 @@ def pqsort(items: list, key, reverse: bool, lo: int, hi: int) -> None:
                     if result > 0:
                         break
                     if result == 0:
-                        swap_cnt = 1
                         swap(pa, pb)
                         pa += _ES
                     pb += _ES
@@ -320,19 +319,14 @@ def pqsort(items: list, key, reverse: bool, lo: int, hi: int) -> None:
                     if result < 0:
                         break
                     if result == 0:
-                        swap_cnt = 1
                         swap(pc, pd)
                         pd -= _ES
                     pc -= _ES
                 if pb > pc:
                     break
                 swap(pb, pc)
-                swap_cnt = 1
                 pb += _ES
                 pc -= _ES
-            if swap_cnt == 0:
-                insertion(a, n)
-                return
             pn = a + n * _ES
             r = min(pa - a, pb - pa)
             vecswap(a, pb - r, r)
