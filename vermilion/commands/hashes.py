@@ -160,17 +160,9 @@ def hincrby(client, argv):
     return value
 
 
-def _long_double(raw: bytes):
-    """string2ld(): also refuses a NUL anywhere, since Redis checks that strtold used
-    all slen bytes (strings.py's parser stops at the first NUL like C strings)."""
-    if b"\0" in raw:
-        return None
-    return _parse_long_double(raw)
-
-
 @command("hincrbyfloat")
 def hincrbyfloat(client, argv):
-    incr = _long_double(argv[3])
+    incr = _parse_long_double(argv[3])
     if incr is None:
         raise CommandError(errors.NOT_FLOAT)
     if incr is _INF:
@@ -183,7 +175,7 @@ def hincrbyfloat(client, argv):
     if old is None:
         value = Fraction(0)
     else:
-        value = _long_double(old)
+        value = _parse_long_double(old)
         if value is None:
             raise CommandError(errors.HASH_NOT_FLOAT)
     total = None if value is _INF else _ld_round(value + incr)
