@@ -104,6 +104,7 @@ def test_hrandfield(r):
     fields = {b"a": b"1", b"b": b"2", b"c": b"3"}
     r.hset("h", mapping=fields)
     assert r.hrandfield("h") in fields
+    assert {r.hrandfield("h") for _ in range(200)} == set(fields)  # every field comes up
     two = r.hrandfield("h", 2)
     assert len(set(two)) == 2 and set(two) <= set(fields)
     assert sorted(r.hrandfield("h", 10)) == sorted(fields)
