@@ -140,3 +140,22 @@ def test_stats_count_connections_and_commands(vermilion_server):
     assert field(after, "total_net_input_bytes") > field(before, "total_net_input_bytes")
     first.close()
     second.close()
+
+
+def test_persistence_fields_with_aof_match_redis(tmp_path):
+    from conftest import start_redis, start_vermilion
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "r").mkdir()
+    ours = start_vermilion(tmp_path / "v", ["--appendonly", "yes"])
+    theirs = start_redis(tmp_path / "r", ["--appendonly", "yes"])
+    try:
+        a, b = RawConnection(ours.port), RawConnection(theirs.port)
+        mine = sections(body(a.command("INFO", "persistence")))["Persistence"]
+        real = sections(body(b.command("INFO", "persistence")))["Persistence"]
+        assert mine == real
+        a.close()
+        b.close()
+    finally:
+        ours.stop()
+        theirs.stop()

@@ -201,8 +201,16 @@ def memory_section(server) -> dict:
 
 
 def persistence_section(server) -> dict:
-    return {
-        "loading": 0,
+    # Read from the persistence module's state where it exists (server.snapshots for
+    # RDB, server.aof for the AOF); the defaults are an idle server's values.
+    now = time.time()
+    snap = getattr(server, "snapshots", None)
+    aof = getattr(server, "aof", None)
+    bgsave_pid = getattr(snap, "child_pid", 0)
+    rewrite_pid = getattr(aof, "rewrite_child", 0)
+    aof_on = bool(server.config["appendonly"])
+    fields = {
+        "loading": int(bool(getattr(server, "loading", False))),
         "async_loading": 0,
         "current_cow_peak": 0,
         "current_cow_size": 0,
@@ -211,28 +219,40 @@ def persistence_section(server) -> dict:
         "current_save_keys_processed": 0,
         "current_save_keys_total": 0,
         "rdb_changes_since_last_save": server.dirty,
-        "rdb_bgsave_in_progress": 0,
+        "rdb_bgsave_in_progress": int(bool(bgsave_pid)),
         "rdb_last_save_time": server.lastsave,
-        "rdb_last_bgsave_status": "ok",
-        "rdb_last_bgsave_time_sec": -1,
-        "rdb_current_bgsave_time_sec": -1,
-        "rdb_saves": 0,
+        "rdb_last_bgsave_status": "ok" if getattr(snap, "last_bgsave_ok", True) else "err",
+        "rdb_last_bgsave_time_sec": getattr(snap, "last_bgsave_seconds", -1),
+        "rdb_current_bgsave_time_sec":
+            int(now - snap.child_started) if bgsave_pid else -1,
+        "rdb_saves": getattr(snap, "saves", 0),
         "rdb_last_cow_size": 0,
-        "rdb_last_load_keys_expired": 0,
-        "rdb_last_load_keys_loaded": 0,
-        "aof_enabled": int(server.config["appendonly"]),
-        "aof_rewrite_in_progress": 0,
-        "aof_rewrite_scheduled": 0,
-        "aof_last_rewrite_time_sec": -1,
-        "aof_current_rewrite_time_sec": -1,
-        "aof_last_bgrewrite_status": "ok",
-        "aof_rewrites": 0,
-        "aof_rewrites_consecutive_failures": 0,
-        "aof_last_write_status": "ok",
+        "rdb_last_load_keys_expired": getattr(snap, "loaded_expired", 0),
+        "rdb_last_load_keys_loaded": getattr(snap, "loaded_keys", 0),
+        "aof_enabled": int(aof_on),
+        "aof_rewrite_in_progress": int(bool(rewrite_pid)),
+        "aof_rewrite_scheduled": int(bool(getattr(aof, "rewrite_scheduled", False))),
+        "aof_last_rewrite_time_sec": getattr(aof, "last_rewrite_seconds", -1),
+        "aof_current_rewrite_time_sec":
+            int(now - aof.rewrite_started) if rewrite_pid else -1,
+        "aof_last_bgrewrite_status": "ok" if getattr(aof, "last_rewrite_ok", True) else "err",
+        "aof_rewrites": getattr(aof, "rewrites", 0),
+        "aof_rewrites_consecutive_failures": getattr(aof, "consecutive_failures", 0),
+        "aof_last_write_status": "ok" if getattr(aof, "last_write_ok", True) else "err",
         "aof_last_cow_size": 0,
         "module_fork_in_progress": 0,
         "module_fork_last_cow_size": 0,
     }
+    if aof_on:
+        fields.update({
+            "aof_current_size": getattr(aof, "current_size", 0),
+            "aof_base_size": getattr(aof, "base_size", 0),
+            "aof_pending_rewrite": int(bool(getattr(aof, "rewrite_scheduled", False))),
+            "aof_buffer_length": len(getattr(aof, "buffer", b"") or b""),
+            "aof_pending_bio_fsync": 0,
+            "aof_delayed_fsync": 0,
+        })
+    return fields
 
 
 def stats_section(server) -> dict:

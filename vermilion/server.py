@@ -419,6 +419,7 @@ class Server:
             logger.warning("Configured to not listen anywhere, exiting.")
             raise SystemExit(1)
         self._write_pidfile()
+        self.banner()  # Redis logs "Server initialized" before loading the data
         await self.load_data_in_background()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
@@ -697,7 +698,6 @@ def run(config: Config) -> int:
         server = Server(config)
         server.log_starting()
         await server.start()
-        server.banner()
         server.used_memory_startup = server.used_memory()
         if server.tcp_port:
             logger.notice("Ready to accept connections")
