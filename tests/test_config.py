@@ -314,3 +314,41 @@ def test_config_rewrite_matches_redis(tmp_path):
             b"hash-max-listpack-entries": b"100"}
     finally:
         vm.stop()
+
+
+def test_config_set_port_and_bind_rebind_listeners(tmp_path, pair):
+    from conftest import free_port
+
+    server = start_vermilion(tmp_path)
+    try:
+        conn = RawConnection(server.port)
+        new_port = free_port()
+        assert conn.command("CONFIG", "SET", "port", new_port) == b"+OK\r\n"
+        moved = RawConnection(new_port)
+        assert moved.command("PING") == b"+PONG\r\n"
+        with pytest.raises(OSError):
+            RawConnection(server.port)
+        # A port in use: refused as Redis does, the old listener keeps serving.
+        real = RawConnection(pair[1].port)
+        mine = moved.command("CONFIG", "SET", "port", pair[1].port)
+        assert mine == real.command("CONFIG", "SET", "port", new_port)
+        assert mine == (b"-ERR CONFIG SET failed (possibly related to argument 'port') - "
+                        b"Unable to listen on this port. Check server logs.\r\n")
+        real.close()
+        assert RawConnection(new_port).command("PING") == b"+PONG\r\n"
+        assert moved.command("CONFIG", "GET", "port") == b"*2\r\n$4\r\nport\r\n$%d\r\n%d\r\n" % (
+            len(str(new_port)), new_port)
+        # An address this host does not have: Redis refuses it unless optional ("-").
+        error = moved.command("CONFIG", "SET", "bind", "127.0.0.1 10.255.255.1")
+        assert error == (b"-ERR CONFIG SET failed (possibly related to argument 'bind') - "
+                         b"Failed to bind to specified addresses.\r\n")
+        assert RawConnection(new_port).command("PING") == b"+PONG\r\n"
+        assert moved.command("CONFIG", "SET", "bind", "127.0.0.1 -10.255.255.1") == b"+OK\r\n"
+        assert RawConnection(new_port).command("PING") == b"+PONG\r\n"
+    finally:
+        server.stop()
+
+
+def test_config_set_bind_unavailable_matches_redis(conns):
+    both(conns, "CONFIG", "SET", "bind", "127.0.0.1 10.255.255.1")
+    both(conns, "CONFIG", "GET", "bind")

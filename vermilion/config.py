@@ -18,10 +18,12 @@ accepted, stored and reported even when Vermilion does not act on it yet.
 
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -417,6 +419,89 @@ def _resize_backlog(server, value: int) -> None:
     server.config.values["repl-backlog-size"] = max(value, 16 * 1024)
 
 
+def _relisten(message: str, close_first: bool):
+    """changeListenPort() binds the new port before closing the old one; changeBindAddr()
+    closes the old listeners first (same port). On failure CONFIG SET fails with Redis's
+    message and the rollback applies the old values again."""
+
+    def apply(server, value) -> None:
+        if server.loop is None:
+            return
+        old = [srv for srv in server.listeners
+               if srv.sockets and srv.sockets[0].family != socket.AF_UNIX]
+        if not close_first and old and server.config["port"] == server.tcp_port:
+            return  # a rollback to the port still being served
+        if close_first:
+            _close_listeners(server, old)
+            old = []
+        port, sockets = server.config["port"], []
+        if port:
+            try:
+                sockets = _bind_sockets(server.config["bind"], port,
+                                        server.config["tcp-backlog"])
+            except OSError:
+                raise ConfigError(message) from None
+        _close_listeners(server, old)
+        if sockets:
+            server.tcp_port = sockets[0].getsockname()[1]
+        for sock in sockets:
+            server.loop.create_task(_serve_socket(server, sock))
+
+    return apply
+
+
+def _close_listeners(server, listeners) -> None:
+    for srv in listeners:
+        srv.close()
+        server.listeners.remove(srv)
+
+
+def _bind_sockets(bind, port: int, backlog: int) -> list:
+    from .log import logger
+
+    sockets = []
+    try:
+        for entry in bind:
+            optional = entry.startswith("-")
+            addr = entry[1:] if optional else entry
+            host = {"*": "0.0.0.0", "::*": "::"}.get(addr, addr)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((host, port))
+                sock.listen(backlog)
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                logger.warning(f"Warning: Could not create server TCP listening socket "
+                               f"{addr}:{port}: bind: {exc.strerror}")
+                # listenToPort(): an unavailable address is skipped only when optional
+                # ("-"); an unsupported protocol or family always is.
+                if (optional and exc.errno == errno.EADDRNOTAVAIL) or exc.errno in (
+                        errno.ENOPROTOOPT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT,
+                        errno.EPFNOSUPPORT, errno.EAFNOSUPPORT):
+                    continue
+                raise
+            sockets.append(sock)
+        if not sockets:
+            raise OSError("no address to listen on")
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+async def _serve_socket(server, sock) -> None:
+    from .client import Client
+
+    srv = await server.loop.create_server(lambda: Client(server), sock=sock)
+    server.listeners.append(srv)
+
+
 # -- special (multi-argument) configs ------------------------------------------------------
 
 def _set_save(config: "Config", args: list[str]):
@@ -748,7 +833,8 @@ TABLE: list[ConfigSpec] = [
     enum_config("cluster-preferred-endpoint-type", "ip", ("ip", "hostname", "unknown-endpoint")),
     # Integer configs
     int_config("databases", 16, 1, INT_MAX, mutable=False),
-    int_config("port", 6379, 0, 65535),
+    int_config("port", 6379, 0, 65535,
+               apply=_relisten("Unable to listen on this port. Check server logs.", False)),
     int_config("io-threads", 1, 1, 128, mutable=False),
     int_config("auto-aof-rewrite-percentage", 100, 0, INT_MAX),
     int_config("cluster-replica-validity-factor", 10, 0, INT_MAX,
@@ -844,7 +930,8 @@ TABLE: list[ConfigSpec] = [
     special("shutdown-on-sigint", _parse_shutdown_flags, str, "default", None, nargs=0),
     special("shutdown-on-sigterm", _parse_shutdown_flags, str, "default", None, nargs=0),
     special("notify-keyspace-events", _parse_notify, str, "", _rewrite_notify),
-    special("bind", _parse_bind, " ".join, DEFAULT_BIND, _rewrite_bind, nargs=0),
+    special("bind", _parse_bind, " ".join, DEFAULT_BIND, _rewrite_bind, nargs=0,
+            apply=_relisten("Failed to bind to specified addresses.", True)),
     special("replicaof", _parse_replicaof, _format_replicaof, None, _rewrite_replicaof,
             aliases=("slaveof",), mutable=False, nargs=0),
     special("latency-tracking-info-percentiles", _parse_percentiles, _format_percentiles,
