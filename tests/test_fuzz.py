@@ -178,3 +178,34 @@ def test_abandoned_partial_commands_are_freed(fuzz_server):
         sock.close()
     assert wait_for_one_client(port) == 1
     assert RawConnection(port).command("PING") == b"+PONG\r\n"
+
+
+def run_parser_slow(data: bytes):
+    """One command per parse() call: max_commands disables both fast paths."""
+    parser = RequestParser()
+    out = []
+    parser.feed(data)
+    while True:
+        commands = parser.parse(max_commands=1)
+        out += commands
+        if not commands or parser.error is not None:
+            break
+    return out, parser.error
+
+
+plain_inline = st.lists(
+    st.builds(lambda words, sep, end: sep.join(words) + end,
+              st.lists(st.binary(min_size=1, max_size=6).filter(lambda w: not w.isspace()),
+                       max_size=4),
+              st.sampled_from([b" ", b"\t", b"  ", b"\r", b" \r "]),
+              st.sampled_from([b"\r\n", b"\n", b"\r\r\n", b" \n"])),
+    min_size=1, max_size=10).map(b"".join)
+canonical = st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=5),
+                     min_size=1, max_size=10).map(lambda cmds: b"".join(map(encode, cmds)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(hostile, plain_inline, canonical,
+                 st.tuples(canonical, hostile).map(b"".join)))
+def test_fast_paths_agree_with_the_general_parser(data):
+    assert run_parser([data]) == run_parser_slow(data)

@@ -48,6 +48,14 @@ _FAST_COUNT = {b"*%d" % i: i for i in range(1, 1025)}.get
 _FAST_BULK = _BULK_HEADERS.get
 
 
+_SPECIAL_BYTES = (b"*", b'"', b"'", b"\0", b"\v", b"\f")
+
+
+def _has_special(buf: bytes) -> bool:
+    """Whether buf holds anything the plain inline fast path cannot take."""
+    return any(map(buf.__contains__, _SPECIAL_BYTES))
+
+
 class ProtocolError(Exception):
     """The client sent something Redis would answer with a protocol error and a close."""
 
@@ -157,6 +165,12 @@ class RequestParser:
             if pos == n:
                 self._buf = b""
                 return out
+        elif (argv is None and not max_commands and n <= INLINE_MAX_SIZE and n
+                and buf[-1] == 10 and buf[0] != 42 and not _has_special(buf)):
+            # Only plain inline lines (redis-benchmark's PING_INLINE, telnet): no
+            # quotes, no NUL/\v/\f, no multibulk; bytes.split() is sdssplitargs here.
+            self._buf = b""
+            return [words for words in map(bytes.split, buf.split(b"\n")) if words]
         else:
             out, pos = [], 0
         started = len(argv) if argv is not None else 0
