@@ -352,3 +352,27 @@ def test_config_set_port_and_bind_rebind_listeners(tmp_path, pair):
 def test_config_set_bind_unavailable_matches_redis(conns):
     both(conns, "CONFIG", "SET", "bind", "127.0.0.1 10.255.255.1")
     both(conns, "CONFIG", "GET", "bind")
+
+
+def test_protected_configs_local(tmp_path):
+    """enable-protected-configs local: a loopback client may set dir and dbfilename."""
+    got = []
+    for start, name in ((start_vermilion, "vm"), (start_redis, "rd")):
+        cwd = tmp_path / name
+        (cwd / "sub").mkdir(parents=True)
+        server = start(cwd, ["--enable-protected-configs", "local"])
+        conn = RawConnection(server.port)
+        try:
+            replies = [conn.command("CONFIG", "SET", "dir", str(cwd / "sub")),
+                       conn.command("CONFIG", "SET", "dir", "/nonexistent/dir"),
+                       conn.command("CONFIG", "SET", "dbfilename", "x.rdb"),
+                       conn.command("CONFIG", "GET", "dbfilename")]
+            dir_reply = conn.command("CONFIG", "GET", "dir")
+            assert dir_reply.endswith(b"\r\n" + str(cwd / "sub").encode() + b"\r\n")
+            got.append(replies)
+        finally:
+            conn.close()
+            server.stop()
+    assert got[0] == got[1]
+    assert got[0][1] == (b"-ERR CONFIG SET failed (possibly related to argument 'dir') - "
+                         b"No such file or directory\r\n")
