@@ -520,3 +520,18 @@ def test_monitor_hides_admin_commands_and_passwords_like_redis(vermilion_server,
         return lines
 
     assert feed(vermilion_server.port) == feed(redis_server.port)
+
+
+def test_debug_digest_matches_redis(raw, raw_real):
+    """debug.c's dataset digest: same data, same digest as the real server."""
+    setup = [("DEBUG", "DIGEST"), ("SET", "s", "hello"), ("SET", "n", "123"),
+             ("RPUSH", "l", "a", "b", "1"), ("SADD", "st", "x", "y"),
+             ("HSET", "h", "f", "v", "g", "2"), ("ZADD", "z", "0.1", "m", "2", "n"),
+             ("SET", "e", "1", "EX", "100"), ("SELECT", "3"), ("SET", "k3", "v")]
+    for args in setup:
+        assert raw.command(*args) == raw_real.command(*args), args
+    for args in [("DEBUG", "DIGEST"), ("DEBUG", "DIGEST-VALUE", "k3", "nokey"),
+                 ("SELECT", "0"), ("DEBUG", "DIGEST-VALUE", "s", "n", "l", "st", "h", "z", "e")]:
+        assert raw.command(*args) == raw_real.command(*args), args
+    raw.command("FLUSHALL")
+    raw_real.command("FLUSHALL")

@@ -3,6 +3,9 @@ SHUTDOWN, WAIT, ROLE (networking.c clientCommand, server.c, slowlog.c, latency.c
 debug.c). Replies and errors follow Redis 7.0 byte for byte.
 """
 
+import hashlib
+import os
+import struct
 import time
 
 from .. import info
@@ -647,8 +650,87 @@ def _debug_help(client, argv):
     ]
 
 
+# -- DEBUG DIGEST: debug.c's order-independent SHA1 digest of the dataset -------------
+
+_TYPE_CODES = {"string": 0, "list": 1, "set": 2, "zset": 3, "hash": 4, "stream": 6}
+
+
+def _xor_digest(digest: bytearray, data: bytes) -> None:
+    for i, byte in enumerate(hashlib.sha1(data).digest()):
+        digest[i] ^= byte
+
+
+def _mix_digest(digest: bytearray, data: bytes) -> None:
+    _xor_digest(digest, data)
+    digest[:] = hashlib.sha1(bytes(digest)).digest()
+
+
+def _value_digest(digest: bytearray, db, key: bytes, value) -> None:
+    """xorObjectDigest()"""
+    kind = "string" if type(value) is bytes else value.type_name
+    _mix_digest(digest, struct.pack(">I", _TYPE_CODES.get(kind, 5)))
+    if kind == "string":
+        _mix_digest(digest, value)
+    elif kind == "list":
+        for item in value:
+            _mix_digest(digest, item)
+    elif kind == "set":
+        for member in value:
+            _xor_digest(digest, member)
+    elif kind == "zset":
+        for member, score in value.items_by_score():
+            element = bytearray(20)
+            _mix_digest(element, member)
+            _mix_digest(element, b"%.17g" % score)
+            _xor_digest(digest, bytes(element))
+    elif kind == "hash":
+        for field, val in value.items():
+            element = bytearray(20)
+            _mix_digest(element, field)
+            _mix_digest(element, val)
+            _xor_digest(digest, bytes(element))
+    if key in db.expires:
+        _xor_digest(digest, b"!!expire!!")
+
+
+def _debug_digest(client, argv):
+    final = bytearray(20)
+    for db in client.server.dbs:
+        if not db.data:
+            continue
+        _mix_digest(final, struct.pack(">I", db.id))
+        for key in list(db.data):
+            value = db.lookup(key)
+            if value is None:
+                continue
+            digest = bytearray(20)
+            _mix_digest(digest, key)
+            _value_digest(digest, db, key, value)
+            _xor_digest(final, bytes(digest))
+    return final.hex()
+
+
+def _debug_digest_value(client, argv):
+    out = []
+    for key in argv[2:]:
+        digest = bytearray(20)
+        value = client.db.lookup(key)
+        if value is not None:
+            _value_digest(digest, client.db, key, value)
+        out.append(digest.hex())
+    return out
+
+
+def _debug_change_repl_id(client, argv):
+    client.server.replid = os.urandom(20).hex()
+    return OK
+
+
 # (handler, minimum argc, maximum argc or None)
 DEBUG_SUBCOMMANDS = {
+    b"digest": (_debug_digest, 2, 2),
+    b"digest-value": (_debug_digest_value, 2, None),
+    b"change-repl-id": (_debug_change_repl_id, 2, 2),
     b"sleep": (_debug_sleep, 3, 3),
     b"object": (_debug_object, 3, 3),
     b"set-active-expire": (_debug_set_active_expire, 3, 3),
