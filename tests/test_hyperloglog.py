@@ -170,3 +170,23 @@ def test_random_sets_match_redis(raw, raw_real, first, second):
     same(raw, raw_real, "GET", "m")
     same(raw, raw_real, "PFCOUNT", "m")
     same(raw, raw_real, "GET", "p")
+
+
+def test_ttl_kept_and_forged_sparse_bodies(raw, raw_real):
+    same(raw, raw_real, "PFADD", "h", "a", "b")
+    same(raw, raw_real, "EXPIRE", "h", "100")
+    for args in (("PFADD", "h", "c"), ("PFCOUNT", "h"), ("PFMERGE", "h", "h"),
+                 ("PFDEBUG", "TODENSE", "h")):
+        same(raw, raw_real, *args)
+        same(raw, raw_real, "TTL", "h")
+    header = b"HYLL\x01" + bytes(11)
+    forged = (header + b"\x7f\xff\x80",  # covers 16385 registers
+              header + b"\x7f\xfe\x80",  # exactly 16384 with a VAL at the end
+              header + b"\x7f",  # an XZERO cut after its first byte
+              header + b"\xff" * 4096)  # 4096 x VAL(32, 4): every register at 32
+    for value in forged:
+        same(raw, raw_real, "SET", "f", value)
+        same(raw, raw_real, "PFCOUNT", "f")
+        same(raw, raw_real, "PFADD", "f", *["z%d" % i for i in range(40)])
+        same(raw, raw_real, "GET", "f")
+        same(raw, raw_real, "PFCOUNT", "f", "h")

@@ -284,10 +284,13 @@ class HLL:
             self.ops = self.spans = self.ends = None
         else:
             self.dense = None
-            self.ops = _OPCODE.findall(value, HDR_SIZE)
-            self.spans = list(map(SPAN.__getitem__, self.ops))
-            self.ends = list(accumulate(self.spans))
-            self.size = len(value)
+            self._parse(memoryview(value)[HDR_SIZE:])
+
+    def _parse(self, body) -> None:
+        self.ops = _OPCODE.findall(body)
+        self.spans = list(map(SPAN.__getitem__, self.ops))
+        self.ends = list(accumulate(self.spans))
+        self.size = HDR_SIZE + len(body)
 
     @property
     def encoding(self) -> int:
@@ -442,6 +445,10 @@ class HLL:
             spans[i:i + 1] = seq_spans
             ends[i:i + 1] = list(accumulate(seq_spans, initial=first))[1:]
             self.size += delta
+            if kind == 0x40 and len(op) == 1:
+                # A truncated XZERO at the very end (forged value): Redis counts it as
+                # 2 bytes, so the string ends one byte before the new sequence does.
+                self._parse(b"".join(ops)[:-1])
         if self.hist is not None:
             self._count_moves(current, count)
         self._merge(prev)
