@@ -12,7 +12,7 @@ from operator import indexOf
 
 from ..datatypes.listtype import ListValue
 from ..protocol import errors
-from ..protocol.encode import NULL_ARRAY, OK
+from ..protocol.encode import NULL_ARRAY, OK, BulkStrings
 from ..protocol.errors import CommandError
 from .args import LLONG_MIN, parse_int, to_int
 from .registry import command
@@ -274,7 +274,7 @@ def lrange(client, argv):
     span = _clamp_range(start, end, len(lst))
     if span is None:
         return []
-    return lst.range(*span)
+    return BulkStrings(lst.range(*span))
 
 
 @command("lpos")
