@@ -452,6 +452,7 @@ class HLL:
         if self.hist is not None:
             self._count_moves(current, count)
         self._merge(prev)
+        self.header[15] |= 0x80  # hllSparseSet() invalidates the cache itself
         return 1
 
     def _merge(self, prev) -> None:
