@@ -410,11 +410,7 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = self.loop.create_future()
-        port = self.config["port"]
-        if port:
-            await self._listen_tcp(port)
-        if self.config["unixsocket"]:
-            await self._listen_unix(self.config["unixsocket"], self.config["unixsocketperm"])
+        await self._listen_all()
         if not self.listeners:
             logger.warning("Configured to not listen anywhere, exiting.")
             raise SystemExit(1)
@@ -424,6 +420,18 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()
+
+    async def _listen_all(self) -> None:
+        port = self.config["port"]
+        if port:
+            await self._listen_tcp(port)
+        if self.config["unixsocket"]:
+            await self._listen_unix(self.config["unixsocket"], self.config["unixsocketperm"])
+
+    def _stop_accepting(self) -> None:
+        for srv in self.listeners:
+            srv.close()
+        self.listeners = []
 
     async def _listen_tcp(self, port: int) -> None:
         for entry in self.config["bind"]:
@@ -526,6 +534,8 @@ class Server:
         """prepareForShutdown(): run the shutdown hooks (final save, AOF flush). False
         when one failed and FORCE was not given; the server then keeps running."""
         logger.warning("User requested shutdown...")
+        # No new connections while the final save runs.
+        self._stop_accepting()
         for hook in self.shutdown_hooks:
             try:
                 hook(flags)
@@ -534,6 +544,7 @@ class Server:
                 if "force" not in flags:
                     logger.warning("Errors trying to shut down the server. Check the logs "
                                    "for more information.")
+                    self.loop.create_task(self._listen_all())  # keep serving
                     return False
         return True
 
