@@ -40,7 +40,7 @@ ERROR_CASES = [
     ("WAIT", "0", "x"), ("WAIT", "1"), ("ROLE",), ("SHUTDOWN", "bogus"), ("SHUTDOWN", "ABORT"),
     ("SHUTDOWN", "NOSAVE", "SAVE"), ("SHUTDOWN", "ABORT", "NOW"), ("DEBUG", "bogus"),
     ("DEBUG", "SLEEP", "0"), ("DEBUG", "OBJECT", "nokey"), ("DEBUG", "SET-ACTIVE-EXPIRE", "1"),
-    ("DEBUG",), ("MONITOR", "x"), ("INFO", "a", "b"), ("LASTSAVE", "x"),
+    ("DEBUG",), ("DEBUG", "HELP"), ("MONITOR", "x"), ("INFO", "a", "b"), ("LASTSAVE", "x"),
 ]
 
 
