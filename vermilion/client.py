@@ -108,7 +108,23 @@ class Client(asyncio.Protocol):
             self._check_query_limit()
             return
         self.last_interaction = time.time()
-        self._run(parser.parse(self.authenticated))
+        if self.authenticated:
+            self._run(parser.parse())
+        else:
+            self._run_unauthenticated()
+
+    def _run_unauthenticated(self) -> None:
+        """Redis parses one command, runs it, then parses the next: after an AUTH that
+        succeeds, the rest of the batch is no longer held to the unauthenticated limits."""
+        parser = self.parser
+        while not self.authenticated:
+            commands = parser.parse(False, max_commands=1)
+            if commands or parser.error is not None:
+                self._run(commands)
+            if (self.closing or self.close_after_reply or self.postponed is not None
+                    or parser.error is not None or not parser.has_more()):
+                return
+        self._run(parser.parse())
 
     def _run(self, commands: list[list[bytes]]) -> None:
         """Execute a batch of parsed commands; their replies go out in one write."""
