@@ -54,12 +54,33 @@ bit_offset = st.one_of(st.integers(-2, 80).map(lambda i: b"%d" % i),
 index = st.one_of(st.integers(-12, 12).map(lambda i: b"%d" % i),
                   st.sampled_from([b"9223372036854775807", b"-9223372036854775808", b"abc",
                                    b"99999999999999999999"]))
+
+
+class Relative:
+    """A relative expiry, made concrete when the sequence runs: base + 10 s per position
+    in the sequence, so that two expiries of one sequence are never within the few
+    milliseconds the servers' clocks can differ by, and GT/LT/NX/XX answers are
+    deterministic."""
+
+    __slots__ = ("base", "ms")
+
+    def __init__(self, base: int, ms: bool):
+        self.base, self.ms = base, ms
+
+    def at(self, position: int) -> bytes:
+        seconds = self.base + 10 * position
+        return b"%d" % (seconds * 1000 if self.ms else seconds)
+
+    def __repr__(self):
+        return f"<{self.base}{'000 ms' if self.ms else ' s'} + 10 s per position>"
+
+
 # Relative expiries are either long (so they cannot elapse during an example) or
 # not positive (delete now / invalid); absolute ones are far past or far future.
-seconds = st.one_of(st.integers(1000, 100000).map(lambda i: b"%d" % i),
+seconds = st.one_of(st.integers(1, 100).map(lambda k: Relative(1000 * k, False)),
                     st.sampled_from([b"0", b"-1", b"-100", b"abc", b"", b"1.5",
                                      b"9223372036854775807", b"9223372036854775", b"-9223372036854775808"]))
-milliseconds = st.one_of(st.integers(1000000, 100000000).map(lambda i: b"%d" % i),
+milliseconds = st.one_of(st.integers(1, 100).map(lambda k: Relative(1000 * k, True)),
                          st.sampled_from([b"0", b"-1", b"abc", b"9223372036854775807"]))
 FUTURE_S = int(time.time()) + 10**6
 unix_seconds = st.sampled_from([b"1", b"1000", b"0", b"-1", b"%d" % FUTURE_S, b"abc",
@@ -71,7 +92,8 @@ pattern = st.sampled_from([b"*", b"a", b"?", b"[ab]", b"[^a]*", b"{*", b"*x", b"
 expiry_option = st.one_of(
     st.tuples(st.just(b"EX"), seconds), st.tuples(st.just(b"PX"), milliseconds),
     st.tuples(st.just(b"EXAT"), unix_seconds), st.tuples(st.just(b"PXAT"), unix_ms),
-    st.tuples(st.just(b"KEEPTTL")), st.tuples(st.sampled_from([b"ex", b"px"]), seconds),
+    st.tuples(st.just(b"KEEPTTL")), st.tuples(st.just(b"ex"), seconds),
+    st.tuples(st.just(b"px"), milliseconds),
     st.tuples(st.just(b"EX")),  # missing value
 )
 set_option = st.one_of(expiry_option, st.tuples(st.sampled_from([b"NX", b"XX", b"GET", b"nx",
@@ -212,7 +234,8 @@ def run_both(conns, sequence):
     """Run the sequence on both servers; return the transcript and the first mismatch."""
     ours, theirs = conns
     transcript = []
-    for argv in sequence:
+    for position, argv in enumerate(sequence):
+        argv = [a.at(position) if isinstance(a, Relative) else a for a in argv]
         got, expected = normalize(argv, ours.command(*argv), theirs.command(*argv))
         transcript.append(f"  {show(argv)}\n      redis:     {expected!r}\n      vermilion: {got!r}")
         if got != expected:
