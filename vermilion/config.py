@@ -10,7 +10,8 @@ CONFIG GET/SET and CONFIG REWRITE, as config.c's standardConfig table does in Re
 - client-output-buffer-limit → {"normal"|"replica"|"pubsub": (hard, soft, seconds)},
 - oom-score-adj-values → (master, replica, bgchild), latency-tracking-info-percentiles
   → tuple of floats, replicaof → None or (host, port),
-- notify-keyspace-events → the canonical flag string ("AKE"; see notify_flags()).
+- notify-keyspace-events → the canonical flag string ("AKE"; see notify_flags()),
+  shutdown-on-sigint / shutdown-on-sigterm → "default" or flags like "nosave now".
 
 Every directive of Redis 7.0.15 (including TLS ones, as Debian builds with TLS) is
 accepted, stored and reported even when Vermilion does not act on it yet.
@@ -177,19 +178,15 @@ class ConfigSpec:
         if self.rewrite is None:
             self.rewrite = _rewrite_simple(self)
 
+    def default_value(self):
+        return self.default() if callable(self.default) else self.default
+
 
 def _rewrite_simple(spec: ConfigSpec):
     def rewrite(value) -> RewriteLines:
         return [(f"{spec.name} {spec.format(value)}", value != spec.default_value())]
 
     return rewrite
-
-
-def _default_value(self: ConfigSpec):
-    return self.default() if callable(self.default) else self.default
-
-
-ConfigSpec.default_value = _default_value
 
 
 def _single(converter):
@@ -502,6 +499,14 @@ async def _serve_socket(server, sock) -> None:
     server.listeners.append(srv)
 
 
+def _apply_tls(server, value) -> None:
+    # applyTlsCfg() / applyTLSPort(): turning TLS on configures OpenSSL at once. Vermilion
+    # has no TLS listener, so it fails as Redis does when the configuration is unusable.
+    config = server.config
+    if config["tls-port"] or config["tls-replication"] or config["tls-cluster"]:
+        raise ConfigError("Unable to update TLS configuration. Check server logs.")
+
+
 # -- special (multi-argument) configs ------------------------------------------------------
 
 def _set_save(config: "Config", args: list[str]):
@@ -671,12 +676,16 @@ def _parse_percentiles(args: list[str]):
 
 
 def _string2d(text: str) -> float | None:
+    # string2d(): strtod() over the whole string, hexadecimal ("0x10") included.
     if not text or text[0].isspace() or "_" in text:
         return None
     try:
         value = float(text)
     except ValueError:
-        return None
+        try:
+            value = float.fromhex(text) if "x" in text.lower() else math.nan
+        except ValueError:
+            return None
     return None if math.isnan(value) else value
 
 
@@ -733,7 +742,6 @@ def special(name, parse, fmt, default, rewrite, **kw) -> ConfigSpec:
 
 
 PROTECTED_ACTION = ("no", "yes", "local")
-TLS_ON = True  # Debian's redis-server is built with TLS; its directives exist
 
 TABLE: list[ConfigSpec] = [
     # Bool configs
@@ -905,15 +913,15 @@ TABLE: list[ConfigSpec] = [
     memory_config("auto-aof-rewrite-min-size", 64 * 1024**2, 0, LLONG_MAX),
     int_config("loading-process-events-interval-bytes", 2 * 1024**2, 1024, INT_MAX, hidden=True),
     # TLS configs
-    int_config("tls-port", 0, 0, 65535),
-    int_config("tls-session-cache-size", 20 * 1024, 0, INT_MAX),
-    int_config("tls-session-cache-timeout", 300, 0, INT_MAX),
-    bool_config("tls-cluster", False),
-    bool_config("tls-replication", False),
+    int_config("tls-port", 0, 0, 65535, apply=_apply_tls),
+    int_config("tls-session-cache-size", 20 * 1024, 0, INT_MAX, apply=_apply_tls),
+    int_config("tls-session-cache-timeout", 300, 0, INT_MAX, apply=_apply_tls),
+    bool_config("tls-cluster", False, apply=_apply_tls),
+    bool_config("tls-replication", False, apply=_apply_tls),
     enum_config("tls-auth-clients", "yes", ("no", "yes", "optional")),
-    bool_config("tls-prefer-server-ciphers", False),
-    bool_config("tls-session-caching", True),
-    *(string_config(f"tls-{name}", "", null_if_empty=True) for name in (
+    bool_config("tls-prefer-server-ciphers", False, apply=_apply_tls),
+    bool_config("tls-session-caching", True, apply=_apply_tls),
+    *(string_config(f"tls-{name}", "", null_if_empty=True, apply=_apply_tls) for name in (
         "cert-file", "key-file", "key-file-pass", "client-cert-file", "client-key-file",
         "client-key-file-pass", "dh-params-file", "ca-cert-file", "ca-cert-dir", "protocols",
         "ciphers", "ciphersuites")),
@@ -1030,7 +1038,8 @@ class Config:
     # -- loading -------------------------------------------------------------------------
 
     def load_text(self, text: str, base_dir: str = ".", depth: int = 0) -> None:
-        """loadServerConfigFromString(): raises ConfigFileError with the line."""
+        """loadServerConfigFromString(): raises ConfigFileError with the line. (base_dir
+        is unused: Redis opens includes relative to the working directory.)"""
         self._reading = True
         lines = text.split("\n")
         for number, raw in enumerate(lines, 1):
