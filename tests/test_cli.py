@@ -277,3 +277,15 @@ def test_save_lines_accumulate_like_redis(tmp_path, config_text, args, expected)
             proc.wait(10)
             log.close()
     assert got[0] == got[1] == expected
+
+
+@pytest.mark.parametrize("config_text,files", [
+    ("timeout 1\ninclude inc.conf\nhz 5\n", {"inc.conf": "hz 10\n\nbogus 1\n"}),
+    ("include nomatch-*.conf\nbogus\n", {}),
+    ("include part-*.conf\nhz 1 2\n", {"part-a.conf": "hz 10\n", "part-b.conf": "timeout 1\n"}),
+    ("include part-*.conf\n", {"part-a.conf": "hz 10", "part-b.conf": "timeout x\n"}),
+])
+def test_include_errors_match_redis(tmp_path, config_text, files):
+    mine, theirs = run_both(tmp_path, [], config_text=config_text, files=files)
+    assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr)
+    assert mine.returncode == 1
