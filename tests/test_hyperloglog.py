@@ -190,3 +190,23 @@ def test_ttl_kept_and_forged_sparse_bodies(raw, raw_real):
         same(raw, raw_real, "PFADD", "f", *["z%d" % i for i in range(40)])
         same(raw, raw_real, "GET", "f")
         same(raw, raw_real, "PFCOUNT", "f", "h")
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 6000), st.integers(0, 2**32), st.integers(50, 3000))
+def test_random_sizes_across_promotion(raw, raw_real, size, seed, sparse_max):
+    """Sets on both sides of the sparse -> dense promotion, with a random
+    hll-sparse-max-bytes, stay byte-identical after every batch."""
+    rng = random.Random(seed)
+    elements = [rng.randbytes(rng.randrange(1, 12)) for _ in range(size)]
+    try:
+        same(raw, raw_real, "CONFIG", "SET", "hll-sparse-max-bytes", str(sparse_max))
+        same(raw, raw_real, "DEL", "h")
+        for i in range(0, len(elements), 500):
+            same(raw, raw_real, "PFADD", "h", *elements[i:i + 500])
+            same(raw, raw_real, "GET", "h")
+        same(raw, raw_real, "PFCOUNT", "h")
+    finally:
+        for conn in (raw, raw_real):
+            conn.command("CONFIG", "SET", "hll-sparse-max-bytes", "3000")
