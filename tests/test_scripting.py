@@ -124,6 +124,36 @@ SAME_AS_REDIS = [
     ("EVAL", "return bit.tohex(65535)", "0"),
     ("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1,2), bit.bxor(3,1), bit.lshift(1,31),"
              " bit.rshift(-1, 28), bit.bnot(0), bit.arshift(-256, 4), bit.tobit(2^32+5)}", "0"),
+    ("EVAL", "return {type(redis.call), type(cjson.encode), type(bit.band), type(cjson.null),"
+             " type(1), type(nil), type({}), type(type)}", "0"),
+    ("EVAL", "return type()", "0"),
+    # cmsgpack and struct
+    ("EVAL", "return cmsgpack.pack({1,2,3})", "0"),
+    ("EVAL", "return cmsgpack.pack({a=1})", "0"),
+    ("EVAL", "return cmsgpack.pack(1.5, -1, 2^40, 'abc', true, false, nil)", "0"),
+    ("EVAL", "return {cmsgpack.unpack(cmsgpack.pack(1,2,'x', {1,{a=2}}))}", "0"),
+    ("EVAL", "return cmsgpack.pack(-2^40, 3.0, 0.1, 255, 65536, -33)", "0"),
+    ("EVAL", "return cmsgpack.pack(string.rep('a', 40))", "0"),
+    ("EVAL", "return cmsgpack.pack({})", "0"),
+    ("EVAL", "local a = {x=nil,y=5} local b = {a,a} a.x = b return cmsgpack.pack(a)", "0"),
+    ("EVAL", "return cmsgpack.unpack('\\205')", "0"),
+    ("EVAL", "return cmsgpack.pack()", "0"),
+    ("EVAL", "return struct.pack('>I2', 258)", "0"),
+    ("EVAL", "return {struct.unpack('<i4s', struct.pack('<i4', -2) .. 'xy')}", "0"),
+    ("EVAL", "return {struct.unpack('<i4s', struct.pack('<i4', -2) .. 'xy\\0')}", "0"),
+    ("EVAL", "return struct.size('i4d')", "0"),
+    ("EVAL", "return struct.size('!8i4d')", "0"),
+    ("EVAL", "return {struct.unpack('>HBc3', struct.pack('>HBc3', 513, 7, 'abcd'))}", "0"),
+    ("EVAL", "return struct.pack('q', 1)", "0"),
+    ("EVAL", "return {struct.unpack('Bc0', '\\3abcd')}", "0"),
+    # the sandbox holds for code loaded by the script; bytecode is refused
+    ("EVAL", "local f = loadstring('return os') return f()", "0"),
+    ("EVAL", "local f = loadstring('x = 1') return f()", "0"),
+    ("EVAL", "return loadstring(string.dump(function() return 1 end))", "0"),
+    ("EVAL", "return print", "0"),
+    ("EVAL", "local f = loadstring('x = 1') f() return 1", "0"),
+    ("EVAL", "local f = loadstring('return redis.call(\"nosuch\")') f() return 1", "0"),
+    ("EVAL", "return {pcall(cjson.decode, 'x')}", "0"),
     # SCRIPT
     ("SCRIPT", "LOAD", "return 1"),
     ("SCRIPT", "LOAD", "return x("),
@@ -171,6 +201,20 @@ def test_evalsha_after_eval_and_load(raw, raw_real):
     for conn in (raw, raw_real):
         assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"
     assert raw.command("EVALSHA", sha[5:45], "0") == raw_real.command("EVALSHA", sha[5:45], "0")
+
+
+def test_recursive_reply_is_cut_with_an_error(raw):
+    reply = raw.command("EVAL", "local a = {}; local b = {a}; a[1] = b; return a", "0")
+    assert reply.startswith(b"*1\r\n*1\r\n")
+    assert reply.endswith(b"-ERR reached lua stack limit\r\n")
+    assert raw.command("PING") == b"+PONG\r\n"
+
+
+def test_unpack_with_many_arguments(r):
+    # Redis's test uses 7999; lupa needs a few Lua stack slots of its own for a call
+    # into Python, so ~7995 arguments is our ceiling (Lua's LUAI_MAXCSTACK is 8000).
+    script = "local a = {} for i=1,7900 do a[i] = 1 end return redis.call('lpush', KEYS[1], unpack(a))"
+    assert r.eval(script, 1, "l") == 7900
 
 
 def test_select_inside_script_changes_only_the_script_db(raw, raw_real):

@@ -10,10 +10,17 @@
 local py = ...
 local dbg = debug
 
--- The innermost frame of the user's script, from the given stack level up.
+-- The frame an error is reported at, from the given stack level: the erring function,
+-- or its caller when it is a C function (as Redis's __redis__err__handler does),
+-- skipping this file's own Lua helpers (Redis has those in C).
+local BOOT = dbg.getinfo(1, "S").source
 local function user_frame(level)
     local i = dbg.getinfo(level, "nSl")
-    while i and i.source ~= "@user_script" do
+    if i and i.what == "C" then
+        level = level + 1
+        i = dbg.getinfo(level, "nSl")
+    end
+    while i and (i.source == BOOT or i.what == "C") do
         level = level + 1
         i = dbg.getinfo(level, "nSl")
     end
@@ -26,7 +33,7 @@ local function unwrap_error(err)
     local value, positional = py.unwrap(err)
     if positional then
         local i = user_frame(3)
-        if i then value = "user_script:" .. i.currentline .. ": " .. value end
+        if i then value = i.short_src .. ":" .. i.currentline .. ": " .. value end
     end
     return value
 end
@@ -49,7 +56,7 @@ local function unwrap(t) return real_of[t] or t end
 local libs = {string = string, math = math, table = table, coroutine = coroutine}
 for name, lib in pairs(libs) do G[name] = protect(lib) end
 for _, name in ipairs({"assert", "collectgarbage", "error", "gcinfo", "getmetatable",
-                       "ipairs", "load", "loadstring", "pcall", "rawequal", "select",
+                       "ipairs", "pcall", "rawequal", "select",
                        "tonumber", "tostring", "type", "unpack", "xpcall"}) do
     G[name] = _G[name]
 end
@@ -67,7 +74,8 @@ local raw_pcall = pcall
 local function pcall_result(ok, ...)
     if ok then return true, ... end
     local err = ...
-    if type(err) == "userdata" then err = unwrap_error(err) end
+    -- Caught by the script, a library's message has no position (as in Redis).
+    if type(err) == "userdata" then err = py.unwrap(err) end
     if type(err) == "table" then
         local msg = raw_rawget(err, "err")
         if type(msg) == "string" or type(msg) == "number" then err = msg end
@@ -113,9 +121,12 @@ redis.REDIS_VERSION = py.version
 redis.REDIS_VERSION_NUM = py.version_num
 G.redis = protect(redis)
 
--- cjson and bit: implemented in Python (lupa's Lua has no C modules to load).
+-- cjson, cmsgpack, struct and bit: implemented in Python (lupa's Lua has no C
+-- modules to load).
 G.cjson = protect(py.cjson)
 G.bit = protect(py.bit)
+G.cmsgpack = protect(py.cmsgpack)
+G.struct = protect(py.struct)
 
 -- __redis__err__handler: errors become {err=, source=, line=}; the position is the
 -- script line that was running (skipping our wrappers and C functions).
@@ -123,7 +134,7 @@ local running = false   -- the script is executing (the count hook may kill it)
 
 local function err_handler(err)
     running = false   -- the script is over: the kill hook must not fire again
-    local i = user_frame(2) or dbg.getinfo(2, "nSl")
+    local i = user_frame(2)
     if type(err) == "userdata" then err = unwrap_error(err) end
     if type(err) ~= "table" then err = {err = "ERR " .. tostring(err)} end
     if i and i.currentline and i.currentline >= 0 then
@@ -134,8 +145,37 @@ local function err_handler(err)
 end
 G.__redis__err__handler = err_handler
 
+-- The Python functions are userdata to Lua; type() (in Python, so that it stays a
+-- C function for the error position) reports them as the functions they are in Redis.
+G.type = py.type
+
 local env = protect(G)
 G._G = env
+
+-- Code loaded by a script runs in the script's environment (stock Lua would give it
+-- the real globals, with os and io), and precompiled bytecode is refused: it can
+-- break out of any sandbox (Redis 7.0 refuses binary chunks too).
+local raw_loadstring, raw_load, raw_setfenv = loadstring, load, setfenv
+local function sandboxed(f, err)
+    if f then raw_setfenv(f, env) end
+    return f, err
+end
+G.loadstring = function(s, name)
+    if type(s) == "string" and s:byte(1) == 27 then return nil, "bad binary format" end
+    return sandboxed(raw_loadstring(s, name))
+end
+G.load = function(reader, name)
+    local first = true
+    local function guarded()
+        local piece = reader()
+        if first and type(piece) == "string" and piece ~= "" then
+            first = false
+            if piece:byte(1) == 27 then error("bad binary format", 0) end
+        end
+        return piece
+    end
+    return sandboxed(raw_load(guarded, name))
+end
 -- Undefined globals are an error, not nil (Redis's __index on _G).
 raw_setmt(G, {__index = function(_, k)
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)

@@ -151,7 +151,13 @@ class BigNumber(bytes):
     """A RESP3 big number reply; RESP2 callers get it as a bulk string."""
 
 
-def lua_to_reply(value, script_resp: int):
+# Redis stops converting when the Lua stack is exhausted ("reached lua stack limit");
+# nesting is bounded here too, low enough for the encoder's recursion.
+MAX_DEPTH = 200
+STACK_LIMIT = "ERR reached lua stack limit"
+
+
+def lua_to_reply(value, script_resp: int, depth: int = 0):
     """luaReplyToRedisReply(): the reply value for a Lua value."""
     kind = type(value)
     if kind is bytes:
@@ -166,10 +172,12 @@ def lua_to_reply(value, script_resp: int):
         return None
     if _lua_type(value) != "table":
         return None  # functions, userdata...: nil, as Redis does
-    return _table_to_reply(value, script_resp)
+    if depth >= MAX_DEPTH:
+        return CommandError(STACK_LIMIT)
+    return _table_to_reply(value, script_resp, depth + 1)
 
 
-def _table_to_reply(table, script_resp):
+def _table_to_reply(table, script_resp, depth):
     err = table[b"err"]
     if type(err) is bytes:
         return CommandError(sanitize(err.decode("utf-8", "surrogateescape")))
@@ -189,18 +197,18 @@ def _table_to_reply(table, script_resp):
             return Verbatim(text)
     mapping = table[b"map"]
     if mapping is not None and _lua_type(mapping) == "table":
-        return {_key(lua_to_reply(k, script_resp)): lua_to_reply(v, script_resp)
+        return {_key(lua_to_reply(k, script_resp, depth)): lua_to_reply(v, script_resp, depth)
                 for k, v in mapping.items()}
     members = table[b"set"]
     if members is not None and _lua_type(members) == "table":
-        return ReplySet(lua_to_reply(k, script_resp) for k in members.keys())
+        return ReplySet(lua_to_reply(k, script_resp, depth) for k in members.keys())
     out = []
     i = 1
     while True:
         item = table[i]
         if item is None:
             return out
-        out.append(lua_to_reply(item, script_resp))
+        out.append(lua_to_reply(item, script_resp, depth))
         i += 1
 
 

@@ -14,7 +14,7 @@ from lupa import lua51
 
 from .. import REDIS_VERSION
 from ..log import logger
-from . import luabit, luajson
+from . import luabit, luajson, luamsgpack, luastruct
 from .convert import error_table, lua_args_to_argv, reply_to_lua
 from ..protocol.errors import CommandError
 
@@ -32,6 +32,28 @@ def lua_tostring(value) -> bytes | None:
             return b"%d" % value
         return b"%.14g" % float(value)
     return None
+
+
+_PY_TYPES = {bytes: b"string", int: b"number", float: b"number", bool: b"boolean",
+             type(None): b"nil"}
+
+
+class LuaArgumentError(Exception):
+    pass
+
+
+def _lua_type_of(*args):
+    """type(): Lua's answer, with our Python library functions as "function"."""
+    if not args:
+        raise LuaArgumentError("bad argument #1 to 'type' (value expected)")
+    value = args[0]
+    name = _PY_TYPES.get(type(value))
+    if name is not None:
+        return name
+    kind = lua51.lua_type(value)
+    if kind is None:
+        return b"function" if callable(value) else b"userdata"
+    return kind.encode()
 
 
 class ScriptError(Exception):
@@ -53,6 +75,7 @@ class LuaState:
             b"call": self._call,
             b"pcall": self._pcall,
             b"unwrap": self._unwrap,
+            b"type": _lua_type_of,
             b"sha1hex": self._sha1hex,
             b"log": self._log,
             b"setresp": self._setresp,
@@ -63,6 +86,8 @@ class LuaState:
             b"version_num": _VERSION_NUM,
             b"cjson": luajson.library(lua, self.null),
             b"bit": luabit.library(lua),
+            b"cmsgpack": luamsgpack.library(lua),
+            b"struct": luastruct.library(lua),
             b"null": self.null,
         })
         api = lua.execute(_BOOTSTRAP, py)
