@@ -205,3 +205,17 @@ def test_redis_py_view(r):
                         sort="ASC")
     assert [m.decode() if isinstance(m, bytes) else m for m in found] == ["Catania",
                                                                           "Palermo"]
+
+
+def test_extreme_radii_and_repeated_options(raw, raw_real):
+    same(raw, raw_real, "GEOADD g 0 0 a 100 50 b -170 -80 c 179 84 d 13.36 38.11 e")
+    for radius in ("1e10", "1e300", "inf", "0", "19000000", "5000000", "1e-300"):
+        same(raw, raw_real, f"GEORADIUS g 10 10 {radius} m ASC",
+             f"GEOSEARCH g FROMLONLAT 10 10 BYBOX {radius} {radius} m ASC",
+             f"GEOSEARCH g FROMLONLAT 10 10 BYBOX {radius} 1 m DESC WITHDIST")
+    same(raw, raw_real, "GEORADIUS g 0 0 0 m WITHDIST",
+         "GEORADIUS g 0 0 20000 km COUNT 2 ANY STORE st", "ZRANGE st 0 -1 WITHSCORES",
+         "GEORADIUS g 0 0 20000 km STORE st STOREDIST st2", "ZRANGE st2 0 -1 WITHSCORES",
+         "GEOSEARCH g FROMLONLAT 0 0 BYRADIUS 20000 km ASC DESC COUNT 2 COUNT 3",
+         "GEOSEARCH g FROMMEMBER a FROMMEMBER b BYRADIUS 20000 km ASC",
+         "GEOSEARCH g FROMLONLAT 0 0 BYRADIUS 20000 km BYRADIUS 1 km ASC")

@@ -19,6 +19,20 @@ MERCATOR_MAX = 20037726.37
 D_R = math.pi / 180.0
 
 _M64 = (1 << 64) - 1
+
+
+# libm returns NaN outside a function's domain (an infinite radius, rounding just past
+# 1 under asin) where Python's math raises: the C results keep replies identical.
+def _c(fn):
+    def call(x):
+        try:
+            return fn(x)
+        except ValueError:
+            return math.nan
+    return call
+
+
+_sin, _cos, _asin, _sqrt = _c(math.sin), _c(math.cos), _c(math.asin), _c(math.sqrt)
 _B = (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F,
       0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF)
 
@@ -154,10 +168,10 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     lon1r = lon1 * D_R
     lat2r = lat2 * D_R
     lon2r = lon2 * D_R
-    u = math.sin((lat2r - lat1r) / 2)
-    v = math.sin((lon2r - lon1r) / 2)
-    return 2.0 * EARTH_RADIUS_IN_METERS * math.asin(
-        math.sqrt(u * u + math.cos(lat1r) * math.cos(lat2r) * v * v))
+    u = _sin((lat2r - lat1r) / 2)
+    v = _sin((lon2r - lon1r) / 2)
+    return 2.0 * EARTH_RADIUS_IN_METERS * _asin(
+        _sqrt(u * u + _cos(lat1r) * _cos(lat2r) * v * v))
 
 
 def in_radius(lon: float, lat: float, x: float, y: float, radius: float):
@@ -200,9 +214,9 @@ def bounding_box(lon: float, lat: float, half_height: float, half_width: float):
     the longitude span at the edge nearer the pole."""
     lat_delta = (half_height / EARTH_RADIUS_IN_METERS) / D_R
     long_delta_top = (half_width / EARTH_RADIUS_IN_METERS
-                      / math.cos((lat + lat_delta) * D_R)) / D_R
+                      / _cos((lat + lat_delta) * D_R)) / D_R
     long_delta_bottom = (half_width / EARTH_RADIUS_IN_METERS
-                         / math.cos((lat - lat_delta) * D_R)) / D_R
+                         / _cos((lat - lat_delta) * D_R)) / D_R
     delta = long_delta_bottom if lat < 0 else long_delta_top
     return lon - delta, lat - lat_delta, lon + delta, lat + lat_delta
 
