@@ -160,8 +160,6 @@ class Client(asyncio.Protocol):
             server.count_error_code("ERR")
             logger.verbose(f"Protocol error ({parser.error}) from client: id={self.id} addr={self.addr}")
             self.close_after_reply = True
-        if server.aof.buffer:
-            server.flush_appends()  # the AOF holds a write before its reply leaves
         if out:
             self._send(out)
         if self.close_after_reply:
@@ -172,8 +170,11 @@ class Client(asyncio.Protocol):
     def _send(self, out: list[bytes]) -> None:
         if self.transport is None:
             return
+        server = self.server
+        if server.aof.buffer:
+            server.flush_appends()  # the AOF holds a write before its reply leaves
         data = b"".join(out)
-        stats = self.server.stats
+        stats = server.stats
         stats.total_net_output_bytes += len(data)
         stats.total_writes_processed += 1
         self.transport.write(data)
