@@ -22,6 +22,7 @@ from ..datatypes.listtype import ListValue
 from ..datatypes.settype import RedisSet
 from ..datatypes.zset import ZSet
 from ..protocol import errors
+from ..protocol.encode import BulkStrings
 from ..protocol.errors import CommandError
 from .args import parse_int
 from .registry import command
@@ -34,10 +35,12 @@ _SORTABLE = (ListValue, RedisSet, ZSet)
 
 # -- scores: strtod() exactly as glibc parses them -------------------------------------
 
-# Short plain decimals convert identically with float() (both round correctly, and
-# nothing this short can overflow or underflow); everything else (spaces, hex, inf,
+# Plain decimals convert identically with float() (both round correctly) as long as
+# they are too short to overflow or underflow; everything else (spaces, hex, inf, long
 # exponents, out of range values) goes to the C library's own strtod.
-_PLAIN_DECIMAL = re.compile(rb"-?[0-9]{1,15}(?:\.[0-9]{1,15})?\Z")
+_DECIMAL = rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+_PLAIN_DECIMAL = re.compile(_DECIMAL + rb"\Z")
+_SHORT_EXPONENT = re.compile(_DECIMAL + rb"[eE][-+]?[0-9]{1,2}\Z")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _strtod = _libc.strtod
@@ -49,7 +52,8 @@ def _score(value: bytes):
     """The double sortCommand() reads with strtod(), or None where it reports an error
     (trailing garbage, ERANGE overflow/underflow, NaN). strtod sees a C string: it
     stops at an embedded NUL, and an empty string converts to 0 without an error."""
-    if _PLAIN_DECIMAL.match(value):
+    if len(value) <= 300 and (value.isdigit() or _PLAIN_DECIMAL.match(value)) or \
+            len(value) <= 24 and _SHORT_EXPONENT.match(value):
         return float(value)
     text = value.split(b"\0", 1)[0]
     buf = ctypes.create_string_buffer(text)
@@ -89,19 +93,24 @@ def _compile_pattern(pattern: bytes):
     return pattern[:star], pattern[star + 1:], None
 
 
-def _fetch(client, compiled, element: bytes):
-    """The string (or hash field) the pattern names for element, or None."""
+def _fetch_all(client, compiled, elements) -> list:
+    """For each element, the string (or hash field) the pattern names, or None. Each
+    key is read as lookupKeyRead() reads it: lazy expiry, a keyspace hit or miss."""
     if compiled is _ITSELF:
-        return element
+        return list(elements)
     if compiled is None:
-        return None
+        return [None] * len(elements)
     prefix, suffix, field = compiled
-    value = read_value(client, prefix + element + suffix)
-    if value is None:
-        return None
+    db = client.db
+    get = db.lookup if db.expires else db.data.get
+    values = [get(prefix + e + suffix) for e in elements]
+    misses = values.count(None)
+    stats = client.server.stats
+    stats.keyspace_misses += misses
+    stats.keyspace_hits += len(values) - misses
     if field is None:
-        return value if type(value) is bytes else None
-    return value.get(field) if type(value) is HashValue else None
+        return [v if type(v) is bytes else None for v in values]
+    return [v.get(field) if type(v) is HashValue else None for v in values]
 
 
 # -- the command ------------------------------------------------------------------------
@@ -195,34 +204,38 @@ def _elements(value) -> list:
 
 def _sorted(client, elements: list, opts: _Options, start: int, end: int) -> list:
     """Sort elements as sortCompare() orders them (DESC negates the whole comparison)."""
-    by = _compile_pattern(opts.by) if opts.by is not None else None
-    if opts.alpha:
-        binary = opts.store is not None
-        if opts.by is None:
-            keyed = [(e if binary else _collate(e), e) for e in elements]
-        else:
-            keyed = []
-            for e in elements:
-                v = _fetch(client, by, e)
-                keyed.append(((0, b"") if v is None else (1, v if binary else _collate(v)), e))
-        if opts.by is not None and (start != 0 or end != len(elements) - 1):
-            # Equal ALPHA keys: only the partial quicksort reproduces Redis's order.
-            pqsort(keyed, itemgetter(0), opts.desc, start, end)
-            return [e for _, e in keyed]
+    if not opts.alpha:
+        return _sorted_numeric(client, elements, opts)
+    binary = opts.store is not None
+    if opts.by is None:
+        if binary or not any(b"\0" in e for e in elements):
+            return sorted(elements, reverse=opts.desc)
+        return sorted(elements, key=_collate, reverse=opts.desc)
+    values = _fetch_all(client, _compile_pattern(opts.by), elements)
+    # A missing BY value sorts before every present one, even an empty string.
+    keyed = [((0, b"") if v is None else (1, v if binary else _collate(v)), e)
+             for v, e in zip(values, elements)]
+    if start != 0 or end != len(elements) - 1:
+        # Equal ALPHA keys: only the partial quicksort reproduces Redis's order.
+        pqsort(keyed, itemgetter(0), opts.desc, start, end)
     else:
-        keyed = []
-        failed = False
-        for e in elements:
-            v = e if opts.by is None else _fetch(client, by, e)
-            score = 0.0 if v is None else _score(v)
-            if score is None:
-                failed = True  # reported after every BY lookup, as Redis does
-                score = 0.0
-            keyed.append(((score, e), e))  # ties: binary order of the elements
-        if failed:
-            raise CommandError(SCORE_ERROR)
-    keyed.sort(key=itemgetter(0), reverse=opts.desc)
+        keyed.sort(key=itemgetter(0), reverse=opts.desc)
     return [e for _, e in keyed]
+
+
+def _sorted_numeric(client, elements: list, opts: _Options) -> list:
+    """Numeric order, ties in binary order of the elements: a total order, so the
+    partial quicksort Redis uses for a LIMIT window gives the same rows as a full sort."""
+    if opts.by is None:
+        scores = [_score(e) for e in elements]
+    else:
+        values = _fetch_all(client, _compile_pattern(opts.by), elements)
+        scores = [0.0 if v is None else _score(v) for v in values]  # missing: 0
+    if None in scores:  # reported after every BY lookup was made, as Redis does
+        raise CommandError(SCORE_ERROR)
+    pairs = list(zip(scores, elements))
+    pairs.sort(reverse=opts.desc)
+    return [e for _, e in pairs]
 
 
 def _sort(client, argv: list[bytes], readonly: bool):
@@ -249,13 +262,12 @@ def _sort(client, argv: list[bytes], readonly: bool):
 
 
 def _output(client, rows: list, opts: _Options):
-    gets = [_compile_pattern(p) for p in opts.gets]
-    if gets:
-        out = [_fetch(client, g, row) for row in rows for g in gets]
-    else:
-        out = rows
+    gets = [_fetch_all(client, _compile_pattern(p), rows) for p in opts.gets]
+    # GET values come row by row, each row's patterns in order.
+    out = [v for row in zip(*gets) for v in row] if gets else rows
     if opts.store is None:
-        return out
+        # Without GET every row is a bulk string: framed in one go.
+        return out if gets else BulkStrings(out)
     db = client.db
     if out:
         # Missing GET values are stored as empty strings.
