@@ -70,13 +70,16 @@ class ScriptClient(Client):
 class ScriptRun:
     """One execution of a script."""
 
-    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over")
+    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over",
+                 "captured", "pending")
 
     def __init__(self, sha, caller, client, read_only):
         self.sha = sha
         self.caller = caller
         self.client = client
         self.read_only = read_only
+        self.captured = None
+        self.pending: list = []  # the caller's commands pipelined behind a busy script
         self.wrote = False
         self.finished = False
         self.handed_over = False
@@ -100,6 +103,7 @@ class ScriptEngine:
         self.functions: dict[bytes, object] = {}  # sha → compiled Lua function
         self._state: LuaState | None = None
         self.client = ScriptClient(server)
+        server.cached_scripts = self.bodies  # INFO's number_of_cached_scripts
         self.current: ScriptRun | None = None
         self.kill_requested = False
         self.busy = False  # a script is past the threshold: others get -BUSY
@@ -160,6 +164,8 @@ class ScriptEngine:
                 self.server.loop.call_soon_threadsafe(self._finish_busy, run, reply)
             done.set()
 
+        captured = self._capture_writes()
+        run.captured = captured
         self._submit(job)
         threshold = self.server.config.values.get("busy-reply-threshold",
                                                   DEFAULT_BUSY_THRESHOLD_MS)
@@ -173,7 +179,35 @@ class ScriptEngine:
                 self._enter_busy(run)
                 return NO_REPLY
         self.current = None
+        self._propagate_writes(captured)
         return finish_reply(result[0], caller.resp)
+
+    # -- propagation ------------------------------------------------------------------
+    # Each write of the script is propagated by the dispatcher as it runs (effects
+    # replication, as in Redis 7). Like Redis, more than one write is wrapped in
+    # MULTI/EXEC so the AOF and replicas apply the script atomically — once this server
+    # has MULTI (until then the writes go out as they are).
+
+    def _capture_writes(self):
+        server = self.server
+        sinks = server.propagation_sinks
+        if not sinks:
+            return None
+        records: list = []
+        server.propagation_sinks = [lambda db_id, argv: records.append((db_id, argv))]
+        return sinks, records
+
+    def _propagate_writes(self, captured) -> None:
+        if captured is None:
+            return
+        sinks, records = captured
+        self.server.propagation_sinks = sinks
+        multi = COMMANDS.get(b"multi")
+        if len(records) > 1 and multi is not None and multi.handler is not None:
+            records = [(records[0][0], [b"MULTI"]), *records, (records[-1][0], [b"EXEC"])]
+        for db_id, argv in records:
+            for sink in sinks:
+                sink(db_id, argv)
 
     def _submit(self, job) -> None:
         if self._worker is None or not self._worker.is_alive():
@@ -214,12 +248,27 @@ class ScriptEngine:
         caller = run.caller
         if isinstance(reply, CommandError):
             self.server.count_error(reply)
+        self._propagate_writes(run.captured)
         self.server.flush_appends()
+        if caller.closing:
+            return
         caller.send(finish_reply(reply, caller.resp))
+        if run.pending:
+            caller._run(run.pending)
         caller._resume_reading()
 
     def _refuse_while_busy(self, client, spec, argv) -> None:
-        if client is self.client or "allow_busy" in spec.flags:
+        if client is self.client:
+            return
+        run = self.current
+        if run is not None and client is run.caller:
+            # Commands pipelined behind the EVAL (same read batch) must run after its
+            # reply, as Redis blocks the caller: keep them for later and silence the
+            # refusal (CLIENT REPLY SKIP's mechanism drops this one reply).
+            run.pending.append(argv)
+            client.reply_skip = True
+            raise CommandError(BUSY)
+        if "allow_busy" in spec.flags:
             return
         raise CommandError(BUSY)
 
