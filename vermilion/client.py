@@ -160,6 +160,8 @@ class Client(asyncio.Protocol):
             server.count_error_code("ERR")
             logger.verbose(f"Protocol error ({parser.error}) from client: id={self.id} addr={self.addr}")
             self.close_after_reply = True
+        if server.aof.buffer:
+            server.flush_appends()  # even when no reply leaves (CLIENT REPLY OFF)
         if out:
             self._send(out)
         if self.close_after_reply:
