@@ -219,3 +219,17 @@ def test_extreme_radii_and_repeated_options(raw, raw_real):
          "GEOSEARCH g FROMLONLAT 0 0 BYRADIUS 20000 km ASC DESC COUNT 2 COUNT 3",
          "GEOSEARCH g FROMMEMBER a FROMMEMBER b BYRADIUS 20000 km ASC",
          "GEOSEARCH g FROMLONLAT 0 0 BYRADIUS 20000 km BYRADIUS 1 km ASC")
+
+
+def test_same_longitude_uses_the_meridian_distance(raw, raw_real):
+    # Redis 7.0 skips the haversine when the longitudes' sine term is 0; the last
+    # digits of the distance show which formula ran.
+    points = []
+    for i, lat in enumerate((-84.9, -60.123456, -1.5, 0.000001, 33.3, 77.7, 85.05)):
+        points += ["179.987654", str(lat), "p%d" % i, "-180", str(lat), "q%d" % i]
+    same(raw, raw_real, ["GEOADD", "g", *points],
+         "GEODIST g p0 p5", "GEODIST g p1 p6 km", "GEODIST g q0 q3 ft",
+         "GEOSEARCHSTORE d g FROMMEMBER p2 BYRADIUS 30000 km STOREDIST",
+         "ZRANGE d 0 -1 WITHSCORES",
+         "GEOSEARCHSTORE d g FROMMEMBER q4 BYBOX 30000 30000 km STOREDIST",
+         "ZRANGE d 0 -1 WITHSCORES")

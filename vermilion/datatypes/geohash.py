@@ -162,16 +162,24 @@ def neighbours(bits: int, step: int) -> list:
 # -- distances ---------------------------------------------------------------------------
 
 
+def lat_distance(lat1: float, lat2: float) -> float:
+    """geohashGetLatDistance(): along a meridian asin(sin(x)) is x."""
+    return EARTH_RADIUS_IN_METERS * abs(lat2 * D_R - lat1 * D_R)
+
+
 def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """geohashGetDistance(): haversine on Redis's earth radius."""
-    lat1r = lat1 * D_R
+    """geohashGetDistance(): haversine on Redis's earth radius, with Redis 7.0's
+    shortcut to the meridian distance when the longitudes' sine term is zero."""
     lon1r = lon1 * D_R
-    lat2r = lat2 * D_R
     lon2r = lon2 * D_R
-    u = _sin((lat2r - lat1r) / 2)
     v = _sin((lon2r - lon1r) / 2)
-    return 2.0 * EARTH_RADIUS_IN_METERS * _asin(
-        _sqrt(u * u + _cos(lat1r) * _cos(lat2r) * v * v))
+    if v == 0.0:
+        return lat_distance(lat1, lat2)
+    lat1r = lat1 * D_R
+    lat2r = lat2 * D_R
+    u = _sin((lat2r - lat1r) / 2)
+    a = u * u + _cos(lat1r) * _cos(lat2r) * v * v
+    return 2.0 * EARTH_RADIUS_IN_METERS * _asin(_sqrt(a))
 
 
 def in_radius(lon: float, lat: float, x: float, y: float, radius: float):
@@ -183,9 +191,9 @@ def in_radius(lon: float, lat: float, x: float, y: float, radius: float):
 def in_box(width: float, height: float, lon: float, lat: float, x: float, y: float):
     """geohashGetDistanceIfInRectangle(): the distance to the centre when (x, y) is in
     the width x height meters box centred on (lon, lat), else None."""
-    lon_distance = distance(x, y, lon, y)
-    lat_distance = distance(x, y, x, lat)
-    if lon_distance > width / 2 or lat_distance > height / 2:
+    if lat_distance(y, lat) > height / 2:
+        return None
+    if distance(x, y, lon, y) > width / 2:
         return None
     return distance(lon, lat, x, y)
 
