@@ -394,6 +394,22 @@ def test_max_commands_with_partial_tail():
     assert parser.parse(max_commands=1) == [[b"PING"]]
     assert parser.has_more()
     assert parser.parse(max_commands=1) == []
+    assert not parser.has_more()  # out of data: a caller's loop must stop here
     parser.feed(b"c\r\n")
     assert parser.parse(max_commands=1) == [[b"ECHO", b"abc"]]
     assert not parser.has_more()
+
+
+def test_one_at_a_time_loop_ends_on_partial_input():
+    # The client's loop for unauthenticated clients: parse one, run it, repeat while
+    # has_more(). Every kind of partial tail must end it.
+    for tail in (b"*1", b"*1\r\n$4", b"*1\r\n$4\r\nPI", b"PIN", b"*2\r\n$4\r\nECHO\r\n"):
+        parser = RequestParser()
+        parser.feed(b"PING\r\n" + encode(b"PING") + tail)
+        got = []
+        for _ in range(10):
+            got += parser.parse(False, max_commands=1)
+            if not parser.has_more():
+                break
+        assert got == [[b"PING"], [b"PING"]], tail
+        assert not parser.has_more() and parser.error is None

@@ -100,7 +100,7 @@ def _error_byte(byte: int) -> str:
 class RequestParser:
     __slots__ = (
         "limits", "_buf", "_chunks", "_chunks_len", "_need",
-        "_argv", "_argv_bytes", "_remaining", "_bulklen", "error",
+        "_argv", "_argv_bytes", "_remaining", "_bulklen", "error", "_more",
     )
 
     def __init__(self, limits: ParserLimits | None = None):
@@ -117,6 +117,7 @@ class RequestParser:
         self._remaining = 0  # multibulklen: arguments still to read
         self._bulklen = -1  # length of the bulk being read, -1 while reading its header
         self.error: str | None = None
+        self._more = False  # the last parse() stopped at max_commands, not for want of data
 
     def buffered(self) -> int:
         """Bytes received and not yet turned into a command (query buffer plus the
@@ -124,9 +125,10 @@ class RequestParser:
         return len(self._buf) + self._chunks_len + self._argv_bytes
 
     def has_more(self) -> bool:
-        """Whether parse() could return more without new data (after a max_commands
-        parse stopped early)."""
-        return bool(self._buf) and not self._need and self.error is None
+        """Whether the last parse() stopped at max_commands with bytes left to parse:
+        only then can calling parse() again, without new data, return more. (After a
+        parse that ran out of data, or an error, it is False: a loop on it ends.)"""
+        return self._more
 
     def feed(self, data: bytes) -> bool:
         """Add data; returns True when parse() may produce something."""
@@ -155,6 +157,7 @@ class RequestParser:
         Redis parses one command, runs it, then parses the next: for a client that is
         not authenticated yet, the limits on the next command depend on whether the
         AUTH before it succeeded. Such a client is parsed with max_commands=1."""
+        self._more = False
         if self.error is not None or self._need:
             return []
         buf = self._buf
@@ -202,6 +205,7 @@ class RequestParser:
                         if words:
                             out.append(words)
                             if len(out) == max_commands:
+                                self._more = pos < n
                                 break
                         continue
                     # "*<count>\r": Redis looks for the '\r' and skips it and the
@@ -257,8 +261,10 @@ class RequestParser:
                 out.append(argv)
                 argv = None
                 if len(out) == max_commands:
+                    self._more = pos < n
                     break
         except ProtocolError as exc:
+            self._more = False
             self.error = ErrorText(exc.args[0])
             self._buf = b""
             self._argv = None
