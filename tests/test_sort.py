@@ -307,3 +307,45 @@ def test_random_option_combinations(both):
         both(*cmd)
         if store:
             both("LRANGE", "dst", "0", "-1")
+
+
+def test_sets_and_sorted_sets_by_patterns(both):
+    setup(both, ("SADD", "s", "a", "b", "c", "d", "10", "9"),
+          ("ZADD", "z", "5", "a", "4", "b", "3", "c", "2", "d", "1", "10", "0", "9"),
+          ("MSET", "w_a", "2", "w_b", "1", "w_10", "2", "w_9", "-4", "o_a", "A", "o_9", "N"),
+          ("HSET", "h_c", "f", "7"))
+    for key in ["s", "z"]:
+        both("SORT", key, "BY", "w_*")  # missing weights are 0, ties by element bytes
+        both("SORT", key, "BY", "w_*", "DESC", "GET", "o_*", "GET", "#")
+        both("SORT", key, "BY", "h_*->f", "LIMIT", "1", "3")
+        both("SORT", key, "BY", "w_*", "LIMIT", "2", "2", "STORE", "d")
+        both("LRANGE", "d", "0", "-1")
+        both("SORT", key, "ALPHA", "GET", "#", "GET", "w_*", "GET", "h_*->f")
+
+
+def test_expired_pattern_keys_are_missing(both):
+    setup(both, ("RPUSH", "l", "a", "b", "c"),
+          ("MSET", "w_a", "3", "w_b", "2", "w_c", "1", "o_a", "A", "o_b", "B"),
+          ("PEXPIRE", "w_c", "1"), ("PEXPIRE", "o_a", "1"))
+    import time
+    time.sleep(0.02)
+    both("SORT", "l", "BY", "w_*", "GET", "#", "GET", "o_*")
+    both("EXISTS", "w_c", "o_a")
+
+
+def _keyspace_stats(conn) -> tuple[int, int]:
+    info = dict(line.split(b":", 1) for line in conn.command("INFO", "stats").split(b"\r\n")
+                if line.startswith(b"keyspace_"))
+    return int(info[b"keyspace_hits"]), int(info[b"keyspace_misses"])
+
+
+def test_keyspace_hits_and_misses_like_lookup_key_read(both):
+    setup(both, ("RPUSH", "l", "a", "b", "c"), ("MSET", "w_a", "1", "w_b", "x", "o_c", "C"),
+          ("HSET", "h_a", "f", "1"))
+    for cmd in [("SORT", "l", "BY", "w_*", "ALPHA", "GET", "o_*", "GET", "h_*->f", "GET", "#"),
+                ("SORT", "l", "BY", "h_*->f"), ("SORT", "missing"), ("SORT", "l", "BY", "nosort"),
+                ("SORT", "l", "BY", "w_*"), ("SORT", "l", "ALPHA", "GET", "o_*", "STORE", "d")]:
+        both("CONFIG", "RESETSTAT")
+        both(*cmd)
+        assert _keyspace_stats(both.raw) == _keyspace_stats(both.real), cmd
+
