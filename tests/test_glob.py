@@ -218,3 +218,12 @@ def test_nesting_limit_against_real_redis(real, vermilion_server):
     finally:
         vclient.flushall()
         vclient.close()
+
+
+def test_huge_patterns_compile_fast():
+    start = time.perf_counter()
+    assert not stringmatch(b"*?" * 50000, b"a" * 100)  # beyond the nesting limit
+    assert not stringmatch(b"[a-z" * 20000, b"a" * 100)  # one enormous class
+    assert stringmatch(b"[a-z]" * 20000, b"a" * 20000)
+    assert stringmatch(b"?" * 100000, b"b" * 100000)
+    assert time.perf_counter() - start < 2.0

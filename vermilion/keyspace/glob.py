@@ -24,6 +24,7 @@ same greedy-leftmost argument that makes Redis's skipLongerMatches correct.
 """
 
 import re
+from functools import lru_cache
 
 STAR = None  # a token: None for a run of stars, else a frozenset of matching bytes
 MAX_NESTING = 1000  # util.c: "Protection against abusive patterns"
@@ -49,28 +50,33 @@ def _literal(b: int, nocase: bool) -> frozenset:
     return frozenset((b,))
 
 
-def _class_set(items, negate: bool, nocase: bool) -> frozenset:
+@lru_cache(maxsize=1024)
+def _class_set(items: tuple, negate: bool, nocase: bool) -> frozenset:
+    """The bytes a [...] class matches. Ranges are marked on a difference array over the
+    signed char values, so a huge class costs O(items + 256), not O(items * 256)."""
+    fold = _lower if nocase else (lambda c: c)
+    diff = [0] * 258
+    literals, escaped = set(), set()
+    for kind, a, b in items:
+        if kind == "esc":
+            escaped.add(a)
+        elif kind == "range":
+            lo, hi = _signed(a), _signed(b)
+            if lo > hi:
+                lo, hi = hi, lo
+            lo, hi = fold(lo), fold(hi)  # folded after the swap, as the C code does
+            if lo <= hi:
+                diff[lo + 128] += 1
+                diff[hi + 129] -= 1
+        else:
+            literals.add(fold(a))
+    covered, running = [False] * 256, 0
+    for i in range(256):
+        running += diff[i]
+        covered[i] = running > 0
     matched = set()
     for c in range(256):
-        sc = _signed(c)
-        hit = False
-        for kind, a, b in items:
-            if kind == "esc":
-                hit = a == c
-            elif kind == "range":
-                start, end = _signed(a), _signed(b)
-                if start > end:
-                    start, end = end, start
-                x = sc
-                if nocase:
-                    start, end, x = _lower(start), _lower(end), _lower(sc)
-                hit = start <= x <= end
-            elif nocase:
-                hit = _lower(a) == _lower(c)
-            else:
-                hit = a == c
-            if hit:
-                break
+        hit = covered[fold(_signed(c)) + 128] or c in escaped or fold(c) in literals
         if hit != negate:
             matched.add(c)
     return frozenset(matched)
@@ -115,7 +121,7 @@ def tokenize(pattern: bytes, nocase: bool = False) -> list:
                 else:
                     items.append(("lit", p[i], 0))
                 i += 1
-            tokens.append(_class_set(items, negate, nocase))
+            tokens.append(_class_set(tuple(items), negate, nocase))
         else:
             if ch == 92 and n - i >= 2:  # '\x' is a literal x; a trailing '\' is itself
                 i += 1
@@ -125,6 +131,7 @@ def tokenize(pattern: bytes, nocase: bool = False) -> list:
     return tokens
 
 
+@lru_cache(maxsize=1024)
 def _set_regex(s: frozenset) -> bytes:
     if len(s) == 256:
         return b"."
@@ -133,8 +140,28 @@ def _set_regex(s: frozenset) -> bytes:
     if len(s) == 1:
         return re.escape(bytes(s))
     if len(s) > 128:
-        return b"[^" + b"".join(b"\\x%02x" % c for c in sorted(_ALL - s)) + b"]"
-    return b"[" + b"".join(b"\\x%02x" % c for c in sorted(s)) + b"]"
+        return b"[^" + _ranges(_ALL - s) + b"]"
+    return b"[" + _ranges(s) + b"]"
+
+
+def _ranges(s) -> bytes:
+    """A regex class body for the byte set s, runs written as ranges."""
+    out, run = [], []
+    for c in sorted(s):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(_run(run))
+        run = [c]
+    out.append(_run(run))
+    return b"".join(out)
+
+
+def _run(run: list) -> bytes:
+    if len(run) <= 2:
+        return b"".join(b"\\x%02x" % c for c in run)
+    return b"\\x%02x-\\x%02x" % (run[0], run[-1])
 
 
 def _compile(pattern: bytes, nocase: bool):
