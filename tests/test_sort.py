@@ -349,3 +349,15 @@ def test_keyspace_hits_and_misses_like_lookup_key_read(both):
         both(*cmd)
         assert _keyspace_stats(both.raw) == _keyspace_stats(both.real), cmd
 
+
+
+@pytest.mark.parametrize("pattern", ["#\x00x", "o_\x00*", "o_*\x00", "h_*\x00->g", "h_*->\x00g",
+                                     "h_*->g\x00", "o_*->\x00", "\x00*"])
+def test_patterns_are_scanned_as_c_strings(both, pattern):
+    # '#', '*' and '->' are found with strchr()/strstr(): not past an embedded NUL.
+    setup(both, ("RPUSH", "l", "a", "b"), ("MSET", "o_a", "A", "o_b\x00", "B0", "o_\x00a", "NA"),
+          ("HSET", "h_a", "g", "ga", "\x00g", "nulg", "g\x00", "gnul"),
+          ("HSET", "h_a\x00->g", "g", "x"), ("SET", "\x00a", "Z"))
+    both("SORT", "l", "ALPHA", "GET", pattern, "GET", "#")
+    both("SORT", "l", "BY", pattern, "ALPHA", "DESC")
+    both("SORT", "l", "BY", pattern, "GET", pattern)
