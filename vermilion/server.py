@@ -488,7 +488,8 @@ class Server:
         if self._stopping.done():
             return
         try:
-            if self.config["active-expire-enabled"]:
+            # A CLIENT PAUSE also pauses active expiry: paused means no writes at all.
+            if self.config["active-expire-enabled"] and not self.pause_until:
                 active_expire_cycle(self)
             self._close_idle_clients()
             self._check_soft_limits()

@@ -137,6 +137,9 @@ def hello(client, argv):
 @command("reset")
 def reset(client, argv):
     server = client.server
+    if "S" in client.flags or "M" in client.flags:
+        # resetCommand(): a MONITOR is reset, a replication link is not.
+        raise CommandError("ERR can only reset normal client connections")
     for hook in getattr(server, "reset_hooks", ()):
         hook(client)
     server.monitors.discard(client)
