@@ -19,6 +19,10 @@ FAMILIES = (
     "sets",
     "zsets",
     "persistence_cmds",
+    "scripting",
+    "hyperloglog",
+    "geo",
+    "sort",
 )
 
 
