@@ -104,8 +104,8 @@ def _expire_db(db, keys_per_loop: int, acceptable_stale: int, deadline: float):
         if iterations % TIME_CHECK_EVERY == 0 and time.perf_counter() > deadline:
             timelimit_exit = True
             break
-        # Redis repeats while a sample was empty or too stale.
-        if sampled and expired * 100 <= sampled * acceptable_stale:
+        # Redis repeats while a sample was empty or too stale (integer percent).
+        if sampled and expired * 100 // sampled <= acceptable_stale:
             break
     if ttl_samples:
         # Running estimate shown by INFO keyspace avg_ttl.
