@@ -109,3 +109,18 @@ def test_select_and_swapdb_with_redis_py(r):
     r.execute_command("SWAPDB", 0, 1)
     r.execute_command("SELECT", 0)
     assert r.get("in0") == b"a"
+
+
+def test_reset_ends_monitor_like_redis(vermilion_server, redis_server):
+    def run(port: int) -> list[bytes]:
+        watcher = RawConnection(port)
+        out = [watcher.command("MONITOR"), watcher.command("RESET")]
+        actor = RawConnection(port)
+        actor.command("SET", "after-reset", "1")
+        out.append(watcher.command("PING"))  # no feed line arrives before the PONG
+        out.append(watcher.command("CLIENT", "INFO").split(b" flags=")[1][:2])
+        watcher.close()
+        actor.close()
+        return out
+
+    assert run(vermilion_server.port) == run(redis_server.port)

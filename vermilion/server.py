@@ -380,6 +380,9 @@ class Server:
         )
         data = text.encode()
         for monitor in list(self.monitors):
+            # Redis feeds after the call: a RESET has already ended its sender's MONITOR.
+            if monitor is client and spec.fullname in _ENDS_MONITOR:
+                continue
             monitor.write(data)
 
     # -- statistics ------------------------------------------------------------------------
@@ -656,6 +659,8 @@ def _redact_hello(argv: list[bytes]) -> list[bytes]:
             out[i + 1] = out[i + 2] = b"(redacted)"
     return out
 
+
+_ENDS_MONITOR = {"reset"}
 
 # redactClientCommandArgument() callers: what MONITOR must not show.
 _REDACT = {"auth": _redact_auth, "hello": _redact_hello}
