@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import queue
 import threading
 
 from ..client import Client
@@ -108,7 +107,13 @@ class ScriptEngine:
         self.kill_requested = False
         self.busy = False  # a script is past the threshold: others get -BUSY
         self.exec_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        # The worker thread and its hand-off: two locks used as binary semaphores (a
+        # cheaper round trip than queue + Event; this is on every EVAL's path).
+        self._job = None
+        self._start = threading.Lock()
+        self._start.acquire()
+        self._done = threading.Lock()
+        self._done.acquire()
         self._worker: threading.Thread | None = None
 
     # -- the cache ------------------------------------------------------------------
@@ -146,7 +151,6 @@ class ScriptEngine:
         run = self.current = ScriptRun(sha, caller, client, read_only)
         self.kill_requested = False
         result: list = []
-        done = threading.Event()
 
         def job():
             try:
@@ -162,7 +166,8 @@ class ScriptEngine:
                 handed_over = run.handed_over
             if handed_over:
                 self.server.loop.call_soon_threadsafe(self._finish_busy, run, reply)
-            done.set()
+            else:
+                self._done.release()
 
         captured = self._capture_writes()
         run.captured = captured
@@ -170,14 +175,15 @@ class ScriptEngine:
         threshold = self.server.config.values.get("busy-reply-threshold",
                                                   DEFAULT_BUSY_THRESHOLD_MS)
         if threshold <= 0 or not _can_defer(caller):
-            done.wait()
-        elif not done.wait(threshold / 1000):
+            self._done.acquire()
+        elif not self._done.acquire(timeout=threshold / 1000):
             with self.exec_lock:
                 if not run.finished:
                     run.handed_over = True
             if run.handed_over:
                 self._enter_busy(run)
                 return NO_REPLY
+            self._done.acquire()  # it finished meanwhile: consume its signal
         self.current = None
         self._propagate_writes(captured)
         return finish_reply(result[0], caller.resp)
@@ -213,11 +219,14 @@ class ScriptEngine:
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._work, name="lua", daemon=True)
             self._worker.start()
-        self._jobs.put(job)
+        self._job = job
+        self._start.release()
 
     def _work(self) -> None:
         while True:
-            self._jobs.get()()
+            self._start.acquire()
+            job, self._job = self._job, None
+            job()
 
     def killed(self) -> bool:
         """Polled by the script's Lua count hook."""
