@@ -8,9 +8,7 @@ COMMAND INFO / DOCS layout is checked against the real server for all 388 entrie
 import re
 
 import pytest
-import redis
 
-from conftest import RawConnection
 from vermilion.commands import introspection as intro
 from vermilion.commands.spec import make_spec, redis_metadata
 from vermilion.protocol.encode import encode

@@ -3,7 +3,6 @@ SHUTDOWN, TIME/LASTSAVE/ROLE/WAIT; maxclients, timeout, unix sockets, several bi
 graceful shutdown on SIGTERM, bounded memory for clients that never read, redis-cli.
 Error replies are compared byte for byte with a real redis-server 7.0."""
 
-import os
 import re
 import signal
 import socket
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VERMILION, RawConnection, free_port, require_binary, start_vermilion
+from conftest import VERMILION, RawConnection, require_binary, start_vermilion
 
 ERROR_CASES = [
     ("CLIENT", "SETNAME", "a b"), ("CLIENT", "LIST", "TYPE", "bogus"),

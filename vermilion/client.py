@@ -12,7 +12,6 @@ import time
 
 from .commands.dispatch import process_command
 from .log import logger
-from .protocol import errors
 from .protocol.encode import NO_REPLY, _encode
 from .protocol.parser import RequestParser
 

@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 
