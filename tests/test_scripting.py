@@ -217,6 +217,28 @@ def test_unpack_with_many_arguments(r):
     assert r.eval(script, 1, "l") == 7900
 
 
+def test_monitor_shows_eval_then_the_script_commands(vermilion_server, raw):
+    from conftest import RawConnection
+
+    monitor = RawConnection(vermilion_server.port)
+    assert monitor.command("MONITOR") == b"+OK\r\n"
+    raw.command("EVAL", "redis.call('set',KEYS[1],ARGV[1])", "1", "foo", "bar")
+    first, second = monitor.read_reply(), monitor.read_reply()
+    assert first.endswith(b'"eval" "redis.call(\'set\',KEYS[1],ARGV[1])" "1" "foo" "bar"\r\n')
+    assert b"[0 lua]" in second and second.endswith(b'"set" "foo" "bar"\r\n')
+    monitor.close()
+
+
+def test_info_counts_cached_scripts(r):
+    r.script_flush()
+    assert r.info("memory")["number_of_cached_scripts"] == 0
+    r.eval("return 1", 0)
+    r.script_load("return 2")
+    assert r.info("memory")["number_of_cached_scripts"] == 2
+    r.script_flush()
+    assert r.info("memory")["number_of_cached_scripts"] == 0
+
+
 def test_select_inside_script_changes_only_the_script_db(raw, raw_real):
     for conn in (raw, raw_real):
         assert conn.command("EVAL", "redis.call('select', 1) redis.call('set','k','in1') "

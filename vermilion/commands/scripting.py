@@ -54,6 +54,9 @@ def evalsha_ro(client, argv):
 
 def _eval(client, argv, by_sha: bool, read_only: bool):
     """evalGenericCommand(): numkeys, the script (cached or compiled), then run it."""
+    server = client.server
+    if server.monitors:
+        _feed_monitors(server, client, argv)
     if by_sha and len(argv[1]) != 40:
         raise CommandError(NOSCRIPT)  # evalShaCommand() checks the length first
     numkeys = parse_int(argv[2])
@@ -61,7 +64,7 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
         raise CommandError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
         raise CommandError("ERR Number of keys can't be negative")
-    engine = engine_of(client.server)
+    engine = engine_of(server)
     if by_sha:
         sha = argv[1].lower()
         if sha not in engine.functions:
@@ -77,6 +80,20 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
     keys = argv[3:3 + numkeys]
     args = argv[3 + numkeys:]
     return engine.execute(client, sha, keys, args, read_only)
+
+
+def _feed_monitors(server, client, argv) -> None:
+    """EVAL* are skip_monitor for the dispatcher, yet Redis shows them to MONITOR
+    (before the script's own commands, and even when they fail)."""
+    import time
+
+    from ..server import _repr_arg
+
+    addr = "unix:" + server.config["unixsocket"] if client.unix else client.addr
+    data = ("+%.6f [%d %s] %s\r\n" % (
+        time.time(), client.db.id, addr, " ".join(_repr_arg(a) for a in argv))).encode()
+    for monitor in list(server.monitors):
+        monitor.write(data)
 
 
 @command("script load")
