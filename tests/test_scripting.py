@@ -224,7 +224,7 @@ def test_monitor_shows_eval_then_the_script_commands(vermilion_server, raw):
     assert monitor.command("MONITOR") == b"+OK\r\n"
     raw.command("EVAL", "redis.call('set',KEYS[1],ARGV[1])", "1", "foo", "bar")
     first, second = monitor.read_reply(), monitor.read_reply()
-    assert first.endswith(b'"eval" "redis.call(\'set\',KEYS[1],ARGV[1])" "1" "foo" "bar"\r\n')
+    assert first.endswith(b'"EVAL" "redis.call(\'set\',KEYS[1],ARGV[1])" "1" "foo" "bar"\r\n')
     assert b"[0 lua]" in second and second.endswith(b'"set" "foo" "bar"\r\n')
     monitor.close()
 
