@@ -159,3 +159,17 @@ def test_persistence_fields_with_aof_match_redis(tmp_path):
     finally:
         ours.stop()
         theirs.stop()
+
+
+def test_config_resetstat_clears_statistics_like_redis(raw, raw_real):
+    for conn in (raw, raw_real):
+        conn.command("GET", "x")
+        conn.command("NOSUCH")
+        assert conn.command("CONFIG", "RESETSTAT") == b"+OK\r\n"
+    for section in ("commandstats", "errorstats"):
+        ours = sections(body(raw.command("INFO", section)))
+        theirs = sections(body(raw_real.command("INFO", section)))
+        assert ours == theirs, section
+    text = body(raw.command("INFO", "stats")).decode()
+    assert "\r\ntotal_error_replies:0\r\n" in text
+    assert "\r\nrejected_connections:0\r\n" in text

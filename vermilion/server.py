@@ -144,6 +144,8 @@ class Server:
         self.instantaneous: dict[str, float] = {}  # ops / in / out per second (INFO stats)
         self._inst_sample = (time.monotonic(), 0, 0, 0)
         self.postponed: list[Client] = []  # clients waiting for CLIENT PAUSE to end
+        # CONFIG RESETSTAT (config_cmds) resets Stats and calls these for the rest.
+        self.resetstat_hooks: list = [self._reset_own_stats]
         self._pause_timer = None
         self.monitors: set[Client] = set()
         self.key_watchers: dict = {}  # WATCH (transactions issue)
@@ -343,6 +345,12 @@ class Server:
 
     def recent_max_output_buffer(self) -> int:
         return max((c.output_buffer_size() for c in self.clients.values()), default=0)
+
+    def _reset_own_stats(self) -> None:
+        # resetServerStats(): the memory peak and the instantaneous rates start over.
+        self.memory_peak = 0
+        self.instantaneous = {}
+        self._inst_sample = (time.monotonic(), 0, 0, 0)
 
     def _sample_rates(self) -> None:
         # trackInstantaneousMetric(): rates over the last sampling period.
