@@ -73,7 +73,7 @@ def run_parser(chunks):
             out += parser.parse()
         if parser.error is not None:
             break
-    return out, parser.error
+    return out, parser.error, None if parser.error else parser.incomplete_bytes()
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,7 +85,7 @@ def test_parser_result_does_not_depend_on_chunking(data, sizes):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_parser_never_raises(data):
-    commands, error = run_parser([data])
+    commands, error, _ = run_parser([data])
     assert all(isinstance(argv, list) and argv for argv in commands)
     assert all(type(a) is bytes for argv in commands for a in argv)
     assert error is None or error.startswith("Protocol error: ")
@@ -190,7 +190,7 @@ def run_parser_slow(data: bytes):
         out += commands
         if not commands or parser.error is not None:
             break
-    return out, parser.error
+    return out, parser.error, None if parser.error else parser.incomplete_bytes()
 
 
 plain_inline = st.lists(

@@ -333,7 +333,9 @@ def test_buffered_counts_partial_command():
     data = encode(b"SET", b"key", b"v" * 100000)
     parser.feed(data[:50000])
     parser.parse()
-    assert parser.buffered() == 50000 - len(b"*3\r\n$3\r\n\r\n$3\r\n\r\n$100000\r\n")
+    # The payload bytes so far are buffered; "SET" and "key" are parsed arguments.
+    assert parser.buffered() == 50000 - len(b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$100000\r\n")
+    assert parser.argv_bytes() == 6
     parser.feed(data[50000:])
     assert parser.parse() == [[b"SET", b"key", b"v" * 100000]]
     assert parser.buffered() == 0
@@ -413,3 +415,22 @@ def test_one_at_a_time_loop_ends_on_partial_input():
                 break
         assert got == [[b"PING"], [b"PING"]], tail
         assert not parser.has_more() and parser.error is None
+
+
+def test_incomplete_bytes_is_the_unfinished_tail():
+    # What a truncated AOF must be cut by: everything after the last whole command.
+    commands = [[b"SET", b"k", b"v" * 40], [b"PING"], [b"SET", b"a\r\nb", b""],
+                [b"MSET"] + [b"x"] * 12, [b"ECHO", b"y" * 70000]]
+    frames = [encode(*argv) for argv in commands]
+    data = b"".join(frames)
+    ends = [0]
+    for frame in frames:
+        ends.append(ends[-1] + len(frame))
+    cuts = list(range(0, ends[4] + 1)) + list(range(ends[4], len(data) + 1, 997)) + [len(data)]
+    for cut in cuts:
+        whole = max(e for e in ends if e <= cut)
+        for split in (cut, cut // 2):
+            got, error, parser = parse_chunks([data[:split], data[split:cut]])
+            assert error is None
+            assert got == commands[:ends.index(whole)], cut
+            assert parser.incomplete_bytes() == cut - whole, (cut, split)

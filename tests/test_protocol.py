@@ -254,3 +254,50 @@ def test_auth_pipelined_before_a_long_command(tmp_path):
         finally:
             server.stop()
     assert replies[0] == replies[1] == [b"+OK\r\n", b"+OK\r\n", b"$1\r\nv\r\n"]
+
+
+def test_query_buffer_limit_closes_the_connection(raw, raw_real):
+    """client-query-buffer-limit counts what is buffered of an incomplete command;
+    past it the connection is closed without a reply (freeClientAsync)."""
+    try:
+        for conn in (raw, raw_real):
+            assert conn.command("CONFIG", "SET", "client-query-buffer-limit", "1mb") == b"+OK\r\n"
+        data = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n" + b"x" * 2000000
+        for port in (raw.sock.getpeername()[1], raw_real.sock.getpeername()[1]):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                try:
+                    sock.sendall(data)
+                    out = sock.recv(65536)
+                except (ConnectionResetError, BrokenPipeError):
+                    out = b""
+                assert out == b"", port
+            assert ping_ok(port)
+    finally:
+        for conn in (raw, raw_real):
+            conn.command("CONFIG", "SET", "client-query-buffer-limit", "1gb")
+
+
+def test_query_buffer_limit_ignores_parsed_arguments(raw, raw_real):
+    """Redis 7.0 compares only the unparsed query buffer with the limit: the arguments
+    of an incomplete command that are already parsed do not count."""
+    try:
+        for conn in (raw, raw_real):
+            assert conn.command("CONFIG", "SET", "client-query-buffer-limit", "1mb") == b"+OK\r\n"
+        count = 150000  # ~2.4 MB of small arguments, the command never completed
+        data = b"*%d\r\n$4\r\nMSET\r\n" % (count + 1) + b"$10\r\n0123456789\r\n" * (count - 2)
+        for port in (raw.sock.getpeername()[1], raw_real.sock.getpeername()[1]):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(data)
+                sock.sendall(b"$10\r\n0123456789\r\n$1\r\nx\r\n")
+                assert RawConnection.read_reply(_Reader(sock)) == b"+OK\r\n", port
+    finally:
+        for conn in (raw, raw_real):
+            conn.command("CONFIG", "SET", "client-query-buffer-limit", "1gb")
+
+
+class _Reader(RawConnection):
+    """RawConnection's reply reader over an existing socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""

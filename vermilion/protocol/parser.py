@@ -101,6 +101,7 @@ class RequestParser:
     __slots__ = (
         "limits", "_buf", "_chunks", "_chunks_len", "_need",
         "_argv", "_argv_bytes", "_remaining", "_bulklen", "error", "_more",
+        "_fed", "_base", "_cmd_start",
     )
 
     def __init__(self, limits: ParserLimits | None = None):
@@ -118,11 +119,31 @@ class RequestParser:
         self._bulklen = -1  # length of the bulk being read, -1 while reading its header
         self.error: str | None = None
         self._more = False  # the last parse() stopped at max_commands, not for want of data
+        # Stream offsets: bytes fed so far, offset of _buf[0], start of the incomplete
+        # multibulk command (while _argv is not None).
+        self._fed = 0
+        self._base = 0
+        self._cmd_start = 0
 
     def buffered(self) -> int:
-        """Bytes received and not yet turned into a command (query buffer plus the
-        arguments of the incomplete command), for client-query-buffer-limit."""
-        return len(self._buf) + self._chunks_len + self._argv_bytes
+        """The query buffer's length: bytes received and not parsed yet, for
+        client-query-buffer-limit. As in Redis 7.0, the arguments of the incomplete
+        command that are already parsed are not counted (its querybuf no longer holds
+        them; maxmemory-clients is what bounds those): see argv_bytes()."""
+        return len(self._buf) + self._chunks_len
+
+    def incomplete_bytes(self) -> int:
+        """Bytes fed but not returned by parse() as (or skipped as) whole commands,
+        counted from the start of the first such command: after parsing a truncated
+        AOF, what the file must be cut by to end on a whole command."""
+        if self._argv is not None:
+            return self._fed - self._cmd_start
+        return self._fed - self._base
+
+    def argv_bytes(self) -> int:
+        """Bytes in the already-parsed arguments of the incomplete command (Redis's
+        c->argv_len_sum), for client memory accounting."""
+        return self._argv_bytes
 
     def has_more(self) -> bool:
         """Whether the last parse() stopped at max_commands with bytes left to parse:
@@ -132,6 +153,7 @@ class RequestParser:
 
     def feed(self, data: bytes) -> bool:
         """Add data; returns True when parse() may produce something."""
+        self._fed += len(data)
         if self._need:
             # Waiting for a bulk payload: collect, join once it is complete.
             self._chunks.append(data)
@@ -168,12 +190,14 @@ class RequestParser:
             out, pos = self._fast(buf)
             if pos == n:
                 self._buf = b""
+                self._base += n
                 return out
         elif (argv is None and not max_commands and n <= INLINE_MAX_SIZE and n
                 and buf[-1] == 10 and buf[0] != 42 and not _has_special(buf)):
             # Only plain inline lines (redis-benchmark's PING_INLINE, telnet): no
             # quotes, no NUL/\v/\f, no multibulk; bytes.split() is sdssplitargs here.
             self._buf = b""
+            self._base += n
             return [words for words in map(bytes.split, buf.split(b"\n")) if words]
         else:
             out, pos = [], 0
@@ -182,6 +206,7 @@ class RequestParser:
         bulklen = self._bulklen
         count_headers = _COUNT_HEADERS
         bulk_headers = _BULK_HEADERS
+        cmd_pos = -1  # where the last multibulk header read in this call starts
         try:
             while True:
                 if argv is None:
@@ -210,6 +235,7 @@ class RequestParser:
                         continue
                     # "*<count>\r": Redis looks for the '\r' and skips it and the
                     # byte after it unchecked, so it needs one byte past the '\r'.
+                    cmd_pos = pos
                     end = buf.find(b"\r", pos)
                     if end < 0 or end + 1 >= n:
                         if end < 0 and n - pos > INLINE_MAX_SIZE:
@@ -267,10 +293,14 @@ class RequestParser:
             self._more = False
             self.error = ErrorText(exc.args[0])
             self._buf = b""
+            self._base = self._fed
             self._argv = None
             self._argv_bytes = 0
             return out
         self._buf = buf[pos:] if pos else buf
+        if argv is not None and cmd_pos >= 0 and argv is not self._argv:
+            self._cmd_start = self._base + cmd_pos
+        self._base += pos
         self._argv = argv
         self._remaining = remaining
         self._bulklen = bulklen
