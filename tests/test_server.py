@@ -534,3 +534,12 @@ def test_debug_digest_matches_redis(raw, raw_real):
         assert raw.command(*args) == raw_real.command(*args), args
     raw.command("FLUSHALL")
     raw_real.command("FLUSHALL")
+
+
+def test_client_list_counts_the_running_command_like_redis(raw, raw_real):
+    """introspection.tcl: CLIENT LIST shows qbuf=26 and the argv memory of itself."""
+    for conn in (raw, raw_real):
+        line = _payload(conn.command("CLIENT", "LIST"))
+        assert b" qbuf=26 " in line and b" argv-mem=10 " in line, line
+        line = _payload(conn.command("CLIENT", "INFO"))
+        assert b" qbuf=26 " in line and b" argv-mem=10 " in line, line

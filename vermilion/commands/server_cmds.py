@@ -132,11 +132,21 @@ def client_flags(client) -> str:
     return text or "N"
 
 
-def client_info_line(client, now: float | None = None) -> str:
-    """One CLIENT LIST line, fields in Redis 7.0's order."""
+def _request_size(argv: list[bytes]) -> int:
+    """Bytes of argv as a RESP multibulk request."""
+    return len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n\r\n" % len(a)) + len(a) for a in argv)
+
+
+def client_info_line(client, now: float | None = None, argv: list[bytes] | None = None) -> str:
+    """One CLIENT LIST line, fields in Redis 7.0's order. argv: the command the client
+    is running, which Redis still counts in its query buffer (qbuf) and argv-mem."""
     now = time.time() if now is None else now
     multi = getattr(client, "multi_queue", None)
     qbuf = client.parser.buffered()
+    argv_mem = 0
+    if argv is not None:
+        qbuf += _request_size(argv)
+        argv_mem = sum(len(a) for a in argv)
     omem = client.output_buffer_size()
     cmd = client.cmd.fullname if client.cmd is not None else "NULL"
     events = "rw" if omem else "r"
@@ -147,8 +157,8 @@ def client_info_line(client, now: float | None = None) -> str:
         f"db={client.db.id} sub={_count_attr(client, 'channels')} "
         f"psub={_count_attr(client, 'patterns')} ssub={_count_attr(client, 'shard_channels')} "
         f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
-        f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
-        f"tot-mem={qbuf + omem} events={events} cmd={cmd} user=default redir=-1 "
+        f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
+        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user=default redir=-1 "
         f"resp={client.resp}"
     )
 
@@ -172,7 +182,7 @@ def client_getname(client, argv):
 
 @command("client info")
 def client_info(client, argv):
-    return Verbatim(client_info_line(client).encode() + b"\n")
+    return Verbatim(client_info_line(client, argv=argv).encode() + b"\n")
 
 
 @command("client list")
@@ -193,7 +203,8 @@ def client_list(client, argv):
     elif len(argv) != 2:
         raise CommandError(errors.SYNTAX)
     now = time.time()
-    return Verbatim("".join(client_info_line(c, now) + "\n" for c in clients).encode())
+    return Verbatim("".join(client_info_line(c, now, argv if c is client else None) + "\n"
+                            for c in clients).encode())
 
 
 @command("client kill")
