@@ -25,6 +25,12 @@ SAME_AS_REDIS = [
     ("EVAL", "return nil", "0"),
     ("EVAL", "return", "0"),
     ("EVAL", "return {}", "0"),
+    ("EVAL", "return _G", "0"),
+    ("EVAL", "local a = {}; setmetatable(a,{__index=function() foo() end}) return a", "0"),
+    ("EVAL", "local a = {}; setmetatable(a,{__index=function() redis.call('set', 'x', '1') end})"
+             " return {a, redis.call('exists', 'x')}", "1", "x"),
+    ("EVAL", "return {err=1, ok='x'}", "0"),
+    ("EVAL", "return {1, {err='inner'}, 3}", "0"),
     ("EVAL", "return {ok='fine'}", "0"),
     ("EVAL", "return {err='My Error'}", "0"),
     ("EVAL", "return redis.status_reply('FOO')", "0"),

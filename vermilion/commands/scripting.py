@@ -4,7 +4,6 @@ The Lua side lives in vermilion/scripting/: the runtime, the conversions and the
 engine that runs scripts (worker thread, BUSY replies, SCRIPT KILL).
 """
 
-from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from ..scripting.engine import NOSCRIPT, engine_of, sha1hex, shebang_flags
@@ -138,5 +137,3 @@ def script_debug(client, argv):
 def script_help(client, argv):
     return SCRIPT_HELP
 
-
-__all__ = ["errors"]

@@ -211,6 +211,25 @@ function api.run(f, keys, argv)
     sethook()
     return ok, res
 end
+-- The shape of a returned table for luaReplyToRedisReply(), read with rawget as Redis
+-- does (a metatable's __index must not run: it could fail or call Redis).
+local SHAPES = {{"err", "string"}, {"ok", "string"}, {"double", "number"},
+                {"big_number", "string"}, {"map", "table"}, {"set", "table"},
+                {"verbatim_string", "table"}}
+function api.shape(t)
+    for _, shape in ipairs(SHAPES) do
+        local v = raw_rawget(t, shape[1])
+        if type(v) == shape[2] then return shape[1], v end
+    end
+    local items, n = {}, 0
+    while true do
+        local v = raw_rawget(t, n + 1)
+        if v == nil then break end
+        n = n + 1
+        items[n] = v
+    end
+    return "array", items, n
+end
 api.globals = G
 api.null = py.null
 return api

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from lupa import lua51
 
-from ..protocol.encode import Raw, ReplySet, Verbatim, encode, format_double
+from ..protocol.encode import Raw, ReplySet, Verbatim, encode
 from ..protocol.errors import CommandError, sanitize
 
 _lua_type = lua51.lua_type
@@ -157,8 +157,9 @@ MAX_DEPTH = 200
 STACK_LIMIT = "ERR reached lua stack limit"
 
 
-def lua_to_reply(value, script_resp: int, depth: int = 0):
-    """luaReplyToRedisReply(): the reply value for a Lua value."""
+def lua_to_reply(value, script_resp: int, shape, depth: int = 0):
+    """luaReplyToRedisReply(): the reply value for a Lua value. shape is the Lua
+    state's api.shape (bootstrap.lua), which reads a table the way Redis does."""
     kind = type(value)
     if kind is bytes:
         return value
@@ -174,42 +175,31 @@ def lua_to_reply(value, script_resp: int, depth: int = 0):
         return None  # functions, userdata...: nil, as Redis does
     if depth >= MAX_DEPTH:
         return CommandError(STACK_LIMIT)
-    return _table_to_reply(value, script_resp, depth + 1)
+    return _table_to_reply(value, script_resp, shape, depth + 1)
 
 
-def _table_to_reply(table, script_resp, depth):
-    err = table[b"err"]
-    if type(err) is bytes:
-        return CommandError(sanitize(err.decode("utf-8", "surrogateescape")))
-    ok = table[b"ok"]
-    if type(ok) is bytes:
-        return ok.decode("utf-8", "surrogateescape")
-    double = table[b"double"]
-    if type(double) in (int, float):
-        return float(double)
-    big = table[b"big_number"]
-    if type(big) is bytes:
-        return BigNumber(big)
-    verbatim = table[b"verbatim_string"]
-    if verbatim is not None and _lua_type(verbatim) == "table":
-        text = verbatim[b"string"]
+def _table_to_reply(table, script_resp, shape, depth):
+    found = shape(table)
+    kind, value = found[0], found[1]
+    if kind == b"err":
+        return CommandError(sanitize(value.decode("utf-8", "surrogateescape")))
+    if kind == b"ok":
+        return value.decode("utf-8", "surrogateescape")
+    if kind == b"double":
+        return float(value)
+    if kind == b"big_number":
+        return BigNumber(value)
+    if kind == b"verbatim_string":
+        text = value[b"string"]
         if type(text) is bytes:
             return Verbatim(text)
-    mapping = table[b"map"]
-    if mapping is not None and _lua_type(mapping) == "table":
-        return {_key(lua_to_reply(k, script_resp, depth)): lua_to_reply(v, script_resp, depth)
-                for k, v in mapping.items()}
-    members = table[b"set"]
-    if members is not None and _lua_type(members) == "table":
-        return ReplySet(lua_to_reply(k, script_resp, depth) for k in members.keys())
-    out = []
-    i = 1
-    while True:
-        item = table[i]
-        if item is None:
-            return out
-        out.append(lua_to_reply(item, script_resp, depth))
-        i += 1
+        return None
+    if kind == b"map":
+        return {_key(lua_to_reply(k, script_resp, shape, depth)):
+                lua_to_reply(v, script_resp, shape, depth) for k, v in value.items()}
+    if kind == b"set":
+        return ReplySet(lua_to_reply(k, script_resp, shape, depth) for k in value.keys())
+    return [lua_to_reply(value[i], script_resp, shape, depth) for i in range(1, found[2] + 1)]
 
 
 def _key(value):
@@ -237,6 +227,3 @@ def finish_reply(reply, resp: int):
         return {k: finish_reply(v, resp) for k, v in reply.items()}
     return reply
 
-
-__all__ = ["lua_args_to_argv", "reply_to_lua", "lua_to_reply", "finish_reply",
-           "error_table", "format_double"]

@@ -234,7 +234,7 @@ class ScriptEngine:
 
     def _final_reply(self, run: ScriptRun, ok, value):
         if ok:
-            return lua_to_reply(value, run.client.resp)
+            return lua_to_reply(value, run.client.resp, self.state.shape)
         return CommandError(_error_message(run.sha, value))
 
     # -- BUSY -------------------------------------------------------------------------

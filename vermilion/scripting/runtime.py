@@ -93,6 +93,7 @@ class LuaState:
         api = lua.execute(_BOOTSTRAP, py)
         self._compile = api[b"compile"]
         self._run = api[b"run"]
+        self.shape = api[b"shape"]
         self.table = lua.table_from
 
     def compile(self, body: bytes):
