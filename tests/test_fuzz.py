@@ -209,3 +209,65 @@ canonical = st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=5),
                  st.tuples(canonical, hostile).map(b"".join)))
 def test_fast_paths_agree_with_the_general_parser(data):
     assert run_parser([data]) == run_parser_slow(data)
+
+
+# -- differential: the same hostile bytes to vermilion and redis-server -------------------
+
+# No CLIENT (ids, ages, addresses differ) and nothing that blocks or reconfigures.
+DIFF_COMMANDS = [name for name in SAFE_COMMANDS if name != b"CLIENT"]
+diff_frame = st.builds(lambda name, args: encode([name] + args),
+                       st.sampled_from(DIFF_COMMANDS), st.lists(arg, max_size=4))
+diff_inline = st.builds(
+    lambda name, args, end: name + b" " + b" ".join(args) + end,
+    st.sampled_from(DIFF_COMMANDS), st.lists(arg, max_size=3),
+    st.sampled_from([b"\r\n", b"\n", b"\r", b""]))
+diff_fragment = st.one_of(
+    diff_frame, diff_inline,
+    number_text.map(lambda t: b"*" + t + b"\r\n"),
+    number_text.map(lambda t: b"$" + t + b"\r\n"),
+    st.sampled_from([b"\r\n", b"\r", b"\n", b"*", b"$", b"\x00", b":1\r\n", b"+OK\r\n",
+                     b"*0\r\n", b"*-1\r\n", b'"', b"'", b"\\x4", b"\xc8"]),
+    st.binary(max_size=40).filter(lambda b: b"client" not in b.lower()),
+)
+diff_input = st.lists(diff_fragment, min_size=1, max_size=10).map(b"".join)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send data, half-close, and read until the server closes: every reply it sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        out = b""
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+        return out
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    from conftest import start_redis
+    server = start_redis(tmp_path_factory.mktemp("fuzz-redis"))
+    yield server
+    server.stop()
+
+
+def test_hostile_input_answered_like_redis(fuzz_server, real_server):
+    """The same bytes get the same bytes back, up to the close: replies to the commands
+    before a protocol error, the error line, nothing for an incomplete tail."""
+    ports = (fuzz_server.port, real_server.port)
+    for port in ports:
+        conn = RawConnection(port)
+        conn.command("FLUSHALL")
+        conn.close()
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(diff_input)
+    def example(data):
+        got, expected = (exchange(port, data) for port in ports)
+        assert got == expected, f"input {data!r}"
+
+    example()
