@@ -667,10 +667,25 @@ def _redact_hello(argv: list[bytes]) -> list[bytes]:
     return out
 
 
+def _redact_migrate(argv: list[bytes]) -> list[bytes]:
+    # migrateCommand(): AUTH <password>, AUTH2 <username> <password>.
+    out = list(argv)
+    i = 6
+    while i < len(argv):
+        word = argv[i].lower()
+        if word == b"keys":
+            break
+        secrets = {b"auth": 1, b"auth2": 2}.get(word, 0)
+        for j in range(i + 1, min(i + 1 + secrets, len(argv))):
+            out[j] = b"(redacted)"
+        i += secrets + 1
+    return out
+
+
 _ENDS_MONITOR = {"reset"}
 
 # redactClientCommandArgument() callers: what MONITOR must not show.
-_REDACT = {"auth": _redact_auth, "hello": _redact_hello}
+_REDACT = {"auth": _redact_auth, "hello": _redact_hello, "migrate": _redact_migrate}
 
 
 def _set_keepalive(sock, interval: int) -> None:
