@@ -413,3 +413,40 @@ def test_scan_type_none_keeps_keys_expired_by_the_type_lookup(raw, raw_real):
     finally:
         for conn in (raw, raw_real):
             conn.command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
+def test_scan_cursor_guarantee_under_random_churn():
+    # Unit level: several interleaved iterations over a dict that keeps changing, with
+    # fewer snapshot slots than scanners; every key present from the start to the end of
+    # an iteration must have been returned by it.
+    import random
+
+    from vermilion.keyspace.scan import Cursors
+
+    rnd = random.Random(5)
+    cursors = Cursors(limit=3)
+    d = {i: None for i in range(300)}
+    next_key = 300
+    scanners = []
+    finished = 0
+    for step in range(4000):
+        if len(scanners) < 5:
+            scanners.append({"cursor": 0, "seen": set(), "start": set(d), "deleted": set()})
+        s = rnd.choice(scanners)
+        s["cursor"], batch = cursors.scan(d, s["cursor"], rnd.randint(1, 40))
+        s["seen"].update(batch)
+        if s["cursor"] == 0:
+            must = s["start"] - s["deleted"]
+            assert must <= s["seen"]
+            scanners.remove(s)
+            finished += 1
+        for _ in range(rnd.randint(0, 6)):  # churn: add, delete, re-add
+            if rnd.random() < 0.5 and d:
+                victim = rnd.choice(list(d))
+                del d[victim]
+                for other in scanners:
+                    other["deleted"].add(victim)
+            else:
+                d[next_key] = None
+                next_key += 1
+    assert finished > 50
