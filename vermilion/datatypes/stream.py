@@ -1,0 +1,402 @@
+"""The stream value (Redis's t_stream.c / stream.h): entries, metadata, consumer groups.
+
+Entries live in a dict id → flat (field, value, ...) tuple plus a SortedList of the
+live ids, so XADD is O(log n) (amortised O(1) in practice: it appends at the end) and
+XRANGE is O(log n + m). An ID is one Python int, ``ms << 64 | seq``: ints hash and
+compare fast and order exactly like Redis's 128-bit big-endian rax keys.
+
+Redis keeps the entries in a rax of listpacks ("nodes"). The node boundaries are
+visible to clients (XADD/XTRIM with ``~`` only remove whole nodes; XINFO STREAM
+reports radix-tree-keys), so the node structure is modelled without storing the
+listpacks: each Node knows its master id and fields, its live and deleted counts,
+its exact listpack size in bytes and its last id (deleted or not) — what
+streamAppendItem() and streamTrim() look at.
+
+Consumer groups: Group (last_delivered_id, entries_read, PEL as a SortedDict id →
+Nack, consumers by name). A Nack is shared by the group PEL and its consumer's PEL,
+as in Redis.
+"""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedDict, SortedList
+
+MAX64 = (1 << 64) - 1
+MAX_ID = (MAX64 << 64) | MAX64
+INVALID_ENTRIES_READ = -1  # SCG_INVALID_ENTRIES_READ
+
+# streamAppendItem's flags field of each listpack entry.
+FLAG_NONE, FLAG_DELETED, FLAG_SAMEFIELDS = 0, 1, 2
+
+
+def make_id(ms: int, seq: int) -> int:
+    return (ms << 64) | seq
+
+
+def id_bytes(sid: int) -> bytes:
+    return b"%d-%d" % (sid >> 64, sid & MAX64)
+
+
+# -- listpack sizes (listpack.c), to place node boundaries where Redis does -------------
+
+
+def _backlen_size(n: int) -> int:
+    if n <= 127:
+        return 1
+    if n < 16383:
+        return 2
+    if n < 2097151:
+        return 3
+    if n < 268435455:
+        return 4
+    return 5
+
+
+def lp_int_size(v: int) -> int:
+    """Bytes of an integer listpack entry, backlen included."""
+    if 0 <= v <= 127:
+        return 2
+    if -4096 <= v <= 4095:
+        return 3
+    if -32768 <= v <= 32767:
+        return 4
+    if -8388608 <= v <= 8388607:
+        return 5
+    if -2147483648 <= v <= 2147483647:
+        return 6
+    return 10
+
+
+def _canonical_int(item: bytes):
+    # lpStringToInt64 (string2ll): strings that are canonical int64s are stored as ints.
+    n = len(item)
+    if n == 0 or n > 20:
+        return None
+    digits = item[1:] if item[0] == 45 else item
+    if not digits.isdigit() or not digits.isascii() or (digits[0] == 48 and n > 1):
+        return None
+    v = int(item)
+    if -(1 << 63) <= v < (1 << 63):
+        return v
+    return None
+
+
+def lp_str_size(item: bytes) -> int:
+    n = len(item)
+    if n <= 20:
+        v = _canonical_int(item)
+        if v is not None:
+            return lp_int_size(v)
+    if n < 64:
+        enc = 1 + n
+    elif n < 4096:
+        enc = 2 + n
+    else:
+        enc = 5 + n
+    return enc + _backlen_size(enc)
+
+
+class Node:
+    """One listpack of Redis's rax: what the node-level algorithms need."""
+
+    __slots__ = ("master", "fields", "live", "deleted", "nbytes", "last")
+
+    def __init__(self, master: int, fields: tuple):
+        self.master = master
+        self.fields = fields
+        self.live = 0
+        self.deleted = 0
+        self.last = master
+        # Header (6) + terminator (1) + master entry: count, deleted, numfields,
+        # fields..., the 0 terminator.
+        self.nbytes = (7 + lp_int_size(0) * 2 + lp_int_size(len(fields))
+                       + sum(lp_str_size(f) for f in fields) + lp_int_size(0))
+
+    def set_counts(self, live: int, deleted: int) -> None:
+        self.nbytes += (lp_int_size(live) - lp_int_size(self.live)
+                        + lp_int_size(deleted) - lp_int_size(self.deleted))
+        self.live = live
+        self.deleted = deleted
+
+    def copy(self) -> "Node":
+        dup = Node.__new__(Node)
+        dup.master, dup.fields, dup.live = self.master, self.fields, self.live
+        dup.deleted, dup.nbytes, dup.last = self.deleted, self.nbytes, self.last
+        return dup
+
+
+# -- consumer groups -------------------------------------------------------------------
+
+
+class Nack:
+    """A pending entry (streamNACK): owner, last delivery time (ms), delivery count."""
+
+    __slots__ = ("consumer", "delivery_time", "delivery_count")
+
+    def __init__(self, consumer, delivery_time: int, delivery_count: int = 1):
+        self.consumer = consumer
+        self.delivery_time = delivery_time
+        self.delivery_count = delivery_count
+
+
+class Consumer:
+    __slots__ = ("name", "seen_time", "pel")
+
+    def __init__(self, name: bytes, seen_time: int):
+        self.name = name
+        self.seen_time = seen_time
+        self.pel: SortedDict = SortedDict()
+
+
+class Group:
+    __slots__ = ("name", "last_id", "entries_read", "pel", "consumers")
+
+    def __init__(self, name: bytes, last_id: int, entries_read: int):
+        self.name = name
+        self.last_id = last_id
+        self.entries_read = entries_read
+        self.pel: SortedDict = SortedDict()
+        self.consumers: dict[bytes, Consumer] = {}
+
+    def create_consumer(self, name: bytes, now: int) -> Consumer:
+        consumer = self.consumers[name] = Consumer(name, now)
+        return consumer
+
+    def delete_consumer(self, consumer: Consumer) -> None:
+        """streamDelConsumer: its pending entries leave the group PEL too."""
+        for sid in consumer.pel:
+            del self.pel[sid]
+        del self.consumers[consumer.name]
+
+    def copy(self) -> "Group":
+        dup = Group(self.name, self.last_id, self.entries_read)
+        for name, consumer in self.consumers.items():
+            c2 = dup.consumers[name] = Consumer(name, consumer.seen_time)
+            for sid, nack in consumer.pel.items():
+                n2 = Nack(c2, nack.delivery_time, nack.delivery_count)
+                c2.pel[sid] = n2
+                dup.pel[sid] = n2
+        for sid, nack in self.pel.items():
+            if sid not in dup.pel:  # an ownerless NACK cannot exist, but stay total
+                dup.pel[sid] = Nack(None, nack.delivery_time, nack.delivery_count)
+        return dup
+
+
+# -- the stream -------------------------------------------------------------------------
+
+
+class Stream:
+    __slots__ = ("entries", "ids", "nodes", "node_keys", "last_id", "max_deleted_id",
+                 "entries_added", "first_id", "groups")
+
+    type_name = "stream"
+    encoding = "stream"
+
+    def __init__(self):
+        self.entries: dict[int, tuple] = {}
+        self.ids = SortedList()
+        self.nodes: dict[int, Node] = {}
+        self.node_keys = SortedList()
+        self.last_id = 0
+        self.max_deleted_id = 0
+        self.entries_added = 0
+        self.first_id = 0
+        self.groups: dict[bytes, Group] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def copy(self) -> "Stream":
+        dup = Stream()
+        dup.entries = dict(self.entries)
+        dup.ids = SortedList(self.ids)
+        dup.nodes = {k: n.copy() for k, n in self.nodes.items()}
+        dup.node_keys = SortedList(self.node_keys)
+        dup.last_id, dup.max_deleted_id = self.last_id, self.max_deleted_id
+        dup.entries_added, dup.first_id = self.entries_added, self.first_id
+        dup.groups = {name: g.copy() for name, g in self.groups.items()}
+        return dup
+
+    # -- entries ------------------------------------------------------------------
+
+    def last_valid_id(self) -> int:
+        """streamLastValidID: the last live entry, 0-0 when empty."""
+        return self.ids[-1] if self.ids else 0
+
+    def append(self, sid: int, fields: tuple, max_bytes: int = 4096,
+               max_entries: int = 100) -> None:
+        """streamAppendItem() once the id is known to be valid: the node it lands in
+        follows stream-node-max-bytes / stream-node-max-entries like Redis."""
+        names = fields[0::2]
+        node = self.nodes[self.node_keys[-1]] if self.node_keys else None
+        if node is not None:
+            if max_bytes == 0 or max_bytes > 0xFFFFFFFF:
+                max_bytes = 0xFFFFFFFF  # STREAM_LISTPACK_MAX_SIZE
+            if node.nbytes + sum(map(len, fields)) >= max_bytes:
+                node = None
+            elif max_entries and node.live + node.deleted >= max_entries:
+                node = None
+        if node is None:
+            node = Node(sid, names)
+            self.nodes[sid] = node
+            self.node_keys.add(sid)
+            same = True
+        else:
+            same = names == node.fields
+        node.set_counts(node.live + 1, node.deleted)
+        master = node.master
+        nf = len(names)
+        size = (lp_int_size(FLAG_SAMEFIELDS if same else FLAG_NONE)
+                + lp_int_size((sid >> 64) - (master >> 64))
+                + lp_int_size((sid & MAX64) - (master & MAX64)))
+        if same:
+            size += sum(lp_str_size(v) for v in fields[1::2]) + lp_int_size(nf + 3)
+        else:
+            size += (lp_int_size(nf) + sum(lp_str_size(x) for x in fields)
+                     + lp_int_size(nf * 2 + 4))
+        node.nbytes += size
+        node.last = sid
+        self.entries[sid] = fields
+        self.ids.add(sid)
+        self.entries_added += 1
+        self.last_id = sid
+        if len(self.entries) == 1:
+            self.first_id = sid
+
+    def _node_of(self, sid: int) -> Node:
+        keys = self.node_keys
+        return self.nodes[keys[keys.bisect_right(sid) - 1]]
+
+    def delete(self, sid: int) -> bool:
+        """streamDeleteItem: mark deleted in its node, drop an emptied node."""
+        if self.entries.pop(sid, None) is None:
+            return False
+        self.ids.remove(sid)
+        node = self._node_of(sid)
+        if node.live == 1:
+            del self.nodes[node.master]
+            self.node_keys.remove(node.master)
+        else:
+            node.set_counts(node.live - 1, node.deleted + 1)
+        return True
+
+    def _drop_front(self, count: int) -> None:
+        ids = self.ids
+        entries = self.entries
+        for sid in ids[:count]:
+            del entries[sid]
+        del ids[:count]
+
+    def trim(self, maxlen: int | None, minid: int | None, approx: bool, limit: int) -> int:
+        """streamTrim(): whole nodes first; with approx stop at the first node that
+        cannot go whole, else mark entries of that node deleted. Returns the count."""
+        deleted = 0
+        keys = self.node_keys
+        while keys:
+            if maxlen is not None and len(self.entries) <= maxlen:
+                break
+            node = self.nodes[keys[0]]
+            live = node.live
+            if limit and deleted + live > limit:
+                break
+            if maxlen is not None:
+                remove_node = len(self.entries) - live >= maxlen
+            else:
+                remove_node = node.last < minid
+            if remove_node:
+                self._drop_front(live)
+                del self.nodes[node.master]
+                keys.pop(0)
+                deleted += live
+                continue
+            if approx:
+                break
+            # Exact: mark the node's leading entries deleted (its live entries are the
+            # first `live` ids of the stream, the nodes before it being gone).
+            if maxlen is not None:
+                n = min(len(self.entries) - maxlen, live)
+            else:
+                n = min(self.ids.bisect_left(minid), live)
+            if n:
+                self._drop_front(n)
+                node.set_counts(live - n, node.deleted + n)
+                deleted += n
+            break
+        if deleted:
+            self.first_id = self.ids[0] if self.ids else 0
+        return deleted
+
+    def range(self, start: int, end: int, rev: bool = False):
+        """Live ids in [start, end], in order (or reversed)."""
+        if start > end:
+            return iter(())
+        return self.ids.irange(start, end, reverse=rev)
+
+    # -- metadata Redis computes ---------------------------------------------------
+
+    def estimate_distance(self, sid: int) -> int:
+        """streamEstimateDistanceFromFirstEverEntry() (7.0): the logical read counter
+        of sid, or INVALID_ENTRIES_READ when it cannot be known."""
+        if not self.entries_added:
+            return 0
+        if not self.entries and sid <= self.last_id:
+            return self.entries_added
+        if sid == self.last_id:
+            return self.entries_added
+        if sid > self.last_id:
+            return INVALID_ENTRIES_READ
+        if self.max_deleted_id == 0 or self.max_deleted_id < self.first_id:
+            if sid < self.first_id:
+                return self.entries_added - len(self.entries)
+            if sid == self.first_id:
+                return self.entries_added - len(self.entries) + 1
+        return INVALID_ENTRIES_READ
+
+    def range_has_tombstones(self, start: int | None) -> bool:
+        """streamRangeHasTombstones(s, start, NULL)."""
+        if not self.entries or self.max_deleted_id == 0:
+            return False
+        if self.first_id > self.max_deleted_id:
+            return False
+        return (start or 0) <= self.max_deleted_id
+
+    def group_lag(self, group: Group):
+        """streamReplyWithCGLag(): the lag, or None when it cannot be computed."""
+        if not self.entries_added:
+            return 0
+        if group.entries_read != INVALID_ENTRIES_READ and \
+                not self.range_has_tombstones(group.last_id):
+            return self.entries_added - group.entries_read
+        read = self.estimate_distance(group.last_id)
+        if read != INVALID_ENTRIES_READ:
+            return self.entries_added - read
+        return None
+
+    def radix_tree_nodes(self) -> int:
+        """The rax node count of the node keys (16-byte big-endian ids), counted on the
+        compressed trie rax builds: a node per compressed run, per branch, per key."""
+        keys = [k.to_bytes(16, "big") for k in self.node_keys]
+        if not keys:
+            return 1
+        return _rax_nodes(keys, 0, len(keys), 0)
+
+
+def _rax_nodes(keys: list, lo: int, hi: int, depth: int) -> int:
+    # keys[lo:hi] share their first `depth` bytes; all keys are 16 bytes long.
+    if hi - lo == 1:
+        return 2 if depth < 16 else 1
+    first, last = keys[lo], keys[hi - 1]
+    p = depth
+    while first[p] == last[p]:
+        p += 1
+    count = 1 if p > depth else 0  # a compressed node for the common run
+    count += 1  # the branching node at byte p
+    i = lo
+    while i < hi:
+        b = keys[i][p]
+        j = i + 1
+        while j < hi and keys[j][p] == b:
+            j += 1
+        count += _rax_nodes(keys, i, j, p + 1)
+        i = j
+    return count
