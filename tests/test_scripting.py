@@ -245,6 +245,27 @@ def test_info_counts_cached_scripts(r):
     assert r.info("memory")["number_of_cached_scripts"] == 0
 
 
+def test_error_statistics_match_redis(vermilion_server, real):
+    mine = vermilion_server.client()
+    stats = []
+    for client in (mine, real):
+        client.set("s", "x")
+        client.config_resetstat()
+        for script in ["return redis.call('incr','s')", "return redis.pcall('incr','s')",
+                       "return {err='FOO x'}", "error('x')", "return redis.call('nosuch')",
+                       "return 1"]:
+            try:
+                client.eval(script, 0)
+            except redis.ResponseError:
+                pass
+        info = client.info("all")
+        stats.append((info["errorstat_ERR"], info["errorstat_FOO"], info["total_error_replies"],
+                      info["cmdstat_eval"]["calls"], info["cmdstat_eval"]["failed_calls"],
+                      info["cmdstat_incr"]["failed_calls"]))
+    mine.close()
+    assert stats[0] == stats[1]
+
+
 def test_select_inside_script_changes_only_the_script_db(raw, raw_real):
     for conn in (raw, raw_real):
         assert conn.command("EVAL", "redis.call('select', 1) redis.call('set','k','in1') "

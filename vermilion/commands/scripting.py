@@ -6,6 +6,7 @@ engine that runs scripts (worker thread, BUSY replies, SCRIPT KILL).
 
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
+from ..scripting.convert import CountedError
 from ..scripting.engine import NOSCRIPT, engine_of, sha1hex, shebang_flags
 from .args import parse_int
 from .registry import command
@@ -78,7 +79,14 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
         read_only = True
     keys = argv[3:3 + numkeys]
     args = argv[3 + numkeys:]
-    return engine.execute(client, sha, keys, args, read_only)
+    reply = engine.execute(client, sha, keys, args, read_only)
+    if isinstance(reply, CommandError):
+        # A failed script is a failed EVAL. Raised, the dispatcher also counts its
+        # error; one made of a command's error was counted when that command failed.
+        if not isinstance(reply, CountedError):
+            raise reply
+        client.cmd.failed_calls += 1
+    return reply
 
 
 def _feed_monitors(server, client, argv) -> None:

@@ -219,7 +219,9 @@ local SHAPES = {{"err", "string"}, {"ok", "string"}, {"double", "number"},
 function api.shape(t)
     for _, shape in ipairs(SHAPES) do
         local v = raw_rawget(t, shape[1])
-        if type(v) == shape[2] then return shape[1], v end
+        if type(v) == shape[2] then
+            return shape[1], v, raw_rawget(t, "ignore_err_stats_update")
+        end
     end
     local items, n = {}, 0
     while true do

@@ -130,9 +130,22 @@ def reply_to_lua(lua, reply, resp: int):
     return _Parser(lua, encode(reply, resp)).value()
 
 
-def error_table(lua, message: str):
-    """luaPushErrorBuff(): {err="CODE message"}; messages here always carry their code."""
-    return lua.table_from({b"err": message.strip("\r\n").encode("utf-8", "surrogateescape")})
+def error_table(lua, message: str, counted: bool = False):
+    """luaPushErrorBuff(): {err="CODE message"}; messages here always carry their code.
+    counted: a command's error, already in the error statistics, so the script's error
+    reply made of it must not count again (Redis's ignore_err_stats_update)."""
+    fields = {b"err": message.strip("\r\n").encode("utf-8", "surrogateescape")}
+    if counted:
+        fields[b"ignore_err_stats_update"] = True
+    return lua.table_from(fields)
+
+
+class CountedError(CommandError):
+    """An error reply whose error was already counted in INFO errorstats."""
+
+
+class ScriptCheckError(CommandError):
+    """A command refused by the script checks (it never ran, so it is not counted)."""
 
 
 # -- Lua → reply ----------------------------------------------------------------------
@@ -182,7 +195,8 @@ def _table_to_reply(table, script_resp, shape, depth):
     found = shape(table)
     kind, value = found[0], found[1]
     if kind == b"err":
-        return CommandError(sanitize(value.decode("utf-8", "surrogateescape")))
+        error_class = CountedError if found[2] else CommandError
+        return error_class(sanitize(value.decode("utf-8", "surrogateescape")))
     if kind == b"ok":
         return value.decode("utf-8", "surrogateescape")
     if kind == b"double":

@@ -35,7 +35,7 @@ from ..commands.registry import COMMANDS
 from ..log import logger
 from ..protocol.encode import NO_REPLY
 from ..protocol.errors import CommandError, sanitize
-from .convert import finish_reply, lua_to_reply
+from .convert import CountedError, ScriptCheckError, finish_reply, lua_to_reply
 from .runtime import LuaState
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -70,11 +70,12 @@ class ScriptRun:
     """One execution of a script."""
 
     __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over",
-                 "captured", "pending")
+                 "captured", "pending", "spec")
 
     def __init__(self, sha, caller, client, read_only):
         self.sha = sha
         self.caller = caller
+        self.spec = caller.cmd  # EVAL's spec, for its failed_calls
         self.client = client
         self.read_only = read_only
         self.captured = None
@@ -235,7 +236,7 @@ class ScriptEngine:
     def _final_reply(self, run: ScriptRun, ok, value):
         if ok:
             return lua_to_reply(value, run.client.resp, self.state.shape)
-        return CommandError(_error_message(run.sha, value))
+        return _error_reply(run.sha, value)
 
     # -- BUSY -------------------------------------------------------------------------
 
@@ -256,7 +257,9 @@ class ScriptEngine:
             self.server.command_checks.remove(self._refuse_while_busy)
         caller = run.caller
         if isinstance(reply, CommandError):
-            self.server.count_error(reply)
+            run.spec.failed_calls += 1
+            if not isinstance(reply, CountedError):
+                self.server.count_error(reply)
         self._propagate_writes(run.captured)
         self.server.flush_appends()
         if caller.closing:
@@ -316,14 +319,14 @@ class ScriptEngine:
         if spec is not None and spec.subcommands and len(argv) > 1:
             spec = spec.subcommands.get(argv[1].lower())
         if spec is None or (spec.handler is None and not spec.subcommands):
-            return CommandError(UNKNOWN_COMMAND)
+            return ScriptCheckError(UNKNOWN_COMMAND)
         if not spec.check_arity(len(argv)):
-            return CommandError(WRONG_ARGS)
+            return ScriptCheckError(WRONG_ARGS)
         if "noscript" in spec.flags:
-            return CommandError(NOT_ALLOWED)
+            return ScriptCheckError(NOT_ALLOWED)
         if spec.is_write:
             if run.read_only:
-                return CommandError(READ_ONLY_WRITE)
+                return ScriptCheckError(READ_ONLY_WRITE)
             run.wrote = True
         return process_command(run.client, argv)
 
@@ -335,20 +338,21 @@ def _can_defer(caller) -> bool:
         and not isinstance(caller, ScriptClient)
 
 
-def _error_message(sha: bytes, value) -> str:
+def _error_reply(sha: bytes, value) -> CommandError:
     """luaCallFunction(): "<err> script: <sha>, on <source>:<line>."."""
     from lupa import lua51
 
     if lua51.lua_type(value) != "table":
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        return "ERR Error running script %s, %.100s" % ("f_" + sha.decode(), text)
+        return CommandError("ERR Error running script %s, %.100s" % ("f_" + sha.decode(), text))
     err = value[b"err"]
     message = err.decode("utf-8", "surrogateescape") if isinstance(err, bytes) else ""
     source, line = value[b"source"], value[b"line"]
     if source is not None and line is not None:
         message += " script: %s, on %s:%d." % (
             sha.decode(), source.decode("utf-8", "replace"), int(line))
-    return sanitize(message)
+    counted = value[b"ignore_err_stats_update"]
+    return (CountedError if counted else CommandError)(sanitize(message))
 
 
 def _strip_shebang(body: bytes) -> bytes:

@@ -15,7 +15,7 @@ from lupa import lua51
 from .. import REDIS_VERSION
 from ..log import logger
 from . import luabit, luajson, luamsgpack, luastruct
-from .convert import error_table, lua_args_to_argv, reply_to_lua
+from .convert import ScriptCheckError, error_table, lua_args_to_argv, reply_to_lua
 from ..protocol.errors import CommandError
 
 _BOOTSTRAP = resources.files("vermilion.scripting").joinpath("bootstrap.lua").read_bytes()
@@ -111,8 +111,8 @@ class LuaState:
 
     # -- the Python half of the redis library (see bootstrap.lua) -------------------------
 
-    def _error(self, message: str):
-        raise ScriptError(error_table(self.lua, message))
+    def _error(self, message: str, counted: bool = False):
+        raise ScriptError(error_table(self.lua, message, counted))
 
     @staticmethod
     def _unwrap(exc):
@@ -128,7 +128,8 @@ class LuaState:
             return self._error(argv)
         reply = self.engine.script_call(argv)
         if isinstance(reply, CommandError):
-            return self._error(reply.message)
+            # A command's error is already counted; a refusal by the script checks is not.
+            return self._error(reply.message, counted=not isinstance(reply, ScriptCheckError))
         return reply_to_lua(self.lua, reply, self.engine.current.client.resp)
 
     def _pcall(self, *args):
