@@ -543,3 +543,25 @@ def test_client_list_counts_the_running_command_like_redis(raw, raw_real):
         assert b" qbuf=26 " in line and b" argv-mem=10 " in line, line
         line = _payload(conn.command("CLIENT", "INFO"))
         assert b" qbuf=26 " in line and b" argv-mem=10 " in line, line
+
+
+def test_latency_histogram_shape_matches_redis(raw, raw_real):
+    def shape(reply: bytes) -> bytes:
+        # Bucket bounds and counts depend on timings: compare the structure only.
+        return re.sub(rb"(histogram_usec\r\n)[*%]\d+\r\n(:\d+\r\n)+", rb"\1...", reply)
+
+    for conn in (raw, raw_real):
+        conn.command("CONFIG", "RESETSTAT")
+        conn.command("SET", "a", "b")
+        conn.command("SET", "a", "b")
+        conn.command("CONFIG", "SET", "maxmemory", "0")
+    for args in (("LATENCY", "HISTOGRAM", "set", "nosuch", "config|set"),
+                 ("LATENCY", "HISTOGRAM", "get")):
+        ours, theirs = raw.command(*args), raw_real.command(*args)
+        assert shape(ours) == shape(theirs), args
+    # A container stands for its called subcommands (in hash order in Redis).
+    names = [set(re.findall(rb"\$\d+\r\n(config\|[a-z]+)\r\n", conn.command("LATENCY", "HISTOGRAM", "config")))
+             for conn in (raw, raw_real)]
+    assert names[0] == names[1] and b"config|set" in names[0]
+    assert re.search(rb"\$5\r\ncalls\r\n:2\r\n\$14\r\nhistogram_usec\r\n\*2\r\n:\d+\r\n:2\r\n",
+                     raw.command("LATENCY", "HISTOGRAM", "set"))

@@ -522,21 +522,30 @@ def latency_doctor(client, argv):
 
 @command("latency histogram")
 def latency_histogram(client, argv):
-    from .introspection import lookup_by_name
+    from .introspection import every_spec, handled_subcommands, lookup_by_name
 
-    out = {}
-    names = argv[2:]
-    specs = [lookup_by_name(n) for n in names] if names else _called_specs()
-    for spec in specs:
-        if spec is not None and spec.calls:
-            out[spec.fullname.encode()] = {b"calls": spec.calls, b"histogram_usec": {}}
-    return out
+    if len(argv) == 2:
+        specs = list(every_spec())
+    else:
+        specs = []
+        for name in argv[2:]:
+            spec = lookup_by_name(name)
+            if spec is not None:
+                # A container stands for its subcommands.
+                specs.extend(handled_subcommands(spec) if spec.subcommands else [spec])
+    return {spec.fullname.encode(): {b"calls": spec.calls, b"histogram_usec": _histogram(spec)}
+            for spec in specs if spec.calls}
 
 
-def _called_specs():
-    from .introspection import every_spec
-
-    return [s for s in every_spec() if s.calls]
+def _histogram(spec) -> dict:
+    # Redis keeps an HDR histogram per command (buckets of powers of 2 µs, cumulative
+    # counts). Only calls and total time are kept here, so every call is placed in the
+    # bucket of the mean duration: an approximation with Redis's reply shape.
+    mean = spec.usec / spec.calls
+    bucket = 1
+    while bucket < mean:
+        bucket *= 2
+    return {bucket: spec.calls}
 
 
 @command("latency help")
