@@ -150,6 +150,7 @@ SETS = [
     ("client-output-buffer-limit", "replica 1gb 1 1 pubsub 0 0 0"),
     ("client-output-buffer-limit", "slave 2 3 4"), ("client-output-buffer-limit", ""),
     ("oom-score-adj", "relative"), ("oom-score-adj", "ABSOLUTE"), ("oom-score-adj-values", "1 2 3"),
+    ("oom-score-adj-values", "1  2"), ("oom-score-adj-values", "-5 0 +7"),
     ("shutdown-on-sigint", "nosave NOW"), ("shutdown-on-sigint", "now default"),
     ("shutdown-on-sigterm", "force force"),
     ("latency-tracking-info-percentiles", "50 99.90 100.0"),

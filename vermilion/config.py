@@ -602,7 +602,7 @@ def _parse_oom_values(args: list[str]):
     values = []
     for text in args:
         value = strtoll_full(text)
-        if value is None or not -2000 <= value <= 2000 or text == "":
+        if value is None or not -2000 <= value <= 2000:
             raise ConfigError("Invalid oom-score-adj-values, elements must be between -2000 "
                               "and 2000.")
         values.append(value)
