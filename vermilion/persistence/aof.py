@@ -198,7 +198,7 @@ class AppendOnlyFile:
         parser.limits.proto_max_bulk_len = 2**62
         parser.feed(data)
         commands = parser.parse()
-        leftover = parser.buffered()
+        leftover = parser.incomplete_bytes()
         if parser.error is not None:
             raise AOFError(f"Bad file format reading the append only file {name}: {parser.error}")
         if leftover:

@@ -16,7 +16,7 @@ Handlers return plain Python values and this module alone decides their wire for
 
 from hiredis import pack_command
 
-from .errors import CommandError, sanitize
+from .errors import CommandError, encode_message, sanitize
 
 
 class Raw(bytes):
@@ -163,7 +163,7 @@ def _verbatim(out, value, resp):
 
 
 def _error(out, value, resp):
-    out.append(b"-%s\r\n" % sanitize(value.message).encode())
+    out.append(b"-%s\r\n" % encode_message(sanitize(value.message)))
 
 
 def _raw(out, value, resp):

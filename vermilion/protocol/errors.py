@@ -67,7 +67,17 @@ def unknown_subcommand(sub: bytes, container: str) -> str:
 
 
 def _text(b: bytes) -> str:
-    return b.decode("utf-8", "replace")
+    # Redis prints the argument with %s: raw bytes, cut at the first NUL. latin-1 maps
+    # bytes 1:1 to code points, and the encoder maps them back (encode_message).
+    return b.split(b"\0", 1)[0].decode("latin-1")
+
+
+def encode_message(message: str) -> bytes:
+    """The error text as bytes: raw argument bytes survive (see _text)."""
+    try:
+        return message.encode("latin-1")
+    except UnicodeEncodeError:
+        return message.encode("utf-8", "replace")
 
 
 def sanitize(message: str) -> str:
