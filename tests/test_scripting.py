@@ -455,6 +455,26 @@ def test_commands_pipelined_behind_a_busy_script_keep_their_order(tmp_path):
         server.stop()
 
 
+def test_only_shutdown_nosave_stops_a_busy_script(tmp_path):
+    from conftest import RawConnection
+
+    server = start_vermilion(tmp_path)
+    try:
+        conn = RawConnection(server.port)
+        conn.command("CONFIG", "SET", "busy-reply-threshold", "50")
+        conn.send(b"*3\r\n$4\r\nEVAL\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n")
+        other = RawConnection(server.port)
+        deadline = time.time() + 5
+        while time.time() < deadline and not other.command("PING").startswith(b"-BUSY"):
+            pass
+        assert other.command("SHUTDOWN") == (b"-BUSY Redis is busy running a script. You can only "
+                                             b"call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n")
+        other.send(b"SHUTDOWN NOSAVE\r\n")
+        assert server.proc.wait(10) == 0
+    finally:
+        server.stop()
+
+
 def _ignore(fn, *args):
     try:
         fn(*args)

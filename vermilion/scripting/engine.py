@@ -280,7 +280,7 @@ class ScriptEngine:
             run.pending.append(argv)
             client.reply_skip = True
             raise CommandError(BUSY)
-        if "allow_busy" in spec.flags:
+        if "allow_busy" in spec.flags and not _saving_shutdown(spec, argv):
             return
         raise CommandError(BUSY)
 
@@ -329,6 +329,12 @@ class ScriptEngine:
                 return ScriptCheckError(READ_ONLY_WRITE)
             run.wrote = True
         return process_command(run.client, argv)
+
+
+def _saving_shutdown(spec, argv) -> bool:
+    # shutdownCommand(): while a script is busy, only SHUTDOWN NOSAVE may stop the server
+    # (a save could capture the script's half-done writes).
+    return spec.fullname == "shutdown" and not any(a.lower() == b"nosave" for a in argv[1:])
 
 
 def _can_defer(caller) -> bool:
