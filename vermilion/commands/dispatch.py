@@ -16,12 +16,21 @@ from .registry import COMMANDS, lookup
 
 _perf = time.perf_counter_ns
 _get_spec = COMMANDS.get
+# Commands as clients spell them ("GET", "get"): one dict hit instead of lower() + hit.
+# Bounded, so odd capitalisations cannot grow it without limit.
+_SPELLINGS: dict = {}
+_by_spelling = _SPELLINGS.get
 
 
 def process_command(client, argv: list[bytes]):
     """Run one command for client and return its reply value."""
     server = client.server
-    spec = _get_spec(argv[0].lower())
+    name = argv[0]
+    spec = _by_spelling(name)
+    if spec is None:
+        spec = _get_spec(name.lower())
+        if spec is not None and len(_SPELLINGS) < 4096:
+            _SPELLINGS[name] = spec
     # Fast path: a plain command with the right arity by an authenticated client.
     if spec is None or spec.subcommands or not client.authenticated or server.command_checks \
             or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
