@@ -1,0 +1,235 @@
+"""Streams in RDB files and DUMP payloads (rdb.c rdbSaveObject/rdbLoadObject for
+OBJ_STREAM).
+
+Written as RDB_TYPE_STREAM_LISTPACKS_2 (19), what Redis 7.0 writes:
+
+    nodes: len, then per node the 16-byte big-endian master id (a string) and the
+           listpack (a string) — master entry (count, deleted, numfields, fields…, 0)
+           then entries (flags, ms-diff, seq-diff, [numfields, fields…], values…,
+           lp-count)
+    length, last_id ms/seq, first_id ms/seq, max_deleted_entry_id ms/seq,
+    entries_added (all lengths)
+    groups: len, then name, last_id ms/seq, entries_read (a length; -1 wraps to
+           2^64-1), the PEL (len, then 16 raw id bytes + 8-byte LE ms delivery time +
+           delivery count), the consumers (len, then name, 8-byte seen time, and its
+           PEL as bare 16-byte ids)
+
+Read: types 15 (Redis 5/6: no first/max-deleted/entries-added, no entries_read —
+derived as rdbLoadObject does), 19, and 21 (Redis 7.2: consumers also carry an
+active time, which 7.0 has no use for).
+
+Nodes are written with the live entries only (the in-memory model keeps no deleted
+entries); on load, the node model takes the listpack's own counts and byte size.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..datatypes.stream import (FLAG_DELETED, FLAG_SAMEFIELDS, MAX64,
+                                Consumer, Group, Nack, Node, Stream, make_id)
+from . import encodings as enc
+from .encodings import EncodingError
+
+T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2, T_STREAM_LISTPACKS_3 = 15, 19, 21
+
+
+# ===================================================================== writing
+
+
+def _node_listpack(s: Stream, node: Node, sids: list[int]) -> bytes:
+    fields = node.fields
+    items = [b"%d" % len(sids), b"0", b"%d" % len(fields), *fields, b"0"]
+    master_ms, master_seq = node.master >> 64, node.master & MAX64
+    for sid in sids:
+        flat = s.entries[sid]
+        names = flat[0::2]
+        nf = len(names)
+        same = names == fields
+        items += [b"%d" % (FLAG_SAMEFIELDS if same else 0),
+                  b"%d" % ((sid >> 64) - master_ms), b"%d" % ((sid & MAX64) - master_seq)]
+        if same:
+            items += flat[1::2]
+            items.append(b"%d" % (nf + 3))
+        else:
+            items.append(b"%d" % nf)
+            items += flat
+            items.append(b"%d" % (nf * 2 + 4))
+    return enc.build_listpack(items)
+
+
+def _ms_time(ms: int) -> bytes:
+    return struct.pack("<q", ms)
+
+
+def write_stream(w, value: Stream, key: bytes | None = None,
+                 rdb_type: int = T_STREAM_LISTPACKS_2) -> None:
+    """Type byte, key (when given) and the stream as RDB_TYPE_STREAM_LISTPACKS_2.
+    rdb_type 15 or 21 writes the Redis 6 / Redis 7.2 layouts instead (for tests of
+    the reader; 7.0 loads neither 21 nor, after writing, expects 15)."""
+    w.byte(rdb_type)
+    if key is not None:
+        w.string(key)
+    s = value
+    ids = s.ids
+    nodes = []
+    keys = list(s.node_keys)
+    for k, master in enumerate(keys):
+        upper = keys[k + 1] if k + 1 < len(keys) else None
+        sids = list(s.ids.irange(master, upper, inclusive=(True, False)))
+        if sids:  # a node whose entries are all deleted is not saved (Redis drops it)
+            nodes.append((s.nodes[master], sids))
+    w.length(len(nodes))
+    for node, sids in nodes:
+        w.string(node.master.to_bytes(16, "big"))
+        w.string(_node_listpack(s, node, sids))
+    w.length(len(ids))
+    v2 = rdb_type >= T_STREAM_LISTPACKS_2
+    for sid in (s.last_id, s.first_id, s.max_deleted_id) if v2 else (s.last_id,):
+        w.length(sid >> 64)
+        w.length(sid & MAX64)
+    if v2:
+        w.length(s.entries_added)
+    w.length(len(s.groups))
+    for name in sorted(s.groups):
+        g = s.groups[name]
+        w.string(name)
+        w.length(g.last_id >> 64)
+        w.length(g.last_id & MAX64)
+        if v2:
+            w.length(g.entries_read & MAX64)
+        w.length(len(g.pel))
+        for sid, nack in g.pel.items():
+            w.chunks.append(sid.to_bytes(16, "big") + _ms_time(nack.delivery_time))
+            w.length(nack.delivery_count)
+        w.length(len(g.consumers))
+        for cname in sorted(g.consumers):
+            c = g.consumers[cname]
+            w.string(cname)
+            w.chunks.append(_ms_time(c.seen_time))
+            if rdb_type >= T_STREAM_LISTPACKS_3:
+                w.chunks.append(_ms_time(c.seen_time))  # active-time: 7.0 keeps none
+            w.length(len(c.pel))
+            w.chunks.append(b"".join(sid.to_bytes(16, "big") for sid in c.pel))
+
+
+# ===================================================================== reading
+
+
+def _corrupt(message: str):
+    return EncodingError(message)
+
+
+def _read_node(s: Stream, master: int, blob: bytes) -> None:
+    items = enc.listpack_entries(blob)
+    if not items:
+        raise _corrupt("Empty listpack inside stream")
+    try:
+        ints = int
+        count, deleted, nmaster = ints(items[0]), ints(items[1]), ints(items[2])
+        fields = tuple(items[3:3 + nmaster])
+        pos = 3 + nmaster
+        if items[pos] != b"0":
+            raise _corrupt("bad stream master entry terminator")
+        pos += 1
+        node = Node(master, fields)
+        node.live, node.deleted, node.nbytes = count, deleted, len(blob)
+        master_ms, master_seq = master >> 64, master & MAX64
+        live = 0
+        n = len(items)
+        while pos < n:
+            flags = ints(items[pos])
+            sid = make_id(master_ms + ints(items[pos + 1]), master_seq + ints(items[pos + 2]))
+            pos += 3
+            if flags & FLAG_SAMEFIELDS:
+                values = items[pos:pos + nmaster]
+                pos += nmaster
+                flat = [None] * (nmaster * 2)
+                flat[0::2] = fields
+                flat[1::2] = values
+            else:
+                nf = ints(items[pos])
+                flat = items[pos + 1:pos + 1 + nf * 2]
+                pos += 1 + nf * 2
+            pos += 1  # lp-count
+            if pos > n:
+                raise _corrupt("truncated stream entry")
+            node.last = sid
+            if not flags & FLAG_DELETED:
+                s.entries[sid] = tuple(flat)
+                live += 1
+        if live != count:
+            raise _corrupt("stream node count mismatch")
+    except (ValueError, IndexError):
+        raise _corrupt("bad stream listpack") from None
+    s.nodes[master] = node
+
+
+def _id_pair(r) -> int:
+    ms = r.length()
+    return make_id(ms, r.length())
+
+
+def _ms(r) -> int:
+    return struct.unpack("<q", r.take(8))[0]
+
+
+def _signed(n: int) -> int:
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def read_stream(r, rdb_type: int) -> Stream:
+    """A Stream from an RDB value of type 15, 19 or 21 (the type byte already read)."""
+    s = Stream()
+    for _ in range(r.length()):
+        raw_key = r.string()
+        if len(raw_key) != 16:
+            raise _corrupt("Stream node key entry is not the size of a stream ID")
+        blob = r.string()
+        _read_node(s, int.from_bytes(raw_key, "big"), blob)
+    s.node_keys.update(s.nodes)
+    s.ids.update(s.entries)
+    length = r.length()
+    if length != len(s.entries):
+        raise _corrupt("stream length mismatch")
+    s.last_id = _id_pair(r)
+    if rdb_type >= T_STREAM_LISTPACKS_2:
+        s.first_id = _id_pair(r)
+        s.max_deleted_id = _id_pair(r)
+        s.entries_added = r.length()
+    else:
+        # Redis 5/6 files: as rdbLoadObject, entries_added starts at the length.
+        s.entries_added = length
+        s.first_id = s.ids[0] if s.ids else 0
+    for _ in range(r.length()):
+        name = r.string()
+        last_id = _id_pair(r)
+        if rdb_type >= T_STREAM_LISTPACKS_2:
+            entries_read = _signed(r.length())
+        else:
+            entries_read = s.estimate_distance(last_id)
+        if name in s.groups:
+            raise _corrupt("Duplicated consumer group name")
+        g = s.groups[name] = Group(name, last_id, entries_read)
+        for _ in range(r.length()):
+            sid = int.from_bytes(r.take(16), "big")
+            delivery_time = _ms(r)
+            g.pel[sid] = Nack(None, delivery_time, r.length())
+        for _ in range(r.length()):
+            cname = r.string()
+            c = Consumer(cname, _ms(r))
+            if rdb_type >= T_STREAM_LISTPACKS_3:
+                _ms(r)  # active-time (7.2); 7.0 has seen-time only
+            if cname in g.consumers:
+                raise _corrupt("Duplicate stream consumer detected")
+            g.consumers[cname] = c
+            for _ in range(r.length()):
+                sid = int.from_bytes(r.take(16), "big")
+                nack = g.pel.get(sid)
+                if nack is None:
+                    raise _corrupt("Consumer entry not found in group global PEL")
+                nack.consumer = c
+                c.pel[sid] = nack
+        if any(n.consumer is None for n in g.pel.values()):
+            raise _corrupt("Stream PEL NACK missing a consumer")
+    return s
