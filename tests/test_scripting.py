@@ -54,6 +54,14 @@ SAME_AS_REDIS = [
     ("EVAL", "redis.setresp(3) redis.call('hset','h','f','v') return redis.call('hgetall','h')", "0"),
     ("EVAL", "redis.setresp(3) return redis.call('hgetall','nokey')", "0"),
     ("EVAL", "redis.setresp(3) return type(redis.call('get','nokey'))", "0"),
+    ("EVAL", "redis.setresp(3) return {true, false, redis.call('exists', 'nokey')}", "0"),
+    ("EVAL", "redis.setresp(3) return true", "0"),
+    ("EVAL", "redis.setresp(3) return false", "0"),
+    ("EVAL", "redis.setresp(3) return {double=0.1}", "0"),
+    ("EVAL", "redis.setresp(3) redis.call('zadd','z',1.5,'m') return redis.call('zscore','z','m')", "0"),
+    ("EVAL", "redis.setresp(3) redis.call('zadd','z',1.5,'m') "
+             "return redis.call('zrange','z',0,-1,'withscores')", "0"),
+    ("EVAL", "redis.call('zadd','z',1.5,'m') return redis.call('zrange','z',0,-1,'withscores')", "0"),
     ("EVAL", "redis.setresp(3) redis.call('sadd','s','m') return redis.call('smembers','s')", "0"),
     ("EVAL", "return redis.call('incr','n')", "0"),
     # errors

@@ -58,6 +58,11 @@ class ScriptClient(Client):
 
     def __init__(self, server):
         super().__init__(server)
+        # Not a connection: give its id back so client ids stay as if it didn't exist
+        # (it is created lazily, at the first script).
+        if server._client_ids == self.id:
+            server._client_ids -= 1
+        self.id = 0
         self.authenticated = True
         self.addr = "lua"
         self.laddr = "lua"
