@@ -250,6 +250,9 @@ def test_config_from_stdin_with_save_semantics(tmp_path):
     ("save 60 1\nsave 300 10\n", [], b"60 1 300 10"),
     ("save 60 1\n", ["--save", "900", "1"], b"60 1 900 1"),
     ("save 60 1\n", ["--save", ""], b""),
+    ("save 60 1\n", ["--save"], b""),  # a bare --save, last or before --x, is save ""
+    ("save 60 1\n", ["--save", "--hz", "5"], b""),
+    ("save 60 1\ninclude empty.conf\nsave 70 2\n", [], b"70 2"),  # include ends "reading"
     ("", [], b"3600 1 300 100 60 10000"),
 ])
 def test_save_lines_accumulate_like_redis(tmp_path, config_text, args, expected):
@@ -258,6 +261,7 @@ def test_save_lines_accumulate_like_redis(tmp_path, config_text, args, expected)
         cwd = tmp_path / name
         cwd.mkdir()
         (cwd / "s.conf").write_text(config_text)
+        (cwd / "empty.conf").write_text("")
         port = free_port()
         log = open(cwd / "log", "wb")
         proc = subprocess.Popen([str(binary), "s.conf", "--port", str(port), "--bind",
