@@ -105,6 +105,13 @@ SAME_AS_REDIS = [
     ("EVAL", "#!lua foo\nreturn 1", "0"),
     ("EVAL", "#!lua flags=bar\nreturn 1", "0"),
     ("EVAL", "#!lua", "0"),
+    ("EVAL_RO", "#!lua\nreturn 1", "0"),
+    ("EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"),
+    ("EVAL", "#!lua flags=no-writes,allow-oom\nreturn redis.call('get', 'x')", "0"),
+    ("EVAL", "#!lua name=x\nreturn 1", "0"),
+    ("EVAL", "#!lua  flags=no-writes\nreturn 1", "0"),
+    ("EVAL", "#!lua flags=\nreturn 1", "0"),
+    ("EVAL", "return ARGV[1]", "0", b"\x00\xff\r\n"),
     ("EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"),
     ("EVALSHA", "abc", "-1"),
     ("EVALSHA_RO", "ffffffffffffffffffffffffffffffffffffffff", "0"),
@@ -182,7 +189,7 @@ SAME_AS_REDIS = [
 ]
 
 
-@pytest.mark.parametrize("args", SAME_AS_REDIS, ids=lambda a: " ".join(a)[:60])
+@pytest.mark.parametrize("args", SAME_AS_REDIS, ids=lambda a: " ".join(map(str, a))[:60])
 def test_same_reply_as_redis(raw, raw_real, args):
     assert raw.command(*args) == raw_real.command(*args)
 

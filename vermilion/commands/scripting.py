@@ -75,8 +75,12 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
             shebang_flags(argv[1])
             engine.load(argv[1])
     flags = shebang_flags(engine.bodies[sha])
-    if flags is not None and b"no-writes" in flags:
-        read_only = True
+    if flags is not None:
+        # A script that declares its flags must declare no-writes to run as *_RO.
+        if b"no-writes" in flags:
+            read_only = True
+        elif read_only:
+            raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
     keys = argv[3:3 + numkeys]
     args = argv[3 + numkeys:]
     reply = engine.execute(client, sha, keys, args, read_only)
