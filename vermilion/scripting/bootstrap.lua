@@ -44,8 +44,13 @@ local READONLY = "Attempt to modify a readonly table"
 
 local function refuse() error(READONLY, 2) end
 
+-- What getmetatable() shows of a protected table: itself read-only, so that
+-- `getmetatable(_G).__index = {}` fails as in Redis.
+local shown_mt = setmetatable({}, {__newindex = refuse, __metatable = false})
+real_of[shown_mt] = {}
+
 local function protect(real)
-    local proxy = setmetatable({}, {__index = real, __newindex = refuse, __metatable = {}})
+    local proxy = setmetatable({}, {__index = real, __newindex = refuse, __metatable = shown_mt})
     real_of[proxy] = real
     return proxy
 end

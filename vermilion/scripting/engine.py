@@ -32,6 +32,7 @@ import threading
 from ..client import Client
 from ..commands.dispatch import process_command
 from ..commands.registry import COMMANDS
+from ..commands.spec import redis_metadata
 from ..log import logger
 from ..protocol.encode import NO_REPLY
 from ..protocol.errors import CommandError, sanitize
@@ -63,6 +64,7 @@ class ScriptClient(Client):
         if server._client_ids == self.id:
             server._client_ids -= 1
         self.id = 0
+        self.script = True  # Redis's CLIENT_SCRIPT (SORT BY <constant> sorts for scripts)
         self.authenticated = True
         self.addr = "lua"
         self.laddr = "lua"
@@ -324,6 +326,9 @@ class ScriptEngine:
         if spec is not None and spec.subcommands and len(argv) > 1:
             spec = spec.subcommands.get(argv[1].lower())
         if spec is None or (spec.handler is None and not spec.subcommands):
+            # Not implemented here; a command Redis refuses in scripts gets its refusal.
+            if _noscript_in_redis(argv):
+                return ScriptCheckError(NOT_ALLOWED)
             return ScriptCheckError(UNKNOWN_COMMAND)
         if not spec.check_arity(len(argv)):
             return ScriptCheckError(WRONG_ARGS)
@@ -334,6 +339,15 @@ class ScriptEngine:
                 return ScriptCheckError(READ_ONLY_WRITE)
             run.wrote = True
         return process_command(run.client, argv)
+
+
+def _noscript_in_redis(argv: list[bytes]) -> bool:
+    meta = redis_metadata()
+    name = argv[0].decode("utf-8", "replace").upper()
+    entry = meta.get(name)
+    if len(argv) > 1:  # a subcommand has its own entry ("CLUSTER RESET")
+        entry = meta.get(name + " " + argv[1].decode("utf-8", "replace").upper(), entry)
+    return entry is not None and "NOSCRIPT" in entry.get("command_flags", [])
 
 
 def _saving_shutdown(spec, argv) -> bool:
