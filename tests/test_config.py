@@ -414,3 +414,29 @@ def test_config_set_every_directive_like_redis(conns):
         mismatches += [(commands[i], mine[i], theirs[i])
                        for i in range(len(commands)) if mine[i] != theirs[i]]
     assert mismatches == []
+
+
+def test_typed_values_other_modules_read():
+    """The contract of config["name"] for the modules that read it (no server needed)."""
+    from vermilion.config import Config, ConfigFileError, notify_flags
+
+    config = Config()
+    config.load_text("maxmemory 2mb\nsave 60 1\nsave 300 10\nbind 127.0.0.1 -::1\n"
+                     "client-output-buffer-limit pubsub 1mb 0 0\nnotify-keyspace-events Ex\n"
+                     "replicaof 10.0.0.1 6380\nmaxmemory-clients 5%\nhz 900\n"
+                     "shutdown-on-sigterm now nosave\nappendonly yes\n")
+    assert config["maxmemory"] == 2 * 1024 * 1024
+    assert config["save"] == ((60, 1), (300, 10))
+    assert config["bind"] == ("127.0.0.1", "-::1")
+    assert config["client-output-buffer-limit"]["pubsub"] == (1024 * 1024, 0, 0)
+    assert config["client-output-buffer-limit"]["replica"] == (256 * 1024**2, 64 * 1024**2, 60)
+    assert config["notify-keyspace-events"] == "xE" and "x" in notify_flags("AE")
+    assert config["replicaof"] == ("10.0.0.1", 6380)
+    assert config["maxmemory-clients"] == -5  # a percentage, stored negative as Redis does
+    assert config["hz"] == 500
+    assert config["shutdown-on-sigterm"] == "nosave now"
+    assert config["appendonly"] is True and config["requirepass"] == ""
+    with pytest.raises(ConfigFileError) as info:
+        config.load_text("hz 10\n\nmaxmemory lots\n")
+    assert (info.value.line_number, info.value.line, info.value.reason) == (
+        3, "maxmemory lots", "argument must be a memory value")
