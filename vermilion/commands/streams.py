@@ -267,7 +267,9 @@ def xadd(client, argv):
         sid = make_id(ms, 0) if ms > (last >> 64) else last + 1
     elif not a.seq_given and (a.id >> 64) == (last >> 64):
         if (last & MAX64) == MAX64:
-            raise CommandError(errors.XADD_ID_TOO_SMALL)
+            # 7.0.15 fails here without setting errno to EDOM, so xaddCommand picks
+            # its other message.
+            raise CommandError(errors.STREAM_ELEMENTS_TOO_LARGE)
         sid = last + 1
     else:
         sid = a.id
@@ -386,8 +388,7 @@ def xsetid(client, argv):
     s = _stream(db, argv[1])
     if s is None:
         raise CommandError(errors.NO_SUCH_KEY)
-    if sid < s.max_deleted_id:
-        raise CommandError(errors.XSETID_SMALLER_THAN_MAXDELETED)
+    # 7.0.15 has no check against the current max_deleted_entry_id (7.2 added one).
     if s.entries:
         if sid < s.last_valid_id():
             raise CommandError(errors.XSETID_SMALLER_THAN_TOP)
@@ -499,7 +500,9 @@ def _serve_group(client, s: Stream, key: bytes, req: ReadRequest, gt, now: int) 
         return None  # nothing new: Redis does not even create the consumer
     consumer = _consumer_for_read(client, group, req.consumer, now)
     if gt is not GT_ID:
-        # History: the consumer's own PEL after the given id.
+        # History: the consumer's own PEL after the given id (delivery counts move,
+        # so this is a write to propagate, as Redis counts it dirty).
+        _bump_dirty(client)
         return _serve_history(s, consumer, gt + 1 if gt != MAX_ID else gt, req.count, now)
     out = []
     entries = s.entries
