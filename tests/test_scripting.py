@@ -374,6 +374,35 @@ def test_script_writes_reach_the_aof(tmp_path):
         server.stop()
 
 
+def test_set_repl_chooses_what_reaches_the_aof(tmp_path):
+    server = start_vermilion(tmp_path, ["--appendonly", "yes"])
+    try:
+        c = server.client()
+        c.eval("redis.call('set','a','1') redis.set_repl(redis.REPL_NONE) "
+               "redis.call('set','b','2') redis.set_repl(redis.REPL_AOF) "
+               "redis.call('set','c','3') redis.set_repl(redis.REPL_ALL) "
+               "redis.call('set','d','4')", 4, "a", "b", "c", "d")
+        assert c.mget("a", "b", "c", "d") == [b"1", b"2", b"3", b"4"]
+        c.close()
+    finally:
+        server.stop()
+    server.start()
+    try:
+        c = server.client()
+        assert c.mget("a", "b", "c", "d") == [b"1", None, b"3", b"4"]
+        c.close()
+    finally:
+        server.stop()
+
+
+def test_big_number_reply_is_one_line(raw, raw_real):
+    for resp in ("2", "3"):
+        for conn in (raw, raw_real):
+            conn.command("HELLO", resp)
+        args = ("EVAL", "return {big_number='123\\r\\n123'}", "0")
+        assert raw.command(*args) == raw_real.command(*args)
+
+
 def test_busy_and_script_kill(tmp_path):
     server = start_vermilion(tmp_path)
     try:

@@ -225,6 +225,7 @@ def _key(value):
 
 
 def encode_big_number(value: BigNumber, resp: int) -> Raw:
+    value = value.replace(b"\r", b" ").replace(b"\n", b" ")  # one line, as Redis sends it
     if resp == 3:
         return Raw(b"(%s\r\n" % value)
     return Raw(b"$%d\r\n%s\r\n" % (len(value), value))

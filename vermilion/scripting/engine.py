@@ -52,6 +52,9 @@ READ_ONLY_WRITE = "ERR Write commands are not allowed from read-only scripts."
 
 DEFAULT_BUSY_THRESHOLD_MS = 5000
 
+# redis.set_repl() targets (redis.REPL_*).
+REPL_AOF, REPL_REPLICA, REPL_ALL = 1, 2, 3
+
 
 class ScriptClient(Client):
     """Redis's lua client: runs the script's commands. It mirrors the caller's db at
@@ -77,7 +80,7 @@ class ScriptRun:
     """One execution of a script."""
 
     __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over",
-                 "captured", "pending", "spec")
+                 "captured", "pending", "spec", "repl")
 
     def __init__(self, sha, caller, client, read_only):
         self.sha = sha
@@ -86,6 +89,7 @@ class ScriptRun:
         self.client = client
         self.read_only = read_only
         self.captured = None
+        self.repl = REPL_ALL  # redis.set_repl()
         self.pending: list = []  # the caller's commands pipelined behind a busy script
         self.wrote = False
         self.finished = False
@@ -208,7 +212,10 @@ class ScriptEngine:
         if not sinks:
             return None
         records: list = []
-        server.propagation_sinks = [lambda db_id, argv: records.append((db_id, argv))]
+        run = self.current
+        # Each record keeps the redis.set_repl() targets in force when it was written.
+        server.propagation_sinks = [
+            lambda db_id, argv: records.append((db_id, argv, run.repl))]
         return sinks, records
 
     def _propagate_writes(self, captured) -> None:
@@ -218,10 +225,13 @@ class ScriptEngine:
         self.server.propagation_sinks = sinks
         multi = COMMANDS.get(b"multi")
         if len(records) > 1 and multi is not None and multi.handler is not None:
-            records = [(records[0][0], [b"MULTI"]), *records, (records[-1][0], [b"EXEC"])]
-        for db_id, argv in records:
+            records = [(records[0][0], [b"MULTI"], REPL_ALL), *records,
+                       (records[-1][0], [b"EXEC"], REPL_ALL)]
+        aof_feed = getattr(getattr(self.server, "aof", None), "feed", None)
+        for db_id, argv, repl in records:
             for sink in sinks:
-                sink(db_id, argv)
+                if repl & (REPL_AOF if sink == aof_feed else REPL_REPLICA):
+                    sink(db_id, argv)
 
     def _submit(self, job) -> None:
         if self._worker is None or not self._worker.is_alive():
