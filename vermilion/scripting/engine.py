@@ -33,6 +33,7 @@ from ..client import Client
 from ..commands.dispatch import process_command
 from ..commands.registry import COMMANDS
 from ..commands.spec import redis_metadata
+from ..keyspace import database
 from ..log import logger
 from ..protocol.encode import NO_REPLY
 from ..protocol.errors import CommandError, sanitize
@@ -183,6 +184,7 @@ class ScriptEngine:
 
         captured = self._capture_writes()
         run.captured = captured
+        _freeze_time(True)
         self._submit(job)
         threshold = self.server.config.values.get("busy-reply-threshold",
                                                   DEFAULT_BUSY_THRESHOLD_MS)
@@ -197,6 +199,7 @@ class ScriptEngine:
                 return NO_REPLY
             self._done.acquire()  # it finished meanwhile: consume its signal
         self.current = None
+        _freeze_time(False)
         self._propagate_writes(captured)
         return finish_reply(result[0], caller.resp)
 
@@ -270,6 +273,7 @@ class ScriptEngine:
     def _finish_busy(self, run: ScriptRun, reply) -> None:
         self.busy = False
         self.current = None
+        _freeze_time(False)
         if self._refuse_while_busy in self.server.command_checks:
             self.server.command_checks.remove(self._refuse_while_busy)
         caller = run.caller
@@ -349,6 +353,14 @@ class ScriptEngine:
                 return ScriptCheckError(READ_ONLY_WRITE)
             run.wrote = True
         return process_command(run.client, argv)
+
+
+def _freeze_time(on: bool) -> None:
+    """Redis freezes the clock for a script's duration (keys don't expire mid-script,
+    TIME repeats): done through keyspace.database.freeze_time() when that exists."""
+    freeze = getattr(database, "freeze_time", None)
+    if freeze is not None:
+        freeze(database.now_ms() if on else None)
 
 
 def _noscript_in_redis(argv: list[bytes]) -> bool:
