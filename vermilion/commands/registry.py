@@ -48,6 +48,8 @@ def lookup(argv: list[bytes]) -> CommandSpec:
         raise errors.CommandError(errors.unknown_command(argv))
     if spec.subcommands:
         if len(argv) == 1:
+            if spec.handler is not None:  # bare COMMAND is a command of its own
+                return spec
             raise errors.CommandError(errors.wrong_arity(spec.fullname))
         child = spec.subcommands.get(argv[1].lower())
         if child is None:
