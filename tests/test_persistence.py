@@ -259,3 +259,14 @@ def test_collection_dump_restores_on_redis_and_back(vermilion_server, redis_serv
     ours.delete(key)
     ours.restore(key, 0, payload)
     assert _collections_of(ours)[key] == expected
+
+
+def test_debug_reload_round_trips_the_dataset(vermilion_server):
+    c = vermilion_server.client()
+    c.flushall()
+    _fill_collections(c)
+    c.set("s", "v", px=600_000)
+    before = _collections_of(c)
+    assert c.execute_command("DEBUG", "RELOAD") in (b"OK", "OK", True)
+    assert _collections_of(c) == before
+    assert c.get("s") == b"v" and 0 < c.pttl("s") <= 600_000
