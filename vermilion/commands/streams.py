@@ -172,6 +172,8 @@ class TrimArgs:
 
 def _parse_add_or_trim(client, argv: list[bytes], xadd: bool) -> TrimArgs:
     """streamParseAddOrTrimArgsOrReply()."""
+    if xadd and argv[2] == b"*":
+        return _PLAIN_XADD  # the common `XADD key * field value ...`: nothing to parse
     a = TrimArgs()
     n = len(argv)
     i = 2
@@ -233,6 +235,9 @@ def _parse_add_or_trim(client, argv: list[bytes], xadd: bool) -> TrimArgs:
     else:
         a.limit = 0
     return a
+
+
+_PLAIN_XADD = TrimArgs(idpos=2)  # shared and never mutated
 
 
 def _trim(s: Stream, a: TrimArgs) -> int:

@@ -96,6 +96,10 @@ def lp_str_size(item: bytes) -> int:
     return enc + _backlen_size(enc)
 
 
+# Counts at which an integer's listpack encoding gets longer (lp_int_size steps).
+_INT_SIZE_STEPS = frozenset((128, 4096, 32768, 8388608, 2147483648))
+
+
 class Node:
     """One listpack of Redis's rax: what the node-level algorithms need."""
 
@@ -228,7 +232,8 @@ class Stream:
         """streamAppendItem() once the id is known to be valid: the node it lands in
         follows stream-node-max-bytes / stream-node-max-entries like Redis."""
         names = fields[0::2]
-        node = self.nodes[self.node_keys[-1]] if self.node_keys else None
+        keys = self.node_keys
+        node = self.nodes[keys[-1]] if keys else None
         if node is not None:
             if max_bytes == 0 or max_bytes > 0xFFFFFFFF:
                 max_bytes = 0xFFFFFFFF  # STREAM_LISTPACK_MAX_SIZE
@@ -239,21 +244,24 @@ class Stream:
         if node is None:
             node = Node(sid, names)
             self.nodes[sid] = node
-            self.node_keys.add(sid)
+            keys.add(sid)
             same = True
         else:
             same = names == node.fields
-        node.set_counts(node.live + 1, node.deleted)
+        live = node.live + 1
+        node.live = live
+        if live in _INT_SIZE_STEPS:  # the count's listpack encoding grows
+            node.nbytes += lp_int_size(live) - lp_int_size(live - 1)
         master = node.master
         nf = len(names)
-        size = (lp_int_size(FLAG_SAMEFIELDS if same else FLAG_NONE)
-                + lp_int_size((sid >> 64) - (master >> 64))
-                + lp_int_size((sid & MAX64) - (master & MAX64)))
+        ms_diff = (sid >> 64) - (master >> 64)
+        seq_diff = (sid & MAX64) - (master & MAX64)
+        size = 2 + (2 if 0 <= ms_diff <= 127 else lp_int_size(ms_diff)) \
+            + (2 if 0 <= seq_diff <= 127 else lp_int_size(seq_diff))
         if same:
-            size += sum(lp_str_size(v) for v in fields[1::2]) + lp_int_size(nf + 3)
+            size += sum(map(lp_str_size, fields[1::2])) + lp_int_size(nf + 3)
         else:
-            size += (lp_int_size(nf) + sum(lp_str_size(x) for x in fields)
-                     + lp_int_size(nf * 2 + 4))
+            size += lp_int_size(nf) + sum(map(lp_str_size, fields)) + lp_int_size(nf * 2 + 4)
         node.nbytes += size
         node.last = sid
         self.entries[sid] = fields
