@@ -231,6 +231,31 @@ def test_groups_exact_resp3(raw, raw_real):
     _run_groups(raw, raw_real)
 
 
+MAXID = "18446744073709551615-18446744073709551615"
+EDGES = [
+    f"XADD s {MAXID} a b", "XADD s * a b", "XADD s 18446744073709551615-* a b", f"XSETID s {MAXID}",
+    "XADD s2 18446744073709551615-18446744073709551614 a b", "XADD s2 18446744073709551615-* a b",
+    "XADD s2 18446744073709551615-* a b", "XRANGE s2 (18446744073709551615-18446744073709551614 +",
+    f"XREVRANGE s2 + ({MAXID}", "XRANGE s2 - (0", "XGROUP CREATE s2 g 0",
+    f"XPENDING s2 g ({MAXID} + 1", "XPENDING s2 g - (0-0 1", f"XAUTOCLAIM s2 g c 0 ({MAXID}",
+    f"XREADGROUP GROUP g c STREAMS s2 {MAXID}", "XREADGROUP GROUP g c STREAMS s2 >",
+    "XREADGROUP GROUP g c STREAMS s2 18446744073709551615-18446744073709551614",
+    f"XREAD STREAMS s2 {MAXID}", "XREAD STREAMS s2 18446744073709551615-18446744073709551614",
+    "XADD s3 1-1 a b", "XADD s3 1-2 a b", "XGROUP CREATE s3 g 0", "XREADGROUP GROUP g c STREAMS s3 >",
+    "XDEL s3 1-1", "XREADGROUP GROUP g c STREAMS s3 0", "XAUTOCLAIM s3 g d 0 0 JUSTID",
+    "XCLAIM s3 g d 0 1-2 JUSTID", "XPENDING s3 g",
+]
+
+
+def test_id_space_edges_exact(raw, raw_real):
+    same(raw, raw_real, *EDGES)
+
+
+def test_id_space_edges_exact_resp3(raw, raw_real):
+    hello3(raw, raw_real)
+    same(raw, raw_real, *EDGES)
+
+
 def test_lag_and_entries_read_exact(raw, raw_real):
     """entries-read / lag through deletions, SETID and ENTRIESREAD (streamReplyWithCGLag,
     streamEstimateDistanceFromFirstEverEntry)."""

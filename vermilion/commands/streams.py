@@ -494,7 +494,9 @@ def _resolve_ids(client, argv, req: ReadRequest, streams_arg: int) -> list:
                 raise CommandError(errors.XREAD_GT_ID)
             req.ids.append(GT_ID)
         else:
-            req.ids.append(parse_strict_id(raw))
+            sid = parse_strict_id(raw)
+            # Redis encodes ">" as the maximum ID, so spelling that ID out means ">".
+            req.ids.append(GT_ID if sid == MAX_ID and req.group is not None else sid)
     return streams
 
 
