@@ -159,7 +159,7 @@ BASIC = [
     "XTRIM nokey MAXLEN 1", "XTRIM s MAXLEN", "XINFO STREAM s", "XINFO STREAM s FULL", "XINFO HELP",
     "XINFO foo", "XINFO STREAM nokey", "XINFO STREAM s foo", "XINFO STREAM s FULL COUNT",
     "XINFO STREAM s FULL COUNT abc", "XINFO STREAM s FULL COUNT 1", "XINFO HELP x",
-    "XDEL s 50-0 50-1", "XINFO STREAM s", "XADD s MAXLEN 0 60-0 a b", "XINFO STREAM s",
+    "XDEL s 50-0 50-1", "XINFO STREAM s", "XINFO STREAM nokey foo", "XADD s MAXLEN 0 60-0 a b", "XINFO STREAM s",
 ]
 
 
@@ -254,6 +254,44 @@ def test_id_space_edges_exact(raw, raw_real):
 def test_id_space_edges_exact_resp3(raw, raw_real):
     hello3(raw, raw_real)
     same(raw, raw_real, *EDGES)
+
+
+FUZZ_VOCAB = {
+    "XADD": ["MAXLEN", "MINID", "LIMIT", "~", "=", "NOMKSTREAM", "5", "-1", "0", "1-1", "2-*", "f",
+             "v", "abc", "(1", "-", "+", "99-0"],
+    "XTRIM": ["MAXLEN", "MINID", "LIMIT", "~", "=", "5", "-1", "0", "1-1", "abc", "x"],
+    "XRANGE": ["-", "+", "(1", "(", "1", "2-0", "COUNT", "3", "-1", "x", "(-", "0"],
+    "XREAD": ["COUNT", "STREAMS", "s", "t", "0", "$", ">", "1", "GROUP", "NOACK", "-1", "x"],
+    "XREADGROUP": ["GROUP", "g", "c", "COUNT", "STREAMS", "s", "t", "0", "$", ">", "NOACK", "2", "x"],
+    "XPENDING": ["g", "IDLE", "5", "-", "+", "10", "c", "(1", "x", "-1"],
+    "XCLAIM": ["g", "c", "0", "1-1", "2-1", "IDLE", "TIME", "RETRYCOUNT", "FORCE", "JUSTID", "LASTID",
+               "5", "x", "-1"],
+    "XAUTOCLAIM": ["g", "c", "0", "1-1", "COUNT", "JUSTID", "5", "x", "-1", "(1"],
+    "XSETID": ["5-5", "ENTRIESADDED", "MAXDELETEDID", "3", "1-0", "x", "-1"],
+    "XGROUP": ["CREATE", "SETID", "DESTROY", "CREATECONSUMER", "DELCONSUMER", "s", "g", "h", "$",
+               "0", "MKSTREAM", "ENTRIESREAD", "3", "-1", "c"],
+    "XINFO": ["STREAM", "GROUPS", "CONSUMERS", "s", "g", "FULL", "COUNT", "2", "x"],
+    "XACK": ["g", "1-1", "x", "2"],
+    "XDEL": ["1-1", "x", "2", "-"],
+}
+
+
+def test_random_arguments_exact(raw, raw_real):
+    """Random option soups: which error wins, in which order, must be Redis's."""
+    rnd = random.Random(99)
+    timed = ("XPENDING", "XINFO", "XCLAIM", "XAUTOCLAIM")
+    for step in range(1500):
+        if step % 150 == 0:
+            for conn in (raw, raw_real):
+                conn.command("FLUSHALL")
+                conn.command("XADD", "s", "1-1", "a", "1")
+                conn.command("XADD", "s", "2-1", "b", "2")
+                conn.command("XGROUP", "CREATE", "s", "g", "0")
+                conn.command("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", ">")
+        name = rnd.choice(sorted(FUZZ_VOCAB))
+        args = [name] + ([] if name in ("XGROUP", "XINFO") else ["s"])
+        args += [rnd.choice(FUZZ_VOCAB[name]) for _ in range(rnd.randint(0, 7))]
+        same(raw, raw_real, args, loose=name in timed)
 
 
 def test_lag_and_entries_read_exact(raw, raw_real):

@@ -1097,6 +1097,7 @@ def xinfo_groups(client, argv):
 
 @command("xinfo stream")
 def xinfo_stream(client, argv):
+    s = _xinfo_stream_key(client, argv)  # xinfoCommand looks the key up before the options
     opts = argv[3:]
     full = bool(opts)
     count = 10
@@ -1109,7 +1110,6 @@ def xinfo_stream(client, argv):
             count = parse_int(opts[2])
             if count < 0:
                 count = 10
-    s = _xinfo_stream_key(client, argv)
     info = {
         b"length": len(s.entries),
         b"radix-tree-keys": len(s.node_keys),
