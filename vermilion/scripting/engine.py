@@ -21,6 +21,14 @@ callback, so the roles are split across two threads instead:
 
 ``exec_lock`` makes the switch from direct to handed-over execution atomic: the loop
 thread takes it to leave the handler, the worker holds it while running a command.
+Running commands on the worker while the loop thread is parked is safe for the same
+reason: only one thread touches the server at a time, and the lock hand-offs order
+their memory (a PUBLISH reaching a transport, a timer added to the loop, are seen by
+the loop thread when it resumes).
+
+Commands the caller pipelined behind a busy EVAL wait for its reply (Redis blocks the
+caller), and a script's writes are collected while it runs, then propagated —
+wrapped in MULTI/EXEC when there are several, filtered by redis.set_repl().
 """
 
 from __future__ import annotations
