@@ -14,7 +14,7 @@ import pytest
 
 from vermilion.commands import load_all
 from vermilion.commands.registry import lookup
-from vermilion.commands.streams import STREAM_REWRITES
+from vermilion.commands.streams import STREAM_REWRITES, stream_as_commands
 from vermilion.datatypes.stream import MAX_ID, Stream, id_bytes, make_id
 from vermilion.keyspace.database import Database
 from vermilion.persistence.rdb import CRC64, Reader, Writer
@@ -465,7 +465,7 @@ def _call(client, *args):
     return spec.handler(client, argv)
 
 
-def _state(db):
+def _state(db, nodes=True):
     out = {}
     for key, s in db.data.items():
         groups = {}
@@ -474,7 +474,8 @@ def _state(db):
                             [(k, n.consumer.name, n.delivery_time, n.delivery_count)
                              for k, n in g.pel.items()], sorted(g.consumers))
         out[key] = (list(s.ids), s.entries, s.last_id, s.first_id, s.max_deleted_id,
-                    s.entries_added, [(n.master, n.live) for n in s.nodes.values()], groups)
+                    s.entries_added, [(n.master, n.live) for n in s.nodes.values()] if nodes else None,
+                    groups)
     return out
 
 
@@ -528,6 +529,27 @@ def test_rewrites_replay_to_the_same_state():
     for record in log:
         lookup(record).handler(replica, record)
     assert _state(replica.db) == _state(primary.db)
+
+
+def test_aof_rewrite_commands_rebuild_the_stream():
+    """stream_as_commands (rewriteStreamObject) replayed on an empty dataset gives the
+    same stream: entries, counters, groups, PELs with times and counts, idle consumers."""
+    source, target = _fake_client(), _fake_client()
+    for i in range(1, 40):
+        _call(source, "XADD", "s", f"{i}-0", "f", str(i))
+    _call(source, "XDEL", "s", "39-0", "5-0")
+    _call(source, "XGROUP", "CREATE", "s", "g", "0")
+    _call(source, "XGROUP", "CREATE", "s", "h", "$", "ENTRIESREAD", "3")
+    _call(source, "XREADGROUP", "GROUP", "g", "a", "COUNT", "5", "STREAMS", "s", ">")
+    _call(source, "XREADGROUP", "GROUP", "g", "b", "COUNT", "2", "STREAMS", "s", ">")
+    _call(source, "XGROUP", "CREATECONSUMER", "s", "g", "idle")
+    _call(source, "XGROUP", "CREATE", "empty", "g", "$", "MKSTREAM")
+    _call(source, "XADD", "gone", "7-7", "a", "b")
+    _call(source, "XDEL", "gone", "7-7")
+    for key, value in source.db.data.items():
+        for argv in stream_as_commands(key, value):
+            lookup(argv).handler(target, argv)
+    assert _state(target.db, nodes=False) == _state(source.db, nodes=False)
 
 
 # -- performance shape ------------------------------------------------------------------
