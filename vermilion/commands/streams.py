@@ -21,12 +21,19 @@ from dataclasses import dataclass
 
 from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Stream, id_bytes,
                                 make_id)
-from ..keyspace.database import now_ms
+from ..keyspace import database as _database
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK
 from ..protocol.errors import CommandError
 from .args import LLONG_MAX, parse_int, to_int
 from .registry import command
+
+def _now() -> int:
+    # Looked up on the module each time, so a clock frozen for a script (keyspace
+    # database's now_ms replaced) is the one streams see too, as Redis's mstime() in
+    # a script is the script's start time.
+    return _database.now_ms()
+
 
 # -- IDs ---------------------------------------------------------------------------------
 
@@ -268,7 +275,7 @@ def xadd(client, argv):
         raise CommandError(errors.STREAM_EXHAUSTED)
     last = s.last_id
     if a.id is None:
-        ms = now_ms()
+        ms = _now()
         sid = make_id(ms, 0) if ms > (last >> 64) else last + 1
     elif not a.seq_given and (a.id >> 64) == (last >> 64):
         if (last & MAX64) == MAX64:
@@ -600,7 +607,7 @@ def try_serve(client, req: ReadRequest, streams=None):
     db = client.db
     if streams is None:
         streams = [_stream(db, key) for key in req.keys]
-    now = now_ms()
+    now = _now()
     pairs = []
     for k, key in enumerate(req.keys):
         s = streams[k]
@@ -637,7 +644,7 @@ def _xread_generic(client, argv, xreadgroup: bool):
     if req.timeout_ms != -1:
         timeout = req.timeout_ms
         if timeout > 0:
-            timeout += now_ms()
+            timeout += _now()
         return serve_blocked_read(client, req, timeout)
     return NULL_ARRAY
 
@@ -778,7 +785,7 @@ def xgroup_createconsumer(client, argv):
     g = _xgroup_group(s, argv)
     if argv[4] in g.consumers:
         return 0
-    g.create_consumer(argv[4], now_ms())
+    g.create_consumer(argv[4], _now())
     client.db.touched(argv[2])
     return 1
 
@@ -851,7 +858,7 @@ def xpending(client, argv):
         if consumer is None:
             return []
         pel = consumer.pel
-    now = now_ms()
+    now = _now()
     out = []
     if start > end or not count:
         return out
@@ -909,7 +916,7 @@ def xclaim(client, argv):
         except CommandError:
             break
         j += 1
-    now = now_ms()
+    now = _now()
     force = justid = False
     delivery_time = retrycount = -1
     last_id = 0
@@ -1011,7 +1018,7 @@ def xautoclaim(client, argv):
     s = _stream(client.db, argv[1])
     g = _group_or_error(s, argv[1], argv[2])
     attempts = count * 10
-    now = now_ms()
+    now = _now()
     consumer = None
     claimed = []
     deleted = []
@@ -1080,7 +1087,7 @@ def xinfo_consumers(client, argv):
     g = s.groups.get(argv[3])
     if g is None:
         raise CommandError(_fmt(errors.STREAM_NO_SUCH_GROUP, argv[3], argv[2]))
-    now = now_ms()
+    now = _now()
     return [{b"name": c.name, b"pending": len(c.pel), b"idle": max(now - c.seen_time, 0)}
             for _, c in sorted(g.consumers.items())]
 
