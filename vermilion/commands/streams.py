@@ -110,10 +110,6 @@ def _parse_range(start_raw: bytes, end_raw: bytes) -> tuple[int, int]:
     return start, end
 
 
-def _parse_count(raw: bytes) -> int:
-    return parse_int(raw)
-
-
 def _key_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
