@@ -7,8 +7,6 @@ cjson.null and arrays/objects to tables.
 
 from __future__ import annotations
 
-import json
-
 from lupa import lua51
 
 _lua_type = lua51.lua_type
@@ -57,7 +55,7 @@ def _encode(value, null, depth) -> str:
     if value is None or _lua_type(value) == "userdata":  # cjson.null
         return "null"
     if _lua_type(value) != "table":
-        raise JSONError("Cannot serialise %s: type not supported" % _lua_type(value))
+        raise JSONError("Cannot serialise %s: type not supported" % _type_name(value))
     items = list(value.items())
     keys = [k for k, _ in items]
     if items and all(type(k) is int and k > 0 for k in keys):
@@ -76,9 +74,191 @@ def _encode(value, null, depth) -> str:
             key = '"' + _encode_number(k) + '"'
         else:
             raise JSONError("Cannot serialise %s: table key must be a number or string"
-                            % _lua_type(k))
+                            % _type_name(k))
         parts.append(key + ":" + _encode(v, null, depth + 1))
     return "{" + ",".join(parts) + "}"
+
+
+# -- decoding: lua-cjson's tokenizer and parser, for its exact error messages -----------
+
+_ESCAPE_CHARS = {"\"": "\"", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n",
+                 "r": "\r", "t": "\t"}
+_NUMBER_RE = __import__("re").compile(
+    r"[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?|nan)",
+    __import__("re").IGNORECASE)
+_PUNCT = {"{": "T_OBJ_BEGIN", "}": "T_OBJ_END", "[": "T_ARR_BEGIN", "]": "T_ARR_END",
+          ":": "T_COLON", ",": "T_COMMA"}
+_MAX_DEPTH = 1000
+
+
+class _Decoder:
+    """json_next_token() / json_process_value() of lua-cjson 2.1."""
+
+    def __init__(self, lua, null, text: str):
+        self.lua = lua
+        self.null = null
+        self.text = text
+        self.pos = 0
+        self.depth = 0
+
+    def error(self, expected: str, token) -> JSONError:
+        kind, value, index = token
+        found = value if kind == "T_ERROR" else kind
+        return JSONError("Expected %s but found %s at character %d" % (expected, found, index + 1))
+
+    def token(self):
+        text, pos = self.text, self.pos
+        while pos < len(text) and text[pos] in " \t\n\r":
+            pos += 1
+        self.pos = pos
+        if pos >= len(text):
+            return ("T_END", None, pos)
+        ch = text[pos]
+        if ch in _PUNCT:
+            self.pos = pos + 1
+            return (_PUNCT[ch], None, pos)
+        if ch == '"':
+            return self.string(pos)
+        if ch == "-" or ch.isdigit() or text.startswith(("inf", "nan", "Inf", "NaN"), pos):
+            match = _NUMBER_RE.match(text, pos)
+            if match is None:
+                return ("T_ERROR", "invalid number", pos)
+            self.pos = match.end()
+            return ("T_NUMBER", float(match.group().replace("inity", "")) if "x" not in
+                    match.group().lower() else float(int(match.group(), 16)), pos)
+        for word, value in (("true", True), ("false", False), ("null", None)):
+            if text.startswith(word, pos):
+                self.pos = pos + len(word)
+                return ("T_NULL" if value is None else "T_BOOLEAN", value, pos)
+        return ("T_ERROR", "invalid token", pos)
+
+    def string(self, start: int):
+        text, pos = self.text, start + 1
+        out = []
+        while True:
+            if pos >= len(text):
+                return ("T_ERROR", "unexpected end of string", pos)
+            ch = text[pos]
+            if ch == '"':
+                break
+            if ch == "\\":
+                nxt = text[pos + 1:pos + 2]
+                if nxt == "u":
+                    code, used = self.unicode(pos)
+                    if code is None:
+                        return ("T_ERROR", "invalid unicode escape code", pos)
+                    out.append(chr(code).encode("utf-8", "surrogatepass").decode("latin-1"))
+                    pos += used
+                    continue
+                if nxt not in _ESCAPE_CHARS:
+                    return ("T_ERROR", "invalid escape code", pos)
+                out.append(_ESCAPE_CHARS[nxt])
+                pos += 2
+                continue
+            out.append(ch)
+            pos += 1
+        self.pos = pos + 1
+        return ("T_STRING", "".join(out).encode("latin-1"), start)
+
+    def unicode(self, pos: int):
+        def hex4(at):
+            digits = self.text[at:at + 4]
+            if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+                return None
+            return int(digits, 16)
+
+        code = hex4(pos + 2)
+        if code is None:
+            return None, 0
+        if 0xD800 <= code <= 0xDBFF:  # a surrogate pair must follow
+            if self.text[pos + 6:pos + 8] != "\\u":
+                return None, 0
+            low = hex4(pos + 8)
+            if low is None or not 0xDC00 <= low <= 0xDFFF:
+                return None, 0
+            return 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), 12
+        if 0xDC00 <= code <= 0xDFFF:
+            return None, 0
+        return code, 6
+
+    def value(self, token):
+        kind, value, index = token
+        if kind in ("T_STRING", "T_BOOLEAN"):
+            return value
+        if kind == "T_NUMBER":
+            return _lua_number(value)
+        if kind == "T_NULL":
+            return self.null
+        if kind in ("T_OBJ_BEGIN", "T_ARR_BEGIN"):
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                raise JSONError("Found too many nested data structures (%d) at character %d"
+                                % (self.depth, index + 1))
+            result = self.object() if kind == "T_OBJ_BEGIN" else self.array()
+            self.depth -= 1
+            return result
+        raise self.error("value", token)
+
+    def object(self):
+        table = self.lua.table_from()
+        token = self.token()
+        if token[0] == "T_OBJ_END":
+            return table
+        while True:
+            if token[0] != "T_STRING":
+                raise self.error("object key string", token)
+            key = token[1]
+            token = self.token()
+            if token[0] != "T_COLON":
+                raise self.error("colon", token)
+            table[key] = self.value(self.token())
+            token = self.token()
+            if token[0] == "T_OBJ_END":
+                return table
+            if token[0] != "T_COMMA":
+                raise self.error("comma or object end", token)
+            token = self.token()
+
+    def array(self):
+        items = []
+        token = self.token()
+        if token[0] == "T_ARR_END":
+            return self.lua.table_from(items)
+        while True:
+            items.append(self.value(token))
+            token = self.token()
+            if token[0] == "T_ARR_END":
+                return self.lua.table_from(items)
+            if token[0] != "T_COMMA":
+                raise self.error("comma or array end", token)
+            token = self.token()
+
+    def decode(self):
+        result = self.value(self.token())
+        token = self.token()
+        if token[0] != "T_END":
+            raise self.error("the end", token)
+        return result
+
+
+def _lua_number(value: float):
+    # A Lua number is a double; integral ones cross to Python as ints when exact.
+    if value == value and abs(value) < 2**53 and value == int(value):
+        return int(value)
+    return value
+
+
+def _type_name(value) -> str:
+    kind = type(value)
+    if kind is bool:
+        return "boolean"
+    if kind is bytes:
+        return "string"
+    if kind is int or kind is float:
+        return "number"
+    if value is None:
+        return "nil"
+    return _lua_type(value) or "userdata"
 
 
 def library(lua, null):
@@ -89,28 +269,18 @@ def library(lua, null):
             raise JSONError("bad argument #1 to 'encode' (expected 1 argument)")
         return _encode(args[0], null, 0).encode("latin-1")
 
-    def to_lua(value):
-        if isinstance(value, str):
-            return value.encode("utf-8", "surrogateescape")
-        if value is None:
-            return null
-        if isinstance(value, list):
-            return lua.table_from([to_lua(v) for v in value])
-        if isinstance(value, dict):
-            return lua.table_from({to_lua(k): to_lua(v) for k, v in value.items()})
-        if isinstance(value, float) and value == int(value) and abs(value) < 2**53:
-            return int(value)
-        return value
-
     def decode(*args):
-        if len(args) != 1 or type(args[0]) is not bytes:
-            raise JSONError("bad argument #1 to 'decode' (string expected)")
-        try:
-            parsed = json.loads(args[0].decode("utf-8", "surrogateescape"))
-        except (ValueError, RecursionError) as exc:
-            raise JSONError("Expected value but found invalid token at character %d"
-                            % (getattr(exc, "pos", 0) + 1)) from None
-        return to_lua(parsed)
+        if len(args) != 1:
+            raise JSONError("bad argument #1 to 'decode' (expected 1 argument)")
+        text = args[0]
+        if type(text) in (int, float):
+            text = _encode_number(text).encode()  # lua_tolstring() of a number
+        if type(text) is not bytes:
+            raise JSONError("bad argument #1 to 'decode' (string expected, got %s)"
+                            % _type_name(text))
+        if len(text) >= 2 and (text[0] == 0 or text[1] == 0):
+            raise JSONError("JSON parser does not support UTF-16 or UTF-32")
+        return _Decoder(lua, null, text.decode("latin-1")).decode()
 
     return lua.table_from({
         b"encode": encode,
