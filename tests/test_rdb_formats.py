@@ -155,10 +155,20 @@ def test_corrupt_file_refuses_to_start(tmp_path):
         server.start()
 
 
-def test_stream_value_stops_loading_with_its_name(tmp_path):
+def test_module_value_stops_loading_with_its_name(tmp_path):
+    # A module value (RDB type 7) cannot be loaded: start-up stops, naming the key.
+    body = rdb_file(9, [(0, b"ok", string(b"v"), None), (7, b"bloom", b"\x81" + b"\x00" * 8, None)])
+    (tmp_path / "dump.rdb").write_bytes(body)
+    server = ServerProcess(VERMILION, cwd=tmp_path)
+    server.args = ["--dir", str(tmp_path)]
+    with pytest.raises(RuntimeError, match="key 'bloom'.*module"):
+        server.start()
+
+
+def test_corrupt_stream_value_stops_loading_with_its_name(tmp_path):
     body = rdb_file(9, [(0, b"ok", string(b"v"), None), (15, b"events", b"\x00", None)])
     (tmp_path / "dump.rdb").write_bytes(body)
     server = ServerProcess(VERMILION, cwd=tmp_path)
     server.args = ["--dir", str(tmp_path)]
-    with pytest.raises(RuntimeError, match="key 'events'.*stream"):
+    with pytest.raises(RuntimeError, match="key 'events'"):
         server.start()

@@ -16,6 +16,8 @@ from .protocol.errors import CommandError
 
 
 def propagate(server, db, argv: list[bytes], reply) -> None:
+    if not _loaded_family_rewrites:
+        _load_family_rewrites()
     rewriter = REWRITES.get(argv[0].lower())
     records = rewriter(db, argv, reply) if rewriter else [argv]
     for record in records:
@@ -115,5 +117,18 @@ REWRITES = {
     b"spop": _spop,
     b"restore": _restore,
 }
+
+_loaded_family_rewrites = False
+
+
+def _load_family_rewrites() -> None:
+    # Families that own their rewrites (streams) register them here; imported late
+    # because the command modules import this one.
+    global _loaded_family_rewrites
+    from .commands.streams import STREAM_REWRITES
+
+    REWRITES.update(STREAM_REWRITES)
+    _loaded_family_rewrites = True
+
 
 __all__ = ["propagate", "propagate_raw", "REWRITES", "CommandError"]

@@ -22,6 +22,7 @@ FAMILIES = (
     "scripting",
     "hyperloglog",
     "geo",
+    "streams",
     "sort",
 )
 

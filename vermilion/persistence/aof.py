@@ -404,6 +404,10 @@ def _value_commands(key: bytes, value):
         for f, v in value.items():
             flat += [f, v]
         return [[b"HSET", key, *flat]]
+    if kind == "stream":
+        from ..commands.streams import stream_as_commands
+
+        return stream_as_commands(key, value)
     if kind == "zset":
         flat = []
         for member, score in rdb.zset_pairs(value):

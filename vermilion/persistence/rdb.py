@@ -363,7 +363,9 @@ def read_value(r: Reader, rdb_type: int, key: bytes):
         raise RDBError(f"Unknown RDB encoding type {rdb_type}") from None
     try:
         return loader(r)
-    except EncodingError as exc:
+    except RDBError:
+        raise
+    except (EncodingError, ValueError, IndexError, KeyError, struct.error) as exc:
         raise RDBError(f"Corrupt value for key '{key.decode('utf-8', 'replace')}': {exc}") from None
 
 
@@ -655,3 +657,11 @@ class _TypeBridge:
 
 
 _types = _TypeBridge()
+
+
+# Streams live in their own module (the stream type's RDB layout is large).
+from .stream_rdb import read_stream, write_stream  # noqa: E402
+
+_VALUE_WRITERS["stream"] = lambda w, value, limits, key: write_stream(w, value, key)
+for _stream_type in (T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2, T_STREAM_LISTPACKS_3):
+    _VALUE_READERS[_stream_type] = lambda r, _t=_stream_type: read_stream(r, _t)
