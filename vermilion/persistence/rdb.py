@@ -363,9 +363,7 @@ def read_value(r: Reader, rdb_type: int, key: bytes):
         raise RDBError(f"Unknown RDB encoding type {rdb_type}") from None
     try:
         return loader(r)
-    except RDBError:
-        raise
-    except (EncodingError, ValueError, IndexError, KeyError, struct.error) as exc:
+    except (RDBError, EncodingError, ValueError, IndexError, KeyError, struct.error) as exc:
         raise RDBError(f"Corrupt value for key '{key.decode('utf-8', 'replace')}': {exc}") from None
 
 
