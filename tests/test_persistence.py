@@ -270,3 +270,37 @@ def test_debug_reload_round_trips_the_dataset(vermilion_server):
     assert c.execute_command("DEBUG", "RELOAD") in (b"OK", "OK", True)
     assert _collections_of(c) == before
     assert c.get("s") == b"v" and 0 < c.pttl("s") <= 600_000
+
+
+def _fill_stream(c):
+    for i in range(1, 300):
+        c.xadd("events", {"n": i, "payload": "x" * (i % 7)}, id=f"{i}-1")
+    c.xgroup_create("events", "workers", id="0")
+    c.xreadgroup("workers", "alice", {"events": ">"}, count=5)
+    c.xack("events", "workers", "2-1")
+    c.xdel("events", "10-1")
+
+
+def _stream_state(c):
+    groups = [{k: v for k, v in g.items() if k != "lag" or v is not None}
+              for g in c.xinfo_groups("events")]
+    pending = c.xpending_range("events", "workers", "-", "+", 100)
+    return (c.xrange("events"), groups, [(p["message_id"], p["consumer"]) for p in pending])
+
+
+@pytest.mark.parametrize("direction", ["redis-to-vermilion", "vermilion-to-redis"])
+def test_streams_with_groups_cross_rdb(tmp_path, direction):
+    first, second = (_redis, _vermilion) if direction == "redis-to-vermilion" else (_vermilion, _redis)
+    writer = first(tmp_path)
+    try:
+        c = writer.client(decode_responses=True)
+        _fill_stream(c)
+        expected = _stream_state(c)
+        c.save()
+    finally:
+        writer.stop()
+    reader = second(tmp_path)
+    try:
+        assert _stream_state(reader.client(decode_responses=True)) == expected
+    finally:
+        reader.stop()
