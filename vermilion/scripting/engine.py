@@ -227,13 +227,19 @@ class ScriptEngine:
         # Each record keeps the redis.set_repl() targets in force when it was written.
         server.propagation_sinks = [
             lambda db_id, argv: records.append((db_id, argv, run.repl))]
-        return sinks, records
+        return sinks, records, run.caller
 
     def _propagate_writes(self, captured) -> None:
         if captured is None:
             return
-        sinks, records = captured
+        sinks, records, caller = captured
         self.server.propagation_sinks = sinks
+        if getattr(caller, "in_exec", False):
+            # Inside EXEC the transaction's own MULTI/EXEC block holds these writes.
+            for db_id, argv, _ in records:
+                for sink in sinks:
+                    sink(db_id, argv)
+            return
         multi = COMMANDS.get(b"multi")
         if len(records) > 1 and multi is not None and multi.handler is not None:
             records = [(records[0][0], [b"MULTI"], REPL_ALL), *records,
@@ -387,10 +393,10 @@ def _saving_shutdown(spec, argv) -> bool:
 
 
 def _can_defer(caller) -> bool:
-    # Only a connection's own command can answer later; inside MULTI/EXEC ('x'), or for
-    # internal clients, the script runs to its end like any command.
+    # Only a connection's own command can answer later; inside MULTI/EXEC ('x', or
+    # in_exec while EXEC runs), or for internal clients, the script runs to its end.
     return getattr(caller, "transport", None) is not None and "x" not in caller.flags \
-        and not isinstance(caller, ScriptClient)
+        and not getattr(caller, "in_exec", False) and not isinstance(caller, ScriptClient)
 
 
 def _error_reply(sha: bytes, value) -> CommandError:
