@@ -172,6 +172,7 @@ class Server:
 
         snapshot.install(self)
         aof.install(self)
+        self.expire_hooks.append(self._propagate_expired)
 
     # -- configuration hooks ------------------------------------------------------------
 
@@ -582,20 +583,36 @@ class Server:
     def load_data(self) -> None:
         """loadDataFromDisk(): the AOF when appendonly is on (it is the more complete
         record), else the RDB snapshot."""
-        from .propagate import propagate_raw
-
         if self.config["appendonly"]:
             try:
                 self.aof.start()
             except Exception as exc:
                 logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
                 raise SystemExit(1) from None
-            self.propagation_sinks.append(self.aof.feed)
-            self.cron_jobs.append(self.aof.cron)
-            self.shutdown_hooks.insert(0, self.aof.shutdown_hook)
-            self.expire_hooks.append(lambda db, key: propagate_raw(self, db.id, [b"DEL", key]))
+            self.enable_aof_logging()
         else:
             self.snapshots.load_at_startup()
+
+    def enable_aof_logging(self) -> None:
+        aof = self.aof
+        if aof.feed not in self.propagation_sinks:
+            self.propagation_sinks.append(aof.feed)
+            self.cron_jobs.append(aof.cron)
+            self.shutdown_hooks.insert(0, aof.shutdown_hook)
+
+    def disable_aof_logging(self) -> None:
+        aof = self.aof
+        if aof.feed in self.propagation_sinks:
+            self.propagation_sinks.remove(aof.feed)
+            self.cron_jobs.remove(aof.cron)
+            self.shutdown_hooks.remove(aof.shutdown_hook)
+
+    def _propagate_expired(self, db, key: bytes) -> None:
+        # An expired key leaves the AOF (and replicas) as an explicit DEL (expire.c).
+        if self.propagation_sinks:
+            from .propagate import propagate_raw
+
+            propagate_raw(self, db.id, [b"DEL", key])
 
     async def load_data_in_background(self) -> None:
         """Load while already listening: clients get -LOADING meanwhile (the loader runs

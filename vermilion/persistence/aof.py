@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..log import logger
 from ..protocol.parser import RequestParser
@@ -75,6 +76,10 @@ class AppendOnlyFile:
         self.rewrites = 0
         self.consecutive_failures = 0
         self.last_rewrite_seconds = -1
+        # Redis's bio thread: everysec fsyncs and closes of old files happen off the loop.
+        self.bio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aof-bio")
+        self.fsync_in_flight = None
+        self.last_timestamp = 0
 
     # -- paths -------------------------------------------------------------------------
 
@@ -97,6 +102,12 @@ class AppendOnlyFile:
     # -- propagation sink ----------------------------------------------------------------
 
     def feed(self, db_id: int, argv: list[bytes]) -> None:
+        if self.server.config.values.get("aof-timestamp-enabled"):
+            now = int(time.time())
+            if now != self.last_timestamp:
+                # aof-timestamp-enabled: "#TS:<unix time>" annotations, skipped on load.
+                self.buffer.append(b"#TS:%d\r\n" % now)
+                self.last_timestamp = now
         if db_id != self.selected_db:
             self.buffer.append(encode_command([b"SELECT", b"%d" % db_id]))
             self.selected_db = db_id
@@ -120,20 +131,23 @@ class AppendOnlyFile:
             self.last_write_ok = False
             logger.warning(f"Error writing to the AOF file: {exc.strerror}")
             return
-        if self.server.config["appendfsync"] == "always":
-            os.fsync(self.fd)
+        if self.server.config["appendfsync"] == "always" and not self._fsync_paused():
+            os.fsync(self.fd)  # before the reply leaves: the write is on disk when acked
             self.last_fsync = time.time()
         else:
             self.pending_fsync = True
 
+    def _fsync_paused(self) -> bool:
+        # no-appendfsync-on-rewrite: while a child writes, skip fsync to spare the disk.
+        return bool(self.server.config.values.get("no-appendfsync-on-rewrite")) and bool(
+            self.rewrite_child or self.server.snapshots.child_pid)
+
     def cron(self) -> None:
         self.flush()
-        if (self.pending_fsync and self.server.config["appendfsync"] == "everysec"
-                and time.time() - self.last_fsync >= 1):
-            try:
-                os.fsync(self.fd)
-            except OSError:
-                pass
+        if (self.pending_fsync and self.server.config["appendfsync"] != "no"
+                and time.time() - self.last_fsync >= 1 and not self._fsync_paused()
+                and (self.fsync_in_flight is None or self.fsync_in_flight.done())):
+            self.fsync_in_flight = self.bio.submit(_fsync_quietly, self.fd)
             self.pending_fsync = False
             self.last_fsync = time.time()
         self._check_rewrite_child()
@@ -211,6 +225,8 @@ class AppendOnlyFile:
                 f.truncate(len(data) - leftover)
         client = ReplayClient(self.server)
         for argv in commands:
+            if len(argv) == 1 and argv[0].startswith(b"#"):
+                continue  # an annotation (#TS:...), not a command
             reply = process_command(client, argv)
             if isinstance(reply, CommandError):
                 logger.warning(f"Error replaying AOF command {argv[0]!r}: {reply.message}")
@@ -261,8 +277,8 @@ class AppendOnlyFile:
         self.entries.append(ManifestEntry(name, seq, TYPE_INCR))
         if self.fd >= 0:
             self.flush()
-            os.fsync(self.fd)
-            os.close(self.fd)
+            old_fd = self.fd
+            self.bio.submit(_fsync_and_close, old_fd)
         self.fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.selected_db = -1
         self._write_manifest()
@@ -351,6 +367,7 @@ class AppendOnlyFile:
         if self.fd >= 0:
             logger.notice("Calling fsync() on the AOF file.")
             self.flush()
+            self.bio.shutdown(wait=True)
             os.fsync(self.fd)
 
 
@@ -419,7 +436,43 @@ def _value_commands(key: bytes, value):
 def install(server) -> AppendOnlyFile | None:
     aof = AppendOnlyFile(server)
     server.aof = aof
+    from ..config import BY_NAME
+
+    BY_NAME["appendonly"].apply = _apply_appendonly
     return aof
+
+
+def _apply_appendonly(server, value) -> None:
+    """CONFIG SET appendonly: yes builds the AOF (a base of the current dataset) before
+    logging to it, as Redis's startAppendOnly does; no stops logging."""
+    aof = server.aof
+    if value and not aof.enabled:
+        os.makedirs(aof.directory, exist_ok=True)
+        if os.path.exists(aof.manifest_path):
+            with open(aof.manifest_path) as f:
+                aof.entries = parse_manifest(f.read())
+        aof.enabled = True
+        aof.rewrite()  # new incr file now, new base from the forked child
+        server.enable_aof_logging()
+    elif not value and aof.enabled:
+        aof.flush()
+        aof.enabled = False
+        server.disable_aof_logging()
+
+
+def _fsync_quietly(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+
+
+def _fsync_and_close(fd: int) -> None:
+    _fsync_quietly(fd)
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _fsync_dir(directory: str) -> None:
