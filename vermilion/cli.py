@@ -120,12 +120,31 @@ def main(argv: list[str] | None = None) -> int:
     ping.add_argument("-a", "--password", default=None)
     ping.add_argument("-t", "--timeout", type=float, default=2.0)
     sub.add_parser("version", help="print the version")
+    check_rdb = sub.add_parser("check-rdb", help="check an RDB file (ours or Redis's)")
+    check_rdb.add_argument("file")
+    check_aof = sub.add_parser("check-aof", help="check an AOF file or appendonlydir")
+    check_aof.add_argument("path")
+    check_aof.add_argument("--fix", action="store_true", help="truncate an incomplete tail")
+    check_aof.add_argument("-y", "--yes", action="store_true", help="do not ask before --fix")
+    rdb_cmd = sub.add_parser("rdb", help="inspect RDB files")
+    rdb_sub = rdb_cmd.add_subparsers(dest="rdb_cmd", required=True)
+    rdb_dump = rdb_sub.add_parser("dump", help="print every key, type, TTL and value")
+    rdb_dump.add_argument("file")
+    rdb_dump.add_argument("--format", choices=("text", "json"), default="text")
     from .k8s import cli as k8s_cli
 
     k8s_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.cmd == "k8s":
         return k8s_cli.run(args)
+    if args.cmd in ("check-rdb", "check-aof", "rdb"):
+        from .persistence import tools
+
+        if args.cmd == "check-rdb":
+            return tools.check_rdb(args.file)
+        if args.cmd == "check-aof":
+            return tools.check_aof(args.path, fix=args.fix, assume_yes=args.yes)
+        return tools.dump_rdb(args.file, args.format)
     if args.cmd == "version":
         print(f"vermilion {__version__} (redis {REDIS_VERSION})")
         return 0
