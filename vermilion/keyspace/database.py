@@ -10,6 +10,8 @@ import random
 import time
 
 from ..protocol import errors
+from ..memory import COST_MASK, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr, lfu_minutes, lru_clock, \
+    lru_idle_ms
 
 
 def now_ms() -> int:
@@ -23,7 +25,8 @@ def type_name(value) -> str:
 class Database:
     __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
                  "expire_keys", "expire_keys_source",
-                 "random_keys", "random_keys_source", "random_picks")
+                 "random_keys", "random_keys_source", "random_picks",
+                 "meta", "mem", "track")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -39,6 +42,13 @@ class Database:
         self.random_keys: list = []
         self.random_keys_source = None
         self.random_picks = 0
+        # Memory accounting (memory.py): key → (access stamp << STAMP_SHIFT) | cost in
+        # bytes of the key and its value, and mem = the sum of the costs. The stamp is the
+        # 24-bit LRU clock or LFU (minutes << 8 | counter), kept only while `track` says
+        # the eviction policy needs it (0 none, 1 LRU, 2 LFU): one small int per key.
+        self.meta: dict[bytes, int] = {}
+        self.mem = 0
+        self.track = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -96,17 +106,56 @@ class Database:
         self.touched(key)
         return True
 
+    def evict(self, key: bytes) -> int:
+        """Remove key for maxmemory (evict.c dbSyncDelete): WATCH sees it, the dirty
+        counter does not. Returns the bytes the accounting freed."""
+        self.data.pop(key, None)
+        freed = 0
+        if self.expires.pop(key, None) is not None:
+            freed = EXPIRE_COST
+        old = self.meta.pop(key, None)
+        if old is not None:
+            cost = old & COST_MASK
+            self.mem -= cost
+            freed += cost
+        server = self.server
+        if server is not None and server.key_watchers:
+            server.signal_modified(self, key)
+        return freed
+
     def expire_now(self, key: bytes) -> None:
         """Remove a key whose TTL has passed (lazily or from the active cycle)."""
         self.data.pop(key, None)
         self.expires.pop(key, None)
+        old = self.meta.pop(key, None)
+        if old is not None:
+            self.mem -= old & COST_MASK
         server = self.server
         if server is not None:
             server.stats.expired_keys += 1
             server.key_expired(self, key)
 
     def touched(self, key: bytes) -> None:
-        """Called after every change of key: WATCH, dirty counter, notifications hook."""
+        """Called after every change of key: memory accounting, WATCH, dirty counter.
+
+        The key's cost is estimated again (O(1): strings by length, collections from
+        their table size and a few sampled elements) and the difference to the cost
+        recorded in meta goes into mem, so used_memory never needs a keyspace walk."""
+        value = self.data.get(key)
+        meta = self.meta
+        old = meta.get(key)
+        if value is None:
+            if old is not None:
+                del meta[key]
+                self.mem -= old & COST_MASK
+        else:
+            cost = key_cost(key, value)
+            if old is None:
+                meta[key] = self.new_stamp() | cost if self.track else cost
+                self.mem += cost
+            else:
+                meta[key] = (old & ~COST_MASK) | cost
+                self.mem += cost - (old & COST_MASK)
         server = self.server
         if server is not None:
             server.dirty += 1
@@ -136,21 +185,60 @@ class Database:
         self.expires_cursor = 0
         self.random_keys = []
         self.random_keys_source = None
+        self.meta = {}
+        self.mem = 0
         return removed
 
-    # -- access metadata (OBJECT IDLETIME / FREQ, TOUCH) ---------------------------------
-    # Not tracked: a per-key clock would cost a dict entry per key and a store on every
-    # read of the hot path. Keys report as just accessed; an LRU/LFU eviction policy that
-    # needs real data can replace these three methods.
+    def resync_accounting(self) -> None:
+        """Account keys added behind the Database's back (an RDB load fills data in one
+        update): cost the missing ones, forget the gone ones. O(n), run only when the
+        number of accounted keys differs from the number of keys."""
+        data, meta = self.data, self.meta
+        for key in [k for k in meta if k not in data]:
+            self.mem -= meta.pop(key) & COST_MASK
+        stamp = self.new_stamp() if self.track else 0
+        for key, value in data.items():
+            if key not in meta:
+                cost = key_cost(key, value)
+                meta[key] = stamp | cost
+                self.mem += cost
+
+    # -- access metadata (OBJECT IDLETIME / FREQ, TOUCH, eviction) -------------------------
+    # Kept in the high bits of meta[key] only while the maxmemory-policy is LRU or LFU
+    # (track); otherwise keys report as just accessed, which costs nothing per read.
+
+    def new_stamp(self) -> int:
+        # A new object: lru = LRU_CLOCK(), or LFU minutes << 8 | LFU_INIT_VAL.
+        if self.track == 1:
+            return lru_clock() << STAMP_SHIFT
+        return ((lfu_minutes() << 8) | LFU_INIT_VAL) << STAMP_SHIFT
 
     def note_access(self, key: bytes) -> None:
-        """TOUCH: mark key as accessed now."""
+        """lookupKey()'s access update: the LRU clock, or updateLFU()."""
+        old = self.meta.get(key)
+        if old is None or not self.track:
+            return
+        if self.track == 1:
+            stamp = lru_clock()
+        else:
+            stamp = (lfu_minutes() << 8) | lfu_incr(lfu_decr(old >> STAMP_SHIFT))
+        self.meta[key] = (stamp << STAMP_SHIFT) | (old & COST_MASK)
 
     def idle_ms(self, key: bytes) -> int:
-        return 0
+        old = self.meta.get(key)
+        if old is None or self.track != 1:
+            return 0
+        return lru_idle_ms(old >> STAMP_SHIFT)
 
     def lfu_freq(self, key: bytes) -> int:
-        return LFU_INIT_VAL
+        old = self.meta.get(key)
+        if old is None or self.track != 2:
+            return LFU_INIT_VAL
+        return lfu_decr(old >> STAMP_SHIFT)
+
+    def cost(self, key: bytes) -> int:
+        """The accounted bytes of key (0 if unknown)."""
+        return self.meta.get(key, 0) & COST_MASK
 
     def random_key(self) -> bytes | None:
         """A random key that has not expired; expired picks are reclaimed on the way, as
@@ -191,3 +279,4 @@ class Database:
 
 _MISSING = object()
 LFU_INIT_VAL = 5  # the counter of a new key under an LFU policy (evict.c)
+EXPIRE_COST = 40  # an expires entry: the int of the absolute time plus its dict slot

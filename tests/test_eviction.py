@@ -1,0 +1,340 @@
+"""maxmemory and the eight maxmemory-policy values (evict.c), beside real redis-server."""
+
+import time
+
+import pytest
+import redis
+
+from conftest import RawConnection, start_redis, start_vermilion
+
+OOM = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+VALUE = b"v" * 100
+
+
+@pytest.fixture(scope="module")
+def vsrv(tmp_path_factory):
+    server = start_vermilion(tmp_path_factory.mktemp("evict"), ["--enable-debug-command", "yes"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def rsrv(tmp_path_factory):
+    server = start_redis(tmp_path_factory.mktemp("evict-redis"), ["--enable-debug-command", "yes"])
+    yield server
+    server.stop()
+
+
+def _reset(c):
+    c.config_set("maxmemory", 0)
+    c.config_set("maxmemory-policy", "noeviction")
+    c.config_set("maxmemory-samples", 5)
+    c.config_set("lfu-log-factor", 10)
+    c.config_set("lfu-decay-time", 1)
+    c.flushall()
+    c.config_resetstat()
+
+
+@pytest.fixture
+def v(vsrv):
+    c = vsrv.client()
+    _reset(c)
+    yield c
+    _reset(c)
+    c.close()
+
+
+@pytest.fixture
+def rr(rsrv):
+    c = rsrv.client()
+    _reset(c)
+    yield c
+    _reset(c)
+    c.close()
+
+
+def used(c) -> int:
+    return c.info("memory")["used_memory"]
+
+
+def evicted(c) -> int:
+    return c.info("stats")["evicted_keys"]
+
+
+def fill(c, prefix: str, count: int, ttl: int | None = None, batch: int = 500):
+    """SET count keys (pipelined); errors (OOM) are returned, not raised."""
+    errors = 0
+    for start in range(0, count, batch):
+        p = c.pipeline(transaction=False)
+        for i in range(start, min(start + batch, count)):
+            if ttl is None:
+                p.set(f"{prefix}:{i}", VALUE)
+            else:
+                p.set(f"{prefix}:{i}", VALUE, ex=ttl + i)
+        for reply in p.execute(raise_on_error=False):
+            errors += isinstance(reply, redis.ResponseError)
+    return errors
+
+
+def limit_above_now(c, extra: int) -> int:
+    limit = used(c) + extra
+    c.config_set("maxmemory", limit)
+    return limit
+
+
+# -- the seed configuration --------------------------------------------------------------------
+
+
+def test_seed_config_file_keeps_under_2mb(tmp_path):
+    server = start_vermilion(tmp_path, config_text="maxmemory 2mb\nmaxmemory-policy allkeys-lru\n")
+    try:
+        c = server.client()
+        assert fill(c, "key", 100_000, batch=2000) == 0
+        info = c.info("memory")
+        assert info["maxmemory"] == 2 * 1024 * 1024
+        assert info["maxmemory_policy"] == "allkeys-lru"
+        # Checked before each command: at most the last command's key over the limit.
+        assert info["used_memory"] <= 2 * 1024 * 1024 + 1024
+        assert evicted(c) > 90_000
+        assert c.ping()
+        # The LRU clock ticks once a second, so the newest keys tie and a few of them
+        # go too: real Redis keeps the last 10 and ~94 of the last 100 in this run.
+        recent = c.mget([f"key:{i}" for i in range(99_900, 100_000)])
+        assert all(value == VALUE for value in recent[-10:])
+        assert sum(value == VALUE for value in recent) >= 80
+        assert c.dbsize() + evicted(c) == 100_000
+    finally:
+        server.stop()
+
+
+def test_hot_keys_survive_allkeys_lru(v):
+    # The LRU clock has a resolution of one second (LRU_CLOCK_RESOLUTION): rounds a
+    # second apart, the hot set read every round, room for about two rounds of cold keys.
+    v.config_set("maxmemory-policy", "allkeys-lru")
+    hot = [f"hot:{i}" for i in range(100)]
+    for key in hot:
+        v.set(key, VALUE)
+    v.config_set("maxmemory", used(v) + 400_000)
+    for round_ in range(4):
+        time.sleep(1.05)
+        v.mget(hot)
+        fill(v, f"cold{round_}", 600)
+    assert evicted(v) > 500
+    alive = sum(x is not None for x in v.mget(hot))
+    assert alive >= 95
+    # The victims are the oldest cold keys.
+    assert sum(v.exists(f"cold3:{i}") for i in range(600)) > 500
+    assert sum(v.exists(f"cold0:{i}") for i in range(600)) < 100
+
+
+def test_hot_keys_survive_allkeys_lfu(v):
+    v.config_set("maxmemory-policy", "allkeys-lfu")
+    hot = [f"hot:{i}" for i in range(100)]
+    for key in hot:
+        v.set(key, VALUE)
+    for _ in range(20):
+        v.mget(hot)
+    v.config_set("maxmemory", used(v) + 400_000)
+    for round_ in range(6):
+        fill(v, f"cold{round_}", 1000)
+    assert evicted(v) > 2000
+    alive = sum(x is not None for x in v.mget(hot))
+    assert alive >= 90
+
+
+# -- each policy ----------------------------------------------------------------------------------
+
+
+def test_noeviction_refuses_denyoom_commands_like_redis(vsrv, rsrv, v, rr):
+    conns = [RawConnection(vsrv.port), RawConnection(rsrv.port)]
+    try:
+        for conn in conns:
+            conn.command("SET", "present", "1")
+            conn.command("RPUSH", "list", "a")
+            conn.command("CONFIG", "SET", "maxmemory", "1")
+        commands = [
+            ("SET", "k", "v"), ("GET", "present"), ("INCR", "present"), ("LPUSH", "list", "x"),
+            ("APPEND", "present", "x"), ("LRANGE", "list", "0", "-1"), ("EXPIRE", "present", "100"),
+            ("PERSIST", "present"), ("SADD", "s", "a"), ("HSET", "h", "f", "v"),
+            ("EXISTS", "present"), ("LPOP", "list"), ("DEL", "present"), ("DEL", "nothing"),
+            ("MSET", "a", "1"), ("SETRANGE", "x", "0", "y"), ("PING",), ("DBSIZE",),
+        ]
+        for cmd in commands:
+            mine, theirs = (conn.command(*cmd) for conn in conns)
+            assert mine == theirs, cmd
+        assert conns[0].command("SET", "k", "v") == OOM
+        info = conns[0].command("INFO", "stats")
+        assert b"evicted_keys:0\r\n" in info
+    finally:
+        for conn in conns:
+            conn.command("CONFIG", "SET", "maxmemory", "0")
+            conn.close()
+
+
+def test_noeviction_refuses_once_full(v):
+    v.config_set("maxmemory", used(v) + 100_000)
+    errors = fill(v, "k", 2000)
+    assert errors > 0
+    assert evicted(v) == 0
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        v.set("one-more", VALUE)
+    assert v.get("k:0") == VALUE
+    assert v.delete("k:0", "k:1") == 2
+
+
+def test_allkeys_random_evicts_any_key(v):
+    v.config_set("maxmemory-policy", "allkeys-random")
+    limit = limit_above_now(v, 200_000)
+    assert fill(v, "k", 5000) == 0
+    assert used(v) <= limit + 1024
+    assert evicted(v) > 1000
+    survivors = v.dbsize()
+    assert 0 < survivors < 5000
+    assert survivors + evicted(v) == 5000
+    # Random victims: a key survives n later evictions with probability ~e^(-n/size),
+    # so survivors reach well back before the last `size` writes.
+    assert sum(v.exists(f"k:{i}") for i in range(5000 - 2 * survivors)) > 0
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-lfu", "volatile-random",
+                                    "volatile-ttl"])
+def test_volatile_policies_only_evict_keys_with_ttl(v, policy):
+    v.config_set("maxmemory-policy", policy)
+    fill(v, "keep", 300)
+    limit = limit_above_now(v, 150_000)
+    assert fill(v, "ttl", 3000, ttl=1000) == 0
+    assert evicted(v) > 500
+    assert used(v) <= limit + 1024
+    assert sum(v.exists(f"keep:{i}") for i in range(300)) == 300
+    # Nothing evictable left: a volatile policy with only persistent keys → OOM.
+    v.delete(*[f"ttl:{i}" for i in range(3000)])
+    errors = fill(v, "more", 3000)
+    assert errors > 0
+    assert sum(v.exists(f"keep:{i}") for i in range(300)) == 300
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        v.set("one-more", VALUE)
+    assert v.get("keep:0") == VALUE
+
+
+def test_volatile_ttl_evicts_shortest_ttl_first(v):
+    v.config_set("maxmemory-policy", "volatile-ttl")
+    v.config_set("maxmemory-samples", 64)
+    p = v.pipeline(transaction=False)
+    for i in range(1000):
+        p.set(f"t:{i}", VALUE, ex=10_000 + i * 10)  # t:0 expires first
+    p.execute()
+    limit = used(v) - 40_000
+    v.config_set("maxmemory", limit)
+    v.ping()
+    gone = [i for i in range(1000) if not v.exists(f"t:{i}")]
+    assert len(gone) > 50
+    # The pool keeps the 16 best of 64 samples a round: the victims are nearly all
+    # among the shortest TTLs.
+    assert sorted(gone)[len(gone) // 2] < 250
+    assert sum(1 for i in gone if i >= 500) < len(gone) * 0.1
+
+
+def test_config_set_maxmemory_lower_evicts_down(v):
+    v.config_set("maxmemory-policy", "allkeys-lru")
+    fill(v, "k", 5000)
+    before = used(v)
+    target = before - 300_000
+    v.config_set("maxmemory", target)
+    deadline = time.time() + 5
+    while used(v) > target and time.time() < deadline:
+        time.sleep(0.05)
+    assert used(v) <= target
+    assert evicted(v) > 500
+    assert v.dbsize() == 5000 - evicted(v)
+
+
+def test_eviction_is_counted_and_resets(v):
+    v.config_set("maxmemory-policy", "allkeys-lru")
+    limit_above_now(v, 100_000)
+    fill(v, "k", 3000)
+    assert evicted(v) > 0
+    v.config_resetstat()
+    assert evicted(v) == 0
+
+
+def test_evicted_keys_reach_the_aof_as_del(tmp_path):
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "allkeys-lru"]
+    server = start_vermilion(tmp_path, args)
+    try:
+        c = server.client()
+        c.config_set("maxmemory", used(c) + 100_000)
+        fill(c, "k", 2000)
+        assert evicted(c) > 0
+        aof = b"".join(p.read_bytes() for p in tmp_path.rglob("*.incr.aof"))
+        assert b"$3\r\nDEL\r\n" in aof
+        survivors = sorted(c.keys("*"))
+    finally:
+        server.stop()
+    # Replaying the AOF (no maxmemory now) gives back exactly the survivors.
+    server = start_vermilion(tmp_path, args)
+    try:
+        assert sorted(server.client().keys("*")) == survivors
+    finally:
+        server.stop()
+
+
+# -- LRU / LFU metadata: OBJECT IDLETIME and OBJECT FREQ --------------------------------------------
+
+
+def test_object_freq_needs_an_lfu_policy_like_redis(vsrv, rsrv, v, rr):
+    for c in (v, rr):
+        c.set("k", "v")
+    mine = RawConnection(vsrv.port)
+    theirs = RawConnection(rsrv.port)
+    try:
+        assert mine.command("OBJECT", "FREQ", "k") == theirs.command("OBJECT", "FREQ", "k")
+        for c in (v, rr):
+            c.config_set("maxmemory-policy", "allkeys-lfu")
+            c.config_set("lfu-log-factor", 0)  # every access counts: deterministic
+            c.set("f", "v")
+        assert mine.command("OBJECT", "FREQ", "f") == theirs.command("OBJECT", "FREQ", "f") \
+            == b":5\r\n"
+        for _ in range(7):
+            for c in (v, rr):
+                c.get("f")
+        assert mine.command("OBJECT", "FREQ", "f") == theirs.command("OBJECT", "FREQ", "f") \
+            == b":12\r\n"
+        # Introspection does not count as an access (LOOKUP_NOTOUCH).
+        for cmd in (("TYPE", "f"), ("EXISTS", "f"), ("TTL", "f"), ("OBJECT", "FREQ", "f")):
+            mine.command(*cmd)
+            theirs.command(*cmd)
+        assert mine.command("OBJECT", "FREQ", "f") == theirs.command("OBJECT", "FREQ", "f")
+        assert mine.command("OBJECT", "IDLETIME", "f") == theirs.command("OBJECT", "IDLETIME", "f")
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_lfu_counter_grows_logarithmically(v):
+    v.config_set("maxmemory-policy", "allkeys-lfu")
+    v.set("hot", "v")
+    v.set("cold", "v")
+    p = v.pipeline(transaction=False)
+    for _ in range(2000):
+        p.get("hot")
+    p.execute()
+    hot = v.object("freq", "hot")
+    # lfu-log-factor 10: ~1000 hits reach ~18, a million ~100 (redis.conf's table).
+    assert 12 <= hot <= 40
+    assert v.object("freq", "cold") == 5
+
+
+def test_object_idletime_tracks_access_under_lru(v):
+    v.config_set("maxmemory-policy", "allkeys-lru")
+    v.set("a", "1")
+    v.set("b", "1")
+    time.sleep(2.1)
+    v.get("a")
+    v.touch("b")  # TOUCH resets the idle time too
+    v.set("c", "1")
+    assert v.object("idletime", "a") == 0
+    assert v.object("idletime", "b") == 0
+    v.config_set("maxmemory-policy", "volatile-lru")
+    time.sleep(1.1)
+    assert v.object("idletime", "c") >= 1
+    assert v.object("idletime", "c") <= 2

@@ -1,0 +1,367 @@
+"""maxmemory: Redis's evict.c — performEvictions() before commands, the eviction pool.
+
+While maxmemory is set (or an LRU/LFU policy needs access data) a check sits in
+server.command_checks: it records the access of the command's keys (lookupKey()'s
+LRU clock / updateLFU()) and runs perform_evictions(); when that cannot get under the
+limit a denyoom command gets -OOM, reads and DEL still run. Nothing of this costs a
+thing while maxmemory is 0 and the policy is not LRU/LFU: the check is not installed.
+
+The policies pick as Redis does: LRU/LFU/volatile-ttl sample maxmemory-samples keys per
+database into a pool of the 16 best candidates kept across calls (evictionPoolPopulate),
+evicting the best one still present; *-random take a random key of the next database
+round robin; volatile-* sample only keys with a TTL. maxmemory-eviction-tenacity bounds
+the time of one call; the rest continues from the event loop (evictionTimeProc).
+"""
+
+import random
+import time
+
+from . import memory
+from .memory import COST_MASK, STAMP_SHIFT, lfu_decr, lru_idle_ms
+from .protocol import errors
+from .protocol.errors import CommandError
+
+EVPOOL_SIZE = 16
+EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
+ULLONG_MAX = (1 << 64) - 1
+
+# lookupKey() with LOOKUP_NOTOUCH: introspection does not count as an access.
+NOTOUCH = frozenset((
+    "exists", "type", "ttl", "pttl", "expiretime", "pexpiretime", "touch",
+    "object|encoding", "object|freq", "object|idletime", "object|refcount",
+    "memory|usage", "debug", "dump", "scan", "keys", "randomkey",
+))
+
+
+class Evictor:
+    """The eviction state of one server (evict.c's statics and server fields)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.maxmemory = 0
+        self.policy = "noeviction"
+        self.allkeys = False
+        self.kind = None  # "lru" | "lfu" | "ttl" | "random" | None
+        self.samples = 5
+        self.tenacity = 10
+        self.pool: list = []  # (idle, key, dbid), ascending idle, at most EVPOOL_SIZE
+        self.next_db = 0
+        self.timer = None  # evictionTimeProc pending
+        self.samplers: dict = {}  # (db id, "data" | "expires") → Sampler
+        self.key_ranges: dict = {}  # spec → (first, last, step) or None
+        self.installed = False
+        self.exceeded_since = 0.0
+        self.exceeded_total = 0.0
+
+
+def install(server) -> None:
+    """Hook maxmemory into a Server (the lead calls this from Server.__init__)."""
+    if getattr(server, "evictor", None) is not None:
+        return
+    server.evictor = Evictor(server)
+    server.memory_usage = lambda: memory.used_memory(server)
+    memory.refresh_clients(server)
+    server.cron_jobs.append(lambda: _cron(server))
+    hooks = server.__dict__.setdefault("swapdb_hooks", [])
+    hooks.append(lambda a, b: _swap_accounting(server, a, b))
+    configure(server)
+
+
+def configure(server, _value=None) -> None:
+    """The apply callback of maxmemory, maxmemory-policy, maxmemory-samples,
+    maxmemory-eviction-tenacity, lfu-log-factor and lfu-decay-time."""
+    ev = getattr(server, "evictor", None)
+    if ev is None:
+        install(server)
+        return
+    config = server.config
+    ev.maxmemory = config["maxmemory"]
+    ev.policy = policy = config["maxmemory-policy"]
+    ev.allkeys = policy.startswith("allkeys")
+    ev.kind = None if policy == "noeviction" else policy.split("-")[1]
+    ev.samples = config["maxmemory-samples"]
+    ev.tenacity = config["maxmemory-eviction-tenacity"]
+    memory.LFUParams.log_factor = config["lfu-log-factor"]
+    memory.LFUParams.decay_time = config["lfu-decay-time"]
+    track = {"lru": 1, "lfu": 2}.get(ev.kind, 0)
+    for db in server.dbs:
+        if db.track != track:
+            _restamp(db, track)
+    ev.pool = [e for e in ev.pool if ev.kind in ("lru", "lfu", "ttl")]
+    wanted = bool(ev.maxmemory) or bool(track)
+    if wanted and not ev.installed:
+        server.command_checks.append(ev_check)
+        ev.installed = True
+    elif not wanted and ev.installed:
+        server.command_checks.remove(ev_check)
+        ev.installed = False
+
+
+def _restamp(db, track: int) -> None:
+    # A policy switch: every key starts afresh in the new scheme (Redis reinterprets
+    # the old bits, "LRU and LFU data will take some time to adjust").
+    db.track = track
+    meta = db.meta
+    if not meta:
+        return
+    stamp = db.new_stamp() if track else 0
+    for key, old in meta.items():
+        meta[key] = stamp | (old & COST_MASK)
+
+
+def _swap_accounting(server, a: int, b: int) -> None:
+    # SWAPDB swaps data and expires; the accounting goes with them.
+    x, y = server.dbs[a], server.dbs[b]
+    x.meta, y.meta = y.meta, x.meta
+    x.mem, y.mem = y.mem, x.mem
+
+
+def _cron(server) -> None:
+    memory.refresh_clients(server)
+    memory.shrink_tables(server)
+    ev = server.evictor
+    if ev.maxmemory and ev.timer is None:
+        perform_evictions(server)
+
+
+# -- the per-command check -------------------------------------------------------------------
+
+
+def ev_check(client, spec, argv) -> None:
+    server = client.server
+    ev = server.evictor
+    db = client.db
+    if db.track and db.meta:
+        _note_keys(ev, db, spec, argv)
+    if ev.maxmemory and perform_evictions(server) == EVICT_FAIL and spec.denyoom:
+        raise CommandError(errors.OOM)
+
+
+def _note_keys(ev, db, spec, argv) -> None:
+    # lookupKey() updates the access data of every key a command reads or writes.
+    ranges = ev.key_ranges.get(spec, False)
+    if ranges is False:
+        ranges = None
+        if spec.first_key and spec.fullname not in NOTOUCH:
+            ranges = (spec.first_key, spec.last_key, spec.key_step or 1)
+        ev.key_ranges[spec] = ranges
+    if ranges is None:
+        return
+    first, last, step = ranges
+    argc = len(argv)
+    if last < 0:
+        last += argc
+    note = db.note_access
+    for i in range(first, min(last, argc - 1) + 1, step):
+        note(argv[i])
+
+
+# -- performEvictions ---------------------------------------------------------------------------
+
+
+def eviction_time_limit_us(tenacity: int) -> float:
+    # evictionTimeLimitUs(): 0..500 µs linearly up to 10, then +15% a step, 100 = none.
+    if tenacity <= 10:
+        return 50.0 * tenacity
+    if tenacity < 100:
+        return 500.0 * 1.15 ** (tenacity - 10.0)
+    return float("inf")
+
+
+def _safe_to_evict(server) -> bool:
+    # isSafeToPerformEvictions(): not while loading, nor while writes are paused.
+    if server.loading:
+        return False
+    if server.pause_until and server.pause_until > time.time():
+        return False
+    return True
+
+
+def perform_evictions(server) -> int:
+    """Evict keys until used_memory is under maxmemory: EVICT_OK, EVICT_RUNNING (the
+    time limit was hit, the rest continues from the loop) or EVICT_FAIL."""
+    ev = server.evictor
+    if not _safe_to_evict(server):
+        return EVICT_OK
+    used = memory.used_memory(server)
+    if used <= ev.maxmemory:
+        _note_exceeded(ev, False)
+        return EVICT_OK
+    if ev.kind is None:
+        _note_exceeded(ev, True)
+        return EVICT_FAIL
+    to_free = used - ev.maxmemory
+    limit_us = eviction_time_limit_us(ev.tenacity)
+    start = time.perf_counter()
+    freed = keys_freed = 0
+    result = EVICT_OK
+    pick = _pick_random if ev.kind == "random" else _pick_from_pool
+    while freed < to_free:
+        found = pick(ev, server)
+        if found is None:
+            result = EVICT_FAIL
+            break
+        db, key = found
+        freed += _evict(server, db, key)
+        keys_freed += 1
+        if keys_freed % 16 == 0:
+            # The dict tables do not shrink, so measure again rather than trust the sum.
+            if memory.used_memory(server) <= ev.maxmemory:
+                break
+            if (time.perf_counter() - start) * 1e6 > limit_us:
+                _start_timer(server)
+                result = EVICT_RUNNING
+                break
+    if result == EVICT_OK and ev.timer is not None:
+        result = EVICT_RUNNING
+    _note_exceeded(ev, result != EVICT_OK)
+    return result
+
+
+def _note_exceeded(ev, exceeded: bool) -> None:
+    # stat_last_eviction_exceeded_time / total_eviction_exceeded_time (INFO stats).
+    now = time.monotonic()
+    if exceeded:
+        if not ev.exceeded_since:
+            ev.exceeded_since = now
+    elif ev.exceeded_since:
+        ev.exceeded_total += now - ev.exceeded_since
+        ev.exceeded_since = 0.0
+
+
+def _start_timer(server) -> None:
+    # startEvictionTimeProc(): continue on the next loop iteration while EVICT_RUNNING.
+    ev = server.evictor
+    if ev.timer is not None or server.loop is None:
+        return
+
+    def proc():
+        ev.timer = None
+        if ev.maxmemory and perform_evictions(server) == EVICT_RUNNING and ev.timer is None:
+            _start_timer(server)
+
+    ev.timer = server.loop.call_soon(proc)
+
+
+def _evict(server, db, key: bytes) -> int:
+    """Delete an evicted key as Redis does: WATCH signalled, counted, DEL propagated."""
+    from .propagate import propagate_raw
+
+    freed = db.evict(key)
+    server.stats.evicted_keys += 1
+    cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
+    if server.propagation_sinks:
+        propagate_raw(server, db.id, [cmd, key])
+    return freed
+
+
+# -- choosing keys ------------------------------------------------------------------------------------
+
+
+class Sampler:
+    """Random keys of a dict in O(1) amortised: a list copy of its keys taken again
+    after it served len/8 picks or when the dict object changed (as Database's
+    sample_key); stale picks are skipped by the caller."""
+    __slots__ = ("keys", "source", "picks")
+
+    def __init__(self):
+        self.keys: list = []
+        self.source = None
+        self.picks = 0
+
+    def sample(self, d: dict, count: int) -> list:
+        n = len(d)
+        if n <= count:
+            return list(d)
+        keys = self.keys
+        if self.source is not d or self.picks > len(keys) // 8 or not keys:
+            self.keys = keys = list(d)
+            self.source = d
+            self.picks = 0
+        self.picks += count
+        choice = random.choice
+        out = []
+        for _ in range(count):
+            key = choice(keys)
+            if key in d:
+                out.append(key)
+        if not out:  # the copy went stale: take it again
+            self.picks = len(keys)
+        return out
+
+
+def _sampler(ev, db_id: int, which: str) -> Sampler:
+    sampler = ev.samplers.get((db_id, which))
+    if sampler is None:
+        sampler = ev.samplers[(db_id, which)] = Sampler()
+    return sampler
+
+
+def _populate(ev, db, keys: list) -> None:
+    """evictionPoolPopulate(): insert the sampled keys by idle score into the pool."""
+    pool = ev.pool
+    kind = ev.kind
+    meta = db.meta
+    for key in keys:
+        if kind == "ttl":
+            when = db.expires.get(key)
+            if when is None:
+                continue
+            idle = ULLONG_MAX - when
+        else:
+            stamp = meta.get(key)
+            if stamp is None:
+                continue
+            stamp >>= STAMP_SHIFT
+            idle = lru_idle_ms(stamp) if kind == "lru" else 255 - lfu_decr(stamp)
+        # The first slot whose candidate is not worse (smaller idle) than this one.
+        k = 0
+        size = len(pool)
+        while k < size and pool[k][0] < idle:
+            k += 1
+        if k == 0 and size == EVPOOL_SIZE:
+            continue  # worse than every candidate of a full pool
+        if size < EVPOOL_SIZE:
+            pool.insert(k, (idle, key, db.id))
+        else:
+            # Full: drop the worst (leftmost) candidate to make room.
+            pool.pop(0)
+            pool.insert(k - 1, (idle, key, db.id))
+
+
+def _pick_from_pool(ev, server):
+    """LRU, LFU and volatile-ttl: refill the pool from every database, then take the
+    best candidate that still exists ("ghosts" are dropped)."""
+    pool = ev.pool
+    samples = ev.samples
+    while True:
+        total = 0
+        for db in server.dbs:
+            d = db.data if ev.allkeys else db.expires
+            if d:
+                total += len(d)
+                which = "data" if ev.allkeys else "expires"
+                _populate(ev, db, _sampler(ev, db.id, which).sample(d, samples))
+        if not total:
+            return None
+        while pool:
+            idle, key, dbid = pool.pop()
+            db = server.dbs[dbid]
+            if key in (db.data if ev.allkeys else db.expires):
+                return db, key
+
+
+def _pick_random(ev, server):
+    """allkeys-random / volatile-random: a random key of the next non-empty database."""
+    dbs = server.dbs
+    n = len(dbs)
+    for _ in range(n):
+        ev.next_db = j = (ev.next_db + 1) % n
+        db = dbs[j]
+        d = db.data if ev.allkeys else db.expires
+        if d:
+            keys = _sampler(ev, j, "data" if ev.allkeys else "expires").sample(d, 1)
+            if keys:
+                return db, keys[0]
+            return db, next(iter(d))
+    return None
