@@ -16,8 +16,10 @@ the time of one call; the rest continues from the event loop (evictionTimeProc).
 import random
 import time
 
+_time = time.time
+
 from . import memory
-from .memory import COST_MASK, STAMP_SHIFT, lfu_decr, lru_idle_ms
+from .memory import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, lfu_decr, lru_idle_ms
 from .protocol import errors
 from .protocol.errors import CommandError
 
@@ -50,6 +52,8 @@ class Evictor:
         self.samplers: dict = {}  # (db id, "data" | "expires") → Sampler
         self.key_ranges: dict = {}  # spec → (first, last, step) or None
         self.installed = False
+        self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
+        self.live: list = []  # the databases that hold keys (or did since the cron)
         self.exceeded_since = 0.0
         self.exceeded_total = 0.0
 
@@ -58,7 +62,15 @@ def install(server) -> None:
     """Hook maxmemory into a Server (the lead calls this from Server.__init__)."""
     if getattr(server, "evictor", None) is not None:
         return
-    server.evictor = Evictor(server)
+    server.evictor = ev = Evictor(server)
+
+    def first_key(db):
+        if db not in ev.live:
+            ev.live.append(db)
+
+    for db in server.dbs:
+        db.on_first_key = first_key
+    _refresh_live(server)
     server.memory_usage = lambda: memory.used_memory(server)
     memory.refresh_clients(server)
     server.cron_jobs.append(lambda: _cron(server))
@@ -83,7 +95,7 @@ def configure(server, _value=None) -> None:
     ev.tenacity = config["maxmemory-eviction-tenacity"]
     memory.LFUParams.log_factor = config["lfu-log-factor"]
     memory.LFUParams.decay_time = config["lfu-decay-time"]
-    track = {"lru": 1, "lfu": 2}.get(ev.kind, 0)
+    ev.track = track = {"lru": 1, "lfu": 2}.get(ev.kind, 0)
     for db in server.dbs:
         if db.track != track:
             _restamp(db, track)
@@ -114,46 +126,78 @@ def _swap_accounting(server, a: int, b: int) -> None:
     x, y = server.dbs[a], server.dbs[b]
     x.meta, y.meta = y.meta, x.meta
     x.mem, y.mem = y.mem, x.mem
+    _refresh_live(server)
+
+
+def _refresh_live(server) -> None:
+    # Databases filled behind the accounting (an RDB load) are found here too.
+    server.evictor.live = [db for db in server.dbs if db.data or db.meta]
 
 
 def _cron(server) -> None:
     memory.refresh_clients(server)
     memory.shrink_tables(server)
+    _refresh_live(server)
     ev = server.evictor
     if ev.maxmemory and ev.timer is None:
         perform_evictions(server)
+    elif ev.exceeded_since:
+        _note_exceeded(ev, False)
 
 
 # -- the per-command check -------------------------------------------------------------------
 
 
 def ev_check(client, spec, argv) -> None:
+    # Runs before every command while installed: keep it to a few dict operations.
     server = client.server
     ev = server.evictor
-    db = client.db
-    if db.track and db.meta:
-        _note_keys(ev, db, spec, argv)
-    if ev.maxmemory and perform_evictions(server) == EVICT_FAIL and spec.denyoom:
-        raise CommandError(errors.OOM)
+    if ev.track:
+        ranges = ev.key_ranges.get(spec, _UNSET)
+        if ranges is _UNSET:
+            ranges = _key_range(ev, spec)
+        if ranges is not None:
+            _note_keys(ev, client.db, ranges, argv)
+    if ev.maxmemory and memory.used_memory(server) > ev.maxmemory:
+        if perform_evictions(server) == EVICT_FAIL and spec.denyoom:
+            raise CommandError(errors.OOM)
 
 
-def _note_keys(ev, db, spec, argv) -> None:
+_UNSET = object()
+
+
+def _key_range(ev, spec):
+    ranges = None
+    if spec.first_key and spec.fullname not in NOTOUCH:
+        ranges = (spec.first_key, spec.last_key, spec.key_step or 1)
+    ev.key_ranges[spec] = ranges
+    return ranges
+
+
+def _note_keys(ev, db, ranges, argv) -> None:
     # lookupKey() updates the access data of every key a command reads or writes.
-    ranges = ev.key_ranges.get(spec, False)
-    if ranges is False:
-        ranges = None
-        if spec.first_key and spec.fullname not in NOTOUCH:
-            ranges = (spec.first_key, spec.last_key, spec.key_step or 1)
-        ev.key_ranges[spec] = ranges
-    if ranges is None:
+    meta = db.meta
+    if not meta:
         return
     first, last, step = ranges
     argc = len(argv)
     if last < 0:
         last += argc
-    note = db.note_access
-    for i in range(first, min(last, argc - 1) + 1, step):
-        note(argv[i])
+    if last >= argc:
+        last = argc - 1
+    if ev.track == 1:
+        # The LRU clock: one store per existing key.
+        stamp = (int(_time()) & LRU_CLOCK_MAX) << STAMP_SHIFT
+        get = meta.get
+        for i in range(first, last + 1, step):
+            key = argv[i]
+            old = get(key)
+            if old is not None:
+                meta[key] = stamp | (old & COST_MASK)
+    else:
+        note = db.note_access
+        for i in range(first, last + 1, step):
+            note(argv[i])
 
 
 # -- performEvictions ---------------------------------------------------------------------------

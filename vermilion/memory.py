@@ -31,6 +31,7 @@ CLIENT_COST = 2048  # a connection: Client, parser, transport (query/output buff
 META_INT = 32  # a per-key metadata int once it is not one of CPython's cached small ints
 STAMP_SHIFT = 36  # meta[key] = stamp << 36 | cost: costs up to 64 GB, stamps 24 bits
 COST_MASK = (1 << STAMP_SHIFT) - 1
+STAMP_BITS = ((1 << 24) - 1) << STAMP_SHIFT
 SAMPLES = 5  # OBJ_COMPUTE_SIZE_DEF_SAMPLES
 
 _getsizeof = sys.getsizeof
@@ -212,16 +213,24 @@ def db_overhead(db) -> tuple[int, int]:
     return main, expires
 
 
-def dataset_bytes(server) -> int:
-    """Key costs plus tables of every database: O(databases), never a keyspace walk."""
+def dataset_bytes(server, dbs=None) -> int:
+    """Key costs plus tables of the databases (all, or those given): O(databases),
+    never a keyspace walk (db_overhead() inlined: this runs before every command while
+    maxmemory is set)."""
     total = 0
-    for db in server.dbs:
-        data = db.data
-        if data or db.meta:
-            if len(db.meta) != len(data):
+    for db in server.dbs if dbs is None else dbs:
+        meta = db.meta
+        if meta or db.data:
+            data = db.data
+            if len(meta) != len(data):
                 db.resync_accounting()
-            main, expires = db_overhead(db)
-            total += db.mem + main + expires
+                meta = db.meta
+            total += db.mem + _getsizeof(data) + _getsizeof(meta)
+            if db.track:
+                total += META_INT * len(meta)
+            expires = db.expires
+            if expires:
+                total += _getsizeof(expires) + 32 * len(expires)
     return total
 
 
@@ -251,7 +260,9 @@ def refresh_clients(server) -> int:
 def used_memory(server) -> int:
     state = server.__dict__.get("client_memory")
     clients = state.total if state is not None else 0
-    return BASE + dataset_bytes(server) + clients
+    ev = server.__dict__.get("evictor")
+    # The evictor knows which databases hold keys (the cron prunes, on_first_key adds).
+    return BASE + dataset_bytes(server, ev.live if ev is not None else None) + clients
 
 
 def usage_of(db, key: bytes, samples: int) -> int | None:
@@ -356,7 +367,7 @@ def doctor(server) -> str:
         return ("Hi Sam, this instance is empty or is using very little memory, my issues "
                 "detector can't be used in these conditions. Please, leave for your "
                 "mission on Earth and fill it with some data. The new Sam and I will be "
-                "back to our programming as soon as I finished rebooting.")
+                "back to our programming as soon as I finished rebooting.\n")
     issues = []
     if s["peak"] / s["used"] > 1.5:
         issues.append(" * Peak memory: In the past this instance used more than 150% the "
@@ -382,7 +393,7 @@ def doctor(server) -> str:
                       "certain clients are using a big amount of memory.\n\n")
     if not issues:
         return "Hi Sam, I can't find any memory issue in your instance. I can only account " \
-               "for what occurs on this base."
+               "for what occurs on this base.\n"
     return ("Sam, I detected a few issues in this Redis instance memory implants:\n\n"
             + "".join(issues)
             + "I'm here to keep you safe, Sam. I want to help you.\n")

@@ -10,8 +10,8 @@ import random
 import time
 
 from ..protocol import errors
-from ..memory import COST_MASK, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr, lfu_minutes, lru_clock, \
-    lru_idle_ms
+from ..memory import (COST_MASK, META_INT, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr,
+                      lfu_minutes, lru_clock, lru_idle_ms)
 
 
 def now_ms() -> int:
@@ -26,7 +26,7 @@ class Database:
     __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
                  "expire_keys", "expire_keys_source",
                  "random_keys", "random_keys_source", "random_picks",
-                 "meta", "mem", "track")
+                 "meta", "mem", "track", "on_first_key")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -49,6 +49,7 @@ class Database:
         self.meta: dict[bytes, int] = {}
         self.mem = 0
         self.track = 0
+        self.on_first_key = None  # (db) when the database gets its first key (eviction)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -144,18 +145,29 @@ class Database:
         value = self.data.get(key)
         meta = self.meta
         old = meta.get(key)
-        if value is None:
+        if type(value) is bytes:
+            # key_cost() inlined for strings: this runs on every SET.
+            cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
+            if cost > 256:
+                cost += META_INT
+        elif value is None:
             if old is not None:
                 del meta[key]
                 self.mem -= old & COST_MASK
+            cost = None
         else:
             cost = key_cost(key, value)
+        if cost is not None:
             if old is None:
                 meta[key] = self.new_stamp() | cost if self.track else cost
                 self.mem += cost
+                if len(meta) == 1 and self.on_first_key is not None:
+                    self.on_first_key(self)
             else:
-                meta[key] = (old & ~COST_MASK) | cost
-                self.mem += cost - (old & COST_MASK)
+                delta = cost - (old & COST_MASK)
+                if delta:  # the cost sits in the low bits: adding keeps the stamp
+                    meta[key] = old + delta
+                    self.mem += delta
         server = self.server
         if server is not None:
             server.dirty += 1
