@@ -1,14 +1,19 @@
 """processCommand(): the one place for the central checks, then call().
 
 lookup (unknown command / subcommand, arity) → auth → the server's registered checks
-(OOM, loading, readonly, MULTI queueing as later issues add them) → handler →
+(OOM, loading, readonly...) → MULTI queueing / the RESP2 pub/sub restriction → handler →
 statistics, slowlog and the MONITOR feed. Handlers never repeat these checks.
+
+Clients in MULTI or with pub/sub subscriptions are "gated" (GATED): while no client is,
+the fast path costs one truth test for them; a gated client's commands take the slow
+path, where they are queued (MULTI) or refused (RESP2 subscribed mode).
 """
 
 import time
 import traceback
 
 from ..protocol import errors
+from ..protocol.encode import QUEUED, NO_REPLY, Raw, _encode
 from ..protocol.errors import CommandError
 from ..log import logger
 from ..propagate import propagate
@@ -20,6 +25,26 @@ _get_spec = COMMANDS.get
 # Bounded, so odd capitalisations cannot grow it without limit.
 _SPELLINGS: dict = {}
 _by_spelling = _SPELLINGS.get
+
+# Clients in MULTI (client.multi_queue is a list) or holding subscriptions ("P" flag).
+# transactions.py and pubsub.py keep it current through refresh_gate().
+GATED: set = set()
+
+# processCommand(): inside MULTI these run at once, everything else is queued.
+_RUN_IN_MULTI = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
+# The only commands a RESP2 client with subscriptions may send.
+_PUBSUB_CONTEXT = frozenset({"ping", "subscribe", "ssubscribe", "unsubscribe", "sunsubscribe",
+                             "psubscribe", "punsubscribe", "quit", "reset"})
+PUBSUB_CONTEXT_ERROR = ("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                        "PING / QUIT / RESET are allowed in this context")
+NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
+
+
+def refresh_gate(client) -> None:
+    if getattr(client, "multi_queue", None) is not None or "P" in client.flags:
+        GATED.add(client)
+    else:
+        GATED.discard(client)
 
 
 def process_command(client, argv: list[bytes]):
@@ -33,12 +58,17 @@ def process_command(client, argv: list[bytes]):
             _SPELLINGS[name] = spec
     # Fast path: a plain command with the right arity by an authenticated client.
     if spec is None or spec.subcommands or not client.authenticated or server.command_checks \
-            or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
+            or GATED or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
+        gated = client in GATED
         try:
-            spec = _central_checks(client, server, spec, argv)
+            spec = _central_checks(client, server, spec, argv, gated)
         except CommandError as exc:
             server.count_error(exc)
+            if gated and getattr(client, "multi_queue", None) is not None:
+                client.multi_aborted = True  # flagTransaction(): EXEC will answer EXECABORT
             return exc
+        if gated:
+            return _gated_call(client, spec, argv)
     if server.monitors and "skip_monitor" not in spec.flags:
         server.feed_monitors(client, argv)
     client.cmd = spec
@@ -64,6 +94,56 @@ def process_command(client, argv: list[bytes]):
     return reply
 
 
+def call(client, spec, argv: list[bytes]):
+    """call(): run an already checked command (EXEC runs its queue through this).
+    The body of process_command's fast path, kept apart so that path stays inline."""
+    server = client.server
+    if server.monitors and "skip_monitor" not in spec.flags \
+            and not getattr(spec, "monitor_after", False):
+        server.feed_monitors(client, argv)
+    client.cmd = spec
+    dirty = server.dirty
+    start = _perf()
+    try:
+        reply = spec.handler(client, argv)
+    except CommandError as exc:
+        spec.failed_calls += 1
+        server.count_error(exc)
+        reply = exc
+    except Exception as exc:
+        reply = _internal_error(server, spec, argv, exc)
+    else:
+        if server.propagation_sinks and server.dirty != dirty and spec.is_write:
+            propagate(server, client.db, argv, reply)
+    elapsed = (_perf() - start) // 1000
+    spec.calls += 1
+    spec.usec += elapsed
+    server.stats.total_commands_processed += 1
+    if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
+        server.slowlog.record(client, argv, elapsed)
+    return reply
+
+
+def _gated_call(client, spec, argv):
+    if getattr(client, "multi_queue", None) is not None and spec.name not in _RUN_IN_MULTI:
+        # queueMultiCommand(): nothing runs (nor reaches MONITOR) before EXEC.
+        if not getattr(client, "multi_aborted", False):
+            client.multi_queue.append((spec, argv))
+        return QUEUED
+    # Messages this client publishes to itself go out before this command's reply, not
+    # ahead of the earlier replies of its pipeline still waiting in the read batch.
+    client.push_buffer = pushes = []
+    try:
+        reply = call(client, spec, argv)
+    finally:
+        client.push_buffer = None
+    if pushes:
+        if reply is not NO_REPLY:
+            _encode(pushes, reply, client.resp)
+        reply = Raw(b"".join(pushes))
+    return reply
+
+
 def _internal_error(server, spec, argv, exc) -> CommandError:
     logger.warning("Internal error in '%s': %s" % (spec.fullname, traceback.format_exc()))
     spec.failed_calls += 1
@@ -72,15 +152,30 @@ def _internal_error(server, spec, argv, exc) -> CommandError:
     return error
 
 
-def _central_checks(client, server, spec, argv):
+def _central_checks(client, server, spec, argv, gated=False):
     if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
         spec = lookup(argv)  # raises the right error, or resolves a subcommand
     try:
         if not client.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)
+        if gated:
+            _gated_checks(client, spec)
         for check in server.command_checks:
             check(client, spec, argv)
     except CommandError:
         spec.rejected_calls += 1
         raise
     return spec
+
+
+def _gated_checks(client, spec) -> None:
+    if getattr(client, "multi_queue", None) is not None and "no_multi" in spec.flags:
+        raise CommandError(NO_MULTI_ERROR)
+    if client.resp == 2 and "P" in client.flags:
+        top = spec.container or spec
+        if top.name not in _PUBSUB_CONTEXT:
+            raise CommandError(PUBSUB_CONTEXT_ERROR % spec.fullname)
+
+
+# The MULTI/EXEC and pub/sub families register here, beside the machinery they extend.
+from . import transactions, pubsub  # noqa: E402,F401

@@ -1,0 +1,94 @@
+"""Keyspace notifications (Redis 7.0's notify.c).
+
+Command handlers call ``notify(client, event, key)`` once per event, at the point
+Redis's t_*.c calls notifyKeyspaceEvent(), e.g. ``notify(client, "lpush", key)``. The
+event's class (the notify-keyspace-events letter) comes from EVENT_CLASS, so call sites
+stay one line. Events in another db than the client's (MOVE's move_to, COPY ... DB)
+use ``notify_event(server, db, event, key)``.
+
+Other helpers' entry points:
+  notify_event(server, db, "evicted", key, flag="e")   the eviction code, per evicted key
+  expired keys are published from server.expire_hooks (installed with pub/sub)
+
+Publishing costs nothing measurable while notify-keyspace-events is empty (the
+default): one dict lookup of the config value.
+"""
+
+from .config import notify_flags
+
+# Event name → class letter (notify.c's NOTIFY_* of each notifyKeyspaceEvent call).
+EVENT_CLASS = {
+    # generic (g)
+    "del": "g", "expire": "g", "persist": "g", "rename_from": "g", "rename_to": "g",
+    "move_from": "g", "move_to": "g", "copy_to": "g", "restore": "g",
+    # strings ($)
+    "set": "$", "setrange": "$", "incrby": "$", "incrbyfloat": "$", "append": "$",
+    "setbit": "$", "pfadd": "$",
+    # lists (l)
+    "lpush": "l", "rpush": "l", "lpop": "l", "rpop": "l", "linsert": "l", "lset": "l",
+    "lrem": "l", "ltrim": "l", "sortstore": "l",
+    # hashes (h)
+    "hset": "h", "hdel": "h", "hincrby": "h", "hincrbyfloat": "h",
+    # sets (s)
+    "sadd": "s", "srem": "s", "spop": "s", "sinterstore": "s", "sunionstore": "s",
+    "sdiffstore": "s",
+    # sorted sets (z)
+    "zadd": "z", "zincr": "z", "zrem": "z", "zremrangebyscore": "z", "zremrangebyrank": "z",
+    "zremrangebylex": "z", "zpopmin": "z", "zpopmax": "z", "zunionstore": "z",
+    "zinterstore": "z", "zdiffstore": "z", "zrangestore": "z", "georadiusstore": "z",
+    "geosearchstore": "z",
+    # streams (t)
+    "xadd": "t", "xtrim": "t", "xdel": "t", "xsetid": "t", "xgroup-create": "t",
+    "xgroup-createconsumer": "t", "xgroup-delconsumer": "t", "xgroup-destroy": "t",
+    "xgroup-setid": "t",
+    # the rest
+    "expired": "x", "evicted": "e", "new": "n", "keymiss": "m",
+}
+
+_FLAGS_CACHE: dict = {}
+
+
+def _flags(value: str) -> frozenset:
+    flags = _FLAGS_CACHE.get(value)
+    if flags is None:
+        if len(_FLAGS_CACHE) > 64:
+            _FLAGS_CACHE.clear()
+        flags = _FLAGS_CACHE[value] = notify_flags(value)
+    return flags
+
+
+def notify(client, event: str, key: bytes) -> None:
+    """notifyKeyspaceEvent() for key in the client's selected db."""
+    server = client.server
+    value = server.config.values.get("notify-keyspace-events")
+    if value:
+        _publish(server, value, client.db.id, event, key, EVENT_CLASS[event])
+
+
+def notify_event(server, db, event: str, key: bytes, flag: str | None = None) -> None:
+    """notifyKeyspaceEvent() for key in db (a Database or a db index)."""
+    value = server.config.values.get("notify-keyspace-events")
+    if value:
+        db_id = db if isinstance(db, int) else db.id
+        _publish(server, value, db_id, event, key, flag or EVENT_CLASS[event])
+
+
+def _publish(server, value: str, db_id: int, event: str, key: bytes, cls: str) -> None:
+    flags = _flags(value)
+    if cls not in flags:
+        return
+    from .commands.pubsub import publish
+
+    name = event.encode()
+    if "K" in flags:
+        publish(server, b"__keyspace@%d__:%s" % (db_id, key), name)
+    if "E" in flags:
+        publish(server, b"__keyevent@%d__:%s" % (db_id, name), key)
+
+
+def install(server) -> None:
+    """Publish 'expired' for keys removed by lazy or active expiry."""
+    if getattr(server, "_notify_installed", False):
+        return
+    server._notify_installed = True
+    server.expire_hooks.append(lambda db, key: notify_event(server, db, "expired", key, "x"))
