@@ -177,3 +177,8 @@ XAUTOCLAIM_COUNT = "ERR COUNT must be > 0"
 SUBCOMMAND_SYNTAX = "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP."
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
 STREAM_ELEMENTS_TOO_LARGE = "ERR Elements are too large to be stored"
+
+# blocked.c / networking.c: blocking commands and CLIENT UNBLOCK.
+TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
+UNBLOCK_REASON = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+UNBLOCKED_BY_CLIENT = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
