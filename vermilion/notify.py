@@ -46,6 +46,9 @@ EVENT_CLASS = {
 }
 
 _FLAGS_CACHE: dict = {}
+# Nobody can hear an event before the first subscription: until then notify() is one
+# global test (pubsub.state() switches this on).
+ACTIVE = False
 
 
 def _flags(value: str) -> frozenset:
@@ -59,6 +62,8 @@ def _flags(value: str) -> frozenset:
 
 def notify(client, event: str, key: bytes) -> None:
     """notifyKeyspaceEvent() for key in the client's selected db."""
+    if not ACTIVE:
+        return
     server = client.server
     value = server.config.values.get("notify-keyspace-events")
     if value:
@@ -67,6 +72,8 @@ def notify(client, event: str, key: bytes) -> None:
 
 def notify_event(server, db, event: str, key: bytes, flag: str | None = None) -> None:
     """notifyKeyspaceEvent() for key in db (a Database or a db index)."""
+    if not ACTIVE:
+        return
     value = server.config.values.get("notify-keyspace-events")
     if value:
         db_id = db if isinstance(db, int) else db.id
@@ -91,4 +98,6 @@ def install(server) -> None:
     if getattr(server, "_notify_installed", False):
         return
     server._notify_installed = True
+    global ACTIVE
+    ACTIVE = True
     server.expire_hooks.append(lambda db, key: notify_event(server, db, "expired", key, "x"))

@@ -9,6 +9,7 @@ from ..keyspace.database import now_ms
 from ..protocol.errors import CommandError, INVALID_EXPIRE
 from .args import LLONG_MAX, LLONG_MIN, parse_int
 from .registry import command
+from ..notify import notify
 
 NX, XX, GT, LT = 1, 2, 4, 8
 _FLAGS = {b"nx": NX, b"xx": XX, b"gt": GT, b"lt": LT}
@@ -55,8 +56,10 @@ def _expire_generic(client, argv, relative: bool, seconds: bool, name: str):
     if when <= now:
         # checkAlreadyExpired(): a time in the past deletes the key (logged as DEL).
         db.delete(key)
+        notify(client, "del", key)
         return 1
     db.set_expire(key, when)
+    notify(client, "expire", key)
     return 1
 
 
@@ -132,4 +135,7 @@ def persist(client, argv):
     key = argv[1]
     if db.lookup(key) is None:
         return 0
-    return 1 if db.persist(key) else 0
+    if not db.persist(key):
+        return 0
+    notify(client, "persist", key)
+    return 1

@@ -12,6 +12,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .args import parse_int, to_int
 from .registry import command
+from ..notify import notify, notify_event
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 INT_RANGE = "ERR value is out of range, value must between %d and %d" % (INT_MIN, INT_MAX)
@@ -138,6 +139,7 @@ def _delete_keys(client, argv):
     for key in argv[1:]:
         # lookup() first so an expired key counts as missing (and expires lazily).
         if lookup(key) is not None and db.delete(key):
+            notify(client, "del", key)
             deleted += 1
     return deleted
 
@@ -272,6 +274,8 @@ def _rename(client, argv, nx: bool):
         db.delete(dst)
     _transfer(db, src, db, dst, value, db.get_expire(src))
     db.delete(src)
+    notify(client, "rename_from", src)
+    notify(client, "rename_to", dst)
     return 1 if nx else OK
 
 
@@ -315,6 +319,8 @@ def move(client, argv):
         return 0
     _transfer(src_db, key, dst_db, key, value, src_db.get_expire(key))
     src_db.delete(key)
+    notify(client, "move_from", key)
+    notify_event(client.server, dst_db, "move_to", key)
     return 1
 
 
@@ -344,6 +350,7 @@ def copy(client, argv):
             return 0
         dst_db.delete(dst)
     _transfer(src_db, src, dst_db, dst, duplicate(value), src_db.get_expire(src))
+    notify_event(client.server, dst_db, "copy_to", dst)
     return 1
 
 

@@ -9,6 +9,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .args import parse_int
 from .registry import command
+from ..notify import notify
 
 BUSYKEY = "BUSYKEY Target key name already exists."
 
@@ -89,10 +90,12 @@ def restore(client, argv):
         ttl += now_ms()
     if ttl and ttl <= now_ms():
         # Already expired: the key is simply not created (a replaced key stays deleted).
+        if deleted: notify(client, "del", key)  # noqa: E701
         return OK
     db.set(key, value)
     if ttl:
         db.set_expire(key, ttl)
+    notify(client, "restore", key)
     del deleted
     return OK
 

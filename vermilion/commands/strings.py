@@ -16,6 +16,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .args import LLONG_MAX, LLONG_MIN, to_int
 from .registry import command
+from ..notify import notify
 
 # -- shared lookups -------------------------------------------------------------------
 
@@ -150,10 +151,13 @@ def _set_generic(client, flags, key, value, expire, command_name, ok_reply=OK, a
     if (flags & _NX and found) or (flags & _XX and not found):
         return reply if flags & _GET else abort_reply
     db.set(key, value, keep_ttl=bool(flags & _KEEPTTL) or when is not None)
+    notify(client, "set", key)
     if when is not None:
+        notify(client, "expire", key)
         if when <= now_ms():
             # An absolute time already in the past: the key is deleted at once.
             db.delete(key)
+            notify(client, "expired", key)
         else:
             # Part of the same change as the value (Redis counts one dirty for both).
             db.expires[key] = when
@@ -170,6 +174,7 @@ def set_(client, argv):
         if db.expires:
             db.expires.pop(key, None)
         db.touched(key)
+        notify(client, "set", key)
         return OK
     flags, expire = _parse_extended(argv, 3, True)
     return _set_generic(client, flags, argv[1], argv[2], expire, "set")
@@ -194,6 +199,7 @@ def psetex(client, argv):
 def getset(client, argv):
     old = read_string(client, argv[1])
     client.db.set(argv[1], argv[2])
+    notify(client, "set", argv[1])
     return old
 
 
@@ -202,6 +208,7 @@ def getdel(client, argv):
     value = read_string(client, argv[1])
     if value is not None:
         client.db.delete(argv[1])
+        notify(client, "del", argv[1])
     return value
 
 
@@ -217,10 +224,13 @@ def getex(client, argv):
         when = _expire_at_ms(expire, flags, "getex")
         if flags & (_EXAT | _PXAT) and when <= now_ms():
             db.delete(key)
+            notify(client, "del", key)
         else:
             db.set_expire(key, when)
+            notify(client, "expire", key)
     elif flags & _PERSIST:
-        db.persist(key)
+        if db.persist(key):
+            notify(client, "persist", key)
     return value
 
 
@@ -250,6 +260,7 @@ def _mset_generic(client, argv, nx: bool):
         return 0
     for j in range(1, len(argv), 2):
         db.set(argv[j], argv[j + 1])
+        notify(client, "set", argv[j])
     return 1 if nx else OK
 
 
@@ -270,10 +281,12 @@ def append(client, argv):
     old = write_string(db, key)
     if old is None:
         db.set(key, argv[2])
+        notify(client, "append", key)
         return len(argv[2])
     check_string_length(client, len(old) + len(argv[2]))
     new = old + argv[2]
     db.replace(key, new)
+    notify(client, "append", key)
     return len(new)
 
 
@@ -314,6 +327,7 @@ def _incr_by(client, key: bytes, incr: int) -> int:
             raise CommandError(errors.OVERFLOW)
     db.data[key] = b"%d" % value
     db.touched(key)
+    notify(client, "incrby", key)
     return value
 
 
@@ -327,6 +341,7 @@ def incr(client, argv):
         value = int(old) + 1
         db.data[key] = b"%d" % value
         db.touched(key)
+        notify(client, "incrby", key)
         return value
     return _incr_by(client, key, 1)
 
@@ -501,6 +516,7 @@ def incrbyfloat(client, argv):
         db.set(key, new)
     else:
         db.replace(key, new)
+    notify(client, "incrbyfloat", key)
     return new
 
 
@@ -545,6 +561,7 @@ def setrange(client, argv):
             return 0
         check_string_length(client, offset + len(patch))
         db.set(key, bytes(offset) + patch)
+        notify(client, "setrange", key)
         return offset + len(patch)
     if not patch:
         return len(old)
@@ -554,6 +571,7 @@ def setrange(client, argv):
         buf.extend(bytes(offset - len(buf)))
     buf[offset:offset + len(patch)] = patch
     db.replace(key, bytes(buf))
+    notify(client, "setrange", key)
     return len(buf)
 
 
