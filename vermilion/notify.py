@@ -70,6 +70,17 @@ def notify(client, event: str, key: bytes) -> None:
         _publish(server, value, client.db.id, event, key, EVENT_CLASS[event])
 
 
+# The STORE variants name their event after the command (GEORADIUS ... STORE aside).
+_STORE_EVENTS = {"georadius": "georadiusstore", "georadiusbymember": "georadiusstore"}
+
+
+def notify_store(client, key: bytes) -> None:
+    """The event of a STORE result written to key: zunionstore, zrangestore..."""
+    if ACTIVE and client.cmd is not None:
+        name = client.cmd.name
+        notify(client, _STORE_EVENTS.get(name, name), key)
+
+
 def notify_event(server, db, event: str, key: bytes, flag: str | None = None) -> None:
     """notifyKeyspaceEvent() for key in db (a Database or a db index)."""
     if not ACTIVE:

@@ -9,6 +9,7 @@ from ..protocol import errors
 from ..protocol.errors import CommandError
 from .args import to_int
 from .registry import command
+from ..notify import notify
 from .strings import read_value, write_string
 
 
@@ -71,6 +72,7 @@ def setbit(client, argv):
     previous = (buf[index] >> shift) & 1
     buf[index] = (buf[index] & ~(1 << shift)) | (on << shift)
     _store(db, key, old, bytes(buf))
+    notify(client, "setbit", key)
     return previous
 
 
@@ -227,6 +229,7 @@ def bitop(client, argv):
     target = argv[2]
     if maxlen == 0:
         # An empty result deletes the destination.
+        if target in db.data: notify(client, "del", target)  # noqa: E701
         db.delete(target)
         return 0
     # Shorter strings are zero-padded on the right: shift them to maxlen bytes.
@@ -239,6 +242,7 @@ def bitop(client, argv):
         for n in numbers[1:]:
             result = combine(result, n)
     db.set(target, result.to_bytes(maxlen, "big"))
+    notify(client, "set", target)
     return maxlen
 
 
@@ -368,6 +372,7 @@ def _bitfield(client, argv, readonly_command: bool):
         replies.append(reply)
         _set_field(buf, offset, bits, new)
     _store(db, key, old, bytes(buf))
+    if any(r is not None for op, r in zip(ops, replies) if op[0] != _GET): notify(client, "setbit", key)  # noqa: E501,E701
     return replies
 
 

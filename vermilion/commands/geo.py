@@ -19,6 +19,7 @@ from ..protocol.encode import NULL_ARRAY, Raw
 from ..protocol.errors import CommandError
 from .args import parse_int
 from .registry import command
+from ..notify import notify, notify_store
 from .strings import read_value
 from .zsets import _zadd_apply, parse_score, zset_limits
 
@@ -346,6 +347,7 @@ def _georadius(client, argv, src_index: int, flags: int):
     db = client.db
     if zs is None:
         if store is not None:
+            if store in db.data: notify(client, "del", store)  # noqa: E701
             db.delete(store)
             return 0
         return []
@@ -372,7 +374,9 @@ def _georadius(client, argv, src_index: int, flags: int):
             scores = {member: score for _, score, member, _, _ in found}
         if scores:
             db.set(store, from_scores(scores, *zset_limits(client)))
+            notify_store(client, store)
         else:
+            if store in db.data: notify(client, "del", store)  # noqa: E701
             db.delete(store)
         return returned
     return _search_reply(found, opts, conversion, client.resp)

@@ -17,6 +17,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .args import LLONG_MAX, LLONG_MIN, parse_int, to_int
 from .registry import command
+from ..notify import notify
 
 # HINCRBYFLOAT computes in C long double like INCRBYFLOAT; strings.py emulates the
 # 80-bit format (parse = string2ld, format = ld2string LD_STR_HUMAN) and is reused here.
@@ -79,6 +80,7 @@ def _hset_generic(client, argv: list[bytes], name: str) -> int:
         # hashTypeTryConversion looks at every argument, values of existing fields too.
         _convert_if_needed(client, h, written)
     _commit(db, key, h, created)
+    notify(client, "hset", key)
     return len(h) - before
 
 
@@ -111,6 +113,7 @@ def hsetnx(client, argv):
     if not h.ht:
         _convert_if_needed(client, h, argv[2:4])
     _commit(db, key, h, created)
+    notify(client, "hset", key)
     return 1
 
 
@@ -129,10 +132,12 @@ def hdel(client, argv):
             if not h:
                 break  # Redis stops at the first field that empties the hash
     if deleted:
+        notify(client, "hdel", key)
         if h:
             db.touched(key)
         else:
             db.delete(key)
+            notify(client, "del", key)
     return deleted
 
 
@@ -158,6 +163,7 @@ def hincrby(client, argv):
     if not h.ht:
         _convert_if_needed(client, h, (field, new))
     _commit(db, key, h, created)
+    notify(client, "hincrby", key)
     return value
 
 
@@ -187,6 +193,7 @@ def hincrbyfloat(client, argv):
     if not h.ht:
         _convert_if_needed(client, h, (field, new))
     _commit(db, key, h, created)
+    notify(client, "hincrbyfloat", key)
     return new
 
 

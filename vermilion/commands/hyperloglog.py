@@ -17,6 +17,7 @@ from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .registry import command
+from ..notify import notify
 from .strings import read_value, write_string
 
 NO_SUCH_KEY = "ERR The specified key does not exist"
@@ -93,6 +94,7 @@ def pfadd(client, argv):
     if updated:
         opened.invalidate()
         _save(db, key, created, opened)
+        notify(client, "pfadd", key)
     else:
         hll.keep(value, opened)  # unchanged: the parse still describes the stored bytes
     return 1 if updated else 0
@@ -136,6 +138,7 @@ def pfmerge(client, argv):
         raise CommandError(hll.INVALID_HLL) from None
     opened.invalidate()
     _save(db, key, created, opened)
+    notify(client, "pfadd", key)
     return OK
 
 

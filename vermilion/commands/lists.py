@@ -16,6 +16,7 @@ from ..protocol.encode import NULL_ARRAY, OK, BulkStrings
 from ..protocol.errors import CommandError
 from .args import LLONG_MIN, parse_int, to_int
 from .registry import command
+from ..notify import notify, notify_event
 
 
 # -- shared helpers (pushGenericCommand, popGenericCommand, lmoveGenericCommand...) -------
@@ -34,12 +35,14 @@ def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
         # LPUSH k a b c pushes one at a time, leaving c b a.
         lst = ListValue(reversed(argv[2:]) if head else argv[2:])
         db.set(key, lst)
+        notify(client, "lpush" if head else "rpush", key)
         return len(lst)
     if head:
         lst.extendleft(argv[2:])  # one at a time, like LPUSH's loop
     else:
         lst.extend(argv[2:])
     db.touched(key)
+    notify(client, "lpush" if head else "rpush", key)
     return len(lst)
 
 
@@ -50,6 +53,7 @@ def after_removal(db, key: bytes, lst: ListValue) -> None:
         db.touched(key)
     else:
         db.delete(key)
+        notify_event(db.server, db, "del", key)
 
 
 def pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
@@ -124,7 +128,9 @@ def lmove_generic(client, src: bytes, dst: bytes, from_head: bool, to_head: bool
         else:
             target.append(value)
         db.touched(dst)
+    notify(client, "lpush" if to_head else "rpush", dst)
     # Checked after the push: with src == dst a one-element list rotates onto itself.
+    notify(client, "lpop" if from_head else "rpop", src)
     after_removal(db, src, source)
     return value
 
@@ -165,10 +171,12 @@ def _pop(client, argv: list[bytes], head: bool, name: str):
         if lst is None:
             return None
         value = lst.popleft() if head else lst.pop()
+        notify(client, name, key)
         if lst:
             db.touched(key)
         else:
             db.delete(key)
+            notify(client, "del", key)
         return value
     count = _positive(argv[2], errors.MUST_BE_POSITIVE)
     lst = db.lookup_typed(key, ListValue)
@@ -178,6 +186,7 @@ def _pop(client, argv: list[bytes], head: bool, name: str):
     if count == 0:
         return []
     out = pop_many(lst, count, head)
+    notify(client, name, key)
     after_removal(db, key, lst)
     return out
 
@@ -231,6 +240,7 @@ def mpop(db, keys: list[bytes], head: bool, count: int):
         if lst is None:
             continue
         out = pop_many(lst, count, head)
+        notify_event(db.server, db, "lpop" if head else "rpop", key)
         after_removal(db, key, lst)
         return [key, out]
     return None
@@ -356,6 +366,7 @@ def lset(client, argv):
         raise CommandError(errors.OUT_OF_RANGE)
     lst[index] = argv[3]
     db.touched(key)
+    notify(client, "lset", key)
     return OK
 
 
@@ -370,12 +381,15 @@ def ltrim(client, argv):
         return OK
     span = _clamp_range(start, end, len(lst))
     if span is None:
+        notify(client, "ltrim", key)
         db.delete(key)  # an empty range trims everything away
+        notify(client, "del", key)
         return OK
     if span != (0, len(lst) - 1):
         lst.keep_range(*span)
     # Redis signals the key as modified even when nothing was trimmed.
     db.touched(key)
+    notify(client, "ltrim", key)
     return OK
 
 
@@ -397,8 +411,10 @@ def lrem(client, argv):
         indexes = _find_matches(iter(lst), element, 1, to_remove)
     if not indexes:
         return 0
+    notify(client, "lrem", key)
     if len(indexes) == n:
         db.delete(key)
+        notify(client, "del", key)
     else:
         lst.remove_indexes(indexes)
         db.touched(key)
@@ -426,4 +442,5 @@ def linsert(client, argv):
         return -1
     lst.insert(index + 1 if after else index, argv[4])
     db.touched(key)
+    notify(client, "linsert", key)
     return len(lst)

@@ -13,6 +13,7 @@ from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
 from .args import LLONG_MIN, parse_int
 from .registry import command
+from ..notify import notify, notify_event
 
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
@@ -47,6 +48,7 @@ def _store(db, key: bytes, members, limit: int) -> int:
     """The STORE variants: the result replaces dst (dropping its TTL); empty deletes it."""
     value = from_members(members, limit)
     if not value:
+        if key in db.data: notify_event(db.server, db, "del", key)  # noqa: E701
         db.delete(key)
         return 0
     db.set(key, value)
@@ -64,10 +66,12 @@ def sadd(client, argv):
         value = RedisSet()
         added = value.add_members(argv[2:], max_intset_entries(client))
         db.set(key, value)
+        notify(client, "sadd", key)
         return added
     added = value.add_members(argv[2:], max_intset_entries(client))
     if added:
         db.touched(key)
+        notify(client, "sadd", key)
     return added
 
 
@@ -83,10 +87,12 @@ def srem(client, argv):
             value.discard(member)
             removed += 1
     if removed:
+        notify(client, "srem", key)
         if value:
             db.touched(key)
         else:
             db.delete(key)
+            notify(client, "del", key)
     return removed
 
 
@@ -131,17 +137,21 @@ def smove(client, argv):
     if member not in src:
         return 0
     src.discard(member)
+    notify(client, "srem", src_key)
     if src:
         db.touched(src_key)
     else:
         db.delete(src_key)
+        notify(client, "del", src_key)
     limit = max_intset_entries(client)
     if dst is None:
         dst = RedisSet()
         dst.add_member(member, limit)
         db.set(dst_key, dst)
+        notify(client, "sadd", dst_key)
     elif dst.add_member(member, limit):
         db.touched(dst_key)
+        notify(client, "sadd", dst_key)
     return 1
 
 
@@ -159,6 +169,7 @@ def spop(client, argv):
     if value is None:
         return None
     member = value.pop_random(1)[0]
+    notify(client, "spop", key)
     _after_pop(db, key, value)
     return member
 
@@ -168,10 +179,12 @@ def _spop_count(client, key: bytes, count: int):
     value = _lookup(client, key)
     if value is None or count == 0:
         return ReplySet()
+    notify(client, "spop", key)
     if count >= len(value):
         # The whole set, as SUNION of the key would reply it; the key goes away.
         members = value.ordered()
         db.delete(key)
+        notify(client, "del", key)
         return ReplySet(members)
     members = value.pop_random(count)
     _after_pop(db, key, value)
@@ -183,6 +196,7 @@ def _after_pop(db, key, value) -> None:
         db.touched(key)
     else:
         db.delete(key)
+        notify_event(db.server, db, "del", key)
 
 
 @command("srandmember")
@@ -267,6 +281,7 @@ def sinter(client, argv):
 def sinterstore(client, argv):
     db = client.db
     members = _intersection(_lookup_all(db, argv[2:]))
+    if members: notify(client, "sinterstore", argv[1])  # noqa: E701
     return _store(db, argv[1], members, max_intset_entries(client))
 
 
@@ -297,6 +312,7 @@ def sunion(client, argv):
 def sunionstore(client, argv):
     db = client.db
     members = _union(_lookup_all(db, argv[2:]))
+    if members: notify(client, "sunionstore", argv[1])  # noqa: E701
     return _store(db, argv[1], members, max_intset_entries(client))
 
 
@@ -309,6 +325,7 @@ def sdiff(client, argv):
 def sdiffstore(client, argv):
     db = client.db
     members = _difference(_lookup_all(db, argv[2:]))
+    if members: notify(client, "sdiffstore", argv[1])  # noqa: E701
     return _store(db, argv[1], members, max_intset_entries(client))
 
 

@@ -26,6 +26,7 @@ from ..protocol.encode import BulkStrings
 from ..protocol.errors import CommandError
 from .args import parse_int
 from .registry import command
+from ..notify import notify
 from .strings import read_value
 
 SCORE_ERROR = "ERR One or more scores can't be converted into double"
@@ -272,7 +273,9 @@ def _output(client, rows: list, opts: _Options):
     if out:
         # Missing GET values are stored as empty strings.
         db.set(opts.store, ListValue(b"" if v is None else v for v in out))
+        notify(client, "sortstore", opts.store)
     else:
+        if opts.store in db.data: notify(client, "del", opts.store)  # noqa: E701
         db.delete(opts.store)
     return len(out)
 

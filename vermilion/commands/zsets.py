@@ -21,6 +21,7 @@ from ..protocol.encode import NULL_ARRAY, format_double
 from ..protocol.errors import CommandError
 from .args import LLONG_MAX, LLONG_MIN, parse_int
 from .registry import command
+from ..notify import notify, notify_event, notify_store
 
 MIN_MAX_NOT_FLOAT = "ERR min or max is not a float"
 MIN_MAX_NOT_STRING = "ERR min or max not valid string range item"
@@ -169,6 +170,7 @@ def _changed(db, key: bytes, zs: ZSet) -> None:
         db.touched(key)
     else:
         db.delete(key)
+        notify_event(db.server, db, "del", key)
 
 
 def _scored(entries, withscores: bool, resp: int) -> list:
@@ -189,9 +191,11 @@ def _store(client, dst: bytes, scores: dict) -> int:
     """A STORE result replaces dst (its TTL too); an empty result deletes it."""
     db = client.db
     if not scores:
+        if dst in db.data: notify_event(db.server, db, "del", dst)  # noqa: E701
         db.delete(dst)
         return 0
     db.set(dst, from_scores(scores, *zset_limits(client)))
+    notify_store(client, dst)
     return len(scores)
 
 
@@ -277,8 +281,10 @@ def _zadd_apply(client, key: bytes, items, flags):
             updated += 1
     if created:
         db.set(key, zs)  # never empty: without XX the first pair is always added
+        notify(client, "zincr" if incr else "zadd", key)
     elif added or updated:
         db.touched(key)
+        notify(client, "zincr" if incr else "zadd", key)
     return added, updated, processed, score
 
 
@@ -325,6 +331,7 @@ def zrem(client, argv):
         return 0
     removed = sum(zs.remove(member) for member in argv[2:])
     if removed:
+        notify(client, "zrem", key)
         _changed(db, key, zs)
     return removed
 
@@ -372,6 +379,7 @@ def _zremrange(client, argv, span_of):
         return 0
     removed = zs.delete_span(*span_of(zs))
     if removed:
+        notify(client, argv[0].decode().lower(), key)
         _changed(db, key, zs)
     return removed
 
@@ -485,6 +493,7 @@ for _args in (("zrange", 1, False, None, None),
 
 def _pop_entries(client, key: bytes, zs: ZSet, count: int, maximum: bool) -> list:
     taken = zs.pop(count, maximum)
+    notify(client, "zpopmax" if maximum else "zpopmin", key)
     _changed(client.db, key, zs)
     return taken
 
