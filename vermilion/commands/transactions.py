@@ -222,9 +222,7 @@ def _exec(client, server):
         discard_transaction(client)
         return NULL_ARRAY
     unwatch_all(client)  # unwatch ASAP: our own writes must not mark us dirty
-    client.multi_queue = None
-    client.flags.discard("x")
-    dispatch.refresh_gate(client)
+    # The client stays in MULTI state (flag x, multi=N in CLIENT LIST) until the end.
     # Blocking commands run inside EXEC as their non-blocking selves (CLIENT_DENY_BLOCKING).
     was_denied = getattr(client, "deny_blocking", False)
     client.deny_blocking = True
