@@ -17,9 +17,11 @@ import random
 import time
 
 _time = time.time
+_random = random.random
 
 from . import memory
-from .memory import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, lfu_decr, lru_idle_ms
+from .memory import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, lfu_decr
+from .propagate import propagate_raw
 from .protocol import errors
 from .protocol.errors import CommandError
 
@@ -158,8 +160,10 @@ def ev_check(client, spec, argv) -> None:
             ranges = _key_range(ev, spec)
         if ranges is not None:
             _note_keys(ev, client.db, ranges, argv)
-    if ev.maxmemory and memory.used_memory(server) > ev.maxmemory:
-        if perform_evictions(server) == EVICT_FAIL and spec.denyoom:
+    if ev.maxmemory:
+        used = memory.used_memory(server)
+        if used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL \
+                and spec.denyoom:
             raise CommandError(errors.OOM)
 
 
@@ -221,13 +225,14 @@ def _safe_to_evict(server) -> bool:
     return True
 
 
-def perform_evictions(server) -> int:
+def perform_evictions(server, used: int | None = None) -> int:
     """Evict keys until used_memory is under maxmemory: EVICT_OK, EVICT_RUNNING (the
     time limit was hit, the rest continues from the loop) or EVICT_FAIL."""
     ev = server.evictor
     if not _safe_to_evict(server):
         return EVICT_OK
-    used = memory.used_memory(server)
+    if used is None:
+        used = memory.used_memory(server)
     if used <= ev.maxmemory:
         _note_exceeded(ev, False)
         return EVICT_OK
@@ -264,12 +269,11 @@ def perform_evictions(server) -> int:
 
 def _note_exceeded(ev, exceeded: bool) -> None:
     # stat_last_eviction_exceeded_time / total_eviction_exceeded_time (INFO stats).
-    now = time.monotonic()
     if exceeded:
         if not ev.exceeded_since:
-            ev.exceeded_since = now
+            ev.exceeded_since = time.monotonic()
     elif ev.exceeded_since:
-        ev.exceeded_total += now - ev.exceeded_since
+        ev.exceeded_total += time.monotonic() - ev.exceeded_since
         ev.exceeded_since = 0.0
 
 
@@ -288,13 +292,12 @@ def _start_timer(server) -> None:
 
 
 def _evict(server, db, key: bytes) -> int:
-    """Delete an evicted key as Redis does: WATCH signalled, counted, DEL propagated."""
-    from .propagate import propagate_raw
-
+    """Delete an evicted key as Redis does: WATCH signalled, counted, DEL propagated
+    (propagateDeletion(): UNLINK under lazyfree-lazy-eviction)."""
     freed = db.evict(key)
     server.stats.evicted_keys += 1
-    cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
     if server.propagation_sinks:
+        cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
         propagate_raw(server, db.id, [cmd, key])
     return freed
 
@@ -314,6 +317,7 @@ class Sampler:
         self.picks = 0
 
     def sample(self, d: dict, count: int) -> list:
+        """Up to count distinct-ish live keys (dictGetSomeKeys() returns live keys)."""
         n = len(d)
         if n <= count:
             return list(d)
@@ -322,15 +326,18 @@ class Sampler:
             self.keys = keys = list(d)
             self.source = d
             self.picks = 0
-        self.picks += count
-        choice = random.choice
+        size = len(keys)
         out = []
-        for _ in range(count):
-            key = choice(keys)
+        # Stale picks (keys deleted since the copy) are retried, a bounded number of times.
+        for _ in range(count * 4):
+            key = keys[int(_random() * size)]
             if key in d:
                 out.append(key)
-        if not out:  # the copy went stale: take it again
-            self.picks = len(keys)
+                if len(out) == count:
+                    break
+        self.picks += count
+        if len(out) < count:
+            self.picks = size  # the copy went stale: take it again next time
         return out
 
 
@@ -346,18 +353,27 @@ def _populate(ev, db, keys: list) -> None:
     pool = ev.pool
     kind = ev.kind
     meta = db.meta
+    expires = db.expires
+    clock = int(_time()) & LRU_CLOCK_MAX
+    dbid = db.id
     for key in keys:
-        if kind == "ttl":
-            when = db.expires.get(key)
-            if when is None:
-                continue
-            idle = ULLONG_MAX - when
-        else:
+        if kind == "lru":
             stamp = meta.get(key)
             if stamp is None:
                 continue
-            stamp >>= STAMP_SHIFT
-            idle = lru_idle_ms(stamp) if kind == "lru" else 255 - lfu_decr(stamp)
+            lru = stamp >> STAMP_SHIFT
+            # estimateObjectIdleTime(), in clock units (the order is what matters).
+            idle = clock - lru if clock >= lru else clock + (LRU_CLOCK_MAX - lru)
+        elif kind == "lfu":
+            stamp = meta.get(key)
+            if stamp is None:
+                continue
+            idle = 255 - lfu_decr(stamp >> STAMP_SHIFT)
+        else:
+            when = expires.get(key)
+            if when is None:
+                continue
+            idle = ULLONG_MAX - when
         # The first slot whose candidate is not worse (smaller idle) than this one.
         k = 0
         size = len(pool)
@@ -366,11 +382,11 @@ def _populate(ev, db, keys: list) -> None:
         if k == 0 and size == EVPOOL_SIZE:
             continue  # worse than every candidate of a full pool
         if size < EVPOOL_SIZE:
-            pool.insert(k, (idle, key, db.id))
+            pool.insert(k, (idle, key, dbid))
         else:
             # Full: drop the worst (leftmost) candidate to make room.
             pool.pop(0)
-            pool.insert(k - 1, (idle, key, db.id))
+            pool.insert(k - 1, (idle, key, dbid))
 
 
 def _pick_from_pool(ev, server):
@@ -378,9 +394,9 @@ def _pick_from_pool(ev, server):
     best candidate that still exists ("ghosts" are dropped)."""
     pool = ev.pool
     samples = ev.samples
-    while True:
+    for _ in range(64):  # bounded: a pool only of ghosts round after round ends it
         total = 0
-        for db in server.dbs:
+        for db in ev.live:
             d = db.data if ev.allkeys else db.expires
             if d:
                 total += len(d)
@@ -393,6 +409,7 @@ def _pick_from_pool(ev, server):
             db = server.dbs[dbid]
             if key in (db.data if ev.allkeys else db.expires):
                 return db, key
+    return None
 
 
 def _pick_random(ev, server):

@@ -401,16 +401,18 @@ def doctor(server) -> str:
 
 # -- table resizing ------------------------------------------------------------------------------
 
-MIN_FILL_BYTES = 480  # a table above 10x the ~48 bytes a slot takes at its fullest
+SPARSE_BYTES = 100  # per live key: a table at least 1.5x bigger than a fresh copy's
 
 
 def shrink_tables(server) -> None:
-    """tryResizeHashTables(): Python dicts never shrink on delete, so a keyspace that
-    evictions or deletions emptied keeps its big table; copy such a dict (a fresh dict
-    is sized for what it holds). Redis resizes when a table is under 10% full."""
+    """tryResizeHashTables() / dictExpandAllowed(): Python dicts never shrink on delete
+    and a churning dict (evictions then inserts) regrows to 3x its live keys. Redis
+    resizes a table under 10% full and holds back expansions that would pass maxmemory;
+    here a table costing more than ~100 bytes per live key is copied (a fresh dict is
+    sized for 1.5x what it holds), which keeps eviction from paying for empty slots."""
     for db in server.dbs:
         for name in ("data", "meta", "expires"):
             d = getattr(db, name)
             size = _getsizeof(d)
-            if size > 16384 and size > MIN_FILL_BYTES * len(d):
+            if size > 16384 and size > SPARSE_BYTES * len(d) + 16384:
                 setattr(db, name, dict(d))
