@@ -1,0 +1,285 @@
+"""Keyspace notifications (notify.c): the same command sequence on vermilion and on
+redis-server 7.0 must publish the same __keyspace@/__keyevent@ messages in the same
+order, for every event class of notify-keyspace-events."""
+
+import time
+
+import pytest
+
+from conftest import RawConnection
+
+END = "__end__"
+
+
+class Listener:
+    """A PSUBSCRIBE __key*__:* connection that reads until an end marker."""
+
+    def __init__(self, port):
+        self.conn = RawConnection(port)
+        self.conn.command("PSUBSCRIBE", "__key*__:*")
+        self.conn.command("SUBSCRIBE", END)
+
+    def drain(self, publisher) -> list:
+        publisher.command("PUBLISH", END, "x")
+        events = []
+        while True:
+            parts = self.conn.read_reply().split(b"\r\n")
+            if parts[2] == b"message":
+                return events
+            events.append((parts[6].decode(), parts[8].decode()))
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def servers(vermilion_server, redis_server):
+    """(listener, commander) on each server; the config is restored afterwards."""
+    out = []
+    for port in (vermilion_server.port, redis_server.port):
+        cmd = RawConnection(port)
+        cmd.command("FLUSHALL")
+        out.append((Listener(port), cmd))
+    yield out
+    for listener, cmd in out:
+        cmd.command("CONFIG", "SET", "notify-keyspace-events", "")
+        cmd.command("FLUSHALL")
+        listener.close()
+        cmd.close()
+
+
+def events_of(servers, flags, script):
+    results = []
+    for listener, cmd in servers:
+        assert cmd.command("CONFIG", "SET", "notify-keyspace-events", flags) == b"+OK\r\n"
+        for line in script:
+            args = line.split(" ") if isinstance(line, str) else line
+            cmd.command(*args)
+        results.append(listener.drain(cmd))
+    return results
+
+
+def assert_same(servers, flags, script):
+    mine, theirs = events_of(servers, flags, script)
+    assert mine == theirs
+    return mine
+
+
+STRINGS = """set a 1
+set b 1 ex 100
+getex b exat 1
+set c 1
+getex c persist
+set d 5
+expire d 100
+getex d persist
+incr d
+incrby d 3
+decr d
+incrbyfloat d 1.5
+append d x
+append e y
+setrange e 3 zz
+setrange e 0 q
+mset f 1 g 2
+msetnx h 1 i 2
+msetnx h 1 f 2
+setnx h 2
+setnx new 2
+getset f 3
+getdel g
+getdel g
+setex se 100 v
+psetex pse 100000 v
+set x 1 nx
+set x 2 xx get
+set x 3 keepttl""".splitlines()
+
+GENERIC = """set k 1
+del k nope
+set k 1
+unlink k
+set c 1
+rename c c2
+rename c2 c2
+renamenx c2 e
+set e 1
+renamenx c2 e
+copy c2 c3
+copy c2 c3
+copy c2 c3 replace
+move c3 1
+copy c2 c4 db 2
+expire c2 100
+pexpireat c2 99999999999999
+persist c2
+persist c2
+expire c2 100 nx
+expire nokey 10
+pexpire c2 -1
+set r v""".splitlines()
+
+LISTS = """rpush l a b c d e
+lpush l z
+lpushx nol x
+rpushx l y
+lpop l
+rpop l 2
+lpop l 0
+lset l 0 q
+linsert l before q w
+linsert l before nope w
+lrem l 1 w
+lrem l 1 absent
+ltrim l 0 1
+ltrim l 5 6
+rpush l2 a b
+lmove l2 l3 left right
+rpoplpush l2 l3
+lmpop 2 l2 l3 left count 5
+rpush l4 a
+lmove l4 l4 left left
+rpush l5 x y
+lrem l5 0 x
+lrem l5 0 y""".splitlines()
+
+HASHES = """hset h a 1 b 2
+hset h a 1
+hmset h c 3
+hsetnx h a 1
+hsetnx h d 3
+hincrby h a 5
+hincrbyfloat h b 1.5
+hdel h a nope
+hdel h b c d
+hdel h nope""".splitlines()
+
+SETS = """sadd s a b c d
+sadd s a
+srem s a
+srem s nope
+smove s s2 b
+smove s s2 c
+smove s s2 d
+smove s2 s2 b
+sadd s3 1 2 3
+spop s3
+spop s3 5
+sadd s4 a b
+sinterstore s5 s4 s4
+sdiffstore s5 s4 s4
+sdiffstore s5 s4 s4
+sunionstore s6 s4""".splitlines()
+
+ZSETS = """zadd z 1 a 2 b 3 c 4 d 5 e
+zadd z incr 2 a
+zincrby z 1 b
+zadd z nx 1 a
+zadd z xx ch 9 a
+zadd z gt 1 a
+zrem z a nope
+zremrangebyrank z 0 0
+zremrangebyscore z 3 3
+zremrangebyscore z 100 200
+zremrangebylex z - +
+zadd z2 1 a 2 b 3 c
+zpopmin z2
+zpopmax z2 5
+zadd z3 1 a 2 b
+zunionstore z4 1 z3
+zinterstore z4 2 z3 nokey
+zrangestore z5 z3 0 -1
+zdiffstore z5 1 nokey
+zmpop 1 z3 min count 10""".splitlines()
+
+OTHERS = """geoadd g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
+georadius g 15 37 200 km store g2
+georadiusbymember g Palermo 300 km storedist g2
+geosearchstore g3 g frommember Palermo byradius 100 km
+georadius g 0 0 1 km store g2
+pfadd hll a b c
+pfadd hll a
+pfmerge hll2 hll
+setbit bits 7 1
+bitop or bits2 bits
+bitop or bits2 nokey
+bitfield bf set u8 0 255 get u8 0
+bitfield bf incrby u2 100 1 overflow fail incrby u2 102 1
+bitfield bf2 get u8 0
+rpush sl 3 1 2
+sort sl store sl2
+sort sl limit 5 5 store sl2
+set num 10""".splitlines()
+
+
+@pytest.mark.parametrize("script", [STRINGS, GENERIC, LISTS, HASHES, SETS, ZSETS, OTHERS],
+                         ids=["strings", "generic", "lists", "hashes", "sets", "zsets", "others"])
+def test_same_events_as_redis(servers, script):
+    events = assert_same(servers, "KEA", script)
+    assert events  # the sequence does publish something
+
+
+@pytest.mark.parametrize("flags", ["K$", "El", "Kg", "Eh", "Ksz", "KEg$", "AK", "E", "Kx", "A"])
+def test_event_classes_filter(servers, flags):
+    assert_same(servers, flags, STRINGS[:8] + GENERIC[:8] + LISTS[:4] + HASHES[:3]
+                + SETS[:3] + ZSETS[:3])
+
+
+def test_transaction_events(servers):
+    assert_same(servers, "KEA", ["multi", "set t 1", "lpush tl x", "incr t", "exec",
+                                 "multi", "set t 2", "discard"])
+
+
+def test_events_in_other_databases(servers):
+    assert_same(servers, "KEA", ["select 3", "set a 1", "move a 4", "select 4", "del a",
+                                 "select 0"])
+
+
+def test_lazy_expired_event(servers):
+    for listener, cmd in servers:
+        cmd.command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        mine, theirs = events_of(servers, "KEA", ["set e 1 px 30"])
+        time.sleep(0.08)
+        for listener, cmd in servers:
+            cmd.command("GET", "e")
+        after = [listener.drain(cmd) for listener, cmd in servers]
+    finally:
+        for listener, cmd in servers:
+            cmd.command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+    assert mine == theirs
+    assert after[0] == after[1] == [("__keyspace@0__:e", "expired"),
+                                    ("__keyevent@0__:expired", "e")]
+
+
+def test_active_expired_event(servers):
+    for listener, cmd in servers:
+        cmd.command("CONFIG", "SET", "notify-keyspace-events", "Ex")
+        cmd.command("SET", "act", "1", "PX", "20")
+    for listener, cmd in servers:
+        # No command touches the key: only the active cycle can expire it.
+        conn = listener.conn
+        reply = conn.read_reply()
+        assert reply == (b"*4\r\n$8\r\npmessage\r\n$10\r\n__key*__:*\r\n"
+                         b"$22\r\n__keyevent@0__:expired\r\n$3\r\nact\r\n")
+
+
+def test_no_events_when_disabled(servers):
+    assert_same(servers, "", ["set a 1", "del a"])
+    mine, _ = events_of(servers, "", ["set a 1", "del a"])
+    assert mine == []
+
+
+def test_resp3_keyspace_push(vermilion_server, redis_server):
+    out = []
+    for port in (vermilion_server.port, redis_server.port):
+        c = RawConnection(port)
+        c.command("HELLO", "3")
+        c.command("CONFIG", "SET", "notify-keyspace-events", "K$")
+        c.command("SUBSCRIBE", "__keyspace@0__:mine")
+        # The event pushed to the client running the command precedes its reply.
+        out.append((c.command("SET", "mine", "1"), c.read_reply()))
+        c.command("CONFIG", "SET", "notify-keyspace-events", "")
+        c.command("DEL", "mine")
+        c.close()
+    assert out[0] == out[1]
