@@ -11,6 +11,7 @@ import socket
 import time
 
 from .commands.dispatch import process_command
+from .keyspace.blocking import BLOCKED
 from .log import logger
 from .protocol.encode import NO_REPLY, _encode
 from .protocol.parser import RequestParser
@@ -49,7 +50,10 @@ class Client(asyncio.Protocol):
         self.no_evict = False
         self.lib_name = b""
         self.lib_ver = b""
-        self.postponed: list | None = None  # commands held back by CLIENT PAUSE
+        # Commands held back: by CLIENT PAUSE, by a full output buffer, or behind a
+        # blocking command (BLPOP...) until it is served; the query buffer then waits.
+        self.postponed: list | None = None
+        self.blocked = None  # the Waiter while blocked on keys (keyspace/blocking.py)
         self.obuf_soft_since = 0.0  # when the output buffer first passed the soft limit
 
     # -- asyncio.Protocol --------------------------------------------------------------
@@ -90,7 +94,8 @@ class Client(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused_writing = False
-        if self.postponed is not None and self not in self.server.postponed:
+        if self.postponed is not None and self.blocked is None \
+                and self not in self.server.postponed:
             self.resume_postponed()  # the rest of a batch held back for output
         if not self.paused_writing:
             self._resume_reading()
@@ -129,6 +134,7 @@ class Client(asyncio.Protocol):
         """Execute a batch of parsed commands; their replies go out in one write."""
         server = self.server
         parser = self.parser
+        ready = server.blocking.ready  # keys that a write made ready for blocked clients
         out: list[bytes] = []
         for i, argv in enumerate(commands):
             if server.pause_until and server.must_postpone(self, argv):
@@ -137,6 +143,13 @@ class Client(asyncio.Protocol):
                 server.postpone(self)
                 break
             reply = process_command(self, argv)
+            if reply is BLOCKED:
+                self._hold_while_blocked(commands[i + 1:])
+                break
+            if ready:
+                # handleClientsBlockedOnKeys() after call(): a pipelined LLEN after the
+                # LPUSH that served a BLPOP already sees the list without that element.
+                server.blocking.handle_ready()
             if reply is not NO_REPLY and not (self.reply_off or self.reply_skip):
                 _encode(out, reply, self.resp)
             if self.reply_skip or self.reply_skip_next:
@@ -181,6 +194,22 @@ class Client(asyncio.Protocol):
         self.transport.write(data)
         if self.paused_writing:
             self.server.check_output_limits(self)
+
+    def _hold_while_blocked(self, rest: list) -> None:
+        """The command blocked: nothing is sent for it now, and the rest of the batch
+        (and whatever arrives meanwhile, kept in the query buffer) runs once it is
+        served. CLIENT REPLY OFF/SKIP in force apply to the reply it gets then."""
+        self.blocked.silent = self.reply_off or self.reply_skip
+        if self.reply_skip or self.reply_skip_next:
+            self.reply_skip = self.reply_skip_next
+            self.reply_skip_next = False
+        self.postponed = rest
+
+    def resume_unblocked(self) -> None:
+        """After the blocking command got its reply (processUnblockedClients())."""
+        if (self.blocked is None and self.postponed is not None and not self.closing
+                and not self.paused_writing and self not in self.server.postponed):
+            self.resume_postponed()
 
     def resume_postponed(self) -> None:
         """Called by the server when a CLIENT PAUSE ends: run what waited."""

@@ -18,6 +18,7 @@ from .commands import load_all
 from .config import BY_NAME as CONFIG_TABLE
 from .config import Config, ConfigError, ConfigSpec, parse_memory
 from .config import register as register_config
+from .keyspace.blocking import BlockingState
 from .keyspace.database import Database
 from .keyspace.expiry import active_expire_cycle
 from .log import logger
@@ -155,6 +156,10 @@ class Server:
         self.client_close_hooks: list = []  # (client) when a connection ends
         self.output_limit_hooks: list = []  # (client) when its output buffer backs up
         self.expire_hooks: list = []  # (db, key) when a key expires
+        self.swapdb_hooks: list = []  # (first, second) after SWAPDB
+        # Clients blocked on keys (BLPOP...); keeps blocked_clients for INFO.
+        self.blocking = BlockingState(self)
+        self.signal_modified = self._touch_watchers
         self.shutdown_flags: frozenset = frozenset()
         self.pause_until = 0.0
         self.pause_writes_only = False
@@ -410,11 +415,31 @@ class Server:
         for hook in self.expire_hooks:
             hook(db, key)
 
-    def signal_modified(self, db, key: bytes) -> None:
+    def _touch_watchers(self, db, key: bytes) -> None:
         watchers = self.key_watchers.get((db.id, key))
         if watchers:
             for client in watchers:
                 client.dirty_cas = True
+
+    # db.touched() calls signal_modified(db, key) while key_watchers is non-empty, which
+    # the blocking machinery ensures while clients are blocked (blocking.WATCH_MARK).
+    # WATCH (transactions.py) installs its handler by assigning the attribute; blocked
+    # clients are signalled whatever that handler is (signalKeyAsReady beside
+    # touchWatchedKey).
+    @property
+    def signal_modified(self):
+        return self._signal_modified
+
+    @signal_modified.setter
+    def signal_modified(self, watch_handler) -> None:
+        blocking = self.blocking
+
+        def signal_modified(db, key: bytes) -> None:
+            watch_handler(db, key)
+            if blocking.waiters:
+                blocking.signal(db, key)
+
+        self._signal_modified = signal_modified
 
     # -- run ---------------------------------------------------------------------------------
 

@@ -312,6 +312,25 @@ def client_no_evict(client, argv):
     return OK
 
 
+@command("client unblock")
+def client_unblock(client, argv):
+    """CLIENT UNBLOCK id [TIMEOUT|ERROR] (networking.c): the reason is checked before
+    the id; 1 when that client was blocked and now got its timeout (or -UNBLOCKED)."""
+    if len(argv) > 4:
+        raise CommandError(errors.SUBCOMMAND_SYNTAX.format(
+            argv[1].decode("utf-8", "replace"), "CLIENT"))
+    error = False
+    if len(argv) == 4:
+        reason = argv[3].lower()
+        if reason not in (b"timeout", b"error"):
+            raise CommandError(errors.UNBLOCK_REASON)
+        error = reason == b"error"
+    target = to_int(argv[2])
+    if target is None:
+        raise CommandError(errors.NOT_INTEGER)
+    return 1 if client.server.blocking.unblock_by_id(target, error) else 0
+
+
 @command("client getredir")
 def client_getredir(client, argv):
     return -1
