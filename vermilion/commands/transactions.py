@@ -32,8 +32,17 @@ def install(server) -> None:
     if getattr(server, "_transactions_installed", False):
         return
     server._transactions_installed = True
-    # An instance attribute: Database.touched() calls server.signal_modified().
-    server.signal_modified = lambda db, key: touch_watched_key(server, db, key)
+    # An instance attribute wrapping the server's own: Database.touched() calls
+    # server.signal_modified(), which also wakes clients blocked on the key.
+    original = server.signal_modified
+
+    def signal_modified(db, key):
+        spared = touch_watched_key(server, db, key)
+        original(db, key)
+        for client, dirty in spared:
+            client.dirty_cas = dirty  # the server's loop marks every watcher left
+
+    server.signal_modified = signal_modified
     server.expire_hooks.append(lambda db, key: touch_watched_key(server, db, key))
     if not hasattr(server, "swapdb_hooks"):
         server.swapdb_hooks = []
@@ -66,30 +75,35 @@ def unwatch_all(client) -> None:
     client.watched = {}
 
 
-def touch_watched_key(server, db, key: bytes) -> None:
+def touch_watched_key(server, db, key: bytes) -> list:
     """touchWatchedKey(): every client watching key is marked dirty (and unwatches all,
     nothing more can change its fate) — except one that WATCHed the key while it was
-    already expired: the expired key being deleted is no logical change."""
+    already expired: the expired key being deleted is no logical change. Returns the
+    spared clients with their dirty flag as it was."""
     clients = server.key_watchers.get((db.id, key))
     if not clients:
-        return
+        return []
     wkey = (db.id, key)
+    spared = []
     for client in list(clients):
         watched = client.watched
         if watched.get(wkey):
             if key not in db.data:
                 watched[wkey] = False
+            spared.append((client, getattr(client, "dirty_cas", False)))
             continue
         client.dirty_cas = True
         unwatch_all(client)
+    return spared
 
 
 def touch_all_watched_in_db(server, db_id: int, emptied, replaced_with) -> None:
     """touchAllWatchedKeysInDb(): FLUSHDB/FLUSHALL (replaced_with None) and SWAPDB.
     emptied: the contents the watchers' db had; replaced_with: what it holds now."""
-    for (wdb, key), clients in list(server.key_watchers.items()):
-        if wdb != db_id:
-            continue
+    for entry, clients in list(server.key_watchers.items()):
+        if len(entry) != 2 or entry[0] != db_id:
+            continue  # another db, or a marker (the blocking machinery's)
+        wdb, key = entry
         in_emptied = key in emptied.data
         in_replaced = replaced_with is not None and key in replaced_with.data
         if not (in_emptied or in_replaced):
