@@ -1,5 +1,6 @@
 """maxmemory and the eight maxmemory-policy values (evict.c), beside real redis-server."""
 
+import socket
 import time
 
 import pytest
@@ -338,3 +339,50 @@ def test_object_idletime_tracks_access_under_lru(v):
     time.sleep(1.1)
     assert v.object("idletime", "c") >= 1
     assert v.object("idletime", "c") <= 2
+
+
+# -- client eviction: maxmemory-clients and CLIENT NO-EVICT ----------------------------------------
+
+
+def _half_sent_bulk(port: int, no_evict: bool) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if no_evict:
+        s.sendall(b"CLIENT NO-EVICT on\r\n")
+        assert s.recv(64) == b"+OK\r\n"
+    # 1.5 MB of a 3 MB argument: it sits in the query buffer.
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n" + b"x" * 1_500_000)
+    return s
+
+
+def _closed_within(s: socket.socket, seconds: float) -> bool:
+    s.settimeout(seconds)
+    try:
+        return s.recv(64) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("server", ["vermilion", "redis"])
+def test_maxmemory_clients_evicts_the_biggest_client_but_not_no_evict(vsrv, rsrv, server):
+    port, srv = (vsrv.port, vsrv) if server == "vermilion" else (rsrv.port, rsrv)
+    c = srv.client(single_connection_client=True)
+    # The clients' total counts NO-EVICT clients too; only the others can go.
+    c.execute_command("CLIENT", "NO-EVICT", "on")
+    c.config_resetstat()
+    c.config_set("maxmemory-clients", "1mb")
+    try:
+        protected = _half_sent_bulk(port, no_evict=True)
+        assert not _closed_within(protected, 0.5)
+        assert c.info("stats")["evicted_clients"] == 0
+        victim = _half_sent_bulk(port, no_evict=False)
+        assert _closed_within(victim, 3)
+        assert c.info("stats")["evicted_clients"] == 1
+        assert not _closed_within(protected, 0.3)
+        assert c.ping()
+        victim.close()
+        protected.close()
+    finally:
+        c.config_set("maxmemory-clients", 0)
+        c.close()

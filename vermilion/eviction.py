@@ -20,6 +20,7 @@ _time = time.time
 _random = random.random
 
 from . import memory
+from .log import logger
 from .memory import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, lfu_decr
 from .propagate import propagate_raw
 from .protocol import errors
@@ -90,7 +91,10 @@ def configure(server, _value=None) -> None:
         return
     config = server.config
     ev.maxmemory = config["maxmemory"]
-    ev.policy = policy = config["maxmemory-policy"]
+    policy = config["maxmemory-policy"]
+    if policy != ev.policy:
+        ev.pool = []  # idle scores of another policy do not compare
+    ev.policy = policy
     ev.allkeys = policy.startswith("allkeys")
     ev.kind = None if policy == "noeviction" else policy.split("-")[1]
     ev.samples = config["maxmemory-samples"]
@@ -101,7 +105,6 @@ def configure(server, _value=None) -> None:
     for db in server.dbs:
         if db.track != track:
             _restamp(db, track)
-    ev.pool = [e for e in ev.pool if ev.kind in ("lru", "lfu", "ttl")]
     wanted = bool(ev.maxmemory) or bool(track)
     if wanted and not ev.installed:
         server.command_checks.append(ev_check)
@@ -138,6 +141,7 @@ def _refresh_live(server) -> None:
 
 def _cron(server) -> None:
     memory.refresh_clients(server)
+    evict_clients(server)
     memory.shrink_tables(server)
     _refresh_live(server)
     ev = server.evictor
@@ -163,8 +167,24 @@ def ev_check(client, spec, argv) -> None:
     if ev.maxmemory:
         used = memory.used_memory(server)
         if used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL \
-                and spec.denyoom:
+                and _reject_on_oom(client, spec):
             raise CommandError(errors.OOM)
+
+
+# processCommand(): inside MULTI everything but these is refused on OOM (queueing
+# itself costs memory); EXEC counts as denyoom when its queue holds a denyoom command.
+_MULTI_ALLOWED = frozenset(("exec", "discard", "quit", "reset"))
+
+
+def _reject_on_oom(client, spec) -> bool:
+    if spec.denyoom:
+        return True
+    queue = getattr(client, "multi_queue", None)
+    if queue is None:
+        return False
+    if spec.fullname == "exec":
+        return any(queued.denyoom for queued, _ in queue)
+    return spec.fullname not in _MULTI_ALLOWED
 
 
 _UNSET = object()
@@ -265,6 +285,16 @@ def perform_evictions(server, used: int | None = None) -> int:
         result = EVICT_RUNNING
     _note_exceeded(ev, result != EVICT_OK)
     return result
+
+
+def stats_fields(server) -> dict:
+    """INFO stats' eviction timing fields (stat_last_eviction_exceeded_time), in ms."""
+    ev = server.evictor
+    current = (time.monotonic() - ev.exceeded_since) if ev.exceeded_since else 0.0
+    return {
+        "total_eviction_exceeded_time": int((ev.exceeded_total + current) * 1000),
+        "current_eviction_exceeded_time": int(current * 1000),
+    }
 
 
 def _note_exceeded(ev, exceeded: bool) -> None:
@@ -426,3 +456,49 @@ def _pick_random(ev, server):
                 return db, keys[0]
             return db, next(iter(d))
     return None
+
+
+# -- client eviction (maxmemory-clients) ----------------------------------------------------------
+
+
+def client_memory(client) -> int:
+    return memory.CLIENT_COST + client.parser.buffered() + client.output_buffer_size()
+
+
+def clients_limit(server) -> int:
+    # maxmemory-clients: bytes, or a negative percentage of maxmemory (0 = off).
+    limit = server.config["maxmemory-clients"]
+    if limit < 0:
+        limit = server.config["maxmemory"] * -limit // 100
+    return limit
+
+
+def evict_clients(server) -> int:
+    """evictClients(): while the clients' memory passes maxmemory-clients, close the
+    biggest evictable client (normal or pub/sub, not CLIENT NO-EVICT). From the cron."""
+    limit = clients_limit(server)
+    if not limit:
+        return 0
+    clients = list(server.clients.values())
+    sizes = [(client_memory(c), i, c) for i, c in enumerate(clients)]
+    total = sum(size for size, _, _ in sizes)
+    if total <= limit:
+        return 0
+    candidates = sorted((x for x in sizes if _evictable_client(x[2])), reverse=True)
+    evicted = 0
+    for size, _, client in candidates:
+        if total <= limit:
+            break
+        logger.verbose("Evicting client: id=%d" % getattr(client, "id", 0))
+        client.close()
+        total -= size
+        server.stats.evicted_clients += 1
+        evicted += 1
+    return evicted
+
+
+def _evictable_client(client) -> bool:
+    # clientEvictionAllowed(): not NO-EVICT, not a replica or master connection.
+    if client.no_evict:
+        return False
+    return not (client.flags & {"S", "M"})
