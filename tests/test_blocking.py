@@ -206,11 +206,28 @@ def test_fractional_timeouts_round_up_to_a_millisecond(both):
     both(scenario)
 
 
+def test_tiny_negative_and_huge_timeouts_wait_forever(both):
+    # -0.0001 s rounds up to 0 ms (forever); 9223372036854775 s still fits in ms.
+    def scenario(s):
+        c1, w = s.conn(), s.conn()
+        cid = c1.command("CLIENT", "ID")[1:-2]
+        out = []
+        for t in ("-0.0001", "9223372036854775"):
+            send(c1, "BLPOP", "k", t)
+            s.wait_blocked(1)
+            out += [nothing_pending(c1, 0.05), w.command("CLIENT", "UNBLOCK", cid),
+                    c1.read_reply()]
+        return out
+
+    assert both(scenario) == [True, b":1\r\n", b"*-1\r\n"] * 2
+
+
 def test_timeout_argument_errors(both):
     def scenario(s):
         c = s.conn()
         out = []
-        for t in ("abc", "inf", "-inf", "nan", "-1", "1e20", " 1", "", "9223372036854775807"):
+        for t in ("abc", "inf", "-inf", "nan", "-1", "1e20", " 1", "", "9223372036854775807",
+                  "9223372036854776", "0x7FFFFFFFFFFFFF", "1e16", "0x", "1e", "--1"):
             out += [c.command("BLPOP", "k", t), c.command("BZPOPMAX", "k", t),
                     c.command("BLMOVE", "k", "d", "LEFT", "LEFT", t),
                     c.command("BLMPOP", t, "1", "k", "LEFT"), c.command("BZMPOP", t, "1", "k", "MAX")]

@@ -17,6 +17,7 @@ next loop turn, like Redis's processUnblockedClients() in beforeSleep().
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from ..log import logger
 from ..protocol.encode import NULL_ARRAY
@@ -74,6 +75,17 @@ def can_block(client) -> bool:
 def timeout_reply(client):
     """replyToBlockedClientTimedOut(): the null array (*-1, or _ in RESP3)."""
     return NULL_ARRAY
+
+
+def block_client(client, keys, timeout_ms: int, on_ready, on_timeout=timeout_reply,
+                 when_missing: bool = False):
+    """The entry point for blocking commands (XREAD/XREADGROUP BLOCK included): block
+    client on keys (see BlockingState.block_client) and return BLOCKED — or, where
+    blocking is denied (MULTI, scripts), on_timeout(client) at once."""
+    if not can_block(client):
+        return on_timeout(client)
+    return client.server.blocking.block_client(client, keys, timeout_ms, on_ready, on_timeout,
+                                               when_missing)
 
 
 class BlockingState:
@@ -299,12 +311,25 @@ def parse_timeout_ms(raw: bytes) -> int:
         if value is None:
             raise CommandError(TIMEOUT_NOT_FLOAT)
     ms = value * 1000.0
-    if math.isinf(ms) or not -(2 ** 63) <= math.ceil(ms) < 2 ** 63:
+    if math.isinf(ms):
         raise CommandError(TIMEOUT_NEGATIVE)
     ms = math.ceil(ms)
+    if abs(ms) >= 2 ** 62:
+        # Near the limit a double is too coarse for what a long double holds: decide
+        # the range on the exact value (9223372036854775 s fits, ...776 does not).
+        ms = math.ceil(_exact(raw, value) * 1000)
+        if not -(2 ** 63) <= ms < 2 ** 63:
+            raise CommandError(TIMEOUT_NEGATIVE)
     if ms < 0:
         raise CommandError(TIMEOUT_NEGATIVE)
     return ms
+
+
+def _exact(raw: bytes, value: float):
+    try:
+        return Fraction(raw.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return Fraction(value)  # hex: float.fromhex was exact
 
 
 def _hex_float(raw: bytes) -> float | None:
