@@ -193,7 +193,7 @@ def _lru_run(c, policy: str, samples: int, keys: int, seconds: float) -> tuple[f
             _lru_traffic(c, rng, hot, keys, value, 0.1)
             counts.append(c.dbsize())
         held = sum(counts) / len(counts) / keys
-        if abs(held - 0.5) < 0.03:
+        if abs(held - 0.5) < 0.015:
             break
         limit = base + int((limit - base) * (1 + (0.5 / held - 1) * 0.7))
     hits = reads = 0

@@ -386,3 +386,25 @@ def test_maxmemory_clients_evicts_the_biggest_client_but_not_no_evict(vsrv, rsrv
     finally:
         c.config_set("maxmemory-clients", 0)
         c.close()
+
+
+def test_scripts_follow_redis_oom_rules(vsrv, rsrv, v, rr):
+    conns = [RawConnection(vsrv.port), RawConnection(rsrv.port)]
+    try:
+        for conn in conns:
+            conn.command("SET", "present", "1")
+            conn.command("CONFIG", "SET", "maxmemory", "1")
+        # Reads inside a script run; a write refused with OOM (script_oom at EVAL start).
+        read = ("EVAL", "return redis.call('GET', KEYS[1])", "1", "present")
+        write = ("EVAL", "return redis.pcall('SET', KEYS[1], 'x')", "1", "k")
+        delete = ("EVAL", "return redis.call('DEL', KEYS[1])", "1", "present")
+        mine, theirs = (conn.command(*read) for conn in conns)
+        assert mine == theirs == b"$1\r\n1\r\n"
+        mine, theirs = (conn.command(*write) for conn in conns)
+        assert mine.startswith(b"-OOM command not allowed") and theirs.startswith(b"-OOM")
+        mine, theirs = (conn.command(*delete) for conn in conns)
+        assert mine == theirs == b":1\r\n"
+    finally:
+        for conn in conns:
+            conn.command("CONFIG", "SET", "maxmemory", "0")
+            conn.close()

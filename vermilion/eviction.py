@@ -18,11 +18,17 @@ import time
 
 _time = time.time
 _random = random.random
+_choices = random.choices
 
 from . import memory
 from .log import logger
 from .memory import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, lfu_decr
 from .propagate import propagate_raw
+
+try:  # keyspace notifications (notify.py) may land after this module
+    from .notify import notify_event
+except ImportError:  # pragma: no cover
+    notify_event = None
 from .protocol import errors
 from .protocol.errors import CommandError
 
@@ -57,6 +63,8 @@ class Evictor:
         self.installed = False
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
         self.live: list = []  # the databases that hold keys (or did since the cron)
+        self.script_run = None  # the script whose writes script_wrote follows
+        self.script_wrote = False
         self.exceeded_since = 0.0
         self.exceeded_total = 0.0
 
@@ -165,10 +173,33 @@ def ev_check(client, spec, argv) -> None:
         if ranges is not None:
             _note_keys(ev, client.db, ranges, argv)
     if ev.maxmemory:
+        scripting = server.__dict__.get("scripting")
+        run = scripting.current if scripting is not None else None
+        if run is not None and client is run.client:
+            _script_check(server, ev, run, spec)
+            return
         used = memory.used_memory(server)
-        if used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL \
-                and _reject_on_oom(client, spec):
+        oom = used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL
+        if spec.fullname in _SCRIPT_STARTS:
+            server.script_oom = oom
+        if oom and _reject_on_oom(client, spec):
             raise CommandError(errors.OOM)
+
+
+# Commands that run a script: processCommand() saves server.script_oom at their start.
+_SCRIPT_STARTS = frozenset(("eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"))
+
+
+def _script_check(server, ev, run, spec) -> None:
+    """scriptVerifyOOM(): no evictions inside a script; a denyoom command is refused
+    when the script started out of memory and has not written yet."""
+    if ev.script_run is not run:
+        ev.script_run = run
+        ev.script_wrote = False
+    if spec.denyoom and getattr(server, "script_oom", False) and not ev.script_wrote:
+        raise CommandError(errors.OOM)
+    if spec.is_write:
+        ev.script_wrote = True
 
 
 # processCommand(): inside MULTI everything but these is refused on OOM (queueing
@@ -326,6 +357,8 @@ def _evict(server, db, key: bytes) -> int:
     (propagateDeletion(): UNLINK under lazyfree-lazy-eviction)."""
     freed = db.evict(key)
     server.stats.evicted_keys += 1
+    if notify_event is not None:
+        notify_event(server, db, "evicted", key, flag="e")
     if server.propagation_sinks:
         cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
         propagate_raw(server, db.id, [cmd, key])
@@ -356,18 +389,13 @@ class Sampler:
             self.keys = keys = list(d)
             self.source = d
             self.picks = 0
-        size = len(keys)
-        out = []
-        # Stale picks (keys deleted since the copy) are retried, a bounded number of times.
-        for _ in range(count * 4):
-            key = keys[int(_random() * size)]
-            if key in d:
-                out.append(key)
-                if len(out) == count:
-                    break
         self.picks += count
+        out = [key for key in _choices(keys, k=count) if key in d]
         if len(out) < count:
-            self.picks = size  # the copy went stale: take it again next time
+            # Stale picks (keys deleted since the copy): once more, then a fresh copy.
+            out += [key for key in _choices(keys, k=count - len(out)) if key in d]
+            if len(out) < count:
+                self.picks = len(keys)
         return out
 
 
