@@ -598,3 +598,37 @@ def test_served_pops_are_propagated_to_the_aof(tmp_path):
         r.close()
     finally:
         server.stop()
+
+
+def test_keyspace_events_of_immediate_and_served_pops(both):
+    def scenario(s):
+        listener, c1, w = s.conn(), s.conn(), s.conn()
+        w.command("CONFIG", "SET", "notify-keyspace-events", "KEA")
+        try:
+            listener.command("PSUBSCRIBE", "__keyevent*__:*")
+            listener.command("SUBSCRIBE", "__end__")
+            w.command("RPUSH", "l", "a", "b")
+            w.command("ZADD", "z", "1", "a", "2", "b")
+            w.command("BLPOP", "l", "0")
+            w.command("BZMPOP", "0", "1", "z", "MAX", "COUNT", "5")
+            for blocking, push in (
+                    (("BRPOP", "k", "0"), ("RPUSH", "k", "x")),
+                    (("BLMOVE", "k", "d", "LEFT", "RIGHT", "0"), ("LPUSH", "k", "x")),
+                    (("BLMPOP", "0", "1", "k", "LEFT", "COUNT", "3"), ("RPUSH", "k", "x")),
+                    (("BZPOPMIN", "zk", "0"), ("ZADD", "zk", "1", "m", "2", "n")),
+                    (("BZMPOP", "0", "1", "zk2", "MIN", "COUNT", "2"), ("ZADD", "zk2", "1", "m"))):
+                send(c1, *blocking)
+                s.wait_blocked(1)
+                w.command(*push)
+                c1.read_reply()
+            w.command("PUBLISH", "__end__", "x")
+            events = []
+            while True:
+                parts = listener.read_reply().split(b"\r\n")
+                if parts[2] == b"message":
+                    return events
+                events.append((parts[6], parts[8]))
+        finally:
+            w.command("CONFIG", "SET", "notify-keyspace-events", "")
+
+    both(scenario)

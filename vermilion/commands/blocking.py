@@ -12,6 +12,7 @@ MULTI/EXEC or a script they never block: an empty wait answers as a timeout at o
 from ..datatypes.listtype import ListValue
 from ..datatypes.zset import ZSet
 from ..keyspace.blocking import can_block, parse_timeout_ms
+from ..notify import notify_event
 from ..propagate import REWRITES, propagate_raw
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY
@@ -49,6 +50,7 @@ def _list_pop(db, key: bytes, head: bool, count: int):
         return None
     if count == -1:
         value = lst.popleft() if head else lst.pop()
+        notify_event(db.server, db, "lpop" if head else "rpop", key)
         after_removal(db, key, lst)
         return [key, value]
     return mpop(db, [key], head, count)
