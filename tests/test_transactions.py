@@ -318,3 +318,86 @@ def test_exec_is_propagated_as_one_block(tmp_path):
         c.close()
     finally:
         server.stop()
+
+
+# -- differential: random transactions -------------------------------------------------
+
+_RANDOM_COMMANDS = [
+    ("SET", "{k}", "{v}"), ("GET", "{k}"), ("INCR", "{k}"), ("APPEND", "{k}", "{v}"),
+    ("LPUSH", "{k}", "{v}"), ("RPOP", "{k}"), ("SADD", "{k}", "{v}"), ("HSET", "{k}", "f", "{v}"),
+    ("DEL", "{k}"), ("EXISTS", "{k}", "{k}"), ("EXPIRE", "{k}", "100"), ("TTL", "{k}"),
+    ("ZADD", "{k}", "1", "{v}"), ("TYPE", "{k}"), ("STRLEN", "{k}"), ("LLEN", "{k}"),
+    ("SET", "{k}"), ("GET",), ("NOPE", "{k}"), ("INCRBY", "{k}", "x"), ("PING",),
+    ("WATCH", "{k}"), ("MULTI",), ("SELECT", "1"), ("SELECT", "0"), ("ECHO", "{v}"),
+]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_transactions_match_redis(pair, seed):
+    import random
+
+    rng = random.Random(seed)
+    conns = [(pair[0], pair[1]), (pair[2], pair[3])]
+    for _ in range(6):
+        keys = [f"k{i}" for i in range(3)]
+        watch = rng.random() < 0.5
+        body = []
+        for _ in range(rng.randint(0, 6)):
+            cmd = rng.choice(_RANDOM_COMMANDS)
+            body.append(tuple(a.format(k=rng.choice(keys), v=rng.choice(["1", "a", "7"]))
+                              for a in cmd))
+        other = (("SET", rng.choice(keys), "x"),) if rng.random() < 0.5 else ()
+        end = "EXEC" if rng.random() < 0.85 else "DISCARD"
+        outs = []
+        for me, them in conns:
+            out = []
+            if watch:
+                out.append(me.command("WATCH", *keys[:2]))
+            for args in other:
+                them.command(*args)
+            out.append(me.command("MULTI"))
+            out += [me.command(*args) for args in body]
+            out.append(me.command(end))
+            out.append(me.command("SELECT", "0"))
+            outs.append(out)
+        assert outs[0] == outs[1], (body, other, end)
+
+
+# multi.tcl's stale-key cases: a key already expired when WATCHed is "missing"; it
+# being deleted, or swapped for nothing or another stale key, changes nothing.
+_STALE_CASES = {
+    "swapdb_stale_with_nothing": [("SELECT", "1"), ("SET", "x", "foo", "PX", "1"), ("SLEEP",),
+                                  ("WATCH", "x"), ("SWAPDB", "0", "1")],
+    "swapdb_nothing_with_stale": [("SET", "x", "foo", "PX", "1"), ("SLEEP",), ("SELECT", "1"),
+                                  ("WATCH", "x"), ("SWAPDB", "0", "1")],
+    "swapdb_stale_with_stale": [("SELECT", "1"), ("SET", "x", "foo", "PX", "1"),
+                                ("SELECT", "0"), ("SET", "x", "bar", "PX", "1"), ("SLEEP",),
+                                ("SELECT", "1"), ("WATCH", "x"), ("SWAPDB", "0", "1")],
+    "swapdb_stale_with_live": [("SELECT", "1"), ("SET", "x", "foo", "PX", "1"),
+                               ("SELECT", "0"), ("SET", "x", "bar"), ("SLEEP",),
+                               ("SELECT", "1"), ("WATCH", "x"), ("SWAPDB", "0", "1")],
+    "stale_deleted_by_del": [("SET", "x", "foo", "PX", "1"), ("SLEEP",), ("WATCH", "x"),
+                             ("DEL", "x")],
+    "stale_then_set": [("SET", "x", "foo", "PX", "1"), ("SLEEP",), ("WATCH", "x"),
+                       ("SET", "x", "new")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_STALE_CASES))
+def test_watch_stale_keys_like_redis(pair, case):
+    out = []
+    for me in (pair[0], pair[2]):
+        me.command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        try:
+            for args in _STALE_CASES[case]:
+                if args == ("SLEEP",):
+                    time.sleep(0.01)
+                else:
+                    me.command(*args)
+            me.command("MULTI")
+            me.command("PING")
+            out.append(me.command("EXEC"))
+        finally:
+            me.command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+            me.command("SELECT", "0")
+    assert out[0] == out[1], out

@@ -90,8 +90,13 @@ def touch_watched_key(server, db, key: bytes) -> list:
         if watched.get(wkey):
             if key not in db.data:
                 watched[wkey] = False
-            spared.append((client, getattr(client, "dirty_cas", False)))
-            continue
+                spared.append((client, getattr(client, "dirty_cas", False)))
+                continue
+            if _key_is_expired(db, key):
+                spared.append((client, getattr(client, "dirty_cas", False)))
+                continue
+            # Overwritten without the lazy delete Redis does first (its write lookups
+            # expire the key, which clears the flag): a live value now, so a change.
         client.dirty_cas = True
         unwatch_all(client)
     return spared
