@@ -632,3 +632,20 @@ def test_keyspace_events_of_immediate_and_served_pops(both):
             w.command("CONFIG", "SET", "notify-keyspace-events", "")
 
     both(scenario)
+
+
+def test_scripts_wake_blocked_clients_only_after_they_end(both):
+    def scenario(s):
+        c1, w = s.conn(), s.conn()
+        send(c1, "BLPOP", "k", "0")
+        s.wait_blocked(1)
+        # Pushed and popped back inside one script: nothing to serve after it.
+        out = [w.command("EVAL", "redis.call('rpush', KEYS[1], 'a') "
+                                 "return redis.call('lpop', KEYS[1])", "1", "k"),
+               nothing_pending(c1, 0.05), s.blocked()]
+        out += [w.command("EVAL", "return redis.call('rpush', KEYS[1], 'b', 'c')", "1", "k"),
+                c1.read_reply(), w.command("LRANGE", "k", "0", "-1"),
+                w.command("EVAL", "return redis.call('blpop', KEYS[1], 0)", "1", "k")]
+        return out
+
+    both(scenario)
