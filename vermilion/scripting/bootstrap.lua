@@ -216,6 +216,165 @@ function api.run(f, keys, argv)
     sethook()
     return ok, res
 end
+-- Functions (function_lua.c). A library's code runs once, at FUNCTION LOAD, in a
+-- restricted environment that only has `redis` with register_function, log and the
+-- version (Redis swaps the globals' __index to its library API table); the functions
+-- it registers run later with the full script environment. One environment table per
+-- state whose __index is switched, as Redis switches its globals' metatable.
+local lib_mt = {__index = env, __newindex = refuse, __metatable = shown_mt}
+local lib_env = setmetatable({}, lib_mt)
+local function nonexistent(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+local loading = nil     -- the functions registered by the library being loaded
+local FLAG_NAMES = {"no-writes", "allow-oom", "allow-stale", "no-cluster",
+                    "allow-cross-slot-keys"}
+
+local function reg_fail(msg) error({err = "ERR " .. msg}, 0) end
+
+local function as_string(v)
+    -- luaGetStringSds: lua_isstring accepts numbers (converted).
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "number" then return tostring(v) end
+    return nil
+end
+
+local function read_flags(flags)
+    local found, j = {}, 1
+    while true do
+        local v = flags[j]
+        j = j + 1
+        if v == nil then break end
+        local s = as_string(v)
+        if not s then return nil end
+        local known = false
+        for _, name in ipairs(FLAG_NAMES) do
+            if s:lower() == name then found[name] = true; known = true; break end
+        end
+        if not known then return nil end
+    end
+    return found
+end
+
+local function read_named(t)
+    if type(t) ~= "table" then
+        reg_fail("calling redis.register_function with a single argument is only " ..
+                 "applicable to Lua table (representing named arguments).")
+    end
+    local name, desc, callback, flags = nil, nil, nil, {}
+    for k, v in raw_next, t, nil do
+        local key = as_string(k)
+        if not key then reg_fail("named argument key given to redis.register_function is not a string") end
+        key = key:lower()
+        if key == "function_name" then
+            name = as_string(v)
+            if not name then reg_fail("function_name argument given to redis.register_function must be a string") end
+        elseif key == "description" then
+            desc = as_string(v)
+            if not desc then reg_fail("description argument given to redis.register_function must be a string") end
+        elseif key == "callback" then
+            if type(v) ~= "function" then reg_fail("callback argument given to redis.register_function must be a function") end
+            callback = v
+        elseif key == "flags" then
+            if type(v) ~= "table" then
+                reg_fail("flags argument to redis.register_function must be a table representing function flags")
+            end
+            flags = read_flags(v)
+            if not flags then reg_fail("unknown flag given") end
+        else
+            reg_fail("unknown argument given to redis.register_function")
+        end
+    end
+    if not name then reg_fail("redis.register_function must get a function name argument") end
+    if not callback then reg_fail("redis.register_function must get a callback argument") end
+    return name, callback, flags, desc
+end
+
+local function register_function(...)
+    if not loading then
+        reg_fail("redis.register_function can only be called on FUNCTION LOAD command")
+    end
+    local n = select("#", ...)
+    if n < 1 or n > 2 then reg_fail("wrong number of arguments to redis.register_function") end
+    local name, callback, flags, desc
+    if n == 1 then
+        name, callback, flags, desc = read_named(...)
+    else
+        local first, second = ...
+        name = as_string(first)
+        if not name then reg_fail("first argument to redis.register_function must be a string") end
+        if type(second) ~= "function" then
+            reg_fail("second argument to redis.register_function must be a function")
+        end
+        callback, flags = second, {}
+    end
+    -- functionLibCreateFunction()
+    if not name:find("^[A-Za-z0-9_]+$") then
+        reg_fail("Library names can only contain letters, numbers, or underscores(_) and " ..
+                 "must be at least one character long")
+    end
+    if loading.names[name] then reg_fail("Function already exists in the library") end
+    loading.names[name] = true
+    local ordered = {}
+    for _, f in ipairs(FLAG_NAMES) do if flags[f] then ordered[#ordered + 1] = f end end
+    loading[#loading + 1] = {name, callback, ordered, desc}
+end
+
+local load_redis = {register_function = register_function, log = py.log,
+                    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+                    REDIS_VERSION = py.version, REDIS_VERSION_NUM = py.version_num}
+raw_setmt(load_redis, {__index = nonexistent})
+local LOAD_G = raw_setmt({redis = protect(load_redis)}, {__index = nonexistent})
+local load_env = protect(LOAD_G)
+
+local clock = os.clock
+local LOAD_TIMEOUT = 0.5
+local load_started = 0
+local in_load = false   -- the library's code is running (the timeout hook may fire)
+local function load_hook()
+    if in_load and clock() - load_started > LOAD_TIMEOUT then
+        -- Raised once: the load environment has no pcall to swallow it.
+        in_load = false
+        error({err = "ERR FUNCTION LOAD timeout"}, 0)
+    end
+end
+
+-- Returns a list of {name, callback, flags, description}, or nil and the error.
+function api.load_library(body, timeout)
+    local f, err = loadstring(body, "@user_function")
+    if not f then return nil, "Error compiling function: " .. tostring(err) end
+    setfenv(f, lib_env)
+    lib_mt.__index = load_env
+    loading = {names = {}}
+    load_started = clock()
+    if timeout then sethook(load_hook, "", 100000) end
+    in_load = true
+    local ok, e = raw_pcall(f)
+    in_load = false
+    sethook()
+    lib_mt.__index = env
+    local registered = loading
+    loading = nil
+    if not ok then
+        if type(e) == "userdata" then e = py.unwrap(e) end
+        local msg
+        if type(e) == "table" then msg = tostring(raw_rawget(e, "err")) else msg = "ERR " .. tostring(e) end
+        return nil, "Error registering functions: " .. msg
+    end
+    registered.names = nil
+    return registered
+end
+
+function api.run_function(f, keys, args)
+    running = true
+    sethook(hook, "", 100000)
+    local ok, res = xpcall(function() return f(keys, args) end, err_handler)
+    running = false
+    sethook()
+    return ok, res
+end
+
 -- The shape of a returned table for luaReplyToRedisReply(), read with rawget as Redis
 -- does (a metatable's __index must not run: it could fail or call Redis).
 local SHAPES = {{"err", "string"}, {"ok", "string"}, {"double", "number"},

@@ -36,6 +36,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import threading
+import time
 
 from ..client import Client
 from ..commands.dispatch import process_command
@@ -49,6 +50,8 @@ from .convert import CountedError, ScriptCheckError, finish_reply, lua_to_reply
 from .runtime import LuaState
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+BUSY_FUNCTION = ("BUSY Redis is busy running a function. You can only call FUNCTION KILL or "
+                 "SHUTDOWN NOSAVE.")
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 NOTBUSY = "NOTBUSY No scripts in execution right now."
 UNKILLABLE = ("UNKILLABLE Sorry the script already executed write commands against the "
@@ -89,10 +92,13 @@ class ScriptRun:
     """One execution of a script."""
 
     __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over",
-                 "captured", "pending", "spec", "repl")
+                 "captured", "pending", "spec", "repl", "state", "function", "started")
 
-    def __init__(self, sha, caller, client, read_only):
-        self.sha = sha
+    def __init__(self, sha, caller, client, read_only, state=None, function=False):
+        self.sha = sha  # the script's sha, or the function's name (FCALL)
+        self.state = state
+        self.function = function
+        self.started = time.monotonic()
         self.caller = caller
         self.spec = caller.cmd  # EVAL's spec, for its failed_calls
         self.client = client
@@ -161,21 +167,28 @@ class ScriptEngine:
 
     # -- running ------------------------------------------------------------------
 
-    def execute(self, caller, sha: bytes, keys, args, read_only: bool):
+    def execute(self, caller, sha: bytes, keys, args, read_only: bool, function=None):
         """Run a cached script for caller; its reply, or NO_REPLY when it went past
-        the busy threshold (the reply is then sent when it finishes)."""
-        fn = self.functions[sha]
-        state = self.state
+        the busy threshold (the reply is then sent when it finishes). function: a
+        (LuaState, callback) registered by a library (FCALL), sha is then its name."""
+        if function is None:
+            fn = self.functions[sha]
+            state = self.state
+            runner = state.run
+        else:
+            state, fn = function
+            runner = state.run_function
         client = self.client
         client.db = caller.db
         client.resp = 2
-        run = self.current = ScriptRun(sha, caller, client, read_only)
+        run = self.current = ScriptRun(sha, caller, client, read_only, state,
+                                       function is not None)
         self.kill_requested = False
         result: list = []
 
         def job():
             try:
-                ok, value = state.run(fn, keys, args)
+                ok, value = runner(fn, keys, args)
                 reply = self._final_reply(run, ok, value)
             except Exception as exc:  # a bug of ours must not kill the worker
                 logger.warning(f"Lua script failed: {exc!r}")
@@ -269,7 +282,7 @@ class ScriptEngine:
 
     def _final_reply(self, run: ScriptRun, ok, value):
         if ok:
-            return lua_to_reply(value, run.client.resp, self.state.shape)
+            return lua_to_reply(value, run.client.resp, run.state.shape)
         return _error_reply(run.sha, value)
 
     # -- BUSY -------------------------------------------------------------------------
@@ -317,13 +330,16 @@ class ScriptEngine:
             raise CommandError(BUSY)
         if "allow_busy" in spec.flags and not _saving_shutdown(spec, argv):
             return
-        raise CommandError(BUSY)
+        raise CommandError(BUSY_FUNCTION if run is not None and run.function else BUSY)
 
-    def kill(self) -> None:
-        """SCRIPT KILL."""
+    def kill(self, function: bool = False) -> None:
+        """SCRIPT KILL, or FUNCTION KILL (function=True): each kills only its kind
+        (scriptKill())."""
         run = self.current
         if not self.busy or run is None:
             raise CommandError(NOTBUSY)
+        if run.function != function:
+            raise CommandError(BUSY_FUNCTION if run.function else BUSY)
         if run.wrote:
             raise CommandError(UNKILLABLE)
         self.kill_requested = True

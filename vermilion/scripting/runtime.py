@@ -93,6 +93,8 @@ class LuaState:
         api = lua.execute(_BOOTSTRAP, py)
         self._compile = api[b"compile"]
         self._run = api[b"run"]
+        self._load_library = api[b"load_library"]
+        self._run_function = api[b"run_function"]
         self.shape = api[b"shape"]
         self.table = lua.table_from
 
@@ -108,6 +110,25 @@ class LuaState:
     def run(self, fn, keys: list[bytes], args: list[bytes]):
         """(ok, value): the script's return value or its error table."""
         return self._run(fn, self.table(keys), self.table(args))
+
+    def load_library(self, code: bytes, timeout: bool = True):
+        """Run a library's code (FUNCTION LOAD): [(name, callback, flags, description)],
+        or raise CommandError with Redis's error."""
+        result = self._load_library(code, timeout)
+        registered, err = result if type(result) is tuple else (result, None)
+        if registered is None:
+            message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+            raise CommandError("ERR " + message)
+        functions = []
+        for i in range(1, len(registered) + 1):
+            name, callback, flags, desc = (registered[i][j] for j in (1, 2, 3, 4))
+            functions.append((name, callback,
+                              [flags[k] for k in range(1, len(flags) + 1)], desc))
+        return functions
+
+    def run_function(self, fn, keys: list[bytes], args: list[bytes]):
+        """(ok, value) of a registered function called with (keys, args)."""
+        return self._run_function(fn, self.table(keys), self.table(args))
 
     # -- the Python half of the redis library (see bootstrap.lua) -------------------------
 
