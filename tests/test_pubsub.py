@@ -268,3 +268,26 @@ def test_slow_subscriber_is_disconnected(tmp_path):
         slow.close()
     finally:
         server.stop()
+
+
+def test_publish_to_self_inside_multi(raw, raw_real):
+    # Redis 7.0 writes the pushes inside EXEC's array, before the PUBLISH replies.
+    run_same(raw, raw_real, [("HELLO", "3"), ("SUBSCRIBE", "foo"), ("MULTI",),
+                             ("PING", "abc"), ("PUBLISH", "foo", "bar"),
+                             ("PUBLISH", "foo", "vaz"), ("PING", "def"), ("EXEC",)])
+
+
+def test_pushes_ignore_client_reply_off(raw, raw_real):
+    # pubsub.tcl "PubSub messages with CLIENT REPLY OFF": in RESP3 the confirmations
+    # and messages are pushes, which CLIENT REPLY OFF does not silence.
+    for conn in (raw, raw_real):
+        conn.command("HELLO", "3")
+        conn.send(b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n")
+    for args in (("SUBSCRIBE", "channel"), ("PSUBSCRIBE", "ch*")):
+        assert raw.command(*args) == raw_real.command(*args)
+    for conn in (raw, raw_real):
+        conn.send(b"*3\r\n$7\r\nPUBLISH\r\n$7\r\nchannel\r\n$5\r\nhello\r\n")
+    read_same(raw, raw_real, 2)  # message, pmessage; PUBLISH's own reply is dropped
+    for args in (("UNSUBSCRIBE", "channel"), ("PUNSUBSCRIBE", "ch*")):
+        assert raw.command(*args) == raw_real.command(*args)
+    run_same(raw, raw_real, [("CLIENT", "REPLY", "ON"), ("PING",)])

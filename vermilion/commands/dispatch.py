@@ -138,6 +138,10 @@ def _gated_call(client, spec, argv):
     finally:
         client.push_buffer = None
     if pushes:
+        if client.reply_off or client.reply_skip:
+            # Pushes are not replies: CLIENT REPLY OFF/SKIP never silences them.
+            client.write(b"".join(pushes))
+            return reply
         if reply is not NO_REPLY:
             _encode(pushes, reply, client.resp)
         reply = Raw(b"".join(pushes))

@@ -89,6 +89,20 @@ def _frame(client, kind: bytes, name, count: int) -> bytes:
     return encode(Push([kind, name, count]), client.resp)
 
 
+def _confirm(client, frames: list):
+    """The (un)subscribe confirmations: a reply in RESP2, push messages in RESP3, which
+    CLIENT REPLY OFF/SKIP do not silence."""
+    data = b"".join(frames)
+    if client.resp == 3 and (client.reply_off or client.reply_skip):
+        pending = getattr(client, "push_buffer", None)
+        if pending is not None:
+            pending.append(data)
+        else:
+            client.write(data)
+        return NO_REPLY
+    return Raw(data)
+
+
 # -- delivery ----------------------------------------------------------------------------
 
 
@@ -154,7 +168,7 @@ def _subscribe(client, names, table: dict, attr: str, kind: bytes, counter) -> R
             table.setdefault(name, {})[client] = None
         _update_flag(client)
         out.append(_frame(client, kind, name, counter(client)))
-    return Raw(b"".join(out))
+    return _confirm(client, out)
 
 
 def _unsubscribe_one(client, name, table: dict, mine: dict) -> bool:
@@ -176,12 +190,12 @@ def _unsubscribe(client, names, table: dict, attr: str, kind: bytes, counter):
         if not names:
             # Nothing to leave: one reply with a null name, as Redis answers.
             _update_flag(client)
-            return Raw(_frame(client, kind, None, counter(client)))
+            return _confirm(client, [_frame(client, kind, None, counter(client))])
     for name in names:
         _unsubscribe_one(client, name, table, mine)
         _update_flag(client)
         out.append(_frame(client, kind, name, counter(client)))
-    return Raw(b"".join(out))
+    return _confirm(client, out)
 
 
 def unsubscribe_everything(client) -> None:
@@ -311,4 +325,4 @@ def pubsub_help(client, argv):
 
 
 _MISSING = object()
-__all__ = ["publish", "state", "unsubscribe_everything", "NO_REPLY"]
+__all__ = ["publish", "state", "unsubscribe_everything"]

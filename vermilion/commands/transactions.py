@@ -11,7 +11,7 @@ which Database.touched() consults on every change through server.signal_modified
 
 from ..keyspace.database import now_ms
 from ..propagate import propagate_raw
-from ..protocol.encode import NULL_ARRAY, OK
+from ..protocol.encode import NO_REPLY, NULL_ARRAY, OK, Raw, _encode
 from ..protocol.errors import CommandError
 from . import dispatch
 from .registry import command
@@ -253,11 +253,20 @@ def _exec(client, server):
         # more than one (propagatePendingCommands(): a single command is atomic as is).
         collector = [lambda db_id, rec: records.append((db_id, rec))]
         server.propagation_sinks = collector
-    replies = []
+    # The reply is framed here: messages a command pushes to this very client (PUBLISH
+    # to itself, keyspace events) sit inside the array before that command's reply,
+    # where Redis 7.0 writes them.
+    out = [b"*%d\r\n" % len(queue)]
+    pushes = getattr(client, "push_buffer", None)
     call = dispatch.call
+    resp = client.resp
     try:
         for spec, argv in queue:
-            replies.append(call(client, spec, argv))
+            reply = call(client, spec, argv)
+            if pushes:
+                out += pushes
+                pushes.clear()
+            _encode(out, None if reply is NO_REPLY else reply, resp)
     finally:
         client.deny_blocking = was_denied
         client.in_exec = False
@@ -267,7 +276,7 @@ def _exec(client, server):
             sinks.extend(added)
             _emit(server, records)
         discard_transaction(client)
-    return replies
+    return Raw(b"".join(out))
 
 
 def _emit(server, records: list) -> None:
