@@ -291,3 +291,19 @@ def test_pushes_ignore_client_reply_off(raw, raw_real):
     for args in (("UNSUBSCRIBE", "channel"), ("PUNSUBSCRIBE", "ch*")):
         assert raw.command(*args) == raw_real.command(*args)
     run_same(raw, raw_real, [("CLIENT", "REPLY", "ON"), ("PING",)])
+
+
+def test_info_stats_pubsub_counts(vermilion_server, redis_server):
+    out = []
+    for port in (vermilion_server.port, redis_server.port):
+        sub = RawConnection(port)
+        sub.command("SUBSCRIBE", "i1", "i2")
+        sub.command("PSUBSCRIBE", "p*", "p*")
+        sub.command("SSUBSCRIBE", "s1")
+        info = RawConnection(port)
+        text = info.command("INFO", "stats")
+        out.append([line for line in text.split(b"\r\n") if line.startswith(b"pubsub")])
+        sub.close()
+        info.close()
+    assert out[0] == out[1] == [b"pubsub_channels:2", b"pubsub_patterns:1",
+                                b"pubsubshard_channels:1"]

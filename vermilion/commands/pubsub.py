@@ -50,6 +50,10 @@ def state(server) -> PubSubState:
     ps = getattr(server, "pubsub", None)
     if ps is None:
         ps = server.pubsub = PubSubState()
+        # INFO stats: pubsub_channels, pubsub_patterns, pubsubshard_channels.
+        server.pubsub_channels = lambda: len(ps.channels)
+        server.pubsub_patterns = lambda: len(ps.patterns)
+        server.pubsubshard_channels = lambda: len(ps.shard)
         server.client_close_hooks.append(lambda c: unsubscribe_everything(c))
         if not hasattr(server, "reset_hooks"):
             server.reset_hooks = []
