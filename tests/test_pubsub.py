@@ -5,7 +5,6 @@ subscribed-mode restriction and RESP3 pushes, compared byte for byte with redis-
 import time
 
 import pytest
-import redis
 
 from conftest import RawConnection, start_vermilion
 
