@@ -28,6 +28,7 @@ FUNCTION_HELP = [
     "    Return general information on all the libraries:",
     "    * Library name",
     "    * The engine used to run the Library",
+    "    * Library description",
     "    * Functions list",
     "    * Library code (if WITHCODE is given)",
     "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
@@ -154,7 +155,7 @@ def function_stats(client, argv):
         raise CommandError(BUSY)  # functionStatsCommand(): not while an EVAL runs
     running = None
     if run is not None:
-        running = {b"name": run.sha, b"command": list(run.caller.argv or []),
+        running = {b"name": run.sha, b"command": list(engine.fcall_argv or []),
                    b"duration_ms": int((time.monotonic() - run.started) * 1000)}
     current = functions_of(client.server).current
     return {b"running_script": running,
@@ -222,6 +223,7 @@ def _fcall(client, argv, read_only: bool):
     keys = argv[3:3 + numkeys]
     args = argv[3 + numkeys:]
     engine = engine_of(server)
+    engine.fcall_argv = argv  # FUNCTION STATS shows the running command
     reply = engine.execute(client, fn.name, keys, args, read_only,
                            function=(functions_of(server).state, fn.callback))
     if isinstance(reply, CommandError):

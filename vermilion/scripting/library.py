@@ -159,18 +159,29 @@ class FunctionsEngine:
             except rdb.RDBError:
                 raise CommandError("ERR can not read data type") from None
             if op == rdb.OP_FUNCTION_PRE_GA:
-                raise CommandError("ERR Pre-GA function format not supported")
+                _refuse_pre_ga(reader)
             if op != rdb.OP_FUNCTION2:
                 raise CommandError("ERR given type is not a function")
             try:
                 code = reader.string()
             except rdb.RDBError:
-                raise CommandError("ERR failed loading the given functions payload") from None
+                raise CommandError("ERR Failed loading library payload") from None
             self.create(code, False, ctx)
         if policy == b"flush":
             self.current = ctx
         else:
             self.join(ctx, policy == b"replace")
+
+
+def _refuse_pre_ga(reader) -> None:
+    """rdbFunctionLoad() reads a pre-GA (RDB_OPCODE_FUNCTION) entry's header before
+    refusing the format."""
+    for what in ("library name", "engine name"):
+        try:
+            reader.string()
+        except rdb.RDBError:
+            raise CommandError("ERR Failed loading %s" % what) from None
+    raise CommandError("ERR Pre-GA function format not supported")
 
 
 def functions_of(server) -> FunctionsEngine:
