@@ -32,17 +32,21 @@ def install(server) -> None:
     if getattr(server, "_transactions_installed", False):
         return
     server._transactions_installed = True
-    # An instance attribute wrapping the server's own: Database.touched() calls
-    # server.signal_modified(), which also wakes clients blocked on the key.
-    original = server.signal_modified
+    # Database.touched() calls server.signal_modified(), which also wakes clients
+    # blocked on the key. Where the server wraps whatever handler is assigned with that
+    # wake-up (a property), ours replaces its WATCH loop; otherwise we wrap its method.
+    if isinstance(getattr(type(server), "signal_modified", None), property):
+        server.signal_modified = lambda db, key: touch_watched_key(server, db, key)
+    else:
+        original = server.signal_modified
 
-    def signal_modified(db, key):
-        spared = touch_watched_key(server, db, key)
-        original(db, key)
-        for client, dirty in spared:
-            client.dirty_cas = dirty  # the server's loop marks every watcher left
+        def signal_modified(db, key):
+            spared = touch_watched_key(server, db, key)
+            original(db, key)
+            for client, dirty in spared:
+                client.dirty_cas = dirty  # the server's loop marks every watcher left
 
-    server.signal_modified = signal_modified
+        server.signal_modified = signal_modified
     server.expire_hooks.append(lambda db, key: touch_watched_key(server, db, key))
     if not hasattr(server, "swapdb_hooks"):
         server.swapdb_hooks = []
