@@ -438,3 +438,57 @@ def test_fcall_writes_are_propagated_as_effects(tmp_path):
     assert b"$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n" in commands
     assert commands.count(b"$4\r\nINCR\r\n") == 2
     assert b"FCALL" not in commands
+
+
+def test_out_of_memory_matches_redis(both):
+    lib_code = lib("oom", "redis.register_function('w', function(k) return redis.call('set', k[1], 'x') end)\n"
+                          "redis.register_function{function_name='ao', callback=function(k)\n"
+                          "  return redis.call('set', k[1], 'x') end, flags={'allow-oom'}}\n"
+                          "redis.register_function{function_name='r', callback=function(k)\n"
+                          "  return redis.call('get', k[1]) end, flags={'no-writes'}}\n"
+                          "redis.register_function{function_name='rs', callback=function(k)\n"
+                          "  return redis.call('set', k[1], 'y') end, flags={'no-writes'}}")
+    same(both, "FUNCTION", "LOAD", lib_code)
+    try:
+        for conn in both:
+            assert conn.command("CONFIG", "SET", "maxmemory", "1") == b"+OK\r\n"
+        for args in [("FCALL", "w", "1", "k"), ("FCALL", "w", "x"), ("FCALL", "ao", "1", "k"),
+                     ("FCALL", "r", "1", "k"), ("FCALL_RO", "r", "1", "k"),
+                     ("FCALL", "rs", "1", "k"), ("FCALL", "nope", "0"),
+                     ("FUNCTION", "LOAD", LIB)]:
+            same(both, *args)
+    finally:
+        for conn in both:
+            conn.command("CONFIG", "SET", "maxmemory", "0")
+
+
+def test_rdb_hooks_round_trip():
+    """libraries_for_rdb() / load_library_from_rdb(): what rdb.py saves as FUNCTION2
+    entries and loads back (a library of the same name is replaced, as on DEBUG RELOAD)."""
+    from vermilion.config import Config
+    from vermilion.persistence import rdb
+    from vermilion.scripting.library import (function_counts, functions_of,
+                                             libraries_for_rdb, load_library_from_rdb)
+    from vermilion.server import Server
+
+    source = Server(Config())
+    assert libraries_for_rdb(source) == []
+    for code in LIBS:
+        functions_of(source).create(code.encode(), False)
+    saved = libraries_for_rdb(source)
+    assert sorted(saved) == sorted(code.encode() for code in LIBS)
+    assert function_counts(source) == (5, 4)
+    # As rdb.py writes and reads them: an opcode and an RDB string each.
+    data = b"".join(bytes([rdb.OP_FUNCTION2]) + rdb.encode_string(code) for code in saved)
+    reader = rdb.Reader(data)
+    target = Server(Config())
+    while reader.pos < len(data):
+        assert reader.byte() == rdb.OP_FUNCTION2
+        load_library_from_rdb(target, reader.string())
+    load_library_from_rdb(target, saved[0])  # again: replaced, not an error
+    assert function_counts(target) == (5, 4)
+    assert functions_of(target).lookup(b"ECHO_KEY").flags == []
+    assert functions_of(target).lookup(b"setter").flags == [
+        b"no-writes", b"allow-oom", b"allow-stale", b"no-cluster", b"allow-cross-slot-keys"]
+    with pytest.raises(Exception, match="Missing library metadata"):
+        load_library_from_rdb(target, b"return 1")

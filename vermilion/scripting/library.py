@@ -219,6 +219,14 @@ def _valid_name(name: bytes) -> bool:
                               or 0x61 <= c <= 0x7A for c in name)
 
 
+def function_counts(server) -> tuple[int, int]:
+    """(number_of_functions, number_of_libraries) for INFO memory."""
+    fe = getattr(server, "functions_engine", None)
+    if fe is None:
+        return 0, 0
+    return len(fe.current.functions), len(fe.current.libraries)
+
+
 # -- RDB hooks (rdb.py's dump_snapshot / load_snapshot call these) --------------------
 
 
