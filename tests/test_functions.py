@@ -492,3 +492,47 @@ def test_rdb_hooks_round_trip():
         b"no-writes", b"allow-oom", b"allow-stale", b"no-cluster", b"allow-cross-slot-keys"]
     with pytest.raises(Exception, match="Missing library metadata"):
         load_library_from_rdb(target, b"return 1")
+
+
+LOAD_ENVIRONMENT = [
+    'redis.setresp(3)',
+    'redis.sha1hex("a")',
+    'local v = redis.REDIS_VERSION_NUM',
+    'redis.log(redis.LOG_NOTICE, "x", 1)',
+    'redis.log(99, "x")',
+    'redis.log()',
+    'local g = _G',
+    'redis.foo = 1',
+    'redis.register_function = nil',
+    'return 1',
+    'local t = redis.error_reply',
+    'redis.register_function("a", function() return redis.register_function("b", function() end) end)',
+    'redis.register_function("a", function() return redis.setresp(3) end)',
+    'redis.register_function("a", function() return type(redis.register_function) end)',
+    'redis.register_function("a", function() return _G.x end)',
+    'local f = function() return 1 end redis.register_function("a", f) redis.register_function("b", f)',
+    'redis.register_function{function_name=1, callback=function() return 1 end}',
+    'redis.register_function{function_name="a", callback=function() return 1 end, flags={"NO-WRITES"}}',
+    'redis.register_function{function_name="a", callback=function() return 1 end, flags={}}',
+    'redis.register_function("a", function() return redis.call("fcall", "a", 0) end)',
+    'redis.register_function("a", function() return redis.call("eval", "return 1", 0) end)',
+    'redis.register_function("a", function() return redis.call("function", "list") end)',
+    'redis.register_function("a", function() return redis.call("function", "load", "x") end)',
+    'local n = 0 redis.register_function("a", function() n = n + 1 return n end)',
+]
+
+
+@pytest.mark.parametrize("body", LOAD_ENVIRONMENT)
+def test_load_environment_matches_redis(both, body):
+    same(both, "FUNCTION", "LOAD", "REPLACE", "#!lua name=p\n" + body)
+    for args in [("FCALL", "a", "0"), ("FCALL", "b", "0"), ("FCALL", "a", "0"),
+                 ("FCALL_RO", "a", "0"), ("FUNCTION", "LIST", "LIBRARYNAME", "x*")]:
+        same(both, *args)
+
+
+def test_fcall_inside_multi_matches_redis(both):
+    same(both, "FUNCTION", "LOAD", LIB_RW)
+    for args in [("MULTI",), ("FCALL", "incr2", "1", "n"), ("FCALL_RO", "get_it", "1", "n"),
+                 ("FCALL", "nope", "0"), ("FUNCTION", "DELETE", "rw"), ("EXEC",),
+                 ("FCALL", "incr2", "1", "n"), ("GET", "n")]:
+        same(both, *args)
