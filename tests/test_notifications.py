@@ -283,3 +283,47 @@ def test_resp3_keyspace_push(vermilion_server, redis_server):
         c.command("DEL", "mine")
         c.close()
     assert out[0] == out[1]
+
+
+NEW_KEYS = """set foo bar
+set foo baz
+set bar bar
+mset a 1 b 2 foo 3
+rpush l x
+rpush l y
+hset h f v
+sadd s m
+smove s s2 m
+zadd z 1 a
+incr n
+append ap x
+setrange sr 2 x
+setbit sb 1 1
+pfadd p a
+rename foo foo2
+lmove l l2 left right
+copy bar bar2
+sunionstore su s2
+zunionstore zu 1 z
+geoadd g 1 1 m
+set bar xx
+del bar
+set bar y
+multi
+set m1 1
+set m1 2
+lpush m2 x
+exec""".splitlines()
+
+
+@pytest.mark.parametrize("flags", ["En", "Kgn", "KE$ln"])
+def test_new_key_events(servers, flags):
+    # pubsub.tcl "Keyspace notifications: new key test": 'n' fires when a key is
+    # created (dbAdd), before the creating command's own event.
+    events = assert_same(servers, flags, NEW_KEYS)
+    assert ("__keyevent@0__:new", "foo") in events or ("__keyspace@0__:foo", "new") in events
+
+
+def test_new_key_tracking_stops(servers):
+    assert_same(servers, "En", ["set t1 1"])
+    assert_same(servers, "E$", ["set t2 1", "set t3 1"])

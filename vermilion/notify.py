@@ -67,7 +67,53 @@ def notify(client, event: str, key: bytes) -> None:
     server = client.server
     value = server.config.values.get("notify-keyspace-events")
     if value:
+        if _pending_new:
+            _flush_new(server, value)
+        elif "n" in value and not _tracking[0]:
+            refresh(server)
         _publish(server, value, client.db.id, event, key, EVENT_CLASS[event])
+
+
+# -- 'n': new keys ----------------------------------------------------------------------
+# Redis publishes "new" from dbAdd(), before the creating command's own events. Handlers
+# have no such hook, so while the 'n' class is on (rare: it is not part of 'A') every
+# command goes through the dispatcher's slow path, which first notes which of its
+# arguments name missing keys (begin_command); the next event of the command publishes
+# "new" for each of those keys that exists by then, ahead of the event itself.
+
+_pending_new: list = []  # [db, [keys missing when the command began]]
+_tracking = [False]
+_SENTINEL = object()  # in dispatch.GATED: keeps every command off the fast path
+
+
+def begin_command(client, argv) -> None:
+    db = client.db
+    data = db.data
+    missing = [k for k in argv[1:33] if k not in data or db.is_expired(k)]
+    _pending_new[:] = [db, missing] if missing else []
+
+
+def _flush_new(server, value: str) -> None:
+    db, missing = _pending_new
+    created = [k for k in missing if k in db.data]
+    if not created:
+        return
+    rest = [k for k in missing if k not in db.data]
+    _pending_new[:] = [db, rest] if rest else []
+    for key in dict.fromkeys(created):
+        _publish(server, value, db.id, "new", key, "n")
+
+
+def refresh(server) -> None:
+    """Turn new-key tracking on or off after notify-keyspace-events changed."""
+    from .commands import dispatch
+
+    value = server.config.values.get("notify-keyspace-events") or ""
+    on = ACTIVE and "n" in value
+    _tracking[0] = on
+    dispatch.track_new_keys(on, _SENTINEL)
+    if not on:
+        _pending_new.clear()
 
 
 # The STORE variants name their event after the command (GEORADIUS ... STORE aside).
@@ -87,6 +133,8 @@ def notify_event(server, db, event: str, key: bytes, flag: str | None = None) ->
         return
     value = server.config.values.get("notify-keyspace-events")
     if value:
+        if _pending_new and flag is None:  # a command's event, not expired/evicted
+            _flush_new(server, value)
         db_id = db if isinstance(db, int) else db.id
         _publish(server, value, db_id, event, key, flag or EVENT_CLASS[event])
 
@@ -112,3 +160,19 @@ def install(server) -> None:
     global ACTIVE
     ACTIVE = True
     server.expire_hooks.append(lambda db, key: notify_event(server, db, "expired", key, "x"))
+    # CONFIG SET of notify-keyspace-events may turn the 'n' class on or off.
+    from .commands.registry import COMMANDS
+
+    config = COMMANDS.get(b"config")
+    spec = config.subcommands.get(b"set") if config is not None else None
+    if spec is not None and spec.handler is not None:
+        handler = spec.handler
+
+        def config_set(client, argv):
+            try:
+                return handler(client, argv)
+            finally:
+                refresh(client.server)
+
+        spec.handler = config_set
+    refresh(server)

@@ -40,6 +40,23 @@ PUBSUB_CONTEXT_ERROR = ("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSU
 NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
 
 
+# notify.py's new-key tracking ('n' events): note the missing keys before each command.
+_TRACK_NEW = False
+_begin_command = None
+
+
+def track_new_keys(on: bool, sentinel) -> None:
+    global _TRACK_NEW, _begin_command
+    from ..notify import begin_command
+
+    _begin_command = begin_command
+    _TRACK_NEW = on
+    if on:
+        GATED.add(sentinel)  # every command takes the slow path, which notes the keys
+    else:
+        GATED.discard(sentinel)
+
+
 def refresh_gate(client) -> None:
     if getattr(client, "multi_queue", None) is not None or "P" in client.flags:
         GATED.add(client)
@@ -69,6 +86,8 @@ def process_command(client, argv: list[bytes]):
             return exc
         if gated:
             return _gated_call(client, spec, argv)
+        if _TRACK_NEW:
+            _begin_command(client, argv)
     if server.monitors and "skip_monitor" not in spec.flags:
         server.feed_monitors(client, argv)
     client.cmd = spec
@@ -98,6 +117,8 @@ def call(client, spec, argv: list[bytes]):
     """call(): run an already checked command (EXEC runs its queue through this).
     The body of process_command's fast path, kept apart so that path stays inline."""
     server = client.server
+    if _TRACK_NEW:
+        _begin_command(client, argv)
     if server.monitors and "skip_monitor" not in spec.flags \
             and not getattr(spec, "monitor_after", False):
         server.feed_monitors(client, argv)

@@ -281,8 +281,9 @@ def sinter(client, argv):
 def sinterstore(client, argv):
     db = client.db
     members = _intersection(_lookup_all(db, argv[2:]))
-    if members: notify(client, "sinterstore", argv[1])  # noqa: E701
-    return _store(db, argv[1], members, max_intset_entries(client))
+    stored = _store(db, argv[1], members, max_intset_entries(client))
+    if stored: notify(client, "sinterstore", argv[1])  # noqa: E701
+    return stored
 
 
 @command("sintercard")
@@ -312,8 +313,9 @@ def sunion(client, argv):
 def sunionstore(client, argv):
     db = client.db
     members = _union(_lookup_all(db, argv[2:]))
-    if members: notify(client, "sunionstore", argv[1])  # noqa: E701
-    return _store(db, argv[1], members, max_intset_entries(client))
+    stored = _store(db, argv[1], members, max_intset_entries(client))
+    if stored: notify(client, "sunionstore", argv[1])  # noqa: E701
+    return stored
 
 
 @command("sdiff")
@@ -325,8 +327,9 @@ def sdiff(client, argv):
 def sdiffstore(client, argv):
     db = client.db
     members = _difference(_lookup_all(db, argv[2:]))
-    if members: notify(client, "sdiffstore", argv[1])  # noqa: E701
-    return _store(db, argv[1], members, max_intset_entries(client))
+    stored = _store(db, argv[1], members, max_intset_entries(client))
+    if stored: notify(client, "sdiffstore", argv[1])  # noqa: E701
+    return stored
 
 
 # -- SSCAN -------------------------------------------------------------------------------
