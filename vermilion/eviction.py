@@ -63,6 +63,7 @@ class Evictor:
         self.installed = False
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
         self.live: list = []  # the databases that hold keys (or did since the cron)
+        self.over = False  # used_memory was over maxmemory at the last measure
         self.script_run = None  # the script whose writes script_wrote follows
         self.script_wrote = False
         self.exceeded_since = 0.0
@@ -113,6 +114,10 @@ def configure(server, _value=None) -> None:
     for db in server.dbs:
         if db.track != track:
             _restamp(db, track)
+    # A lower limit takes effect at the next command, whatever it is (Redis evicts in
+    # performEvictions() before every command).
+    ev.over = bool(ev.maxmemory) and \
+        memory.used_memory_fast(server, ev.live) > ev.maxmemory
     wanted = bool(ev.maxmemory) or bool(track)
     if wanted and not ev.installed:
         server.command_checks.append(ev_check)
@@ -143,8 +148,14 @@ def _swap_accounting(server, a: int, b: int) -> None:
 
 
 def _refresh_live(server) -> None:
-    # Databases filled behind the accounting (an RDB load) are found here too.
-    server.evictor.live = [db for db in server.dbs if db.data or db.meta]
+    # Databases filled behind the accounting (an RDB load) are found and costed here.
+    live = []
+    for db in server.dbs:
+        if db.data or db.meta:
+            if len(db.data) != len(db.meta):
+                db.resync_accounting()
+            live.append(db)
+    server.evictor.live = live
 
 
 def _cron(server) -> None:
@@ -172,13 +183,18 @@ def ev_check(client, spec, argv) -> None:
             ranges = _key_range(ev, spec)
         if ranges is not None:
             _note_keys(ev, client.db, ranges, argv)
-    if ev.maxmemory:
+    if ev.maxmemory and (spec.denyoom or ev.over or spec.fullname in _CHECKED
+                         or getattr(client, "multi_queue", None) is not None):
+        # performEvictions() before the commands whose outcome depends on it (denyoom,
+        # EXEC, anything queued in MULTI, a script's start), and before every command
+        # while memory is known to be over the limit (after CONFIG SET maxmemory, or
+        # when the cron found it so), as Redis runs it before all commands.
         scripting = server.__dict__.get("scripting")
         run = scripting.current if scripting is not None else None
         if run is not None and client is run.client:
             _script_check(server, ev, run, spec)
             return
-        used = memory.used_memory(server)
+        used = memory.used_memory_fast(server, ev.live)
         oom = used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL
         if spec.fullname in _SCRIPT_STARTS:
             server.script_oom = oom
@@ -188,6 +204,7 @@ def ev_check(client, spec, argv) -> None:
 
 # Commands that run a script: processCommand() saves server.script_oom at their start.
 _SCRIPT_STARTS = frozenset(("eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"))
+_CHECKED = _SCRIPT_STARTS | {"exec"}
 
 
 def _script_check(server, ev, run, spec) -> None:
@@ -283,10 +300,12 @@ def perform_evictions(server, used: int | None = None) -> int:
     if not _safe_to_evict(server):
         return EVICT_OK
     if used is None:
-        used = memory.used_memory(server)
+        used = memory.used_memory_fast(server, ev.live)
     if used <= ev.maxmemory:
+        ev.over = False
         _note_exceeded(ev, False)
         return EVICT_OK
+    ev.over = True
     if ev.kind is None:
         _note_exceeded(ev, True)
         return EVICT_FAIL
@@ -306,7 +325,7 @@ def perform_evictions(server, used: int | None = None) -> int:
         keys_freed += 1
         if keys_freed % 16 == 0:
             # The dict tables do not shrink, so measure again rather than trust the sum.
-            if memory.used_memory(server) <= ev.maxmemory:
+            if memory.used_memory_fast(server, ev.live) <= ev.maxmemory:
                 break
             if (time.perf_counter() - start) * 1e6 > limit_us:
                 _start_timer(server)
@@ -314,6 +333,7 @@ def perform_evictions(server, used: int | None = None) -> int:
                 break
     if result == EVICT_OK and ev.timer is not None:
         result = EVICT_RUNNING
+    ev.over = result != EVICT_OK
     _note_exceeded(ev, result != EVICT_OK)
     return result
 

@@ -258,11 +258,26 @@ def refresh_clients(server) -> int:
 
 
 def used_memory(server) -> int:
+    """used_memory as INFO / MEMORY STATS report it: every database, keys loaded behind
+    the accounting's back (an RDB load) costed first."""
     state = server.__dict__.get("client_memory")
     clients = state.total if state is not None else 0
-    ev = server.__dict__.get("evictor")
-    # The evictor knows which databases hold keys (the cron prunes, on_first_key adds).
-    return BASE + dataset_bytes(server, ev.live if ev is not None else None) + clients
+    return BASE + dataset_bytes(server) + clients
+
+
+def used_memory_fast(server, live: list) -> int:
+    """The same figure for the OOM check before a command: only the databases known to
+    hold keys, no resync (the cron does it), a handful of operations."""
+    total = BASE + server.client_memory.total
+    for db in live:
+        meta = db.meta
+        total += db.mem + _getsizeof(db.data) + _getsizeof(meta)
+        if db.track:
+            total += META_INT * len(meta)
+        expires = db.expires
+        if expires:
+            total += _getsizeof(expires) + 32 * len(expires)
+    return total
 
 
 def usage_of(db, key: bytes, samples: int) -> int | None:
