@@ -64,6 +64,9 @@ class Evictor:
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
         self.live: list = []  # the databases that hold keys (or did since the cron)
         self.over = False  # used_memory was over maxmemory at the last measure
+        # server.lruclock: LRU_CLOCK() as the cron refreshes it (hz times a second, far
+        # finer than the 1 s resolution), pre-shifted into meta's stamp bits.
+        self.lru_stamp = memory.lru_clock() << STAMP_SHIFT
         self.script_run = None  # the script whose writes script_wrote follows
         self.script_wrote = False
         self.exceeded_since = 0.0
@@ -159,6 +162,8 @@ def _refresh_live(server) -> None:
 
 
 def _cron(server) -> None:
+    ev = server.evictor
+    ev.lru_stamp = memory.lru_clock() << STAMP_SHIFT
     memory.refresh_clients(server)
     evict_clients(server)
     memory.shrink_tables(server)
@@ -182,7 +187,16 @@ def ev_check(client, spec, argv) -> None:
         if ranges is _UNSET:
             ranges = _key_range(ev, spec)
         if ranges is not None:
-            _note_keys(ev, client.db, ranges, argv)
+            first = ranges[0]
+            if ev.track == 1 and first == ranges[1] and first < len(argv):
+                # One key under LRU (GET, SET, HSET...): the clock the cron keeps.
+                meta = client.db.meta
+                key = argv[first]
+                old = meta.get(key)
+                if old is not None:
+                    meta[key] = ev.lru_stamp | (old & COST_MASK)
+            else:
+                _note_keys(ev, client.db, ranges, argv)
     if ev.maxmemory and (spec.denyoom or ev.over or spec.fullname in _CHECKED
                          or getattr(client, "multi_queue", None) is not None):
         # performEvictions() before the commands whose outcome depends on it (denyoom,
@@ -259,7 +273,7 @@ def _note_keys(ev, db, ranges, argv) -> None:
         last = argc - 1
     if ev.track == 1:
         # The LRU clock: one store per existing key.
-        stamp = (int(_time()) & LRU_CLOCK_MAX) << STAMP_SHIFT
+        stamp = ev.lru_stamp
         get = meta.get
         for i in range(first, last + 1, step):
             key = argv[i]
