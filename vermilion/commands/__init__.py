@@ -20,10 +20,13 @@ FAMILIES = (
     "zsets",
     "persistence_cmds",
     "scripting",
+    "functions",
     "hyperloglog",
     "geo",
     "streams",
     "sort",
+    "blocking",
+    "memory_cmds",
 )
 
 
