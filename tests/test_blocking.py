@@ -649,3 +649,47 @@ def test_scripts_wake_blocked_clients_only_after_they_end(both):
         return out
 
     both(scenario)
+
+
+def test_xread_block_is_served_by_a_later_xadd(vermilion_server):
+    import threading
+
+    reader = vermilion_server.client()
+    writer = vermilion_server.client()
+    reader.delete("events")
+    result = {}
+
+    def read():
+        result["reply"] = reader.xread({"events": "$"}, block=5000)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    time.sleep(0.2)
+    writer.xadd("events", {"k": "v"}, id="5-1")
+    thread.join(5)
+    assert result["reply"] == [[b"events", [(b"5-1", {b"k": b"v"})]]]
+    assert reader.xread({"events": "$"}, block=100) is None or reader.xread({"events": "$"}, block=100) == []
+
+
+def test_xreadgroup_block_delivers_exactly_once(vermilion_server):
+    import threading
+
+    c = vermilion_server.client()
+    c.delete("jobs")
+    c.xgroup_create("jobs", "workers", id="$", mkstream=True)
+    replies = []
+
+    def consume(name):
+        conn = vermilion_server.client()
+        replies.append(conn.xreadgroup("workers", name, {"jobs": ">"}, count=1, block=1500))
+
+    threads = [threading.Thread(target=consume, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    c.xadd("jobs", {"job": "1"}, id="1-1")
+    for t in threads:
+        t.join(5)
+    delivered = [r for r in replies if r]
+    assert len(delivered) == 1  # one consumer got it, the other timed out
+    assert c.xpending("jobs", "workers")["pending"] == 1

@@ -624,11 +624,23 @@ def try_serve(client, req: ReadRequest, streams=None):
     return _read_reply(client, pairs)
 
 
-def serve_blocked_read(client, req: ReadRequest, timeout_ms: int):
-    """Hook for the blocking machinery: park the client on req.keys until try_serve()
-    answers or the timeout (absolute unix ms, 0 = forever) passes. Without it, answer
-    as Redis does for a client that cannot block: the null array, at once."""
-    return NULL_ARRAY
+def serve_blocked_read(client, req: ReadRequest, timeout_ms: int, argv: list[bytes]):
+    """Park the client on req.keys (the blocked-clients machinery of BLPOP) until
+    try_serve() answers or the timeout (absolute unix ms, 0 = forever) passes; inside
+    MULTI or a script it answers the null array at once, as Redis does."""
+    from ..keyspace.blocking import block_client
+    from ..propagate import propagate
+
+    relative = 0 if timeout_ms == 0 else max(timeout_ms - _now(), 1)
+
+    def on_ready(blocked, key):
+        reply = try_serve(blocked, req)
+        if reply is not None and req.group is not None:
+            # A served XREADGROUP changed the group: log it like the immediate form.
+            propagate(blocked.server, blocked.db, argv, reply)
+        return reply
+
+    return block_client(client, req.keys, relative, on_ready)
 
 
 def _xread_generic(client, argv, xreadgroup: bool):
@@ -641,7 +653,7 @@ def _xread_generic(client, argv, xreadgroup: bool):
         timeout = req.timeout_ms
         if timeout > 0:
             timeout += _now()
-        return serve_blocked_read(client, req, timeout)
+        return serve_blocked_read(client, req, timeout, argv)
     return NULL_ARRAY
 
 
