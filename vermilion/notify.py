@@ -9,9 +9,13 @@ use ``notify_event(server, db, event, key)``.
 Other helpers' entry points:
   notify_event(server, db, "evicted", key, flag="e")   the eviction code, per evicted key
   expired keys are published from server.expire_hooks (installed with pub/sub)
+  streams, blocked-client wake-ups: call notify() with the t_stream.c / t_list.c events
+  (EVENT_CLASS already lists the stream events)
 
-Publishing costs nothing measurable while notify-keyspace-events is empty (the
-default): one dict lookup of the config value.
+Before the first subscription anywhere, notify() is one global test (nobody can hear
+an event); after it, one dict lookup of the config value while the config is empty.
+'n' (new key) events need the dispatcher's help: see begin_command(). 'm' (keymiss) is
+not published.
 """
 
 from .config import notify_flags
