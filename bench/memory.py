@@ -33,6 +33,10 @@ VERMILION = Path(sys.executable).parent / "vermilion-server"
 SECTION = "## Memory and eviction (bench/memory.py)"
 
 
+def servers() -> list[tuple[str, str]]:
+    return [("redis", shutil.which("redis-server")), ("vermilion", str(VERMILION))]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,7 +127,7 @@ def accounting(workdir: str, n: int) -> list[str]:
             "|---|---:|---:|---:|---:|---:|:---:|"]
     for label, make in DATASETS.items():
         res = {}
-        for name, binary in (("redis", shutil.which("redis-server")), ("vermilion", str(VERMILION))):
+        for name, binary in servers():
             server = Server(name, binary, workdir)
             try:
                 c = server.client()
@@ -138,7 +142,8 @@ def accounting(workdir: str, n: int) -> list[str]:
         (ru, rr), (vu, vr) = res["redis"], res["vermilion"]
         ratio = vu / vr if vr else 0.0
         ok = "✓" if 0.75 <= ratio <= 1.25 else "✗"
-        rows.append(f"| {label.replace('1M', _count(n))} | {ru / n:.0f} | {ru / rr if rr else 0:.2f} "
+        label = label.replace("1M", _count(n))
+        rows.append(f"| {label} | {ru / n:.0f} | {ru / rr if rr else 0:.2f} "
                     f"| {vu / n:.0f} | {vr / n:.0f} | {ratio:.2f} | {ok} |")
         print(rows[-1], flush=True)
     return rows
@@ -155,8 +160,7 @@ def lru_quality(workdir: str, keys: int, seconds: float) -> list[str]:
     for policy in ("allkeys-lru", "allkeys-lfu"):
         for samples in (5, 10):
             rates = {}
-            for name, binary in (("redis", shutil.which("redis-server")),
-                                 ("vermilion", str(VERMILION))):
+            for name, binary in servers():
                 server = Server(name, binary, workdir)
                 try:
                     rates[name] = _lru_run(server.client(), policy, samples, keys, seconds)
@@ -231,7 +235,7 @@ def _lru_traffic(c, rng, hot, keys, value, seconds):
 def eviction_cost(workdir: str, requests: int) -> list[str]:
     rows = ["| server | SET ops/s, no limit | SET ops/s, 2mb allkeys-lru (evicting) | ratio |",
             "|---|---:|---:|---:|"]
-    for name, binary in (("redis", shutil.which("redis-server")), ("vermilion", str(VERMILION))):
+    for name, binary in servers():
         results = []
         for limited in (False, True):
             args = ["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"] if limited else []
@@ -252,7 +256,8 @@ def eviction_cost(workdir: str, requests: int) -> list[str]:
                     raise SystemExit(f"{name}: nothing was evicted")
             finally:
                 server.stop()
-        rows.append(f"| {name} | {results[0]:,.0f} | {results[1]:,.0f} | {results[1] / results[0]:.2f}× |")
+        plain, limited = results
+        rows.append(f"| {name} | {plain:,.0f} | {limited:,.0f} | {limited / plain:.2f}× |")
         print(rows[-1], flush=True)
     return rows
 
@@ -261,7 +266,7 @@ def seed_config(workdir: str) -> list[str]:
     """The seed's ConfigMap: maxmemory 2mb / allkeys-lru, 100k SETs of 100 bytes."""
     rows = ["| server | seconds | keys kept | evicted | used_memory | last 100 keys kept |",
             "|---|---:|---:|---:|---:|---:|"]
-    for name, binary in (("redis", shutil.which("redis-server")), ("vermilion", str(VERMILION))):
+    for name, binary in servers():
         server = Server(name, binary, workdir, ["--maxmemory", "2mb",
                                                 "--maxmemory-policy", "allkeys-lru"])
         try:

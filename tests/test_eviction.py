@@ -143,7 +143,7 @@ def test_hot_keys_survive_allkeys_lfu(v):
     assert alive >= 90
 
 
-# -- each policy ----------------------------------------------------------------------------------
+# -- each policy -------------------------------------------------------------------------------
 
 
 def test_noeviction_refuses_denyoom_commands_like_redis(vsrv, rsrv, v, rr):
@@ -279,7 +279,7 @@ def test_evicted_keys_reach_the_aof_as_del(tmp_path):
         server.stop()
 
 
-# -- LRU / LFU metadata: OBJECT IDLETIME and OBJECT FREQ --------------------------------------------
+# -- LRU / LFU metadata: OBJECT IDLETIME and OBJECT FREQ ---------------------------------------
 
 
 def test_object_freq_needs_an_lfu_policy_like_redis(vsrv, rsrv, v, rr):
@@ -341,7 +341,7 @@ def test_object_idletime_tracks_access_under_lru(v):
     assert v.object("idletime", "c") <= 2
 
 
-# -- client eviction: maxmemory-clients and CLIENT NO-EVICT ----------------------------------------
+# -- client eviction: maxmemory-clients and CLIENT NO-EVICT ------------------------------------
 
 
 def _half_sent_bulk(port: int, no_evict: bool) -> socket.socket:

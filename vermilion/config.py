@@ -411,6 +411,14 @@ def _clamp_hz(value: int) -> int:
     return max(1, min(500, value))
 
 
+def _apply_eviction(server, value) -> None:
+    # maxmemory, maxmemory-policy/-samples/-eviction-tenacity, lfu-*: eviction.py
+    # re-reads them all (and installs or removes its per-command check).
+    from . import eviction
+
+    eviction.configure(server)
+
+
 def _resize_backlog(server, value: int) -> None:
     # resizeReplicationBacklog(): never below CONFIG_REPL_BACKLOG_MIN_SIZE (16kb).
     server.config.values["repl-backlog-size"] = max(value, 16 * 1024)
@@ -828,7 +836,7 @@ TABLE: list[ConfigSpec] = [
     enum_config("loglevel", "notice", ("debug", "verbose", "notice", "warning")),
     enum_config("maxmemory-policy", "noeviction", (
         "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
-        "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"), apply=lambda server, _: sys.modules["vermilion.eviction"].configure(server)),
+        "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"), apply=_apply_eviction),
     enum_config("appendfsync", "everysec", ("everysec", "always", "no")),
     enum_config("oom-score-adj", "no", (("no", 0), ("yes", 1), ("relative", 1),
                                         ("absolute", 2))),
@@ -854,12 +862,12 @@ TABLE: list[ConfigSpec] = [
     int_config("active-defrag-cycle-max", 25, 1, 99),
     int_config("active-defrag-threshold-lower", 10, 0, 1000),
     int_config("active-defrag-threshold-upper", 100, 0, 1000),
-    int_config("lfu-log-factor", 10, 0, INT_MAX, apply=lambda server, _: sys.modules["vermilion.eviction"].configure(server)),
-    int_config("lfu-decay-time", 1, 0, INT_MAX, apply=lambda server, _: sys.modules["vermilion.eviction"].configure(server)),
+    int_config("lfu-log-factor", 10, 0, INT_MAX, apply=_apply_eviction),
+    int_config("lfu-decay-time", 1, 0, INT_MAX, apply=_apply_eviction),
     int_config("replica-priority", 100, 0, INT_MAX, aliases=("slave-priority",)),
     int_config("repl-diskless-sync-delay", 5, 0, INT_MAX),
-    int_config("maxmemory-samples", 5, 1, INT_MAX, apply=lambda server, _: sys.modules["vermilion.eviction"].configure(server)),
-    int_config("maxmemory-eviction-tenacity", 10, 0, 100, apply=lambda server, _: sys.modules["vermilion.eviction"].configure(server)),
+    int_config("maxmemory-samples", 5, 1, INT_MAX, apply=_apply_eviction),
+    int_config("maxmemory-eviction-tenacity", 10, 0, 100, apply=_apply_eviction),
     int_config("timeout", 0, 0, INT_MAX),
     int_config("replica-announce-port", 0, 0, 65535, aliases=("slave-announce-port",)),
     int_config("tcp-backlog", 511, 0, INT_MAX, mutable=False),
@@ -892,7 +900,7 @@ TABLE: list[ConfigSpec] = [
     memory_config("proto-max-bulk-len", 512 * 1024**2, 1024**2, LONG_MAX),
     int_config("stream-node-max-entries", 100, 0, LLONG_MAX),
     memory_config("repl-backlog-size", 1024**2, 1, LLONG_MAX, apply=_resize_backlog),
-    memory_config("maxmemory", 0, 0, ULLONG_MAX, unsigned=True, apply=lambda server, _: sys.modules["vermilion.eviction"].configure(server)),
+    memory_config("maxmemory", 0, 0, ULLONG_MAX, unsigned=True, apply=_apply_eviction),
     memory_config("cluster-link-sendbuf-limit", 0, 0, ULLONG_MAX, unsigned=True),
     int_config("hash-max-listpack-entries", 512, 0, LONG_MAX, unsigned=True,
                aliases=("hash-max-ziplist-entries",)),

@@ -175,7 +175,7 @@ def _cron(server) -> None:
         _note_exceeded(ev, False)
 
 
-# -- the per-command check -------------------------------------------------------------------
+# -- the per-command check ---------------------------------------------------------------------
 
 
 def ev_check(client, spec, argv) -> None:
@@ -286,7 +286,7 @@ def _note_keys(ev, db, ranges, argv) -> None:
             note(argv[i])
 
 
-# -- performEvictions ---------------------------------------------------------------------------
+# -- performEvictions --------------------------------------------------------------------------
 
 
 def eviction_time_limit_us(tenacity: int) -> float:
@@ -399,7 +399,7 @@ def _evict(server, db, key: bytes) -> int:
     return freed
 
 
-# -- choosing keys ------------------------------------------------------------------------------------
+# -- choosing keys -----------------------------------------------------------------------------
 
 
 class Sampler:
@@ -520,7 +520,7 @@ def _pick_random(ev, server):
     return None
 
 
-# -- client eviction (maxmemory-clients) ----------------------------------------------------------
+# -- client eviction (maxmemory-clients) -------------------------------------------------------
 
 
 def client_memory(client) -> int:
