@@ -536,3 +536,26 @@ def test_fcall_inside_multi_matches_redis(both):
                  ("FCALL", "nope", "0"), ("FUNCTION", "DELETE", "rw"), ("EXEC",),
                  ("FCALL", "incr2", "1", "n"), ("GET", "n")]:
         same(both, *args)
+
+
+def test_asyncio_redis_py(vermilion_server):
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    async def main():
+        results = []
+        for protocol in (2, 3):
+            client = aioredis.Redis(port=vermilion_server.port, protocol=protocol)
+            try:
+                await client.function_flush()
+                await client.function_load(LIB_RW)
+                await client.delete("n")
+                results.append(await client.fcall("incr2", 1, "n"))
+                results.append(await client.fcall_ro("get_it", 1, "n"))
+                results.append(len(await client.function_list()))
+            finally:
+                await client.aclose()
+        return results
+
+    assert asyncio.run(main()) == [2, b"2", 1] * 2

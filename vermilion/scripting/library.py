@@ -243,3 +243,9 @@ def load_library_from_rdb(server, code: bytes) -> None:
     for a master's commands). A library of the same name is replaced (DEBUG RELOAD
     reloads the functions the server already has). Raises CommandError."""
     functions_of(server).create(code, True, timeout=False)
+
+
+def aof_rewrite_commands(server) -> list[list[bytes]]:
+    """rewriteFunctions(): an AOF base in RESP (aof-use-rdb-preamble no) starts with
+    one FUNCTION LOAD per library, before the databases."""
+    return [[b"FUNCTION", b"LOAD", code] for code in libraries_for_rdb(server)]
