@@ -559,3 +559,17 @@ def test_asyncio_redis_py(vermilion_server):
         return results
 
     assert asyncio.run(main()) == [2, b"2", 1] * 2
+
+
+def test_dump_payload_is_byte_identical_to_redis(both):
+    mine, real = both
+    same(both, "FUNCTION", "DUMP")  # no libraries: just the version and the CRC
+    same(both, "FUNCTION", "LOAD", LIBS[-1])  # long enough for LZF
+    try:
+        for compression in ("yes", "no"):
+            for conn in both:
+                assert conn.command("CONFIG", "SET", "rdbcompression", compression) == b"+OK\r\n"
+            same(both, "FUNCTION", "DUMP")
+    finally:
+        for conn in both:
+            conn.command("CONFIG", "SET", "rdbcompression", "yes")

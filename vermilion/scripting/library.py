@@ -139,7 +139,9 @@ class FunctionsEngine:
     # -- DUMP / RESTORE ---------------------------------------------------------------
 
     def dump(self) -> bytes:
-        body = b"".join(bytes([rdb.OP_FUNCTION2]) + rdb.encode_string(lib.code)
+        # rdbSaveRawString(): LZF only with rdbcompression on.
+        compress = bool(self.server.config.values.get("rdbcompression", True))
+        body = b"".join(bytes([rdb.OP_FUNCTION2]) + rdb.encode_string(lib.code, compress)
                         for lib in self.current.libraries.values())
         body += struct.pack("<H", rdb.RDB_VERSION)
         return body + struct.pack("<Q", rdb.CRC64.calc(body))
