@@ -573,3 +573,24 @@ def test_dump_payload_is_byte_identical_to_redis(both):
     finally:
         for conn in both:
             conn.command("CONFIG", "SET", "rdbcompression", "yes")
+
+
+def test_functions_come_back_from_the_aof(tmp_path):
+    server = start_vermilion(tmp_path, ["--appendonly", "yes", "--appendfsync", "always"])
+    try:
+        conn = RawConnection(server.port)
+        assert conn.command("FUNCTION", "LOAD", LIB_RW) == b"$2\r\nrw\r\n"
+        assert conn.command("FUNCTION", "LOAD", LIB) == b"$5\r\nmylib\r\n"
+        assert conn.command("FUNCTION", "DELETE", "mylib") == b"+OK\r\n"
+        assert conn.command("FCALL", "incr2", "1", "n") == b":2\r\n"
+        conn.close()
+    finally:
+        server.stop()
+    server.start()
+    try:
+        conn = RawConnection(server.port)
+        assert conn.command("FCALL", "incr2", "1", "n") == b":4\r\n"
+        assert conn.command("FCALL", "echo_key", "1", "n") == b"-ERR Function not found\r\n"
+        conn.close()
+    finally:
+        server.stop()

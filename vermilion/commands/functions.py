@@ -82,7 +82,9 @@ def function_load(client, argv):
         raise CommandError("ERR Unknown option given: %s" % arg.decode("utf-8", "replace"))
     if pos >= len(argv):
         raise CommandError("ERR Function code is missing")
-    name = functions_of(client.server).create(argv[pos], replace)
+    # No load timeout for a client that must be obeyed (the AOF's, a master's).
+    timeout = not getattr(client, "loading_client", False)
+    name = functions_of(client.server).create(argv[pos], replace, timeout=timeout)
     client.server.dirty += 1
     return name
 
