@@ -210,3 +210,24 @@ def test_raw_usage_for_each_type(msrv):
     finally:
         conn.command("FLUSHALL")
         conn.close()
+
+
+def test_accounting_stays_o1_when_the_oldest_entries_go(m):
+    # A hash used as a queue (and XTRIM on a stream) deletes the oldest entries: the
+    # size estimate must not walk the dead slots they leave in the dict each time
+    # (scanning from the front, this loop does ~10^10 slot steps).
+    p = m.pipeline(transaction=False)
+    for start in range(0, 150_000, 10_000):
+        p.hset("q", mapping={b"f%d" % i: b"v" for i in range(start, start + 10_000)})
+    for i in range(5_000):
+        p.xadd("s", {"f": "v"}, maxlen=100)
+    p.execute()
+    started = time.time()
+    for start in range(0, 140_000, 20_000):
+        p = m.pipeline(transaction=False)
+        for i in range(start, start + 20_000):
+            p.hdel("q", b"f%d" % i)
+        p.execute()
+    assert time.time() - started < 8
+    assert m.hlen("q") == 10_000
+    assert m.xlen("s") == 100

@@ -81,9 +81,16 @@ def _pair_item(pair) -> int:
     return _bytes_item(pair[0]) + _bytes_item(pair[1])
 
 
+# Dicts are sampled from their newest entries (reversed): a dict keeps the slots of
+# deleted entries until it resizes, and the usual deletions are of the oldest entries
+# (XTRIM, a hash or zset used as a queue), so a scan from the front could cross
+# millions of dead slots on every write.
+
+
 def _hash_cost(value, samples) -> int:
     n = len(value)
-    return _getsizeof(value) + int(n * _average(iter(value.items()), n, samples, _pair_item))
+    return _getsizeof(value) + int(n * _average(reversed(value.items()), n, samples,
+                                                _pair_item))
 
 
 def _list_cost(value, samples) -> int:
@@ -106,7 +113,7 @@ ZSET_MEMBER = 32 + 80 + 12
 def _zset_cost(value, samples) -> int:
     scores = value.scores
     n = len(scores)
-    avg = _average(iter(scores), n, samples, _bytes_item)
+    avg = _average(reversed(scores), n, samples, _bytes_item)
     return 120 + _getsizeof(scores) + int(n * (avg + ZSET_MEMBER))
 
 
@@ -121,7 +128,7 @@ def _entry_cost(item) -> int:
 def _stream_cost(value, samples) -> int:
     entries = value.entries
     n = len(entries)
-    avg = _average(iter(entries.items()), n, samples, _entry_cost)
+    avg = _average(reversed(entries.items()), n, samples, _entry_cost)
     groups = sum(512 + 64 * len(g.pel) for g in islice(value.groups.values(), 64))
     return 512 + _getsizeof(entries) + int(n * avg) + 128 * len(value.nodes) + groups
 
