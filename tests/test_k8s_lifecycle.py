@@ -4,6 +4,7 @@
 import socket
 import time
 
+from vermilion.k8s import manifests
 from vermilion.k8s.simulate import StatefulSetSim, run_scenarios
 
 
@@ -41,7 +42,8 @@ def _ping(port):
 def test_readiness_probe_fails_while_loading_then_passes(tmp_path):
     import redis
 
-    sim = StatefulSetSim(tmp_path)
+    # A dataset bigger than the article's 2mb cache: raise maxmemory so nothing is evicted.
+    sim = StatefulSetSim(tmp_path, manifests.Options(maxmemory="256mb"))
     sim.scale(1)
     pod = sim.pods[0]
     c = redis.Redis(port=pod.port)

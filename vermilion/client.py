@@ -45,6 +45,7 @@ class Client(asyncio.Protocol):
         self.flags = set()  # Redis's client flag letters, for CLIENT LIST
         self.closing = False
         self.close_after_reply = False
+        self.deferred = 0  # replies waiting for the server's next AOF flush
         self.paused_writing = False
         self.paused_reading = False
         self.no_evict = False
@@ -173,11 +174,11 @@ class Client(asyncio.Protocol):
             logger.verbose(f"Protocol error ({parser.error}) from client: id={self.id} addr={self.addr}")
             self.close_after_reply = True
         if server.aof.buffer:
-            server.flush_appends()  # even when no reply leaves (CLIENT REPLY OFF)
+            server.schedule_append_flush()  # even when no reply leaves (CLIENT REPLY OFF)
         if out:
             self._send(out)
-        if self.close_after_reply:
-            self.close()
+        if self.close_after_reply and not self.deferred:
+            self.close()  # (with deferred replies, the server closes after writing them)
         else:
             self._check_query_limit()
 
@@ -185,9 +186,19 @@ class Client(asyncio.Protocol):
         if self.transport is None:
             return
         server = self.server
-        if server.aof.buffer:
-            server.flush_appends()  # the AOF holds a write before its reply leaves
         data = b"".join(out)
+        if server.aof.buffer or self.deferred:
+            # The reply acknowledges a write not yet in the AOF: it leaves after the
+            # server's next AOF flush (one write + fsync for every client of this turn
+            # of the loop — a group commit), and in order with this client's others.
+            server.defer_reply(self, data)
+            return
+        self.write_now(data)
+
+    def write_now(self, data: bytes) -> None:
+        if self.transport is None or self.closing:
+            return
+        server = self.server
         stats = server.stats
         stats.total_net_output_bytes += len(data)
         stats.total_writes_processed += 1
@@ -227,6 +238,9 @@ class Client(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Out-of-band data (MONITOR feed, pub/sub messages)."""
+        if self.deferred:  # keep order behind replies waiting for the AOF
+            self.server.defer_reply(self, data)
+            return
         if not self.closing and self.transport is not None:
             self.server.stats.total_net_output_bytes += len(data)
             self.transport.write(data)

@@ -173,6 +173,8 @@ class Server:
         self.apply_config()
         self.propagation_sinks: list = []  # (db_id, argv) receivers: the AOF, replicas
         self.loading = False  # True while the dataset loads (clients get -LOADING)
+        self.pending_replies: list = []  # (client, bytes) waiting for the AOF flush
+        self._append_flush_scheduled = False
         from .persistence import aof, snapshot
 
         snapshot.install(self)
@@ -658,6 +660,29 @@ class Server:
         """Before replies leave: the AOF must hold every write they acknowledge."""
         if self.aof.buffer:
             self.aof.flush()
+
+    def defer_reply(self, client, data: bytes) -> None:
+        self.pending_replies.append((client, data))
+        client.deferred += 1
+        self.schedule_append_flush()
+
+    def schedule_append_flush(self) -> None:
+        if not self._append_flush_scheduled:
+            self._append_flush_scheduled = True
+            self.loop.call_soon(self.before_sleep)
+
+    def before_sleep(self) -> None:
+        """Redis's beforeSleep(): after every client of this turn of the loop ran, write
+        (and with appendfsync always, fsync) the AOF once, then send the replies that
+        waited for it."""
+        self._append_flush_scheduled = False
+        self.flush_appends()
+        pending, self.pending_replies = self.pending_replies, []
+        for client, data in pending:
+            client.deferred -= 1
+            client.write_now(data)
+            if not client.deferred and client.close_after_reply:
+                client.close()
 
     def _write_pidfile(self) -> None:
         path = self.config["pidfile"]
