@@ -304,3 +304,28 @@ def test_streams_with_groups_cross_rdb(tmp_path, direction):
         assert _stream_state(reader.client(decode_responses=True)) == expected
     finally:
         reader.stop()
+
+
+LIBRARY = "#!lua name=mylib\nredis.register_function('hello', function(keys, args) return 'hi ' .. args[1] end)"
+
+
+@pytest.mark.parametrize("direction", ["redis-to-vermilion", "vermilion-to-redis", "vermilion-to-vermilion"])
+def test_function_libraries_travel_in_the_rdb(tmp_path, direction):
+    first, second = {"redis-to-vermilion": (_redis, _vermilion),
+                     "vermilion-to-redis": (_vermilion, _redis),
+                     "vermilion-to-vermilion": (_vermilion, _vermilion)}[direction]
+    writer = first(tmp_path)
+    try:
+        c = writer.client()
+        c.execute_command("FUNCTION", "LOAD", LIBRARY)
+        c.set("k", "v")
+        c.save()
+    finally:
+        writer.stop()
+    reader = second(tmp_path)
+    try:
+        c = reader.client()
+        assert c.execute_command("FCALL", "hello", "0", "there") == b"hi there"
+        assert c.get("k") == b"v"
+    finally:
+        reader.stop()

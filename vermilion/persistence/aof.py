@@ -191,7 +191,9 @@ class AppendOnlyFile:
                 data = f.read()
             last = entry is self.entries[-1]
             if data.startswith(b"REDIS"):
-                rdb.load_snapshot(data, self.server.dbs)
+                from .snapshot import load_functions
+
+                load_functions(self.server, rdb.load_snapshot(data, self.server.dbs))
                 logger.notice(f"Reading RDB base file on AOF loading...")
             else:
                 self._replay(data, entry.name, last)
@@ -254,8 +256,15 @@ class AppendOnlyFile:
         temp = path + ".tmp"
         with open(temp, "wb") as f:
             if self.server.config.values.get("aof-use-rdb-preamble", True):
-                rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"})
+                from .snapshot import libraries_for_rdb
+
+                rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"},
+                                  functions=libraries_for_rdb(self.server))
             else:
+                from ..scripting.library import aof_rewrite_commands
+
+                for argv in aof_rewrite_commands(self.server):  # FUNCTION LOAD per library
+                    f.write(encode_command(argv) if isinstance(argv, list) else argv)
                 for argv in dataset_as_commands(self.server.dbs):
                     f.write(argv)
             f.flush()

@@ -212,7 +212,8 @@ _VALUE_WRITERS = {"list": _write_list, "hash": _write_hash, "set": _write_set,
 
 
 def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
-                  limits: dict | None = None, aux: dict | None = None) -> int:
+                  limits: dict | None = None, aux: dict | None = None,
+                  functions=()) -> int:
     """Write a whole RDB file to the binary file object out; returns bytes written."""
     limits = limits or {}
     crc = 0
@@ -241,6 +242,9 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
         w.byte(OP_AUX)
         w.string(name)
         w.string(val)
+    for code in functions:  # rdbSaveFunctions(): one FUNCTION2 entry per library
+        w.byte(OP_FUNCTION2)
+        w.string(code)
     for db in dbs:
         if not db.data:
             continue
@@ -508,6 +512,7 @@ class LoadResult:
         self.expired = 0
         self.aux: dict[bytes, bytes] = {}
         self.version = 0
+        self.functions: list[bytes] = []  # library code (FUNCTION2 entries)
 
 
 def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> LoadResult:
@@ -569,8 +574,7 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
                        "Vermilion has no modules")
             continue
         if op == OP_FUNCTION2:
-            r.string()
-            _note(log, "Skipping a function library: Vermilion has no Redis functions yet")
+            result.functions.append(r.string())  # loaded by the caller once all is read
             continue
         if op == OP_FUNCTION_PRE_GA:
             raise RDBError("Pre-release function format not supported")

@@ -62,6 +62,7 @@ class Snapshots:
         temp = os.path.join(directory, "temp-%d.rdb" % os.getpid())
         with open(temp, "wb") as f:
             rdb.dump_snapshot(self.server.dbs, f, compression=_yes(config, "rdbcompression"),
+                              functions=libraries_for_rdb(self.server),
                               checksum=_yes(config, "rdbchecksum"), limits=self._limits())
             f.flush()
             os.fsync(f.fileno())
@@ -208,6 +209,7 @@ class Snapshots:
             with open(path, "rb") as f:
                 data = f.read()
             result = rdb.load_snapshot(data, self.server.dbs, log=logger.warning)
+            load_functions(self.server, result)
         except rdb.RDBError as exc:
             logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
             raise SystemExit(1) from None
@@ -222,6 +224,24 @@ class Snapshots:
         self.loaded_expired = result.expired
         self.server.dirty = 0
         self.server.lastsave = int(time.time())
+
+
+def libraries_for_rdb(server) -> list[bytes]:
+    from ..scripting.library import libraries_for_rdb as libraries
+
+    return libraries(server)
+
+
+def load_functions(server, result) -> None:
+    """Function libraries found in an RDB file are loaded once the keys are in; a
+    library that fails to load fails the load, as Redis refuses to start."""
+    from ..scripting.library import load_library_from_rdb
+
+    for code in result.functions:
+        try:
+            load_library_from_rdb(server, code)
+        except CommandError as exc:
+            raise rdb.RDBError(f"Failed loading a function library: {exc.message}") from None
 
 
 def debug_reload(client, argv):
@@ -240,7 +260,7 @@ def debug_reload(client, argv):
     try:
         with open(snapshots.path, "rb") as f:
             data = f.read()
-        rdb.load_snapshot(data, server.dbs, log=logger.warning)
+        load_functions(server, rdb.load_snapshot(data, server.dbs, log=logger.warning))
     except (OSError, rdb.RDBError) as exc:
         raise CommandError(f"ERR Error trying to load the RDB dump, check server logs. ({exc})") from None
     logger.notice("DB reloaded by DEBUG RELOAD")
