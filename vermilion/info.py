@@ -167,8 +167,8 @@ def memory_section(server) -> dict:
         "used_memory_lua_human": "32.00K",
         "used_memory_scripts_eval": 0,
         "number_of_cached_scripts": _count(server, "cached_scripts"),
-        "number_of_functions": 0,
-        "number_of_libraries": 0,
+        "number_of_functions": _function_counts(server)[0],
+        "number_of_libraries": _function_counts(server)[1],
         "used_memory_vm_functions": 32768,
         "used_memory_vm_total": 65536,
         "used_memory_vm_total_human": "64.00K",
@@ -412,3 +412,9 @@ def total_system_memory() -> int:
         return os.sysconf("SC_PHYS_PAGES") * _PAGE
     except (ValueError, OSError, AttributeError):
         return 0
+
+
+def _function_counts(server) -> tuple[int, int]:
+    from .scripting.library import function_counts
+
+    return function_counts(server)
