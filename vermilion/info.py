@@ -138,6 +138,16 @@ def clients_section(server) -> dict:
 
 
 def memory_section(server) -> dict:
+    fields = _base_memory_section(server)
+    if getattr(server, "evictor", None) is not None:
+        # memory.py's accounting is the real figure; this module keeps the Lua fields.
+        from .memory import memory_fields
+
+        fields.update(memory_fields(server))
+    return fields
+
+
+def _base_memory_section(server) -> dict:
     used = server.used_memory()
     rss = rss_bytes()
     peak = server.note_memory_peak(used)
@@ -256,6 +266,15 @@ def persistence_section(server) -> dict:
 
 
 def stats_section(server) -> dict:
+    fields = _base_stats_section(server)
+    if getattr(server, "evictor", None) is not None:
+        from .eviction import stats_fields
+
+        fields.update(stats_fields(server))
+    return fields
+
+
+def _base_stats_section(server) -> dict:
     st = server.stats
     inst = server.instantaneous
     return {

@@ -180,6 +180,9 @@ class Server:
         snapshot.install(self)
         aof.install(self)
         self.expire_hooks.append(self._propagate_expired)
+        from . import eviction
+
+        eviction.install(self)  # memory accounting and maxmemory (evict.c)
 
     # -- configuration hooks ------------------------------------------------------------
 

@@ -113,25 +113,3 @@ def memory_purge(client, argv):
 @command("memory help")
 def memory_help(client, argv):
     return MEMORY_HELP
-
-
-def _install_with_server() -> None:
-    """Until Server.__init__ calls eviction.install(self) itself: install on the first
-    apply_config() (which __init__ runs once the databases exist). Idempotent."""
-    from .. import server as server_module
-
-    cls = server_module.Server
-    if getattr(cls, "_eviction_wrapped", False):
-        return
-    original = cls.apply_config
-
-    def apply_config(self):
-        original(self)
-        if getattr(self, "evictor", None) is None and getattr(self, "dbs", None):
-            eviction.install(self)
-
-    cls.apply_config = apply_config
-    cls._eviction_wrapped = True
-
-
-_install_with_server()
