@@ -235,7 +235,24 @@ def main(argv=None) -> int:
     info = machine()
     info["load average (1/5/15 min) before, after"] = "; ".join(
         " ".join("%.2f" % x for x in load) for load in loads)
-    Path(args.out).write_text(render(results, cpu, commands, info, args))
+    out = Path(args.out)
+    kept = _sections_of_other_benchmarks(out.read_text()) if out.exists() else ""
+    out.write_text(render(results, cpu, commands, info, args).rstrip() + "\n" + kept)
+
+
+# Sections written by the other benchmarks (bench/persistence.py, bench/memory.py) survive
+# a rerun of this one.
+OTHER_SECTIONS = ("## Persistence", "## Memory")
+
+
+def _sections_of_other_benchmarks(text: str) -> str:
+    import re
+
+    kept = []
+    for match in re.finditer(r"^## .*?(?=^## |\Z)", text, flags=re.S | re.M):
+        if match.group(0).startswith(OTHER_SECTIONS):
+            kept.append(match.group(0).rstrip() + "\n")
+    return ("\n" + "\n".join(kept)) if kept else ""
     print(f"wrote {args.out}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
