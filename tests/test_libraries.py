@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import start_vermilion
+from conftest import start_redis, start_vermilion
 
 BIN = Path(sys.executable).parent
 
@@ -42,6 +42,11 @@ RQ_JOBS = textwrap.dedent('''
         if attempt < 3:
             raise RuntimeError("attempt %d" % attempt)
         return attempt
+
+    def always_fails():
+        job = get_current_job()
+        job.connection.incr("doomed:attempts")
+        raise RuntimeError("never works")
 ''')
 
 
@@ -64,9 +69,11 @@ def _run(argv, path, timeout):
     return proc.returncode, out.decode(errors="replace")
 
 
-@pytest.fixture
-def server(tmp_path):
-    srv = start_vermilion(tmp_path)
+# The same flows also run against the real redis-server: a difference in outcome
+# then points at Vermilion, not at the test.
+@pytest.fixture(params=[start_vermilion, start_redis], ids=["vermilion", "redis"])
+def server(request, tmp_path):
+    srv = request.param(tmp_path)
     try:
         yield srv
     finally:
@@ -85,7 +92,11 @@ def test_rq_jobs_results_failures_and_retry(server, tmp_path):
     text_job = queue.enqueue("rqjobs.shout", "vermilion")
     bad = queue.enqueue("rqjobs.boom")
     flaky = queue.enqueue("rqjobs.flaky", retry=Retry(max=2))
-    assert queue.count == 8
+    doomed = queue.enqueue("rqjobs.always_fails", retry=Retry(max=2))
+    # A dependent job waits in the deferred registry until its parent finishes.
+    child = queue.enqueue("rqjobs.add", 1, 2, depends_on=jobs[0])
+    assert queue.count == 9
+    assert child.get_status() == JobStatus.DEFERRED
 
     code, out = _run([str(BIN / "rq"), "worker", "--burst", "--url",
                       f"redis://127.0.0.1:{server.port}", "default"], tmp_path, timeout=40)
@@ -110,7 +121,99 @@ def test_rq_jobs_results_failures_and_retry(server, tmp_path):
     assert flaky.get_status() == JobStatus.FINISHED
     assert flaky.return_value() == 3
     assert flaky.id not in failed.get_job_ids()
+    # Retries exhausted: one attempt plus two retries, then the failed registry.
+    doomed.refresh()
+    assert conn.get("doomed:attempts") == b"3"
+    assert doomed.get_status() == JobStatus.FAILED
+    assert doomed.id in failed.get_job_ids()
+    assert sorted(failed.get_job_ids()) == sorted([bad.id, doomed.id])
+    child.refresh()
+    assert child.get_status() == JobStatus.FINISHED
+    assert child.return_value() == 3
     finished = FinishedJobRegistry(queue=queue).get_job_ids()
     assert set(j.id for j in jobs) <= set(finished)
     assert queue.count == 0
     conn.close()
+
+
+CELERY_APP = textwrap.dedent('''
+    import os
+    from celery import Celery
+
+    URL = os.environ["VERMILION_URL"]
+    app = Celery("celeryapp", broker=URL, backend=URL)
+    app.conf.update(broker_connection_retry_on_startup=True, result_expires=600,
+                    task_serializer="json", result_serializer="json",
+                    accept_content=["json"])
+
+    @app.task
+    def add(a, b):
+        return a + b
+
+    @app.task
+    def total(values):
+        return sum(values)
+
+    @app.task
+    def describe(name, **fields):
+        return {"name": name, "fields": fields}
+
+    class Refused(Exception):
+        pass
+
+    @app.task
+    def refuse(reason):
+        raise Refused(reason)
+''')
+
+
+def test_celery_tasks_results_and_errors(server, tmp_path, monkeypatch):
+    url = f"redis://127.0.0.1:{server.port}/0"
+    (tmp_path / "celeryapp.py").write_text(CELERY_APP)
+    monkeypatch.setenv("VERMILION_URL", url)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("celeryapp", None)
+    import celeryapp
+
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "celeryapp", "worker", "--pool=solo",
+         "--concurrency=1", "-l", "info"],
+        cwd=tmp_path, env=_env(tmp_path), stdout=open(tmp_path / "worker.log", "wb"),
+        stderr=subprocess.STDOUT)
+    try:
+        sums = [celeryapp.add.delay(i, i) for i in range(5)]
+        assert [r.get(timeout=20) for r in sums] == [0, 2, 4, 6, 8]
+        assert celeryapp.total.delay([1, 2, 3, 4]).get(timeout=20) == 10
+        assert celeryapp.describe.delay("v", colour="red", n=3).get(timeout=20) == {
+            "name": "v", "fields": {"colour": "red", "n": 3}}
+
+        # The task's exception travels back through the result backend.
+        failing = celeryapp.refuse.delay("no thanks")
+        with pytest.raises(Exception) as info:
+            failing.get(timeout=20)
+        assert type(info.value).__name__ == "Refused"
+        assert "no thanks" in str(info.value)
+        assert failing.state == "FAILURE"
+        assert all(r.state == "SUCCESS" for r in sums)
+
+        # apply_async with a countdown: the ETA message is held and still delivered.
+        later = celeryapp.add.apply_async((20, 22), countdown=1)
+        assert later.get(timeout=20) == 42
+        # Remote control goes through the broker's fanout (PUBLISH/SUBSCRIBE) and a
+        # reply queue: the worker answers a ping and reports its registered tasks.
+        replies = celeryapp.app.control.ping(timeout=1)
+        assert len(replies) == 1 and list(replies[0].values()) == [{"ok": "pong"}]
+        registered = celeryapp.app.control.inspect(timeout=1).registered()
+        assert "celeryapp.refuse" in list(registered.values())[0]
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        celeryapp.app.close()
+        sys.modules.pop("celeryapp", None)
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert "celery@" in log and "ready" in log, log
