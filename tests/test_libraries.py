@@ -196,6 +196,13 @@ def test_celery_tasks_results_and_errors(server, tmp_path, monkeypatch):
         assert failing.state == "FAILURE"
         assert all(r.state == "SUCCESS" for r in sums)
 
+        # Canvas: a group's results come back in order; a chord's header results are
+        # counted in the backend (INCR + a sorted set) and fed to its callback.
+        from celery import chord, group
+        assert group(celeryapp.add.s(i, 1) for i in range(4))().get(timeout=20) == [1, 2, 3, 4]
+        assert chord((celeryapp.add.s(i, i) for i in range(4)),
+                     celeryapp.total.s())().get(timeout=20) == 12
+
         # apply_async with a countdown: the ETA message is held and still delivered.
         later = celeryapp.add.apply_async((20, 22), countdown=1)
         assert later.get(timeout=20) == 42
