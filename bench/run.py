@@ -240,9 +240,9 @@ def main(argv=None) -> int:
     out.write_text(render(results, cpu, commands, info, args).rstrip() + "\n" + kept)
 
 
-# Sections written by the other benchmarks (bench/persistence.py, bench/memory.py) survive
+# Sections written by the other benchmarks (persistence.py, memory.py, datatypes.py) survive
 # a rerun of this one.
-OTHER_SECTIONS = ("## Persistence", "## Memory")
+OTHER_SECTIONS = ("## Persistence", "## Memory", "## Streams and HyperLogLog")
 
 
 def _sections_of_other_benchmarks(text: str) -> str:

@@ -168,12 +168,8 @@ def _set_generic(client, flags, key, value, expire, command_name, ok_reply=OK, a
 def set_(client, argv):
     if len(argv) == 3:
         # Plain SET key value: the benchmarked path, no option parsing at all.
-        db = client.db
         key = argv[1]
-        db.data[key] = argv[2]
-        if db.expires:
-            db.expires.pop(key, None)
-        db.touched(key)
+        client.db.set_plain_string(key, argv[2])
         notify(client, "set", key)
         return OK
     flags, expire = _parse_extended(argv, 3, True)

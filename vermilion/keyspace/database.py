@@ -136,6 +136,33 @@ class Database:
             server.stats.expired_keys += 1
             server.key_expired(self, key)
 
+    def set_plain_string(self, key: bytes, value: bytes) -> None:
+        """SET key value without options — the benchmarked path — in one call: store,
+        drop the TTL, account the cost (touched()'s string branch), count the change."""
+        self.data[key] = value
+        if self.expires:
+            self.expires.pop(key, None)
+        cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
+        if cost > 256:
+            cost += META_INT
+        meta = self.meta
+        old = meta.get(key)
+        if old is None:
+            meta[key] = self.new_stamp() | cost if self.track else cost
+            self.mem += cost
+            if len(meta) == 1 and self.on_first_key is not None:
+                self.on_first_key(self)
+        else:
+            delta = cost - (old & COST_MASK)
+            if delta:
+                meta[key] = old + delta
+                self.mem += delta
+        server = self.server
+        if server is not None:
+            server.dirty += 1
+            if server.key_watchers:
+                server.signal_modified(self, key)
+
     def touched(self, key: bytes) -> None:
         """Called after every change of key: memory accounting, WATCH, dirty counter.
 
