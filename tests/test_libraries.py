@@ -97,8 +97,14 @@ def test_rq_jobs_results_failures_and_retry(server, tmp_path):
     child = queue.enqueue("rqjobs.add", 1, 2, depends_on=jobs[0])
     assert queue.count == 9
     assert child.get_status() == JobStatus.DEFERRED
+    # A job scheduled for now sits in the scheduled registry (a sorted set) until the
+    # worker's scheduler takes its lock and moves due jobs onto the queue.
+    from datetime import datetime, timezone
+    scheduled = queue.enqueue_at(datetime.now(timezone.utc), "rqjobs.shout", "later")
+    assert scheduled.get_status() == JobStatus.SCHEDULED
+    assert queue.count == 9
 
-    code, out = _run([str(BIN / "rq"), "worker", "--burst", "--url",
+    code, out = _run([str(BIN / "rq"), "worker", "--burst", "--with-scheduler", "--url",
                       f"redis://127.0.0.1:{server.port}", "default"], tmp_path, timeout=40)
     assert code == 0, out
 
@@ -132,6 +138,8 @@ def test_rq_jobs_results_failures_and_retry(server, tmp_path):
     assert child.return_value() == 3
     finished = FinishedJobRegistry(queue=queue).get_job_ids()
     assert set(j.id for j in jobs) <= set(finished)
+    scheduled.refresh()
+    assert scheduled.return_value() == "LATER"
     assert queue.count == 0
     conn.close()
 
