@@ -80,13 +80,14 @@ def server(request, tmp_path):
         srv.stop()
 
 
-def test_rq_jobs_results_failures_and_retry(server, tmp_path):
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+def test_rq_jobs_results_failures_and_retry(server, tmp_path, protocol):
     from rq import Queue, Retry
     from rq.job import JobStatus
     from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
     (tmp_path / "rqjobs.py").write_text(RQ_JOBS)
-    conn = server.client()
+    conn = server.client(protocol=protocol)
     queue = Queue("default", connection=conn)
     jobs = [queue.enqueue("rqjobs.add", i, i * 10) for i in range(5)]
     text_job = queue.enqueue("rqjobs.shout", "vermilion")
@@ -104,8 +105,9 @@ def test_rq_jobs_results_failures_and_retry(server, tmp_path):
     assert scheduled.get_status() == JobStatus.SCHEDULED
     assert queue.count == 9
 
-    code, out = _run([str(BIN / "rq"), "worker", "--burst", "--with-scheduler", "--url",
-                      f"redis://127.0.0.1:{server.port}", "default"], tmp_path, timeout=40)
+    url = f"redis://127.0.0.1:{server.port}/0?protocol={protocol}"
+    code, out = _run([str(BIN / "rq"), "worker", "--burst", "--with-scheduler", "--url", url,
+                      "default"], tmp_path, timeout=40)
     assert code == 0, out
 
     for i, job in enumerate(jobs):
