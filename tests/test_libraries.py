@@ -2,19 +2,18 @@
 
 RQ and Celery are used exactly as applications use them: jobs are enqueued by a client,
 executed by the library's own worker process, results and failures read back. Each
-flow talks TCP to a dedicated vermilion-server; every subprocess is bounded in time
-and killed in a finally block.
+flow talks TCP to a dedicated vermilion-server (and, as a control, to a real
+redis-server); every subprocess is bounded in time and killed in a finally block.
 """
 
 import os
 import subprocess
 import sys
 import textwrap
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import redis
 
 from conftest import start_redis, start_vermilion
 
@@ -100,7 +99,6 @@ def test_rq_jobs_results_failures_and_retry(server, tmp_path, protocol):
     assert child.get_status() == JobStatus.DEFERRED
     # A job scheduled for now sits in the scheduled registry (a sorted set) until the
     # worker's scheduler takes its lock and moves due jobs onto the queue.
-    from datetime import datetime, timezone
     scheduled = queue.enqueue_at(datetime.now(timezone.utc), "rqjobs.shout", "later")
     assert scheduled.get_status() == JobStatus.SCHEDULED
     assert queue.count == 9
