@@ -180,14 +180,25 @@ def test_truncated_aof_refused_with_aof_load_truncated_no(tmp_path):
 def test_random_kill9_cycles_lose_nothing_with_always(tmp_path):
     """Acknowledged writes survive SIGKILL at arbitrary moments, cycle after cycle."""
     import random
+
+    rng = random.Random(7)
+    acknowledged, in_flight = {}, {}
+    servers = []
+    try:
+        _kill9_cycles(tmp_path, rng, acknowledged, in_flight, servers)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _kill9_cycles(tmp_path, rng, acknowledged, in_flight, servers):
     import threading
 
     import redis as redis_py
 
-    rng = random.Random(7)
-    acknowledged, in_flight = {}, {}
     for cycle in range(3):
         server = _vermilion(tmp_path, "--appendfsync", "always")
+        servers.append(server)
         c = server.client()
         for key, value in acknowledged.items():
             assert c.get(key) in (value, in_flight.get(key)), f"cycle {cycle}: lost {key!r}"

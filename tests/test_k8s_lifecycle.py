@@ -40,10 +40,24 @@ def _ping(port):
 
 
 def test_readiness_probe_fails_while_loading_then_passes(tmp_path):
-    import redis
-
     # A dataset bigger than the article's 2mb cache: raise maxmemory so nothing is evicted.
     sim = StatefulSetSim(tmp_path, manifests.Options(maxmemory="256mb"))
+    try:
+        _readiness_while_loading(sim)
+    finally:
+        _stop_all(sim)
+
+
+def _stop_all(sim):
+    for pod in sim.pods:
+        if pod.proc is not None and pod.proc.poll() is None:
+            pod.proc.kill()
+            pod.proc.wait()
+
+
+def _readiness_while_loading(sim):
+    import redis
+
     sim.scale(1)
     pod = sim.pods[0]
     c = redis.Redis(port=pod.port)

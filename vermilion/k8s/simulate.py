@@ -165,9 +165,25 @@ class StatefulSetSim:
         while self.pods:
             self.pods.pop().stop()
 
+    def kill_all(self) -> None:
+        """Cleanup after a failed scenario: no process outlives the simulation."""
+        for pod in self.pods:
+            if pod.proc is not None and pod.proc.poll() is None:
+                pod.proc.kill()
+                pod.proc.wait()
+
 
 def run_scenarios(root: Path, out=print) -> bool:
     """Every lifecycle scenario; prints what happened, returns True when nothing was lost."""
+    sims: list[StatefulSetSim] = []
+    try:
+        return _run_scenarios(root, out, sims)
+    finally:
+        for sim in sims:
+            sim.kill_all()
+
+
+def _run_scenarios(root: Path, out, sims: list) -> bool:
     import redis
 
     ok = True
@@ -184,6 +200,7 @@ def run_scenarios(root: Path, out=print) -> bool:
             + (f"; LOST {lost[:5]}" if lost else ""))
 
     sim = StatefulSetSim(root)
+    sims.append(sim)
     sim.scale(1)
     pod = sim.pods[0]
     data = {}
@@ -232,6 +249,7 @@ def run_scenarios(root: Path, out=print) -> bool:
     sim.delete()
     out("delete StatefulSet: all pods stopped, claims retained")
     sim = StatefulSetSim(root)
+    sims.append(sim)
     sim.scale(1)
     check("recreate StatefulSet", sim.pods[0], data)
     sim.delete()
