@@ -649,11 +649,11 @@ class Server:
         in a thread; the loop only answers PING/INFO-like commands flagged 'loading')."""
         self.loading = True
         self.command_checks.append(self._refuse_while_loading)
-        try:
-            await self.loop.run_in_executor(None, self.load_data)
-        finally:
-            self.command_checks.remove(self._refuse_while_loading)
-            self.loading = False
+        # A failed load exits the process: until then clients keep getting -LOADING,
+        # never a PONG from a server that is about to die.
+        await self.loop.run_in_executor(None, self.load_data)
+        self.command_checks.remove(self._refuse_while_loading)
+        self.loading = False
 
     def _refuse_while_loading(self, client, spec, argv) -> None:
         if self.loading and not spec.allow_loading and not getattr(client, "loading_client", False):

@@ -354,6 +354,26 @@ class Reader:
         return float(self.take(n))
 
 
+def _plain_string(r: Reader) -> bytes | None:
+    """A length-prefixed string (6- or 14-bit length) read inline — the common case of
+    keys and small values on load; None (nothing consumed) for any other encoding."""
+    buf, pos = r.buf, r.pos
+    if pos >= len(buf):
+        return None
+    first = buf[pos]
+    if first < 0x40:
+        start, size = pos + 1, first
+    elif first < 0x80 and pos + 1 < len(buf):
+        start, size = pos + 2, ((first & 0x3F) << 8) | buf[pos + 1]
+    else:
+        return None
+    end = start + size
+    if end > len(buf):
+        return None
+    r.pos = end
+    return buf[start:end]
+
+
 def read_value(r: Reader, rdb_type: int, key: bytes):
     """Decode one value of rdb_type into Vermilion's representation."""
     try:
@@ -536,6 +556,8 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
     staged: dict[int, tuple[dict, dict]] = {}
     r = Reader(data, 9)
     db_index = 0
+    staged_index = -1
+    data_dict = expires = None
     expire_at = None
     while True:
         op = r.byte()
@@ -578,9 +600,19 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
             continue
         if op == OP_FUNCTION_PRE_GA:
             raise RDBError("Pre-release function format not supported")
-        key = r.string()
-        value = read_value(r, op, key)
-        data_dict, expires = staged.setdefault(db_index, ({}, {}))
+        key = _plain_string(r)
+        if key is None:
+            key = r.string()
+        if op == T_STRING:
+            # Most keys are plain strings: read the value without the generic dispatch.
+            value = _plain_string(r)
+            if value is None:
+                value = read_value(r, op, key)
+        else:
+            value = read_value(r, op, key)
+        if db_index != staged_index:
+            data_dict, expires = staged.setdefault(db_index, ({}, {}))
+            staged_index = db_index
         if expire_at is not None and expire_at < now_ms:
             result.expired += 1
         else:
