@@ -327,3 +327,47 @@ def test_new_key_events(servers, flags):
 def test_new_key_tracking_stops(servers):
     assert_same(servers, "En", ["set t1 1"])
     assert_same(servers, "E$", ["set t2 1", "set t3 1"])
+
+
+STREAM_SEQUENCE = [
+    ("XADD", "s", "1-1", "f", "v"),
+    ("XADD", "s", "MAXLEN", "1", "2-1", "f", "v"),
+    ("XDEL", "s", "2-1"),
+    ("XADD", "s", "3-1", "f", "v"),
+    ("XTRIM", "s", "MAXLEN", "0"),
+    ("XSETID", "s", "10-1"),
+    ("XGROUP", "CREATE", "s", "g", "$"),
+    ("XGROUP", "SETID", "s", "g", "0"),
+    ("XGROUP", "CREATECONSUMER", "s", "g", "alice"),
+    ("XGROUP", "DELCONSUMER", "s", "g", "alice"),
+    ("XGROUP", "DESTROY", "s", "g"),
+]
+
+
+def _stream_events(server):
+    conn = server.client()
+    conn.config_set("notify-keyspace-events", "KEA")
+    sub = server.client().pubsub()
+    sub.psubscribe("__key*__:*")
+    sub.get_message(timeout=1)
+    conn.delete("s")
+    for command in STREAM_SEQUENCE:
+        conn.execute_command(*command)
+    conn.execute_command("PING")
+    events = []
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        message = sub.get_message(timeout=0.2)
+        if message is None:
+            break
+        if message["type"] == "pmessage":
+            events.append((message["channel"], message["data"]))
+    sub.close()
+    conn.config_set("notify-keyspace-events", "")
+    return events
+
+
+def test_stream_events_match_redis(vermilion_server, redis_server):
+    ours = _stream_events(vermilion_server)
+    assert ours == _stream_events(redis_server)
+    assert (b"__keyevent@0__:xgroup-createconsumer", b"s") in ours

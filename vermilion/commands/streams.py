@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Stream, id_bytes,
                                 make_id)
 from ..keyspace import database as _database
+from ..notify import notify
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK
 from ..protocol.errors import CommandError
@@ -289,7 +290,9 @@ def xadd(client, argv):
         db.set(key, s)
     else:
         db.touched(key)
-    _trim(s, a)
+    notify(client, "xadd", key)
+    if _trim(s, a):
+        notify(client, "xtrim", key)
     return id_bytes(sid)
 
 
@@ -304,6 +307,7 @@ def xtrim(client, argv):
     if deleted:
         db.touched(argv[1])
         _bump_dirty(client, deleted - 1)
+        notify(client, "xtrim", argv[1])
     return deleted
 
 
@@ -369,6 +373,7 @@ def xdel(client, argv):
             s.first_id = s.ids[0]
         db.touched(argv[1])
         _bump_dirty(client, deleted - 1)
+        notify(client, "xdel", argv[1])
     return deleted
 
 
@@ -408,6 +413,7 @@ def xsetid(client, argv):
     if max_xdel:
         s.max_deleted_id = max_xdel
     db.touched(argv[1])
+    notify(client, "xsetid", argv[1])
     return OK
 
 
@@ -753,6 +759,7 @@ def xgroup_create(client, argv):
 
     s.groups[name] = Group(name, sid, entries_read)
     db.touched(argv[2])
+    notify(client, "xgroup-create", argv[2])
     return OK
 
 
@@ -775,6 +782,7 @@ def xgroup_setid(client, argv):
     g.last_id = sid
     g.entries_read = entries_read
     client.db.touched(argv[2])
+    notify(client, "xgroup-setid", argv[2])
     return OK
 
 
@@ -784,6 +792,7 @@ def xgroup_destroy(client, argv):
     if s.groups.pop(argv[3], None) is None:
         return 0
     client.db.touched(argv[2])
+    notify(client, "xgroup-destroy", argv[2])
     return 1
 
 
@@ -795,6 +804,7 @@ def xgroup_createconsumer(client, argv):
         return 0
     g.create_consumer(argv[4], _now())
     client.db.touched(argv[2])
+    notify(client, "xgroup-createconsumer", argv[2])
     return 1
 
 
@@ -808,6 +818,7 @@ def xgroup_delconsumer(client, argv):
     pending = len(consumer.pel)
     g.delete_consumer(consumer)
     client.db.touched(argv[2])
+    notify(client, "xgroup-delconsumer", argv[2])
     return pending
 
 

@@ -335,8 +335,7 @@ def incr(client, argv):
     old = db.lookup(key) if db.expires else db.data.get(key)
     if type(old) is bytes and len(old) <= 18 and old.isdigit() and (old[0] != 48 or len(old) == 1):
         value = int(old) + 1
-        db.data[key] = b"%d" % value
-        db.touched(key)
+        db.set_plain_string(key, b"%d" % value, keep_ttl=True)
         notify(client, "incrby", key)
         return value
     return _incr_by(client, key, 1)

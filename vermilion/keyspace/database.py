@@ -136,11 +136,12 @@ class Database:
             server.stats.expired_keys += 1
             server.key_expired(self, key)
 
-    def set_plain_string(self, key: bytes, value: bytes) -> None:
-        """SET key value without options — the benchmarked path — in one call: store,
-        drop the TTL, account the cost (touched()'s string branch), count the change."""
+    def set_plain_string(self, key: bytes, value: bytes, keep_ttl: bool = False) -> None:
+        """SET key value without options (or INCR, keep_ttl) — the benchmarked paths —
+        in one call: store, drop the TTL, account the cost (touched()'s string branch),
+        count the change."""
         self.data[key] = value
-        if self.expires:
+        if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
         if cost > 256:
