@@ -23,9 +23,22 @@ def listpack_entries(blob: bytes) -> list[bytes]:
     if total != len(blob) or blob[-1] != 0xFF:
         raise EncodingError("listpack header or terminator mismatch")
     out = []
+    append = out.append
     pos, end = 6, len(blob) - 1
     while pos < end:
         b = blob[pos]
+        # Fast paths for what small hashes, lists and sorted sets are made of: short
+        # strings (6-bit length, backlen of 1 byte) and 7-bit integers.
+        if 0x80 <= b < 0xC0:
+            stop = pos + 1 + (b & 0x3F)
+            if stop < end:
+                append(blob[pos + 1 : stop])
+                pos = stop + 1
+                continue
+        elif b < 0x80 and pos + 2 <= end:
+            append(_SMALL_INTS[b])
+            pos += 2
+            continue
         if b < 0x80:  # 7-bit uint
             value, size = str(b).encode(), 1
         elif b < 0xC0:  # 6-bit string length
@@ -59,6 +72,7 @@ def listpack_entries(blob: bytes) -> list[bytes]:
 
 
 _LP_INT_SIZES = {0xF1: 2, 0xF2: 3, 0xF3: 4, 0xF4: 8}
+_SMALL_INTS = [str(i).encode() for i in range(128)]
 
 
 def _backlen_size(n: int) -> int:
