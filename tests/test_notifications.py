@@ -371,3 +371,40 @@ def test_stream_events_match_redis(vermilion_server, redis_server):
     ours = _stream_events(vermilion_server)
     assert ours == _stream_events(redis_server)
     assert (b"__keyevent@0__:xgroup-createconsumer", b"s") in ours
+
+
+KEYMISS_SEQUENCE = [
+    ("GET", "missing"), ("SET", "present", "1"), ("MGET", "present", "a", "b"),
+    ("EXISTS", "a", "present", "a"), ("TYPE", "nope"), ("TTL", "nope"), ("STRLEN", "x"),
+    ("LRANGE", "l", "0", "-1"), ("HGET", "h", "f"), ("SMEMBERS", "s"), ("ZSCORE", "z", "m"),
+    ("OBJECT", "ENCODING", "nope"), ("GETRANGE", "x", "0", "1"), ("SET", "w", "1"),
+]
+
+
+def _keymiss_events(server):
+    conn = server.client()
+    conn.flushall()
+    conn.config_set("notify-keyspace-events", "KEm")
+    sub = server.client().pubsub()
+    sub.psubscribe("__key*__:*")
+    sub.get_message(timeout=1)
+    for command in KEYMISS_SEQUENCE:
+        conn.execute_command(*command)
+    conn.execute_command("PING")
+    events = []
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        message = sub.get_message(timeout=0.2)
+        if message is None:
+            break
+        if message["type"] == "pmessage":
+            events.append((message["channel"], message["data"]))
+    sub.close()
+    conn.config_set("notify-keyspace-events", "")
+    return events
+
+
+def test_keymiss_events_match_redis(vermilion_server, redis_server):
+    ours = _keymiss_events(vermilion_server)
+    assert ours == _keymiss_events(redis_server)
+    assert (b"__keyevent@0__:keymiss", b"missing") in ours

@@ -14,8 +14,7 @@ Other helpers' entry points:
 
 Before the first subscription anywhere, notify() is one global test (nobody can hear
 an event); after it, one dict lookup of the config value while the config is empty.
-'n' (new key) events need the dispatcher's help: see begin_command(). 'm' (keymiss) is
-not published.
+'n' (new key) and 'm' (keymiss) events need the dispatcher's help: see begin_command().
 """
 
 from .config import notify_flags
@@ -90,11 +89,30 @@ _tracking = [False]
 _SENTINEL = object()  # in dispatch.GATED: keeps every command off the fast path
 
 
-def begin_command(client, argv) -> None:
+def begin_command(client, argv, spec=None) -> None:
     db = client.db
+    value = client.server.config.values.get("notify-keyspace-events") or ""
+    if "m" in value and spec is not None:
+        _publish_keymisses(client, db, value, spec, argv)
+    if "n" not in value:
+        return
     data = db.data
     missing = [k for k in argv[1:33] if k not in data or db.is_expired(k)]
     _pending_new[:] = [db, missing] if missing else []
+
+
+# Read commands whose lookups never notify (LOOKUP_NONOTIFY in Redis).
+_NO_KEYMISS = frozenset({"object"})
+
+
+def _publish_keymisses(client, db, value, spec, argv) -> None:
+    """'m': lookupKeyRead() publishes "keymiss" for each key a read command finds
+    missing (after expiring it, so "expired" comes first)."""
+    if "readonly" not in spec.flags or spec.name in _NO_KEYMISS or spec.container is not None:
+        return
+    for i in spec.key_positions(len(argv)):
+        if db.lookup(argv[i]) is None:
+            _publish(client.server, value, db.id, "keymiss", argv[i], "m")
 
 
 def _flush_new(server, value: str) -> None:
@@ -113,7 +131,7 @@ def refresh(server) -> None:
     from .commands import dispatch
 
     value = server.config.values.get("notify-keyspace-events") or ""
-    on = ACTIVE and "n" in value
+    on = ACTIVE and ("n" in value or "m" in value)
     _tracking[0] = on
     dispatch.track_new_keys(on, _SENTINEL)
     if not on:

@@ -87,7 +87,7 @@ def process_command(client, argv: list[bytes]):
         if gated:
             return _gated_call(client, spec, argv)
         if _TRACK_NEW:
-            _begin_command(client, argv)
+            _begin_command(client, argv, spec)
     if server.monitors and "skip_monitor" not in spec.flags:
         server.feed_monitors(client, argv)
     client.cmd = spec
@@ -118,7 +118,7 @@ def call(client, spec, argv: list[bytes]):
     The body of process_command's fast path, kept apart so that path stays inline."""
     server = client.server
     if _TRACK_NEW:
-        _begin_command(client, argv)
+        _begin_command(client, argv, spec)
     if server.monitors and "skip_monitor" not in spec.flags \
             and not getattr(spec, "monitor_after", False):
         server.feed_monitors(client, argv)
