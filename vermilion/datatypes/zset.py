@@ -354,9 +354,10 @@ def _rebuild(entries, listpack):
 def from_scores(scores: dict, max_entries: int = DEFAULT_MAX_LISTPACK_ENTRIES,
                 max_value: int = DEFAULT_MAX_LISTPACK_VALUE) -> ZSet:
     """A fresh sorted set from a member→score dict, encoded as a new result would be."""
-    value = ZSet()
+    value = ZSet.__new__(ZSet)  # not ZSet(): its empty SortedList would be thrown away
     value.scores = scores
-    value.order = SortedList((s, m) for m, s in scores.items())
+    value.order = SortedList([(s, m) for m, s in scores.items()])
+    value.listpack = True
     value.fit(max_entries, max_value)
     return value
 

@@ -662,32 +662,18 @@ def restore_payload(payload: bytes):
 
 
 class _TypeBridge:
-    """Builds Vermilion values from decoded elements, importing the type classes lazily
-    (the collection types live in vermilion.datatypes)."""
+    """Builds Vermilion values from decoded elements. The collection types live in
+    vermilion.datatypes, which imports command-side modules: they are resolved on first
+    use (not at import time) and then kept, since loading calls them once per key."""
 
-    @staticmethod
-    def make_list(items):
-        from ..datatypes.listtype import from_items
+    def __getattr__(self, name: str):
+        from ..datatypes import hashtype, listtype, settype, zset
 
-        return from_items(items)
-
-    @staticmethod
-    def make_set(members):
-        from ..datatypes.settype import from_members
-
-        return from_members(members)
-
-    @staticmethod
-    def make_hash(pairs):
-        from ..datatypes.hashtype import from_pairs
-
-        return from_pairs(pairs)
-
-    @staticmethod
-    def make_zset(pairs):
-        from ..datatypes.zset import from_pairs
-
-        return from_pairs(pairs)
+        builders = {"make_list": listtype.from_items, "make_set": settype.from_members,
+                    "make_hash": hashtype.from_pairs, "make_zset": zset.from_pairs}
+        for attr, builder in builders.items():
+            setattr(self, attr, builder)
+        return builders[name]
 
 
 _types = _TypeBridge()
