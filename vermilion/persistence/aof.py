@@ -163,7 +163,8 @@ class AppendOnlyFile:
         if os.path.exists(self.manifest_path):
             with open(self.manifest_path) as f:
                 self.entries = parse_manifest(f.read())
-            self._load_all()
+            with rdb.paused_gc():
+                self._load_all()
             loaded = True
         else:
             os.makedirs(self.directory, exist_ok=True)

@@ -208,7 +208,8 @@ class Snapshots:
         try:
             with open(path, "rb") as f:
                 data = f.read()
-            result = rdb.load_snapshot(data, self.server.dbs, log=logger.warning)
+            with rdb.paused_gc():
+                result = rdb.load_snapshot(data, self.server.dbs, log=logger.warning)
             load_functions(self.server, result)
         except rdb.RDBError as exc:
             logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
