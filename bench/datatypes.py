@@ -10,7 +10,6 @@ in BENCHMARKS.md.
 """
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import VERMILION, free_port, start, stop  # noqa: E402
+from run import VERMILION, free_port, replace_section, start, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,10 +74,7 @@ def main() -> None:
         ratio = ours[name] / theirs[name] if theirs[name] else 0
         lines.append(f"| {name} | {theirs[name]:,.0f} | {ours[name]:,.0f} | {ratio:.2f}× |")
     section = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    text = re.sub(r"## Streams and HyperLogLog\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip() + "\n\n"
-    out.write_text(text + section)
+    replace_section(Path(args.out), "## Streams and HyperLogLog", section)
     print(section)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import VERMILION, free_port, start, stop  # noqa: E402
+from run import VERMILION, free_port, replace_section, start, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,10 +143,7 @@ def main() -> None:
             if mode == "everysec" else f"{(1 - v / base['v']) * 100:.0f}%"
         lines.append(f"| {mode or 'no'} | {r:,.0f} | {v:,.0f} | {cost} |")
     section = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    text = re.sub(r"## Persistence\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip() + "\n\n"
-    out.write_text(text + section)
+    replace_section(Path(args.out), "## Persistence", section)
     print(section)
 
 

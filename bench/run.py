@@ -260,3 +260,13 @@ def _sections_of_other_benchmarks(text: str) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Write section into BENCHMARKS.md in place of the one under heading (the other
+    benchmarks own the rest of the file)."""
+    import re
+
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    text = re.sub(rf"{re.escape(heading)}\n.*?(?=\n## |\Z)", "", text, flags=re.S).rstrip()
+    path.write_text(text + "\n\n" + section)

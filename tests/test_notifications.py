@@ -344,14 +344,15 @@ STREAM_SEQUENCE = [
 ]
 
 
-def _stream_events(server):
+def _recorded_events(server, flags, commands):
+    """Every keyspace event the commands publish on server, in order."""
     conn = server.client()
-    conn.config_set("notify-keyspace-events", "KEA")
+    conn.flushall()
+    conn.config_set("notify-keyspace-events", flags)
     sub = server.client().pubsub()
     sub.psubscribe("__key*__:*")
     sub.get_message(timeout=1)
-    conn.delete("s")
-    for command in STREAM_SEQUENCE:
+    for command in commands:
         conn.execute_command(*command)
     conn.execute_command("PING")
     events = []
@@ -365,6 +366,10 @@ def _stream_events(server):
     sub.close()
     conn.config_set("notify-keyspace-events", "")
     return events
+
+
+def _stream_events(server):
+    return _recorded_events(server, "KEA", STREAM_SEQUENCE)
 
 
 def test_stream_events_match_redis(vermilion_server, redis_server):
@@ -382,26 +387,7 @@ KEYMISS_SEQUENCE = [
 
 
 def _keymiss_events(server):
-    conn = server.client()
-    conn.flushall()
-    conn.config_set("notify-keyspace-events", "KEm")
-    sub = server.client().pubsub()
-    sub.psubscribe("__key*__:*")
-    sub.get_message(timeout=1)
-    for command in KEYMISS_SEQUENCE:
-        conn.execute_command(*command)
-    conn.execute_command("PING")
-    events = []
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        message = sub.get_message(timeout=0.2)
-        if message is None:
-            break
-        if message["type"] == "pmessage":
-            events.append((message["channel"], message["data"]))
-    sub.close()
-    conn.config_set("notify-keyspace-events", "")
-    return events
+    return _recorded_events(server, "KEm", KEYMISS_SEQUENCE)
 
 
 def test_keymiss_events_match_redis(vermilion_server, redis_server):
