@@ -84,6 +84,14 @@ class ServerProcess:
             self.log.close()
 
 
+def start_in_dir(binary, workdir, *args) -> ServerProcess:
+    """A server whose `dir` is workdir, so its RDB/AOF files land there (args come after
+    ServerProcess's own --save "" and may override it)."""
+    server = ServerProcess(binary, cwd=workdir)
+    server.args = ["--dir", str(workdir), *args]
+    return server.start()
+
+
 def start_vermilion(tmp_path, args=(), config_text=None) -> ServerProcess:
     return ServerProcess(VERMILION, args, cwd=tmp_path, config_text=config_text).start()
 

@@ -6,13 +6,11 @@ import time
 
 import pytest
 
-from conftest import ServerProcess, VERMILION, require_binary
+from conftest import ServerProcess, VERMILION, require_binary, start_in_dir
 
 
 def _start(binary, workdir, *args):
-    server = ServerProcess(binary, cwd=workdir)
-    server.args = ["--dir", str(workdir), "--appendonly", "yes", *args]
-    return server.start()
+    return start_in_dir(binary, workdir, "--appendonly", "yes", *args)
 
 
 def _vermilion(workdir, *args):

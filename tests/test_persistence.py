@@ -1,30 +1,20 @@
 """RDB snapshots and DUMP/RESTORE exchanged with the real redis-server, both ways."""
 
-import os
-import shutil
 import signal
 import subprocess
 import time
 
 import pytest
-import redis
 
-from conftest import ServerProcess, VERMILION, require_binary, start_redis
-
-
-def _start(binary, workdir, *args):
-    server = ServerProcess(binary, cwd=workdir)
-    # ServerProcess passes --save "" first; later directives override it.
-    server.args = ["--dir", str(workdir), *args]
-    return server.start()
+from conftest import VERMILION, require_binary, start_in_dir
 
 
 def _vermilion(workdir, *args):
-    return _start(VERMILION, workdir, *args)
+    return start_in_dir(VERMILION, workdir, *args)
 
 
 def _redis(workdir, *args):
-    return _start(require_binary("redis-server"), workdir, *args)
+    return start_in_dir(require_binary("redis-server"), workdir, *args)
 
 
 def _fill_strings(client):
