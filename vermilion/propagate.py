@@ -19,8 +19,11 @@ def propagate(server, db, argv: list[bytes], reply) -> None:
     if not _loaded_family_rewrites:
         _load_family_rewrites()
     rewriter = REWRITES.get(argv[0].lower())
-    records = rewriter(db, argv, reply) if rewriter else [argv]
-    for record in records:
+    if rewriter is None:  # most writes are logged as they were sent
+        for sink in server.propagation_sinks:
+            sink(db.id, argv)
+        return
+    for record in rewriter(db, argv, reply):
         for sink in server.propagation_sinks:
             sink(db.id, record)
 
@@ -42,6 +45,8 @@ def _expiry_state(db, key: bytes) -> list[list[bytes]]:
 
 
 def _set(db, argv, reply):
+    if len(argv) == 3:
+        return [argv]  # SET key value: already deterministic (the common case)
     key = argv[1]
     has_relative = any(a.lower() in (b"ex", b"px", b"exat") for a in argv[3:])
     if not has_relative:
