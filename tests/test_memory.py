@@ -164,6 +164,30 @@ def test_accounting_survives_debug_reload_swapdb_and_flush(m):
     assert used(m) - base < 4096
 
 
+def test_keys_loaded_from_rdb_give_their_memory_back_one_by_one(m):
+    """A load costs each key as it reads it: deleting the loaded keys one at a time
+    (short strings, long strings, every collection) brings used_memory back down."""
+    base = used(m)
+    p = m.pipeline(transaction=False)
+    for i in range(2000):
+        p.set(f"short:{i}", b"v" * 10)
+        p.set(f"long:{i}", b"w" * 200, ex=1000)
+        p.hset(f"h:{i % 50}", f"f{i}", "x")
+        p.rpush(f"l:{i % 50}", i)
+        p.sadd(f"s:{i % 50}", f"m{i}")
+        p.zadd(f"z:{i % 50}", {f"m{i}": i})
+    p.execute()
+    filled = used(m)
+    m.execute_command("DEBUG", "RELOAD")
+    assert used(m) - base == pytest.approx(filled - base, rel=0.02)  # costed as written
+    p = m.pipeline(transaction=False)
+    for key in m.keys("*"):
+        p.delete(key)
+    p.execute()
+    assert m.dbsize() == 0
+    assert used(m) - base < 64 * 1024  # only the emptied tables' slots remain
+
+
 def test_client_query_buffer_is_counted(msrv, m):
     base = used(m)
     s = socket.create_connection(("127.0.0.1", msrv.port))

@@ -51,11 +51,8 @@ class HashValue(dict):
             return
         if len(self) > max_entries:
             self.ht = True
-            return
-        for field, value in self.items():
-            if len(field) > max_value or len(value) > max_value:
-                self.ht = True
-                return
+        elif self and (max(map(len, self)) > max_value or max(map(len, self.values())) > max_value):
+            self.ht = True
 
 
 def from_pairs(pairs, max_entries: int = DEFAULT_ENTRIES,
@@ -65,3 +62,18 @@ def from_pairs(pairs, max_entries: int = DEFAULT_ENTRIES,
     value = HashValue(pairs)
     value.check_encoding(max_entries, max_value)
     return value
+
+
+def from_flat(flat: list, max_entries: int = DEFAULT_ENTRIES,
+              max_value: int = DEFAULT_VALUE) -> HashValue:
+    """A hash from field, value, field, value... (a listpack's entries, as the RDB loader
+    decodes them), encoded by its contents as from_pairs() does — built without the
+    Python-level __init__, since a load creates one per hash key."""
+    value = _new_hash(HashValue)
+    it = iter(flat)
+    dict.update(value, zip(it, it))
+    value.ht = len(value) > max_entries or (bool(flat) and max(map(len, flat)) > max_value)
+    return value
+
+
+_new_hash = HashValue.__new__

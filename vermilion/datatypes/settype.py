@@ -136,5 +136,8 @@ def _rebuild(members, intset):
 def from_members(members, max_intset_entries: int = DEFAULT_MAX_INTSET_ENTRIES) -> RedisSet:
     """A fresh set as SINTERSTORE/SUNIONSTORE build one (createIntsetObject + adds)."""
     value = RedisSet()
-    value.add_members(members, max_intset_entries)
+    set.update(value, members)
+    # add_members() one by one, in bulk: an intset while all are integers and few enough.
+    value.intset = len(value) <= max_intset_entries and all(
+        to_int(member) is not None for member in value)
     return value

@@ -100,13 +100,27 @@ class LexRange:
 
 
 class ZSet:
-    __slots__ = ("scores", "order", "listpack")
+    __slots__ = ("scores", "_order", "listpack")
     type_name = "zset"
 
     def __init__(self):
         self.scores: dict[bytes, float] = {}
-        self.order = SortedList()
+        self._order = SortedList()
         self.listpack = True
+
+    @property
+    def order(self) -> SortedList:
+        """The (score, member) index. A sorted set loaded from an RDB file or a DUMP
+        payload gets it on first use: building a SortedList is most of the cost of
+        loading a small sorted set, and many are only ever read by ZSCORE."""
+        order = self._order
+        if order is None:
+            order = self._order = SortedList([(s, m) for m, s in self.scores.items()])
+        return order
+
+    @order.setter
+    def order(self, value: SortedList) -> None:
+        self._order = value
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -130,9 +144,9 @@ class ZSet:
     def fit(self, max_entries: int, max_value: int) -> None:
         """A freshly built result (zsetConvertToListpackIfNeeded)."""
         # all() only runs on a small set: `and` stops at a set past the entry limit.
-        self.listpack = len(self.scores) <= max_entries and all(
-            len(m) <= max_value for m in self.scores)
-        if self.listpack:
+        scores = self.scores
+        self.listpack = len(scores) <= max_entries and max(map(len, scores), default=0) <= max_value
+        if self.listpack and 0.0 in scores.values():  # (-0.0 == 0.0: finds either)
             self._unsign_zeros()
 
     def _unsign_zeros(self) -> None:
@@ -356,7 +370,7 @@ def from_scores(scores: dict, max_entries: int = DEFAULT_MAX_LISTPACK_ENTRIES,
     """A fresh sorted set from a member→score dict, encoded as a new result would be."""
     value = ZSet.__new__(ZSet)  # not ZSet(): its empty SortedList would be thrown away
     value.scores = scores
-    value.order = SortedList([(s, m) for m, s in scores.items()])
+    value._order = None  # built on first use
     value.listpack = True
     value.fit(max_entries, max_value)
     return value

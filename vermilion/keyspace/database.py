@@ -229,6 +229,15 @@ class Database:
         self.mem = 0
         return removed
 
+    def adopt_accounting(self, costs: dict) -> None:
+        """Take over the per-key costs an RDB load computed for the keys it installed."""
+        if self.track:
+            stamp = self.new_stamp()
+            costs = {key: stamp | cost for key, cost in costs.items()}
+        self.meta = costs
+        self.mem = sum(cost & COST_MASK for cost in costs.values()) if self.track \
+            else sum(costs.values())
+
     def resync_accounting(self) -> None:
         """Account keys added behind the Database's back (an RDB load fills data in one
         update): cost the missing ones, forget the gone ones. O(n), run only when the

@@ -19,6 +19,7 @@ import lzf
 from .. import REDIS_VERSION
 from . import encodings as enc
 from .encodings import EncodingError
+from ..memory import key_cost
 
 RDB_VERSION = 10  # what Redis 7.0 writes; it loads up to this version
 MAX_READ_VERSION = 11  # Redis 7.2's files load too (same opcodes, new set listpack type)
@@ -397,13 +398,34 @@ def read_value(r: Reader, rdb_type: int, key: bytes):
 
 
 def _strings(r: Reader, count: int) -> list[bytes]:
-    return [r.string() for _ in range(count)]
+    """count strings in a row (a set's members): short plain ones read inline."""
+    buf, pos, size = r.buf, r.pos, len(r.buf)
+    out = []
+    append = out.append
+    for _ in range(count):
+        n = buf[pos] if pos < size else 0xFF
+        if n < 0x40 and pos + 1 + n <= size:
+            append(buf[pos + 1 : pos + 1 + n])
+            pos += 1 + n
+        else:
+            r.pos = pos
+            append(r.string())
+            pos = r.pos
+    r.pos = pos
+    return out
 
 
-def _pairs(flat: list[bytes]) -> list[tuple[bytes, bytes]]:
+def _even(flat: list[bytes]) -> list[bytes]:
+    """A flat list of pairs (field, value, ...): an odd length is a corrupt blob."""
     if len(flat) % 2:
         raise EncodingError("odd number of elements in a paired encoding")
-    return list(zip(flat[0::2], flat[1::2]))
+    return flat
+
+
+def _pairs(flat: list[bytes]):
+    """(field, value) pairs of a flat list, as an iterator."""
+    it = iter(_even(flat))
+    return zip(it, it)
 
 
 def _read_list_plain(r):
@@ -424,7 +446,7 @@ def _read_list_quicklist(r):
 def _read_list_quicklist2(r):
     items: list[bytes] = []
     for _ in range(r.length()):
-        container = r.length()
+        container = r.byte() if r.buf[r.pos] < 0x40 else r.length()  # (1 or 2: one byte)
         blob = r.string()
         if container == QUICKLIST_NODE_PLAIN:
             items.append(blob)
@@ -453,15 +475,15 @@ def _read_hash(r):
 
 
 def _read_hash_zipmap(r):
-    return _types.make_hash(_pairs(enc.zipmap_pairs(r.string())))
+    return _types.make_hash_flat(_even(enc.zipmap_pairs(r.string())))
 
 
 def _read_hash_ziplist(r):
-    return _types.make_hash(_pairs(enc.ziplist_entries(r.string())))
+    return _types.make_hash_flat(_even(enc.ziplist_entries(r.string())))
 
 
 def _read_hash_listpack(r):
-    return _types.make_hash(_pairs(enc.listpack_entries(r.string())))
+    return _types.make_hash_flat(_even(enc.listpack_entries(r.string())))
 
 
 def _read_zset(r):
@@ -557,7 +579,101 @@ def paused_gc():
 
 def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> LoadResult:
     """Load a whole RDB file into dbs (a list of Database). Keys already expired are
-    skipped, as a master does. Raises RDBError without touching dbs on failure."""
+    skipped, as a master does. Raises RDBError without touching dbs on failure.
+
+    Each key's memory cost is taken as it is read (the accounting that
+    Database.resync_accounting would otherwise redo over the whole keyspace)."""
+    version = _check_header(data)
+    result = LoadResult()
+    result.version = version
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    staged: dict[int, _Staged] = {}
+    buf, size = data, len(data)
+    r = Reader(data, 9)
+    pos = 9
+    db_index = 0
+    target = None
+    expire_at = None
+    while True:
+        op = buf[pos] if pos < size else OP_EOF_MISSING
+        if op == T_STRING and pos + 1 < size and buf[pos + 1] < 0x40:
+            # The hot path: a string key and value of 6-bit lengths (under 64 bytes),
+            # the bulk of most datasets, read inline without Reader calls. Anything
+            # else (longer, int-encoded, LZF) takes the generic path below.
+            start = pos + 2
+            stop = start + buf[pos + 1]
+            if stop < size and buf[stop] < 0x40 and stop + 1 + buf[stop] <= size:
+                key = buf[start:stop]
+                pos = stop + 1 + buf[stop]
+                value = buf[stop + 1 : pos]
+                # key_cost() inlined; under 64 bytes each the cost is a cached small int.
+                cost = ((stop - start + 48) & -16) + ((pos - stop + 47) & -16)
+                if target is None:
+                    target = staged.setdefault(db_index, _Staged())
+                if expire_at is not None:
+                    _store_expiring(target, key, value, cost, expire_at, now_ms, result)
+                    expire_at = None
+                    continue
+                target.data[key] = value
+                target.meta[key] = cost
+                continue
+        if op >= OP_FUNCTION2:
+            if op == OP_EOF:
+                break
+            r.pos = pos + 1
+            if op == OP_EXPIRETIME_MS:
+                expire_at = struct.unpack("<q", r.take(8))[0]
+            elif op == OP_SELECTDB:
+                db_index = r.length()
+                if db_index >= len(dbs):
+                    raise RDBError(
+                        f"FATAL: Data file was created with a Redis server configured to "
+                        f"handle more than {len(dbs)} databases. Exiting")
+                target = None
+            else:
+                expire_at = _read_opcode(r, op, result, log, expire_at)
+            pos = r.pos
+            continue
+        if op == OP_EOF_MISSING:
+            raise RDBError("Unexpected EOF reading RDB file")
+        r.pos = pos + 1
+        key = _plain_string(r)
+        if key is None:
+            key = r.string()
+        value = read_value(r, op, key)
+        pos = r.pos
+        cost = key_cost(key, value)
+        if target is None:
+            target = staged.setdefault(db_index, _Staged())
+        if expire_at is not None:
+            _store_expiring(target, key, value, cost, expire_at, now_ms, result)
+            expire_at = None
+            continue
+        target.data[key] = value
+        target.meta[key] = cost
+    result.keys = sum(len(s.data) for s in staged.values())
+    # Only now, with the whole file parsed, does the dataset become visible.
+    for index, loaded in staged.items():
+        _install(dbs[index], loaded)
+    return result
+
+
+OP_EOF_MISSING = -1  # past the end of the buffer: a truncated file
+
+
+class _Staged:
+    """One database's keys as they are read, made visible only once all loaded."""
+
+    __slots__ = ("data", "expires", "meta")
+
+    def __init__(self):
+        self.data: dict = {}
+        self.expires: dict = {}
+        self.meta: dict = {}  # key -> memory cost, as Database.meta holds it
+
+
+def _check_header(data: bytes) -> int:
+    """The RDB version, once the signature, version and checksum are right."""
     if len(data) < 9 or data[:5] != b"REDIS":
         raise RDBError("Wrong signature trying to load DB from file")
     try:
@@ -570,87 +686,57 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
         expected = struct.unpack("<Q", data[-8:])[0]
         if CRC64.calc(data[:-8]) != expected:
             raise RDBError("Wrong RDB checksum. Aborting now.")
-    result = LoadResult()
-    result.version = version
-    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    staged: dict[int, tuple[dict, dict]] = {}
-    r = Reader(data, 9)
-    db_index = 0
-    staged_index = -1
-    data_dict = expires = None
-    expire_at = None
-    while True:
-        op = r.byte()
-        if op == OP_EOF:
-            break
-        if op == OP_SELECTDB:
-            db_index = r.length()
-            if db_index >= len(dbs):
-                raise RDBError(
-                    f"FATAL: Data file was created with a Redis server configured to handle "
-                    f"more than {len(dbs)} databases. Exiting")
-            continue
-        if op == OP_RESIZEDB:
-            r.length(), r.length()
-            continue
-        if op == OP_EXPIRETIME_MS:
-            expire_at = struct.unpack("<q", r.take(8))[0]
-            continue
-        if op == OP_EXPIRETIME:
-            expire_at = struct.unpack("<i", r.take(4))[0] * 1000
-            continue
-        if op == OP_AUX:
-            name, value = r.string(), r.string()
-            result.aux[name] = value
-            continue
-        if op == OP_IDLE:
-            r.length()
-            continue
-        if op == OP_FREQ:
-            r.byte()
-            continue
-        if op == OP_MODULE_AUX:
-            module_id = r.length()
-            _skip_module_value(r)
-            _note(log, f"Skipping module AUX data of module id {module_id:#x}: "
-                       "Vermilion has no modules")
-            continue
-        if op == OP_FUNCTION2:
-            result.functions.append(r.string())  # loaded by the caller once all is read
-            continue
-        if op == OP_FUNCTION_PRE_GA:
-            raise RDBError("Pre-release function format not supported")
-        key = _plain_string(r)
-        if key is None:
-            key = r.string()
-        if op == T_STRING:
-            # Most keys are plain strings: read the value without the generic dispatch.
-            value = _plain_string(r)
-            if value is None:
-                value = read_value(r, op, key)
-        else:
-            value = read_value(r, op, key)
-        if db_index != staged_index:
-            data_dict, expires = staged.setdefault(db_index, ({}, {}))
-            staged_index = db_index
-        if expire_at is not None and expire_at < now_ms:
-            result.expired += 1
-        else:
-            data_dict[key] = value
-            if expire_at is not None:
-                expires[key] = expire_at
-            result.keys += 1
-        expire_at = None
-    # Only now, with the whole file parsed, does the dataset become visible.
-    for index, (data_dict, expires) in staged.items():
-        db = dbs[index]
-        if db.data:  # DEBUG RELOAD NOFLUSH / MERGE: on top of what is there
-            db.data.update(data_dict)
-            db.expires.update(expires)
-        else:  # the usual start-up: the staged dicts become the keyspace, no copy
-            db.data = data_dict
-            db.expires = expires
-    return result
+    return version
+
+
+def _store_expiring(target: _Staged, key, value, cost: int, expire_at: int, now_ms: int,
+                    result: LoadResult) -> None:
+    """A key with a TTL: skipped when already expired (as a master does), else kept."""
+    if expire_at < now_ms:
+        result.expired += 1
+        return
+    target.data[key] = value
+    target.meta[key] = cost
+    target.expires[key] = expire_at
+
+
+def _read_opcode(r: Reader, op: int, result: LoadResult, log, expire_at):
+    """The rarer opcodes; returns the pending expire time (EXPIRETIME sets it)."""
+    if op == OP_EXPIRETIME:
+        return struct.unpack("<i", r.take(4))[0] * 1000
+    if op == OP_RESIZEDB:
+        r.length(), r.length()
+    elif op == OP_AUX:
+        name, value = r.string(), r.string()
+        result.aux[name] = value
+    elif op == OP_IDLE:
+        r.length()
+    elif op == OP_FREQ:
+        r.byte()
+    elif op == OP_MODULE_AUX:
+        module_id = r.length()
+        _skip_module_value(r)
+        _note(log, f"Skipping module AUX data of module id {module_id:#x}: "
+                   "Vermilion has no modules")
+    elif op == OP_FUNCTION2:
+        result.functions.append(r.string())  # loaded by the caller once all is read
+    elif op == OP_FUNCTION_PRE_GA:
+        raise RDBError("Pre-release function format not supported")
+    else:
+        raise RDBError(f"Unknown RDB encoding type {op}")
+    return expire_at
+
+
+def _install(db, loaded: _Staged) -> None:
+    if db.data:  # DEBUG RELOAD NOFLUSH / MERGE: on top of what is there
+        db.data.update(loaded.data)
+        db.expires.update(loaded.expires)
+        return  # the accounting resyncs with the merged keyspace on its next read
+    # The usual start-up: the staged dicts become the keyspace, no copy.
+    db.data = loaded.data
+    db.expires = loaded.expires
+    if hasattr(db, "meta"):
+        db.adopt_accounting(loaded.meta)
 
 
 # ===================================================================== DUMP / RESTORE
@@ -694,7 +780,8 @@ class _TypeBridge:
         from ..datatypes import hashtype, listtype, settype, zset
 
         builders = {"make_list": listtype.from_items, "make_set": settype.from_members,
-                    "make_hash": hashtype.from_pairs, "make_zset": zset.from_pairs}
+                    "make_hash": hashtype.from_pairs, "make_hash_flat": hashtype.from_flat,
+                    "make_zset": zset.from_pairs}
         for attr, builder in builders.items():
             setattr(self, attr, builder)
         return builders[name]
