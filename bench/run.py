@@ -9,7 +9,9 @@ and writes BENCHMARKS.md with ops/s, the ratio, the machine and the exact comman
 """
 
 import argparse
+import compileall
 import csv
+import functools
 import io
 import os
 import platform
@@ -33,7 +35,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@functools.cache
+def compile_bytecode() -> None:
+    """An installed Vermilion runs from compiled bytecode (pip compiles a wheel as it
+    installs it; the Docker image does). A checkout run under PYTHONDONTWRITEBYTECODE
+    would instead recompile every module at each server start (0.13 s): compile once, so
+    that start-up is measured as deployed."""
+    compileall.compile_dir(str(ROOT / "vermilion"), quiet=1)
+
+
 def start(argv: list[str], port: int, cwd: str, log_name: str) -> subprocess.Popen:
+    compile_bytecode()
     log = open(Path(cwd) / log_name, "wb")
     proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 15
