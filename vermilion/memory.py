@@ -146,6 +146,36 @@ def _zset_cost(value, samples) -> int:
     return 120 + _getsizeof(scores) + int(n * (avg + ZSET_MEMBER))
 
 
+# The same estimates for a collection just decoded from a compact blob (an RDB load),
+# from its flat entries summed in C rather than by walking the value: every element
+# counted, which is what the estimators above do for up to SAMPLES elements.
+
+
+def flat_hash_cost(value, flat: list) -> int:
+    return _getsizeof(value) + sum(map(len, flat)) + ALIGNED_HEADER * len(flat)
+
+
+def flat_list_cost(value, flat: list) -> int:
+    return _getsizeof(value) + sum(map(len, flat)) + ALIGNED_HEADER * len(flat)
+
+
+def flat_set_cost(value, flat: list) -> int:
+    return _getsizeof(value) + sum(map(len, flat)) + ALIGNED_HEADER * len(flat)
+
+
+def flat_zset_cost(value, flat: list) -> int:
+    n = len(value.scores)
+    member_bytes = sum(map(len, flat[0::2])) if n else 0
+    return (120 + _getsizeof(value.scores) + member_bytes
+            + int(n * (ALIGNED_HEADER + ZSET_MEMBER)))
+
+
+def key_cost_of(key: bytes, value_bytes: int) -> int:
+    """key_cost() given the value's cost."""
+    cost = ((len(key) + 48) & -16) + value_bytes
+    return cost + META_INT if cost > 256 else cost
+
+
 def _entry_cost(item) -> int:
     sid, fields = item
     cost = 32 + 8 + _getsizeof(fields) + 16  # id int, SortedList slot, the tuple

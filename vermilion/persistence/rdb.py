@@ -18,8 +18,9 @@ import lzf
 
 from .. import REDIS_VERSION
 from . import encodings as enc
-from .encodings import EncodingError
-from ..memory import key_cost
+from .encodings import EncodingError, listpack_entries
+from ..memory import (flat_hash_cost, flat_list_cost, flat_set_cost, flat_zset_cost, key_cost,
+                      key_cost_of)
 
 RDB_VERSION = 10  # what Redis 7.0 writes; it loads up to this version
 MAX_READ_VERSION = 11  # Redis 7.2's files load too (same opcodes, new set listpack type)
@@ -393,8 +394,16 @@ def read_value(r: Reader, rdb_type: int, key: bytes):
         raise RDBError(f"Unknown RDB encoding type {rdb_type}") from None
     try:
         return loader(r)
-    except (RDBError, EncodingError, ValueError, IndexError, KeyError, struct.error) as exc:
-        raise RDBError(f"Corrupt value for key '{key.decode('utf-8', 'replace')}': {exc}") from None
+    except CORRUPTION as exc:
+        raise _corrupt(key, exc) from None
+
+
+# What decoding a damaged value can raise.
+CORRUPTION = (RDBError, EncodingError, ValueError, IndexError, KeyError, struct.error)
+
+
+def _corrupt(key: bytes, exc: Exception) -> RDBError:
+    return RDBError(f"Corrupt value for key '{key.decode('utf-8', 'replace')}': {exc}")
 
 
 def _strings(r: Reader, count: int) -> list[bytes]:
@@ -443,7 +452,7 @@ def _read_list_quicklist(r):
     return _types.make_list(items)
 
 
-def _read_list_quicklist2(r):
+def _quicklist2_entries(r) -> list[bytes]:
     items: list[bytes] = []
     for _ in range(r.length()):
         container = r.byte() if r.buf[r.pos] < 0x40 else r.length()  # (1 or 2: one byte)
@@ -454,36 +463,20 @@ def _read_list_quicklist2(r):
             items += enc.listpack_entries(blob)
         else:
             raise EncodingError(f"unknown quicklist node container {container}")
-    return _types.make_list(items)
+    return items
 
 
-def _read_set(r):
-    return _types.make_set(_strings(r, r.length()))
+def _set_entries(r) -> list[bytes]:
+    return _strings(r, r.length())
 
 
 def _read_set_intset(r):
     return _types.make_set(enc.intset_members(r.string()))
 
 
-def _read_set_listpack(r):
-    return _types.make_set(enc.listpack_entries(r.string()))
-
-
 def _read_hash(r):
     n = r.length()
     return _types.make_hash([(r.string(), r.string()) for _ in range(n)])
-
-
-def _read_hash_zipmap(r):
-    return _types.make_hash_flat(_even(enc.zipmap_pairs(r.string())))
-
-
-def _read_hash_ziplist(r):
-    return _types.make_hash_flat(_even(enc.ziplist_entries(r.string())))
-
-
-def _read_hash_listpack(r):
-    return _types.make_hash_flat(_even(enc.listpack_entries(r.string())))
 
 
 def _read_zset(r):
@@ -496,12 +489,57 @@ def _read_zset2(r):
     return _types.make_zset([(r.string(), r.double_binary()) for _ in range(n)])
 
 
-def _read_zset_packed(entries_of):
-    def read(r):
-        pairs = _pairs(entries_of(r.string()))
-        return _types.make_zset([(m, float(s)) for m, s in pairs])
+# Values stored as one blob of a compact encoding: its decoder, then a builder of the
+# value from the flat entries (field, value, ... for hashes; member, score, ... for
+# sorted sets).
 
-    return read
+
+def _hash_from_flat(flat: list[bytes]):
+    return _types.make_hash_flat(_even(flat))
+
+
+def _zset_from_flat(flat: list[bytes]):
+    it = iter(_even(flat))
+    return _types.make_zset_scores(dict(zip(it, map(float, it))))
+
+
+def _set_from_flat(flat: list[bytes]):
+    return _types.make_set(flat)
+
+
+PACKED_VALUES = {
+    T_HASH_ZIPMAP: (enc.zipmap_pairs, _hash_from_flat),
+    T_HASH_ZIPLIST: (enc.ziplist_entries, _hash_from_flat),
+    T_ZSET_ZIPLIST: (enc.ziplist_entries, _zset_from_flat),
+}
+
+
+def _list_from_flat(flat: list[bytes]):
+    return _types.make_list(flat)
+
+
+def _listpack_entries(r) -> list[bytes]:
+    return listpack_entries(r.string())
+
+
+# What Redis 7 writes for lists, sets, and small hashes and sorted sets, read by the
+# loader's main loop without read_value() and costed from the decoded entries:
+# (read the flat entries, build the value, the value's cost from it and the entries).
+FLAT_VALUES = {
+    T_LIST_QUICKLIST_2: (_quicklist2_entries, _list_from_flat, flat_list_cost),
+    T_SET: (_set_entries, _set_from_flat, flat_set_cost),
+    T_SET_LISTPACK: (_listpack_entries, _set_from_flat, flat_set_cost),
+    T_HASH_LISTPACK: (_listpack_entries, _hash_from_flat, flat_hash_cost),
+    T_ZSET_LISTPACK: (_listpack_entries, _zset_from_flat, flat_zset_cost),
+}
+
+
+def _packed_reader(decode, build):
+    return lambda r: build(decode(r.string()))
+
+
+def _flat_reader(read, build):
+    return lambda r: build(read(r))
 
 
 _VALUE_READERS = {
@@ -509,18 +547,12 @@ _VALUE_READERS = {
     T_LIST: _read_list_plain,
     T_LIST_ZIPLIST: _read_list_ziplist,
     T_LIST_QUICKLIST: _read_list_quicklist,
-    T_LIST_QUICKLIST_2: _read_list_quicklist2,
-    T_SET: _read_set,
     T_SET_INTSET: _read_set_intset,
-    T_SET_LISTPACK: _read_set_listpack,
     T_HASH: _read_hash,
-    T_HASH_ZIPMAP: _read_hash_zipmap,
-    T_HASH_ZIPLIST: _read_hash_ziplist,
-    T_HASH_LISTPACK: _read_hash_listpack,
     T_ZSET: _read_zset,
     T_ZSET_2: _read_zset2,
-    T_ZSET_ZIPLIST: _read_zset_packed(enc.ziplist_entries),
-    T_ZSET_LISTPACK: _read_zset_packed(enc.listpack_entries),
+    **{op: _packed_reader(*codec) for op, codec in PACKED_VALUES.items()},
+    **{op: _flat_reader(read, build) for op, (read, build, _) in FLAT_VALUES.items()},
 }
 
 
@@ -640,9 +672,19 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
         key = _plain_string(r)
         if key is None:
             key = r.string()
-        value = read_value(r, op, key)
+        flat_value = FLAT_VALUES.get(op)
+        if flat_value is not None:
+            read, build, value_cost = flat_value
+            try:
+                flat = read(r)
+                value = build(flat)
+            except CORRUPTION as exc:
+                raise _corrupt(key, exc) from None
+            cost = key_cost_of(key, value_cost(value, flat))
+        else:
+            value = read_value(r, op, key)
+            cost = key_cost(key, value)
         pos = r.pos
-        cost = key_cost(key, value)
         if target is None:
             target = staged.setdefault(db_index, _Staged())
         if expire_at is not None:
@@ -781,7 +823,7 @@ class _TypeBridge:
 
         builders = {"make_list": listtype.from_items, "make_set": settype.from_members,
                     "make_hash": hashtype.from_pairs, "make_hash_flat": hashtype.from_flat,
-                    "make_zset": zset.from_pairs}
+                    "make_zset": zset.from_pairs, "make_zset_scores": zset.from_scores}
         for attr, builder in builders.items():
             setattr(self, attr, builder)
         return builders[name]
