@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from conftest import VERMILION, require_binary, start_in_dir
+import redis
+
+from conftest import VERMILION, RawConnection, free_port, require_binary, start_in_dir
 
 
 def _vermilion(workdir, *args):
@@ -256,3 +258,39 @@ def test_function_libraries_travel_in_the_rdb(tmp_path, direction):
     writer, reader = DIRECTIONS.get(direction, (_vermilion, _vermilion))
     _save_with(writer, tmp_path, _load_library, lambda c: None)
     assert _load_with(reader, tmp_path, _library_state) == (b"hi there", b"v")
+
+
+def test_clients_get_loading_while_the_rdb_loads_then_the_data(tmp_path):
+    """Start-up loads the RDB while listening: until it is all in, commands get Redis's
+    -LOADING error and INFO (allowed while loading) says loading:1; then every key is
+    there. The loader pauses every loading-process-events-interval-bytes to serve."""
+    ours = _vermilion(tmp_path)
+    c = ours.client()
+    for start in range(0, 200_000, 20_000):
+        c.mset({f"key:{i}": f"value-{i}" for i in range(start, start + 20_000)})
+    c.save()
+    ours.stop()
+    port = free_port()
+    proc = subprocess.Popen([VERMILION, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(tmp_path), "--loading-process-events-interval-bytes",
+                             "4096"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    replies = set()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                conn = RawConnection(port)
+            except OSError:
+                time.sleep(0.005)
+                continue
+            reply = conn.command("GET", "key:199999")
+            if reply == b"$12\r\nvalue-199999\r\n":
+                break
+            replies.add(reply)
+            assert b"\r\nloading:1\r\n" in conn.command("INFO", "persistence")
+            conn.close()
+        assert replies == {b"-LOADING Redis is loading the dataset in memory\r\n"}
+        assert redis.Redis(port=port).dbsize() == 200_000
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -611,7 +611,21 @@ def paused_gc():
 
 def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> LoadResult:
     """Load a whole RDB file into dbs (a list of Database). Keys already expired are
-    skipped, as a master does. Raises RDBError without touching dbs on failure.
+    skipped, as a master does. Raises RDBError without touching dbs on failure."""
+    steps = iter_load_snapshot(data, dbs, now_ms, log)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
+                       pause_every: int = 0):
+    """load_snapshot() as a generator that pauses (yields the offset reached) every
+    pause_every bytes, so that the server's event loop can answer -LOADING in between
+    (rdbLoadProgressCallback's processEventsWhileBlocked(), on the loop's own thread).
+    Its return value (StopIteration.value) is the LoadResult.
 
     Each key's memory cost is taken as it is read (the accounting that
     Database.resync_accounting would otherwise redo over the whole keyspace)."""
@@ -626,7 +640,11 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
     db_index = 0
     target = None
     expire_at = None
+    pause_at = pause_every or size + 1
     while True:
+        if pos >= pause_at:
+            yield pos
+            pause_at = pos + pause_every
         op = buf[pos] if pos < size else OP_EOF_MISSING
         if op == T_STRING and pos + 1 < size and buf[pos + 1] < 0x40:
             # The hot path: a string key and value of 6-bit lengths (under 64 bytes),

@@ -8,6 +8,7 @@ crash mid-save never damages the previous snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -200,7 +201,7 @@ class Snapshots:
 
     # -- loading ------------------------------------------------------------------
 
-    def load_at_startup(self) -> None:
+    async def load_at_startup(self) -> None:
         path = self.path
         if not os.path.exists(path):
             return
@@ -208,8 +209,11 @@ class Snapshots:
         try:
             with open(path, "rb") as f:
                 data = f.read()
+            steps = rdb.iter_load_snapshot(
+                data, self.server.dbs, log=logger.warning,
+                pause_every=self.server.config["loading-process-events-interval-bytes"])
             with rdb.paused_gc():
-                result = rdb.load_snapshot(data, self.server.dbs, log=logger.warning)
+                result = await _serving_clients_between(steps)
             load_functions(self.server, result)
         except rdb.RDBError as exc:
             logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
@@ -225,6 +229,18 @@ class Snapshots:
         self.loaded_expired = result.expired
         self.server.dirty = 0
         self.server.lastsave = int(time.time())
+
+
+async def _serving_clients_between(steps):
+    """Run a loading generator, letting the event loop run between its steps; its
+    return value."""
+    await asyncio.sleep(0)  # connections already waiting learn of the load at once
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)
 
 
 def libraries_for_rdb(server) -> list[bytes]:
