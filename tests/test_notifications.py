@@ -324,6 +324,16 @@ def test_new_key_events(servers, flags):
     assert ("__keyevent@0__:new", "foo") in events or ("__keyspace@0__:foo", "new") in events
 
 
+def test_all_classes_plus_new_reads_back_as_AKE_yet_keeps_new(servers):
+    # 'A' does not cover 'n': CONFIG GET shows "AKE" for "KEAn" (the string form has no
+    # room for it) while the server keeps the 'n' bit and publishes new-key events.
+    events = assert_same(servers, "KEAn", NEW_KEYS)
+    assert ("__keyevent@0__:new", "foo") in events
+    for _, cmd in servers:
+        assert cmd.command("CONFIG", "GET", "notify-keyspace-events") == \
+            b"*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nAKE\r\n"
+
+
 def test_new_key_tracking_stops(servers):
     assert_same(servers, "En", ["set t1 1"])
     assert_same(servers, "E$", ["set t2 1", "set t3 1"])

@@ -621,6 +621,30 @@ NOTIFY_CLASSES = "g$lshzxetd"  # what 'A' stands for
 _NOTIFY_CHARS = set("Ag$lshzxeKEtmdn")
 
 
+class NotifyEvents(str):
+    """A notify-keyspace-events value that shows less than it enables: 'A' does not
+    cover 'n', yet keyspaceEventsFlagsToString() prints only "A" once every class of
+    'A' is on, so "KEAn" reads back as "AKE" — while Redis keeps the 'n' bit and
+    publishes new-key events. The string is what CONFIG GET shows; `in` (what the
+    notifier asks) and equality see every class."""
+
+    def __new__(cls, shown: str, classes: str):
+        value = super().__new__(cls, shown)
+        value.classes = classes
+        return value
+
+    def __contains__(self, char) -> bool:
+        return char in self.classes
+
+    def __eq__(self, other) -> bool:
+        return self.classes == getattr(other, "classes", other)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
 def _parse_notify(args: list[str]) -> str:
     # keyspaceEventsStringToFlags() then keyspaceEventsFlagsToString() (notify.c).
     if len(args) != 1:
@@ -634,12 +658,15 @@ def _parse_notify(args: list[str]) -> str:
         out = "A"
     else:
         out = "".join(c for c in NOTIFY_CLASSES + "n" if c in flags)
-    return out + "".join(c for c in "KEm" if c in flags)
+    out += "".join(c for c in "KEm" if c in flags)
+    if "n" in flags and "n" not in out:
+        return NotifyEvents(out, out + "n")
+    return out
 
 
 def notify_flags(value: str) -> frozenset:
     """The event classes of a notify-keyspace-events value, with 'A' expanded."""
-    flags = set(value)
+    flags = set(getattr(value, "classes", value))
     if "A" in flags:
         flags |= set(NOTIFY_CLASSES)
     return frozenset(flags)
