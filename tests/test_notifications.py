@@ -5,6 +5,7 @@ order, for every event class of notify-keyspace-events."""
 import time
 
 import pytest
+import redis
 
 from conftest import RawConnection
 
@@ -332,6 +333,22 @@ def test_all_classes_plus_new_reads_back_as_AKE_yet_keeps_new(servers):
     for _, cmd in servers:
         assert cmd.command("CONFIG", "GET", "notify-keyspace-events") == \
             b"*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nAKE\r\n"
+
+
+def test_new_key_events_of_keys_replaced_or_made_in_another_db(servers, redis_server):
+    # dbAdd() publishes "new": also for a key MOVE or COPY ... DB creates in another
+    # database, and for a key RENAME, COPY REPLACE or RESTORE REPLACE replaces (Redis
+    # deletes the old one, then adds).
+    source = redis.Redis(port=redis_server.port)
+    source.set("tmp", "1")
+    payload = source.dump("tmp")
+    source.delete("tmp")
+    script = ["set e 1", "move e 1", "set f 1", "copy f g", "copy f h db 1",
+              "copy f g replace", "copy f h db 1 replace", "set a 1", "set b 2", "rename a b",
+              "set c 1", [b"restore", b"c", b"0", payload, b"replace"],
+              [b"restore", b"d", b"0", payload]]
+    events = assert_same(servers, "KEAn", script)
+    assert ("__keyevent@1__:new", "e") in events
 
 
 def test_new_key_tracking_stops(servers):

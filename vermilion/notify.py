@@ -115,6 +115,14 @@ def _publish_keymisses(client, db, value, spec, argv) -> None:
             _publish(client.server, value, db.id, "keymiss", argv[i], "m")
 
 
+def notify_new_key(server, db, key: bytes) -> None:
+    """'n' for a key that a command creates in another database than its client's
+    (MOVE, COPY ... DB): begin_command() only watches the client's own."""
+    value = server.config.values.get("notify-keyspace-events")
+    if ACTIVE and value and "n" in value:
+        _publish(server, value, db.id, "new", key, "n")
+
+
 def _flush_new(server, value: str) -> None:
     db, missing = _pending_new
     created = [k for k in missing if k in db.data]

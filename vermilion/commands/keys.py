@@ -12,7 +12,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .args import parse_int, to_int
 from .registry import command
-from ..notify import notify, notify_event
+from ..notify import notify, notify_event, notify_new_key
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 INT_RANGE = "ERR value is out of range, value must between %d and %d" % (INT_MIN, INT_MAX)
@@ -268,12 +268,15 @@ def _rename(client, argv, nx: bool):
     if src == dst:
         # renameGenericCommand(): same key is a no-op once the key is known to exist.
         return 0 if nx else OK
-    if db.lookup(dst) is not None:
+    replaced = db.lookup(dst) is not None
+    if replaced:
         if nx:
             return 0
         db.delete(dst)
     _transfer(db, src, db, dst, value, db.get_expire(src))
     db.delete(src)
+    if replaced:  # dbDelete() + dbAdd(): "new" even so (a new dst is seen as pending)
+        notify_new_key(client.server, db, dst)
     notify(client, "rename_from", src)
     notify(client, "rename_to", dst)
     return 1 if nx else OK
@@ -319,6 +322,7 @@ def move(client, argv):
         return 0
     _transfer(src_db, key, dst_db, key, value, src_db.get_expire(key))
     src_db.delete(key)
+    notify_new_key(client.server, dst_db, key)  # dbAdd() in the target db comes first
     notify(client, "move_from", key)
     notify_event(client.server, dst_db, "move_to", key)
     return 1
@@ -345,11 +349,14 @@ def copy(client, argv):
     value = src_db.lookup(src)
     if value is None:
         return 0
-    if dst_db.lookup(dst) is not None:
+    replaced = dst_db.lookup(dst) is not None
+    if replaced:
         if not replace:
             return 0
         dst_db.delete(dst)
     _transfer(src_db, src, dst_db, dst, duplicate(value), src_db.get_expire(src))
+    if dst_db is not src_db or replaced:  # dbDelete() + dbAdd(): "new" even so
+        notify_new_key(client.server, dst_db, dst)
     notify_event(client.server, dst_db, "copy_to", dst)
     return 1
 

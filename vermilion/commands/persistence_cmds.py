@@ -9,7 +9,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from .args import parse_int
 from .registry import command
-from ..notify import notify
+from ..notify import notify, notify_new_key
 
 BUSYKEY = "BUSYKEY Target key name already exists."
 
@@ -95,8 +95,9 @@ def restore(client, argv):
     db.set(key, value)
     if ttl:
         db.set_expire(key, ttl)
+    if deleted:  # dbDelete() + dbAdd(): "new" even for a replaced key
+        notify_new_key(client.server, db, key)
     notify(client, "restore", key)
-    del deleted
     return OK
 
 
