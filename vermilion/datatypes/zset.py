@@ -345,8 +345,12 @@ class ZSet:
         return [order[i] for i in random.sample(range(n), count)]
 
     def items_by_score(self):
-        """(member, score) in ascending order (the RDB writer's view)."""
-        return [(member, score) for score, member in self.order]
+        """(member, score) in ascending order (the RDB writer's view). A sorted set
+        without its index yet is sorted for the occasion rather than indexed."""
+        order = self._order
+        if order is None:
+            order = sorted([(score, member) for member, score in self.scores.items()])
+        return [(member, score) for score, member in order]
 
     def __iter__(self):
         """(score, member) in ascending order."""

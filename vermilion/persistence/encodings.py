@@ -101,7 +101,15 @@ def _backlen(n: int) -> bytes:
                   ((n >> 7) & 127) | 128, (n & 127) | 128])
 
 
+# What an integer's text can start with: anything else is stored as a string as is.
+NUMERIC_START = frozenset(b"-0123456789")
+
+
 def _lp_entry(item: bytes) -> bytes:
+    n = len(item)
+    if n < 64 and (not n or item[0] not in NUMERIC_START):
+        # The common entry (a short word): 6-bit length, data, one-byte backlen.
+        return b"%c%s%c" % (0x80 | n, item, n + 1)
     value = canonical_int(item)
     if value is not None:
         if 0 <= value <= 127:
@@ -129,7 +137,7 @@ def _lp_entry(item: bytes) -> bytes:
 
 
 def build_listpack(items) -> bytes:
-    body = b"".join(_lp_entry(i) for i in items)
+    body = b"".join(map(_lp_entry, items))
     count = len(items) if len(items) < 65535 else 65535
     total = 6 + len(body) + 1
     return total.to_bytes(4, "little") + count.to_bytes(2, "little") + body + b"\xff"

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import struct
 import time
+from itertools import chain
 
 import anycrc
 import lzf
@@ -67,7 +68,7 @@ class Writer:
         return b"".join(self.chunks)
 
     def byte(self, b: int) -> None:
-        self.chunks.append(bytes((b,)))
+        self.chunks.append(_BYTES[b])
 
     def length(self, n: int) -> None:
         self.chunks.append(encode_length(n))
@@ -77,6 +78,9 @@ class Writer:
 
     def double_binary(self, d: float) -> None:
         self.chunks.append(struct.pack("<d", d))
+
+
+_BYTES = [bytes((b,)) for b in range(256)]
 
 
 def encode_length(n: int) -> bytes:
@@ -91,7 +95,7 @@ def encode_length(n: int) -> bytes:
 
 def encode_string(s: bytes, compression: bool = True) -> bytes:
     n = len(s)
-    if n <= 11:
+    if n <= 11 and n and s[0] in enc.NUMERIC_START:
         # rdbTryIntegerEncoding(): canonical integers that fit 32 bits are stored as ints.
         value = enc.canonical_int(s)
         if value is not None:
@@ -105,6 +109,8 @@ def encode_string(s: bytes, compression: bool = True) -> bytes:
         packed = lzf.compress(s, n - 4)  # Redis only keeps it if it saves > 4 bytes
         if packed:
             return b"\xc3" + encode_length(len(packed)) + encode_length(n) + packed
+    if n < 64:
+        return b"%c%s" % (n, s)
     return encode_length(n) + s
 
 
@@ -147,6 +153,8 @@ def _listpack_node_entries(setting: int, items: list[bytes]) -> int:
         return setting
     # Negative settings bound a node's bytes (-2 = 8 KB); approximate by entry count.
     size_limit = {-1: 4096, -2: 8192, -3: 16384, -4: 32768, -5: 65536}.get(setting, 8192)
+    if len(items) <= 64 and sum(map(len, items)) + 11 * len(items) < size_limit:
+        return 64  # a small list: one node whatever its entries' exact sizes
     sample = items[:64]
     avg = (sum(len(i) for i in sample) / len(sample) + 2) if sample else 1
     return max(1, int(size_limit // avg))
@@ -155,10 +163,7 @@ def _listpack_node_entries(setting: int, items: list[bytes]) -> int:
 def _write_hash(w: Writer, value, limits, key) -> None:
     if getattr(value, "encoding", "hashtable") == "listpack":
         _type_and_key(w, T_HASH_LISTPACK, key)
-        flat = []
-        for field, val in value.items():
-            flat += [field, val]
-        w.string(enc.build_listpack(flat))
+        w.string(enc.build_listpack(list(chain.from_iterable(value.items()))))
         return
     _type_and_key(w, T_HASH, key)
     w.length(len(value))
@@ -215,6 +220,10 @@ _VALUE_WRITERS = {"list": _write_list, "hash": _write_hash, "set": _write_set,
                   "zset": _write_zset}
 
 
+_STRING_TYPE = bytes((T_STRING,))
+_EXPIRE_MS_OP = bytes((OP_EXPIRETIME_MS,))
+
+
 def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
                   limits: dict | None = None, aux: dict | None = None,
                   functions=()) -> int:
@@ -258,14 +267,18 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
         w.length(len(db.data))
         w.length(len(db.expires))
         expires = db.expires
+        chunks = w.chunks
         for key, value in db.data.items():
             if expires:
                 when = expires.get(key)
                 if when is not None:
-                    w.byte(OP_EXPIRETIME_MS)
-                    w.chunks.append(struct.pack("<q", when))
-            write_value(w, value, limits, key)
-            if len(w.chunks) > 8192:
+                    chunks.append(_EXPIRE_MS_OP + struct.pack("<q", when))
+            if type(value) is bytes:  # write_value() inlined for the common key
+                chunks.append(_STRING_TYPE + encode_string(key, compression)
+                              + encode_string(value, compression))
+            else:
+                write_value(w, value, limits, key)
+            if len(chunks) > 8192:
                 flush()
     w.byte(OP_EOF)
     flush()
