@@ -659,6 +659,7 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
             yield pos
             pause_at = pos + pause_every
         op = buf[pos] if pos < size else OP_EOF_MISSING
+        key = None
         if op == T_STRING and pos + 1 < size and buf[pos + 1] < 0x40:
             # The hot path: a string key and value of 6-bit lengths (under 64 bytes),
             # the bulk of most datasets, read inline without Reader calls. Anything
@@ -671,57 +672,27 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
                 value = buf[stop + 1 : pos]
                 # key_cost() inlined; under 64 bytes each the cost is a cached small int.
                 cost = ((stop - start + 48) & -16) + ((pos - stop + 47) & -16)
-                if target is None:
-                    target = staged.setdefault(db_index, _Staged())
-                if expire_at is not None:
-                    _store_expiring(target, key, value, cost, expire_at, now_ms, result)
-                    expire_at = None
-                    continue
-                target.data[key] = value
-                target.meta[key] = cost
-                continue
-        if op >= OP_FUNCTION2:
-            if op == OP_EOF:
-                break
-            r.pos = pos + 1
-            if op == OP_EXPIRETIME_MS:
-                expire_at = struct.unpack("<q", r.take(8))[0]
-            elif op == OP_SELECTDB:
-                db_index = r.length()
-                if db_index >= len(dbs):
-                    raise RDBError(
-                        f"FATAL: Data file was created with a Redis server configured to "
-                        f"handle more than {len(dbs)} databases. Exiting")
-                target = None
-            else:
-                expire_at = _read_opcode(r, op, result, log, expire_at)
-            pos = r.pos
-            continue
-        if op == OP_EOF_MISSING:
-            raise RDBError("Unexpected EOF reading RDB file")
-        r.pos = pos + 1
-        key = _plain_string(r)
         if key is None:
-            key = r.string()
-        flat_value = FLAT_VALUES.get(op)
-        if flat_value is not None:
-            read, build, value_cost = flat_value
-            try:
-                flat = read(r)
-                value = build(flat)
-            except CORRUPTION as exc:
-                raise _corrupt(key, exc) from None
-            cost = key_cost_of(key, value_cost(value, flat))
-        else:
-            value = read_value(r, op, key)
-            cost = key_cost(key, value)
-        pos = r.pos
+            if op >= OP_FUNCTION2:
+                if op == OP_EOF:
+                    break
+                pos, selected, expire_at = _read_opcode(r, pos, op, result, log, expire_at,
+                                                        db_index, len(dbs))
+                if selected != db_index:
+                    db_index, target = selected, None
+                continue
+            if op == OP_EOF_MISSING:
+                raise RDBError("Unexpected EOF reading RDB file")
+            key, value, cost = _read_key_value(r, pos, op)
+            pos = r.pos
         if target is None:
             target = staged.setdefault(db_index, _Staged())
         if expire_at is not None:
-            _store_expiring(target, key, value, cost, expire_at, now_ms, result)
-            expire_at = None
-            continue
+            expiring, expire_at = expire_at, None
+            if expiring < now_ms:  # already expired: skipped, as a master does
+                result.expired += 1
+                continue
+            target.expires[key] = expiring
         target.data[key] = value
         target.meta[key] = cost
     result.keys = sum(len(s.data) for s in staged.values())
@@ -762,22 +733,41 @@ def _check_header(data: bytes) -> int:
     return version
 
 
-def _store_expiring(target: _Staged, key, value, cost: int, expire_at: int, now_ms: int,
-                    result: LoadResult) -> None:
-    """A key with a TTL: skipped when already expired (as a master does), else kept."""
-    if expire_at < now_ms:
-        result.expired += 1
-        return
-    target.data[key] = value
-    target.meta[key] = cost
-    target.expires[key] = expire_at
+def _read_key_value(r: Reader, pos: int, op: int):
+    """(key, value, memory cost) of an entry of type op at pos (the type byte)."""
+    r.pos = pos + 1
+    key = _plain_string(r)
+    if key is None:
+        key = r.string()
+    flat_value = FLAT_VALUES.get(op)
+    if flat_value is None:
+        value = read_value(r, op, key)
+        return key, value, key_cost(key, value)
+    read, build, value_cost = flat_value
+    try:
+        flat = read(r)
+        value = build(flat)
+    except CORRUPTION as exc:
+        raise _corrupt(key, exc) from None
+    return key, value, key_cost_of(key, value_cost(value, flat))
 
 
-def _read_opcode(r: Reader, op: int, result: LoadResult, log, expire_at):
-    """The rarer opcodes; returns the pending expire time (EXPIRETIME sets it)."""
-    if op == OP_EXPIRETIME:
-        return struct.unpack("<i", r.take(4))[0] * 1000
-    if op == OP_RESIZEDB:
+def _read_opcode(r: Reader, pos: int, op: int, result: LoadResult, log, expire_at,
+                 db_index: int, databases: int):
+    """An opcode at pos: returns (the position after it, the database selected, the
+    expire time pending for the next key)."""
+    r.pos = pos + 1
+    if op == OP_EXPIRETIME_MS:
+        expire_at = struct.unpack("<q", r.take(8))[0]
+    elif op == OP_EXPIRETIME:
+        expire_at = struct.unpack("<i", r.take(4))[0] * 1000
+    elif op == OP_SELECTDB:
+        db_index = r.length()
+        if db_index >= databases:
+            raise RDBError(
+                f"FATAL: Data file was created with a Redis server configured to handle "
+                f"more than {databases} databases. Exiting")
+    elif op == OP_RESIZEDB:
         r.length(), r.length()
     elif op == OP_AUX:
         name, value = r.string(), r.string()
@@ -797,7 +787,7 @@ def _read_opcode(r: Reader, op: int, result: LoadResult, log, expire_at):
         raise RDBError("Pre-release function format not supported")
     else:
         raise RDBError(f"Unknown RDB encoding type {op}")
-    return expire_at
+    return r.pos, db_index, expire_at
 
 
 def _install(db, loaded: _Staged) -> None:
