@@ -66,6 +66,7 @@ def encode_command(argv: list[bytes]) -> bytes:
 class AppendOnlyFile:
     def __init__(self, server):
         self.server = server
+        self.config_values = server.config.values
         self.buffer: list[bytes] = []
         self.selected_db = -1
         self.fd = -1
@@ -109,7 +110,17 @@ class AppendOnlyFile:
     # -- propagation sink ----------------------------------------------------------------
 
     def feed(self, db_id: int, argv: list[bytes]) -> None:
-        if self.server.config.values.get("aof-timestamp-enabled"):
+        if db_id == self.selected_db and not self.config_values.get("aof-timestamp-enabled"):
+            # The common record: same database, no annotation (this runs once per write).
+            try:
+                self.buffer.append(pack_command(tuple(argv)))
+                return
+            except TypeError:  # a bytearray or memoryview among the arguments
+                pass
+        self._feed_annotated(db_id, argv)
+
+    def _feed_annotated(self, db_id: int, argv: list[bytes]) -> None:
+        if self.config_values.get("aof-timestamp-enabled"):
             now = int(time.time())
             if now != self.last_timestamp:
                 # aof-timestamp-enabled: "#TS:<unix time>" annotations, skipped on load.
@@ -393,6 +404,7 @@ class ReplayClient:
 
     def __init__(self, server):
         self.server = server
+        self.config_values = server.config.values
         self.db = server.dbs[0]
         self.resp = 2
         self.authenticated = True
