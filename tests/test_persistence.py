@@ -296,3 +296,43 @@ def test_clients_get_loading_while_the_rdb_loads_then_the_data(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_shutdown_while_loading_never_saves_over_the_file(tmp_path):
+    """SHUTDOWN SAVE (allowed while loading) must not write the half-loaded dataset over
+    the file being loaded: prepareForShutdown() turns it into NOSAVE, and the server
+    exits without finishing the load."""
+    ours = _vermilion(tmp_path)
+    c = ours.client()
+    for start in range(0, 200_000, 20_000):
+        c.mset({f"key:{i}": f"value-{i}" for i in range(start, start + 20_000)})
+    c.save()
+    ours.stop()
+    snapshot = (tmp_path / "dump.rdb").read_bytes()
+    port = free_port()
+    proc = subprocess.Popen([VERMILION, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "3600", "1", "--dir", str(tmp_path),
+                             "--loading-process-events-interval-bytes", "4096"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                conn = RawConnection(port)
+            except OSError:
+                time.sleep(0.005)
+                continue
+            # One batch: the SHUTDOWN runs in the same turn as the GET that saw -LOADING.
+            conn.send(b"GET key:1\r\nSHUTDOWN SAVE\r\n")
+            assert conn.read_reply().startswith(b"-LOADING"), "the load ended before the probe"
+            break
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (tmp_path / "dump.rdb").read_bytes() == snapshot
+    again = _vermilion(tmp_path)
+    try:
+        assert again.client().dbsize() == 200_000
+    finally:
+        again.stop()

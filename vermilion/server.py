@@ -509,6 +509,10 @@ class Server:
             os.chmod(path, perm)
         self.listeners.append(srv)
 
+    def stopping(self) -> bool:
+        """A shutdown was requested (and the loop will run it next)."""
+        return self._stopping.done()
+
     async def serve_until_stopped(self) -> int:
         while True:
             await self._stopping
@@ -576,6 +580,10 @@ class Server:
         """prepareForShutdown(): run the shutdown hooks (final save, AOF flush). False
         when one failed and FORCE was not given; the server then keeps running."""
         logger.warning("User requested shutdown...")
+        if self.loading:
+            # Half the dataset is in memory: a final save would overwrite the file being
+            # loaded with it (prepareForShutdown() forces NOSAVE while loading).
+            flags = (flags - {"save"}) | {"nosave"}
         # No new connections while the final save runs.
         self._stop_accepting()
         for hook in self.shutdown_hooks:
@@ -812,9 +820,9 @@ def run(config: Config) -> int:
         server.log_starting()
         await server.start()
         server.used_memory_startup = server.used_memory()
-        if server.tcp_port:
+        if server.tcp_port and not server.stopping():
             logger.notice("Ready to accept connections")
-        if config["unixsocket"]:
+        if config["unixsocket"] and not server.stopping():
             logger.notice("The server is now ready to accept connections at %s" % config["unixsocket"])
         return await server.serve_until_stopped()
 

@@ -213,7 +213,10 @@ class Snapshots:
                 data, self.server.dbs, log=logger.warning,
                 pause_every=self.server.config["loading-process-events-interval-bytes"])
             with rdb.paused_gc():
-                result = await _serving_clients_between(steps)
+                result = await _serving_clients_between(steps, self.server.stopping)
+            if result is None:
+                logger.warning("Loading interrupted by a shutdown request.")
+                return
             load_functions(self.server, result)
         except rdb.RDBError as exc:
             logger.warning(f"Fatal error loading the DB: {exc}. Exiting.")
@@ -231,9 +234,10 @@ class Snapshots:
         self.server.lastsave = int(time.time())
 
 
-async def _serving_clients_between(steps):
+async def _serving_clients_between(steps, stopping):
     """Run a loading generator, letting the event loop run between its steps; its
-    return value."""
+    return value, or None when a shutdown (SHUTDOWN is allowed while loading) ends the
+    load before it is done, as Redis exits from within its loading loop."""
     await asyncio.sleep(0)  # connections already waiting learn of the load at once
     while True:
         try:
@@ -241,6 +245,9 @@ async def _serving_clients_between(steps):
         except StopIteration as done:
             return done.value
         await asyncio.sleep(0)
+        if stopping():
+            steps.close()
+            return None
 
 
 def libraries_for_rdb(server) -> list[bytes]:
