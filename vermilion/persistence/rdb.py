@@ -466,6 +466,10 @@ def _read_list_quicklist(r):
 
 
 def _quicklist2_entries(r) -> list[bytes]:
+    buf, pos = r.buf, r.pos
+    if buf[pos] == 1 and buf[pos + 1] == QUICKLIST_NODE_PACKED:
+        r.pos = pos + 2  # one packed node: every list up to 8 KB
+        return enc.listpack_entries(r.string())
     items: list[bytes] = []
     for _ in range(r.length()):
         container = r.byte() if r.buf[r.pos] < 0x40 else r.length()  # (1 or 2: one byte)
