@@ -238,3 +238,36 @@ def _kill9_cycles(tmp_path, rng, acknowledged, in_flight, servers, fsync):
         assert not lost and len(acknowledged) > 50
     finally:
         final.stop()
+
+
+@pytest.mark.parametrize("preamble", ["yes", "no"])
+def test_aof_built_from_a_freshly_loaded_rdb_holds_every_value(tmp_path, preamble):
+    """Values a start-up load keeps packed (small hashes, sorted sets, lists) reach an
+    AOF built from them, in either base format, and come back from it."""
+    real = start_in_dir(require_binary("redis-server"), tmp_path)
+    c = real.client()
+    c.hset("h", mapping={"f": "v", "n": "12"})
+    c.zadd("z", {"a": 1.5, "b": -2})
+    c.rpush("l", "x", "7", "y")
+    c.save()
+    expected = (c.hgetall("h"), c.zrange("z", 0, -1, withscores=True), c.lrange("l", 0, -1))
+    real.stop()
+    server = start_in_dir(VERMILION, tmp_path, "--aof-use-rdb-preamble", preamble)
+    try:
+        c = server.client()
+        assert c.config_set("appendonly", "yes")  # built from the still-packed values
+        deadline = time.time() + 10
+        while c.info("persistence")["aof_rewrite_in_progress"] or \
+                not list((tmp_path / "appendonlydir").glob("*.base.*")):
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    (tmp_path / "dump.rdb").unlink()
+    again = _vermilion(tmp_path)
+    try:
+        c = again.client()
+        assert (c.hgetall("h"), c.zrange("z", 0, -1, withscores=True), c.lrange("l", 0, -1)) \
+            == expected
+    finally:
+        again.stop()

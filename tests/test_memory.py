@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import RawConnection, start_vermilion
+from conftest import VERMILION, RawConnection, start_in_dir, start_vermilion
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +255,36 @@ def test_accounting_stays_o1_when_the_oldest_entries_go(m):
     assert time.time() - started < 8
     assert m.hlen("q") == 10_000
     assert m.xlen("s") == 100
+
+
+def test_collections_kept_packed_after_a_restart_are_costed_packed_then_unpacked(tmp_path):
+    """After a start-up load, small collections cost their listpack until first read
+    (as Redis keeps them); reading them grows used_memory to the unpacked cost, and
+    deleting them all gives it back."""
+    server = start_in_dir(VERMILION, tmp_path)
+    c = server.client()
+    base = used(c)
+    p = c.pipeline(transaction=False)
+    for i in range(3000):
+        p.hset(f"h:{i}", mapping={f"f{j}": f"value-{j}" for j in range(8)})
+    p.execute()
+    unpacked = used(c) - base
+    c.save()
+    server.stop()
+    server = start_in_dir(VERMILION, tmp_path)
+    try:
+        c = server.client()
+        packed = used(c) - base
+        assert packed < unpacked / 3
+        p = c.pipeline(transaction=False)
+        for i in range(3000):
+            p.hgetall(f"h:{i}")
+        assert all(len(fields) == 8 for fields in p.execute())
+        assert used(c) - base == pytest.approx(unpacked, rel=0.05)
+        p = c.pipeline(transaction=False)
+        for i in range(3000):
+            p.delete(f"h:{i}")
+        p.execute()
+        assert used(c) - base < 64 * 1024  # only the emptied tables' slots remain
+    finally:
+        server.stop()

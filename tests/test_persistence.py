@@ -336,3 +336,58 @@ def test_shutdown_while_loading_never_saves_over_the_file(tmp_path):
         assert again.client().dbsize() == 200_000
     finally:
         again.stop()
+
+
+def _introspection_of(c):
+    """What can be asked of keys without reading their values, then a read of each."""
+    keys = sorted(c.keys("*"))
+    return {
+        "types": {k: c.type(k) for k in keys},
+        "scan hash": sorted(c.scan_iter(_type="hash")),
+        "scan list": sorted(c.scan_iter(_type="list")),
+        "encodings": {k: c.object("encoding", k) for k in keys},
+        "values": _collections_of(c),
+    }
+
+
+def test_small_collections_loaded_at_start_up_save_back_as_they_came(tmp_path):
+    """A start-up load keeps small hashes, sorted sets and lists as their listpacks
+    until read: untouched, a SAVE writes them back and Redis loads the same dataset;
+    TYPE, SCAN TYPE, OBJECT ENCODING and every read answer as Redis does."""
+    expected = _save_with(_redis, tmp_path, _fill_collections, _collections_of)
+    ours = _vermilion(tmp_path, "--save", "3600", "1")
+    try:
+        c = ours.client()
+        assert c.dbsize() == 9
+        c.save()  # nothing read yet: the packed values are written as they were read
+    finally:
+        ours.stop()
+    assert _load_with(_redis, tmp_path, _collections_of) == expected
+    assert _load_with(_vermilion, tmp_path, _introspection_of) == \
+        _load_with(_redis, tmp_path, _introspection_of)
+
+
+def test_a_corrupt_listpack_behind_a_valid_checksum_costs_one_error_reply(tmp_path):
+    """A blob kept packed is checked when first read: a damaged one (a file written
+    without a checksum) gets that command an error; the server keeps serving."""
+    real = _redis(tmp_path, "--rdbchecksum", "no")
+    try:
+        c = real.client()
+        c.hset("h", mapping={"field": "value", "other": "thing"})
+        c.set("k", "v")
+        c.save()
+    finally:
+        real.stop()
+    data = bytearray((tmp_path / "dump.rdb").read_bytes())
+    at = data.index(b"field")
+    data[at - 1] = 0xF5  # the entry's encoding byte becomes an unknown one
+    (tmp_path / "dump.rdb").write_bytes(bytes(data))
+    ours = _vermilion(tmp_path)
+    try:
+        raw = RawConnection(ours.port)
+        for _ in range(2):
+            assert raw.command("HGETALL", "h").startswith(b"-ERR Corrupt value for key 'h'")
+        assert raw.command("GET", "k") == b"$1\r\nv\r\n"
+        assert raw.command("DBSIZE") == b":2\r\n"
+    finally:
+        ours.stop()

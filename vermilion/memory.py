@@ -24,6 +24,8 @@ import sys
 import time
 from itertools import chain, islice
 
+from .datatypes.packed import PackedValue, packed_cost
+
 # -- per-key costs -----------------------------------------------------------------------------
 
 BASE = 876208  # Redis 7.0.15's used_memory_startup on this machine (documented base)
@@ -55,6 +57,8 @@ def key_cost(key: bytes, value) -> int:
 def value_cost(value, samples: int = SAMPLES) -> int:
     if type(value) is bytes:
         return obj_bytes(len(value))
+    if type(value) is PackedValue:
+        return packed_cost(value)
     estimate = _ESTIMATORS.get(getattr(value, "type_name", None))
     if estimate is None:
         return 64 + _getsizeof(value)

@@ -9,6 +9,7 @@ Expiries live in a separate dict of absolute unix milliseconds, as Redis keeps
 import random
 import time
 
+from ..datatypes.packed import PackedValue, unpack
 from ..protocol import errors
 from ..memory import (COST_MASK, META_INT, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr,
                       lfu_minutes, lru_clock, lru_idle_ms)
@@ -57,13 +58,34 @@ class Database:
     # -- reading -----------------------------------------------------------------
 
     def lookup(self, key: bytes):
-        """The value of key, or None; an expired key is deleted on the way."""
+        """The value of key, or None; an expired key is deleted on the way, a value
+        still packed as the RDB file held it is unpacked."""
         if self.expires:
             when = self.expires.get(key)
             if when is not None and when <= now_ms():
                 self.expire_now(key)
                 return None
-        return self.data.get(key)
+        value = self.data.get(key)
+        if type(value) is PackedValue:
+            value = self._unpack(key, value)
+        return value
+
+    def _unpack(self, key: bytes, packed: PackedValue):
+        """Replace a packed value by the collection it stands for, in place: not a
+        change of the dataset (no dirty, no WATCH), only of its memory cost."""
+        try:
+            value = unpack(packed)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise errors.CommandError(
+                f"ERR Corrupt value for key '{key.decode('utf-8', 'replace')}' in the "
+                f"dataset loaded at start-up: {exc}") from None
+        self.data[key] = value
+        old = self.meta.get(key)
+        if old is not None:
+            delta = key_cost(key, value) - (old & COST_MASK)
+            self.meta[key] = old + delta
+            self.mem += delta
+        return value
 
     def lookup_string(self, key: bytes) -> bytes | None:
         value = self.lookup(key)

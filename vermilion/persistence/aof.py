@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from hiredis import pack_command
 
+from ..datatypes.packed import PackedValue, unpack
 from ..log import logger
 from ..protocol.parser import RequestParser
 from . import rdb
@@ -440,6 +441,8 @@ def dataset_as_commands(dbs):
 def _value_commands(key: bytes, value):
     if type(value) is bytes:
         return [[b"SET", key, value]]
+    if type(value) is PackedValue:
+        value = unpack(value)
     kind = value.type_name
     if kind == "list":
         return [[b"RPUSH", key, *list(value)]]

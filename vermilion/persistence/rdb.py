@@ -19,6 +19,7 @@ import lzf
 
 from .. import REDIS_VERSION
 from . import encodings as enc
+from ..datatypes.packed import UNPACKERS, PackedValue, packed_cost
 from .encodings import EncodingError, listpack_entries
 from ..memory import (flat_hash_cost, flat_list_cost, flat_set_cost, flat_zset_cost, key_cost,
                       key_cost_of)
@@ -122,6 +123,9 @@ def write_value(w: Writer, value, limits: dict, key: bytes | None = None) -> Non
         if key is not None:
             w.string(key)
         w.string(value)
+        return
+    if type(value) is PackedValue:
+        _write_packed(w, value, key)
         return
     kind = value.type_name
     writer = _VALUE_WRITERS.get(kind)
@@ -551,6 +555,13 @@ FLAT_VALUES = {
 }
 
 
+UNPACKERS.update({
+    T_HASH_LISTPACK: lambda blob: _hash_from_flat(listpack_entries(blob)),
+    T_ZSET_LISTPACK: lambda blob: _zset_from_flat(listpack_entries(blob)),
+    T_LIST_QUICKLIST_2: lambda blob: _list_from_flat(listpack_entries(blob)),
+})
+
+
 def _packed_reader(decode, build):
     return lambda r: build(decode(r.string()))
 
@@ -638,11 +649,13 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> Load
 
 
 def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
-                       pause_every: int = 0):
+                       pause_every: int = 0, packed: bool = False):
     """load_snapshot() as a generator that pauses (yields the offset reached) every
     pause_every bytes, so that the server's event loop can answer -LOADING in between
     (rdbLoadProgressCallback's processEventsWhileBlocked(), on the loop's own thread).
-    Its return value (StopIteration.value) is the LoadResult.
+    Its return value (StopIteration.value) is the LoadResult. With packed, small
+    hashes, sorted sets and lists stay as their listpack blob until first read
+    (datatypes/packed.py); without, every value is decoded and checked now.
 
     Each key's memory cost is taken as it is read (the accounting that
     Database.resync_accounting would otherwise redo over the whole keyspace)."""
@@ -687,7 +700,7 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
                 continue
             if op == OP_EOF_MISSING:
                 raise RDBError("Unexpected EOF reading RDB file")
-            key, value, cost = _read_key_value(r, pos, op)
+            key, value, cost = _read_key_value(r, pos, op, packed)
             pos = r.pos
         if target is None:
             target = staged.setdefault(db_index, _Staged())
@@ -737,12 +750,16 @@ def _check_header(data: bytes) -> int:
     return version
 
 
-def _read_key_value(r: Reader, pos: int, op: int):
+def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
     """(key, value, memory cost) of an entry of type op at pos (the type byte)."""
     r.pos = pos + 1
     key = _plain_string(r)
     if key is None:
         key = r.string()
+    if packed and op in PACKABLE:
+        value = _read_packed(r, op, key)
+        if value is not None:
+            return key, value, key_cost_of(key, packed_cost(value))
     flat_value = FLAT_VALUES.get(op)
     if flat_value is None:
         value = read_value(r, op, key)
@@ -754,6 +771,33 @@ def _read_key_value(r: Reader, pos: int, op: int):
     except CORRUPTION as exc:
         raise _corrupt(key, exc) from None
     return key, value, key_cost_of(key, value_cost(value, flat))
+
+
+# The types kept packed by a start-up load: their Redis type.
+PACKABLE = {T_HASH_LISTPACK: "hash", T_ZSET_LISTPACK: "zset", T_LIST_QUICKLIST_2: "list"}
+
+
+def _read_packed(r: Reader, op: int, key: bytes) -> PackedValue | None:
+    """The value's listpack blob, framing checked; None (nothing read) for a list of
+    more than one quicklist node, which is decoded as usual."""
+    buf, pos = r.buf, r.pos
+    if op == T_LIST_QUICKLIST_2:
+        if buf[pos : pos + 2] != b"\x01\x02":  # one node, QUICKLIST_NODE_PACKED
+            return None
+        r.pos = pos + 2
+    blob = r.string()
+    if len(blob) < 7 or int.from_bytes(blob[:4], "little") != len(blob) or blob[-1] != 0xFF:
+        raise _corrupt(key, EncodingError("listpack header or terminator mismatch"))
+    return PackedValue(op, blob, PACKABLE[op])
+
+
+def _write_packed(w: Writer, value: PackedValue, key: bytes | None) -> None:
+    """A value still packed is written back as it was read."""
+    _type_and_key(w, value.rdb_type, key)
+    if value.rdb_type == T_LIST_QUICKLIST_2:
+        w.length(1)
+        w.length(QUICKLIST_NODE_PACKED)
+    w.string(value.blob)
 
 
 def _read_opcode(r: Reader, pos: int, op: int, result: LoadResult, log, expire_at,

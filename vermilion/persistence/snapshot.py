@@ -211,7 +211,8 @@ class Snapshots:
                 data = f.read()
             steps = rdb.iter_load_snapshot(
                 data, self.server.dbs, log=logger.warning,
-                pause_every=self.server.config["loading-process-events-interval-bytes"])
+                pause_every=self.server.config["loading-process-events-interval-bytes"],
+                packed=True)
             with rdb.paused_gc():
                 result = await _serving_clients_between(steps, self.server.stopping)
             if result is None:
