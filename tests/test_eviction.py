@@ -333,8 +333,9 @@ def test_object_idletime_tracks_access_under_lru(v):
     v.get("a")
     v.touch("b")  # TOUCH resets the idle time too
     v.set("c", "1")
-    assert v.object("idletime", "a") == 0
-    assert v.object("idletime", "b") == 0
+    # Reset (they were idle 2 s): 0, or 1 if the 1-second LRU clock ticked meanwhile.
+    assert v.object("idletime", "a") <= 1
+    assert v.object("idletime", "b") <= 1
     v.config_set("maxmemory-policy", "volatile-lru")
     time.sleep(1.1)
     assert v.object("idletime", "c") >= 1
