@@ -95,6 +95,37 @@ def test_object_string_encodings(raw, raw_real):
          ("RPUSH", "l", "a"), ("OBJECT", "ENCODING", "l"), ("OBJECT", "REFCOUNT", "l"))
 
 
+# How the string was built decides its encoding: in place (APPEND, SETRANGE, SETBIT,
+# BITFIELD, BITOP, PFADD/PFMERGE) makes it raw whatever it holds, INCRBYFLOAT embstr;
+# RENAME/COPY/MOVE/SWAPDB keep it, any other write of the key decides it anew.
+BUILT_STRINGS = [
+    ["SET k 12", "APPEND k 3"], ["APPEND k 12"], ["SET k abc", "APPEND k ''"],
+    ["SETRANGE k 0 12"], ["SET k 123", "SETRANGE k 0 9"], ["SET k 123", "SETRANGE k 1 ''"],
+    ["SETBIT k 1 1"], ["SET k 1", "SETBIT k 0 0"], ["BITFIELD k SET u8 0 49"],
+    ["SET k 5", "BITFIELD k GET u8 0"], ["SET a 1", "SET b 2", "BITOP OR k a b"],
+    ["INCRBYFLOAT k 3"], ["SET k 2", "INCRBYFLOAT k 1"], ["INCRBYFLOAT k 1.5"],
+    ["PFADD k a"], ["PFADD k a", "PFADD k a"], ["PFADD a x", "PFMERGE k a"],
+    ["PFADD k a", "PFCOUNT k"],
+    ["SET j 12", "APPEND j 3", "RENAME j k"], ["SET j 12", "APPEND j 3", "COPY j k"],
+    ["SET k 12", "APPEND k 3", "MOVE k 1", "SELECT 1"],
+    ["SET k 12", "APPEND k 3", "SWAPDB 0 1", "SELECT 1"],
+    ["SET k 12", "APPEND k 3", "SET k 12"], ["SET k 12", "APPEND k 3", "INCR k"],
+    ["SET k 12", "APPEND k 3", "DECR k"], ["SET k 12", "APPEND k 3", "INCRBY k 2"],
+    ["SET k 12", "APPEND k 3", "MSET k 7"], ["SET k 12", "APPEND k 3", "GETSET k 5"],
+    ["SET k 12", "APPEND k 3", "EXPIRE k 100"], ["SET k 12", "APPEND k 3", "PERSIST k"],
+    ["SET k 12", "APPEND k 3", "DEL k", "SET k 1"],
+]
+
+
+@pytest.mark.parametrize("script", BUILT_STRINGS, ids=" / ".join)
+def test_object_encoding_of_strings_follows_how_they_were_built(raw, raw_real, script):
+    for conn in (raw, raw_real):
+        conn.command("FLUSHALL")
+    steps = [tuple(a if a != "''" else "" for a in line.split(" ")) for line in script]
+    same(raw, raw_real, *steps, ("OBJECT", "ENCODING", "k"), ("OBJECT", "REFCOUNT", "k"),
+         ("SELECT", "0"))
+
+
 def test_object_errors_and_help(raw, raw_real):
     same(raw, raw_real,
          ("SET", "k", "v"),

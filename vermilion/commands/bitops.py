@@ -45,11 +45,13 @@ def _read_bitmap(client, key: bytes) -> bytes | None:
 
 
 def _store(db, key: bytes, old: bytes | None, new: bytes) -> None:
-    # A new key has no TTL; an existing one keeps it (dbUnshareStringValue()).
+    # A new key has no TTL; an existing one keeps it (dbUnshareStringValue()). Either
+    # way the string is one Redis edits in place: raw-encoded.
     if old is None:
         db.set(key, new)
     else:
         db.replace(key, new)
+    db.mark_encoding(key, "raw")
 
 
 # -- SETBIT / GETBIT ------------------------------------------------------------------
@@ -242,6 +244,7 @@ def bitop(client, argv):
         for n in numbers[1:]:
             result = combine(result, n)
     db.set(target, result.to_bytes(maxlen, "big"))
+    db.mark_encoding(target, "raw")  # createObject(OBJ_STRING, res)
     notify(client, "set", target)
     return maxlen
 

@@ -55,6 +55,7 @@ def swapdb(client, argv):
     # Swap contents, not Database objects: clients keep pointing at their index.
     a.data, b.data = b.data, a.data
     a.expires, b.expires = b.expires, a.expires
+    a.encodings, b.encodings = b.encodings, a.encodings
     a.avg_ttl, b.avg_ttl = b.avg_ttl, a.avg_ttl
     server.dirty += 1
     for hook in server.swapdb_hooks if hasattr(server, "swapdb_hooks") else ():

@@ -50,6 +50,7 @@ def _save(db, key: bytes, created: bool, opened: HLL) -> None:
         db.set(key, value)
     else:
         db.replace(key, value)
+    db.mark_encoding(key, "raw")  # createHLLObject(), or edited in place
     hll.keep(value, opened)
 
 
@@ -97,6 +98,7 @@ def pfadd(client, argv):
         notify(client, "pfadd", key)
     else:
         hll.keep(value, opened)  # unchanged: the parse still describes the stored bytes
+        db.mark_encoding(key, "raw")  # dbUnshareStringValue() all the same
     return 1 if updated else 0
 
 

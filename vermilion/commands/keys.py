@@ -222,13 +222,19 @@ def _object_value(client, key):
 @command("object encoding")
 def object_encoding(client, argv):
     value = _object_value(client, argv[2])
-    return None if value is None else encoding_of(value).encode()
+    if value is None:
+        return None
+    return (client.db.encodings.get(argv[2]) or encoding_of(value)).encode()
 
 
 @command("object refcount")
 def object_refcount(client, argv):
     value = _object_value(client, argv[2])
-    return None if value is None else _refcount(client.server, value)
+    if value is None:
+        return None
+    if argv[2] in client.db.encodings:
+        return 1  # a string of its own, never a shared integer
+    return _refcount(client.server, value)
 
 
 @command("object idletime")
@@ -283,8 +289,12 @@ def _rename(client, argv, nx: bool):
 
 
 def _transfer(src_db, src, dst_db, dst, value, when) -> None:
-    """Add dst = value in dst_db with the source's TTL (absolute, so it carries over)."""
+    """Add dst = value in dst_db with the source's TTL (absolute, so it carries over)
+    and its string encoding (the object moves, or dupStringObject keeps it)."""
     dst_db.set(dst, value)
+    encoding = src_db.encodings.get(src)
+    if encoding is not None:
+        dst_db.mark_encoding(dst, encoding)
     if when is not None:
         dst_db.set_expire(dst, when)
 

@@ -282,6 +282,7 @@ def append(client, argv):
     check_string_length(client, len(old) + len(argv[2]))
     new = old + argv[2]
     db.replace(key, new)
+    db.mark_encoding(key, "raw")  # appended in place (dbUnshareStringValue)
     notify(client, "append", key)
     return len(new)
 
@@ -321,8 +322,7 @@ def _incr_by(client, key: bytes, incr: int) -> int:
         value = _parse_counter(old) + incr
         if value > LLONG_MAX or value < LLONG_MIN:
             raise CommandError(errors.OVERFLOW)
-    db.data[key] = b"%d" % value
-    db.touched(key)
+    db.set_plain_string(key, b"%d" % value, keep_ttl=True)
     notify(client, "incrby", key)
     return value
 
@@ -511,6 +511,8 @@ def incrbyfloat(client, argv):
         db.set(key, new)
     else:
         db.replace(key, new)
+    # createStringObjectFromLongDouble(): never int-encoded, even for "3".
+    db.mark_encoding(key, "embstr" if len(new) <= 44 else "raw")
     notify(client, "incrbyfloat", key)
     return new
 
@@ -556,6 +558,7 @@ def setrange(client, argv):
             return 0
         check_string_length(client, offset + len(patch))
         db.set(key, bytes(offset) + patch)
+        db.mark_encoding(key, "raw")
         notify(client, "setrange", key)
         return offset + len(patch)
     if not patch:
@@ -566,6 +569,7 @@ def setrange(client, argv):
         buf.extend(bytes(offset - len(buf)))
     buf[offset:offset + len(patch)] = patch
     db.replace(key, bytes(buf))
+    db.mark_encoding(key, "raw")
     notify(client, "setrange", key)
     return len(buf)
 

@@ -27,7 +27,7 @@ class Database:
     __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
                  "expire_keys", "expire_keys_source",
                  "random_keys", "random_keys_source", "random_picks",
-                 "meta", "mem", "track", "on_first_key")
+                 "meta", "mem", "track", "on_first_key", "encodings")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -48,6 +48,10 @@ class Database:
         # 24-bit LRU clock or LFU (minutes << 8 | counter), kept only while `track` says
         # the eviction policy needs it (0 none, 1 LRU, 2 LFU): one small int per key.
         self.meta: dict[bytes, int] = {}
+        # String keys whose Redis encoding is not the one their content implies: "raw"
+        # for strings changed in place (APPEND, SETRANGE, SETBIT...), "embstr" for an
+        # INCRBYFLOAT result. Any other write of the key forgets it.
+        self.encodings: dict[bytes, str] = {}
         self.mem = 0
         self.track = 0
         self.on_first_key = None  # (db) when the database gets its first key (eviction)
@@ -112,6 +116,8 @@ class Database:
     def set(self, key: bytes, value, keep_ttl: bool = False) -> None:
         """Store value, dropping any TTL unless keep_ttl (SET semantics)."""
         self.data[key] = value
+        if self.encodings:
+            self.encodings.pop(key, None)
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
         self.touched(key)
@@ -119,11 +125,15 @@ class Database:
     def replace(self, key: bytes, value) -> None:
         """Overwrite the value of an existing key keeping its TTL (APPEND, INCR...)."""
         self.data[key] = value
+        if self.encodings:
+            self.encodings.pop(key, None)
         self.touched(key)
 
     def delete(self, key: bytes) -> bool:
         if self.data.pop(key, _MISSING) is _MISSING:
             return False
+        if self.encodings:
+            self.encodings.pop(key, None)
         if self.expires:
             self.expires.pop(key, None)
         self.touched(key)
@@ -133,6 +143,8 @@ class Database:
         """Remove key for maxmemory (evict.c dbSyncDelete): WATCH sees it, the dirty
         counter does not. Returns the bytes the accounting freed."""
         self.data.pop(key, None)
+        if self.encodings:
+            self.encodings.pop(key, None)
         freed = 0
         if self.expires.pop(key, None) is not None:
             freed = EXPIRE_COST
@@ -149,6 +161,8 @@ class Database:
     def expire_now(self, key: bytes) -> None:
         """Remove a key whose TTL has passed (lazily or from the active cycle)."""
         self.data.pop(key, None)
+        if self.encodings:
+            self.encodings.pop(key, None)
         self.expires.pop(key, None)
         old = self.meta.pop(key, None)
         if old is not None:
@@ -163,6 +177,8 @@ class Database:
         in one call: store, drop the TTL, account the cost (touched()'s string branch),
         count the change."""
         self.data[key] = value
+        if self.encodings:
+            self.encodings.pop(key, None)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
@@ -224,6 +240,10 @@ class Database:
             if server.key_watchers:
                 server.signal_modified(self, key)
 
+    def mark_encoding(self, key: bytes, encoding: str) -> None:
+        """The string at key has the Redis encoding given, whatever its content."""
+        self.encodings[key] = encoding
+
     def set_expire(self, key: bytes, when_ms: int) -> None:
         self.expires[key] = when_ms
         self.touched(key)
@@ -249,6 +269,7 @@ class Database:
         self.random_keys_source = None
         self.meta = {}
         self.mem = 0
+        self.encodings = {}
         return removed
 
     def adopt_accounting(self, costs: dict) -> None:
