@@ -195,6 +195,11 @@ def encoding_of(value) -> str:
     return encoding if encoding is not None else DEFAULT_ENCODINGS.get(value.type_name, "raw")
 
 
+def key_encoding(db, key: bytes, value) -> str:
+    """OBJECT ENCODING of key: how its string was built, else what its value implies."""
+    return db.encodings.get(key) or encoding_of(value)
+
+
 def _refcount(server, value) -> int:
     # Integers 0..9999 are shared objects (OBJ_SHARED_REFCOUNT) unless maxmemory with an
     # LRU/LFU policy needs per-object access data (MAXMEMORY_FLAG_NO_SHARED_INTEGERS).
@@ -224,7 +229,7 @@ def object_encoding(client, argv):
     value = _object_value(client, argv[2])
     if value is None:
         return None
-    return (client.db.encodings.get(argv[2]) or encoding_of(value)).encode()
+    return key_encoding(client.db, argv[2], value).encode()
 
 
 @command("object refcount")

@@ -14,6 +14,7 @@ from ..protocol import errors
 from ..protocol.encode import NO_REPLY, OK, ReplySet, Verbatim
 from ..protocol.errors import CommandError
 from .args import to_float, to_int
+from .keys import key_encoding
 from .registry import command
 
 
@@ -603,20 +604,10 @@ def _debug_object(client, argv):
     value = client.db.lookup(argv[2])
     if value is None:
         raise CommandError(errors.NO_SUCH_KEY)
-    encoding = _encoding_of(value)
+    encoding = key_encoding(client.db, argv[2], value)
     return "Value at:0x%x refcount:1 encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0" % (
         id(value), encoding, len(value) if type(value) is bytes else 1,
         int(time.time()) & info.LRU_CLOCK_MAX)
-
-
-def _encoding_of(value) -> str:
-    if type(value) is bytes:
-        # OBJECT ENCODING's rules for strings: int, embstr up to 44 bytes, raw.
-        if len(value) <= 20 and to_int(value) is not None:
-            return "int"
-        return "embstr" if len(value) <= 44 else "raw"
-    encoding = getattr(value, "encoding", None)
-    return encoding() if callable(encoding) else (encoding or "unknown")
 
 
 def _debug_set_active_expire(client, argv):
