@@ -260,33 +260,53 @@ def test_function_libraries_travel_in_the_rdb(tmp_path, direction):
     assert _load_with(reader, tmp_path, _library_state) == (b"hi there", b"v")
 
 
-def test_clients_get_loading_while_the_rdb_loads_then_the_data(tmp_path):
-    """Start-up loads the RDB while listening: until it is all in, commands get Redis's
-    -LOADING error and INFO (allowed while loading) says loading:1; then every key is
-    there. The loader pauses every loading-process-events-interval-bytes to serve."""
+def _saved_200k_keys(tmp_path) -> bytes:
+    """dump.rdb of 200,000 string keys (a load long enough to be caught); its bytes."""
     ours = _vermilion(tmp_path)
     c = ours.client()
     for start in range(0, 200_000, 20_000):
         c.mset({f"key:{i}": f"value-{i}" for i in range(start, start + 20_000)})
     c.save()
     ours.stop()
+    return (tmp_path / "dump.rdb").read_bytes()
+
+
+def _start_loading(tmp_path, *args):
+    """(process, port) of a server loading tmp_path's dump.rdb, pausing to serve
+    clients every 4 KB of the file."""
     port = free_port()
-    proc = subprocess.Popen([VERMILION, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--dir", str(tmp_path), "--loading-process-events-interval-bytes",
-                             "4096"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([VERMILION, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--dir", str(tmp_path),
+                             "--loading-process-events-interval-bytes", "4096", *args],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    return proc, port
+
+
+def _batches_while_loading(port, batch: bytes, replies: int):
+    """Send batch on fresh connections until one is accepted, yielding its replies
+    each time (a batch runs in one turn of the loop: its replies agree)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            conn = RawConnection(port)
+        except OSError:
+            time.sleep(0.005)
+            continue
+        conn.send(batch)
+        yield [conn.read_reply() for _ in range(replies)]
+        conn.close()
+
+
+def test_clients_get_loading_while_the_rdb_loads_then_the_data(tmp_path):
+    """Start-up loads the RDB while listening: until it is all in, commands get Redis's
+    -LOADING error and INFO (allowed while loading) says loading:1; then every key is
+    there. The loader pauses every loading-process-events-interval-bytes to serve."""
+    _saved_200k_keys(tmp_path)
+    proc, port = _start_loading(tmp_path)
     replies = set()
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                conn = RawConnection(port)
-            except OSError:
-                time.sleep(0.005)
-                continue
-            # One batch: both run in the same turn of the loop, so they agree.
-            conn.send(b"GET key:199999\r\nINFO persistence\r\n")
-            reply, info = conn.read_reply(), conn.read_reply()
-            conn.close()
+        batch = b"GET key:199999\r\nINFO persistence\r\n"
+        for reply, info in _batches_while_loading(port, batch, 2):
             if reply == b"$12\r\nvalue-199999\r\n":
                 break
             replies.add(reply)
@@ -302,29 +322,12 @@ def test_shutdown_while_loading_never_saves_over_the_file(tmp_path):
     """SHUTDOWN SAVE (allowed while loading) must not write the half-loaded dataset over
     the file being loaded: prepareForShutdown() turns it into NOSAVE, and the server
     exits without finishing the load."""
-    ours = _vermilion(tmp_path)
-    c = ours.client()
-    for start in range(0, 200_000, 20_000):
-        c.mset({f"key:{i}": f"value-{i}" for i in range(start, start + 20_000)})
-    c.save()
-    ours.stop()
-    snapshot = (tmp_path / "dump.rdb").read_bytes()
-    port = free_port()
-    proc = subprocess.Popen([VERMILION, "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "3600", "1", "--dir", str(tmp_path),
-                             "--loading-process-events-interval-bytes", "4096"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    snapshot = _saved_200k_keys(tmp_path)
+    proc, port = _start_loading(tmp_path, "--save", "3600", "1")
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                conn = RawConnection(port)
-            except OSError:
-                time.sleep(0.005)
-                continue
-            # One batch: the SHUTDOWN runs in the same turn as the GET that saw -LOADING.
-            conn.send(b"GET key:1\r\nSHUTDOWN SAVE\r\n")
-            assert conn.read_reply().startswith(b"-LOADING"), "the load ended before the probe"
+        # The SHUTDOWN runs in the same turn as the GET that saw -LOADING.
+        for (reply,) in _batches_while_loading(port, b"GET key:1\r\nSHUTDOWN SAVE\r\n", 1):
+            assert reply.startswith(b"-LOADING"), "the load ended before the probe"
             break
         assert proc.wait(10) == 0
     finally:
