@@ -91,6 +91,7 @@ def pfadd(client, argv):
         # Registers set before the bad opcode stay set (Redis edits in place), but
         # nothing is signalled and the cache is left as it was.
         db.data[key] = opened.to_bytes()
+        db.mark_encoding(key, "raw")
         raise CommandError(hll.INVALID_HLL) from None
     if updated:
         opened.invalidate()
@@ -112,6 +113,7 @@ def pfcount(client, argv):
     if value is None:
         return 0
     _check(value)
+    client.db.mark_encoding(key, "raw")  # dbUnshareStringValue(), even for a cached count
     card = hll.cached_count(value)
     if card is not None:
         return card
@@ -186,6 +188,7 @@ def pfdebug(client, argv):
         raise CommandError("ERR Unknown PFDEBUG subcommand '%s'"
                            % argv[1].decode("utf-8", "replace"))
     handler, densify = entry
+    db.mark_encoding(key, "raw")  # dbUnshareStringValue()
     opened = _open(client, value)
     was_sparse = opened.encoding == hll.SPARSE
     if densify and was_sparse:

@@ -134,11 +134,11 @@ def dbsize(client, argv):
 
 def _delete_keys(client, argv):
     db = client.db
-    lookup = db.lookup
+    peek = db.peek
     deleted = 0
     for key in argv[1:]:
-        # lookup() first so an expired key counts as missing (and expires lazily).
-        if lookup(key) is not None and db.delete(key):
+        # peek() first so an expired key counts as missing (and expires lazily).
+        if peek(key) is not None and db.delete(key):
             notify(client, "del", key)
             deleted += 1
     return deleted
@@ -157,8 +157,8 @@ def unlink(client, argv):
 @command("exists")
 def exists(client, argv):
     # Repeated keys count once per mention, as existsCommand() does.
-    lookup = client.db.lookup
-    return sum(1 for key in argv[1:] if lookup(key) is not None)
+    peek = client.db.peek
+    return sum(1 for key in argv[1:] if peek(key) is not None)
 
 
 # -- type and encoding -----------------------------------------------------------------------
@@ -166,7 +166,7 @@ def exists(client, argv):
 
 @command("type")
 def type_(client, argv):
-    value = client.db.lookup(argv[1])
+    value = client.db.peek(argv[1])
     return "none" if value is None else type_name(value)
 
 
@@ -175,7 +175,7 @@ def touch(client, argv):
     db = client.db
     count = 0
     for key in argv[1:]:
-        if db.lookup(key) is not None:
+        if db.peek(key) is not None:
             db.note_access(key)
             count += 1
     return count
@@ -417,7 +417,7 @@ def scan_(client, argv):
     if opts.match is not None:
         batch = list(filter(opts.match, batch))
     wanted = opts.type
-    lookup = db.lookup
+    lookup = db.peek  # the type is all SCAN needs: a packed value stays packed
     out = []
     for key in batch:
         if wanted is not None:

@@ -103,8 +103,7 @@ def _fetch_all(client, compiled, elements) -> list:
         return [None] * len(elements)
     prefix, suffix, field = compiled
     db = client.db
-    get = db.lookup if db.expires else db.data.get
-    values = [get(prefix + e + suffix) for e in elements]
+    values = [db.lookup(prefix + e + suffix) for e in elements]
     misses = values.count(None)
     stats = client.server.stats
     stats.keyspace_misses += misses

@@ -10,6 +10,7 @@ import platform
 import re
 from fractions import Fraction
 
+from ..datatypes.packed import PackedValue
 from ..keyspace.database import now_ms
 from ..protocol import errors
 from ..protocol.encode import OK
@@ -30,6 +31,8 @@ def read_value(client, key: bytes):
         client.server.stats.keyspace_misses += 1
     else:
         client.server.stats.keyspace_hits += 1
+        if type(value) is PackedValue:  # (the shortcut above skipped lookup's unpacking)
+            value = db.lookup(key)
     return value
 
 

@@ -6,8 +6,9 @@ objects, and decoding a listpack byte by byte in Python is most of the cost of l
 a dataset of small collections (a 5-field hash: ~5 µs). So the start-up load keeps each
 such value packed — the blob, its RDB type and its Redis type — and Database.lookup()
 unpacks it into the real value the first time a command reads the key. Until then it
-costs its blob's bytes, TYPE and SCAN TYPE see its type without unpacking it, and a
-SAVE or BGSAVE writes the blob back as it came.
+costs its blob's bytes; DEL, EXISTS, TYPE, TOUCH and SCAN TYPE (Database.peek()) see
+it without unpacking it, and a SAVE or BGSAVE writes the blob back as it came. (The
+AOF's RDB base loads the same way.)
 
 Only the blob's frame (its total-bytes header and terminator) is checked at load, as
 Redis checks a listpack without sanitize-dump-payload; a blob that turns out corrupt

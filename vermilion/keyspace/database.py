@@ -64,15 +64,21 @@ class Database:
     def lookup(self, key: bytes):
         """The value of key, or None; an expired key is deleted on the way, a value
         still packed as the RDB file held it is unpacked."""
+        value = self.peek(key) if self.expires else self.data.get(key)
+        if type(value) is PackedValue:
+            value = self._unpack(key, value)
+        return value
+
+    def peek(self, key: bytes):
+        """The value of key as stored (a packed value stays packed), or None; an expired
+        key is deleted on the way. For what only asks whether a key exists or its type
+        (DEL, EXISTS, TYPE, SCAN TYPE), so a corrupt packed value can still be deleted."""
         if self.expires:
             when = self.expires.get(key)
             if when is not None and when <= now_ms():
                 self.expire_now(key)
                 return None
-        value = self.data.get(key)
-        if type(value) is PackedValue:
-            value = self._unpack(key, value)
-        return value
+        return self.data.get(key)
 
     def _unpack(self, key: bytes, packed: PackedValue):
         """Replace a packed value by the collection it stands for, in place: not a
@@ -105,7 +111,7 @@ class Database:
         return value
 
     def exists(self, key: bytes) -> bool:
-        return self.lookup(key) is not None
+        return self.peek(key) is not None
 
     def is_expired(self, key: bytes) -> bool:
         when = self.expires.get(key)
@@ -271,6 +277,18 @@ class Database:
         self.mem = 0
         self.encodings = {}
         return removed
+
+    def merge_loaded(self, data: dict, expires: dict) -> None:
+        """Loaded keys on top of the dataset (DEBUG RELOAD MERGE): the keys they replace
+        lose their cost and string encoding; the accounting costs them again (resync)
+        on its next read."""
+        for key in data:
+            old = self.meta.pop(key, None)
+            if old is not None:
+                self.mem -= old & COST_MASK
+            self.encodings.pop(key, None)
+        self.data.update(data)
+        self.expires.update(expires)
 
     def adopt_accounting(self, costs: dict) -> None:
         """Take over the per-key costs an RDB load computed for the keys it installed."""

@@ -213,7 +213,9 @@ class AppendOnlyFile:
             if data.startswith(b"REDIS"):
                 from .snapshot import load_functions
 
-                load_functions(self.server, rdb.load_snapshot(data, self.server.dbs))
+                # Packed as a start-up RDB load is (small collections until first read).
+                load_functions(self.server, rdb.load_snapshot(data, self.server.dbs,
+                                                              packed=True))
                 logger.notice(f"Reading RDB base file on AOF loading...")
             else:
                 self._replay(data, entry.name, last)

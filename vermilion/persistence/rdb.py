@@ -637,10 +637,11 @@ def paused_gc():
         gc.freeze()
 
 
-def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None) -> LoadResult:
+def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
+                  packed: bool = False) -> LoadResult:
     """Load a whole RDB file into dbs (a list of Database). Keys already expired are
     skipped, as a master does. Raises RDBError without touching dbs on failure."""
-    steps = iter_load_snapshot(data, dbs, now_ms, log)
+    steps = iter_load_snapshot(data, dbs, now_ms, log, packed=packed)
     while True:
         try:
             next(steps)
@@ -840,9 +841,8 @@ def _read_opcode(r: Reader, pos: int, op: int, result: LoadResult, log, expire_a
 
 def _install(db, loaded: _Staged) -> None:
     if db.data:  # DEBUG RELOAD NOFLUSH / MERGE: on top of what is there
-        db.data.update(loaded.data)
-        db.expires.update(loaded.expires)
-        return  # the accounting resyncs with the merged keyspace on its next read
+        db.merge_loaded(loaded.data, loaded.expires)
+        return
     # The usual start-up: the staged dicts become the keyspace, no copy.
     db.data = loaded.data
     db.expires = loaded.expires
