@@ -16,8 +16,6 @@ from .protocol.errors import CommandError
 
 
 def propagate(server, db, argv: list[bytes], reply) -> None:
-    if not _loaded_family_rewrites:
-        _load_family_rewrites()
     rewriter = REWRITES.get(argv[0].lower())
     if rewriter is None:  # most writes are logged as they were sent
         for sink in server.propagation_sinks:
@@ -123,17 +121,7 @@ REWRITES = {
     b"restore": _restore,
 }
 
-_loaded_family_rewrites = False
-
-
-def _load_family_rewrites() -> None:
-    # Families that own their rewrites (streams) register them here; imported late
-    # because the command modules import this one.
-    global _loaded_family_rewrites
-    from .commands.streams import STREAM_REWRITES
-
-    REWRITES.update(STREAM_REWRITES)
-    _loaded_family_rewrites = True
-
+# Command families that own their rewrites (streams) add them to REWRITES when the
+# command table loads them.
 
 __all__ = ["propagate", "propagate_raw", "REWRITES", "CommandError"]

@@ -23,6 +23,7 @@ from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Strea
                                 make_id)
 from ..keyspace import database as _database
 from ..notify import notify
+from ..propagate import REWRITES
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK
 from ..protocol.errors import CommandError
@@ -1330,6 +1331,7 @@ STREAM_REWRITES = {
     b"xclaim": _rewrite_xclaim,
     b"xautoclaim": _rewrite_xautoclaim,
 }
+REWRITES.update(STREAM_REWRITES)
 
 
 def stream_as_commands(key: bytes, s: Stream) -> list[list[bytes]]:
