@@ -438,3 +438,56 @@ def test_reads_of_values_loaded_packed_match_redis(tmp_path):
         finally:
             ours.stop()
 
+
+
+# Every command meets a key of its own, untouched since the load; after a write, a full
+# read of the key shows what the write left.
+PACKED_FIRST_COMMANDS = {
+    "h": ("HGETALL", [
+        "HGET {k} f1", "HMGET {k} f1 nope f2", "HKEYS {k}", "HVALS {k}", "HLEN {k}",
+        "HEXISTS {k} f2", "HSTRLEN {k} f1", "HSCAN {k} 0", "HINCRBY {k} n 5",
+        "HINCRBYFLOAT {k} n 1.5", "HSET {k} f9 v9", "HDEL {k} f1", "HSETNX {k} f1 z",
+        "OBJECT ENCODING {k}", "COPY {k} {k}y", "EXPIRE {k} 100", "SORT {k}", "LLEN {k}"]),
+    "z": ("ZRANGE", [
+        "ZSCORE {k} a", "ZMSCORE {k} a zz b", "ZRANK {k} b", "ZREVRANK {k} b", "ZCARD {k}",
+        "ZCOUNT {k} -inf +inf", "ZRANGEBYSCORE {k} 1 2", "ZRANGEBYLEX {k} - +",
+        "ZINCRBY {k} 2 a", "ZADD {k} 9 q", "ZREM {k} a", "ZPOPMIN {k}", "ZPOPMAX {k} 2",
+        "ZSCAN {k} 0", "ZINTER 1 {k} WITHSCORES", "ZREMRANGEBYRANK {k} 0 0", "SORT {k}",
+        "GEOPOS {k} a"]),
+    "l": ("LRANGE", [
+        "LLEN {k}", "LINDEX {k} 1", "LPOS {k} b", "LPOP {k}", "RPOP {k} 2", "LPUSH {k} z",
+        "LSET {k} 0 q", "LINSERT {k} BEFORE b n", "LREM {k} 1 a", "LTRIM {k} 1 -1",
+        "LMOVE {k} {k} LEFT RIGHT", "SORT {k} ALPHA", "BLPOP {k} 1", "LMPOP 1 {k} LEFT",
+        "GET {k}", "APPEND {k} x"]),
+}
+_FULL_READS = {"HGETALL": "HGETALL {k}", "ZRANGE": "ZRANGE {k} 0 -1 WITHSCORES",
+               "LRANGE": "LRANGE {k} 0 -1"}
+
+
+def _fill_packable(c):
+    for prefix, (_, commands) in PACKED_FIRST_COMMANDS.items():
+        for i in range(len(commands)):
+            key = f"{prefix}{i}"
+            if prefix == "h":
+                c.hset(key, mapping={"f1": "v1", "f2": "22", "n": "3"})
+            elif prefix == "z":
+                c.zadd(key, {"a": 1, "b": 2, "c": 2})
+            else:
+                c.rpush(key, "a", "b", "7", "a")
+
+
+def _first_commands_on(client):
+    conn = RawConnection(client.connection_pool.connection_kwargs["port"])
+    replies = []
+    for prefix, (read, commands) in PACKED_FIRST_COMMANDS.items():
+        for i, command in enumerate(commands):
+            key = f"{prefix}{i}"
+            replies.append((command, conn.command(*command.format(k=key).split())))
+            replies.append((read, conn.command(*_FULL_READS[read].format(k=key).split())))
+    return replies
+
+
+def test_first_command_on_each_packed_collection_answers_as_redis(tmp_path):
+    _save_with(_redis, tmp_path, _fill_packable, lambda c: None)
+    assert _load_with(_vermilion, tmp_path, _first_commands_on) == \
+        _load_with(_redis, tmp_path, _first_commands_on)

@@ -174,20 +174,22 @@ class ZSet:
         """Insert or move member to score; True when it is new."""
         if score == 0 and self.listpack:
             score = 0.0
+        order = self.order  # (an index built on first use must see the scores unchanged)
         old = self.scores.get(member)
         if old is not None:
             if old == score:  # -0.0 == 0.0 too: Redis keeps the old one (score != curscore)
                 return False
-            self.order.remove((old, member))
+            order.remove((old, member))
         self.scores[member] = score
-        self.order.add((score, member))
+        order.add((score, member))
         return old is None
 
     def remove(self, member: bytes) -> bool:
+        order = self.order  # (built, if it is built now, from the scores unchanged)
         score = self.scores.pop(member, None)
         if score is None:
             return False
-        self.order.remove((score, member))
+        order.remove((score, member))
         return True
 
     def rank(self, member: bytes, reverse: bool = False):
