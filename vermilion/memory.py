@@ -155,15 +155,8 @@ def _zset_cost(value, samples) -> int:
 # counted, which is what the estimators above do for up to SAMPLES elements.
 
 
-def flat_hash_cost(value, flat: list) -> int:
-    return _getsizeof(value) + sum(map(len, flat)) + ALIGNED_HEADER * len(flat)
-
-
-def flat_list_cost(value, flat: list) -> int:
-    return _getsizeof(value) + sum(map(len, flat)) + ALIGNED_HEADER * len(flat)
-
-
-def flat_set_cost(value, flat: list) -> int:
+def flat_cost(value, flat: list) -> int:
+    """A hash, list or set: its table plus every field, value or element it holds."""
     return _getsizeof(value) + sum(map(len, flat)) + ALIGNED_HEADER * len(flat)
 
 

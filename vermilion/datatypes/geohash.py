@@ -121,34 +121,30 @@ def align52(bits: int, step: int) -> int:
 # -- neighbours --------------------------------------------------------------------------
 
 
-def _move_x(bits: int, step: int, d: int) -> int:
+_X_BITS, _Y_BITS = 0xaaaaaaaaaaaaaaaa, 0x5555555555555555  # interleaved: x odd, y even
+
+
+def _move(bits: int, step: int, d: int, axis: int, other: int) -> int:
+    """geohash_move_x/_y(): the cell d (±1) steps along axis, the other bits kept."""
     if d == 0:
         return bits
-    x = bits & 0xaaaaaaaaaaaaaaaa
-    y = bits & 0x5555555555555555
-    zz = 0x5555555555555555 >> (64 - step * 2)
+    a = bits & axis
+    b = bits & other
+    zz = other >> (64 - step * 2)
     if d > 0:
-        x = x + (zz + 1)
+        a = a + (zz + 1)
     else:
-        x = x | zz
-        x = x - (zz + 1)
-    x &= 0xaaaaaaaaaaaaaaaa >> (64 - step * 2)
-    return (x | y) & _M64
+        a = (a | zz) - (zz + 1)
+    a &= axis >> (64 - step * 2)
+    return (a | b) & _M64
+
+
+def _move_x(bits: int, step: int, d: int) -> int:
+    return _move(bits, step, d, _X_BITS, _Y_BITS)
 
 
 def _move_y(bits: int, step: int, d: int) -> int:
-    if d == 0:
-        return bits
-    x = bits & 0xaaaaaaaaaaaaaaaa
-    y = bits & 0x5555555555555555
-    zz = 0xaaaaaaaaaaaaaaaa >> (64 - step * 2)
-    if d > 0:
-        y = y + (zz + 1)
-    else:
-        y = y | zz
-        y = y - (zz + 1)
-    y &= 0x5555555555555555 >> (64 - step * 2)
-    return (x | y) & _M64
+    return _move(bits, step, d, _Y_BITS, _X_BITS)
 
 
 # The order membersOfAllNeighbors() visits: self, N, S, E, W, NE, NW, SE, SW.

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from sortedcontainers import SortedDict, SortedList
 
+from ..persistence.encodings import backlen_size
+
 MAX64 = (1 << 64) - 1
 MAX_ID = (MAX64 << 64) | MAX64
 INVALID_ENTRIES_READ = -1  # SCG_INVALID_ENTRIES_READ
@@ -38,18 +40,6 @@ def id_bytes(sid: int) -> bytes:
 
 
 # -- listpack sizes (listpack.c), to place node boundaries where Redis does -------------
-
-
-def _backlen_size(n: int) -> int:
-    if n <= 127:
-        return 1
-    if n < 16383:
-        return 2
-    if n < 2097151:
-        return 3
-    if n < 268435455:
-        return 4
-    return 5
 
 
 def lp_int_size(v: int) -> int:
@@ -93,7 +83,7 @@ def lp_str_size(item: bytes) -> int:
         enc = 2 + n
     else:
         enc = 5 + n
-    return enc + _backlen_size(enc)
+    return enc + backlen_size(enc)
 
 
 # Counts at which an integer's listpack encoding gets longer (lp_int_size steps).

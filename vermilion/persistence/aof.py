@@ -111,26 +111,21 @@ class AppendOnlyFile:
     # -- propagation sink ----------------------------------------------------------------
 
     def feed(self, db_id: int, argv: list[bytes]) -> None:
-        if db_id == self.selected_db and not self.config_values.get("aof-timestamp-enabled"):
-            # The common record: same database, no annotation (this runs once per write).
-            try:
-                self.buffer.append(pack_command(tuple(argv)))
-                return
-            except TypeError:  # a bytearray or memoryview among the arguments
-                pass
-        self._feed_annotated(db_id, argv)
+        if db_id != self.selected_db or self.config_values.get("aof-timestamp-enabled"):
+            self._annotate(db_id)
+        self.buffer.append(encode_command(argv))
 
-    def _feed_annotated(self, db_id: int, argv: list[bytes]) -> None:
+    def _annotate(self, db_id: int) -> None:
+        """What goes before a record: a #TS:<unix time> line (aof-timestamp-enabled,
+        skipped on load) once a second, a SELECT when the database changes."""
         if self.config_values.get("aof-timestamp-enabled"):
             now = int(time.time())
             if now != self.last_timestamp:
-                # aof-timestamp-enabled: "#TS:<unix time>" annotations, skipped on load.
                 self.buffer.append(b"#TS:%d\r\n" % now)
                 self.last_timestamp = now
         if db_id != self.selected_db:
             self.buffer.append(encode_command([b"SELECT", b"%d" % db_id]))
             self.selected_db = db_id
-        self.buffer.append(encode_command(argv))
 
     def flush(self) -> None:
         """Write the buffer (and fsync with appendfsync always). Called before replies

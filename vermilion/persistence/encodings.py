@@ -64,7 +64,7 @@ def listpack_entries(blob: bytes) -> list[bytes]:
         pos += size
         if pos > end:
             raise EncodingError("listpack entry overflows")
-        pos += _backlen_size(size)
+        pos += backlen_size(size)
         out.append(value)
     if pos != end:
         raise EncodingError("listpack entries overflow")
@@ -75,7 +75,8 @@ _LP_INT_SIZES = {0xF1: 2, 0xF2: 3, 0xF3: 4, 0xF4: 8}
 _SMALL_INTS = [str(i).encode() for i in range(128)]
 
 
-def _backlen_size(n: int) -> int:
+def backlen_size(n: int) -> int:
+    """Bytes of an entry's backlen (lpEncodeBacklen()) for an entry of n bytes."""
     if n <= 127:
         return 1
     if n < 16383:

@@ -21,8 +21,7 @@ from .. import REDIS_VERSION
 from . import encodings as enc
 from ..datatypes.packed import UNPACKERS, PackedValue, packed_cost
 from .encodings import EncodingError, listpack_entries
-from ..memory import (flat_hash_cost, flat_list_cost, flat_set_cost, flat_zset_cost, key_cost,
-                      key_cost_of)
+from ..memory import flat_cost, flat_zset_cost, key_cost, key_cost_of
 
 RDB_VERSION = 10  # what Redis 7.0 writes; it loads up to this version
 MAX_READ_VERSION = 11  # Redis 7.2's files load too (same opcodes, new set listpack type)
@@ -448,12 +447,6 @@ def _even(flat: list[bytes]) -> list[bytes]:
     return flat
 
 
-def _pairs(flat: list[bytes]):
-    """(field, value) pairs of a flat list, as an iterator."""
-    it = iter(_even(flat))
-    return zip(it, it)
-
-
 def _read_list_plain(r):
     return _types.make_list(_strings(r, r.length()))
 
@@ -547,19 +540,24 @@ def _listpack_entries(r) -> list[bytes]:
 # loader's main loop without read_value() and costed from the decoded entries:
 # (read the flat entries, build the value, the value's cost from it and the entries).
 FLAT_VALUES = {
-    T_LIST_QUICKLIST_2: (_quicklist2_entries, _list_from_flat, flat_list_cost),
-    T_SET: (_set_entries, _set_from_flat, flat_set_cost),
-    T_SET_LISTPACK: (_listpack_entries, _set_from_flat, flat_set_cost),
-    T_HASH_LISTPACK: (_listpack_entries, _hash_from_flat, flat_hash_cost),
+    T_LIST_QUICKLIST_2: (_quicklist2_entries, _list_from_flat, flat_cost),
+    T_SET: (_set_entries, _set_from_flat, flat_cost),
+    T_SET_LISTPACK: (_listpack_entries, _set_from_flat, flat_cost),
+    T_HASH_LISTPACK: (_listpack_entries, _hash_from_flat, flat_cost),
     T_ZSET_LISTPACK: (_listpack_entries, _zset_from_flat, flat_zset_cost),
 }
 
 
-UNPACKERS.update({
-    T_HASH_LISTPACK: lambda blob: _hash_from_flat(listpack_entries(blob)),
-    T_ZSET_LISTPACK: lambda blob: _zset_from_flat(listpack_entries(blob)),
-    T_LIST_QUICKLIST_2: lambda blob: _list_from_flat(listpack_entries(blob)),
-})
+# The types kept packed by a start-up load: their Redis type.
+PACKABLE = {T_HASH_LISTPACK: "hash", T_ZSET_LISTPACK: "zset", T_LIST_QUICKLIST_2: "list"}
+
+
+def _unpacker(build):
+    return lambda blob: build(listpack_entries(blob))
+
+
+# A packed value's blob is one listpack, whatever its RDB type: FLAT_VALUES's builders.
+UNPACKERS.update({op: _unpacker(FLAT_VALUES[op][1]) for op in PACKABLE})
 
 
 def _packed_reader(decode, build):
@@ -772,10 +770,6 @@ def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
     except CORRUPTION as exc:
         raise _corrupt(key, exc) from None
     return key, value, key_cost_of(key, value_cost(value, flat))
-
-
-# The types kept packed by a start-up load: their Redis type.
-PACKABLE = {T_HASH_LISTPACK: "hash", T_ZSET_LISTPACK: "zset", T_LIST_QUICKLIST_2: "list"}
 
 
 def _read_packed(r: Reader, op: int, key: bytes) -> PackedValue | None:
