@@ -42,6 +42,7 @@ class ServerProcess:
         self.args = list(args)
         self.config_text = config_text
         self.proc = None
+        self.preexec_fn = None  # run in the child before exec (limits a test imposes)
 
     def start(self, timeout=10.0):
         argv = [self.binary]
@@ -53,7 +54,9 @@ class ServerProcess:
         argv += self.args
         self.log_path = Path(self.cwd) / f"server-{self.port}.log"
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self.preexec_fn,
+                                     restore_signals=self.preexec_fn is None)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -176,7 +176,10 @@ class Server:
         self.pending_replies: list = []  # (client, bytes) waiting for the AOF flush
         self._append_flush_scheduled = False
         from .persistence import aof, snapshot
+        from .persistence.diskerror import DiskErrors
 
+        # -MISCONF while a save or an AOF write fails (refreshed by the two below).
+        self.disk_errors = DiskErrors(self)
         snapshot.install(self)
         aof.install(self)
         self.expire_hooks.append(self._propagate_expired)

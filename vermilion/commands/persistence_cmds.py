@@ -1,7 +1,5 @@
 """SAVE, BGSAVE, DUMP and RESTORE (rdb.c, cluster.c dumpCommand/restoreCommand)."""
 
-import os
-
 from ..keyspace.database import now_ms
 from ..persistence import rdb
 from ..protocol import errors
@@ -110,11 +108,8 @@ def bgrewriteaof(client, argv):
     if server.snapshots.child_pid:
         aof.rewrite_scheduled = True
         return "Background append only file rewriting scheduled"
-    if not aof.enabled:
-        # Redis rewrites even with appendonly no (the files are simply not used).
-        aof.enabled_for_rewrite_only = True
-        os.makedirs(aof.directory, exist_ok=True)
-        if not aof.entries:
-            aof._open_new_incr()
-    aof.rewrite()
+    # Redis rewrites even with appendonly no (the files are simply not used).
+    if not aof.rewrite():
+        raise CommandError("ERR Can't execute an AOF background rewriting. Please check the "
+                           "server logs for more information.")
     return "Background append only file rewriting started"

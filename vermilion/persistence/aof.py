@@ -9,22 +9,34 @@ Durability: every propagated write is appended to a buffer; ``flush()`` writes t
 buffer before any reply of that batch leaves the server, and with ``appendfsync always``
 fsyncs it too, so an acknowledged write survives kill -9. ``everysec`` fsyncs from the
 cron once a second; ``no`` leaves it to the kernel.
+
+Write errors (a full disk) follow flushAppendOnlyFile(): the buffer is kept until it is
+written whole, a short write is cut back off the file so it never ends in half a record,
+and while writing fails the server refuses writes with -MISCONF (DiskErrors) and retries
+on every flush; with ``always`` it exits, since the replies of this batch must not leave.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from hiredis import pack_command
 
+from ..config import BY_NAME, ConfigError
 from ..datatypes.packed import PackedValue, unpack
 from ..log import logger
 from ..protocol.parser import RequestParser
 from . import rdb
 
 TYPE_BASE, TYPE_HIST, TYPE_INCR = "b", "h", "i"
+WRITE_ERROR_LOG_RATE = 30  # AOF_WRITE_LOG_ERROR_RATE: seconds between write-error logs
+# aofRewriteLimited(): after this many failed rewrites in a row, automatic rewrites back
+# off (1, 2, 4 ... 60 minutes) so a full disk is not hit by a fork every cron tick.
+REWRITE_LIMIT_THRESHOLD = 3
+REWRITE_LIMIT_MAX_MINUTES = 60
 
 
 class ManifestEntry:
@@ -77,7 +89,13 @@ class AppendOnlyFile:
         self.rewrite_started = 0.0
         self.rewrite_scheduled = False
         self.last_rewrite_ok = True
-        self.last_write_ok = True
+        self.last_write_ok = True  # aof_last_write_status
+        self.write_errno = 0  # aof_last_write_errno: what -MISCONF reports
+        self.last_error_log = 0.0
+        self.fsync_errno = 0  # set by a failed background fsync (aof_bio_fsync_status)
+        self.incr_size = 0  # bytes of the open incr file known good (aof_last_incr_size)
+        self.rewrite_delay_minutes = 0
+        self.next_rewrite_time = 0.0
         self.current_size = 0
         self.base_size = 0
         self.enabled = False
@@ -132,24 +150,77 @@ class AppendOnlyFile:
         are sent, so nothing is acknowledged that is not in the file."""
         if not self.buffer or self.fd < 0:
             return
-        data = b"".join(self.buffer)
-        self.buffer.clear()
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
-            self.current_size += len(data)
-            self.last_write_ok = True
-        except OSError as exc:
-            self.last_write_ok = False
-            logger.warning(f"Error writing to the AOF file: {exc.strerror}")
+        data = b"".join(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
+        written, error = _write_all(self.fd, data)
+        if written != len(data):
+            self._write_failed(data, written, error)
             return
+        self.buffer.clear()
+        self.current_size += written
+        self.incr_size += written
+        if not self.last_write_ok:
+            logger.warning("AOF write error looks solved, Redis can write again.")
+            self.last_write_ok = True
+            self.server.disk_errors.refresh()
         if self.server.config["appendfsync"] == "always" and not self._fsync_paused():
-            os.fsync(self.fd)  # before the reply leaves: the write is on disk when acked
+            # Before the reply leaves: the write is on disk when it is acknowledged.
+            try:
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                logger.warning("Can't persist AOF for fsync error when the AOF fsync policy "
+                               f"is 'always': {exc.strerror}. Exiting...")
+                os._exit(1)
             self.last_fsync = time.time()
         else:
             self.pending_fsync = True
+
+    def _write_failed(self, data: bytes, written: int, error: OSError | None) -> None:
+        """flushAppendOnlyFile()'s error path: keep what was not written, never leave
+        half a record in the file, and refuse writes until a flush succeeds."""
+        now = time.time()
+        can_log = now - self.last_error_log > WRITE_ERROR_LOG_RATE
+        if can_log:
+            self.last_error_log = now
+        if written == 0 and error is not None:
+            if can_log:
+                logger.warning(f"Error writing to the AOF file: {_strerror(error)}")
+            self.write_errno = error.errno or errno.EIO
+        else:
+            if can_log:
+                logger.warning(f"Short write while writing to the AOF file: "
+                               f"(nwritten={written}, expected={len(data)})")
+            try:
+                os.ftruncate(self.fd, self.incr_size)
+                written = 0  # the partial record is gone: retry the whole buffer
+            except OSError as exc:
+                if can_log:
+                    logger.warning("Could not remove short write from the append-only file.  "
+                                   "Redis may refuse to load the AOF the next time it "
+                                   f"starts.  ftruncate: {_strerror(exc)}")
+            self.write_errno = errno.ENOSPC
+        if self.server.config["appendfsync"] == "always":
+            # The replies of this batch are waiting for this write: they must never be
+            # sent, and the changes cannot be rolled back, so the only safe way out is
+            # to exit (the AOF still ends at the last acknowledged write).
+            logger.warning("Can't recover from AOF write error when the AOF fsync policy "
+                           "is 'always'. Exiting...")
+            os._exit(1)
+        if written:  # the head reached the file and could not be cut: keep the rest
+            self.current_size += written
+            self.incr_size += written
+            data = data[written:]
+        self.buffer[:] = [data]
+        if self.last_write_ok:
+            self.last_write_ok = False
+            self.server.disk_errors.refresh()
+
+    @property
+    def write_error(self) -> int:
+        """The errno that currently makes writes fail (0 when none): a failed write, or
+        a failed background fsync (writeCommandsDeniedByDiskError())."""
+        if not self.last_write_ok:
+            return self.write_errno
+        return self.fsync_errno
 
     def _fsync_paused(self) -> bool:
         # no-appendfsync-on-rewrite: while a child writes, skip fsync to spare the disk.
@@ -157,15 +228,39 @@ class AppendOnlyFile:
             self.rewrite_child or self.server.snapshots.child_pid)
 
     def cron(self) -> None:
-        self.flush()
+        self.flush()  # also the retry of a failed write
+        in_flight = self.fsync_in_flight
+        if in_flight is not None and in_flight.done():
+            self.fsync_in_flight = None
+            self._fsync_done(in_flight.result())
+            in_flight = None
         if (self.pending_fsync and self.server.config["appendfsync"] != "no"
                 and time.time() - self.last_fsync >= 1 and not self._fsync_paused()
-                and (self.fsync_in_flight is None or self.fsync_in_flight.done())):
-            self.fsync_in_flight = self.bio.submit(_fsync_quietly, self.fd)
+                and in_flight is None):
+            self.fsync_in_flight = self.bio.submit(_fsync_errno, self.fd)
             self.pending_fsync = False
             self.last_fsync = time.time()
-        self._check_rewrite_child()
         self._maybe_auto_rewrite()
+
+    def child_cron(self) -> None:
+        """Runs whether or not appendonly is on (BGREWRITEAOF works either way): reap
+        the rewrite child, start a rewrite that waited for a BGSAVE to end."""
+        self._check_rewrite_child()
+        if self.rewrite_scheduled and not self.rewrite_child \
+                and not self.server.snapshots.child_pid and not self._rewrite_limited():
+            self.rewrite()
+
+    def _fsync_done(self, error: int) -> None:
+        """bio.c: a failed background fsync refuses writes until one succeeds."""
+        if bool(error) == bool(self.fsync_errno):
+            self.fsync_errno = error
+            return
+        if error:
+            logger.warning(f"Fail to fsync the AOF file: {os.strerror(error)}")
+        self.fsync_errno = error
+        if error:
+            self.pending_fsync = True  # the data is not known to be on disk: try again
+        self.server.disk_errors.refresh()
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -187,8 +282,7 @@ class AppendOnlyFile:
             self._write_base_sync()
         incrs = [e for e in self.entries if e.type == TYPE_INCR]
         if incrs:
-            # Keep appending to the last incr file, as Redis does after a restart.
-            self.fd = os.open(self._path(incrs[-1].name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._open_last_incr(incrs[-1])
         else:
             self._open_new_incr()
         return loaded
@@ -255,14 +349,22 @@ class AppendOnlyFile:
     def _next_seq(self, kind: str) -> int:
         return max((e.seq for e in self.entries if e.type == kind), default=0) + 1
 
-    def _write_manifest(self) -> None:
-        temp = self.manifest_path + ".tmp"
-        with open(temp, "w") as f:
-            for entry in self.entries:
-                f.write(entry.line())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, self.manifest_path)
+    def _write_manifest(self, entries: list[ManifestEntry] | None = None) -> None:
+        """persistAofManifest(): a temp file, fsynced, renamed over the manifest, the
+        directory fsynced. Raises OSError (after removing the temp file) on failure."""
+        temp = os.path.join(self.directory, "temp-" + self.prefix + ".manifest")
+        try:
+            with open(temp, "w") as f:
+                for entry in self.entries if entries is None else entries:
+                    f.write(entry.line())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, self.manifest_path)
+        except OSError as exc:
+            logger.warning(f"Error trying to write the temporary AOF manifest file "
+                           f"{os.path.basename(temp)}: {_strerror(exc)}")
+            _unlink_quietly(temp)
+            raise
         _fsync_dir(self.directory)
 
     def _base_name(self, seq: int) -> str:
@@ -270,67 +372,114 @@ class AppendOnlyFile:
         return f"{self.prefix}.{seq}.base.{'rdb' if preamble else 'aof'}"
 
     def _write_base_file(self, path: str) -> None:
-        temp = path + ".tmp"
-        with open(temp, "wb") as f:
-            if self.server.config.values.get("aof-use-rdb-preamble", True):
-                from .snapshot import libraries_for_rdb
+        """Write a base (the dataset as RDB or as commands) to path, fsynced; on any
+        failure the partial file is removed before the error propagates."""
+        try:
+            with open(path, "wb") as f:
+                if self.server.config.values.get("aof-use-rdb-preamble", True):
+                    from .snapshot import libraries_for_rdb
 
-                rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"},
-                                  functions=libraries_for_rdb(self.server))
-            else:
-                from ..scripting.library import aof_rewrite_commands
+                    rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"},
+                                      functions=libraries_for_rdb(self.server))
+                else:
+                    from ..scripting.library import aof_rewrite_commands
 
-                for argv in aof_rewrite_commands(self.server):  # FUNCTION LOAD per library
-                    f.write(encode_command(argv) if isinstance(argv, list) else argv)
-                for argv in dataset_as_commands(self.server.dbs):
-                    f.write(argv)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
+                    for argv in aof_rewrite_commands(self.server):  # FUNCTION LOAD per library
+                        f.write(encode_command(argv) if isinstance(argv, list) else argv)
+                    for argv in dataset_as_commands(self.server.dbs):
+                        f.write(argv)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            _unlink_quietly(path)
+            raise
 
     def _write_base_sync(self) -> None:
         seq = self._next_seq(TYPE_BASE)
         name = self._base_name(seq)
-        self._write_base_file(self._path(name))
+        temp = self._path(name) + ".tmp"
+        self._write_base_file(temp)
+        os.replace(temp, self._path(name))
         self.entries = [e for e in self.entries if e.type != TYPE_BASE]
         self.entries.insert(0, ManifestEntry(name, seq, TYPE_BASE))
         self.base_size = os.path.getsize(self._path(name))
 
     def _open_new_incr(self) -> None:
-        incr_seqs = [e.seq for e in self.entries if e.type == TYPE_INCR]
-        seq = max(incr_seqs, default=0) + 1
+        """openNewIncrAofForAppend(): the new file and the manifest naming it first; only
+        once both exist does the server switch to them (raises OSError, changing
+        nothing, when either fails)."""
+        seq = self._next_seq(TYPE_INCR)
         name = f"{self.prefix}.{seq}.incr.aof"
-        self.entries.append(ManifestEntry(name, seq, TYPE_INCR))
+        entries = self.entries + [ManifestEntry(name, seq, TYPE_INCR)]
+        try:
+            fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+                         0o644)
+        except OSError as exc:
+            logger.warning(f"Can't open the append-only file {name}: {_strerror(exc)}")
+            raise
+        try:
+            self._write_manifest(entries)
+        except OSError:
+            os.close(fd)
+            _unlink_quietly(self._path(name))
+            raise
         if self.fd >= 0:
-            self.flush()
-            old_fd = self.fd
-            self.bio.submit(_fsync_and_close, old_fd)
-        self.fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            # In everysec a late fsync is fine as long as it happens; in always the old
+            # file is already synced (openNewIncrAofForAppend()).
+            self.bio.submit(_fsync_and_close, self.fd)
+            self.last_fsync = time.time()
+        self.fd = fd
+        self.incr_size = 0
+        self.entries = entries
         self.selected_db = -1
-        self._write_manifest()
+
+    def _open_last_incr(self, entry: ManifestEntry) -> None:
+        # Keep appending to the last incr file, as Redis does after a restart.
+        self.fd = os.open(self._path(entry.name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.incr_size = os.fstat(self.fd).st_size
 
     # -- rewrite (BGREWRITEAOF) -------------------------------------------------------------------
 
-    def rewrite(self) -> None:
+    def _temp_base_path(self, pid: int) -> str:
+        # rewriteAppendOnlyFileBackground(): the child's file, in the server's dir,
+        # renamed into appenddirname by the parent once the child succeeded.
+        return os.path.join(self.server.config["dir"] or ".", "temp-rewriteaof-bg-%d.aof" % pid)
+
+    def rewrite(self) -> bool:
         """Fork a child writing a new base; the parent switches to a new incr file now,
-        so nothing written meanwhile is lost or needs merging (Redis 7's design)."""
+        so nothing written meanwhile is lost or needs merging (Redis 7's design).
+        False (logged, aof_last_bgrewrite_status err) when it could not start."""
+        self.selected_db = -1
         self.flush()
-        self._open_new_incr()
-        seq = self._next_seq(TYPE_BASE)
-        name = self._base_name(seq)
-        pid = os.fork()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            self._open_new_incr()
+            pid = os.fork()
+        except OSError as exc:
+            if exc.filename is None:
+                logger.warning("Can't rewrite append only file in background: fork: "
+                               f"{_strerror(exc)}")
+            self.last_rewrite_ok = False
+            return False
         if pid == 0:
+            logger.role = "C"
             code = 0
             try:
-                self._write_base_file(self._path(name))
-            except BaseException:
+                self._write_base_file(self._temp_base_path(os.getpid()))
+                logger.notice("Successfully created the temporary AOF base file "
+                              f"temp-rewriteaof-bg-{os.getpid()}.aof")
+            except BaseException as exc:
+                if isinstance(exc, OSError):
+                    logger.warning("Write error writing append only file on disk: "
+                                   f"{_strerror(exc)}")
                 code = 1
             os._exit(code)
         self.rewrite_child = pid
         self.rewrite_started = time.time()
-        self._pending_base = (name, seq)
+        self.rewrite_scheduled = False
         self._incr_at_fork = self.entries[-1]
         logger.notice(f"Background append only file rewriting started by pid {pid}")
+        return True
 
     def _check_rewrite_child(self) -> None:
         if not self.rewrite_child:
@@ -343,58 +492,102 @@ class AppendOnlyFile:
             return
         self.rewrite_child = 0
         self.last_rewrite_seconds = int(time.time() - self.rewrite_started)
-        if os.waitstatus_to_exitcode(status) != 0:
+        temp = self._temp_base_path(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0 or not self._install_new_base(temp):
+            _unlink_quietly(temp)  # aofRemoveTempFile(): never left to fill the disk
             self.last_rewrite_ok = False
             self.consecutive_failures += 1
-            logger.warning("Background AOF rewrite terminated with error")
+            if code < 0:
+                logger.warning(f"Background AOF rewrite terminated by signal {-code}")
+            elif code > 0:
+                logger.warning("Background AOF rewrite terminated with error")
             return
-        name, seq = self._pending_base
-        keep_from = self.entries.index(self._incr_at_fork)
-        obsolete = [e for e in self.entries[:keep_from]]
-        self.entries = [ManifestEntry(name, seq, TYPE_BASE)] + self.entries[keep_from:]
-        self._write_manifest()
-        for entry in obsolete:
-            try:
-                os.unlink(self._path(entry.name))
-            except OSError:
-                pass
-        self.base_size = os.path.getsize(self._path(name))
-        self.current_size = self.base_size + sum(
-            os.path.getsize(self._path(e.name)) for e in self.entries if e.type == TYPE_INCR)
         self.last_rewrite_ok = True
         self.rewrites += 1
         self.consecutive_failures = 0
         logger.notice("Background AOF rewrite terminated with success")
         logger.notice("Background AOF rewrite finished successfully")
-        if self.rewrite_scheduled:
-            self.rewrite_scheduled = False
-            self.rewrite()
+
+    def _install_new_base(self, temp: str) -> bool:
+        """backgroundRewriteDoneHandler(): rename the child's file to the next base and
+        persist a manifest that drops the files it replaces; False on any failure,
+        with the old manifest (and so the old files) still in force."""
+        seq = self._next_seq(TYPE_BASE)
+        name = self._base_name(seq)
+        keep_from = self.entries.index(self._incr_at_fork)
+        obsolete = self.entries[:keep_from]
+        entries = [ManifestEntry(name, seq, TYPE_BASE)] + self.entries[keep_from:]
+        try:
+            os.replace(temp, self._path(name))
+        except OSError as exc:
+            logger.warning(f"Error trying to rename the temporary AOF file {os.path.basename(temp)} "
+                           f"into {name}: {_strerror(exc)}")
+            return False
+        try:
+            self._write_manifest(entries)
+        except OSError:
+            _unlink_quietly(self._path(name))
+            return False
+        self.entries = entries
+        for entry in obsolete:
+            _unlink_quietly(self._path(entry.name))
+        self.base_size = os.path.getsize(self._path(name))
+        self.current_size = self.base_size + sum(
+            os.path.getsize(self._path(e.name)) for e in self.entries if e.type == TYPE_INCR)
+        return True
 
     def _maybe_auto_rewrite(self) -> None:
         config = self.server.config.values
         percentage = config.get("auto-aof-rewrite-percentage", 100)
         min_size = config.get("auto-aof-rewrite-min-size", 64 * 1024 * 1024)
-        if self.rewrite_child or not percentage or self.current_size < min_size:
+        if self.rewrite_child or not percentage or self.current_size < min_size \
+                or self.server.snapshots.child_pid:
             return
         base = self.base_size or 1
         growth = (self.current_size - base) * 100 // base
-        if growth >= percentage:
+        if growth >= percentage and not self._rewrite_limited():
             logger.notice(f"Starting automatic rewriting of AOF on {growth}% growth")
             self.rewrite()
 
+    def _rewrite_limited(self) -> bool:
+        """aofRewriteLimited(): after repeated failures, automatic rewrites wait 1, 2,
+        4 ... 60 minutes between attempts."""
+        if self.consecutive_failures < REWRITE_LIMIT_THRESHOLD:
+            self.rewrite_delay_minutes = 0
+            self.next_rewrite_time = 0.0
+            return False
+        now = time.time()
+        if self.next_rewrite_time:
+            if now < self.next_rewrite_time:
+                return True
+            self.next_rewrite_time = 0.0
+            return False
+        self.rewrite_delay_minutes = min(max(self.rewrite_delay_minutes * 2, 1),
+                                         REWRITE_LIMIT_MAX_MINUTES)
+        self.next_rewrite_time = now + self.rewrite_delay_minutes * 60
+        logger.warning("Background AOF rewrite has repeatedly failed and triggered the limit, "
+                       f"will retry in {self.rewrite_delay_minutes} minutes")
+        return True
+
     def shutdown_hook(self, flags) -> None:
         if self.rewrite_child:
+            logger.warning("There is a child rewriting the AOF. Killing it!")
             try:
                 os.kill(self.rewrite_child, 9)
                 os.waitpid(self.rewrite_child, 0)
             except OSError:
                 pass
+            _unlink_quietly(self._temp_base_path(self.rewrite_child))
             self.rewrite_child = 0
         if self.fd >= 0:
             logger.notice("Calling fsync() on the AOF file.")
             self.flush()
             self.bio.shutdown(wait=True)
-            os.fsync(self.fd)
+            try:
+                os.fsync(self.fd)
+            except OSError as exc:
+                logger.warning(f"Fail to fsync the AOF file: {_strerror(exc)}.")
 
 
 class ReplayClient:
@@ -465,9 +658,8 @@ def _value_commands(key: bytes, value):
 def install(server) -> AppendOnlyFile | None:
     aof = AppendOnlyFile(server)
     server.aof = aof
-    from ..config import BY_NAME
-
     BY_NAME["appendonly"].apply = _apply_appendonly
+    server.cron_jobs.append(aof.child_cron)
     return aof
 
 
@@ -480,26 +672,66 @@ def _apply_appendonly(server, value) -> None:
         if os.path.exists(aof.manifest_path):
             with open(aof.manifest_path) as f:
                 aof.entries = parse_manifest(f.read())
+        # A new incr file now, a new base from the forked child (startAppendOnly()).
+        if not aof.rewrite():
+            logger.warning("Redis needs to enable the AOF but can't trigger a background AOF "
+                           "rewrite operation. Check the above logs for more info about the "
+                           "error.")
+            raise ConfigError("Unable to turn on AOF. Check server logs.")
         aof.enabled = True
-        aof.rewrite()  # new incr file now, new base from the forked child
         server.enable_aof_logging()
     elif not value and aof.enabled:
         aof.flush()
         aof.enabled = False
         server.disable_aof_logging()
+        # stopAppendOnly(): what could not be written is dropped with the AOF itself,
+        # and its write error no longer stops writes.
+        aof.buffer.clear()
+        aof.last_write_ok = True
+        aof.fsync_errno = 0
+        server.disk_errors.refresh()
 
 
-def _fsync_quietly(fd: int) -> None:
+def _write_all(fd: int, data: bytes) -> tuple[int, OSError | None]:
+    """aofWrite(): retry short writes; (bytes written, the error that stopped it)."""
+    view = memoryview(data)
+    total = 0
+    while total < len(data):
+        try:
+            total += os.write(fd, view[total:])
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            return total, exc
+    return total, None
+
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or os.strerror(exc.errno or errno.EIO)
+
+
+def _fsync_errno(fd: int) -> int:
+    """A background fsync (bio.c): its errno, 0 on success. EBADF/EINVAL mean the fd
+    was closed meanwhile, not that the data failed to reach the disk."""
     try:
-        os.fsync(fd)
+        os.fdatasync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EBADF, errno.EINVAL):
+            return exc.errno or errno.EIO
+    return 0
+
+
+def _fsync_and_close(fd: int) -> None:
+    _fsync_errno(fd)
+    try:
+        os.close(fd)
     except OSError:
         pass
 
 
-def _fsync_and_close(fd: int) -> None:
-    _fsync_quietly(fd)
+def _unlink_quietly(path: str) -> None:
     try:
-        os.close(fd)
+        os.unlink(path)
     except OSError:
         pass
 

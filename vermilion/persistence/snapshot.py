@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 from ..log import logger
@@ -17,13 +18,6 @@ from ..protocol.errors import CommandError
 from . import rdb
 
 BGSAVE_RETRY_DELAY = 5  # CONFIG_BGSAVE_RETRY_DELAY: seconds after a failed bgsave
-MISCONF = (
-    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
-    "persist to disk. Commands that may modify the data set are disabled, because this "
-    "instance is configured to report errors during writes if RDB snapshotting fails "
-    "(stop-writes-on-bgsave-error option). Please check the Redis logs for details about "
-    "the RDB error."
-)
 
 
 class Snapshots:
@@ -56,30 +50,56 @@ class Snapshots:
 
     # -- saving -----------------------------------------------------------------
 
+    def temp_path(self, pid: int) -> str:
+        # rdbSave(): "temp-<pid>.rdb" beside the target, so the rename is atomic.
+        return os.path.join(os.path.dirname(self.path) or ".", "temp-%d.rdb" % pid)
+
     def write_file(self, path: str) -> None:
-        """Write the snapshot to path atomically (temp file, fsync, rename)."""
+        """rdbSave(): write the snapshot to a temp file, fsync, rename over path. On
+        failure the temp file is removed (a full disk must not stay full because of
+        it), the reason is logged as Redis logs it, and OSError propagates."""
         config = self.server.config
         directory = os.path.dirname(path) or "."
-        temp = os.path.join(directory, "temp-%d.rdb" % os.getpid())
-        with open(temp, "wb") as f:
-            rdb.dump_snapshot(self.server.dbs, f, compression=_yes(config, "rdbcompression"),
-                              functions=libraries_for_rdb(self.server),
-                              checksum=_yes(config, "rdbchecksum"), limits=self._limits())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
+        temp = self.temp_path(os.getpid())
+        try:
+            f = open(temp, "wb")
+        except OSError as exc:
+            logger.warning(f"Failed opening the temp RDB file {os.path.basename(temp)} (in "
+                           f"server root dir {os.getcwd()}) for saving: {exc.strerror}")
+            raise
+        step = "rdbSaveRio"
+        try:
+            with f:
+                rdb.dump_snapshot(self.server.dbs, f, compression=_yes(config, "rdbcompression"),
+                                  functions=libraries_for_rdb(self.server),
+                                  checksum=_yes(config, "rdbchecksum"), limits=self._limits())
+                step = "fflush"
+                f.flush()
+                step = "fsync"
+                os.fsync(f.fileno())
+                step = "fclose"
+        except OSError as exc:
+            logger.warning(f"Write error saving DB on disk({step}): {exc.strerror}")
+            _unlink_quietly(temp)
+            raise
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            logger.warning(f"Error moving temp DB file {os.path.basename(temp)} on the final "
+                           f"destination {path} (in server root dir {os.getcwd()}): "
+                           f"{exc.strerror}")
+            _unlink_quietly(temp)
+            raise
         _fsync_dir(directory)
 
     def save(self) -> None:
-        """SAVE: synchronous, in the event loop (as Redis blocks for SAVE)."""
+        """SAVE: synchronous, in the event loop (as Redis blocks for SAVE). A failure
+        answers -ERR and, as rdbSave() does, leaves the BGSAVE status alone."""
         if self.child_pid:
             raise CommandError("ERR Background save already in progress")
         try:
             self.write_file(self.path)
-        except OSError as exc:
-            logger.warning(f"Failed opening the temp RDB file temp-{os.getpid()}.rdb "
-                           f"(in server root dir {os.getcwd()}) for saving: {exc.strerror}")
-            self._set_bgsave_ok(False)
+        except OSError:
             raise CommandError("ERR") from None
         logger.notice("DB saved on disk")
         self._saved(time.time())
@@ -104,9 +124,11 @@ class Snapshots:
             logger.warning(f"Can't save in background: fork: {exc.strerror}")
             raise CommandError("ERR") from None
         if pid == 0:  # the child: write and leave without running any parent cleanup
+            logger.role = "C"
             code = 0
             try:
                 self.write_file(self.path)
+                logger.notice("DB saved on disk")
             except BaseException:
                 code = 1
             os._exit(code)
@@ -126,12 +148,20 @@ class Snapshots:
             return
         self.child_pid = 0
         self.last_bgsave_seconds = int(time.time() - self.child_started)
-        if os.waitstatus_to_exitcode(status) == 0:
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
             logger.notice("Background saving terminated with success")
             self._saved(self.child_started, self.dirty_at_fork)
-        else:
+        elif code > 0:  # the child removed its own temp file
             logger.warning("Background saving error")
             self._set_bgsave_ok(False)
+        else:
+            # backgroundSaveDoneHandlerDisk(): a killed child cannot clean up after
+            # itself; SIGUSR1 is the way to stop one without it counting as an error.
+            logger.warning(f"Background saving terminated by signal {-code}")
+            _unlink_quietly(self.temp_path(pid))
+            if -code != signal.SIGUSR1:
+                self._set_bgsave_ok(False)
         if self.scheduled:
             self.scheduled = False
             self.bgsave()
@@ -156,16 +186,14 @@ class Snapshots:
     def wait_child(self) -> None:
         """Shutdown: a running BGSAVE child is killed, as Redis does (killRDBChild)."""
         if self.child_pid:
+            logger.warning("There is a child saving an .rdb. Killing it!")
             try:
                 os.kill(self.child_pid, 9)
                 os.waitpid(self.child_pid, 0)
             except OSError:
                 pass
+            _unlink_quietly(self.temp_path(self.child_pid))
             self.child_pid = 0
-            try:
-                os.unlink(os.path.join(os.path.dirname(self.path) or ".", "temp-%d.rdb" % self.child_pid))
-            except OSError:
-                pass
 
     def shutdown_hook(self, flags) -> None:
         self.wait_child()
@@ -183,21 +211,9 @@ class Snapshots:
         self._saved(time.time())
 
     def _set_bgsave_ok(self, ok: bool) -> None:
-        # The MISCONF check sits in the dispatcher's check list only while a save is
-        # failing, so the common path pays nothing for it.
-        self.last_bgsave_ok = ok
-        checks = self.server.command_checks
-        if ok and self.check_writes in checks:
-            checks.remove(self.check_writes)
-        elif not ok and self.check_writes not in checks:
-            checks.append(self.check_writes)
-
-    def check_writes(self, client, spec, argv) -> None:
-        """stop-writes-on-bgsave-error: refuse writes while the last bgsave failed."""
-        server = self.server
-        if (spec.is_write and not self.last_bgsave_ok and server.config["save"]
-                and _yes(server.config, "stop-writes-on-bgsave-error")):
-            raise CommandError(MISCONF)
+        if ok != self.last_bgsave_ok:
+            self.last_bgsave_ok = ok
+            self.server.disk_errors.refresh()  # stop-writes-on-bgsave-error
 
     # -- loading ------------------------------------------------------------------
 
@@ -305,6 +321,13 @@ def install(server) -> Snapshots:
 
 def _yes(config, name: str) -> bool:
     return bool(config.values.get(name, True))
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _fsync_dir(directory: str) -> None:
