@@ -169,7 +169,7 @@ def test_aof_always_exits_on_write_error_and_keeps_every_acknowledged_write(tmp_
 @pytest.mark.parametrize("name,binary", _binaries(), ids=["vermilion", "redis"])
 def test_failed_bgsave_leaves_no_temp_file_and_writes_resume_after_a_good_save(tmp_path, name, binary):
     limit = 32 * 1024
-    server = _start(binary, tmp_path, ["--save", "3600 1000000"], limit=limit)
+    server = _start(binary, tmp_path, ["--save", "3600", "1000000"], limit=limit)
     client = server.client()
     pipe = client.pipeline(transaction=False)
     for i in range(2000):
