@@ -440,3 +440,164 @@ def test_typed_values_other_modules_read():
         config.load_text("hz 10\n\nmaxmemory lots\n")
     assert (info.value.line_number, info.value.line, info.value.reason) == (
         3, "maxmemory lots", "argument must be a memory value")
+
+
+# -- start-up: the same argv / config file given to vermilion-server and redis-server --------
+#
+# Each case runs both binaries side by side (in parallel, on free loopback ports) and
+# compares what came out: the values CONFIG GET reads back when both start, or the exit
+# status and the FATAL CONFIG FILE ERROR block (stderr, byte for byte) when they fail.
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+from conftest import VERMILION, free_port, require_binary  # noqa: E402
+
+
+def _launch(binary, cwd, args, config, stdin, first=None):
+    """The config file first (t.conf, or `first` as given), then --port/--bind, then the
+    case's args (a '-' that must be the first argument stays first). No --save "": some
+    cases are about save."""
+    port = free_port()
+    argv = [str(binary)]
+    if config is not None:
+        (cwd / "t.conf").write_bytes(config.encode() if isinstance(config, str) else config)
+        argv.append("t.conf")
+    elif first is not None:
+        argv.append(first)
+    args = list(args)
+    if args[:1] == ["-"]:
+        argv.append(args.pop(0))
+    argv += ["--port", str(port), "--bind", "127.0.0.1", *args]
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    if stdin is not None:
+        proc.stdin.write(stdin.encode() if isinstance(stdin, str) else stdin)
+    proc.stdin.close()
+    return proc, port
+
+
+def _outcome(proc, port, names, cwd):
+    """("exit", status, stderr, last log message) or ("ok", {name: CONFIG GET value});
+    the server's working directory reads as "T"."""
+    here = str(cwd).encode()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.stdout.read(), proc.stderr.read()
+            # The last log line's message (after "pid:X date # ").
+            last = out.splitlines()[-1].split(b" # ", 1)[-1] if out.strip() else b""
+            proc.stdout.close()
+            proc.stderr.close()
+            return ("exit", proc.returncode, err.replace(here, b"T"), last.replace(here, b"T"))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    else:
+        proc.kill()
+        raise AssertionError("server neither started nor exited")
+    conn = RawConnection(port)
+    try:
+        values = {name: as_dict(conn, name).get(name.encode()) for name in names}
+        return ("ok", {name: value.replace(here, b"T") if value else value
+                       for name, value in values.items()})
+    finally:
+        conn.close()
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def start_both(tmp_path, args=(), config=None, names=(), stdin=None, files=None, first=None):
+    """Run vermilion-server and redis-server alike; assert the same outcome; return it.
+    `files` are written (sub-directories too) in each server's working directory."""
+    launched = []
+    for binary, sub in ((VERMILION, "vm"), (require_binary("redis-server"), "rd")):
+        cwd = tmp_path / sub
+        cwd.mkdir(parents=True)
+        for name, text in (files or {}).items():
+            (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+            (cwd / name).write_text(text)
+        launched.append((*_launch(binary, cwd, args, config, stdin, first), cwd))
+    mine, theirs = (_outcome(proc, port, names, cwd) for proc, port, cwd in launched)
+    assert mine == theirs
+    return mine
+
+
+MULTI_ARG_NAMES = ("save", "client-output-buffer-limit", "oom-score-adj-values",
+                   "shutdown-on-sigterm", "shutdown-on-sigint",
+                   "latency-tracking-info-percentiles", "bind", "replicaof")
+
+
+def test_multi_arg_configs_as_one_argument_on_the_command_line(tmp_path):
+    # loadServerConfigFromString(): a MULTI_ARG_CONFIG with one non-empty argument is
+    # split again with sdssplitargs() (so quotes and tabs inside it work too).
+    got = start_both(tmp_path, [
+        "--save", "3600 1 300 100 60 10000",
+        "--client-output-buffer-limit", "normal 0 0 0 pubsub 32mb 8mb 60",
+        "--oom-score-adj-values", "1 2 3", "--shutdown-on-sigterm", "nosave now",
+        "--shutdown-on-sigint", "'now'  force", "--latency-tracking-info-percentiles",
+        "50\t99", "--bind", "127.0.0.1 -::1", "--replicaof", "127.0.0.1 1"],
+        names=MULTI_ARG_NAMES)
+    assert got[1]["save"] == b"3600 1 300 100 60 10000"
+    assert got[1]["client-output-buffer-limit"].endswith(b"pubsub 33554432 8388608 60")
+
+
+def test_multi_arg_configs_as_one_argument_in_the_file(tmp_path):
+    got = start_both(tmp_path, config=(
+        'save 10 1\nsave "3600 1 300 100"\n'  # file save lines still accumulate
+        'client-output-buffer-limit "replica 1mb 2mb 3 pubsub 1 2 3"\n'
+        "oom-score-adj-values '1 2 3'\nlatency-tracking-info-percentiles \"50 \\\"99\\\"\"\n"
+        'bind "127.0.0.1 -::1"\n'), args=["--bind", "127.0.0.1"], names=MULTI_ARG_NAMES)
+    assert got[1]["save"] == b"10 1 3600 1 300 100"
+
+
+def test_multi_arg_one_argument_with_unbalanced_quotes_is_no_arguments(tmp_path):
+    # sdssplitargs() fails: the config is set with no arguments at all (no error).
+    got = start_both(tmp_path, config="save 5 5\nsave \"1 '2\"\n", args=[
+        "--client-output-buffer-limit", "normal 1 '2", "--latency-tracking-info-percentiles",
+        '1 "2'], names=MULTI_ARG_NAMES)
+    assert got[1]["save"] == b"5 5"
+    got = start_both(tmp_path / "again", ["--save", '60 "1'], names=["save"])
+    assert got[1]["save"] == b""
+
+
+@pytest.mark.parametrize("args,config", [
+    (["--save", "60 x"], None),
+    (["--save", "60 1 300"], None),
+    (["--oom-score-adj-values", "1 '2"], None),
+    (["--oom-score-adj-values", "1 2 3 4"], None),
+    (["--client-output-buffer-limit", "normal 1 1"], None),
+    (["--shutdown-on-sigint", "save nosave"], None),
+    (["--replicaof", "127.0.0.1"], None),
+    (["--notify-keyspace-events", "K E"], None),  # not a MULTI_ARG config
+    (["--rename-command", "get foo"], None),  # a directive, not a config: not split
+    (["--maxmemory", "1 mb"], None),
+    ([], 'rename-command "get foo"\n'),
+    ([], 'client-output-buffer-limit "replica 1mb 2mb 3" pubsub 1 2 3\n'),  # 2+ args: as is
+    ([], 'dir "/ /"\n'),
+    ([], 'bind "' + " ".join(f"10.0.0.{i}" for i in range(17)) + '"\n'),
+])
+def test_multi_arg_one_argument_errors(tmp_path, args, config):
+    assert start_both(tmp_path, args, config)[:2] == ("exit", 1)
+
+
+def test_config_set_multi_arg_one_value(conns):
+    # performInterfaceSet(): CONFIG SET splits on single spaces (no quotes, no tabs).
+    try:
+        for name, value in (("save", "3600 1 300 100"), ("save", "60 '1'"), ("save", "\t60 1"),
+                            ("client-output-buffer-limit", "normal 0 0 0 pubsub 32mb 8mb 60"),
+                            ("client-output-buffer-limit", "normal  0 0 0"),
+                            ("oom-score-adj-values", "1\t2 3"), ("bind", "127.0.0.1 -::1"),
+                            ("latency-tracking-info-percentiles", "50  99")):
+            both(conns, "CONFIG", "SET", name, value)
+            both(conns, "CONFIG", "GET", name)
+    finally:
+        both(conns, "CONFIG", "SET", "save", "", "bind", "127.0.0.1",
+             "client-output-buffer-limit",
+             "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60")

@@ -1100,7 +1100,15 @@ class Config:
         if spec is not None:
             if spec.nargs == 1 and len(args) != 2:
                 raise ConfigError("wrong number of arguments")
-            self.set_from_args(name, args[1:])
+            values = args[1:]
+            if spec.nargs != 1 and len(values) == 1 and values[0]:
+                # loadServerConfigFromString(): a MULTI_ARG_CONFIG given one non-empty
+                # argument splits it again with sdssplitargs(), so `--save "60 1 300 10"`
+                # and `save "60 1"` work (and `save ""` still means none). Unbalanced
+                # quotes inside it give no arguments at all, not an error.
+                words = split_args(values[0].encode("utf-8", "surrogateescape"))
+                values = [w.decode("utf-8", "surrogateescape") for w in words or []]
+            self.set_spec(spec, values)
             return
         if DEPRECATED.get(name) == len(args):
             return
