@@ -601,3 +601,23 @@ def test_config_set_multi_arg_one_value(conns):
         both(conns, "CONFIG", "SET", "save", "", "bind", "127.0.0.1",
              "client-output-buffer-limit",
              "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+
+
+def test_dir_is_entered_while_the_file_is_read(tmp_path):
+    # setConfigDirOption() chdir()s at once: later includes and 'dir' lines are relative
+    # to it, and a bad 'dir' fails at its own line even if a later 'dir' would do.
+    files = {"inc.conf": "hz 3\n", "sub/inc.conf": "hz 7\n", "sub/inner/x.conf": "hz 11\n"}
+    got = start_both(tmp_path / "a", config="dir sub\ninclude inc.conf\n", names=["hz", "dir"],
+                     files=files)
+    assert got[1] == {"hz": b"7", "dir": b"T/sub"}
+    got = start_both(tmp_path / "b", config="dir sub\ndir inner\ninclude x.conf\n",
+                     names=["hz", "dir"], files=files)
+    assert got[1] == {"hz": b"11", "dir": b"T/sub/inner"}
+    got = start_both(tmp_path / "c", config="dir /nonexistent\ndir /tmp\nbogus\n")
+    assert b"at line 1\n" in got[2] and got[2].endswith(b"No such file or directory\n")
+    start_both(tmp_path / "d", config="dir t.conf\n")
+    # The log file is checked (created) in the new directory.
+    start_both(tmp_path / "e", config="dir sub\nlogfile l.log\n", names=["logfile"],
+               files={"sub/keep": ""})
+    assert (tmp_path / "e" / "vm" / "sub" / "l.log").exists()
+    assert not (tmp_path / "e" / "vm" / "l.log").exists()

@@ -734,12 +734,12 @@ def _rewrite_percentiles(value) -> RewriteLines:
 
 
 def _set_dir(config: "Config", args: list[str]) -> str:
-    # setConfigDirOption(): Redis chdir()s at once and CONFIG GET dir reads getcwd().
-    # While redis.conf is parsed (no server yet) the change waits for enter_dir(), so
-    # that parsing a file in-process never moves the caller's working directory.
+    # setConfigDirOption(): Redis chdir()s at once, also while it reads redis.conf, so
+    # later includes, globs, 'dir' lines and the log file check are relative to it, and
+    # a bad 'dir' fails at its own line. CONFIG GET dir reads getcwd(). (Parsing a file
+    # in-process gives the caller its working directory back; enter_dir() re-enters.)
     if config.server is None:
         config._dir_line = config._line
-        return args[0]
     try:
         os.chdir(args[0])
     except OSError as exc:
@@ -1075,6 +1075,25 @@ class Config:
     def load_text(self, text: str, base_dir: str = ".", depth: int = 0) -> None:
         """loadServerConfigFromString(): raises ConfigFileError with the line. (base_dir
         is unused: Redis opens includes relative to the working directory.)"""
+        if depth or self.server is not None:
+            self._load_text(text, depth)
+            return
+        # 'dir' lines chdir() as they are read (see _set_dir): undo that for the
+        # caller; the server enters the configured directory with enter_dir().
+        try:
+            start = os.getcwd()
+        except OSError:
+            start = None
+        try:
+            self._load_text(text, depth)
+        finally:
+            if start is not None and self.values["dir"] != start:
+                try:
+                    os.chdir(start)
+                except OSError:
+                    pass
+
+    def _load_text(self, text: str, depth: int) -> None:
         self._reading = True
         lines = text.split("\n")
         for number, raw in enumerate(lines, 1):
