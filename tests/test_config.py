@@ -621,3 +621,47 @@ def test_dir_is_entered_while_the_file_is_read(tmp_path):
                files={"sub/keep": ""})
     assert (tmp_path / "e" / "vm" / "sub" / "l.log").exists()
     assert not (tmp_path / "e" / "vm" / "l.log").exists()
+
+
+FILE_CASES = [
+    # sdssplitargs() quoting: escapes, a closing quote glued to a word, a lone quote.
+    ('ignore-warnings "a\\x41\\x4\\n\\"" \'b\\\'c\'\n', None),
+    ('maxmemory "1mb"x\n', None),
+    ("maxmemory '1mb'x\n", None),
+    ('maxmemory "1mb\\"\n', None),
+    ('maxmemory "1mb\\\n', None),
+    ("port 6379 # not a comment\n", None),
+    # trimming and separators: \r\n endings, tabs, a leading \v is blank, inside it is not
+    ("maxmemory\t1mb\r\nhz 5\r\n", ["maxmemory", "hz"]),
+    ("\v maxmemory 1mb\n", ["maxmemory"]),
+    ("maxmemory\v1mb\n", None),
+    # values: booleans are yes/no only, memory units (k = 1000, kb = 1024), percents
+    ("appendonly YES\nactiverehashing No\n", ["appendonly", "activerehashing"]),
+    ("appendonly 1\n", None), ("appendonly true\n", None), ('appendonly ""\n', None),
+    ("maxmemory 1k\nproto-max-bulk-len 2Gb\nrepl-backlog-size 3MB\n",
+     ["maxmemory", "proto-max-bulk-len", "repl-backlog-size"]),
+    ("maxmemory 1.5mb\n", None), ("maxmemory +1\n", None), ("maxmemory 1 gb\n", None),
+    ("maxmemory-clients 5%\n", ["maxmemory-clients"]),
+    ("maxmemory-clients 5%%\n", None), ("maxmemory-clients -5%\n", None),
+    ("timeout 1.0\n", None), ("timeout 99999999999\n", None), ("loglevel DEBUG\n", ["loglevel"]),
+    # the last of repeated single-value directives wins; names are case-insensitive
+    ("hz 5\nHZ 6\nSlave-Read-Only no\n", ["hz", "replica-read-only"]),
+    # C's tolower(): a Kelvin sign is not a 'k'
+    ("maxmemory 1\u212ab\n", None), ("tcp-\u212aeepalive 1\n", None),
+    # deprecated directives, module options, odd directives
+    ("list-max-ziplist-entries 1 2\n", None), ("lua-replicate-commands\n", None),
+    ("foo.bar\n", None), ("sentinel\nhz 5\n", ["hz"]),
+    ("rename-command get get\n", ["hz"]),  # the old name goes first: no "already exists"
+    ("rename-command get set\n", None),
+    # save: "" clears, then lines accumulate again
+    ('save 60 1\nsave ""\nsave 70 2\nsave 80 3\n', ["save"]),
+    ('save ""\nsave 70 2\n', ["save"]), ("save 0 1\n", None), ('save "" 1\n', None),
+    # checks made after the last line: no line number
+    ("cluster-enabled yes\nreplicaof 127.0.0.1 1\n", None),
+]
+
+
+@pytest.mark.parametrize("config,names", FILE_CASES)
+def test_config_file_parsing_like_redis(tmp_path, config, names):
+    got = start_both(tmp_path, config=config, names=names or ())
+    assert got[0] == ("ok" if names else "exit")
