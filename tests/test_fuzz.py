@@ -3,12 +3,16 @@
 Against the parser alone: however the bytes are chunked, the result (commands, then
 maybe one protocol error) is the same. Against a vermilion-server subprocess: after
 every example the server still answers PING on a new connection, and once the fuzzing
-connections are gone its client count is back to 1 (nothing leaked).
+connections are gone its client count is back to 1 (nothing leaked). At the end, the
+short version of `make fuzz`: seeded generated frames (tests/stress/fuzz_protocol.py)
+through the parser and over TCP.
 """
 
 import re
 import socket
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +20,10 @@ from hypothesis import strategies as st
 
 from conftest import RawConnection, start_vermilion
 from vermilion.protocol.parser import RequestParser
+
+# The stress scripts (make fuzz) run as plain files, so their directory goes on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "stress"))
+import fuzz_protocol  # noqa: E402
 
 EXAMPLES = 100
 
@@ -277,3 +285,25 @@ def test_hostile_input_answered_like_redis(fuzz_server, real_server):
         assert got == expected, f"input {data!r}"
 
     example()
+
+
+# -- generated frames at scale: the short version of `make fuzz` ---------------------------
+
+
+def test_generated_frames_through_the_parser():
+    """20k seeded frames (tests/stress/fuzz_protocol.py): nothing escapes the parser but
+    its own error, cutting never changes the result, well-formed frames parse to what
+    they encode, memory stays flat (traced over the first 5k)."""
+    result = fuzz_protocol.fuzz_parser(20_000, seed=13, trace_frames=5_000, log=lambda line: None)
+    assert not result.defects, "\n".join(result.defects)
+    assert result.frames >= 20_000 and result.exact > 500 and result.errors > 100
+
+
+def test_generated_frames_over_tcp(fuzz_server):
+    """2k seeded frames over TCP, cut at random points: the server stays up, answers
+    PING, ends each protocol error with -ERR Protocol error and a close, keeps no
+    client behind and its RSS bounded."""
+    result = fuzz_protocol.fuzz_tcp(2_000, seed=13, port=fuzz_server.port,
+                                    pid=fuzz_server.proc.pid, log=lambda line: None)
+    assert not result.defects, "\n".join(result.defects)
+    assert result.frames >= 2_000 and result.protocol_errors > 10
