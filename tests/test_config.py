@@ -658,6 +658,9 @@ FILE_CASES = [
     ('save ""\nsave 70 2\n', ["save"]), ("save 0 1\n", None), ('save "" 1\n', None),
     # checks made after the last line: no line number
     ("cluster-enabled yes\nreplicaof 127.0.0.1 1\n", None),
+    # what Redis does next with the config and Vermilion cannot: abort alike
+    ("tls-port 1\n", None), ("loadmodule /nonexistent/mod.so\n", None),
+    ("foo.bar 1 2\n", None),
 ]
 
 
@@ -665,3 +668,42 @@ FILE_CASES = [
 def test_config_file_parsing_like_redis(tmp_path, config, names):
     got = start_both(tmp_path, config=config, names=names or ())
     assert got[0] == ("ok" if names else "exit")
+
+
+def test_config_file_error_bytes_are_printed_raw(tmp_path):
+    # The '>>> line' shows the line's bytes as they are, not Python escapes; a NUL ends
+    # what fgets() + sdscat() keep of that line (so the next line is glued on).
+    got = start_both(tmp_path, config=b"maxmemory \xff\xfe\n")
+    assert b">>> 'maxmemory \xff\xfe'" in got[2]
+    got = start_both(tmp_path / "nul", config=b"hz 5\0junk\nfoo\n")
+    assert b">>> 'hz 5foo'" in got[2]
+
+
+@pytest.mark.parametrize("args,stdin,names", [
+    (["-", "--hz", "5", "-"], "timeout 3\n", ["hz", "timeout"]),  # '-' first and last
+    (["--hz", "5", "-", "--timeout", "3"], None, None),  # a '-' in between is a value
+    (["--hz", "-"], "timeout 3\n", None),  # the last '-' is stdin, so --hz has no value
+    (["--save", "-"], "save 70 1\n", ["save"]),
+    (["--maxmemory 1mb", "--hz", "7"], None, ["maxmemory", "hz"]),
+    (["--maxmemory 1mb", "7"], None, None),
+    (["--ignore-warnings", "a\"b'c\\d\te\x01"], None, ["ignore-warnings"]),
+    (["-"], "hz 5\rtimeout 3\n", None),  # a lone \r stays inside its line
+    (["--sentinel"], None, None),
+])
+def test_command_line_like_redis(tmp_path, args, stdin, names):
+    got = start_both(tmp_path, args, stdin=stdin, names=names or ())
+    assert got[0] == ("ok" if names else "exit")
+
+
+@pytest.mark.parametrize("first,files,names", [
+    # getAbsolutePath(): trimmed of blanks, made absolute before it is opened.
+    (" x.conf\t", {"x.conf": "hz 6\n"}, ["hz"]),
+    ("x.conf", {"x.conf": "bogus\n"}, None),
+    ("missing.conf", {}, None),  # the error names the absolute path
+    ("adir", {"adir/f": ""}, ["hz"]),  # fopen() opens a directory: an empty file
+])
+def test_config_file_path_like_redis(tmp_path, first, files, names):
+    got = start_both(tmp_path, first=first, files=files, names=names or ())
+    if first == "missing.conf":
+        assert got[3] == b"Fatal error, can't open config file 'T/missing.conf': No such " \
+                         b"file or directory"

@@ -10,7 +10,7 @@ import socket
 import sys
 
 from . import REDIS_VERSION, __version__
-from .config import Config, ConfigFileError, read_config, sds_repr
+from .config import Config, ConfigFileError, ascii_lower, read_config, sds_repr, unsupported
 from .log import logger
 from .protocol.parser import split_args
 
@@ -37,53 +37,67 @@ def version_line() -> str:
 
 def build_config(argv: list[str]) -> Config:
     """Config from redis-server style argv (server.c main()); raises ConfigFileError."""
-    args = list(argv)
     config_file = None
-    if args and not args[0].startswith("-"):
-        config_file = args.pop(0)
-    from_stdin = False
-    # '-' reads stdin only as the first or the last argument.
-    if args and args[0] == "-" and config_file is None:
-        from_stdin = True
-        args.pop(0)
-    elif args and args[-1] == "-":
-        from_stdin = True
-        args.pop()
-    if from_stdin:
-        logger.warning("Reading config from stdin")
-    return read_config(config_file, from_stdin, _options_text(args))
+    first = 0
+    # A first argument not starting with '-' is the config file (even "").
+    if argv and not argv[0].startswith("-"):
+        config_file = argv[0]
+        first = 1
+    from_stdin, options = _parse_options(argv, first)
+    return read_config(config_file, from_stdin, options)
 
 
-def _options_text(args: list[str]) -> str:
-    """server.c main(): "--port 7000 --save 60 1" becomes 'port "7000"' / 'save "60" "1"';
-    the argument after a bare option name is always its value (even "--foo"), and a
-    valueless --save means save "" (redis 7.0.1's compatibility special case)."""
+def _parse_options(argv: list[str], first: int) -> tuple[bool, str]:
+    """server.c main()'s loop: "--port 7000 --save 60 1" becomes 'port "7000"' /
+    'save "60" "1"' (values quoted with sdscatrepr), parsed after the file and stdin.
+    A '-' as the first or the last argument reads stdin; the argument after a bare
+    option name is always its value (even "--foo" or "-"); "--name value" in one
+    argument is a name with its value; a valueless --save means save "" (7.0.1's
+    compatibility case) and a valueless --sentinel takes none."""
     options = ""
-    value_pending = False  # the last option name still waits for its argument
-    for i, arg in enumerate(args):
-        if not value_pending and arg.startswith("--"):
+    from_stdin = False
+    value_pending = False  # handled_last_config_arg == 0
+    last = len(argv) - 1
+    for j in range(first, len(argv)):
+        arg = argv[j]
+        if arg == "-" and (j == 0 or j == last):
+            from_stdin = True
+        elif not value_pending and arg.startswith("--"):
             if options:
                 options += "\n"
             options += arg[2:] + " "
-            words = split_args(arg.encode("utf-8", "surrogateescape")) or []
-            if len(words) == 1:
+            words = split_args(arg.encode("utf-8", "surrogateescape"))
+            if words is not None and len(words) == 1:
                 value_pending = True
-                last = i == len(args) - 1
-                if arg.lower() == "--save" and (last or args[i + 1].startswith("--")):
+                name = ascii_lower(arg)
+                next_is_option = j != last and argv[j + 1].startswith("--")
+                if name == "--save" and next_is_option:
                     options += '""'
                     value_pending = False
-                elif arg.lower() == "--sentinel" and (last or args[i + 1].startswith("--")):
+                elif name == "--save" and j == last:
+                    options += '""'
+                elif name == "--sentinel" and next_is_option:
                     value_pending = False
             else:
                 value_pending = False
         else:
-            options += _quote(arg) + " "
+            options += sds_repr(arg) + " "
             value_pending = False
-    return options
+    return from_stdin, options
 
 
-def _quote(arg: str) -> str:
-    return sds_repr(arg)
+def _write(stream, text: str) -> None:
+    # Config text keeps undecodable bytes as surrogates: print them as the raw bytes
+    # Redis prints, not as Python's backslash escapes.
+    data = text.encode("utf-8", "surrogateescape")
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        stream.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:
+        stream.write(data.decode("utf-8", "replace"))
+        stream.flush()
 
 
 def server_main(argv: list[str] | None = None) -> int:
@@ -95,13 +109,26 @@ def server_main(argv: list[str] | None = None) -> int:
         # redis-server's usage() goes to stderr and exits 1.
         print(USAGE, file=sys.stderr, end="")
         return 1
+    if "--sentinel" in argv:
+        # checkForSentinelMode(): an exact "--sentinel" anywhere. Vermilion has no
+        # Sentinel; starting a data server in its place would be worse than refusing.
+        logger.role = "X"
+        if argv[0].startswith("-"):
+            logger.warning("Sentinel needs config file on disk to save state. Exiting...")
+        else:
+            logger.warning("Sentinel mode is not supported by Vermilion. Exiting...")
+        return 1
     try:
         config = build_config(argv)
         config.enter_dir()
     except ConfigFileError as exc:
-        stream = sys.stdout if exc.as_log else sys.stderr
-        stream.write(exc.report())
-        stream.flush()
+        _write(sys.stdout if exc.as_log else sys.stderr, exc.report())
+        return 1
+    refusal = unsupported(config)
+    if refusal:
+        logger.configure(config["loglevel"], config["logfile"])
+        for line in refusal:
+            logger.warning(line)
         return 1
     from .server import run
 

@@ -1063,6 +1063,7 @@ class Config:
     server: Any = None
     users: list = field(default_factory=list)  # 'user' lines (argument lists), for ACL
     modules: list = field(default_factory=list)  # 'loadmodule' lines (not supported)
+    module_configs: dict = field(default_factory=dict)  # 'name.option value' lines
     renamed: list = field(default_factory=list)  # (old, new) from rename-command
     _reading: bool = False  # config.c reading_config_file
     _line: tuple = (0, "")  # the line being loaded
@@ -1159,8 +1160,11 @@ class Config:
         self.values["dir"] = os.getcwd()
 
     def _module_config(self, args: list[str]) -> None:
-        if len(args) != 2:
+        # Queued as "value [more values]" for a module that would declare the option;
+        # any count of values is fine here (module_configs_queue).
+        if len(args) < 2:
             raise ConfigError("Module config specified without value")
+        self.module_configs[args[0]] = " ".join(args[1:])
 
     def _after_load(self) -> None:
         logfile = self.values["logfile"]
@@ -1182,13 +1186,7 @@ class Config:
             paths = sorted(_glob.glob(path))
         else:
             paths = [path]
-        text = ""
-        for one in paths:
-            try:
-                with open(one, encoding="utf-8", errors="surrogateescape", newline="") as f:
-                    text += f.read()
-            except OSError as exc:
-                raise open_error(one, exc) from None
+        text = "".join(read_config_file(one) for one in paths)
         self.load_text(text, ".", depth)
 
     def set_from_args(self, name: str, args: list[str]) -> bool:
@@ -1386,19 +1384,92 @@ _DIRECTIVES = {
 
 def read_config(path: str | None, from_stdin: bool, options: str) -> Config:
     """loadServerConfig(): the file, then stdin, then "\\n" + the command-line options,
-    parsed as one text (so line numbers count across them)."""
+    parsed as one text (so line numbers count across them). The file is opened by the
+    absolute path main() makes of it, which is also the one CONFIG REWRITE writes."""
     config = Config()
     text = ""
-    if path:
-        config.config_file = os.path.abspath(path)
-        try:
-            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-                text = f.read()
-        except OSError as exc:
-            raise open_error(path, exc) from None
+    if path is not None:
+        config.config_file = get_absolute_path(path)
+        text = read_config_file(config.config_file)
     if from_stdin:
-        text += sys.stdin.read()
+        from .log import logger
+
+        logger.warning("Reading config from stdin")
+    if from_stdin and sys.stdin is not None:
+        # Bytes, not text mode: universal newlines would turn a lone "\r" into a line
+        # break, where Redis keeps it inside the line.
+        text += _fgets_text(sys.stdin.buffer.read())
     if options:
         text += "\n" + options
     config.load_text(text)
     return config
+
+
+def unsupported(config: Config) -> list[str]:
+    """What Redis goes on to do with a loaded config that Vermilion cannot, as the log
+    lines Redis aborts with when it fails: configure TLS (initServer()), load modules
+    and hand them their options (moduleLoadFromQueue()). Serving without them would
+    quietly ignore what the file asked for; [] when there is nothing of the kind."""
+    if config["tls-port"] or config["tls-replication"] or config["tls-cluster"]:
+        return ["Vermilion has no TLS support: tls-port, tls-replication and tls-cluster "
+                "must stay off",
+                "Failed to configure TLS. Check logs for more info."]
+    for args in config.modules:
+        path = args[0]
+        if os.path.exists(path):
+            reason = "Vermilion cannot load Redis modules"
+        else:  # what dlopen() says
+            reason = f"{path}: cannot open shared object file: No such file or directory"
+        return [f"Module {path} failed to load: {reason}",
+                f"Can't load module from {path}: server aborting"]
+    if config.module_configs:
+        return ["Module Configuration detected without loadmodule directive or no "
+                "ApplyConfig call: aborting"]
+    return []
+
+
+def get_absolute_path(filename: str) -> str:
+    """util.c getAbsolutePath(): trimmed of " \\r\\n\\t", joined to the working directory
+    with only leading "../" folded (no other normalisation)."""
+    relpath = filename.strip(" \r\n\t")
+    if relpath.startswith("/"):
+        return relpath
+    abspath = os.getcwd()
+    if not abspath.endswith("/"):
+        abspath += "/"
+    while relpath.startswith("../"):
+        relpath = relpath[3:]
+        if len(abspath) > 1:
+            abspath = abspath[:abspath.rindex("/", 0, len(abspath) - 1) + 1]
+    return abspath + relpath
+
+
+CONFIG_READ_LEN = 1024
+
+
+def read_config_file(path: str) -> str:
+    """The text of a config file, as loadServerConfig() reads it; an unreadable file is
+    the "can't open config file" error. A directory opens (fopen() succeeds on one) and
+    reads as empty, as it does for Redis."""
+    try:
+        with open(path, "rb") as f:
+            return _fgets_text(f.read())
+    except IsADirectoryError:
+        return ""
+    except OSError as exc:
+        raise open_error(path, exc) from None
+
+
+def _fgets_text(data: bytes) -> str:
+    """Redis reads config text with fgets() into a CONFIG_READ_LEN buffer and sdscat()s
+    each piece as a C string: a NUL byte drops the rest of its piece (up to the end of
+    its line, or of its 1024 bytes)."""
+    if b"\0" in data:
+        pieces, pos = [], 0
+        while pos < len(data):
+            newline = data.find(b"\n", pos, pos + CONFIG_READ_LEN)
+            end = newline + 1 if newline >= 0 else min(pos + CONFIG_READ_LEN, len(data))
+            pieces.append(data[pos:end].split(b"\0", 1)[0])
+            pos = end
+        data = b"".join(pieces)
+    return data.decode("utf-8", "surrogateescape")
