@@ -2,6 +2,7 @@
 `make crash-loop` (tests/stress/crash_loop.py, which explains how loss is measured)."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,5 +38,6 @@ def test_the_check_sees_lost_writes():
 
     result = crash_loop.run("vermilion", "always", cycles=1, clients=2, seed=13,
                             write_time=(0.3, 0.3), log=quiet, after_kill=truncate_newest_incr)
+    shutil.rmtree(result.workdir)  # a failed run keeps its directory for a post-mortem
     assert not result.ok
     assert result.lost > 0 or any("matches no prefix" in d for d in result.defects), report(result)
