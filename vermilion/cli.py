@@ -35,8 +35,9 @@ def version_line() -> str:
             f"build=vermilion-{__version__}")
 
 
-def build_config(argv: list[str]) -> Config:
-    """Config from redis-server style argv (server.c main()); raises ConfigFileError."""
+def build_config(argv: list[str], for_server: bool = False) -> Config:
+    """Config from redis-server style argv (server.c main()); raises ConfigFileError.
+    for_server: the calling process is the server-to-be ('dir' lines chdir())."""
     config_file = None
     first = 0
     # A first argument not starting with '-' is the config file (even "").
@@ -44,7 +45,7 @@ def build_config(argv: list[str]) -> Config:
         config_file = argv[0]
         first = 1
     from_stdin, options = _parse_options(argv, first)
-    return read_config(config_file, from_stdin, options)
+    return read_config(config_file, from_stdin, options, for_server)
 
 
 def _parse_options(argv: list[str], first: int) -> tuple[bool, str]:
@@ -119,7 +120,7 @@ def server_main(argv: list[str] | None = None) -> int:
             logger.warning("Sentinel mode is not supported by Vermilion. Exiting...")
         return 1
     try:
-        config = build_config(argv)
+        config = build_config(argv, for_server=True)
         config.enter_dir()
     except ConfigFileError as exc:
         _write(sys.stdout if exc.as_log else sys.stderr, exc.report())

@@ -745,10 +745,14 @@ def _rewrite_percentiles(value) -> RewriteLines:
 def _set_dir(config: "Config", args: list[str]) -> str:
     # setConfigDirOption(): Redis chdir()s at once, also while it reads redis.conf, so
     # later includes, globs, 'dir' lines and the log file check are relative to it, and
-    # a bad 'dir' fails at its own line. CONFIG GET dir reads getcwd(). (Parsing a file
-    # in-process gives the caller its working directory back; enter_dir() re-enters.)
+    # a bad 'dir' fails at its own line. CONFIG GET dir reads getcwd(). A config parsed
+    # only to be inspected (not by the process that becomes the server) must neither
+    # move its caller nor need the directory to exist here: the value waits for
+    # enter_dir(), which reports a failure at this line.
     if config.server is None:
         config._dir_line = config._line
+        if not config.chdir_while_loading:
+            return args[0]
     try:
         os.chdir(args[0])
     except OSError as exc:
@@ -1068,6 +1072,7 @@ class Config:
     _reading: bool = False  # config.c reading_config_file
     _line: tuple = (0, "")  # the line being loaded
     _dir_line: tuple = (0, "")  # where 'dir' was set, for enter_dir()'s error
+    chdir_while_loading: bool = False  # 'dir' lines chdir() at once (the server's start)
     _save_loaded: bool = False
 
     def __post_init__(self):
@@ -1085,25 +1090,6 @@ class Config:
     def load_text(self, text: str, base_dir: str = ".", depth: int = 0) -> None:
         """loadServerConfigFromString(): raises ConfigFileError with the line. (base_dir
         is unused: Redis opens includes relative to the working directory.)"""
-        if depth or self.server is not None:
-            self._load_text(text, depth)
-            return
-        # 'dir' lines chdir() as they are read (see _set_dir): undo that for the
-        # caller; the server enters the configured directory with enter_dir().
-        try:
-            start = os.getcwd()
-        except OSError:
-            start = None
-        try:
-            self._load_text(text, depth)
-        finally:
-            if start is not None and self.values["dir"] != start:
-                try:
-                    os.chdir(start)
-                except OSError:
-                    pass
-
-    def _load_text(self, text: str, depth: int) -> None:
         self._reading = True
         lines = text.split("\n")
         for number, raw in enumerate(lines, 1):
@@ -1382,11 +1368,14 @@ _DIRECTIVES = {
 }
 
 
-def read_config(path: str | None, from_stdin: bool, options: str) -> Config:
+def read_config(path: str | None, from_stdin: bool, options: str,
+                for_server: bool = False) -> Config:
     """loadServerConfig(): the file, then stdin, then "\\n" + the command-line options,
     parsed as one text (so line numbers count across them). The file is opened by the
-    absolute path main() makes of it, which is also the one CONFIG REWRITE writes."""
-    config = Config()
+    absolute path main() makes of it, which is also the one CONFIG REWRITE writes.
+    for_server: this process becomes the server, so 'dir' lines chdir() as they are
+    read (see _set_dir)."""
+    config = Config(chdir_while_loading=for_server)
     text = ""
     if path is not None:
         config.config_file = get_absolute_path(path)
