@@ -4,17 +4,29 @@
     def lpush(client, argv): ...
 
 registers a handler under Redis's metadata for LPUSH; ``@command("config get")``
-registers a subcommand. Adding a command never touches the dispatcher.
+registers a subcommand. ``@command("debug reload", argc=(2, 5))`` registers a
+subcommand Redis's table does not list (DEBUG's, which debugCommand() parses itself):
+it has no metadata, so it says which argument counts it takes, and the container's
+handler runs it through run_subcommand(). Adding a command never touches the dispatcher.
 """
 
 from ..protocol import errors
-from .spec import CommandSpec, make_spec, redis_metadata
+from .spec import CommandSpec, HandlerSubcommand, listed_containers, make_spec, redis_metadata
 
 COMMANDS: dict[bytes, CommandSpec] = {}
 
 
-def command(name: str, **overrides):
+def command(name: str, argc: tuple[int, int | None] | None = None, **overrides):
     def register(handler):
+        words = name.lower().split()
+        if len(words) == 2 and words[0].upper() not in listed_containers():
+            if argc is None or overrides:
+                raise TypeError(f"{name!r} is not in Redis's table: give argc=(min, max) only")
+            top = _spec_for(words[0])
+            top.handler_subcommands[words[1].encode()] = HandlerSubcommand(words[1], handler, *argc)
+            return handler
+        if argc is not None:
+            raise TypeError(f"{name!r}: its arity comes from Redis's table, not argc")
         spec = _spec_for(name)
         spec.handler = handler
         for attr, value in overrides.items():
@@ -58,6 +70,23 @@ def lookup(argv: list[bytes]) -> CommandSpec:
     if not spec.check_arity(len(argv)):
         raise errors.CommandError(errors.wrong_arity(spec.fullname))
     return spec
+
+
+def subcommand_runner(name: str):
+    """run_subcommand() bound to container `name` (resolved now, so that a later
+    rename-command, which moves the spec to another name, does not lose it)."""
+    container = _spec_for(name)
+    return lambda client, argv: run_subcommand(container, client, argv)
+
+
+def run_subcommand(container: CommandSpec, client, argv: list[bytes]):
+    """Run the handler subcommand argv[1] of container. An unknown name and a wrong
+    argument count get the same reply, addReplySubcommandSyntaxError()'s."""
+    sub = container.handler_subcommands.get(argv[1].lower())
+    if sub is None or not sub.check_argc(len(argv)):
+        raise errors.CommandError(errors.SUBCOMMAND_SYNTAX.format(
+            argv[1].decode("utf-8", "replace"), container.name.upper()))
+    return sub.handler(client, argv)
 
 
 def all_commands():

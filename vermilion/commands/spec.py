@@ -24,6 +24,9 @@ class CommandSpec:
     handler: Callable | None = None
     container: "CommandSpec | None" = None
     subcommands: dict[bytes, "CommandSpec"] = field(default_factory=dict)
+    # Subcommands Redis's table does not list (DEBUG's): the container's handler runs
+    # them, so COMMAND, the statistics and CLIENT LIST's cmd= see only the container.
+    handler_subcommands: dict[bytes, "HandlerSubcommand"] = field(default_factory=dict)
     # Legacy (first, last, step) key positions derived from key specs as Redis does.
     first_key: int = 0
     last_key: int = 0
@@ -52,6 +55,21 @@ class CommandSpec:
             return []
         last = self.last_key if self.last_key >= 0 else argc + self.last_key
         return list(range(self.first_key, min(last, argc - 1) + 1, self.key_step or 1))
+
+
+@dataclass(eq=False)
+class HandlerSubcommand:
+    """A subcommand its container's handler dispatches on argv[1] (debugCommand()'s
+    strcasecmp chain): no metadata of its own, only a handler and the argument counts
+    it accepts, min_argc..max_argc (None: no upper bound), argv[0] included."""
+
+    name: str
+    handler: Callable
+    min_argc: int
+    max_argc: int | None
+
+    def check_argc(self, argc: int) -> bool:
+        return argc >= self.min_argc and (self.max_argc is None or argc <= self.max_argc)
 
 
 def _derive_legacy_keys(spec: CommandSpec) -> None:
@@ -91,6 +109,12 @@ def _derive_legacy_keys(spec: CommandSpec) -> None:
 def redis_metadata() -> dict:
     text = resources.files("vermilion.commands").joinpath("redis_commands.json").read_text()
     return json.loads(text)
+
+
+@cache
+def listed_containers() -> frozenset[str]:
+    """Commands whose subcommands Redis's table lists ('CONFIG' for 'CONFIG GET')."""
+    return frozenset(key.split(" ")[0] for key in redis_metadata() if " " in key)
 
 
 def make_spec(full_key: str) -> CommandSpec:
