@@ -12,6 +12,7 @@ FAMILIES = (
     "keys",
     "expire",
     "server_cmds",
+    "debug",
     "config_cmds",
     "introspection",
     "lists",

@@ -285,35 +285,9 @@ def load_functions(server, result) -> None:
             raise rdb.RDBError(f"Failed loading a function library: {exc.message}") from None
 
 
-def debug_reload(client, argv):
-    """DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty the dataset, load it back —
-    the round trip a snapshot must survive (debug.c)."""
-    server = client.server
-    options = {a.lower() for a in argv[2:]}
-    if not options <= {b"merge", b"noflush", b"nosave"}:
-        raise CommandError("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
-    snapshots = server.snapshots
-    if b"nosave" not in options:
-        snapshots.write_file(snapshots.path)
-    if b"noflush" not in options:
-        for db in server.dbs:
-            db.flush()
-    try:
-        with open(snapshots.path, "rb") as f:
-            data = f.read()
-        load_functions(server, rdb.load_snapshot(data, server.dbs, log=logger.warning))
-    except (OSError, rdb.RDBError) as exc:
-        raise CommandError(f"ERR Error trying to load the RDB dump, check server logs. ({exc})") from None
-    logger.notice("DB reloaded by DEBUG RELOAD")
-    return "OK"
-
-
 def install(server) -> Snapshots:
     snapshots = Snapshots(server)
     server.snapshots = snapshots
-    if not hasattr(server, "debug_subcommands"):
-        server.debug_subcommands = {}
-    server.debug_subcommands[b"reload"] = (debug_reload, 2, 5)
     server.cron_jobs.append(snapshots.cron)
     server.shutdown_hooks.append(snapshots.shutdown_hook)
     return snapshots

@@ -1,0 +1,347 @@
+"""DEBUG (debug.c debugCommand): the subcommands Vermilion implements, each an
+``@command("debug <name>", argc=(min, max))`` registration run by the DEBUG handler
+once enable-debug-command allows it, and the dataset digest (DIGEST, DIGEST-VALUE).
+Redis's command table lists DEBUG as one command, so COMMAND, the statistics and
+CLIENT LIST see only "debug".
+"""
+
+import hashlib
+import os
+import struct
+import time
+
+from .. import info
+from ..log import logger
+from ..persistence import rdb
+from ..persistence.snapshot import load_functions
+from ..protocol import errors
+from ..protocol.encode import OK
+from ..protocol.errors import CommandError
+from .args import to_float, to_int
+from .keys import key_encoding
+from .registry import command, subcommand_runner
+
+
+DEBUG_DENIED = (
+    "ERR DEBUG command not allowed. If the enable-debug-command option is set to "
+    "\"local\", you can run it from a local connection, otherwise you need to set this "
+    "option in the configuration file, and then restart the server."
+)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _is_local(client) -> bool:
+    host = client.addr.rsplit(":", 1)[0].strip("[]")
+    return client.unix or host.startswith("127.") or host == "::1"
+
+
+def _debug_allowed(client) -> bool:
+    # processCommand(): protected commands obey enable-debug-command.
+    setting = client.server.config["enable-debug-command"]
+    return setting == "yes" or (setting == "local" and _is_local(client))
+
+
+@command("debug sleep", argc=(3, 3))
+def _debug_sleep(client, argv):
+    seconds = to_float(argv[2]) or 0.0
+    if seconds > 0:
+        time.sleep(seconds)  # DEBUG SLEEP blocks the whole server, as in Redis
+    return OK
+
+
+@command("debug object", argc=(3, 3))
+def _debug_object(client, argv):
+    value = client.db.lookup(argv[2])
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    encoding = key_encoding(client.db, argv[2], value)
+    return "Value at:0x%x refcount:1 encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0" % (
+        id(value), encoding, len(value) if type(value) is bytes else 1,
+        int(time.time()) & info.LRU_CLOCK_MAX)
+
+
+@command("debug set-active-expire", argc=(3, 3))
+def _debug_set_active_expire(client, argv):
+    value = to_int(argv[2])
+    if value is None:
+        raise CommandError(errors.NOT_INTEGER)
+    client.server.config.values["active-expire-enabled"] = bool(value)
+    return OK
+
+
+@command("debug populate", argc=(3, 5))
+def _debug_populate(client, argv):
+    # DEBUG POPULATE count [prefix] [size]: keys prefix:N with value value:N (padded).
+    count = to_int(argv[2])
+    if count is None or count < 0:
+        raise CommandError(errors.NOT_INTEGER)
+    prefix = argv[3] if len(argv) > 3 else b"key"
+    size = None
+    if len(argv) > 4:
+        size = to_int(argv[4])
+        if size is None or size < 0:
+            raise CommandError(errors.NOT_INTEGER)
+    db = client.db
+    for i in range(count):
+        key = b"%s:%d" % (prefix, i)
+        if db.lookup(key) is not None:
+            continue
+        value = b"value:%d" % i
+        if size is not None:
+            value = value[:size].ljust(size, b"\0")
+        db.set(key, value)
+    return OK
+
+
+@command("debug error", argc=(3, 3))
+def _debug_error(client, argv):
+    raise CommandError(_text(argv[2]))
+
+
+@command("debug log", argc=(3, 3))
+def _debug_log(client, argv):
+    logger.warning("DEBUG LOG: %s" % _text(argv[2]))
+    return OK
+
+
+# OK and nothing else: these tune or exercise Redis's C internals (the quicklist's
+# plain-node threshold, which Redis's own list tests set), which have no counterpart here.
+@command("debug jmap", argc=(2, 2))
+@command("debug quicklist-packed-threshold", argc=(3, 3))
+@command("debug stringmatch-len", argc=(3, None))
+def _debug_ok(client, argv):
+    return OK
+
+
+DEBUG_HELP = [
+    'DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:',
+    'AOF-FLUSH-SLEEP <microsec>',
+    '    Server will sleep before flushing the AOF, this is used for testing.',
+    'ASSERT',
+    '    Crash by assertion failed.',
+    'CHANGE-REPL-ID',
+    '    Change the replication IDs of the instance.',
+    '    Dangerous: should be used only for testing the replication subsystem.',
+    'CONFIG-REWRITE-FORCE-ALL',
+    '    Like CONFIG REWRITE but writes all configuration options, including',
+    '    keywords not listed in original configuration file or default values.',
+    'CRASH-AND-RECOVER [<milliseconds>]',
+    '    Hard crash and restart after a <milliseconds> delay (default 0).',
+    'DIGEST',
+    '    Output a hex signature representing the current DB content.',
+    'DIGEST-VALUE <key> [<key> ...]',
+    '    Output a hex signature of the values of all the specified keys.',
+    'ERROR <string>',
+    '    Return a Redis protocol error with <string> as message. Useful for clients',
+    '    unit tests to simulate Redis errors.',
+    'LEAK <string>',
+    '    Create a memory leak of the input string.',
+    'LOG <message>',
+    '    Write <message> to the server log.',
+    'HTSTATS <dbid>',
+    '    Return hash table statistics of the specified Redis database.',
+    'HTSTATS-KEY <key>',
+    "    Like HTSTATS but for the hash table stored at <key>'s value.",
+    'LOADAOF',
+    '    Flush the AOF buffers on disk and reload the AOF in memory.',
+    'REPLICATE <string>',
+    '    Replicates the provided string to replicas, allowing data divergence.',
+    'MALLCTL <key> [<val>]',
+    '    Get or set a malloc tuning integer.',
+    'MALLCTL-STR <key> [<val>]',
+    '    Get or set a malloc tuning string.',
+    'OBJECT <key>',
+    '    Show low level info about `key` and associated value.',
+    'DROP-CLUSTER-PACKET-FILTER <packet-type>',
+    '    Drop all packets that match the filtered type. Set to -1 allow all packets.',
+    'OOM',
+    '    Crash the server simulating an out-of-memory error.',
+    'PANIC',
+    '    Crash the server simulating a panic.',
+    'POPULATE <count> [<prefix>] [<size>]',
+    '    Create <count> string keys named key:<num>. If <prefix> is specified then',
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    '    replicas. Cluster slots are not respected so keys not belonging to the',
+    '    current node can be created in cluster mode.',
+    'PROTOCOL <type>',
+    '    Reply with a test value of the specified type. <type> can be: string,',
+    '    integer, double, bignum, null, array, set, map, attrib, push, verbatim,',
+    '    true, false.',
+    'RELOAD [option ...]',
+    '    Save the RDB on disk and reload it back to memory. Valid <option> values:',
+    '    * MERGE: conflicting keys will be loaded from RDB.',
+    '    * NOFLUSH: the existing database will not be removed before load, but',
+    '      conflicting keys will generate an exception and kill the server.',
+    '    * NOSAVE: the database will be loaded from an existing RDB file.',
+    '    Examples:',
+    '    * DEBUG RELOAD: verify that the server is able to persist, flush and reload',
+    '      the database.',
+    '    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an',
+    '      existing RDB file.',
+    '    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB',
+    '      file to the database.',
+    'RESTART [<milliseconds>]',
+    '    Graceful restart: save config, db, restart after a <milliseconds> delay (default 0).',
+    'SDSLEN <key>',
+    '    Show low level SDS string info representing `key` and value.',
+    'SEGFAULT',
+    '    Crash the server with sigsegv.',
+    'SET-ACTIVE-EXPIRE <0|1>',
+    '    Setting it to 0 disables expiring keys in background when they are not',
+    '    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the',
+    '    default.',
+    'QUICKLIST-PACKED-THRESHOLD <size>',
+    '    Sets the threshold for elements to be inserted as plain vs packed nodes',
+    '    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.',
+    'SET-SKIP-CHECKSUM-VALIDATION <0|1>',
+    "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
+    'SLEEP <seconds>',
+    '    Stop the server for <seconds>. Decimals allowed.',
+    'STRINGMATCH-TEST',
+    '    Run a fuzz tester against the stringmatchlen() function.',
+    'STRUCTSIZE',
+    '    Return the size of different Redis core C structures.',
+    'LISTPACK <key>',
+    '    Show low level info about the listpack encoding of <key>.',
+    'QUICKLIST <key> [<0|1>]',
+    '    Show low level info about the quicklist encoding of <key>.',
+    '    The optional argument (0 by default) sets the level of detail',
+    'CLIENT-EVICTION',
+    '    Show low level client eviction pools info (maxmemory-clients).',
+    'PAUSE-CRON <0|1>',
+    '    Stop periodic cron job processing.',
+    'REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>',
+    '    Sets the time (in milliseconds) to wait between client reply buffer peak resets.',
+    '    In case NEVER is provided the last observed peak will never be reset',
+    '    In case RESET is provided the peak reset time will be restored to the default value',
+    'REPLYBUFFER RESIZING <0|1>',
+    '    Enable or disable the reply buffer resize cron job',
+    'CLUSTERLINK KILL <to|from|all> <node-id>',
+    '    Kills the link based on the direction to/from (both) with the provided node.',
+    'HELP',
+    '    Prints this help.',
+]
+
+
+@command("debug help", argc=(2, 2))
+def _debug_help(client, argv):
+    # Redis's full list, though only some subcommands are implemented here.
+    return DEBUG_HELP
+
+
+# -- DEBUG DIGEST: debug.c's order-independent SHA1 digest of the dataset -------------
+
+_TYPE_CODES = {"string": 0, "list": 1, "set": 2, "zset": 3, "hash": 4, "stream": 6}
+
+
+def _xor_digest(digest: bytearray, data: bytes) -> None:
+    for i, byte in enumerate(hashlib.sha1(data).digest()):
+        digest[i] ^= byte
+
+
+def _mix_digest(digest: bytearray, data: bytes) -> None:
+    _xor_digest(digest, data)
+    digest[:] = hashlib.sha1(bytes(digest)).digest()
+
+
+def _value_digest(digest: bytearray, db, key: bytes, value) -> None:
+    """xorObjectDigest()"""
+    kind = "string" if type(value) is bytes else value.type_name
+    _mix_digest(digest, struct.pack(">I", _TYPE_CODES.get(kind, 5)))
+    if kind == "string":
+        _mix_digest(digest, value)
+    elif kind == "list":
+        for item in value:
+            _mix_digest(digest, item)
+    elif kind == "set":
+        for member in value:
+            _xor_digest(digest, member)
+    elif kind == "zset":
+        for member, score in value.items_by_score():
+            element = bytearray(20)
+            _mix_digest(element, member)
+            _mix_digest(element, b"%.17g" % score)
+            _xor_digest(digest, bytes(element))
+    elif kind == "hash":
+        for field, val in value.items():
+            element = bytearray(20)
+            _mix_digest(element, field)
+            _mix_digest(element, val)
+            _xor_digest(digest, bytes(element))
+    if key in db.expires:
+        _xor_digest(digest, b"!!expire!!")
+
+
+@command("debug digest", argc=(2, 2))
+def _debug_digest(client, argv):
+    final = bytearray(20)
+    for db in client.server.dbs:
+        if not db.data:
+            continue
+        _mix_digest(final, struct.pack(">I", db.id))
+        for key in list(db.data):
+            value = db.lookup(key)
+            if value is None:
+                continue
+            digest = bytearray(20)
+            _mix_digest(digest, key)
+            _value_digest(digest, db, key, value)
+            _xor_digest(final, bytes(digest))
+    return final.hex()
+
+
+@command("debug digest-value", argc=(2, None))
+def _debug_digest_value(client, argv):
+    out = []
+    for key in argv[2:]:
+        digest = bytearray(20)
+        value = client.db.lookup(key)
+        if value is not None:
+            _value_digest(digest, client.db, key, value)
+        out.append(digest.hex())
+    return out
+
+
+@command("debug change-repl-id", argc=(2, 2))
+def _debug_change_repl_id(client, argv):
+    client.server.replid = os.urandom(20).hex()
+    return OK
+
+
+@command("debug reload", argc=(2, 5))
+def _debug_reload(client, argv):
+    """DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty the dataset, load it back —
+    the round trip a snapshot must survive (debug.c)."""
+    server = client.server
+    options = {a.lower() for a in argv[2:]}
+    if not options <= {b"merge", b"noflush", b"nosave"}:
+        raise CommandError("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+    snapshots = server.snapshots
+    if b"nosave" not in options:
+        snapshots.write_file(snapshots.path)
+    if b"noflush" not in options:
+        for db in server.dbs:
+            db.flush()
+    try:
+        with open(snapshots.path, "rb") as f:
+            data = f.read()
+        load_functions(server, rdb.load_snapshot(data, server.dbs, log=logger.warning))
+    except (OSError, rdb.RDBError) as exc:
+        raise CommandError(f"ERR Error trying to load the RDB dump, check server logs. ({exc})") from None
+    logger.notice("DB reloaded by DEBUG RELOAD")
+    return "OK"
+
+
+_run_subcommand = subcommand_runner("debug")
+
+
+@command("debug")
+def debug(client, argv):
+    # processCommand() refuses DEBUG under enable-debug-command before debugCommand()
+    # parses argv[1]: a refused client gets this error whatever the subcommand.
+    if not _debug_allowed(client):
+        raise CommandError(DEBUG_DENIED)
+    return _run_subcommand(client, argv)
