@@ -288,7 +288,7 @@ class Server:
         return "normal"
 
     def _client_desc(self, client: Client) -> str:
-        from .commands.server_cmds import client_info_line
+        from .commands.client_cmds import client_info_line
 
         return client_info_line(client)
 

@@ -6,7 +6,7 @@ from ..protocol.encode import OK, PONG
 from ..protocol.errors import CommandError
 from .args import parse_int, to_int
 from .registry import command
-from .server_cmds import validate_client_name
+from .client_cmds import validate_client_name
 
 
 @command("ping")

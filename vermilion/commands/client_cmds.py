@@ -1,0 +1,343 @@
+"""CLIENT and its subcommands (networking.c clientCommand), and the client
+description they share with INFO and the logs: client_info_line() (CLIENT LIST/INFO's
+line), client_flags(), client_type(). Replies and errors follow Redis 7.0 byte for byte.
+"""
+
+import time
+
+from ..protocol import errors
+from ..protocol.encode import NO_REPLY, OK, ReplySet, Verbatim
+from ..protocol.errors import CommandError
+from .args import to_int
+from .registry import command
+
+
+def validate_client_name(name: bytes) -> None:
+    # CLIENT SETNAME / HELLO SETNAME: no spaces, newlines or special characters.
+    if any(c < 33 or c > 126 for c in name):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+
+
+def timeout_ms(raw: bytes) -> int:
+    # getTimeoutFromObjectOrReply(UNIT_MILLISECONDS) as CLIENT PAUSE and WAIT parse it.
+    value = to_int(raw)
+    if value is None:
+        raise CommandError("ERR timeout is not an integer or out of range")
+    if value < 0:
+        raise CommandError(errors.TIMEOUT_NEGATIVE)
+    return value
+
+
+
+# -- CLIENT ----------------------------------------------------------------------------
+
+CLIENT_HELP = [
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+]
+
+# catClientInfoString(): flag letters in this order; 'N' when there is none.
+_FLAG_ORDER = "OSMPxbtRBdcuAUre"
+
+# getClientTypeByName()
+_CLIENT_TYPES = {b"normal": "normal", b"slave": "replica", b"replica": "replica",
+                 b"pubsub": "pubsub", b"master": "master"}
+
+
+def client_type(client) -> str:
+    # getClientType(): a MONITOR client counts as normal.
+    flags = client.flags
+    if "M" in flags:
+        return "master"
+    if "S" in flags:
+        return "replica"
+    if "P" in flags:
+        return "pubsub"
+    return "normal"
+
+
+def _parse_client_type(raw: bytes) -> str:
+    kind = _CLIENT_TYPES.get(raw.lower())
+    if kind is None:
+        raise CommandError("ERR Unknown client type '%s'" % raw.decode("utf-8", "replace"))
+    return kind
+
+
+def _count_attr(client, name: str) -> int:
+    value = getattr(client, name, None)
+    return len(value) if value else 0
+
+
+def client_flags(client) -> str:
+    letters = set(client.flags)
+    if getattr(client, "dirty_cas", False):
+        letters.add("d")
+    if client.close_after_reply:
+        letters.add("c")
+    if client.unix:
+        letters.add("U")
+    if client.no_evict:
+        letters.add("e")
+    text = "".join(ch for ch in _FLAG_ORDER if ch in letters)
+    return text or "N"
+
+
+def _request_size(argv: list[bytes]) -> int:
+    """Bytes of argv as a RESP multibulk request."""
+    return len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n\r\n" % len(a)) + len(a) for a in argv)
+
+
+def client_info_line(client, now: float | None = None, argv: list[bytes] | None = None) -> str:
+    """One CLIENT LIST line, fields in Redis 7.0's order. argv: the command the client
+    is running, which Redis still counts in its query buffer (qbuf) and argv-mem."""
+    now = time.time() if now is None else now
+    multi = getattr(client, "multi_queue", None)
+    qbuf = client.parser.buffered()
+    argv_mem = 0
+    if argv is not None:
+        qbuf += _request_size(argv)
+        argv_mem = sum(len(a) for a in argv)
+    omem = client.output_buffer_size()
+    cmd = client.cmd.fullname if client.cmd is not None else "NULL"
+    events = "rw" if omem else "r"
+    return (
+        f"id={client.id} addr={client.addr} laddr={client.laddr} fd={client.fd} "
+        f"name={client.name.decode('utf-8', 'replace')} age={int(now - client.created)} "
+        f"idle={int(now - client.last_interaction)} flags={client_flags(client)} "
+        f"db={client.db.id} sub={_count_attr(client, 'channels')} "
+        f"psub={_count_attr(client, 'patterns')} ssub={_count_attr(client, 'shard_channels')} "
+        f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
+        f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
+        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user=default redir=-1 "
+        f"resp={client.resp}"
+    )
+
+
+@command("client id")
+def client_id(client, argv):
+    return client.id
+
+
+@command("client setname")
+def client_setname(client, argv):
+    validate_client_name(argv[2])
+    client.name = argv[2]
+    return OK
+
+
+@command("client getname")
+def client_getname(client, argv):
+    return client.name or None
+
+
+@command("client info")
+def client_info(client, argv):
+    return Verbatim(client_info_line(client, argv=argv).encode() + b"\n")
+
+
+@command("client list")
+def client_list(client, argv):
+    clients = client.server.clients.values()
+    if len(argv) == 4 and argv[2].lower() == b"type":
+        kind = _parse_client_type(argv[3])
+        clients = [c for c in clients if client_type(c) == kind]
+    elif len(argv) >= 4 and argv[2].lower() == b"id":
+        ids = []
+        for raw in argv[3:]:
+            value = to_int(raw)
+            if value is None:
+                raise CommandError("ERR Invalid client ID")
+            ids.append(value)
+        by_id = client.server.clients
+        clients = [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+    elif len(argv) != 2:
+        raise CommandError(errors.SYNTAX)
+    now = time.time()
+    return Verbatim("".join(client_info_line(c, now, argv if c is client else None) + "\n"
+                            for c in clients).encode())
+
+
+@command("client kill")
+def client_kill(client, argv):
+    server = client.server
+    if len(argv) == 3:
+        # Old form: CLIENT KILL addr:port, an error when nobody matches.
+        addr = argv[2].decode("utf-8", "replace")
+        for other in list(server.clients.values()):
+            if other.addr == addr:
+                _kill(client, other)
+                return OK
+        raise CommandError("ERR No such client")
+    if len(argv) % 2:
+        raise CommandError(errors.SYNTAX)
+    checks = []
+    skipme = True
+    for i in range(2, len(argv), 2):
+        option, value = argv[i].lower(), argv[i + 1]
+        if option == b"id":
+            cid = to_int(value)
+            if cid is None or cid < 1:
+                raise CommandError("ERR client-id should be greater than 0")
+            checks.append(lambda c, cid=cid: c.id == cid)
+        elif option == b"type":
+            kind = _parse_client_type(value)
+            checks.append(lambda c, kind=kind: client_type(c) == kind)
+        elif option == b"addr":
+            text = value.decode("utf-8", "replace")
+            checks.append(lambda c, text=text: c.addr == text)
+        elif option == b"laddr":
+            text = value.decode("utf-8", "replace")
+            checks.append(lambda c, text=text: c.laddr == text)
+        elif option == b"user":
+            if value != b"default":
+                raise CommandError("ERR No such user '%s'" % value.decode("utf-8", "replace"))
+        elif option == b"skipme":
+            word = value.lower()
+            if word not in (b"yes", b"no"):
+                raise CommandError(errors.SYNTAX)
+            skipme = word == b"yes"
+        else:
+            raise CommandError(errors.SYNTAX)
+    killed = 0
+    for other in list(server.clients.values()):
+        if skipme and other is client:
+            continue
+        if all(check(other) for check in checks):
+            _kill(client, other)
+            killed += 1
+    return killed
+
+
+def _kill(caller, victim) -> None:
+    # Killing yourself takes effect after the reply (CLIENT_CLOSE_AFTER_REPLY).
+    if victim is caller:
+        caller.close_after_reply = True
+    else:
+        victim.close()
+
+
+@command("client pause")
+def client_pause(client, argv):
+    timeout = timeout_ms(argv[2])
+    writes_only = False
+    if len(argv) == 4:
+        mode = argv[3].lower()
+        if mode not in (b"write", b"all"):
+            raise CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+        writes_only = mode == b"write"
+    elif len(argv) > 4:
+        raise CommandError(errors.SYNTAX)
+    client.server.pause_clients(time.time() + timeout / 1000, writes_only)
+    return OK
+
+
+@command("client unpause")
+def client_unpause(client, argv):
+    client.server.unpause_clients()
+    return OK
+
+
+@command("client reply")
+def client_reply(client, argv):
+    mode = argv[2].lower()
+    if mode == b"on":
+        client.reply_off = client.reply_skip = client.reply_skip_next = False
+        return OK
+    if mode == b"off":
+        client.reply_off = True
+        return NO_REPLY
+    if mode == b"skip":
+        if not client.reply_off:
+            client.reply_skip_next = True
+        return NO_REPLY
+    raise CommandError(errors.SYNTAX)
+
+
+@command("client no-evict")
+def client_no_evict(client, argv):
+    mode = argv[2].lower()
+    if mode not in (b"on", b"off"):
+        raise CommandError(errors.SYNTAX)
+    client.no_evict = mode == b"on"
+    return OK
+
+
+@command("client unblock")
+def client_unblock(client, argv):
+    """CLIENT UNBLOCK id [TIMEOUT|ERROR] (networking.c): the reason is checked before
+    the id; 1 when that client was blocked and now got its timeout (or -UNBLOCKED)."""
+    if len(argv) > 4:
+        raise CommandError(errors.SUBCOMMAND_SYNTAX.format(
+            argv[1].decode("utf-8", "replace"), "CLIENT"))
+    error = False
+    if len(argv) == 4:
+        reason = argv[3].lower()
+        if reason not in (b"timeout", b"error"):
+            raise CommandError(errors.UNBLOCK_REASON)
+        error = reason == b"error"
+    target = to_int(argv[2])
+    if target is None:
+        raise CommandError(errors.NOT_INTEGER)
+    return 1 if client.server.blocking.unblock_by_id(target, error) else 0
+
+
+@command("client getredir")
+def client_getredir(client, argv):
+    return -1
+
+
+@command("client trackinginfo")
+def client_trackinginfo(client, argv):
+    return {b"flags": ReplySet([b"off"]), b"redirect": -1, b"prefixes": []}
+
+
+@command("client help")
+def client_help(client, argv):
+    return CLIENT_HELP
+
