@@ -21,8 +21,8 @@ _random = random.random
 _choices = random.choices
 
 from . import memory
+from .keyspace.cost import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, LFUParams, lfu_decr, lru_clock
 from .log import logger
-from .memory import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, lfu_decr
 from .propagate import propagate_raw
 
 try:  # keyspace notifications (notify.py) may land after this module
@@ -66,7 +66,7 @@ class Evictor:
         self.over = False  # used_memory was over maxmemory at the last measure
         # server.lruclock: LRU_CLOCK() as the cron refreshes it (hz times a second, far
         # finer than the 1 s resolution), pre-shifted into meta's stamp bits.
-        self.lru_stamp = memory.lru_clock() << STAMP_SHIFT
+        self.lru_stamp = lru_clock() << STAMP_SHIFT
         self.script_run = None  # the script whose writes script_wrote follows
         self.script_wrote = False
         self.exceeded_since = 0.0
@@ -111,8 +111,8 @@ def configure(server, _value=None) -> None:
     ev.kind = None if policy == "noeviction" else policy.split("-")[1]
     ev.samples = config["maxmemory-samples"]
     ev.tenacity = config["maxmemory-eviction-tenacity"]
-    memory.LFUParams.log_factor = config["lfu-log-factor"]
-    memory.LFUParams.decay_time = config["lfu-decay-time"]
+    LFUParams.log_factor = config["lfu-log-factor"]
+    LFUParams.decay_time = config["lfu-decay-time"]
     ev.track = track = {"lru": 1, "lfu": 2}.get(ev.kind, 0)
     for db in server.dbs:
         if db.track != track:
@@ -163,7 +163,7 @@ def _refresh_live(server) -> None:
 
 def _cron(server) -> None:
     ev = server.evictor
-    ev.lru_stamp = memory.lru_clock() << STAMP_SHIFT
+    ev.lru_stamp = lru_clock() << STAMP_SHIFT
     memory.refresh_clients(server)
     evict_clients(server)
     memory.shrink_tables(server)

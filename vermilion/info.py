@@ -15,6 +15,7 @@ import sys
 import time
 
 from . import REDIS_VERSION, __version__
+from .memory import bytes_to_human, memory_fields, rss_bytes, total_system_memory
 
 TITLES = {
     "server": "Server", "clients": "Clients", "memory": "Memory",
@@ -63,17 +64,6 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return "%.2f" % value
     return str(value)
-
-
-def bytes_to_human(n: int) -> str:
-    # bytesToHuman(): B below 1024, then K, M, G, T, P with two decimals.
-    if n < 1024:
-        return "%dB" % n
-    for unit in "KMGTP":
-        n /= 1024
-        if n < 1024 or unit == "P":
-            return "%.2f%s" % (n, unit)
-    return "%.2fP" % n  # pragma: no cover
 
 
 def _count(server, name: str) -> int:
@@ -141,8 +131,6 @@ def memory_section(server) -> dict:
     fields = _base_memory_section(server)
     if getattr(server, "evictor", None) is not None:
         # memory.py's accounting is the real figure; this module keeps the Lua fields.
-        from .memory import memory_fields
-
         fields.update(memory_fields(server))
     return fields
 
@@ -412,26 +400,7 @@ SECTIONS = {
 }
 
 
-# -- process facts ------------------------------------------------------------------------
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def rss_bytes() -> int:
-    """zmalloc_get_rss(): resident pages from /proc/self/statm."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def total_system_memory() -> int:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * _PAGE
-    except (ValueError, OSError, AttributeError):
-        return 0
-
+# -- scripting figures ------------------------------------------------------------------
 
 def _function_counts(server) -> tuple[int, int]:
     from .scripting.library import function_counts

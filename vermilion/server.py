@@ -24,7 +24,7 @@ from .keyspace.expiry import active_expire_cycle
 from .log import logger
 from .protocol.errors import LOADING, CommandError
 from .commands.registry import lookup
-from .info import rss_bytes
+from .memory import rss_bytes
 from .protocol.parser import ParserLimits
 from .slowlog import LatencyMonitor, SlowLog
 

@@ -2,7 +2,8 @@
 
 import gc
 
-from .. import eviction, memory
+from .. import memory
+from ..keyspace.cost import SAMPLES
 from ..protocol import errors
 from ..protocol.encode import OK, Verbatim
 from ..protocol.errors import CommandError
@@ -29,7 +30,7 @@ MEMORY_HELP = [
 
 @command("memory usage")
 def memory_usage(client, argv):
-    samples = memory.SAMPLES
+    samples = SAMPLES
     j = 3
     while j < len(argv):
         # Only "SAMPLES <n>" pairs; a negative count is a syntax error, 0 means all.

@@ -11,8 +11,8 @@ import time
 
 from ..datatypes.packed import PackedValue, unpack
 from ..protocol import errors
-from ..memory import (COST_MASK, META_INT, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr,
-                      lfu_minutes, lru_clock, lru_idle_ms)
+from .cost import (COST_MASK, META_INT, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr,
+                   lfu_minutes, lru_clock, lru_idle_ms)
 
 
 def now_ms() -> int:
@@ -43,7 +43,7 @@ class Database:
         self.random_keys: list = []
         self.random_keys_source = None
         self.random_picks = 0
-        # Memory accounting (memory.py): key → (access stamp << STAMP_SHIFT) | cost in
+        # Memory accounting (cost.py): key → (access stamp << STAMP_SHIFT) | cost in
         # bytes of the key and its value, and mem = the sum of the costs. The stamp is the
         # 24-bit LRU clock or LFU (minutes << 8 | counter), kept only while `track` says
         # the eviction policy needs it (0 none, 1 LRU, 2 LFU): one small int per key.

@@ -21,7 +21,7 @@ from .. import REDIS_VERSION
 from . import encodings as enc
 from ..datatypes.packed import UNPACKERS, PackedValue, packed_cost
 from .encodings import EncodingError, listpack_entries
-from ..memory import flat_cost, flat_zset_cost, key_cost, key_cost_of
+from ..keyspace.cost import flat_cost, flat_zset_cost, key_cost, key_cost_of
 
 RDB_VERSION = 10  # what Redis 7.0 writes; it loads up to this version
 MAX_READ_VERSION = 11  # Redis 7.2's files load too (same opcodes, new set listpack type)
