@@ -45,7 +45,8 @@ NOTOUCH = frozenset((
 
 
 class Evictor:
-    """The eviction state of one server (evict.c's statics and server fields)."""
+    """The eviction state of one server (evict.c's statics and server fields):
+    server.evictor, attached by install() from Server.__init__."""
 
     def __init__(self, server):
         self.server = server
@@ -67,6 +68,12 @@ class Evictor:
         # server.lruclock: LRU_CLOCK() as the cron refreshes it (hz times a second, far
         # finer than the 1 s resolution), pre-shifted into meta's stamp bits.
         self.lru_stamp = lru_clock() << STAMP_SHIFT
+        # lfu-log-factor / lfu-decay-time, shared with every Database (db.lfu) for
+        # lookupKey()'s updateLFU(): one object, updated in place by configure().
+        self.lfu = LFUParams()
+        # server.script_oom: the eviction check found the server out of memory at the
+        # start of the running script (EVAL, FCALL); scriptVerifyOOM() and FCALL read it.
+        self.script_oom = False
         self.script_run = None  # the script whose writes script_wrote follows
         self.script_wrote = False
         self.exceeded_since = 0.0
@@ -74,8 +81,10 @@ class Evictor:
 
 
 def install(server) -> None:
-    """Hook maxmemory into a Server (the lead calls this from Server.__init__)."""
-    if getattr(server, "evictor", None) is not None:
+    """Attach the memory accounting and maxmemory to a Server (from Server.__init__):
+    its Evictor, the databases' hooks and LFU parameters, the used_memory hook, the cron
+    job and the SWAPDB hook, all of them fields the Server and Database declare."""
+    if server.evictor is not None:
         return
     server.evictor = ev = Evictor(server)
 
@@ -85,19 +94,21 @@ def install(server) -> None:
 
     for db in server.dbs:
         db.on_first_key = first_key
+        db.lfu = ev.lfu
     _refresh_live(server)
     server.memory_usage = lambda: memory.used_memory(server)
     memory.refresh_clients(server)
     server.cron_jobs.append(lambda: _cron(server))
-    hooks = server.__dict__.setdefault("swapdb_hooks", [])
-    hooks.append(lambda a, b: _swap_accounting(server, a, b))
+    server.swapdb_hooks.append(lambda a, b: _swap_accounting(server, a, b))
+    # The config specs reach configure() through config.py's own apply callback
+    # (_apply_eviction); nothing here touches the config table.
     configure(server)
 
 
 def configure(server, _value=None) -> None:
     """The apply callback of maxmemory, maxmemory-policy, maxmemory-samples,
     maxmemory-eviction-tenacity, lfu-log-factor and lfu-decay-time."""
-    ev = getattr(server, "evictor", None)
+    ev = server.evictor
     if ev is None:
         install(server)
         return
@@ -111,8 +122,8 @@ def configure(server, _value=None) -> None:
     ev.kind = None if policy == "noeviction" else policy.split("-")[1]
     ev.samples = config["maxmemory-samples"]
     ev.tenacity = config["maxmemory-eviction-tenacity"]
-    LFUParams.log_factor = config["lfu-log-factor"]
-    LFUParams.decay_time = config["lfu-decay-time"]
+    ev.lfu.log_factor = config["lfu-log-factor"]
+    ev.lfu.decay_time = config["lfu-decay-time"]
     ev.track = track = {"lru": 1, "lfu": 2}.get(ev.kind, 0)
     for db in server.dbs:
         if db.track != track:
@@ -203,15 +214,15 @@ def ev_check(client, spec, argv) -> None:
         # EXEC, anything queued in MULTI, a script's start), and before every command
         # while memory is known to be over the limit (after CONFIG SET maxmemory, or
         # when the cron found it so), as Redis runs it before all commands.
-        scripting = server.__dict__.get("scripting")
+        scripting = server.scripting
         run = scripting.current if scripting is not None else None
         if run is not None and client is run.client:
-            _script_check(server, ev, run, spec)
+            _script_check(ev, run, spec)
             return
         used = memory.used_memory_fast(server, ev.live)
         oom = used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL
         if spec.fullname in _SCRIPT_STARTS:
-            server.script_oom = oom
+            ev.script_oom = oom
         if oom and _reject_on_oom(client, spec):
             raise CommandError(errors.OOM)
 
@@ -221,13 +232,13 @@ _SCRIPT_STARTS = frozenset(("eval", "eval_ro", "evalsha", "evalsha_ro", "fcall",
 _CHECKED = _SCRIPT_STARTS | {"exec"}
 
 
-def _script_check(server, ev, run, spec) -> None:
+def _script_check(ev, run, spec) -> None:
     """scriptVerifyOOM(): no evictions inside a script; a denyoom command is refused
     when the script started out of memory and has not written yet."""
     if ev.script_run is not run:
         ev.script_run = run
         ev.script_wrote = False
-    if spec.denyoom and getattr(server, "script_oom", False) and not ev.script_wrote:
+    if spec.denyoom and ev.script_oom and not ev.script_wrote:
         raise CommandError(errors.OOM)
     if spec.is_write:
         ev.script_wrote = True
@@ -447,6 +458,7 @@ def _populate(ev, db, keys: list) -> None:
     meta = db.meta
     expires = db.expires
     clock = int(_time()) & LRU_CLOCK_MAX
+    decay_time = ev.lfu.decay_time
     dbid = db.id
     for key in keys:
         if kind == "lru":
@@ -460,7 +472,7 @@ def _populate(ev, db, keys: list) -> None:
             stamp = meta.get(key)
             if stamp is None:
                 continue
-            idle = 255 - lfu_decr(stamp >> STAMP_SHIFT)
+            idle = 255 - lfu_decr(stamp >> STAMP_SHIFT, decay_time)
         else:
             when = expires.get(key)
             if when is None:

@@ -58,14 +58,6 @@ def dataset_bytes(server, dbs=None) -> int:
     return total
 
 
-class ClientMemory:
-    """Client buffers, re-summed by the cron (and on demand by MEMORY STATS / INFO)."""
-    __slots__ = ("total",)
-
-    def __init__(self):
-        self.total = 0
-
-
 def clients_bytes(server) -> int:
     total = 0
     for client in list(server.clients.values()):
@@ -74,25 +66,21 @@ def clients_bytes(server) -> int:
 
 
 def refresh_clients(server) -> int:
-    state = server.__dict__.get("client_memory")
-    if state is None:
-        state = server.client_memory = ClientMemory()
-    state.total = clients_bytes(server)
-    return state.total
+    """Sum the clients again into server.clients_memory (the cron, MEMORY STATS, INFO)."""
+    server.clients_memory = total = clients_bytes(server)
+    return total
 
 
 def used_memory(server) -> int:
     """used_memory as INFO / MEMORY STATS report it: every database, keys loaded behind
     the accounting's back (an RDB load) costed first."""
-    state = server.__dict__.get("client_memory")
-    clients = state.total if state is not None else 0
-    return BASE + dataset_bytes(server) + clients
+    return BASE + dataset_bytes(server) + server.clients_memory
 
 
 def used_memory_fast(server, live: list) -> int:
     """The same figure for the OOM check before a command: only the databases known to
     hold keys, no resync (the cron does it), a handful of operations."""
-    total = BASE + server.client_memory.total
+    total = BASE + server.clients_memory
     for db in live:
         meta = db.meta
         total += db.mem + _getsizeof(db.data) + _getsizeof(meta)

@@ -140,6 +140,9 @@ class Server:
         self.replid = os.urandom(20).hex()
         self.info_hooks: dict[str, list] = {}  # INFO section → [(server) -> {field: value}]
         self.memory_usage = None  # callable → used_memory bytes (memory accounting module)
+        self.clients_memory = 0  # the clients' bytes as last summed (memory.refresh_clients)
+        self.evictor = None  # eviction.Evictor: maxmemory state (eviction.install below)
+        self.scripting = None  # scripting.engine.ScriptEngine, made on first use (engine_of)
         self.used_memory_startup = 0
         self.memory_peak = 0
         self.instantaneous: dict[str, float] = {}  # ops / in / out per second (INFO stats)

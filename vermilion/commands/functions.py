@@ -214,12 +214,13 @@ def _fcall(client, argv, read_only: bool):
         raise CommandError("ERR Function not found")
     # fcallGetCommandFlags(): a function that may write and lacks allow-oom is a denyoom
     # command, refused before its arguments are looked at when out of memory (the
-    # eviction check set script_oom at FCALL's start). With allow-oom or no-writes,
-    # its denyoom commands are not refused either (SCRIPT_ALLOW_OOM).
-    if getattr(server, "script_oom", False) and server.config["maxmemory"]:
+    # eviction check set evictor.script_oom at FCALL's start). With allow-oom or
+    # no-writes, its denyoom commands are not refused either (SCRIPT_ALLOW_OOM).
+    evictor = server.evictor
+    if evictor is not None and evictor.script_oom and server.config["maxmemory"]:
         if b"allow-oom" not in fn.flags and b"no-writes" not in fn.flags:
             raise CommandError(errors.OOM)
-        server.script_oom = False
+        evictor.script_oom = False
     numkeys = parse_int(argv[2], "ERR Bad number of keys provided")
     if numkeys > len(argv) - 3:
         raise CommandError("ERR Number of keys can't be greater than number of args")

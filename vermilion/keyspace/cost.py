@@ -11,10 +11,12 @@ the growth of the process's RSS (BENCHMARKS.md).
 
 A key's cost and its access stamp share one int in Database.meta (STAMP_SHIFT,
 COST_MASK). The stamp is evict.c's: the 24-bit LRU clock, or the LFU minutes and
-logarithmic counter; the helpers for both are here.
+logarithmic counter; the helpers for both are here, with the LFU parameters passed in
+(they are per-server state, eviction.Evictor.lfu).
 
 What the costs add up to (used_memory, MEMORY STATS, INFO memory) is memory.py's.
-This module imports nothing above datatypes/.
+This module is pure: it imports nothing above datatypes/ and keeps no state but the
+table of estimators, filled at import time.
 """
 
 import random
@@ -210,9 +212,14 @@ _random = random.random
 
 
 class LFUParams:
-    """lfu-log-factor and lfu-decay-time (set by eviction.configure)."""
-    log_factor = 10
-    decay_time = 1
+    """lfu-log-factor and lfu-decay-time of one server: eviction.Evictor holds it,
+    eviction.configure() keeps it current and every Database of the server refers to
+    it (Database.lfu) for the access updates."""
+    __slots__ = ("log_factor", "decay_time")
+
+    def __init__(self, log_factor: int = 10, decay_time: int = 1):
+        self.log_factor = log_factor
+        self.decay_time = decay_time
 
 
 def lru_clock() -> int:
@@ -233,28 +240,27 @@ def lfu_minutes() -> int:
     return (int(_time()) // 60) & 65535
 
 
-def lfu_decr(stamp: int) -> int:
+def lfu_decr(stamp: int, decay_time: int) -> int:
     """LFUDecrAndReturn(): the counter, less one per lfu-decay-time minutes elapsed."""
     ldt = (stamp >> 8) & 65535
     counter = stamp & 255
-    decay = LFUParams.decay_time
-    if not decay:
+    if not decay_time:
         return counter
     now = lfu_minutes()
     elapsed = now - ldt if now >= ldt else 65535 - ldt + now
-    periods = elapsed // decay
+    periods = elapsed // decay_time
     if periods:
         counter = 0 if periods > counter else counter - periods
     return counter
 
 
-def lfu_incr(counter: int) -> int:
+def lfu_incr(counter: int, log_factor: int) -> int:
     """LFULogIncr(): increment with probability 1 / ((counter - 5) * lfu-log-factor + 1)."""
     if counter == 255:
         return 255
     base = counter - LFU_INIT_VAL
     if base < 0:
         base = 0
-    if _random() < 1.0 / (base * LFUParams.log_factor + 1):
+    if _random() < 1.0 / (base * log_factor + 1):
         counter += 1
     return counter

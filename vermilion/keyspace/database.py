@@ -11,8 +11,8 @@ import time
 
 from ..datatypes.packed import PackedValue, unpack
 from ..protocol import errors
-from .cost import (COST_MASK, META_INT, STAMP_SHIFT, key_cost, lfu_decr, lfu_incr,
-                   lfu_minutes, lru_clock, lru_idle_ms)
+from .cost import (COST_MASK, LFU_INIT_VAL, META_INT, STAMP_SHIFT, LFUParams, key_cost,
+                   lfu_decr, lfu_incr, lfu_minutes, lru_clock, lru_idle_ms)
 
 
 def now_ms() -> int:
@@ -27,7 +27,7 @@ class Database:
     __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
                  "expire_keys", "expire_keys_source",
                  "random_keys", "random_keys_source", "random_picks",
-                 "meta", "mem", "track", "on_first_key", "encodings")
+                 "meta", "mem", "track", "lfu", "on_first_key", "encodings")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -54,6 +54,9 @@ class Database:
         self.encodings: dict[bytes, str] = {}
         self.mem = 0
         self.track = 0
+        # lfu-log-factor / lfu-decay-time: the server's (eviction.install shares its
+        # Evictor's with every database), Redis's defaults for a database on its own.
+        self.lfu = LFUParams()
         self.on_first_key = None  # (db) when the database gets its first key (eviction)
 
     def __len__(self) -> int:
@@ -331,7 +334,9 @@ class Database:
         if self.track == 1:
             stamp = lru_clock()
         else:
-            stamp = (lfu_minutes() << 8) | lfu_incr(lfu_decr(old >> STAMP_SHIFT))
+            lfu = self.lfu
+            counter = lfu_incr(lfu_decr(old >> STAMP_SHIFT, lfu.decay_time), lfu.log_factor)
+            stamp = (lfu_minutes() << 8) | counter
         self.meta[key] = (stamp << STAMP_SHIFT) | (old & COST_MASK)
 
     def idle_ms(self, key: bytes) -> int:
@@ -344,7 +349,7 @@ class Database:
         old = self.meta.get(key)
         if old is None or self.track != 2:
             return LFU_INIT_VAL
-        return lfu_decr(old >> STAMP_SHIFT)
+        return lfu_decr(old >> STAMP_SHIFT, self.lfu.decay_time)
 
     def cost(self, key: bytes) -> int:
         """The accounted bytes of key (0 if unknown)."""
@@ -388,5 +393,4 @@ class Database:
 
 
 _MISSING = object()
-LFU_INIT_VAL = 5  # the counter of a new key under an LFU policy (evict.c)
 EXPIRE_COST = 40  # an expires entry: the int of the absolute time plus its dict slot
