@@ -51,7 +51,74 @@ CRC64 = anycrc.Model("CRC64-REDIS")
 
 
 class RDBError(Exception):
-    """The file or payload cannot be loaded; the message says what and where."""
+    """The file or payload cannot be loaded; the message says what and where.
+
+    Raised by a file load, it also carries where, in redis-check-rdb's terms: offset
+    (the bytes read before the read that failed), doing (what was being read: read-type,
+    read-key, read-object-value, read-aux, check-sum...), and the key and RDB type of
+    the entry being read; head is the line Redis logs first for this kind of failure."""
+
+    def __init__(self, reason: str, offset: int | None = None, doing: str | None = None,
+                 key: bytes | None = None, rdb_type: int | None = None,
+                 head: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.offset = offset
+        self.doing = doing
+        self.key = key
+        self.rdb_type = rdb_type
+        self.head = head
+
+    def report_lines(self) -> list[str]:
+        """The failure as the lines Redis logs for it (its rdbLoad warning, then
+        redis-check-rdb's error block)."""
+        lines = [self.head] if self.head else []
+        if self.offset is None:
+            return lines + [self.reason]
+        lines.append(f"[offset {self.offset}] {self.reason}")
+        if self.doing:
+            lines.append(f"[additional info] While doing: {self.doing}")
+        if self.key is not None:
+            lines.append(f"[additional info] Reading key '{_printable(self.key)}'")
+        if self.rdb_type is not None:
+            lines.append(f"[additional info] Reading type {self.rdb_type} "
+                         f"({type_label(self.rdb_type)})")
+        return lines
+
+    def __str__(self) -> str:
+        # One line (the server logs it as one): the head, the offset and reason, and
+        # the context in brackets.
+        lines = self.report_lines()
+        if self.offset is None:
+            return " ".join(lines)
+        start = 2 if self.head else 1
+        text = " ".join(lines[:start])
+        details = [line.removeprefix("[additional info] ") for line in lines[start:]]
+        return f"{text} ({'; '.join(details)})" if details else text
+
+
+def _printable(key: bytes) -> str:
+    return key.decode("utf-8", "backslashreplace")
+
+
+# redis-check-rdb's names for the RDB types (rdb_type_string[], indexed by type).
+CHECK_TYPE_NAMES = (
+    "string", "list-linked", "set-hashtable", "zset-v1", "hash-hashtable", "zset-v2",
+    "module-value", "", "", "hash-zipmap", "list-ziplist", "set-intset", "zset-ziplist",
+    "hash-ziplist", "quicklist", "stream", "hash-listpack", "zset-listpack", "quicklist-v2",
+)
+
+
+def type_label(rdb_type: int) -> str:
+    """redis-check-rdb's name of a type, or (for those it has none: modules v2, the
+    types added after 7.0) the family name."""
+    if rdb_type < len(CHECK_TYPE_NAMES) and CHECK_TYPE_NAMES[rdb_type]:
+        return CHECK_TYPE_NAMES[rdb_type]
+    return TYPE_NAMES.get(rdb_type, "unknown")
+
+
+EOF_REASON = "Unexpected EOF reading RDB file"
+EOF_HEAD = "Short read or OOM loading DB. Unrecoverable error, aborting now."
 
 
 # ===================================================================== writing
@@ -304,14 +371,14 @@ class Reader:
     def take(self, n: int) -> bytes:
         end = self.pos + n
         if end > len(self.buf):
-            raise RDBError("Unexpected EOF reading RDB file")
+            raise RDBError(EOF_REASON)
         chunk = self.buf[self.pos : end]
         self.pos = end
         return chunk
 
     def byte(self) -> int:
         if self.pos >= len(self.buf):
-            raise RDBError("Unexpected EOF reading RDB file")
+            raise RDBError(EOF_REASON)
         b = self.buf[self.pos]
         self.pos += 1
         return b
@@ -329,7 +396,7 @@ class Reader:
             return int.from_bytes(self.take(4), "big"), False
         if first == 0x81:
             return int.from_bytes(self.take(8), "big"), False
-        raise RDBError(f"Unknown length encoding {first} in rdbLoadLen()")
+        raise RDBError(f"Unknown length encoding {kind} in rdbLoadLen()")
 
     def length(self) -> int:
         n, encoded = self.length_or_encoding()
@@ -353,10 +420,14 @@ class Reader:
         if n == ENC_LZF:
             clen, size = self.length(), self.length()
             packed = self.take(clen)
-            try:
-                data = lzf.decompress(packed, size)
-            except ValueError:
-                data = None
+            # LZF expands at most 88 times (a 3-byte back reference makes 264 bytes):
+            # a larger size is a corrupt length, refused before it is allocated.
+            data = b"" if size == 0 else None  # lzf_decompress() "succeeds" at 0
+            if size and size <= 88 * clen:
+                try:
+                    data = lzf.decompress(packed, size)
+                except ValueError:
+                    pass
             if data is None or len(data) != size:
                 raise RDBError("Invalid LZF compressed string")
             return data
@@ -411,15 +482,36 @@ def read_value(r: Reader, rdb_type: int, key: bytes):
     try:
         return loader(r)
     except CORRUPTION as exc:
-        raise _corrupt(key, exc) from None
+        raise _corrupt(rdb_type, exc) from None
 
 
 # What decoding a damaged value can raise.
-CORRUPTION = (RDBError, EncodingError, ValueError, IndexError, KeyError, struct.error)
+CORRUPTION = (RDBError, EncodingError, ValueError, IndexError, KeyError, struct.error,
+              OverflowError)
+
+# rdbLoadObject()'s message when a value's compact encoding fails its integrity check.
+INTEGRITY_FAILED = {
+    T_LIST_QUICKLIST_2: "Listpack integrity check failed.",
+    T_LIST_QUICKLIST: "Ziplist integrity check failed.",
+    T_HASH_ZIPMAP: "Zipmap integrity check failed.",
+    T_LIST_ZIPLIST: "List ziplist integrity check failed.",
+    T_SET_INTSET: "Intset integrity check failed.",
+    T_ZSET_ZIPLIST: "Zset ziplist integrity check failed.",
+    T_ZSET_LISTPACK: "Zset listpack integrity check failed.",
+    T_HASH_ZIPLIST: "Hash ziplist integrity check failed.",
+    T_HASH_LISTPACK: "Hash listpack integrity check failed.",
+    T_SET_LISTPACK: "Set listpack integrity check failed.",
+}
 
 
-def _corrupt(key: bytes, exc: Exception) -> RDBError:
-    return RDBError(f"Corrupt value for key '{key.decode('utf-8', 'replace')}': {exc}")
+def _corrupt(rdb_type: int, exc: Exception) -> RDBError:
+    """A value that failed to decode, in Redis's words where it has some (the caller
+    knows the key and offset: iter_load_snapshot adds them)."""
+    if isinstance(exc, RDBError):
+        return exc  # a short read, a bad length or string encoding: already worded
+    if rdb_type in INTEGRITY_FAILED:  # whatever the blob's decoder tripped on
+        return RDBError(INTEGRITY_FAILED[rdb_type])
+    return RDBError(str(exc) or type(exc).__name__)
 
 
 def _strings(r: Reader, count: int) -> list[bytes]:
@@ -666,56 +758,122 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
     buf, size = data, len(data)
     r = Reader(data, 9)
     pos = 9
+    op = None
     db_index = 0
     target = None
     expire_at = None
     pause_at = pause_every or size + 1
-    while True:
-        if pos >= pause_at:
-            yield pos
-            pause_at = pos + pause_every
-        op = buf[pos] if pos < size else OP_EOF_MISSING
-        key = None
-        if op == T_STRING and pos + 1 < size and buf[pos + 1] < 0x40:
-            # The hot path: a string key and value of 6-bit lengths (under 64 bytes),
-            # the bulk of most datasets, read inline without Reader calls. Anything
-            # else (longer, int-encoded, LZF) takes the generic path below.
-            start = pos + 2
-            stop = start + buf[pos + 1]
-            if stop < size and buf[stop] < 0x40 and stop + 1 + buf[stop] <= size:
-                key = buf[start:stop]
-                pos = stop + 1 + buf[stop]
-                value = buf[stop + 1 : pos]
-                # key_cost() inlined; under 64 bytes each the cost is a cached small int.
-                cost = ((stop - start + 48) & -16) + ((pos - stop + 47) & -16)
-        if key is None:
-            if op >= OP_FUNCTION2:
-                if op == OP_EOF:
-                    break
-                pos, selected, expire_at = _read_opcode(r, pos, op, result, log, expire_at,
-                                                        db_index, len(dbs))
-                if selected != db_index:
-                    db_index, target = selected, None
-                continue
-            if op == OP_EOF_MISSING:
-                raise RDBError("Unexpected EOF reading RDB file")
-            key, value, cost = _read_key_value(r, pos, op, packed)
-            pos = r.pos
-        if target is None:
-            target = staged.setdefault(db_index, _Staged())
-        if expire_at is not None:
-            expiring, expire_at = expire_at, None
-            if expiring < now_ms:  # already expired: skipped, as a master does
-                result.expired += 1
-                continue
-            target.expires[key] = expiring
-        target.data[key] = value
-        target.meta[key] = cost
+    # As rdbLoad reads the file, the first damaged entry is what fails (named with
+    # its key, type and offset), and the checksum is checked after the EOF opcode.
+    # The try costs nothing while nothing is raised (Python 3.11's exceptions).
+    try:
+        while True:
+            if pos >= pause_at:
+                yield pos
+                pause_at = pos + pause_every
+            op = buf[pos] if pos < size else OP_EOF_MISSING
+            key = None
+            if op == T_STRING and pos + 1 < size and buf[pos + 1] < 0x40:
+                # The hot path: a string key and value of 6-bit lengths (under 64
+                # bytes), the bulk of most datasets, read inline without Reader calls.
+                # Anything else (longer, int-encoded, LZF) takes the generic path below.
+                start = pos + 2
+                stop = start + buf[pos + 1]
+                if stop < size and buf[stop] < 0x40 and stop + 1 + buf[stop] <= size:
+                    key = buf[start:stop]
+                    pos = stop + 1 + buf[stop]
+                    value = buf[stop + 1 : pos]
+                    # key_cost() inlined; under 64 bytes each the cost is a cached int.
+                    cost = ((stop - start + 48) & -16) + ((pos - stop + 47) & -16)
+            if key is None:
+                if op >= OP_FUNCTION2:
+                    if op == OP_EOF:
+                        break
+                    pos, selected, expire_at = _read_opcode(r, pos, op, result, log,
+                                                            expire_at, db_index, len(dbs))
+                    if selected != db_index:
+                        db_index, target = selected, None
+                    continue
+                if op == OP_EOF_MISSING:
+                    r.pos = size
+                    raise RDBError(EOF_REASON)
+                key, value, cost = _read_key_value(r, pos, op, packed)
+                pos = r.pos
+            if target is None:
+                target = staged.setdefault(db_index, _Staged())
+            if expire_at is not None:
+                expiring, expire_at = expire_at, None
+                if expiring < now_ms:  # already expired: skipped, as a master does
+                    result.expired += 1
+                    continue
+                target.expires[key] = expiring
+            target.data[key] = value
+            target.meta[key] = cost
+        _check_checksum(data, pos + 1, version, log)
+    except LOAD_ERRORS as exc:
+        raise _located(exc, data, r, pos, op) from None
     result.keys = sum(len(s.data) for s in staged.values())
     # Only now, with the whole file parsed, does the dataset become visible.
     for index, loaded in staged.items():
         _install(dbs[index], loaded)
     return result
+
+
+# What a load of a damaged file can raise, made an RDBError that says where: a
+# MemoryError is an allocation the damage made huge ("Short read or OOM" for Redis).
+LOAD_ERRORS = CORRUPTION + (MemoryError,)
+
+# What redis-check-rdb says it was doing when an opcode's arguments fail to read.
+_OPCODE_DOING = {OP_EXPIRETIME_MS: "read-expire", OP_EXPIRETIME: "read-expire",
+                 OP_SELECTDB: "read-len", OP_RESIZEDB: "read-len", OP_AUX: "read-aux",
+                 OP_MODULE_AUX: "read-module-aux", OP_FUNCTION2: "read-functions",
+                 OP_FUNCTION_PRE_GA: "read-functions"}
+
+
+def _located(exc: Exception, buf: bytes, r: Reader, pos: int, op) -> RDBError:
+    """exc, raised reading the entry (opcode or key) at pos, as an RDBError that says
+    where: the reader's offset when it failed, what it was reading, and for a key
+    entry the key (read again: the loop keeps none of it on the way) and type."""
+    if isinstance(exc, RDBError) and exc.offset is not None:
+        return exc  # the checksum: already located
+    if isinstance(exc, MemoryError):
+        reason = EOF_REASON
+    elif isinstance(exc, RDBError):
+        reason = exc.reason
+    else:
+        reason = str(exc) or type(exc).__name__
+    head = EOF_HEAD if reason == EOF_REASON else None
+    key = rdb_type = None
+    if op is None or op == OP_EOF_MISSING:
+        doing = "read-type"
+    elif op >= OP_FUNCTION2:
+        doing = _OPCODE_DOING.get(op, "read-type")
+    else:
+        rdb_type = op
+        try:
+            key = Reader(buf, pos + 1).string()
+            doing = "read-object-value"
+        except RDBError:
+            doing = "read-key"
+    return RDBError(reason, offset=r.pos, doing=doing, key=key, rdb_type=rdb_type, head=head)
+
+
+def _check_checksum(data: bytes, at: int, version: int, log) -> None:
+    """rdbLoad's last step: the 8 bytes after the EOF opcode (at `at`) are the CRC64
+    of everything before them; 0 means the file was saved without one."""
+    if version < 5:
+        return
+    if at + 8 > len(data):
+        raise RDBError(EOF_REASON, offset=at, doing="check-sum", head=EOF_HEAD)
+    stored = int.from_bytes(data[at : at + 8], "little")
+    if stored == 0:
+        _note(log, "RDB file was saved with checksum disabled: no check performed.")
+        return
+    computed = CRC64.calc(memoryview(data)[:at])
+    if computed != stored:
+        raise RDBError("RDB CRC error", offset=at + 8, doing="check-sum",
+                       head=f"Wrong RDB checksum expected: ({computed:x}) but got "
+                            f"({stored:x}). Aborting now.")
 
 
 OP_EOF_MISSING = -1  # past the end of the buffer: a truncated file
@@ -733,8 +891,11 @@ class _Staged:
 
 
 def _check_header(data: bytes) -> int:
-    """The RDB version, once the signature, version and checksum are right."""
-    if len(data) < 9 or data[:5] != b"REDIS":
+    """The RDB version, once the signature and version are right (the checksum is
+    checked at the end, as rdbLoad does: a damaged entry is named first)."""
+    if len(data) < 9:
+        raise RDBError(EOF_REASON, offset=0, doing="start", head=EOF_HEAD)
+    if data[:5] != b"REDIS":
         raise RDBError("Wrong signature trying to load DB from file")
     try:
         version = int(data[5:9])
@@ -742,10 +903,6 @@ def _check_header(data: bytes) -> int:
         raise RDBError("Wrong signature trying to load DB from file") from None
     if not 1 <= version <= MAX_READ_VERSION:
         raise RDBError(f"Can't handle RDB format version {version}")
-    if version >= 5 and data[-8:] != b"\x00" * 8:
-        expected = struct.unpack("<Q", data[-8:])[0]
-        if CRC64.calc(data[:-8]) != expected:
-            raise RDBError("Wrong RDB checksum. Aborting now.")
     return version
 
 
@@ -768,7 +925,7 @@ def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
         flat = read(r)
         value = build(flat)
     except CORRUPTION as exc:
-        raise _corrupt(key, exc) from None
+        raise _corrupt(op, exc) from None
     return key, value, key_cost_of(key, value_cost(value, flat))
 
 
@@ -782,7 +939,7 @@ def _read_packed(r: Reader, op: int, key: bytes) -> PackedValue | None:
         r.pos = pos + 2
     blob = r.string()
     if len(blob) < 7 or int.from_bytes(blob[:4], "little") != len(blob) or blob[-1] != 0xFF:
-        raise _corrupt(key, EncodingError("listpack header or terminator mismatch"))
+        raise RDBError(INTEGRITY_FAILED[op])
     return PackedValue(op, blob, PACKABLE[op])
 
 
