@@ -5,6 +5,8 @@ Nothing is mocked: every test talks TCP to a server process. The real redis-serv
 """
 
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -202,3 +204,119 @@ def raw_real(redis_server):
     conn.command("FLUSHALL")
     yield conn
     conn.close()
+
+
+# -- differential testing: the same commands on vermilion and on redis-server ---------------
+
+
+def mask_integers(reply: bytes) -> bytes:
+    """The reply with every RESP integer replaced by :N — for replies carrying values that
+    move with the clock (stream idle times, delivery times)."""
+    return re.sub(rb":\d+\r\n", b":N\r\n", reply)
+
+
+def sort_lines(reply: bytes) -> bytes:
+    """The reply's lines in sorted order — to compare arrays up to element order (KEYS,
+    whose order is the hash table's)."""
+    return b"\r\n".join(sorted(reply.split(b"\r\n")))
+
+
+def as_args(command) -> list:
+    """A command given as a string (split like a shell line: quotes group words) or as a
+    sequence of arguments."""
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+class Differential:
+    """Two raw connections, one to vermilion and one to the real redis-server, driven in
+    step: every reply is compared byte for byte.
+
+    diff(*args, mask=None)    one command on both; asserts identical replies; returns ours
+    diff.same(*commands)      each command (a string or a sequence of arguments) on both
+    diff.both_protocols(…)    diff.same in RESP2, then again in RESP3
+    diff.mismatches(commands) all the commands run, the differing replies listed
+    diff.read(count)          the next replies (pushes) read on both, compared
+    diff.hello3()             both connections switched to RESP3 (diff.hello(proto): any)
+    diff.mine, diff.real      each side, for asymmetric checks (diff.conns: both;
+                              diff.vermilion_server, diff.redis_server: the servers)
+    diff.pair(fn), equal(fn)  fn(server) on each server: the pair / asserted equal
+
+    A mask (mask_integers, sort_lines, …) is applied to both replies before comparing:
+    for values that legitimately differ between the two servers."""
+
+    def __init__(self, mine, real, vermilion_server=None, redis_server=None):
+        self.mine, self.real = mine, real
+        self.conns = (mine, real)
+        self.vermilion_server, self.redis_server = vermilion_server, redis_server
+
+    def __call__(self, *args, mask=None) -> bytes:
+        mine, theirs = self.mine.command(*args), self.real.command(*args)
+        if mask is not None:
+            assert mask(mine) == mask(theirs), args
+        else:
+            assert mine == theirs, args
+        return mine
+
+    def same(self, *commands, mask=None, compare_hello=True):
+        """Each command on both servers, every reply byte-identical. With
+        compare_hello=False, HELLO commands switch both connections' protocol without
+        comparing their replies (they carry the client id)."""
+        for command in commands:
+            args = as_args(command)
+            if not compare_hello and args[0] == "HELLO":
+                self.mine.command(*args), self.real.command(*args)
+            else:
+                self(*args, mask=mask)
+
+    def mismatches(self, commands) -> list:
+        """Every command on both servers, none stopping the run: the (command, ours,
+        theirs) triples whose replies differ (assert it is [] to see them all at once)."""
+        out = []
+        for command in commands:
+            args = as_args(command)
+            mine, theirs = self.mine.command(*args), self.real.command(*args)
+            if mine != theirs:
+                out.append((command, mine, theirs))
+        return out
+
+    def read(self, count=1):
+        """The next `count` replies (pushes) each connection receives, compared."""
+        for _ in range(count):
+            mine, theirs = self.mine.read_reply(), self.real.read_reply()
+            assert mine == theirs, (mine, theirs)
+
+    def hello(self, proto):
+        """Both connections switched to RESP `proto` (HELLO's reply has the client id:
+        only its type is checked, a map in RESP3, an array in RESP2)."""
+        kind = b"%" if int(proto) == 3 else b"*"
+        for conn in self.conns:
+            reply = conn.command("HELLO", proto)
+            assert reply.startswith(kind), reply
+
+    def hello3(self):
+        self.hello(3)
+
+    def both_protocols(self, *commands):
+        """The same sequence in RESP2, then again (after FLUSHALL) in RESP3."""
+        self.same(*commands)
+        self.same("FLUSHALL")
+        self.hello3()
+        self.same(*commands)
+
+    def pair(self, fn):
+        """(fn(vermilion_server), fn(redis_server)), not compared: for checks of each."""
+        return fn(self.vermilion_server), fn(self.redis_server)
+
+    def equal(self, fn):
+        """fn(server) on each server (a scenario over connections of its own): the
+        results must be equal; returns vermilion's."""
+        mine, theirs = self.pair(fn)
+        assert mine == theirs, f"vermilion: {mine}\nredis:     {theirs}"
+        return mine
+
+
+@pytest.fixture
+def diff(raw, raw_real, vermilion_server, redis_server):
+    """A Differential over `raw` and `raw_real` (the same connections: a test may take
+    those too); both servers flushed."""
+    return Differential(raw, raw_real, vermilion_server, redis_server)
