@@ -5,18 +5,6 @@ import pytest
 import redis
 
 
-def same(raw, raw_real, *commands):
-    """Run each command on both servers; every reply must be byte-identical."""
-    for command in commands:
-        args = command.split() if isinstance(command, str) else command
-        assert raw.command(*args) == raw_real.command(*args), command
-
-
-def hello3(raw, raw_real):
-    raw.command("HELLO", "3")
-    raw_real.command("HELLO", "3")
-
-
 # -- behaviour (both protocols) --------------------------------------------------------
 
 
@@ -143,100 +131,100 @@ def test_big_hash(r):
 # -- byte-exact comparison with redis-server --------------------------------------------
 
 
-def test_exact_set_get(raw, raw_real):
-    same(raw, raw_real,
-         "HSET h a 1 b 2", "HSET h a 1", "HSET h a 3 c 4 c 5", "HGETALL h", "HSET h a",
-         "HMSET h a", "HMSET h a 1 z 0", "HKEYS h", "HVALS h", "HLEN h", "HLEN nokey",
-         "HGET h a", "HGET h nothere", "HGET nokey a", "HMGET h a nothere b",
-         "HMGET nokey a b", "HSETNX h a 9", "HSETNX h new 9", "HSETNX nokey2 f v",
-         "HGETALL nokey2", "HSTRLEN h a", "HSTRLEN h nothere", "HSTRLEN nokey a",
-         "HEXISTS h a", "HEXISTS h nothere", "HEXISTS nokey a", "HDEL h a nothere",
-         "HDEL h a", "HDEL nokey a", "HGETALL h", "HDEL h b c z new", "EXISTS h",
-         "HGETALL nokey", "HKEYS nokey", "HVALS nokey", "HSET", "HGET h", "HSETNX h a",
-         "HSET h f", "HMSET h f v g")
+def test_exact_set_get(diff):
+    diff.same(
+        "HSET h a 1 b 2", "HSET h a 1", "HSET h a 3 c 4 c 5", "HGETALL h", "HSET h a",
+        "HMSET h a", "HMSET h a 1 z 0", "HKEYS h", "HVALS h", "HLEN h", "HLEN nokey",
+        "HGET h a", "HGET h nothere", "HGET nokey a", "HMGET h a nothere b",
+        "HMGET nokey a b", "HSETNX h a 9", "HSETNX h new 9", "HSETNX nokey2 f v",
+        "HGETALL nokey2", "HSTRLEN h a", "HSTRLEN h nothere", "HSTRLEN nokey a",
+        "HEXISTS h a", "HEXISTS h nothere", "HEXISTS nokey a", "HDEL h a nothere",
+        "HDEL h a", "HDEL nokey a", "HGETALL h", "HDEL h b c z new", "EXISTS h",
+        "HGETALL nokey", "HKEYS nokey", "HVALS nokey", "HSET", "HGET h", "HSETNX h a",
+        "HSET h f", "HMSET h f v g")
 
 
-def test_exact_hincrby(raw, raw_real):
-    same(raw, raw_real,
-         "HINCRBY h f 1", "HINCRBY h f -5", "HINCRBY h f x", "HINCRBY h f 1.5",
-         "HINCRBY h f 9223372036854775807", "HINCRBY h f 9223372036854775811",
-         "HSET h g 9223372036854775806", "HINCRBY h g 1", "HINCRBY h g 1",
-         "HINCRBY h g -9223372036854775808", "HSET h m -9223372036854775807",
-         "HINCRBY h m -1", "HINCRBY h m -1",
-         "HSET h str abc", "HINCRBY h str 1", ["HSET", "h", "sp", " 1"], "HINCRBY h sp 1",
-         "HSET h lead 01", "HINCRBY h lead 1", "HSET h neg -0", "HINCRBY h neg 1",
-         "HSET h e 1e3", "HINCRBY h e 1", "HINCRBY nokey f x", "EXISTS nokey",
-         ["HSET", "h", "nul", "1\x002"], "HINCRBY h nul 1", ["HINCRBY", "h", "x", "1\x00"],
-         "HGETALL h")
+def test_exact_hincrby(diff):
+    diff.same(
+        "HINCRBY h f 1", "HINCRBY h f -5", "HINCRBY h f x", "HINCRBY h f 1.5",
+        "HINCRBY h f 9223372036854775807", "HINCRBY h f 9223372036854775811",
+        "HSET h g 9223372036854775806", "HINCRBY h g 1", "HINCRBY h g 1",
+        "HINCRBY h g -9223372036854775808", "HSET h m -9223372036854775807",
+        "HINCRBY h m -1", "HINCRBY h m -1",
+        "HSET h str abc", "HINCRBY h str 1", ["HSET", "h", "sp", " 1"], "HINCRBY h sp 1",
+        "HSET h lead 01", "HINCRBY h lead 1", "HSET h neg -0", "HINCRBY h neg 1",
+        "HSET h e 1e3", "HINCRBY h e 1", "HINCRBY nokey f x", "EXISTS nokey",
+        ["HSET", "h", "nul", "1\x002"], "HINCRBY h nul 1", ["HINCRBY", "h", "x", "1\x00"],
+        "HGETALL h")
 
 
-def test_exact_hincrbyfloat(raw, raw_real):
-    same(raw, raw_real,
-         "HINCRBYFLOAT h x 0.1", "HINCRBYFLOAT h x 0.2", "HINCRBYFLOAT h x -0.3",
-         "HINCRBYFLOAT h z -1e-20", "HINCRBYFLOAT h w 3.0e3", "HINCRBYFLOAT h w 1.5e4932",
-         "HINCRBYFLOAT h w inf", "HINCRBYFLOAT h w -inf", "HINCRBYFLOAT h w nan",
-         "HINCRBYFLOAT h w abc", ["HINCRBYFLOAT", "h", "w", ""],
-         ["HINCRBYFLOAT", "h", "w", " 1"], "HINCRBYFLOAT h w 1.", "HINCRBYFLOAT h w .5",
-         "HINCRBYFLOAT h w 5e-1", "HINCRBYFLOAT h w 0x1p3", "HINCRBYFLOAT h v 10.5",
-         "HINCRBYFLOAT h v -20", "HINCRBYFLOAT h u 1e-17", "HINCRBYFLOAT h u 1e-18",
-         "HINCRBYFLOAT hb big 1e100", "HINCRBYFLOAT hb big -1e100",
-         "HSET h dot 1.0", "HINCRBYFLOAT h dot 0", "HSET h str abc",
-         "HINCRBYFLOAT h str 1", ["HSET", "h", "sp2", "1 "], "HINCRBYFLOAT h sp2 1",
-         "HSET h hex 0x10", "HINCRBYFLOAT h hex 1", "HSET h inf inf",
-         "HINCRBYFLOAT h inf 1", "HSET h i 5", "HINCRBYFLOAT h i 1.25",
-         "HINCRBYFLOAT nokey f x", "HINCRBYFLOAT nokey f inf", "EXISTS nokey",
-         ["HSET", "h", "nul", "1\x002"], "HINCRBYFLOAT h nul 1",
-         ["HINCRBYFLOAT", "h", "nul2", "1\x00"], ["HINCRBYFLOAT", "h", "nul2", "\x001"],
-         "HGETALL h")
+def test_exact_hincrbyfloat(diff):
+    diff.same(
+        "HINCRBYFLOAT h x 0.1", "HINCRBYFLOAT h x 0.2", "HINCRBYFLOAT h x -0.3",
+        "HINCRBYFLOAT h z -1e-20", "HINCRBYFLOAT h w 3.0e3", "HINCRBYFLOAT h w 1.5e4932",
+        "HINCRBYFLOAT h w inf", "HINCRBYFLOAT h w -inf", "HINCRBYFLOAT h w nan",
+        "HINCRBYFLOAT h w abc", ["HINCRBYFLOAT", "h", "w", ""],
+        ["HINCRBYFLOAT", "h", "w", " 1"], "HINCRBYFLOAT h w 1.", "HINCRBYFLOAT h w .5",
+        "HINCRBYFLOAT h w 5e-1", "HINCRBYFLOAT h w 0x1p3", "HINCRBYFLOAT h v 10.5",
+        "HINCRBYFLOAT h v -20", "HINCRBYFLOAT h u 1e-17", "HINCRBYFLOAT h u 1e-18",
+        "HINCRBYFLOAT hb big 1e100", "HINCRBYFLOAT hb big -1e100",
+        "HSET h dot 1.0", "HINCRBYFLOAT h dot 0", "HSET h str abc",
+        "HINCRBYFLOAT h str 1", ["HSET", "h", "sp2", "1 "], "HINCRBYFLOAT h sp2 1",
+        "HSET h hex 0x10", "HINCRBYFLOAT h hex 1", "HSET h inf inf",
+        "HINCRBYFLOAT h inf 1", "HSET h i 5", "HINCRBYFLOAT h i 1.25",
+        "HINCRBYFLOAT nokey f x", "HINCRBYFLOAT nokey f inf", "EXISTS nokey",
+        ["HSET", "h", "nul", "1\x002"], "HINCRBYFLOAT h nul 1",
+        ["HINCRBYFLOAT", "h", "nul2", "1\x00"], ["HINCRBYFLOAT", "h", "nul2", "\x001"],
+        "HGETALL h")
 
 
-def test_exact_hincrbyfloat_huge_value(raw, raw_real):
+def test_exact_hincrbyfloat_huge_value(diff):
     # 1e300 printed with "%.17Lf" shows the long double nearest to 1e300, digit by digit.
-    same(raw, raw_real, "HINCRBYFLOAT h y 1e300", "HINCRBYFLOAT h y 1e300",
-         "HINCRBYFLOAT h y -2e300")
+    diff.same("HINCRBYFLOAT h y 1e300", "HINCRBYFLOAT h y 1e300",
+              "HINCRBYFLOAT h y -2e300")
 
 
-def test_exact_hrandfield_errors_and_deterministic_cases(raw, raw_real):
-    same(raw, raw_real,
-         "HRANDFIELD nokey", "HRANDFIELD nokey 5", "HRANDFIELD nokey 0",
-         "HRANDFIELD nokey -5", "HRANDFIELD nokey 5 WITHVALUES",
-         "HSET h a 1 b 2 c 3",
-         "HRANDFIELD h x", "HRANDFIELD h 1 x", "HRANDFIELD h 1 withvalues x",
-         "HRANDFIELD h 0", "HRANDFIELD h 0 withvalues", "HRANDFIELD h -9223372036854775808",
-         "HRANDFIELD h 4611686018427387904 withvalues",
-         "HRANDFIELD h -4611686018427387904 withvalues",
-         "HRANDFIELD nokey 4611686018427387904 withvalues", "HRANDFIELD nokey x",
-         "HRANDFIELD h 9223372036854775808",
-         # count >= size: the whole hash, in its order
-         "HRANDFIELD h 3", "HRANDFIELD h 100 WITHVALUES",
-         "HSET one f v", "HRANDFIELD one", "HRANDFIELD one 1", "HRANDFIELD one -3",
-         "HRANDFIELD one -2 withvalues", "HRANDFIELD one 1 WITHVALUES")
+def test_exact_hrandfield_errors_and_deterministic_cases(diff):
+    diff.same(
+        "HRANDFIELD nokey", "HRANDFIELD nokey 5", "HRANDFIELD nokey 0",
+        "HRANDFIELD nokey -5", "HRANDFIELD nokey 5 WITHVALUES",
+        "HSET h a 1 b 2 c 3",
+        "HRANDFIELD h x", "HRANDFIELD h 1 x", "HRANDFIELD h 1 withvalues x",
+        "HRANDFIELD h 0", "HRANDFIELD h 0 withvalues", "HRANDFIELD h -9223372036854775808",
+        "HRANDFIELD h 4611686018427387904 withvalues",
+        "HRANDFIELD h -4611686018427387904 withvalues",
+        "HRANDFIELD nokey 4611686018427387904 withvalues", "HRANDFIELD nokey x",
+        "HRANDFIELD h 9223372036854775808",
+        # count >= size: the whole hash, in its order
+        "HRANDFIELD h 3", "HRANDFIELD h 100 WITHVALUES",
+        "HSET one f v", "HRANDFIELD one", "HRANDFIELD one 1", "HRANDFIELD one -3",
+        "HRANDFIELD one -2 withvalues", "HRANDFIELD one 1 WITHVALUES")
 
 
-def test_exact_wrongtype(raw, raw_real):
-    same(raw, raw_real,
-         "SET s x", "HSET s a 1", "HMSET s a 1", "HSETNX s a 1", "HGET s a", "HMGET s a",
-         "HLEN s", "HSTRLEN s a", "HEXISTS s a", "HKEYS s", "HVALS s", "HGETALL s",
-         "HDEL s a", "HINCRBY s a 1", "HINCRBY s a x", "HINCRBYFLOAT s a 1",
-         "HINCRBYFLOAT s a x", "HRANDFIELD s", "HRANDFIELD s 1", "HRANDFIELD s x",
-         "HSET s a", "GET s")
+def test_exact_wrongtype(diff):
+    diff.same(
+        "SET s x", "HSET s a 1", "HMSET s a 1", "HSETNX s a 1", "HGET s a", "HMGET s a",
+        "HLEN s", "HSTRLEN s a", "HEXISTS s a", "HKEYS s", "HVALS s", "HGETALL s",
+        "HDEL s a", "HINCRBY s a 1", "HINCRBY s a x", "HINCRBYFLOAT s a 1",
+        "HINCRBYFLOAT s a x", "HRANDFIELD s", "HRANDFIELD s 1", "HRANDFIELD s x",
+        "HSET s a", "GET s")
 
 
-def test_exact_resp3_shapes(raw, raw_real):
-    hello3(raw, raw_real)
-    same(raw, raw_real,
-         "HSET h a 1 b 2", "HGETALL h", "HGETALL nokey", "HRANDFIELD h 2 withvalues",
-         "HRANDFIELD one -2 withvalues", "HRANDFIELD h 0 withvalues", "HRANDFIELD nokey",
-         "HRANDFIELD nokey 1 withvalues", "HMGET h a x", "HGET h x", "HKEYS h",
-         "HVALS nokey", "HINCRBYFLOAT h f 1.5", "HSET one f v",
-         "HRANDFIELD one -3 WITHVALUES")
+def test_exact_resp3_shapes(diff):
+    diff.hello3()
+    diff.same(
+        "HSET h a 1 b 2", "HGETALL h", "HGETALL nokey", "HRANDFIELD h 2 withvalues",
+        "HRANDFIELD one -2 withvalues", "HRANDFIELD h 0 withvalues", "HRANDFIELD nokey",
+        "HRANDFIELD nokey 1 withvalues", "HMGET h a x", "HGET h x", "HKEYS h",
+        "HVALS nokey", "HINCRBYFLOAT h f 1.5", "HSET one f v",
+        "HRANDFIELD one -3 WITHVALUES")
 
 
-def test_exact_order_after_updates_and_deletes(raw, raw_real):
-    same(raw, raw_real,
-         "HSET h z 1 a 2 m 3", "HSET h a updated", "HDEL h z", "HSET h z back",
-         "HSETNX h q 1", "HINCRBY h a2 1", "HINCRBYFLOAT h m 1", "HGETALL h", "HKEYS h",
-         "HVALS h")
+def test_exact_order_after_updates_and_deletes(diff):
+    diff.same(
+        "HSET h z 1 a 2 m 3", "HSET h a updated", "HDEL h z", "HSET h z back",
+        "HSETNX h q 1", "HINCRBY h a2 1", "HINCRBYFLOAT h m 1", "HGETALL h", "HKEYS h",
+        "HVALS h")
 
 
 # -- HSCAN ----------------------------------------------------------------------------
@@ -296,22 +284,22 @@ def test_hscan_long_value_makes_hashtable_paging(r):
     assert sorted(f for f, _ in seen) == sorted(f"f{i}".encode() for i in range(30))
 
 
-def test_exact_hscan(raw, raw_real):
-    same(raw, raw_real,
-         "HSET h a 1 b 2 c 3", "HSCAN h 0", "HSCAN h 123", ["HSCAN", "h", ""], "HSCAN h +5",
-         "HSCAN h -1", ["HSCAN", "h", " 1"], ["HSCAN", "h", "1 "], "HSCAN h x", "HSCAN h +",
-         "HSCAN h -", "HSCAN h 0x1", "HSCAN h 18446744073709551616",
-         "HSCAN h 18446744073709551615", "HSCAN h -18446744073709551615",
-         "HSCAN h -18446744073709551616", "HSCAN h 0 COUNT 0", "HSCAN h 0 COUNT x",
-         "HSCAN h 0 COUNT", "HSCAN h 0 MATCH a*", "HSCAN h 0 TYPE string",
-         "HSCAN h 0 match [ab] count 1", "HSCAN nokey 0 COUNT 0", "HSCAN nokey x",
-         "SET s x", "HSCAN s 0", "HSCAN s x", "HSCAN s 0 COUNT 0", "HSCAN h 0 NOVALUES",
-         "HSCAN h 0 COUNT -1", "HSCAN h 0 MATCH *", "HSCAN h 0 MATCH * COUNT 2 MATCH c",
-         ["HSET", "e", "", "v"], "HSCAN e 0 MATCH *", ["HSCAN", "e", "0", "MATCH", ""],
-         "HSCAN e 0 MATCH a*", "HSCAN", "HSCAN h", ["HSCAN", "h", "0\x00x"],
-         ["HSCAN", "h", "x\x000"])
-    hello3(raw, raw_real)
-    same(raw, raw_real, "HSCAN h 0", "HSCAN nokey 0")
+def test_exact_hscan(diff):
+    diff.same(
+        "HSET h a 1 b 2 c 3", "HSCAN h 0", "HSCAN h 123", ["HSCAN", "h", ""], "HSCAN h +5",
+        "HSCAN h -1", ["HSCAN", "h", " 1"], ["HSCAN", "h", "1 "], "HSCAN h x", "HSCAN h +",
+        "HSCAN h -", "HSCAN h 0x1", "HSCAN h 18446744073709551616",
+        "HSCAN h 18446744073709551615", "HSCAN h -18446744073709551615",
+        "HSCAN h -18446744073709551616", "HSCAN h 0 COUNT 0", "HSCAN h 0 COUNT x",
+        "HSCAN h 0 COUNT", "HSCAN h 0 MATCH a*", "HSCAN h 0 TYPE string",
+        "HSCAN h 0 match [ab] count 1", "HSCAN nokey 0 COUNT 0", "HSCAN nokey x",
+        "SET s x", "HSCAN s 0", "HSCAN s x", "HSCAN s 0 COUNT 0", "HSCAN h 0 NOVALUES",
+        "HSCAN h 0 COUNT -1", "HSCAN h 0 MATCH *", "HSCAN h 0 MATCH * COUNT 2 MATCH c",
+        ["HSET", "e", "", "v"], "HSCAN e 0 MATCH *", ["HSCAN", "e", "0", "MATCH", ""],
+        "HSCAN e 0 MATCH a*", "HSCAN", "HSCAN h", ["HSCAN", "h", "0\x00x"],
+        ["HSCAN", "h", "x\x000"])
+    diff.hello3()
+    diff.same("HSCAN h 0", "HSCAN nokey 0")
 
 
 # -- encoding (listpack → hashtable) ------------------------------------------------------
@@ -358,8 +346,8 @@ def _local_encoding(commands, config_values=None):
 
 
 @pytest.mark.parametrize("commands", ENCODING_SCENARIOS, ids=range(len(ENCODING_SCENARIOS)))
-def test_encoding_matches_redis(raw, raw_real, commands):
-    same(raw, raw_real, *commands, "OBJECT ENCODING h")
+def test_encoding_matches_redis(diff, commands):
+    diff.same(*commands, "OBJECT ENCODING h")
 
 
 def test_encoding_follows_config_limits(real):
@@ -459,13 +447,13 @@ def test_random_sequences_match_redis(raw, raw_real, sequence):
         assert raw.command(*argv) == raw_real.command(*argv), sequence
 
 
-def test_exact_type_ttl_and_copy(raw, raw_real):
+def test_exact_type_ttl_and_copy(diff):
     # In-place changes keep the TTL; COPY gives an independent hash with its encoding.
-    same(raw, raw_real,
-         "HSET h a 1 b 2", "TYPE h", "EXPIRE h 1000", "HSET h c 3", "HDEL h a",
-         "HINCRBY h b 1", "HINCRBYFLOAT h b 1.5", "TTL h", "COPY h h2", "HSET h2 z 9",
-         "HGETALL h", "HGETALL h2", "OBJECT ENCODING h2", "HSET big f " + "x" * 65,
-         "COPY big big2", "OBJECT ENCODING big2")
+    diff.same(
+        "HSET h a 1 b 2", "TYPE h", "EXPIRE h 1000", "HSET h c 3", "HDEL h a",
+        "HINCRBY h b 1", "HINCRBYFLOAT h b 1.5", "TTL h", "COPY h h2", "HSET h2 z 9",
+        "HGETALL h", "HGETALL h2", "OBJECT ENCODING h2", "HSET big f " + "x" * 65,
+        "COPY big big2", "OBJECT ENCODING big2")
 
 
 def test_aof_replays_hash_writes(tmp_path):

@@ -7,18 +7,6 @@ import pytest
 import redis
 
 
-def same(raw, raw_real, *commands):
-    """Run each command on both servers; every reply must be byte-identical."""
-    for command in commands:
-        args = command.split() if isinstance(command, str) else command
-        assert raw.command(*args) == raw_real.command(*args), command
-
-
-def hello3(raw, raw_real):
-    raw.command("HELLO", "3")
-    raw_real.command("HELLO", "3")
-
-
 # -- behaviour (both protocols) --------------------------------------------------------
 
 
@@ -178,98 +166,98 @@ def test_big_list_middle_access_is_cheap(r):
 # -- byte-exact comparison with redis-server --------------------------------------------
 
 
-def test_exact_push_pop(raw, raw_real):
-    same(raw, raw_real,
-         "RPUSH l a b c d e", "LPUSH l x", "LPUSHX nokey a", "RPUSHX nokey a",
-         "LPOP l", "RPOP l", "LPOP l 0", "LPOP l 2", "RPOP l 2", "LPOP l 1 2",
-         "LPOP l -1", "LPOP l x", "RPOP l 9223372036854775808", "LPOP nokey", "LPOP nokey 1",
-         "RPOP nokey 0", "RPOP l 100", "EXISTS l", "LPUSH", "LPOP", "RPOP l 1 1")
+def test_exact_push_pop(diff):
+    diff.same(
+        "RPUSH l a b c d e", "LPUSH l x", "LPUSHX nokey a", "RPUSHX nokey a",
+        "LPOP l", "RPOP l", "LPOP l 0", "LPOP l 2", "RPOP l 2", "LPOP l 1 2",
+        "LPOP l -1", "LPOP l x", "RPOP l 9223372036854775808", "LPOP nokey", "LPOP nokey 1",
+        "RPOP nokey 0", "RPOP l 100", "EXISTS l", "LPUSH", "LPOP", "RPOP l 1 1")
 
 
-def test_exact_indexes(raw, raw_real):
-    same(raw, raw_real,
-         "RPUSH l a b c d e",
-         "LINDEX l 0", "LINDEX l -1", "LINDEX l 5", "LINDEX l -6", "LINDEX l x",
-         "LINDEX nokey x", "LINDEX l 9223372036854775808",
-         "LSET nokey x a", "LSET nokey 0 a", "LSET l x a", "LSET l 5 a", "LSET l -6 a",
-         "LSET l -5 A", "LSET l 4 E",
-         "LRANGE l 0 -1", "LRANGE l -100 100", "LRANGE l 2 1", "LRANGE l 5 10",
-         "LRANGE l -1 -1", "LRANGE l x 1", "LRANGE l 1 x", "LRANGE nokey 0 -1",
-         "LRANGE nokey x 0", "LRANGE l -9223372036854775808 9223372036854775807",
-         "LLEN l", "LLEN nokey")
+def test_exact_indexes(diff):
+    diff.same(
+        "RPUSH l a b c d e",
+        "LINDEX l 0", "LINDEX l -1", "LINDEX l 5", "LINDEX l -6", "LINDEX l x",
+        "LINDEX nokey x", "LINDEX l 9223372036854775808",
+        "LSET nokey x a", "LSET nokey 0 a", "LSET l x a", "LSET l 5 a", "LSET l -6 a",
+        "LSET l -5 A", "LSET l 4 E",
+        "LRANGE l 0 -1", "LRANGE l -100 100", "LRANGE l 2 1", "LRANGE l 5 10",
+        "LRANGE l -1 -1", "LRANGE l x 1", "LRANGE l 1 x", "LRANGE nokey 0 -1",
+        "LRANGE nokey x 0", "LRANGE l -9223372036854775808 9223372036854775807",
+        "LLEN l", "LLEN nokey")
 
 
-def test_exact_ltrim_lrem_linsert(raw, raw_real):
-    same(raw, raw_real,
-         "RPUSH l 1 2 3 4 5 6 7 8 9 10",
-         "LTRIM l -3 -1", "LRANGE l 0 -1", "LTRIM l -100 -2", "LRANGE l 0 -1",
-         "LTRIM l x 1", "LTRIM nokey 0 1", "LTRIM nokey x 1", "LTRIM l 0 100",
-         "LTRIM l 2 1", "EXISTS l",
-         "RPUSH l a b c a b c a",
-         "LREM l 0 x", "LREM l 1 a", "LREM l -1 a", "LRANGE l 0 -1", "LREM l x a",
-         "LREM nokey 1 a", "LREM nokey x a", "LREM l 0 a", "LREM l 0 b", "LREM l 0 c",
-         "EXISTS l",
-         "RPUSH l a b c",
-         "LINSERT l before b X", "LINSERT l AFTER c Y", "LINSERT l after nothere Y",
-         "LINSERT l middle b X", "LINSERT nokey before a b", "LINSERT nokey middle a b",
-         "LRANGE l 0 -1")
+def test_exact_ltrim_lrem_linsert(diff):
+    diff.same(
+        "RPUSH l 1 2 3 4 5 6 7 8 9 10",
+        "LTRIM l -3 -1", "LRANGE l 0 -1", "LTRIM l -100 -2", "LRANGE l 0 -1",
+        "LTRIM l x 1", "LTRIM nokey 0 1", "LTRIM nokey x 1", "LTRIM l 0 100",
+        "LTRIM l 2 1", "EXISTS l",
+        "RPUSH l a b c a b c a",
+        "LREM l 0 x", "LREM l 1 a", "LREM l -1 a", "LRANGE l 0 -1", "LREM l x a",
+        "LREM nokey 1 a", "LREM nokey x a", "LREM l 0 a", "LREM l 0 b", "LREM l 0 c",
+        "EXISTS l",
+        "RPUSH l a b c",
+        "LINSERT l before b X", "LINSERT l AFTER c Y", "LINSERT l after nothere Y",
+        "LINSERT l middle b X", "LINSERT nokey before a b", "LINSERT nokey middle a b",
+        "LRANGE l 0 -1")
 
 
-def test_exact_lpos(raw, raw_real):
-    same(raw, raw_real,
-         "RPUSH l a b c a b c a",
-         "LPOS l a", "LPOS l a RANK 2", "LPOS l a rank -1", "LPOS l a RANK -2 COUNT 2",
-         "LPOS l a COUNT 0", "LPOS l a COUNT 0 RANK -1", "LPOS l a COUNT 0 MAXLEN 4",
-         "LPOS l a COUNT 0 RANK -1 MAXLEN 4", "LPOS l x", "LPOS l x COUNT 0",
-         "LPOS l a RANK 0", "LPOS l a RANK", "LPOS l a FOO 1", "LPOS l a COUNT -1",
-         "LPOS l a COUNT x", "LPOS l a MAXLEN x", "LPOS l a MAXLEN -1", "LPOS l a RANK x",
-         "LPOS nokey a", "LPOS nokey a COUNT 1", "LPOS nokey a RANK 0",
-         "LPOS l a RANK 9223372036854775807", "LPOS l a RANK -9223372036854775808",
-         "LPOS l b RANK -9223372036854775808 COUNT 1", "LPOS l a RANK 10 COUNT 5",
-         "LPOS l a RANK 2 COUNT 1 MAXLEN 3")
+def test_exact_lpos(diff):
+    diff.same(
+        "RPUSH l a b c a b c a",
+        "LPOS l a", "LPOS l a RANK 2", "LPOS l a rank -1", "LPOS l a RANK -2 COUNT 2",
+        "LPOS l a COUNT 0", "LPOS l a COUNT 0 RANK -1", "LPOS l a COUNT 0 MAXLEN 4",
+        "LPOS l a COUNT 0 RANK -1 MAXLEN 4", "LPOS l x", "LPOS l x COUNT 0",
+        "LPOS l a RANK 0", "LPOS l a RANK", "LPOS l a FOO 1", "LPOS l a COUNT -1",
+        "LPOS l a COUNT x", "LPOS l a MAXLEN x", "LPOS l a MAXLEN -1", "LPOS l a RANK x",
+        "LPOS nokey a", "LPOS nokey a COUNT 1", "LPOS nokey a RANK 0",
+        "LPOS l a RANK 9223372036854775807", "LPOS l a RANK -9223372036854775808",
+        "LPOS l b RANK -9223372036854775808 COUNT 1", "LPOS l a RANK 10 COUNT 5",
+        "LPOS l a RANK 2 COUNT 1 MAXLEN 3")
 
 
-def test_exact_lmove_lmpop(raw, raw_real):
-    same(raw, raw_real,
-         "RPUSH src a b c",
-         "LMOVE src dst left right", "LMOVE src dst RIGHT LEFT", "LRANGE dst 0 -1",
-         "LMOVE src src left right", "LMOVE src dst up left", "LMOVE src dst left down",
-         "LMOVE nokey dst left left", "RPOPLPUSH src dst", "RPOPLPUSH dst dst",
-         "LRANGE dst 0 -1", "EXISTS src", "RPOPLPUSH nokey dst",
-         "RPUSH l a b c d e",
-         "LMPOP 1 l left", "LMPOP 2 nokey l right count 2", "LMPOP 2 nokey nokey2 left",
-         "LMPOP 1 l middle", "LMPOP 2 l left", "LMPOP 0 l left", "LMPOP -1 l left",
-         "LMPOP x l left", "LMPOP 1 l left count 0", "LMPOP 1 l left count -1",
-         "LMPOP 1 l left count x", "LMPOP 1 l left count 1 count 2",
-         "LMPOP 1 l left foo", "LMPOP 1 l left count", "LMPOP 1 l LEFT COUNT 100",
-         "EXISTS l")
+def test_exact_lmove_lmpop(diff):
+    diff.same(
+        "RPUSH src a b c",
+        "LMOVE src dst left right", "LMOVE src dst RIGHT LEFT", "LRANGE dst 0 -1",
+        "LMOVE src src left right", "LMOVE src dst up left", "LMOVE src dst left down",
+        "LMOVE nokey dst left left", "RPOPLPUSH src dst", "RPOPLPUSH dst dst",
+        "LRANGE dst 0 -1", "EXISTS src", "RPOPLPUSH nokey dst",
+        "RPUSH l a b c d e",
+        "LMPOP 1 l left", "LMPOP 2 nokey l right count 2", "LMPOP 2 nokey nokey2 left",
+        "LMPOP 1 l middle", "LMPOP 2 l left", "LMPOP 0 l left", "LMPOP -1 l left",
+        "LMPOP x l left", "LMPOP 1 l left count 0", "LMPOP 1 l left count -1",
+        "LMPOP 1 l left count x", "LMPOP 1 l left count 1 count 2",
+        "LMPOP 1 l left foo", "LMPOP 1 l left count", "LMPOP 1 l LEFT COUNT 100",
+        "EXISTS l")
 
 
-def test_exact_wrongtype(raw, raw_real):
-    same(raw, raw_real,
-         "SET s x", "RPUSH l a",
-         "LPUSH s a", "RPUSH s a", "LPUSHX s a", "RPUSHX s a", "LPOP s", "RPOP s 1",
-         "LLEN s", "LINDEX s 0", "LINDEX s x", "LSET s 0 a", "LSET s x a", "LRANGE s 0 1",
-         "LRANGE s x 1", "LTRIM s 0 1", "LREM s 0 a", "LINSERT s before a b",
-         "LINSERT s middle a b", "LPOS s a", "LPOS s a RANK 0",
-         "LMOVE s l left left", "LMOVE l s left left", "RPOPLPUSH s l", "RPOPLPUSH l s",
-         "LRANGE l 0 -1", "LMPOP 1 s left", "LMPOP 2 nokey s left", "LMPOP 2 l s left",
-         "HSET h f v", "LPUSH h a", "GET s")
+def test_exact_wrongtype(diff):
+    diff.same(
+        "SET s x", "RPUSH l a",
+        "LPUSH s a", "RPUSH s a", "LPUSHX s a", "RPUSHX s a", "LPOP s", "RPOP s 1",
+        "LLEN s", "LINDEX s 0", "LINDEX s x", "LSET s 0 a", "LSET s x a", "LRANGE s 0 1",
+        "LRANGE s x 1", "LTRIM s 0 1", "LREM s 0 a", "LINSERT s before a b",
+        "LINSERT s middle a b", "LPOS s a", "LPOS s a RANK 0",
+        "LMOVE s l left left", "LMOVE l s left left", "RPOPLPUSH s l", "RPOPLPUSH l s",
+        "LRANGE l 0 -1", "LMPOP 1 s left", "LMPOP 2 nokey s left", "LMPOP 2 l s left",
+        "HSET h f v", "LPUSH h a", "GET s")
 
 
-def test_exact_resp3_shapes(raw, raw_real):
-    hello3(raw, raw_real)
-    same(raw, raw_real,
-         "RPUSH l a b c", "LPOP nokey 1", "LPOP nokey", "LPOP l 0", "RPOP l 2",
-         "LMPOP 1 nokey left", "LMPOP 1 l left count 2", "LPOS nokey a",
-         "LPOS nokey a COUNT 0", "LINDEX nokey 0", "LRANGE nokey 0 1", "RPOPLPUSH nokey x",
-         "LMOVE nokey x left left")
+def test_exact_resp3_shapes(diff):
+    diff.hello3()
+    diff.same(
+        "RPUSH l a b c", "LPOP nokey 1", "LPOP nokey", "LPOP l 0", "RPOP l 2",
+        "LMPOP 1 nokey left", "LMPOP 1 l left count 2", "LPOS nokey a",
+        "LPOS nokey a COUNT 0", "LINDEX nokey 0", "LRANGE nokey 0 1", "RPOPLPUSH nokey x",
+        "LMOVE nokey x left left")
 
 
-def test_exact_encoding(raw, raw_real):
+def test_exact_encoding(diff):
     # Redis 7.0 reports every list as a quicklist, however small.
-    same(raw, raw_real, "RPUSH l a", "OBJECT ENCODING l", "RPUSH l " + "x" * 10000,
-         "OBJECT ENCODING l")
+    diff.same("RPUSH l a", "OBJECT ENCODING l", "RPUSH l " + "x" * 10000,
+              "OBJECT ENCODING l")
 
 
 def test_list_copy():
@@ -345,12 +333,12 @@ def test_random_sequences_match_redis(raw, raw_real, sequence):
         assert raw.command(*argv) == raw_real.command(*argv), sequence
 
 
-def test_exact_type_ttl_and_copy(raw, raw_real):
+def test_exact_type_ttl_and_copy(diff):
     # In-place changes keep the TTL; COPY gives an independent list.
-    same(raw, raw_real,
-         "RPUSH l a b c", "TYPE l", "EXPIRE l 1000", "RPUSH l d", "LPOP l", "LSET l 0 x",
-         "LTRIM l 0 1", "TTL l", "COPY l l2", "RPUSH l2 z", "LRANGE l 0 -1",
-         "LRANGE l2 0 -1", "LMOVE l fresh left left", "TTL fresh", "TTL l")
+    diff.same(
+        "RPUSH l a b c", "TYPE l", "EXPIRE l 1000", "RPUSH l d", "LPOP l", "LSET l 0 x",
+        "LTRIM l 0 1", "TTL l", "COPY l l2", "RPUSH l2 z", "LRANGE l 0 -1",
+        "LRANGE l2 0 -1", "LMOVE l fresh left left", "TTL fresh", "TTL l")
 
 
 def test_aof_replays_list_writes(tmp_path):

@@ -9,18 +9,6 @@ import pytest
 import redis
 
 
-def same(raw, raw_real, *commands):
-    """Run each command on both servers; every reply must be byte-identical."""
-    for command in commands:
-        args = command.split() if isinstance(command, str) else command
-        assert raw.command(*args) == raw_real.command(*args), command
-
-
-def hello3(raw, raw_real):
-    raw.command("HELLO", "3")
-    raw_real.command("HELLO", "3")
-
-
 def members(values):
     return {v if isinstance(v, bytes) else str(v).encode() for v in values}
 
@@ -173,73 +161,73 @@ def test_smembers_resp3_is_a_set(r):
 # -- byte-exact comparison with redis-server ---------------------------------------------
 
 
-def test_exact_basic_replies(raw, raw_real):
-    same(raw, raw_real,
-         "SADD s 3 1 2 -5 10", "SADD s 1 7", "SMEMBERS s", "SCARD s", "SISMEMBER s 1",
-         "SISMEMBER s 99", "SMISMEMBER s 1 99 7", "SMISMEMBER nokey a b", "SREM s 1 99",
-         "SMEMBERS s", "SMEMBERS nokey", "SCARD nokey", "SREM nokey a",
-         "SINTER s", "SUNION s nokey", "SDIFF s nokey",
-         "SADD t 2 3 100", "SINTER s t", "SUNION s t", "SDIFF s t", "SDIFF t s",
-         "SINTERSTORE d s t", "SMEMBERS d", "SUNIONSTORE d s t", "SMEMBERS d",
-         "SDIFFSTORE d s t", "SMEMBERS d", "SDIFFSTORE d s s", "EXISTS d",
-         "SINTERCARD 2 s t", "SINTERCARD 2 s t LIMIT 1", "SINTERCARD 1 nokey")
+def test_exact_basic_replies(diff):
+    diff.same(
+        "SADD s 3 1 2 -5 10", "SADD s 1 7", "SMEMBERS s", "SCARD s", "SISMEMBER s 1",
+        "SISMEMBER s 99", "SMISMEMBER s 1 99 7", "SMISMEMBER nokey a b", "SREM s 1 99",
+        "SMEMBERS s", "SMEMBERS nokey", "SCARD nokey", "SREM nokey a",
+        "SINTER s", "SUNION s nokey", "SDIFF s nokey",
+        "SADD t 2 3 100", "SINTER s t", "SUNION s t", "SDIFF s t", "SDIFF t s",
+        "SINTERSTORE d s t", "SMEMBERS d", "SUNIONSTORE d s t", "SMEMBERS d",
+        "SDIFFSTORE d s t", "SMEMBERS d", "SDIFFSTORE d s s", "EXISTS d",
+        "SINTERCARD 2 s t", "SINTERCARD 2 s t LIMIT 1", "SINTERCARD 1 nokey")
 
 
-def test_exact_resp3(raw, raw_real):
-    hello3(raw, raw_real)
-    same(raw, raw_real,
-         "SADD s 3 1 2", "SMEMBERS s", "SMEMBERS nokey", "SINTER s nokey", "SUNION s",
-         "SDIFF s", "SPOP nokey", "SPOP nokey 2", "SPOP s 0", "SRANDMEMBER nokey",
-         "SRANDMEMBER nokey 3", "SRANDMEMBER s 0", "SRANDMEMBER s 5", "SMISMEMBER s 1 9",
-         "SISMEMBER s 1", "SPOP s 3", "EXISTS s")
+def test_exact_resp3(diff):
+    diff.hello3()
+    diff.same(
+        "SADD s 3 1 2", "SMEMBERS s", "SMEMBERS nokey", "SINTER s nokey", "SUNION s",
+        "SDIFF s", "SPOP nokey", "SPOP nokey 2", "SPOP s 0", "SRANDMEMBER nokey",
+        "SRANDMEMBER nokey 3", "SRANDMEMBER s 0", "SRANDMEMBER s 5", "SMISMEMBER s 1 9",
+        "SISMEMBER s 1", "SPOP s 3", "EXISTS s")
 
 
-def test_exact_errors(raw, raw_real):
-    same(raw, raw_real,
-         "SET str v", "SADD str a", "SREM str a", "SCARD str", "SMEMBERS str",
-         "SISMEMBER str a", "SMISMEMBER str a", "SPOP str", "SPOP str 2", "SRANDMEMBER str",
-         "SRANDMEMBER str 2", "SINTER nokey str", "SUNION nokey str", "SDIFF nokey str",
-         "SINTERSTORE d nokey str", "SUNIONSTORE d str", "SDIFFSTORE d nokey str",
-         "SINTERCARD 1 str", "SADD s a", "SMOVE nokey str a", "SMOVE s str a",
-         "SMOVE str s a", "SADD", "SADD s", "SPOP", "SMISMEMBER s",
-         "SPOP s -1", "SPOP s x", "SPOP s 1 2", "SRANDMEMBER s 1 2", "SRANDMEMBER s x",
-         "SRANDMEMBER s -9223372036854775808", "SRANDMEMBER s 9223372036854775808",
-         "SINTERCARD 0 s", "SINTERCARD -1 s", "SINTERCARD x s", "SINTERCARD 3 s",
-         "SINTERCARD 1 s LIMIT -1", "SINTERCARD 1 s LIMIT x", "SINTERCARD 1 s LIMIT",
-         "SINTERCARD 1 s foo", "SINTERCARD 1 s LIMIT 1 LIMIT 0")
+def test_exact_errors(diff):
+    diff.same(
+        "SET str v", "SADD str a", "SREM str a", "SCARD str", "SMEMBERS str",
+        "SISMEMBER str a", "SMISMEMBER str a", "SPOP str", "SPOP str 2", "SRANDMEMBER str",
+        "SRANDMEMBER str 2", "SINTER nokey str", "SUNION nokey str", "SDIFF nokey str",
+        "SINTERSTORE d nokey str", "SUNIONSTORE d str", "SDIFFSTORE d nokey str",
+        "SINTERCARD 1 str", "SADD s a", "SMOVE nokey str a", "SMOVE s str a",
+        "SMOVE str s a", "SADD", "SADD s", "SPOP", "SMISMEMBER s",
+        "SPOP s -1", "SPOP s x", "SPOP s 1 2", "SRANDMEMBER s 1 2", "SRANDMEMBER s x",
+        "SRANDMEMBER s -9223372036854775808", "SRANDMEMBER s 9223372036854775808",
+        "SINTERCARD 0 s", "SINTERCARD -1 s", "SINTERCARD x s", "SINTERCARD 3 s",
+        "SINTERCARD 1 s LIMIT -1", "SINTERCARD 1 s LIMIT x", "SINTERCARD 1 s LIMIT",
+        "SINTERCARD 1 s foo", "SINTERCARD 1 s LIMIT 1 LIMIT 0")
 
 
-def test_exact_smove(raw, raw_real):
-    same(raw, raw_real,
-         "SADD a 1 2", "SADD b 3", "SMOVE a b 1", "SMEMBERS a", "SMEMBERS b",
-         "SMOVE a b 9", "SMOVE a a 2", "SMOVE a a 9", "SMOVE a c 2", "EXISTS a",
-         "SMEMBERS c", "SMOVE nokey c 1")
+def test_exact_smove(diff):
+    diff.same(
+        "SADD a 1 2", "SADD b 3", "SMOVE a b 1", "SMEMBERS a", "SMEMBERS b",
+        "SMOVE a b 9", "SMOVE a a 2", "SMOVE a a 9", "SMOVE a c 2", "EXISTS a",
+        "SMEMBERS c", "SMOVE nokey c 1")
 
 
-def test_exact_spop_whole_intset(raw, raw_real):
+def test_exact_spop_whole_intset(diff):
     # Popping at least the whole set replies it in intset order and deletes the key.
-    same(raw, raw_real, "SADD s 5 -1 3", "SPOP s 3", "EXISTS s",
-         "SADD s 5 -1 3", "SRANDMEMBER s 3", "SRANDMEMBER s 100")
-    hello3(raw, raw_real)
-    same(raw, raw_real, "SPOP s 10", "EXISTS s")
+    diff.same("SADD s 5 -1 3", "SPOP s 3", "EXISTS s",
+              "SADD s 5 -1 3", "SRANDMEMBER s 3", "SRANDMEMBER s 100")
+    diff.hello3()
+    diff.same("SPOP s 10", "EXISTS s")
 
 
-def test_exact_intset_result_order(raw, raw_real):
+def test_exact_intset_result_order(diff):
     # A result made only of integers is an intset, replied in ascending order.
-    same(raw, raw_real,
-         "SADD a 30 -2 1000 7", "SADD b x 7 30 1000 5 y", "SINTER b a", "SDIFF a b",
-         "SUNIONSTORE u a", "SMEMBERS u", "SINTERSTORE i a b", "SMEMBERS i")
+    diff.same(
+        "SADD a 30 -2 1000 7", "SADD b x 7 30 1000 5 y", "SINTER b a", "SDIFF a b",
+        "SUNIONSTORE u a", "SMEMBERS u", "SINTERSTORE i a b", "SMEMBERS i")
 
 
-def test_exact_encodings(raw, raw_real):
+def test_exact_encodings(diff):
     big = [str(i) for i in range(513)]
-    same(raw, raw_real,
-         "SADD s 1 2 3", "OBJECT ENCODING s", "SADD s a", "OBJECT ENCODING s",
-         "SREM s a", "OBJECT ENCODING s",  # never converted back
-         ["SADD", "n", *big[:512]], "OBJECT ENCODING n", "SADD n 512",
-         "OBJECT ENCODING n", "SINTERSTORE d s", "OBJECT ENCODING d",
-         "SMOVE s m 1", "OBJECT ENCODING m", "SADD h x", "SMOVE s h 2",
-         "OBJECT ENCODING h")
+    diff.same(
+        "SADD s 1 2 3", "OBJECT ENCODING s", "SADD s a", "OBJECT ENCODING s",
+        "SREM s a", "OBJECT ENCODING s",  # never converted back
+        ["SADD", "n", *big[:512]], "OBJECT ENCODING n", "SADD n 512",
+        "OBJECT ENCODING n", "SINTERSTORE d s", "OBJECT ENCODING d",
+        "SMOVE s m 1", "OBJECT ENCODING m", "SADD h x", "SMOVE s h 2",
+        "OBJECT ENCODING h")
 
 
 def scan_all(r, key, **kwargs):
@@ -279,15 +267,15 @@ def test_sscan_survives_changes(r):
     assert kept <= seen  # members present the whole time are all returned
 
 
-def test_exact_sscan(raw, raw_real):
-    same(raw, raw_real,
-         "SSCAN nokey 0 COUNT 0", "SSCAN nokey x", "SSCAN nokey 0 foo", "SADD s 5 1 -3 100",
-         "SSCAN s 0", "SSCAN s 0 COUNT 1", "SSCAN s 0 COUNT 0", "SSCAN s 0 MATCH 1*",
-         "SSCAN s 0 MATCH", "SSCAN s 0 foo bar", "SSCAN s -1", ["SSCAN", "s", " 1"],
-         "SSCAN s 18446744073709551616", ["SSCAN", "s", ""], "SADD s1 a", "SSCAN s1 0",
-         "SSCAN s1 0 MATCH b*", "SET str v", "SSCAN str 0", "SSCAN str x")
-    hello3(raw, raw_real)
-    same(raw, raw_real, "SSCAN s 0", "SSCAN nokey 0")
+def test_exact_sscan(diff):
+    diff.same(
+        "SSCAN nokey 0 COUNT 0", "SSCAN nokey x", "SSCAN nokey 0 foo", "SADD s 5 1 -3 100",
+        "SSCAN s 0", "SSCAN s 0 COUNT 1", "SSCAN s 0 COUNT 0", "SSCAN s 0 MATCH 1*",
+        "SSCAN s 0 MATCH", "SSCAN s 0 foo bar", "SSCAN s -1", ["SSCAN", "s", " 1"],
+        "SSCAN s 18446744073709551616", ["SSCAN", "s", ""], "SADD s1 a", "SSCAN s1 0",
+        "SSCAN s1 0 MATCH b*", "SET str v", "SSCAN str 0", "SSCAN str x")
+    diff.hello3()
+    diff.same("SSCAN s 0", "SSCAN nokey 0")
 
 
 # -- differential random sequences --------------------------------------------------------
@@ -337,17 +325,17 @@ def _random_set_command(rnd):
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23])
-def test_differential_random_sequences(raw, raw_real, seed):
+def test_differential_random_sequences(diff, seed):
     import random
 
     rnd = random.Random(seed)
     if seed % 2:
-        hello3(raw, raw_real)
+        diff.hello3()
     history = []
     for _ in range(400):
         cmd = _random_set_command(rnd)
         history.append(cmd)
-        mine, theirs = raw.command(*cmd), raw_real.command(*cmd)
+        mine, theirs = diff.mine.command(*cmd), diff.real.command(*cmd)
         if cmd[0] == "SSCAN":  # the same cursor, then the members in any order
             mine, theirs = mine.split(b"\r\n", 3), theirs.split(b"\r\n", 3)
             assert mine[:3] == theirs[:3], history[-20:]

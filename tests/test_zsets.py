@@ -3,31 +3,10 @@ replies compared with a real redis-server 7.0 on the same command sequences (sco
 RESP2 are %.17g bulk strings, RESP3 doubles; errors word for word). Random commands
 are tested by property."""
 
-import shlex
 import time
 
 import pytest
 import redis
-
-
-def same(raw, raw_real, *commands):
-    """Run each command on both servers; every reply must be byte-identical."""
-    for command in commands:
-        args = shlex.split(command) if isinstance(command, str) else command
-        assert raw.command(*args) == raw_real.command(*args), command
-
-
-def hello3(raw, raw_real):
-    raw.command("HELLO", "3")
-    raw_real.command("HELLO", "3")
-
-
-def both_protocols(raw, raw_real, *commands):
-    """The same sequence in RESP2, then again (after FLUSHALL) in RESP3."""
-    same(raw, raw_real, *commands)
-    same(raw, raw_real, "FLUSHALL")
-    hello3(raw, raw_real)
-    same(raw, raw_real, *commands)
 
 
 def pairs(reply):
@@ -265,9 +244,8 @@ def test_rank_queries_are_logarithmic(r):
 # -- byte-exact comparison with redis-server ---------------------------------------------
 
 
-def test_exact_score_parsing(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_score_parsing(diff):
+    diff.both_protocols(
         "ZADD k 0x10 a 1e400 b", "ZADD k 0x10 a", "ZADD k 1e-400 a", "ZADD k 4e-320 a",
         "ZSCORE k a", "ZADD k ' 1' a", "ZADD k '1 ' a", "ZADD k infinity a", "ZSCORE k a",
         "ZADD k 1_0 a", "ZADD k nan a", "ZADD k -nan a", "ZADD k '' a", "ZADD k 0x1p3 a",
@@ -279,9 +257,8 @@ def test_exact_score_parsing(raw, raw_real):
         "ZADD k 1 a 2", "ZADD k '1\x00' a")
 
 
-def test_exact_range_parsing(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_range_parsing(diff):
+    diff.both_protocols(
         "ZADD k inf a 1.1 b 0 c", "ZRANGEBYSCORE k '' ''", "ZRANGEBYSCORE k ' 1' '(1e400'",
         "ZRANGEBYSCORE k ( +inf", "ZRANGEBYSCORE k -inf nan", "ZRANGEBYSCORE k 0x1 inf",
         "ZRANGEBYSCORE k '  ' inf", "ZRANGEBYSCORE k (0 inf WITHSCORES",
@@ -299,9 +276,8 @@ def test_exact_range_parsing(raw, raw_real):
         "ZREMRANGEBYRANK k a b", "ZREMRANGEBYSCORE k a b", "ZREMRANGEBYLEX k a b")
 
 
-def test_exact_zadd_flags(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_zadd_flags(diff):
+    diff.both_protocols(
         "ZADD k 1 a", "ZADD k XX NX 1 a", "ZADD k GT LT 1 a", "ZADD k GT NX 1 a",
         "ZADD k LT NX 1 a", "ZADD k INCR 1 a 2 b", "ZADD k NX XX 1", "ZADD k NX XX abc a",
         "ZADD k INCR NX 1 a 2 b", "ZADD k", "ZADD k NX", "ZADD nokey XX 1 a", "EXISTS nokey",
@@ -312,9 +288,8 @@ def test_exact_zadd_flags(raw, raw_real):
         "ZADD k ch ch 7 a", "ZADD k Nx 1 fresh", "ZRANGE k 0 -1 WITHSCORES")
 
 
-def test_exact_ranges(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_ranges(diff):
+    diff.both_protocols(
         "ZADD z 1 a 2 b 2 bb 3 c 3 ca 3 cb 4 d 5 e -inf ninf inf pinf",
         "ZRANGE z 0 -1 WITHSCORES", "ZRANGE z 2 5", "ZRANGE z -3 -1 WITHSCORES",
         "ZRANGE z -100 100", "ZRANGE z 5 2", "ZRANGE z 20 30", "ZREVRANGE z 0 2 WITHSCORES",
@@ -333,9 +308,8 @@ def test_exact_ranges(raw, raw_real):
         "ZRANGESTORE dst z 10 20", "EXISTS dst", "ZRANGE nokey 0 -1", "ZRANGE nokey 0 -1 WITHSCORES")
 
 
-def test_exact_lex(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_lex(diff):
+    diff.both_protocols(
         "ZADD l 0 a 0 b 0 c 0 d 0 e 0 f 0 aa 0 ab 0 '' 0 bz", "ZRANGEBYLEX l - +",
         "ZRANGEBYLEX l [b [d", "ZRANGEBYLEX l (b (d", "ZRANGEBYLEX l [a (b", "ZRANGEBYLEX l [aa +",
         "ZRANGEBYLEX l - (b", "ZRANGEBYLEX l - [", "ZRANGEBYLEX l [ [", "ZRANGEBYLEX l ( +",
@@ -350,9 +324,8 @@ def test_exact_lex(raw, raw_real):
         "ZREMRANGEBYRANK nokey 0 -1", "ZREMRANGEBYLEX nokey - +")
 
 
-def test_exact_pops(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_pops(diff):
+    diff.both_protocols(
         "ZADD k 1 a 2 b 3 c", "ZPOPMIN k", "ZPOPMIN k 1", "ZPOPMIN k 0", "ZPOPMIN k -1",
         "ZPOPMIN k x", "ZPOPMIN k 1 2", "ZPOPMIN nokey", "ZPOPMIN nokey 2",
         "ZADD k 1 a 2 b 3 c", "ZPOPMAX k 2", "ZPOPMAX k", "ZMPOP 1 k MIN", "EXISTS k",
@@ -363,9 +336,8 @@ def test_exact_pops(raw, raw_real):
         "ZMPOP 2 str k MAX", "ZMPOP 2 k str max", "ZPOPMIN str 0", "ZPOPMAX str")
 
 
-def test_exact_random_member_edges(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_random_member_edges(diff):
+    diff.both_protocols(
         "ZADD k 1 a", "ZRANDMEMBER k", "ZRANDMEMBER k 1", "ZRANDMEMBER k 1 WITHSCORES",
         "ZRANDMEMBER k -2 WITHSCORES", "ZRANDMEMBER k 5 WITHSCORES", "ZRANDMEMBER nokey",
         "ZRANDMEMBER nokey 2", "ZRANDMEMBER k 2 foo", "ZRANDMEMBER k x foo",
@@ -375,9 +347,8 @@ def test_exact_random_member_edges(raw, raw_real):
         "SET str v", "ZRANDMEMBER str 0", "ZRANDMEMBER str")
 
 
-def test_exact_set_operations(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_set_operations(diff):
+    diff.both_protocols(
         "ZADD z1 1 a 2 b 3 c", "ZADD z2 10 b 20 c 30 d", "SADD set1 a d x",
         "ZUNION 2 z1 z2 WITHSCORES", "ZINTER 2 z1 z2 WITHSCORES", "ZDIFF 2 z1 z2 WITHSCORES",
         "ZUNION 3 z1 z2 set1 WITHSCORES", "ZINTER 3 z1 z2 set1 WITHSCORES",
@@ -399,44 +370,44 @@ def test_exact_set_operations(raw, raw_real):
         "ZUNION 1 z1 WITHSCORES WITHSCORES", "ZUNION 1 z1 AGGREGATE sum AGGREGATE max WITHSCORES")
 
 
-def test_exact_set_operation_errors(raw, raw_real):
-    same(raw, raw_real,
-         "ZADD z 1 a", "SET str v", "ZINTER 0 z", "ZINTER x z", "ZINTER 2 z", "ZINTERCARD 0 z",
-         "ZINTERCARD 1 z LIMIT -1", "ZINTERCARD 1 z LIMIT x", "ZINTER 1 z WEIGHTS x",
-         "ZINTER 1 z WEIGHTS 1 2", "ZINTER 1 z AGGREGATE foo", "ZINTER 1 z AGGREGATE",
-         "ZUNIONSTORE d 1 z WITHSCORES", "ZDIFF 1 z WEIGHTS 1", "ZDIFF 1 z AGGREGATE sum",
-         "ZINTERCARD 1 z WITHSCORES", "ZINTERCARD 1 z WEIGHTS 1", "ZINTER 1 str WEIGHTS x",
-         "ZUNIONSTORE 0 1 z", "ZUNIONSTORE d -1 z", "ZDIFFSTORE d 0 z", "ZUNION 2 z str",
-         "ZINTERSTORE d 2 nokey str", "ZINTERCARD 2 z str", "ZINTER 1 z LIMIT 1")
+def test_exact_set_operation_errors(diff):
+    diff.same(
+        "ZADD z 1 a", "SET str v", "ZINTER 0 z", "ZINTER x z", "ZINTER 2 z", "ZINTERCARD 0 z",
+        "ZINTERCARD 1 z LIMIT -1", "ZINTERCARD 1 z LIMIT x", "ZINTER 1 z WEIGHTS x",
+        "ZINTER 1 z WEIGHTS 1 2", "ZINTER 1 z AGGREGATE foo", "ZINTER 1 z AGGREGATE",
+        "ZUNIONSTORE d 1 z WITHSCORES", "ZDIFF 1 z WEIGHTS 1", "ZDIFF 1 z AGGREGATE sum",
+        "ZINTERCARD 1 z WITHSCORES", "ZINTERCARD 1 z WEIGHTS 1", "ZINTER 1 str WEIGHTS x",
+        "ZUNIONSTORE 0 1 z", "ZUNIONSTORE d -1 z", "ZDIFFSTORE d 0 z", "ZUNION 2 z str",
+        "ZINTERSTORE d 2 nokey str", "ZINTERCARD 2 z str", "ZINTER 1 z LIMIT 1")
 
 
-def test_exact_wrongtype_and_arity(raw, raw_real):
-    same(raw, raw_real,
-         "SET str v", "ZADD str 1 a", "ZADD str XX 1 a", "ZSCORE str a", "ZMSCORE str a",
-         "ZCARD str", "ZRANK str a", "ZREVRANK str a", "ZREM str a", "ZINCRBY str 1 a",
-         "ZCOUNT str 0 1", "ZLEXCOUNT str - +", "ZRANGE str 0 -1", "ZRANGESTORE d str 0 -1",
-         "ZREMRANGEBYRANK str 0 -1", "ZREMRANGEBYSCORE str 0 1", "ZREMRANGEBYLEX str - +",
-         "ZREMRANGEBYRANK str a -1", "ZCOUNT str a 1", "ZRANDMEMBER str 1",
-         "ZADD", "ZADD k", "ZCARD", "ZRANGE k 0", "ZPOPMIN", "ZMPOP 1", "ZINTERCARD 1",
-         "ZRANGESTORE d k 0", "ZINCRBY k 1", "ZMSCORE k", "ZRANDMEMBER")
+def test_exact_wrongtype_and_arity(diff):
+    diff.same(
+        "SET str v", "ZADD str 1 a", "ZADD str XX 1 a", "ZSCORE str a", "ZMSCORE str a",
+        "ZCARD str", "ZRANK str a", "ZREVRANK str a", "ZREM str a", "ZINCRBY str 1 a",
+        "ZCOUNT str 0 1", "ZLEXCOUNT str - +", "ZRANGE str 0 -1", "ZRANGESTORE d str 0 -1",
+        "ZREMRANGEBYRANK str 0 -1", "ZREMRANGEBYSCORE str 0 1", "ZREMRANGEBYLEX str - +",
+        "ZREMRANGEBYRANK str a -1", "ZCOUNT str a 1", "ZRANDMEMBER str 1",
+        "ZADD", "ZADD k", "ZCARD", "ZRANGE k 0", "ZPOPMIN", "ZMPOP 1", "ZINTERCARD 1",
+        "ZRANGESTORE d k 0", "ZINCRBY k 1", "ZMSCORE k", "ZRANDMEMBER")
 
 
-def test_exact_zrangestore_overwrites(raw, raw_real):
-    same(raw, raw_real,
-         "ZADD src 1 a 2 b 3 c", "SET dst x", "EXPIRE dst 100", "ZRANGESTORE dst src 0 1",
-         "TTL dst", "TYPE dst", "ZRANGE dst 0 -1 WITHSCORES", "ZRANGESTORE src src 1 -1",
-         "ZRANGE src 0 -1 WITHSCORES", "SET dst2 x", "ZUNIONSTORE dst2 1 src", "TYPE dst2")
+def test_exact_zrangestore_overwrites(diff):
+    diff.same(
+        "ZADD src 1 a 2 b 3 c", "SET dst x", "EXPIRE dst 100", "ZRANGESTORE dst src 0 1",
+        "TTL dst", "TYPE dst", "ZRANGE dst 0 -1 WITHSCORES", "ZRANGESTORE src src 1 -1",
+        "ZRANGE src 0 -1 WITHSCORES", "SET dst2 x", "ZUNIONSTORE dst2 1 src", "TYPE dst2")
 
 
-def test_exact_encodings(raw, raw_real):
+def test_exact_encodings(diff):
     many = [x for i in range(128) for x in (str(i), f"m{i}")]
-    same(raw, raw_real,
-         ["ZADD", "z", *many], "OBJECT ENCODING z", "ZADD z 1 one-more", "OBJECT ENCODING z",
-         "ZREMRANGEBYRANK z 0 100", "OBJECT ENCODING z",  # never converted back
-         "ZADD long 1 " + "x" * 65, "OBJECT ENCODING long", "ZADD short 1 " + "x" * 64,
-         "OBJECT ENCODING short", "ZUNIONSTORE u 1 z", "OBJECT ENCODING u",
-         "ZRANGESTORE r z 0 5", "OBJECT ENCODING r", "ZADD neg -0 x", "ZSCORE neg x",
-         "ZADD z -0 negzero", "ZSCORE z negzero")
+    diff.same(
+        ["ZADD", "z", *many], "OBJECT ENCODING z", "ZADD z 1 one-more", "OBJECT ENCODING z",
+        "ZREMRANGEBYRANK z 0 100", "OBJECT ENCODING z",  # never converted back
+        "ZADD long 1 " + "x" * 65, "OBJECT ENCODING long", "ZADD short 1 " + "x" * 64,
+        "OBJECT ENCODING short", "ZUNIONSTORE u 1 z", "OBJECT ENCODING u",
+        "ZRANGESTORE r z 0 5", "OBJECT ENCODING r", "ZADD neg -0 x", "ZSCORE neg x",
+        "ZADD z -0 negzero", "ZSCORE z negzero")
 
 
 def test_zscan(r):
@@ -457,9 +428,8 @@ def test_zscan(r):
     assert calls > 10
 
 
-def test_exact_zscan(raw, raw_real):
-    both_protocols(
-        raw, raw_real,
+def test_exact_zscan(diff):
+    diff.both_protocols(
         "ZSCAN nokey 0 COUNT 0", "ZSCAN nokey x", "ZADD z 1 a 1.1 b inf c -inf d 3 e -0 f 1e20 g",
         "ZSCAN z 0", "ZSCAN z 0 COUNT 1", "ZSCAN z 0 MATCH [ab]", "ZSCAN z 0 COUNT 0",
         "ZSCAN z 0 MATCH", "ZSCAN z abc", "SET str v", "ZSCAN str 0")
@@ -544,7 +514,7 @@ def _random_command(rnd, members):
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
 @pytest.mark.parametrize("mode", ["listpack", "skiplist"])
-def test_differential_random_sequences(raw, raw_real, seed, mode):
+def test_differential_random_sequences(diff, seed, mode):
     """Random command sequences over a few keys give byte-identical replies. Listpack
     mode keeps every sorted set small, so even lex ranges over mixed scores must agree;
     skiplist mode adds a 70-byte member (converting sets) and leaves lex ranges out,
@@ -553,7 +523,7 @@ def test_differential_random_sequences(raw, raw_real, seed, mode):
 
     rnd = random.Random(seed)
     if seed % 2:
-        hello3(raw, raw_real)
+        diff.hello3()
     members = _MEMBERS + (["x" * 70] if mode == "skiplist" else [])
     history = []
     for _ in range(400):
@@ -561,15 +531,15 @@ def test_differential_random_sequences(raw, raw_real, seed, mode):
         if mode == "skiplist" and any(word in cmd for word in _LEX_WORDS):
             continue
         history.append(cmd)
-        assert raw.command(*cmd) == raw_real.command(*cmd), history[-20:]
+        assert diff.mine.command(*cmd) == diff.real.command(*cmd), history[-20:]
 
 
 @pytest.mark.parametrize("first", ["ZREM d a", "ZADD d 7 n", "ZINCRBY d 3 a", "ZPOPMIN d",
                                    "ZREMRANGEBYSCORE d 1 1", "ZADD d GT 0 b"])
-def test_results_of_store_commands_take_every_change(raw, raw_real, first):
+def test_results_of_store_commands_take_every_change(diff, first):
     # A STORE result builds its score index on first use: the first change (whatever
     # it is) must leave the index and the scores in step.
-    same(raw, raw_real, "FLUSHALL", "ZADD z 1 a 2 b 2 c", "ZUNIONSTORE d 1 z", first,
-         "ZRANGE d 0 -1 WITHSCORES", "ZRANK d c", "ZCARD d",
-         "ZRANGESTORE e z 0 -1", first.replace(" d ", " e ").replace(" d", " e"),
-         "ZRANGE e 0 -1 WITHSCORES")
+    diff.same("FLUSHALL", "ZADD z 1 a 2 b 2 c", "ZUNIONSTORE d 1 z", first,
+              "ZRANGE d 0 -1 WITHSCORES", "ZRANK d c", "ZCARD d",
+              "ZRANGESTORE e z 0 -1", first.replace(" d ", " e ").replace(" d", " e"),
+              "ZRANGE e 0 -1 WITHSCORES")
