@@ -7,64 +7,59 @@ import time
 from conftest import start_vermilion
 
 
-def same(raw, raw_real, *commands):
-    for cmd in commands:
-        assert raw.command(*cmd) == raw_real.command(*cmd), cmd
+def test_expire_options_exact(diff):
+    diff.same(
+        ("SET", "k", "v"),
+        ("EXPIRE", "k", "100", "XX"), ("EXPIRE", "k", "100", "GT"), ("TTL", "k"),
+        ("EXPIRE", "k", "100", "LT"), ("TTL", "k"),
+        ("EXPIRE", "k", "200", "NX"), ("TTL", "k"),
+        ("EXPIRE", "k", "200", "XX"), ("TTL", "k"),
+        ("EXPIRE", "k", "100", "GT"), ("EXPIRE", "k", "300", "GT"), ("TTL", "k"),
+        ("EXPIRE", "k", "400", "LT"), ("EXPIRE", "k", "50", "lt"), ("TTL", "k"),
+        ("EXPIRE", "k", "60", "XX", "GT"), ("TTL", "k"),
+        ("EXPIRE", "k", "10", "XX", "LT"), ("TTL", "k"),
+        ("EXPIRE", "k", "10", "NX", "XX"), ("EXPIRE", "k", "10", "NX", "GT"),
+        ("EXPIRE", "k", "10", "NX", "LT"), ("EXPIRE", "k", "10", "GT", "LT"),
+        ("EXPIRE", "k", "10", "NX", "NX"), ("EXPIRE", "k", "5", "XX", "XX", "GT", "GT"),
+        ("EXPIRE", "k", "10", "FOO"), ("EXPIRE", "k", "10", "NX", "bar"),
+        ("EXPIRE", "k", "10", "GT", "LT", "bad"), ("EXPIRE", "k", "abc", "NX", "XX"),
+        ("EXPIRE", "k", "abc", "bad"), ("EXPIRE", "missing", "10"),
+        ("EXPIRE", "missing", "10", "XX"), ("EXPIRE", "missing", "abc"),
+        ("PERSIST", "k"), ("PERSIST", "k"), ("TTL", "k"), ("PERSIST", "missing"),
+        ("EXPIRE", "k", "100", "LT"), ("TTL", "k"))
 
 
-def test_expire_options_exact(raw, raw_real):
-    same(raw, raw_real,
-         ("SET", "k", "v"),
-         ("EXPIRE", "k", "100", "XX"), ("EXPIRE", "k", "100", "GT"), ("TTL", "k"),
-         ("EXPIRE", "k", "100", "LT"), ("TTL", "k"),
-         ("EXPIRE", "k", "200", "NX"), ("TTL", "k"),
-         ("EXPIRE", "k", "200", "XX"), ("TTL", "k"),
-         ("EXPIRE", "k", "100", "GT"), ("EXPIRE", "k", "300", "GT"), ("TTL", "k"),
-         ("EXPIRE", "k", "400", "LT"), ("EXPIRE", "k", "50", "lt"), ("TTL", "k"),
-         ("EXPIRE", "k", "60", "XX", "GT"), ("TTL", "k"),
-         ("EXPIRE", "k", "10", "XX", "LT"), ("TTL", "k"),
-         ("EXPIRE", "k", "10", "NX", "XX"), ("EXPIRE", "k", "10", "NX", "GT"),
-         ("EXPIRE", "k", "10", "NX", "LT"), ("EXPIRE", "k", "10", "GT", "LT"),
-         ("EXPIRE", "k", "10", "NX", "NX"), ("EXPIRE", "k", "5", "XX", "XX", "GT", "GT"),
-         ("EXPIRE", "k", "10", "FOO"), ("EXPIRE", "k", "10", "NX", "bar"),
-         ("EXPIRE", "k", "10", "GT", "LT", "bad"), ("EXPIRE", "k", "abc", "NX", "XX"),
-         ("EXPIRE", "k", "abc", "bad"), ("EXPIRE", "missing", "10"),
-         ("EXPIRE", "missing", "10", "XX"), ("EXPIRE", "missing", "abc"),
-         ("PERSIST", "k"), ("PERSIST", "k"), ("TTL", "k"), ("PERSIST", "missing"),
-         ("EXPIRE", "k", "100", "LT"), ("TTL", "k"))
+def test_expire_overflow_exact(diff):
+    diff.same(
+        ("SET", "k", "v"),
+        ("EXPIRE", "k", "9223372036854775807"), ("EXPIRE", "k", "9223372036854776"),
+        ("EXPIRE", "k", "9223372036854775"), ("TTL", "k"), ("PERSIST", "k"),
+        ("PEXPIRE", "k", "9223372036854775807"), ("PEXPIRE", "missing", "9223372036854775807"),
+        ("EXPIREAT", "k", "9223372036854775807"), ("EXPIREAT", "k", "-9223372036854775808"),
+        ("PEXPIREAT", "k", "9223372036854775807"), ("PEXPIRETIME", "k"), ("EXPIRETIME", "k"),
+        ("EXPIRE", "k", "-9223372036854776"), ("EXPIRE", "k", "9223372036854775808"),
+        ("EXPIRE", "k", "1.5"), ("EXPIRE", "k", ""), ("EXPIRE", "k", " 1"),
+        ("EXPIRE", "k"), ("TTL",), ("PERSIST",))
 
 
-def test_expire_overflow_exact(raw, raw_real):
-    same(raw, raw_real,
-         ("SET", "k", "v"),
-         ("EXPIRE", "k", "9223372036854775807"), ("EXPIRE", "k", "9223372036854776"),
-         ("EXPIRE", "k", "9223372036854775"), ("TTL", "k"), ("PERSIST", "k"),
-         ("PEXPIRE", "k", "9223372036854775807"), ("PEXPIRE", "missing", "9223372036854775807"),
-         ("EXPIREAT", "k", "9223372036854775807"), ("EXPIREAT", "k", "-9223372036854775808"),
-         ("PEXPIREAT", "k", "9223372036854775807"), ("PEXPIRETIME", "k"), ("EXPIRETIME", "k"),
-         ("EXPIRE", "k", "-9223372036854776"), ("EXPIRE", "k", "9223372036854775808"),
-         ("EXPIRE", "k", "1.5"), ("EXPIRE", "k", ""), ("EXPIRE", "k", " 1"),
-         ("EXPIRE", "k"), ("TTL",), ("PERSIST",))
-
-
-def test_time_in_the_past_deletes_the_key(raw, raw_real):
+def test_time_in_the_past_deletes_the_key(diff):
     for cmd in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
-        same(raw, raw_real, ("SET", "k", "v"), (cmd, "k", "-1"), ("EXISTS", "k"),
-             ("SET", "k", "v"), (cmd, "k", "0"), ("EXISTS", "k"))
-    same(raw, raw_real, ("SET", "k", "v"), ("EXPIRE", "k", "-100", "NX"), ("EXISTS", "k"),
-         ("SET", "k", "v", "EX", "100"), ("EXPIRE", "k", "-100", "GT"), ("EXISTS", "k"),
-         ("EXPIRE", "k", "-100", "LT"), ("EXISTS", "k"))
+        diff.same(("SET", "k", "v"), (cmd, "k", "-1"), ("EXISTS", "k"),
+                  ("SET", "k", "v"), (cmd, "k", "0"), ("EXISTS", "k"))
+    diff.same(("SET", "k", "v"), ("EXPIRE", "k", "-100", "NX"), ("EXISTS", "k"),
+              ("SET", "k", "v", "EX", "100"), ("EXPIRE", "k", "-100", "GT"), ("EXISTS", "k"),
+              ("EXPIRE", "k", "-100", "LT"), ("EXISTS", "k"))
 
 
-def test_ttl_family_missing_and_persistent(raw, raw_real):
-    same(raw, raw_real,
-         ("TTL", "missing"), ("PTTL", "missing"), ("EXPIRETIME", "missing"),
-         ("PEXPIRETIME", "missing"), ("SET", "k", "v"), ("TTL", "k"), ("PTTL", "k"),
-         ("EXPIRETIME", "k"), ("PEXPIRETIME", "k"),
-         ("PEXPIREAT", "k", "4102444800123"), ("PEXPIRETIME", "k"), ("EXPIRETIME", "k"),
-         ("PEXPIREAT", "k", "4102444800499"), ("EXPIRETIME", "k"),
-         ("PEXPIREAT", "k", "4102444800500"), ("EXPIRETIME", "k"),
-         ("EXPIREAT", "k", "4102444800"), ("PEXPIRETIME", "k"))
+def test_ttl_family_missing_and_persistent(diff):
+    diff.same(
+        ("TTL", "missing"), ("PTTL", "missing"), ("EXPIRETIME", "missing"),
+        ("PEXPIRETIME", "missing"), ("SET", "k", "v"), ("TTL", "k"), ("PTTL", "k"),
+        ("EXPIRETIME", "k"), ("PEXPIRETIME", "k"),
+        ("PEXPIREAT", "k", "4102444800123"), ("PEXPIRETIME", "k"), ("EXPIRETIME", "k"),
+        ("PEXPIREAT", "k", "4102444800499"), ("EXPIRETIME", "k"),
+        ("PEXPIREAT", "k", "4102444800500"), ("EXPIRETIME", "k"),
+        ("EXPIREAT", "k", "4102444800"), ("PEXPIRETIME", "k"))
 
 
 def test_ttl_values(r):
@@ -101,21 +96,21 @@ def test_keys_expire_lazily(r):
     assert r.ttl("k") == -2
 
 
-def test_expired_keys_never_listed(raw, raw_real):
-    for conn in (raw, raw_real):
+def test_expired_keys_never_listed(diff):
+    for conn in diff.conns:
         conn.command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
     try:
-        for conn in (raw, raw_real):
+        for conn in diff.conns:
             for i in range(20):
                 conn.command("SET", f"gone{i}", "v", "PX", "1")
             conn.command("SET", "live", "v")
         time.sleep(0.02)
-        same(raw, raw_real, ("DBSIZE",), ("KEYS", "*"), ("KEYS", "gone*"),
-             ("SCAN", "0", "COUNT", "1000"), ("DBSIZE",), ("EXISTS", "gone1"),
-             ("TTL", "gone2"), ("PERSIST", "gone3"), ("EXPIRE", "gone4", "100"),
-             ("RANDOMKEY",), ("DBSIZE",))
+        diff.same(("DBSIZE",), ("KEYS", "*"), ("KEYS", "gone*"),
+                  ("SCAN", "0", "COUNT", "1000"), ("DBSIZE",), ("EXISTS", "gone1"),
+                  ("TTL", "gone2"), ("PERSIST", "gone3"), ("EXPIRE", "gone4", "100"),
+                  ("RANDOMKEY",), ("DBSIZE",))
     finally:
-        for conn in (raw, raw_real):
+        for conn in diff.conns:
             conn.command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
 
 

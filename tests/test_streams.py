@@ -5,13 +5,13 @@ IDs so replies are deterministic; idle times compared loosely), the node model b
 determinism of the propagated records."""
 
 import random
-import re
 import struct
 import time
 from types import SimpleNamespace
 
 import pytest
 
+from conftest import mask_integers
 from vermilion.commands import load_all
 from vermilion.commands.registry import lookup
 from vermilion.commands.streams import STREAM_REWRITES, stream_as_commands
@@ -20,26 +20,6 @@ from vermilion.keyspace.database import Database
 from vermilion.persistence.rdb import CRC64, Reader, Writer
 from vermilion.persistence.stream_rdb import read_stream, write_stream
 from vermilion.protocol.errors import CommandError
-
-
-def same(raw, raw_real, *commands, loose=False):
-    """Run each command on both servers; every reply must be byte-identical (with
-    loose, integers — idle times, delivery times — are masked)."""
-    for command in commands:
-        args = command.split() if isinstance(command, str) else command
-        a, b = raw.command(*args), raw_real.command(*args)
-        if loose:
-            a, b = _mask(a), _mask(b)
-        assert a == b, command
-
-
-def _mask(reply: bytes) -> bytes:
-    return re.sub(rb":\d+\r\n", b":N\r\n", reply)
-
-
-def hello3(raw, raw_real):
-    raw.command("HELLO", "3")
-    raw_real.command("HELLO", "3")
 
 
 # -- behaviour (both protocols) ---------------------------------------------------------
@@ -163,13 +143,13 @@ BASIC = [
 ]
 
 
-def test_basic_exact(raw, raw_real):
-    same(raw, raw_real, *BASIC)
+def test_basic_exact(diff):
+    diff.same(*BASIC)
 
 
-def test_basic_exact_resp3(raw, raw_real):
-    hello3(raw, raw_real)
-    same(raw, raw_real, *BASIC)
+def test_basic_exact_resp3(diff):
+    diff.hello3()
+    diff.same(*BASIC)
 
 
 GROUPS = [
@@ -216,19 +196,19 @@ LOOSE = ("XPENDING s g -", "XPENDING s g (", "XPENDING s g IDLE", "XINFO CONSUME
          "XINFO STREAM s FULL")
 
 
-def _run_groups(raw, raw_real):
+def _run_groups(diff):
     for command in GROUPS + ["XPENDING s g - + 10", "XINFO CONSUMERS s g", "XINFO STREAM s FULL",
                              "XINFO STREAM s FULL COUNT 1"]:
-        same(raw, raw_real, command, loose=command.startswith(LOOSE))
+        diff.same(command, mask=mask_integers if command.startswith(LOOSE) else None)
 
 
-def test_groups_exact(raw, raw_real):
-    _run_groups(raw, raw_real)
+def test_groups_exact(diff):
+    _run_groups(diff)
 
 
-def test_groups_exact_resp3(raw, raw_real):
-    hello3(raw, raw_real)
-    _run_groups(raw, raw_real)
+def test_groups_exact_resp3(diff):
+    diff.hello3()
+    _run_groups(diff)
 
 
 MAXID = "18446744073709551615-18446744073709551615"
@@ -247,13 +227,13 @@ EDGES = [
 ]
 
 
-def test_id_space_edges_exact(raw, raw_real):
-    same(raw, raw_real, *EDGES)
+def test_id_space_edges_exact(diff):
+    diff.same(*EDGES)
 
 
-def test_id_space_edges_exact_resp3(raw, raw_real):
-    hello3(raw, raw_real)
-    same(raw, raw_real, *EDGES)
+def test_id_space_edges_exact_resp3(diff):
+    diff.hello3()
+    diff.same(*EDGES)
 
 
 FUZZ_VOCAB = {
@@ -276,13 +256,13 @@ FUZZ_VOCAB = {
 }
 
 
-def test_random_arguments_exact(raw, raw_real):
+def test_random_arguments_exact(diff):
     """Random option soups: which error wins, in which order, must be Redis's."""
     rnd = random.Random(99)
     timed = ("XPENDING", "XINFO", "XCLAIM", "XAUTOCLAIM")
     for step in range(1500):
         if step % 150 == 0:
-            for conn in (raw, raw_real):
+            for conn in diff.conns:
                 conn.command("FLUSHALL")
                 conn.command("XADD", "s", "1-1", "a", "1")
                 conn.command("XADD", "s", "2-1", "b", "2")
@@ -291,26 +271,27 @@ def test_random_arguments_exact(raw, raw_real):
         name = rnd.choice(sorted(FUZZ_VOCAB))
         args = [name] + ([] if name in ("XGROUP", "XINFO") else ["s"])
         args += [rnd.choice(FUZZ_VOCAB[name]) for _ in range(rnd.randint(0, 7))]
-        same(raw, raw_real, args, loose=name in timed)
+        diff.same(args, mask=mask_integers if name in timed else None)
 
 
-def test_lag_and_entries_read_exact(raw, raw_real):
+def test_lag_and_entries_read_exact(diff):
     """entries-read / lag through deletions, SETID and ENTRIESREAD (streamReplyWithCGLag,
     streamEstimateDistanceFromFirstEverEntry)."""
-    same(raw, raw_real, *[f"XADD s {i}-0 f {i}" for i in range(1, 8)])
-    same(raw, raw_real, "XGROUP CREATE s a 0", "XGROUP CREATE s b $", "XGROUP CREATE s c 3-0",
-         "XGROUP CREATE s d 0 ENTRIESREAD 2", "XINFO GROUPS s",
-         "XREADGROUP GROUP a x COUNT 2 STREAMS s >", "XINFO GROUPS s", "XDEL s 5-0",
-         "XINFO GROUPS s", "XREADGROUP GROUP a x COUNT 2 STREAMS s >", "XINFO GROUPS s",
-         "XREADGROUP GROUP c x COUNT 1 STREAMS s >", "XINFO GROUPS s", "XDEL s 1-0",
-         "XINFO GROUPS s", "XTRIM s MAXLEN 2", "XINFO GROUPS s",
-         "XREADGROUP GROUP a x STREAMS s >", "XREADGROUP GROUP d x STREAMS s >", "XINFO GROUPS s",
-         "XGROUP SETID s a 0", "XINFO GROUPS s", "XGROUP SETID s a $ ENTRIESREAD 9",
-         "XINFO GROUPS s", "XTRIM s MAXLEN 0", "XINFO GROUPS s", "XGROUP SETID s a 0",
-         "XINFO GROUPS s", "XADD s 20-0 f v", "XINFO GROUPS s", "XINFO STREAM s")
+    diff.same(*[f"XADD s {i}-0 f {i}" for i in range(1, 8)])
+    diff.same(
+        "XGROUP CREATE s a 0", "XGROUP CREATE s b $", "XGROUP CREATE s c 3-0",
+        "XGROUP CREATE s d 0 ENTRIESREAD 2", "XINFO GROUPS s",
+        "XREADGROUP GROUP a x COUNT 2 STREAMS s >", "XINFO GROUPS s", "XDEL s 5-0",
+        "XINFO GROUPS s", "XREADGROUP GROUP a x COUNT 2 STREAMS s >", "XINFO GROUPS s",
+        "XREADGROUP GROUP c x COUNT 1 STREAMS s >", "XINFO GROUPS s", "XDEL s 1-0",
+        "XINFO GROUPS s", "XTRIM s MAXLEN 2", "XINFO GROUPS s",
+        "XREADGROUP GROUP a x STREAMS s >", "XREADGROUP GROUP d x STREAMS s >", "XINFO GROUPS s",
+        "XGROUP SETID s a 0", "XINFO GROUPS s", "XGROUP SETID s a $ ENTRIESREAD 9",
+        "XINFO GROUPS s", "XTRIM s MAXLEN 0", "XINFO GROUPS s", "XGROUP SETID s a 0",
+        "XINFO GROUPS s", "XADD s 20-0 f v", "XINFO GROUPS s", "XINFO STREAM s")
 
 
-def test_random_node_model_exact(raw, raw_real):
+def test_random_node_model_exact(diff):
     """Random XADD/XDEL/XTRIM (with ~ and LIMIT) sequences: approximate trims remove
     whole listpack nodes, so the node model must place boundaries like Redis (sizes
     from stream-node-max-bytes, counts from stream-node-max-entries)."""
@@ -341,20 +322,20 @@ def test_random_node_model_exact(raw, raw_real):
                 args += ["LIMIT", str(rnd.randint(0, 300))]
         else:
             args = ["XINFO", "STREAM", "s"]
-        same(raw, raw_real, args)
-    same(raw, raw_real, "XINFO STREAM s", "XRANGE s - +")
+        diff.same(args)
+    diff.same("XINFO STREAM s", "XRANGE s - +")
 
 
-def test_node_limits_follow_config(raw, raw_real):
-    for conn in (raw, raw_real):
+def test_node_limits_follow_config(diff):
+    for conn in diff.conns:
         conn.command("CONFIG", "SET", "stream-node-max-entries", "7")
     try:
         for i in range(1, 60):
-            same(raw, raw_real, f"XADD s {i}-0 f {i}")
-        same(raw, raw_real, "XINFO STREAM s", "XTRIM s MAXLEN ~ 30", "XINFO STREAM s",
-             "XADD s MAXLEN ~ 10 100-0 f v", "XINFO STREAM s")
+            diff.same(f"XADD s {i}-0 f {i}")
+        diff.same("XINFO STREAM s", "XTRIM s MAXLEN ~ 30", "XINFO STREAM s",
+                  "XADD s MAXLEN ~ 10 100-0 f v", "XINFO STREAM s")
     finally:
-        for conn in (raw, raw_real):
+        for conn in diff.conns:
             conn.command("CONFIG", "SET", "stream-node-max-entries", "100")
 
 
