@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from conftest import RawConnection, start_vermilion
+from conftest import RawConnection, sort_lines, start_vermilion
 
 LIB = ("#!lua name=mylib\n"
        "redis.register_function('echo_key', function(keys, args) return keys[1] end)\n")
@@ -35,22 +35,11 @@ def fn_lib(name, fname, body, extra=""):
 
 
 @pytest.fixture
-def both(raw, raw_real):
-    for conn in (raw, raw_real):
+def diff(diff):
+    """conftest's diff, with both servers' function libraries flushed."""
+    for conn in diff.conns:
         assert conn.command("FUNCTION", "FLUSH") == b"+OK\r\n"
-    return raw, raw_real
-
-
-def same(both, *args):
-    mine, real = both
-    expected = real.command(*args)
-    assert mine.command(*args) == expected, args
-    return expected
-
-
-def hello(both, resp):
-    for conn in both:  # (HELLO's reply has the client id: not compared)
-        assert conn.command("HELLO", resp).startswith((b"*", b"%"))
+    return diff
 
 
 # -- redis-py -------------------------------------------------------------------------
@@ -160,20 +149,20 @@ LOAD_ERRORS = [
 
 
 @pytest.mark.parametrize("code", LOAD_ERRORS)
-def test_load_errors_match_redis(both, code):
-    reply = same(both, "FUNCTION", "LOAD", code)
+def test_load_errors_match_redis(diff, code):
+    reply = diff("FUNCTION", "LOAD", code)
     assert reply.startswith(b"-ERR")
 
 
-def test_load_timeout_matches_redis(both):
-    reply = same(both, "FUNCTION", "LOAD", "#!lua name=e\nwhile true do end")
+def test_load_timeout_matches_redis(diff):
+    reply = diff("FUNCTION", "LOAD", "#!lua name=e\nwhile true do end")
     assert reply == b"-ERR Error registering functions: ERR FUNCTION LOAD timeout\r\n"
     # The engine is usable afterwards.
-    same(both, "FUNCTION", "LOAD", LIB)
-    same(both, "FCALL", "echo_key", "1", "k")
+    diff("FUNCTION", "LOAD", LIB)
+    diff("FCALL", "echo_key", "1", "k")
 
 
-def test_load_and_call_replies_match_redis(both):
+def test_load_and_call_replies_match_redis(diff):
     for args in [
         ("FUNCTION", "LOAD", LIB),
         ("FUNCTION", "LOAD", LIB),
@@ -196,21 +185,21 @@ def test_load_and_call_replies_match_redis(both):
         ("FCALL",),
         ("FCALL", "echo_key"),
     ]:
-        same(both, *args)
+        diff(*args)
 
 
-def test_function_flags_match_redis(both):
-    same(both, "FUNCTION", "LOAD", LIB_FLAGS)
-    same(both, "FCALL", "setter", "1", "k", "v")
-    same(both, "FCALL_RO", "setter", "1", "k", "v")
-    same(both, "FUNCTION", "LOAD", LIB_RW)
-    same(both, "FCALL", "incr2", "1", "n")
-    same(both, "FCALL_RO", "get_it", "1", "n")
-    same(both, "FCALL_RO", "incr2", "1", "n")
+def test_function_flags_match_redis(diff):
+    diff("FUNCTION", "LOAD", LIB_FLAGS)
+    diff("FCALL", "setter", "1", "k", "v")
+    diff("FCALL_RO", "setter", "1", "k", "v")
+    diff("FUNCTION", "LOAD", LIB_RW)
+    diff("FCALL", "incr2", "1", "n")
+    diff("FCALL_RO", "get_it", "1", "n")
+    diff("FCALL_RO", "incr2", "1", "n")
     for resp in ("2", "3"):
-        hello(both, resp)
-        same(both, "FUNCTION", "LIST", "LIBRARYNAME", "flagged")
-        same(both, "FUNCTION", "LIST", "LIBRARYNAME", "flag*", "WITHCODE")
+        diff.hello(resp)
+        diff("FUNCTION", "LIST", "LIBRARYNAME", "flagged")
+        diff("FUNCTION", "LIST", "LIBRARYNAME", "flag*", "WITHCODE")
 
 
 RUNTIME = [
@@ -234,20 +223,20 @@ RUNTIME = [
 
 
 @pytest.mark.parametrize("body", RUNTIME)
-def test_runtime_replies_match_redis(both, body):
-    same(both, "FUNCTION", "LOAD", fn_lib("rt", "f", body))
+def test_runtime_replies_match_redis(diff, body):
+    diff("FUNCTION", "LOAD", fn_lib("rt", "f", body))
     for resp in ("2", "3"):
-        hello(both, resp)
-        same(both, "FCALL", "f", "1", "key", "arg")
+        diff.hello(resp)
+        diff("FCALL", "f", "1", "key", "arg")
 
 
-def test_list_stats_help_and_errors_match_redis(both):
-    same(both, "FUNCTION", "LOAD", LIB)
-    same(both, "FUNCTION", "LOAD", fn_lib("lib_b", "b1", "return 1",
-                                          "\nredis.register_function{function_name='b2', "
-                                          "callback=function() return 2 end, description='two'}"))
+def test_list_stats_help_and_errors_match_redis(diff):
+    diff("FUNCTION", "LOAD", LIB)
+    diff("FUNCTION", "LOAD", fn_lib("lib_b", "b1", "return 1",
+                                    "\nredis.register_function{function_name='b2', "
+                                    "callback=function() return 2 end, description='two'}"))
     for resp in ("2", "3"):
-        hello(both, resp)
+        diff.hello(resp)
         for args in [
             ("FUNCTION", "LIST", "LIBRARYNAME", "mylib"),
             ("FUNCTION", "LIST", "LIBRARYNAME", "MY*", "WITHCODE"),
@@ -270,18 +259,15 @@ def test_list_stats_help_and_errors_match_redis(both):
             ("FUNCTION", "NOSUCH"),
             ("FUNCTION",),
         ]:
-            same(both, *args)
+            diff(*args)
     # Functions inside one library come in hash order: compare them as a set.
-    mine, real = both
-    for conn in both:
-        conn.command("HELLO", "2")
-    assert sorted(mine.command("FUNCTION", "LIST", "LIBRARYNAME", "lib_b").split(b"\r\n")) == \
-        sorted(real.command("FUNCTION", "LIST", "LIBRARYNAME", "lib_b").split(b"\r\n"))
-    same(both, "FUNCTION", "DELETE", "mylib")
-    same(both, "FUNCTION", "STATS")
-    same(both, "FUNCTION", "FLUSH", "ASYNC")
-    same(both, "FUNCTION", "STATS")
-    same(both, "FUNCTION", "LIST")
+    diff.hello(2)
+    diff("FUNCTION", "LIST", "LIBRARYNAME", "lib_b", mask=sort_lines)
+    diff("FUNCTION", "DELETE", "mylib")
+    diff("FUNCTION", "STATS")
+    diff("FUNCTION", "FLUSH", "ASYNC")
+    diff("FUNCTION", "STATS")
+    diff("FUNCTION", "LIST")
 
 
 def _payload(entries: bytes) -> bytes:
@@ -291,7 +277,7 @@ def _payload(entries: bytes) -> bytes:
     return body + struct.pack("<Q", CRC64.calc(body))
 
 
-def test_restore_errors_match_redis(both):
+def test_restore_errors_match_redis(diff):
     from vermilion.persistence.rdb import encode_string
 
     good = b"\xf5" + encode_string(LIB.encode())
@@ -308,8 +294,8 @@ def test_restore_errors_match_redis(both):
         _payload(good),
         _payload(b"\xf5\x40"),
     ]:
-        same(both, "FUNCTION", "RESTORE", payload)
-    same(both, "FUNCTION", "LIST")
+        diff("FUNCTION", "RESTORE", payload)
+    diff("FUNCTION", "LIST")
 
 
 # -- DUMP / RESTORE across servers ----------------------------------------------------------
@@ -319,8 +305,8 @@ LIBS = [LIB, LIB_FLAGS, LIB_RW, "#!lua name=big\n" + "-- padding\n" * 50 +
 
 
 @pytest.mark.parametrize("direction", ["real_to_vermilion", "vermilion_to_real"])
-def test_dump_restore_across_servers(both, direction):
-    mine, real = both
+def test_dump_restore_across_servers(diff, direction):
+    mine, real = diff.conns
     src, dst = (real, mine) if direction == "real_to_vermilion" else (mine, real)
     for code in LIBS:
         assert src.command("FUNCTION", "LOAD", code).startswith(b"$")
@@ -330,8 +316,7 @@ def test_dump_restore_across_servers(both, direction):
     for args in [("FCALL", "echo_key", "1", "k"), ("FCALL", "incr2", "1", "n"),
                  ("FCALL_RO", "get_it", "1", "n"), ("FCALL", "big", "0")]:
         assert dst.command(*args) == src.command(*args)
-    for conn in both:
-        conn.command("HELLO", "3")
+    diff.hello3()
     for name in ("mylib", "flagged", "big"):
         args = ("FUNCTION", "LIST", "LIBRARYNAME", name, "WITHCODE")
         assert dst.command(*args) == src.command(*args)
@@ -343,22 +328,21 @@ def test_dump_restore_across_servers(both, direction):
         assert conn.command("FUNCTION", "RESTORE", again).startswith(b"-ERR Library ")
 
 
-def test_restore_policies_match_redis(both):
-    mine, real = both
-    same(both, "FUNCTION", "LOAD", LIB)
-    payload = real.command("FUNCTION", "DUMP").split(b"\r\n", 1)[1][:-2]
-    same(both, "FUNCTION", "LOAD", fn_lib("other", "o1", "return 1"))
-    same(both, "FUNCTION", "RESTORE", payload)
-    same(both, "FUNCTION", "RESTORE", payload, "append")
-    same(both, "FUNCTION", "RESTORE", payload, "REPLACE")
-    same(both, "FUNCTION", "DELETE", "mylib")
-    same(both, "FUNCTION", "LOAD", fn_lib("third", "echo_key", "return 3"))
-    same(both, "FUNCTION", "RESTORE", payload, "REPLACE")
-    same(both, "FCALL", "echo_key", "1", "k")
-    same(both, "FUNCTION", "RESTORE", payload, "FLUSH")
-    same(both, "FCALL", "echo_key", "1", "k")
-    same(both, "FCALL", "o1", "0")
-    same(both, "FUNCTION", "LIST")
+def test_restore_policies_match_redis(diff):
+    diff("FUNCTION", "LOAD", LIB)
+    payload = diff.real.command("FUNCTION", "DUMP").split(b"\r\n", 1)[1][:-2]
+    diff("FUNCTION", "LOAD", fn_lib("other", "o1", "return 1"))
+    diff("FUNCTION", "RESTORE", payload)
+    diff("FUNCTION", "RESTORE", payload, "append")
+    diff("FUNCTION", "RESTORE", payload, "REPLACE")
+    diff("FUNCTION", "DELETE", "mylib")
+    diff("FUNCTION", "LOAD", fn_lib("third", "echo_key", "return 3"))
+    diff("FUNCTION", "RESTORE", payload, "REPLACE")
+    diff("FCALL", "echo_key", "1", "k")
+    diff("FUNCTION", "RESTORE", payload, "FLUSH")
+    diff("FCALL", "echo_key", "1", "k")
+    diff("FCALL", "o1", "0")
+    diff("FUNCTION", "LIST")
 
 
 # -- BUSY and FUNCTION KILL -------------------------------------------------------------------
@@ -440,7 +424,7 @@ def test_fcall_writes_are_propagated_as_effects(tmp_path):
     assert b"FCALL" not in commands
 
 
-def test_out_of_memory_matches_redis(both):
+def test_out_of_memory_matches_redis(diff):
     lib_code = lib("oom", "redis.register_function('w', function(k) return redis.call('set', k[1], 'x') end)\n"
                           "redis.register_function{function_name='ao', callback=function(k)\n"
                           "  return redis.call('set', k[1], 'x') end, flags={'allow-oom'}}\n"
@@ -448,17 +432,17 @@ def test_out_of_memory_matches_redis(both):
                           "  return redis.call('get', k[1]) end, flags={'no-writes'}}\n"
                           "redis.register_function{function_name='rs', callback=function(k)\n"
                           "  return redis.call('set', k[1], 'y') end, flags={'no-writes'}}")
-    same(both, "FUNCTION", "LOAD", lib_code)
+    diff("FUNCTION", "LOAD", lib_code)
     try:
-        for conn in both:
+        for conn in diff.conns:
             assert conn.command("CONFIG", "SET", "maxmemory", "1") == b"+OK\r\n"
         for args in [("FCALL", "w", "1", "k"), ("FCALL", "w", "x"), ("FCALL", "ao", "1", "k"),
                      ("FCALL", "r", "1", "k"), ("FCALL_RO", "r", "1", "k"),
                      ("FCALL", "rs", "1", "k"), ("FCALL", "nope", "0"),
                      ("FUNCTION", "LOAD", LIB)]:
-            same(both, *args)
+            diff(*args)
     finally:
-        for conn in both:
+        for conn in diff.conns:
             conn.command("CONFIG", "SET", "maxmemory", "0")
 
 
@@ -523,19 +507,19 @@ LOAD_ENVIRONMENT = [
 
 
 @pytest.mark.parametrize("body", LOAD_ENVIRONMENT)
-def test_load_environment_matches_redis(both, body):
-    same(both, "FUNCTION", "LOAD", "REPLACE", "#!lua name=p\n" + body)
+def test_load_environment_matches_redis(diff, body):
+    diff("FUNCTION", "LOAD", "REPLACE", "#!lua name=p\n" + body)
     for args in [("FCALL", "a", "0"), ("FCALL", "b", "0"), ("FCALL", "a", "0"),
                  ("FCALL_RO", "a", "0"), ("FUNCTION", "LIST", "LIBRARYNAME", "x*")]:
-        same(both, *args)
+        diff(*args)
 
 
-def test_fcall_inside_multi_matches_redis(both):
-    same(both, "FUNCTION", "LOAD", LIB_RW)
+def test_fcall_inside_multi_matches_redis(diff):
+    diff("FUNCTION", "LOAD", LIB_RW)
     for args in [("MULTI",), ("FCALL", "incr2", "1", "n"), ("FCALL_RO", "get_it", "1", "n"),
                  ("FCALL", "nope", "0"), ("FUNCTION", "DELETE", "rw"), ("EXEC",),
                  ("FCALL", "incr2", "1", "n"), ("GET", "n")]:
-        same(both, *args)
+        diff(*args)
 
 
 def test_asyncio_redis_py(vermilion_server):
@@ -561,17 +545,16 @@ def test_asyncio_redis_py(vermilion_server):
     assert asyncio.run(main()) == [2, b"2", 1] * 2
 
 
-def test_dump_payload_is_byte_identical_to_redis(both):
-    mine, real = both
-    same(both, "FUNCTION", "DUMP")  # no libraries: just the version and the CRC
-    same(both, "FUNCTION", "LOAD", LIBS[-1])  # long enough for LZF
+def test_dump_payload_is_byte_identical_to_redis(diff):
+    diff("FUNCTION", "DUMP")  # no libraries: just the version and the CRC
+    diff("FUNCTION", "LOAD", LIBS[-1])  # long enough for LZF
     try:
         for compression in ("yes", "no"):
-            for conn in both:
+            for conn in diff.conns:
                 assert conn.command("CONFIG", "SET", "rdbcompression", compression) == b"+OK\r\n"
-            same(both, "FUNCTION", "DUMP")
+            diff("FUNCTION", "DUMP")
     finally:
-        for conn in both:
+        for conn in diff.conns:
             conn.command("CONFIG", "SET", "rdbcompression", "yes")
 
 

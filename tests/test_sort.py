@@ -1,8 +1,8 @@
 """SORT / SORT_RO: replies compared byte for byte with the real redis-server 7.0.
 
-Every case runs the same setup and the same SORT on both servers (``raw`` and
-``raw_real``) and asserts identical reply bytes. Sets are only compared where the
-sort fully determines the order (numeric sorts, ALPHA without ties, forced ALPHA).
+Every case runs the same setup and the same SORT on both servers (conftest's ``diff``)
+and asserts identical reply bytes. Sets are only compared where the sort fully
+determines the order (numeric sorts, ALPHA without ties, forced ALPHA).
 """
 
 import random
@@ -11,24 +11,6 @@ import pytest
 
 LONG_MAX = "9223372036854775807"
 LONG_MIN = "-9223372036854775808"
-
-
-@pytest.fixture
-def both(raw, raw_real):
-    """run(*cmd): the command on both servers; asserts equal replies and returns it."""
-
-    def run(*cmd):
-        mine, theirs = raw.command(*cmd), raw_real.command(*cmd)
-        assert mine == theirs, cmd
-        return mine
-
-    run.raw, run.real = raw, raw_real
-    return run
-
-
-def setup(both, *commands):
-    for cmd in commands:
-        both(*cmd)
 
 
 # -- the r fixture: plain behaviour on both protocols -----------------------------------
@@ -74,71 +56,71 @@ LIMITS = [("0", "0"), ("0", "-1"), ("0", "3"), ("-5", "2"), ("2", "100"), ("100"
 
 
 @pytest.mark.parametrize("order", [(), ("ASC",), ("DESC",)])
-def test_list_numeric_limits(both, order):
-    setup(both, ("RPUSH", "l", "3", "1", "2", "10", "-5", "2.5", "1e2", "0x10", ""))
-    both("SORT", "l", *order)
+def test_list_numeric_limits(diff, order):
+    diff.same(("RPUSH", "l", "3", "1", "2", "10", "-5", "2.5", "1e2", "0x10", ""))
+    diff("SORT", "l", *order)
     for offset, count in LIMITS:
-        both("SORT", "l", "LIMIT", offset, count, *order)
-        both("SORT", "l", "BY", "nosort", "LIMIT", offset, count, *order)
-        both("SORT", "l", "ALPHA", "LIMIT", offset, count, *order)
+        diff("SORT", "l", "LIMIT", offset, count, *order)
+        diff("SORT", "l", "BY", "nosort", "LIMIT", offset, count, *order)
+        diff("SORT", "l", "ALPHA", "LIMIT", offset, count, *order)
 
 
-def test_numeric_ties_compare_elements_binary(both):
-    setup(both, ("RPUSH", "l", "1", "1.0", "01", "+1", " 1", "1.00", "0x1", "1e0", "2", "1"))
-    both("SORT", "l")
-    both("SORT", "l", "DESC")
-    both("SORT", "l", "LIMIT", "2", "3")
-    both("SORT", "l", "STORE", "d")
-    both("LRANGE", "d", "0", "-1")
+def test_numeric_ties_compare_elements_binary(diff):
+    diff.same(("RPUSH", "l", "1", "1.0", "01", "+1", " 1", "1.00", "0x1", "1e0", "2", "1"))
+    diff("SORT", "l")
+    diff("SORT", "l", "DESC")
+    diff("SORT", "l", "LIMIT", "2", "3")
+    diff("SORT", "l", "STORE", "d")
+    diff("LRANGE", "d", "0", "-1")
 
 
 @pytest.mark.parametrize("value", [
     "abc", "1 ", "  ", "nan", "-nan", "1e309", "-1e309", "1e-310", "1_0", "0x", "1e", "--1",
     "inf", "-Infinity", "0x1p3", "1e-300", "2.2250738585072014e-308", "\t7", "1\x00junk",
     "\x001", "9" * 400, "0." + "0" * 400 + "1", "1" + "0" * 308, "1" + "0" * 309])
-def test_score_conversion_like_strtod(both, value):
-    setup(both, ("RPUSH", "l", "5", value, "-3"))
-    both("SORT", "l")
-    both("SORT", "l", "DESC", "LIMIT", "0", "1")
-    both("SORT", "l", "STORE", "d")
-    both("EXISTS", "d")
+def test_score_conversion_like_strtod(diff, value):
+    diff.same(("RPUSH", "l", "5", value, "-3"))
+    diff("SORT", "l")
+    diff("SORT", "l", "DESC", "LIMIT", "0", "1")
+    diff("SORT", "l", "STORE", "d")
+    diff("EXISTS", "d")
 
 
-def test_alpha_list_with_ties_and_nul_bytes(both):
+def test_alpha_list_with_ties_and_nul_bytes(diff):
     # strcoll() stops at NUL: "a\0x" and "a\0y" tie (kept in list order) unless STORE,
     # which compares whole strings.
-    setup(both, ("RPUSH", "l", "b", "a\x00y", "A", "a", "a\x00x", "\xff", "\x01", "ab", "a\x00x"))
-    both("SORT", "l", "ALPHA")
-    both("SORT", "l", "ALPHA", "DESC")
-    both("SORT", "l", "ALPHA", "LIMIT", "1", "4")
+    diff.same(("RPUSH", "l", "b", "a\x00y", "A", "a", "a\x00x", "\xff", "\x01", "ab", "a\x00x"))
+    diff("SORT", "l", "ALPHA")
+    diff("SORT", "l", "ALPHA", "DESC")
+    diff("SORT", "l", "ALPHA", "LIMIT", "1", "4")
     for extra in [(), ("DESC",)]:
-        both("SORT", "l", "ALPHA", "STORE", "d", *extra)
-        both("LRANGE", "d", "0", "-1")
+        diff("SORT", "l", "ALPHA", "STORE", "d", *extra)
+        diff("LRANGE", "d", "0", "-1")
 
 
-def test_nosort_list(both):
-    setup(both, ("RPUSH", "l", *"zyxabc12"))
+def test_nosort_list(diff):
+    diff.same(("RPUSH", "l", *"zyxabc12"))
     for order in [(), ("DESC",)]:
-        both("SORT", "l", "BY", "nosort", *order)
-        both("SORT", "l", "BY", "nosort", "GET", "#", "GET", "k_*", *order)
-        both("SORT", "l", "BY", "constant->field", *order)
+        diff("SORT", "l", "BY", "nosort", *order)
+        diff("SORT", "l", "BY", "nosort", "GET", "#", "GET", "k_*", *order)
+        diff("SORT", "l", "BY", "constant->field", *order)
         # A constant BY is sticky: a later real pattern does not turn sorting back on.
-        both("SORT", "l", "BY", "nosort", "BY", "w_*", *order)
-        both("SORT", "l", "BY", "nosort", "STORE", "d", "LIMIT", "2", "3", *order)
-        both("LRANGE", "d", "0", "-1")
+        diff("SORT", "l", "BY", "nosort", "BY", "w_*", *order)
+        diff("SORT", "l", "BY", "nosort", "STORE", "d", "LIMIT", "2", "3", *order)
+        diff("LRANGE", "d", "0", "-1")
 
 
 # -- BY and GET patterns ----------------------------------------------------------------
 
 
-def _weights(both):
-    setup(both,
-          ("RPUSH", "l", "a", "b", "c", "d", "e", "f"),
-          ("MSET", "w_a", "3", "w_b", "1", "w_c", "2", "w_d", "1", "w_f", "-1.5"),
-          ("MSET", "o_a", "A", "o_b", "B", "o_e", "E", "n:c:x", "cx"),
-          ("HSET", "h_a", "f", "10", "g", "ga"), ("HSET", "h_b", "f", "2"),
-          ("HSET", "h_c", "f", "2", "g", "gc"), ("HSET", "h_e", "f", "-1", "->", "arrow"),
-          ("SADD", "w_e", "notastring"), ("RPUSH", "o_f", "list"))
+def _weights(diff):
+    diff.same(
+        ("RPUSH", "l", "a", "b", "c", "d", "e", "f"),
+        ("MSET", "w_a", "3", "w_b", "1", "w_c", "2", "w_d", "1", "w_f", "-1.5"),
+        ("MSET", "o_a", "A", "o_b", "B", "o_e", "E", "n:c:x", "cx"),
+        ("HSET", "h_a", "f", "10", "g", "ga"), ("HSET", "h_b", "f", "2"),
+        ("HSET", "h_c", "f", "2", "g", "gc"), ("HSET", "h_e", "f", "-1", "->", "arrow"),
+        ("SADD", "w_e", "notastring"), ("RPUSH", "o_f", "list"))
 
 
 BY_PATTERNS = ["w_*", "h_*->f", "h_*->g", "h_*->", "h_*->->", "o_*", "missing_*",
@@ -146,116 +128,116 @@ BY_PATTERNS = ["w_*", "h_*->f", "h_*->g", "h_*->", "h_*->->", "o_*", "missing_*"
 
 
 @pytest.mark.parametrize("by", BY_PATTERNS)
-def test_by_patterns(both, by):
-    _weights(both)
+def test_by_patterns(diff, by):
+    _weights(diff)
     for opts in [(), ("DESC",), ("ALPHA",), ("ALPHA", "DESC"), ("LIMIT", "1", "3"),
                  ("ALPHA", "LIMIT", "2", "2"), ("ALPHA", "DESC", "LIMIT", "0", "4"),
                  ("GET", "#", "GET", "o_*"), ("ALPHA", "STORE", "d")]:
-        both("SORT", "l", "BY", by, *opts)
-        both("SORT_RO", "l", "BY", by, *[o for o in opts if o not in ("STORE", "d")])
-    both("LRANGE", "d", "0", "-1")
+        diff("SORT", "l", "BY", by, *opts)
+        diff("SORT_RO", "l", "BY", by, *[o for o in opts if o not in ("STORE", "d")])
+    diff("LRANGE", "d", "0", "-1")
 
 
 @pytest.mark.parametrize("get", ["#", "o_*", "h_*->g", "h_*->f", "h_*->", "w_*", "nostar",
                                  "#x", "o_*->g", "h_*->->", "*", "n:*:x"])
-def test_get_patterns(both, get):
-    _weights(both)
-    both("SORT", "l", "ALPHA", "GET", get)
-    both("SORT", "l", "BY", "w_*", "GET", get, "GET", "#", "LIMIT", "1", "4")
-    both("SORT", "l", "ALPHA", "GET", get, "STORE", "d")
-    both("LRANGE", "d", "0", "-1")
+def test_get_patterns(diff, get):
+    _weights(diff)
+    diff("SORT", "l", "ALPHA", "GET", get)
+    diff("SORT", "l", "BY", "w_*", "GET", get, "GET", "#", "LIMIT", "1", "4")
+    diff("SORT", "l", "ALPHA", "GET", get, "STORE", "d")
+    diff("LRANGE", "d", "0", "-1")
 
 
-def test_get_nil_in_resp3(both):
-    _weights(both)
-    both.raw.command("HELLO", "3")  # the HELLO replies differ (server id, version)
-    both.real.command("HELLO", "3")
-    both("SORT", "l", "ALPHA", "GET", "o_*", "GET", "#")
-    both("SORT", "l", "BY", "nosort", "GET", "h_*->g")
-    both("SORT", "missing")
+def test_get_nil_in_resp3(diff):
+    _weights(diff)
+    diff.hello3()  # (the HELLO replies differ: client id, version)
+    diff("SORT", "l", "ALPHA", "GET", "o_*", "GET", "#")
+    diff("SORT", "l", "BY", "nosort", "GET", "h_*->g")
+    diff("SORT", "missing")
 
 
-def test_alpha_by_ties_with_limit_partial_sort(both):
+def test_alpha_by_ties_with_limit_partial_sort(diff):
     # Many equal BY values: Redis sorts a LIMIT window with its unstable partial
     # quicksort, the full list with glibc's stable merge sort.
     rng = random.Random(7)
     items = [f"e{i}" for i in range(120)]
-    setup(both, ("RPUSH", "l", *items),
-          ("MSET", *[x for i in items for x in (f"w_{i}", rng.choice("abc"))]))
+    diff.same(("RPUSH", "l", *items),
+              ("MSET", *[x for i in items for x in (f"w_{i}", rng.choice("abc"))]))
     for offset, count in [("0", "10"), ("5", "20"), ("50", "7"), ("0", "-1"), ("110", "50")]:
-        both("SORT", "l", "BY", "w_*", "ALPHA", "LIMIT", offset, count)
-        both("SORT", "l", "BY", "w_*", "ALPHA", "DESC", "LIMIT", offset, count)
-        both("SORT", "l", "BY", "w_*", "LIMIT", offset, count)
-    both("SORT", "l", "BY", "w_*", "ALPHA")
-    both("SORT", "l", "BY", "w_*", "ALPHA", "DESC")
-    both("SORT", "l", "BY", "missing_*", "ALPHA", "LIMIT", "3", "30")
+        diff("SORT", "l", "BY", "w_*", "ALPHA", "LIMIT", offset, count)
+        diff("SORT", "l", "BY", "w_*", "ALPHA", "DESC", "LIMIT", offset, count)
+        diff("SORT", "l", "BY", "w_*", "LIMIT", offset, count)
+    diff("SORT", "l", "BY", "w_*", "ALPHA")
+    diff("SORT", "l", "BY", "w_*", "ALPHA", "DESC")
+    diff("SORT", "l", "BY", "missing_*", "ALPHA", "LIMIT", "3", "30")
 
 
 # -- sets and sorted sets ---------------------------------------------------------------
 
 
-def test_sets(both):
-    setup(both, ("SADD", "ints", *map(str, [5, -3, 17, 0, 2, 100, 42])),
-          ("SADD", "words", "pear", "apple", "fig", "kiwi", "banana"),
-          ("SADD", "nums", "1.5", "-2", "1e3", "abc-not-used"), ("SREM", "nums", "abc-not-used"),
-          ("SADD", "bad", "1", "x"))
+def test_sets(diff):
+    diff.same(
+        ("SADD", "ints", *map(str, [5, -3, 17, 0, 2, 100, 42])),
+        ("SADD", "words", "pear", "apple", "fig", "kiwi", "banana"),
+        ("SADD", "nums", "1.5", "-2", "1e3", "abc-not-used"), ("SREM", "nums", "abc-not-used"),
+        ("SADD", "bad", "1", "x"))
     for key in ["ints", "nums"]:
-        both("SORT", key)
-        both("SORT", key, "DESC", "LIMIT", "1", "2")
-        both("SORT", key, "STORE", "d")
-        both("LRANGE", "d", "0", "-1")
-    both("SORT", "words", "ALPHA")
-    both("SORT", "words", "ALPHA", "DESC", "GET", "#", "GET", "x_*")
-    both("SORT", "ints", "ALPHA", "LIMIT", "2", "10")
-    both("SORT", "bad")
+        diff("SORT", key)
+        diff("SORT", key, "DESC", "LIMIT", "1", "2")
+        diff("SORT", key, "STORE", "d")
+        diff("LRANGE", "d", "0", "-1")
+    diff("SORT", "words", "ALPHA")
+    diff("SORT", "words", "ALPHA", "DESC", "GET", "#", "GET", "x_*")
+    diff("SORT", "ints", "ALPHA", "LIMIT", "2", "10")
+    diff("SORT", "bad")
     # The order of an intset is its own (ascending) one.
-    both("SORT", "ints", "BY", "nosort")
+    diff("SORT", "ints", "BY", "nosort")
     # BY nosort with STORE (or in a script) sorts a set ALPHA to stay deterministic.
     for key in ["ints", "words", "nums"]:
-        both("SORT", key, "BY", "nosort", "STORE", "d")
-        both("LRANGE", "d", "0", "-1")
-        both("SORT", key, "BY", "nosort", "DESC", "LIMIT", "1", "3", "STORE", "d")
-        both("LRANGE", "d", "0", "-1")
-        both("EVAL", "return redis.call('sort', KEYS[1], 'by', 'nosort')", "1", key)
-        both("EVAL", "return redis.call('sort_ro', KEYS[1], 'by', 'nosort', 'desc')", "1", key)
+        diff("SORT", key, "BY", "nosort", "STORE", "d")
+        diff("LRANGE", "d", "0", "-1")
+        diff("SORT", key, "BY", "nosort", "DESC", "LIMIT", "1", "3", "STORE", "d")
+        diff("LRANGE", "d", "0", "-1")
+        diff("EVAL", "return redis.call('sort', KEYS[1], 'by', 'nosort')", "1", key)
+        diff("EVAL", "return redis.call('sort_ro', KEYS[1], 'by', 'nosort', 'desc')", "1", key)
 
 
-def test_sorted_sets(both):
-    setup(both, ("ZADD", "z", "1", "c", "1", "b", "3", "a", "-2", "10", "5", "7", "2", "x"))
+def test_sorted_sets(diff):
+    diff.same(("ZADD", "z", "1", "c", "1", "b", "3", "a", "-2", "10", "5", "7", "2", "x"))
     for order in [(), ("DESC",)]:
         for offset, count in LIMITS:
-            both("SORT", "z", "BY", "nosort", "LIMIT", offset, count, *order)
-            both("SORT", "z", "BY", "nosort", "GET", "#", "LIMIT", offset, count, *order)
-        both("SORT", "z", "ALPHA", *order)
-        both("SORT", "z", "ALPHA", "LIMIT", "1", "3", *order)
-        both("SORT", "z", "BY", "nosort", "STORE", "d", *order)
-        both("LRANGE", "d", "0", "-1")
-    both("SORT", "z")  # members are sorted by their own value: a, b... are not numbers
-    setup(both, ("ZADD", "zn", "3", "10", "2", "7", "1", "100", "0", "-1"))
-    both("SORT", "zn")
-    both("SORT", "zn", "DESC", "LIMIT", "1", "2")
-    both("SORT", "zn", "BY", "nosort")
+            diff("SORT", "z", "BY", "nosort", "LIMIT", offset, count, *order)
+            diff("SORT", "z", "BY", "nosort", "GET", "#", "LIMIT", offset, count, *order)
+        diff("SORT", "z", "ALPHA", *order)
+        diff("SORT", "z", "ALPHA", "LIMIT", "1", "3", *order)
+        diff("SORT", "z", "BY", "nosort", "STORE", "d", *order)
+        diff("LRANGE", "d", "0", "-1")
+    diff("SORT", "z")  # members are sorted by their own value: a, b... are not numbers
+    diff.same(("ZADD", "zn", "3", "10", "2", "7", "1", "100", "0", "-1"))
+    diff("SORT", "zn")
+    diff("SORT", "zn", "DESC", "LIMIT", "1", "2")
+    diff("SORT", "zn", "BY", "nosort")
 
 
 # -- STORE ------------------------------------------------------------------------------
 
 
-def test_store_replaces_any_type_and_drops_ttl(both):
-    setup(both, ("RPUSH", "l", "2", "1"), ("SET", "d", "old", "EX", "100"))
-    both("SORT", "l", "STORE", "d")
-    both("TYPE", "d")
-    both("TTL", "d")
-    both("LRANGE", "d", "0", "-1")
-    setup(both, ("HSET", "d", "f", "v"))
-    both("DEL", "d")
-    setup(both, ("HSET", "d", "f", "v"))
-    both("SORT", "l", "LIMIT", "5", "5", "STORE", "d")  # empty result deletes it
-    both("EXISTS", "d")
-    both("SORT", "l", "STORE", "l")  # storing over the source
-    both("LRANGE", "l", "0", "-1")
-    both("SORT", "l", "GET", "a_*", "GET", "#", "STORE", "d", "STORE", "e")
-    both("LRANGE", "e", "0", "-1")
-    both("EXISTS", "d")
+def test_store_replaces_any_type_and_drops_ttl(diff):
+    diff.same(("RPUSH", "l", "2", "1"), ("SET", "d", "old", "EX", "100"))
+    diff("SORT", "l", "STORE", "d")
+    diff("TYPE", "d")
+    diff("TTL", "d")
+    diff("LRANGE", "d", "0", "-1")
+    diff.same(("HSET", "d", "f", "v"))
+    diff("DEL", "d")
+    diff.same(("HSET", "d", "f", "v"))
+    diff("SORT", "l", "LIMIT", "5", "5", "STORE", "d")  # empty result deletes it
+    diff("EXISTS", "d")
+    diff("SORT", "l", "STORE", "l")  # storing over the source
+    diff("LRANGE", "l", "0", "-1")
+    diff("SORT", "l", "GET", "a_*", "GET", "#", "STORE", "d", "STORE", "e")
+    diff("LRANGE", "e", "0", "-1")
+    diff("EXISTS", "d")
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -273,22 +255,22 @@ def test_store_replaces_any_type_and_drops_ttl(both):
     ("SORT", "l", "ALPHA", "desc", "Limit", "0", "1", "asc", "get", "#", "by", "x"),
     ("SORT", "l", "LIMIT", "0", "1", "LIMIT", "1", "1"), ("SORT", "l", "DESC", "BY"),
 ])
-def test_errors_and_option_parsing(both, cmd):
-    setup(both, ("SET", "s", "x"), ("HSET", "h", "f", "v"), ("RPUSH", "l", "2", "1", "3"))
-    both(*cmd)
-    both("EXISTS", "d")
+def test_errors_and_option_parsing(diff, cmd):
+    diff.same(("SET", "s", "x"), ("HSET", "h", "f", "v"), ("RPUSH", "l", "2", "1", "3"))
+    diff(*cmd)
+    diff("EXISTS", "d")
 
 
 # -- random differential ----------------------------------------------------------------
 
 
-def test_random_option_combinations(both):
+def test_random_option_combinations(diff):
     rng = random.Random(2024)
     elements = [str(rng.randint(-20, 20)) for _ in range(30)] + ["x", "y", "1.5", "1.50"]
-    setup(both, ("RPUSH", "l", *elements),
-          ("MSET", *[x for e in set(elements) for x in (f"w_{e}", str(rng.randint(0, 5)))]),
-          *[("HSET", f"h_{e}", "f", rng.choice(["1", "2", "a", "b"])) for e in set(elements)
-            if rng.random() < 0.6])
+    diff.same(("RPUSH", "l", *elements),
+              ("MSET", *[x for e in set(elements) for x in (f"w_{e}", str(rng.randint(0, 5)))]),
+              *[("HSET", f"h_{e}", "f", rng.choice(["1", "2", "a", "b"])) for e in set(elements)
+                if rng.random() < 0.6])
     for _ in range(150):
         cmd = ["SORT", "l"]
         if rng.random() < 0.5:
@@ -304,33 +286,33 @@ def test_random_option_combinations(both):
         store = rng.random() < 0.3
         if store:
             cmd += ["STORE", "dst"]
-        both(*cmd)
+        diff(*cmd)
         if store:
-            both("LRANGE", "dst", "0", "-1")
+            diff("LRANGE", "dst", "0", "-1")
 
 
-def test_sets_and_sorted_sets_by_patterns(both):
-    setup(both, ("SADD", "s", "a", "b", "c", "d", "10", "9"),
-          ("ZADD", "z", "5", "a", "4", "b", "3", "c", "2", "d", "1", "10", "0", "9"),
-          ("MSET", "w_a", "2", "w_b", "1", "w_10", "2", "w_9", "-4", "o_a", "A", "o_9", "N"),
-          ("HSET", "h_c", "f", "7"))
+def test_sets_and_sorted_sets_by_patterns(diff):
+    diff.same(("SADD", "s", "a", "b", "c", "d", "10", "9"),
+              ("ZADD", "z", "5", "a", "4", "b", "3", "c", "2", "d", "1", "10", "0", "9"),
+              ("MSET", "w_a", "2", "w_b", "1", "w_10", "2", "w_9", "-4", "o_a", "A", "o_9", "N"),
+              ("HSET", "h_c", "f", "7"))
     for key in ["s", "z"]:
-        both("SORT", key, "BY", "w_*")  # missing weights are 0, ties by element bytes
-        both("SORT", key, "BY", "w_*", "DESC", "GET", "o_*", "GET", "#")
-        both("SORT", key, "BY", "h_*->f", "LIMIT", "1", "3")
-        both("SORT", key, "BY", "w_*", "LIMIT", "2", "2", "STORE", "d")
-        both("LRANGE", "d", "0", "-1")
-        both("SORT", key, "ALPHA", "GET", "#", "GET", "w_*", "GET", "h_*->f")
+        diff("SORT", key, "BY", "w_*")  # missing weights are 0, ties by element bytes
+        diff("SORT", key, "BY", "w_*", "DESC", "GET", "o_*", "GET", "#")
+        diff("SORT", key, "BY", "h_*->f", "LIMIT", "1", "3")
+        diff("SORT", key, "BY", "w_*", "LIMIT", "2", "2", "STORE", "d")
+        diff("LRANGE", "d", "0", "-1")
+        diff("SORT", key, "ALPHA", "GET", "#", "GET", "w_*", "GET", "h_*->f")
 
 
-def test_expired_pattern_keys_are_missing(both):
-    setup(both, ("RPUSH", "l", "a", "b", "c"),
-          ("MSET", "w_a", "3", "w_b", "2", "w_c", "1", "o_a", "A", "o_b", "B"),
-          ("PEXPIRE", "w_c", "1"), ("PEXPIRE", "o_a", "1"))
+def test_expired_pattern_keys_are_missing(diff):
+    diff.same(("RPUSH", "l", "a", "b", "c"),
+              ("MSET", "w_a", "3", "w_b", "2", "w_c", "1", "o_a", "A", "o_b", "B"),
+              ("PEXPIRE", "w_c", "1"), ("PEXPIRE", "o_a", "1"))
     import time
     time.sleep(0.02)
-    both("SORT", "l", "BY", "w_*", "GET", "#", "GET", "o_*")
-    both("EXISTS", "w_c", "o_a")
+    diff("SORT", "l", "BY", "w_*", "GET", "#", "GET", "o_*")
+    diff("EXISTS", "w_c", "o_a")
 
 
 def _keyspace_stats(conn) -> tuple[int, int]:
@@ -339,25 +321,25 @@ def _keyspace_stats(conn) -> tuple[int, int]:
     return int(info[b"keyspace_hits"]), int(info[b"keyspace_misses"])
 
 
-def test_keyspace_hits_and_misses_like_lookup_key_read(both):
-    setup(both, ("RPUSH", "l", "a", "b", "c"), ("MSET", "w_a", "1", "w_b", "x", "o_c", "C"),
-          ("HSET", "h_a", "f", "1"))
+def test_keyspace_hits_and_misses_like_lookup_key_read(diff):
+    diff.same(("RPUSH", "l", "a", "b", "c"), ("MSET", "w_a", "1", "w_b", "x", "o_c", "C"),
+              ("HSET", "h_a", "f", "1"))
     for cmd in [("SORT", "l", "BY", "w_*", "ALPHA", "GET", "o_*", "GET", "h_*->f", "GET", "#"),
                 ("SORT", "l", "BY", "h_*->f"), ("SORT", "missing"), ("SORT", "l", "BY", "nosort"),
                 ("SORT", "l", "BY", "w_*"), ("SORT", "l", "ALPHA", "GET", "o_*", "STORE", "d")]:
-        both("CONFIG", "RESETSTAT")
-        both(*cmd)
-        assert _keyspace_stats(both.raw) == _keyspace_stats(both.real), cmd
+        diff("CONFIG", "RESETSTAT")
+        diff(*cmd)
+        assert _keyspace_stats(diff.mine) == _keyspace_stats(diff.real), cmd
 
 
 
 @pytest.mark.parametrize("pattern", ["#\x00x", "o_\x00*", "o_*\x00", "h_*\x00->g", "h_*->\x00g",
                                      "h_*->g\x00", "o_*->\x00", "\x00*"])
-def test_patterns_are_scanned_as_c_strings(both, pattern):
+def test_patterns_are_scanned_as_c_strings(diff, pattern):
     # '#', '*' and '->' are found with strchr()/strstr(): not past an embedded NUL.
-    setup(both, ("RPUSH", "l", "a", "b"), ("MSET", "o_a", "A", "o_b\x00", "B0", "o_\x00a", "NA"),
-          ("HSET", "h_a", "g", "ga", "\x00g", "nulg", "g\x00", "gnul"),
-          ("HSET", "h_a\x00->g", "g", "x"), ("SET", "\x00a", "Z"))
-    both("SORT", "l", "ALPHA", "GET", pattern, "GET", "#")
-    both("SORT", "l", "BY", pattern, "ALPHA", "DESC")
-    both("SORT", "l", "BY", pattern, "GET", pattern)
+    diff.same(("RPUSH", "l", "a", "b"), ("MSET", "o_a", "A", "o_b\x00", "B0", "o_\x00a", "NA"),
+              ("HSET", "h_a", "g", "ga", "\x00g", "nulg", "g\x00", "gnul"),
+              ("HSET", "h_a\x00->g", "g", "x"), ("SET", "\x00a", "Z"))
+    diff("SORT", "l", "ALPHA", "GET", pattern, "GET", "#")
+    diff("SORT", "l", "BY", pattern, "ALPHA", "DESC")
+    diff("SORT", "l", "BY", pattern, "GET", pattern)
