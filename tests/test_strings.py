@@ -9,18 +9,6 @@ LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 
 
-def run_both(raw, raw_real, commands, resp=2):
-    """Send each command to both servers; return the list of mismatches."""
-    if resp == 3:
-        assert raw.command("HELLO", "3")[:1] == raw_real.command("HELLO", "3")[:1]
-    mismatches = []
-    for cmd in commands:
-        got, want = raw.command(*cmd), raw_real.command(*cmd)
-        if got != want:
-            mismatches.append((cmd, got, want))
-    return mismatches
-
-
 # Each case is a command sequence run on a flushed db of both servers.
 CASES = {
     "get-set-basic": [
@@ -190,11 +178,13 @@ CASES = {
 
 @pytest.mark.parametrize("resp", [2, 3])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_same_replies_as_redis(raw, raw_real, case, resp):
-    assert run_both(raw, raw_real, CASES[case], resp) == []
+def test_same_replies_as_redis(diff, case, resp):
+    if resp == 3:
+        diff.hello3()
+    assert diff.mismatches(CASES[case]) == []
 
 
-def test_lcs_long_strings_and_memory_limit(raw, raw_real):
+def test_lcs_long_strings_and_memory_limit(diff):
     import random
 
     rnd = random.Random(7)
@@ -202,10 +192,10 @@ def test_lcs_long_strings_and_memory_limit(raw, raw_real):
     b = bytes(rnd.choice(b"ACGT") for _ in range(280))
     seq = [("MSET", "a", a, "b", b), ("LCS", "a", "b"), ("LCS", "a", "b", "LEN"),
            ("LCS", "a", "b", "IDX", "MINMATCHLEN", "3", "WITHMATCHLEN"), ("LCS", "b", "a", "IDX")]
-    assert run_both(raw, raw_real, seq) == []
+    assert diff.mismatches(seq) == []
 
 
-def test_incrbyfloat_random_values_match_redis(raw, raw_real):
+def test_incrbyfloat_random_values_match_redis(diff):
     import random
 
     rnd = random.Random(11)
@@ -213,7 +203,7 @@ def test_incrbyfloat_random_values_match_redis(raw, raw_real):
     for i in range(60):
         mantissa = rnd.choice(["1", "0.1", "3.14159", "-2.5", "123456.789", "7e-5", "-0.3"])
         seq.append(("INCRBYFLOAT", f"k{i % 5}", f"{mantissa}e{rnd.randint(-20, 20)}"))
-    assert run_both(raw, raw_real, seq) == []
+    assert diff.mismatches(seq) == []
 
 
 # -- behaviour through redis-py, both protocols ------------------------------------
@@ -239,10 +229,11 @@ def test_incrbyfloat_reply_is_bulk_in_both_protocols(raw, resp):
     assert raw.command("INCRBYFLOAT", "f", "5.0e3") == b"$6\r\n5001.5\r\n"
 
 
-def test_lcs_idx_is_a_map_in_resp3(raw, raw_real):
+def test_lcs_idx_is_a_map_in_resp3(diff):
     seq = [("MSET", "a", "ohmytext", "b", "mynewtext"), ("LCS", "a", "b", "IDX")]
-    assert run_both(raw, raw_real, seq, resp=3) == []
-    assert raw.command("LCS", "a", "b", "IDX").startswith(b"%2\r\n$7\r\nmatches\r\n")
+    diff.hello3()
+    assert diff.mismatches(seq) == []
+    assert diff.mine.command("LCS", "a", "b", "IDX").startswith(b"%2\r\n$7\r\nmatches\r\n")
 
 
 def test_wrongtype_reply(r):
@@ -343,7 +334,7 @@ def test_keyspace_hits_and_misses_counted_like_redis(raw, raw_real):
 
 def test_proto_max_bulk_len_limits(tmp_path):
     # Dedicated servers started with the smallest allowed limit (1mb).
-    from conftest import RawConnection, start_redis, start_vermilion
+    from conftest import Differential, RawConnection, start_redis, start_vermilion
 
     args = ["--proto-max-bulk-len", "1mb"]
     (tmp_path / "v").mkdir()
@@ -361,10 +352,10 @@ def test_proto_max_bulk_len_limits(tmp_path):
         ("SET", "y", "b" * 400), ("LCS", "x", "y", "LEN"),
     ]
     try:
-        a, b = RawConnection(ours.port), RawConnection(theirs.port)
-        assert run_both(a, b, seq) == []
-        a.close()
-        b.close()
+        diff = Differential(RawConnection(ours.port), RawConnection(theirs.port))
+        assert diff.mismatches(seq) == []
+        for conn in diff.conns:
+            conn.close()
     finally:
         ours.stop()
         theirs.stop()
@@ -396,9 +387,9 @@ def _random_command(rnd):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_random_sequences_match_redis(raw, raw_real, seed):
+def test_random_sequences_match_redis(diff, seed):
     import random
 
     rnd = random.Random(seed)
     seq = [_random_command(rnd) for _ in range(300)]
-    assert run_both(raw, raw_real, seq) == []
+    assert diff.mismatches(seq) == []
