@@ -6,30 +6,16 @@ import time
 
 import pytest
 
-from conftest import RawConnection, start_vermilion
-
-
-def run_same(raw, raw_real, script):
-    for args in script:
-        if args[0] == "HELLO":
-            raw.command(*args), raw_real.command(*args)
-            continue
-        mine, theirs = raw.command(*args), raw_real.command(*args)
-        assert mine == theirs, (args, mine, theirs)
-
-
-def read_same(raw, raw_real, count=1):
-    for _ in range(count):
-        mine, theirs = raw.read_reply(), raw_real.read_reply()
-        assert mine == theirs, (mine, theirs)
+from conftest import Differential, RawConnection, start_vermilion
 
 
 @pytest.fixture
 def pubs(vermilion_server, redis_server):
-    """A publisher connection on each server."""
-    conns = [RawConnection(vermilion_server.port), RawConnection(redis_server.port)]
-    yield conns
-    for c in conns:
+    """A publisher connection on each server, driven in step like diff's."""
+    pubs = Differential(RawConnection(vermilion_server.port), RawConnection(redis_server.port),
+                        vermilion_server, redis_server)
+    yield pubs
+    for c in pubs.conns:
         c.close()
 
 
@@ -37,9 +23,9 @@ def pubs(vermilion_server, redis_server):
 
 
 @pytest.mark.parametrize("proto", [2, 3])
-def test_subscribe_unsubscribe_replies(raw, raw_real, proto):
+def test_subscribe_unsubscribe_replies(diff, proto):
     # One channel per UNSUBSCRIBE: Redis leaves "all channels" in hash order.
-    run_same(raw, raw_real, [
+    diff.same(
         ("HELLO", proto),
         ("SUBSCRIBE", "a"), ("SUBSCRIBE", "b"), ("SUBSCRIBE", "a"),
         ("PSUBSCRIBE", "n*"), ("PSUBSCRIBE", "n*"),
@@ -48,46 +34,44 @@ def test_subscribe_unsubscribe_replies(raw, raw_real, proto):
         ("SSUBSCRIBE", "s"), ("SSUBSCRIBE", "s", "t"), ("SUNSUBSCRIBE", "t"),
         ("SUNSUBSCRIBE",), ("SUNSUBSCRIBE",),
         ("PING",), ("PING", "x"),
-    ])
+        compare_hello=False)
 
 
-def test_multi_channel_subscribe_replies(raw, raw_real):
-    run_same(raw, raw_real, [
+def test_multi_channel_subscribe_replies(diff):
+    diff.same(
         ("SUBSCRIBE", "a", "b", "c"), ("PSUBSCRIBE", "x*", "y?"),
         ("UNSUBSCRIBE", "c", "b"), ("PUNSUBSCRIBE", "y?", "zz"),
-    ])
+    )
 
 
-def test_resp2_subscribed_mode_restrictions(raw, raw_real):
-    run_same(raw, raw_real, [
+def test_resp2_subscribed_mode_restrictions(diff):
+    diff.same(
         ("SUBSCRIBE", "a"),
         ("GET", "x"), ("SET", "x", "1"), ("CONFIG", "GET", "maxmemory"), ("MULTI",),
         ("PUBLISH", "a", "m"), ("NOSUCH",), ("PING",), ("PING", "hello"),
         ("PSUBSCRIBE", "p*"), ("UNSUBSCRIBE", "a"), ("GET", "x"), ("PUNSUBSCRIBE", "p*"),
         ("GET", "x"), ("PING",),
         ("SSUBSCRIBE", "s"), ("GET", "x"), ("SUNSUBSCRIBE",), ("GET", "x"),
-    ])
+    )
 
 
-def test_resp3_subscribed_client_runs_anything(raw, raw_real):
-    run_same(raw, raw_real, [
+def test_resp3_subscribed_client_runs_anything(diff):
+    diff.same(
         ("HELLO", "3"), ("SUBSCRIBE", "a"), ("SET", "x", "1"), ("GET", "x"), ("PING",),
         ("HELLO", "2"), ("GET", "x"), ("RESET",), ("GET", "x"),
-    ])
+        compare_hello=False)
 
 
-def test_reset_leaves_subscriptions(raw, raw_real, pubs):
-    run_same(raw, raw_real, [("SUBSCRIBE", "r1"), ("PSUBSCRIBE", "r*"), ("RESET",),
-                             ("GET", "x")])
-    for p in pubs:
+def test_reset_leaves_subscriptions(diff, pubs):
+    diff.same(("SUBSCRIBE", "r1"), ("PSUBSCRIBE", "r*"), ("RESET",), ("GET", "x"))
+    for p in pubs.conns:
         assert p.command("PUBLISH", "r1", "m") == b":0\r\n"
         assert p.command("PUBSUB", "NUMPAT") == b":0\r\n"
 
 
-def test_pubsub_introspection(raw, raw_real, pubs):
-    run_same(raw, raw_real, [("SUBSCRIBE", "news.a", "news.b", "other"),
-                             ("PSUBSCRIBE", "news.*", "x")])
-    run_same(pubs[0], pubs[1], [
+def test_pubsub_introspection(diff, pubs):
+    diff.same(("SUBSCRIBE", "news.a", "news.b", "other"), ("PSUBSCRIBE", "news.*", "x"))
+    pubs.same(
         ("PUBSUB", "NUMSUB"), ("PUBSUB", "NUMSUB", "news.a", "nope", "news.a"),
         ("PUBSUB", "CHANNELS", "news.[a]"), ("PUBSUB", "CHANNELS", "*z*"),
         ("PUBSUB", "NUMPAT"), ("PUBSUB", "HELP"), ("PUBSUB", "CHANNELS", "a", "b"),
@@ -95,37 +79,35 @@ def test_pubsub_introspection(raw, raw_real, pubs):
         ("PUBSUB", "SHARDCHANNELS"), ("PUBSUB", "SHARDNUMSUB", "x"),
         ("PUBLISH", "news.a", "hello"), ("PUBLISH", "other", "x"), ("PUBLISH", "none", "x"),
         ("SPUBLISH", "news.a", "x"),
-    ])
-    read_same(raw, raw_real, 3)  # message news.a, pmessage news.*, message other
-    listing = pubs[0].command("PUBSUB", "CHANNELS")
+    )
+    diff.read(3)  # message news.a, pmessage news.*, message other
+    listing = pubs.mine.command("PUBSUB", "CHANNELS")
     assert sorted(listing.split(b"\r\n")[2::2]) == [b"news.a", b"news.b", b"other"]
 
 
-def test_message_shapes(raw, raw_real, pubs):
+def test_message_shapes(diff, pubs):
     for proto in (2, 3):
-        run_same(raw, raw_real, [("HELLO", proto), ("SUBSCRIBE", "c"), ("PSUBSCRIBE", "c*"),
-                                 ("SSUBSCRIBE", "sc")])
-        run_same(pubs[0], pubs[1], [("PUBLISH", "c", "m\r\n1"), ("SPUBLISH", "sc", ""),
-                                    ("PUBLISH", "cc", "x")])
-        read_same(raw, raw_real, 4)
-        run_same(raw, raw_real, [("RESET",)])
+        diff.same(("HELLO", proto), ("SUBSCRIBE", "c"), ("PSUBSCRIBE", "c*"),
+                  ("SSUBSCRIBE", "sc"), compare_hello=False)
+        pubs.same(("PUBLISH", "c", "m\r\n1"), ("SPUBLISH", "sc", ""), ("PUBLISH", "cc", "x"))
+        diff.read(4)
+        diff.same(("RESET",))
 
 
-def test_publish_to_self_in_resp3_keeps_order(raw, raw_real):
+def test_publish_to_self_in_resp3_keeps_order(diff):
     # The message pushed during PUBLISH arrives before PUBLISH's own reply, after the
     # replies of the commands before it (even when pipelined).
-    for conn in (raw, raw_real):
-        conn.command("HELLO", "3")
+    diff.hello3()
     data = b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nme\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nme\r\n$1\r\nx\r\n"
     data += b"*1\r\n$4\r\nPING\r\n"
-    raw.send(data)
-    raw_real.send(data)
-    read_same(raw, raw_real, 4)
+    diff.mine.send(data)
+    diff.real.send(data)
+    diff.read(4)
 
 
-def test_subscribe_inside_multi(raw, raw_real):
-    run_same(raw, raw_real, [("MULTI",), ("SUBSCRIBE", "m1"), ("SSUBSCRIBE", "m2"),
-                             ("EXEC",), ("GET", "x"), ("UNSUBSCRIBE",), ("GET", "x")])
+def test_subscribe_inside_multi(diff):
+    diff.same(("MULTI",), ("SUBSCRIBE", "m1"), ("SSUBSCRIBE", "m2"),
+              ("EXEC",), ("GET", "x"), ("UNSUBSCRIBE",), ("GET", "x"))
 
 
 def test_closed_subscriber_is_removed(vermilion_server, raw):
@@ -269,27 +251,25 @@ def test_slow_subscriber_is_disconnected(tmp_path):
         server.stop()
 
 
-def test_publish_to_self_inside_multi(raw, raw_real):
+def test_publish_to_self_inside_multi(diff):
     # Redis 7.0 writes the pushes inside EXEC's array, before the PUBLISH replies.
-    run_same(raw, raw_real, [("HELLO", "3"), ("SUBSCRIBE", "foo"), ("MULTI",),
-                             ("PING", "abc"), ("PUBLISH", "foo", "bar"),
-                             ("PUBLISH", "foo", "vaz"), ("PING", "def"), ("EXEC",)])
+    diff.same(("HELLO", "3"), ("SUBSCRIBE", "foo"), ("MULTI",),
+              ("PING", "abc"), ("PUBLISH", "foo", "bar"),
+              ("PUBLISH", "foo", "vaz"), ("PING", "def"), ("EXEC",), compare_hello=False)
 
 
-def test_pushes_ignore_client_reply_off(raw, raw_real):
+def test_pushes_ignore_client_reply_off(diff):
     # pubsub.tcl "PubSub messages with CLIENT REPLY OFF": in RESP3 the confirmations
     # and messages are pushes, which CLIENT REPLY OFF does not silence.
-    for conn in (raw, raw_real):
+    for conn in diff.conns:
         conn.command("HELLO", "3")
         conn.send(b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n")
-    for args in (("SUBSCRIBE", "channel"), ("PSUBSCRIBE", "ch*")):
-        assert raw.command(*args) == raw_real.command(*args)
-    for conn in (raw, raw_real):
+    diff.same(("SUBSCRIBE", "channel"), ("PSUBSCRIBE", "ch*"))
+    for conn in diff.conns:
         conn.send(b"*3\r\n$7\r\nPUBLISH\r\n$7\r\nchannel\r\n$5\r\nhello\r\n")
-    read_same(raw, raw_real, 2)  # message, pmessage; PUBLISH's own reply is dropped
-    for args in (("UNSUBSCRIBE", "channel"), ("PUNSUBSCRIBE", "ch*")):
-        assert raw.command(*args) == raw_real.command(*args)
-    run_same(raw, raw_real, [("CLIENT", "REPLY", "ON"), ("PING",)])
+    diff.read(2)  # message, pmessage; PUBLISH's own reply is dropped
+    diff.same(("UNSUBSCRIBE", "channel"), ("PUNSUBSCRIBE", "ch*"))
+    diff.same(("CLIENT", "REPLY", "ON"), ("PING",))
 
 
 def test_info_stats_pubsub_counts(vermilion_server, redis_server):
