@@ -71,21 +71,16 @@ def nothing_pending(conn, wait=0.1) -> bool:
 
 
 @pytest.fixture
-def both(vermilion_server, redis_server):
-    """Run a scenario (a function of a Scene returning a transcript) on both servers
-    and check the transcripts are identical."""
+def play(diff):
+    """play(scenario): the scenario (a function of a Scene returning a transcript) on a
+    Scene of each server; the transcripts must be identical (diff.equal)."""
     scenes = []
 
-    def run(scenario):
-        out = []
-        for server in (vermilion_server, redis_server):
-            scene = Scene(server.port)
-            scenes.append(scene)
-            out.append(scenario(scene))
-        assert out[0] == out[1], f"vermilion: {out[0]}\nredis:     {out[1]}"
-        return out[0]
+    def on(server):
+        scenes.append(Scene(server.port))
+        return scenes[-1]
 
-    yield run
+    yield lambda scenario: diff.equal(lambda server: scenario(on(server)))
     for scene in scenes:
         scene.close()
 
@@ -93,7 +88,7 @@ def both(vermilion_server, redis_server):
 # -- served by a later write ------------------------------------------------------------
 
 
-def test_blpop_served_by_later_push(both):
+def test_blpop_served_by_later_push(play):
     def scenario(s):
         c1, c2 = s.conn(), s.conn()
         send(c1, "BLPOP", "k", "0")
@@ -102,12 +97,12 @@ def test_blpop_served_by_later_push(both):
         pushed = c2.command("RPUSH", "k", "a", "b")
         return [pushed, c1.read_reply(), c2.command("LRANGE", "k", "0", "-1"), s.blocked()]
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[1] == b"*2\r\n$1\r\nk\r\n$1\r\na\r\n"
     assert out[3] == 0
 
 
-def test_brpop_resp3_and_served_from_the_ready_key(both):
+def test_brpop_resp3_and_served_from_the_ready_key(play):
     def scenario(s):
         c1, c2 = s.conn(resp=3), s.conn()
         send(c1, "BRPOP", "k1", "k2", "0")
@@ -115,10 +110,10 @@ def test_brpop_resp3_and_served_from_the_ready_key(both):
         c2.command("RPUSH", "k2", "x", "y")
         return [c1.read_reply(), c2.command("LRANGE", "k2", "0", "-1")]
 
-    assert both(scenario)[0] == b"*2\r\n$2\r\nk2\r\n$1\r\ny\r\n"
+    assert play(scenario)[0] == b"*2\r\n$2\r\nk2\r\n$1\r\ny\r\n"
 
 
-def test_clients_served_in_the_order_they_blocked(both):
+def test_clients_served_in_the_order_they_blocked(play):
     def scenario(s):
         c1, c2, c3, w = s.conn(), s.conn(), s.conn(), s.conn()
         for n, c in enumerate((c1, c2, c3), 1):
@@ -130,11 +125,11 @@ def test_clients_served_in_the_order_they_blocked(both):
         out += [c3.read_reply(), w.command("EXISTS", "k")]
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[2] is True and out[3] == 1
 
 
-def test_pipelined_reads_after_the_serving_push_see_the_pop(both):
+def test_pipelined_reads_after_the_serving_push_see_the_pop(play):
     # handleClientsBlockedOnKeys() runs after each command, not after the batch.
     def scenario(s):
         c1, c2 = s.conn(), s.conn()
@@ -143,10 +138,10 @@ def test_pipelined_reads_after_the_serving_push_see_the_pop(both):
         c2.send(b"*3\r\n$5\r\nRPUSH\r\n$1\r\nk\r\n$1\r\na\r\n*2\r\n$4\r\nLLEN\r\n$1\r\nk\r\n")
         return [c2.read_reply(), c2.read_reply(), c1.read_reply()]
 
-    assert both(scenario)[1] == b":0\r\n"
+    assert play(scenario)[1] == b":0\r\n"
 
 
-def test_first_non_empty_key_in_argument_order(both):
+def test_first_non_empty_key_in_argument_order(play):
     def scenario(s):
         c = s.conn()
         c.command("RPUSH", "k2", "a")
@@ -155,11 +150,11 @@ def test_first_non_empty_key_in_argument_order(both):
                 c.command("BRPOP", "k1", "k2", "k3", "0"),
                 c.command("BLPOP", "k", "k", "0.01")]
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[0] == b"*2\r\n$2\r\nk2\r\n$1\r\na\r\n"
 
 
-def test_same_key_twice_blocks_once(both):
+def test_same_key_twice_blocks_once(play):
     def scenario(s):
         c1, c2 = s.conn(), s.conn()
         send(c1, "BLPOP", "k", "k", "0")
@@ -167,14 +162,14 @@ def test_same_key_twice_blocks_once(both):
         c2.command("LPUSH", "k", "a")
         return [c1.read_reply(), c2.command("EXISTS", "k")]
 
-    both(scenario)
+    play(scenario)
 
 
 # -- timeouts ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("resp", [2, 3])
-def test_timeouts_reply_null_array(both, resp):
+def test_timeouts_reply_null_array(play, resp):
     def scenario(s):
         c = s.conn(resp=resp)
         out = []
@@ -190,11 +185,11 @@ def test_timeouts_reply_null_array(both, resp):
         out.append(s.blocked())
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[0] == (b"*-1\r\n" if resp == 2 else b"_\r\n")
 
 
-def test_fractional_timeouts_round_up_to_a_millisecond(both):
+def test_fractional_timeouts_round_up_to_a_millisecond(play):
     # 7.0 rounds seconds*1000 up: 0.0001 s waits 1 ms; hex floats are seconds too.
     def scenario(s):
         c = s.conn()
@@ -203,10 +198,10 @@ def test_fractional_timeouts_round_up_to_a_millisecond(both):
         assert time.monotonic() - start < 1
         return out
 
-    both(scenario)
+    play(scenario)
 
 
-def test_tiny_negative_and_huge_timeouts_wait_forever(both):
+def test_tiny_negative_and_huge_timeouts_wait_forever(play):
     # -0.0001 s rounds up to 0 ms (forever); 9223372036854775 s still fits in ms.
     def scenario(s):
         c1, w = s.conn(), s.conn()
@@ -219,10 +214,10 @@ def test_tiny_negative_and_huge_timeouts_wait_forever(both):
                     c1.read_reply()]
         return out
 
-    assert both(scenario) == [True, b":1\r\n", b"*-1\r\n"] * 2
+    assert play(scenario) == [True, b":1\r\n", b"*-1\r\n"] * 2
 
 
-def test_timeout_argument_errors(both):
+def test_timeout_argument_errors(play):
     def scenario(s):
         c = s.conn()
         out = []
@@ -233,12 +228,12 @@ def test_timeout_argument_errors(both):
                     c.command("BLMPOP", t, "1", "k", "LEFT"), c.command("BZMPOP", t, "1", "k", "MAX")]
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert b"-ERR timeout is not a float or out of range\r\n" in out
     assert b"-ERR timeout is negative\r\n" in out
 
 
-def test_argument_errors_vs_redis(both):
+def test_argument_errors_vs_redis(play):
     def scenario(s):
         c = s.conn()
         c.command("SET", "s", "x")
@@ -262,10 +257,10 @@ def test_argument_errors_vs_redis(both):
         ]
         return [c.command(*args) for args in cases] + [c.command("LRANGE", "l", "0", "-1")]
 
-    both(scenario)
+    play(scenario)
 
 
-def test_immediate_serves_like_the_non_blocking_forms(both):
+def test_immediate_serves_like_the_non_blocking_forms(play):
     def scenario(s):
         out = []
         for resp in (2, 3):
@@ -282,13 +277,13 @@ def test_immediate_serves_like_the_non_blocking_forms(both):
                     c.command("EXISTS", "z")]
         return out
 
-    both(scenario)
+    play(scenario)
 
 
 # -- the other blocking commands, served later ----------------------------------------------
 
 
-def test_blmove_and_brpoplpush_served_later(both):
+def test_blmove_and_brpoplpush_served_later(play):
     def scenario(s):
         c1, c2, w = s.conn(), s.conn(), s.conn()
         send(c1, "BLMOVE", "src", "dst", "RIGHT", "LEFT", "0")
@@ -305,11 +300,11 @@ def test_blmove_and_brpoplpush_served_later(both):
         out += [c1.read_reply(), w.command("LRANGE", "dst2", "0", "-1"), s.blocked()]
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[0] == b"$1\r\nb\r\n"
 
 
-def test_blmove_onto_a_wrong_type_destination(both):
+def test_blmove_onto_a_wrong_type_destination(play):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         send(c1, "BLMOVE", "src", "dst", "LEFT", "LEFT", "0")
@@ -318,11 +313,11 @@ def test_blmove_onto_a_wrong_type_destination(both):
         w.command("RPUSH", "src", "a")
         return [c1.read_reply(), w.command("LRANGE", "src", "0", "-1"), s.blocked()]
 
-    assert both(scenario)[0].startswith(b"-WRONGTYPE")
+    assert play(scenario)[0].startswith(b"-WRONGTYPE")
 
 
 @pytest.mark.parametrize("resp", [2, 3])
-def test_zset_and_mpop_blocking_served_later(both, resp):
+def test_zset_and_mpop_blocking_served_later(play, resp):
     def scenario(s):
         a, b, c, d, w = (s.conn(resp=resp) for _ in range(5))
         send(a, "BZPOPMIN", "z1", "0")
@@ -339,10 +334,10 @@ def test_zset_and_mpop_blocking_served_later(both, resp):
                 w.command("ZRANGE", "z1", "0", "-1", "WITHSCORES"), w.command("EXISTS", "l1"),
                 s.blocked()]
 
-    both(scenario)
+    play(scenario)
 
 
-def test_blocked_on_a_key_of_another_type_keeps_waiting(both):
+def test_blocked_on_a_key_of_another_type_keeps_waiting(play):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         send(c1, "BLPOP", "k", "0.3")
@@ -352,13 +347,13 @@ def test_blocked_on_a_key_of_another_type_keeps_waiting(both):
         out.append(c1.read_reply())
         return out
 
-    assert both(scenario)[-1] == b"*-1\r\n"
+    assert play(scenario)[-1] == b"*-1\r\n"
 
 
 # -- wake-ups from MULTI/EXEC and other commands ---------------------------------------------
 
 
-def test_pushes_inside_multi_exec_serve_after_exec(both):
+def test_pushes_inside_multi_exec_serve_after_exec(play):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         send(c1, "BLPOP", "k", "0")
@@ -368,11 +363,11 @@ def test_pushes_inside_multi_exec_serve_after_exec(both):
         out += [c1.read_reply(), w.command("LRANGE", "k", "0", "-1")]
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[5] == b"*2\r\n$1\r\nk\r\n$1\r\nc\r\n"
 
 
-def test_rename_move_and_copy_onto_the_key_wake(both):
+def test_rename_move_and_copy_onto_the_key_wake(play):
     def scenario(s):
         c1, c2, c3, w = s.conn(), s.conn(), s.conn(), s.conn()
         for n, (c, key) in enumerate(((c1, "k1"), (c2, "k2"), (c3, "k3")), 1):
@@ -388,10 +383,10 @@ def test_rename_move_and_copy_onto_the_key_wake(both):
         w.command("COPY", "src", "k3")
         return [c1.read_reply(), c2.read_reply(), c3.read_reply(), s.blocked()]
 
-    both(scenario)
+    play(scenario)
 
 
-def test_sort_store_and_restore_onto_the_key_wake(both):
+def test_sort_store_and_restore_onto_the_key_wake(play):
     def scenario(s):
         c1, c2, w = s.conn(), s.conn(), s.conn()
         send(c1, "BRPOP", "k1", "0")
@@ -406,10 +401,10 @@ def test_sort_store_and_restore_onto_the_key_wake(both):
         return [c1.read_reply(), c2.read_reply(), w.command("LRANGE", "k1", "0", "-1"),
                 s.blocked()]
 
-    both(scenario)
+    play(scenario)
 
 
-def test_chained_circular_and_failing_moves(both):
+def test_chained_circular_and_failing_moves(play):
     # list.tcl: "Linked LMOVEs", "Circular BRPOPLPUSH", "BRPOPLPUSH with multiple
     # blocked clients" (the first fails on a wrong-type target, the second is served).
     def scenario(s):
@@ -437,10 +432,10 @@ def test_chained_circular_and_failing_moves(both):
                 w.command("EXISTS", "bl")]
         return out
 
-    both(scenario)
+    play(scenario)
 
 
-def test_served_move_touches_watched_destination(both):
+def test_served_move_touches_watched_destination(play):
     def scenario(s):
         blocked, watcher, w = s.conn(), s.conn(), s.conn()
         w.command("SET", "somekey", "somevalue")
@@ -451,10 +446,10 @@ def test_served_move_touches_watched_destination(both):
                blocked.read_reply(), watcher.command("EXEC")]
         return out
 
-    assert both(scenario)[-1] == b"*-1\r\n"
+    assert play(scenario)[-1] == b"*-1\r\n"
 
 
-def test_blocking_commands_inside_multi_do_not_block(both):
+def test_blocking_commands_inside_multi_do_not_block(play):
     def scenario(s):
         out = []
         for resp in (2, 3):
@@ -466,7 +461,7 @@ def test_blocking_commands_inside_multi_do_not_block(both):
                     c.command("BLMPOP", "0", "1", "nk", "LEFT"), c.command("EXEC")]
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[7] == b"*6\r\n*-1\r\n$-1\r\n$-1\r\n*-1\r\n*-1\r\n*-1\r\n"
 
 
@@ -481,7 +476,7 @@ def unblocked_errors(conn) -> int:
 
 
 @pytest.mark.parametrize("reason", [None, "TIMEOUT", "ERROR"])
-def test_client_unblock(both, reason):
+def test_client_unblock(play, reason):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         cid = int(c1.command("CLIENT", "ID")[1:-2])
@@ -494,7 +489,7 @@ def test_client_unblock(both, reason):
         out.append(unblocked_errors(w) - before)  # errorstats count the -UNBLOCKED
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[0] == b":1\r\n" and out[3] == b":0\r\n"
     if reason == "ERROR":
         assert out[1] == b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
@@ -502,7 +497,7 @@ def test_client_unblock(both, reason):
         assert out[1] == b"*-1\r\n"
 
 
-def test_disconnect_while_blocked_cleans_up(both):
+def test_disconnect_while_blocked_cleans_up(play):
     def scenario(s):
         c1, c2, w = s.conn(), s.conn(), s.conn()
         send(c1, "BLPOP", "k", "0")
@@ -515,10 +510,10 @@ def test_disconnect_while_blocked_cleans_up(both):
         w.command("RPUSH", "k", "a", "b")
         return [w.command("LRANGE", "k", "0", "-1"), w.command("EXISTS", "d")]
 
-    assert both(scenario)[0] == b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    assert play(scenario)[0] == b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
 
 
-def test_pipelined_commands_wait_for_the_blocked_one(both):
+def test_pipelined_commands_wait_for_the_blocked_one(play):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         c1.send(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nk\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n"
@@ -531,7 +526,7 @@ def test_pipelined_commands_wait_for_the_blocked_one(both):
         out += [c1.read_reply(), c1.read_reply(), c1.read_reply(), c1.read_reply()]
         return out
 
-    out = both(scenario)
+    out = play(scenario)
     assert out[:2] == [True, True]
     assert out[3:] == [b"+PONG\r\n", b":1\r\n", b"$5\r\nlater\r\n"]
 
@@ -555,7 +550,7 @@ def test_blocked_flag_and_info(vermilion_server):
         s.close()
 
 
-def test_swapdb_serves_blocked_clients(both):
+def test_swapdb_serves_blocked_clients(play):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         send(c1, "BLPOP", "k", "0")
@@ -565,7 +560,7 @@ def test_swapdb_serves_blocked_clients(both):
         w.command("SWAPDB", "0", "1")
         return [c1.read_reply(), s.blocked()]
 
-    both(scenario)
+    play(scenario)
 
 
 def test_served_pops_are_propagated_to_the_aof(tmp_path):
@@ -600,7 +595,7 @@ def test_served_pops_are_propagated_to_the_aof(tmp_path):
         server.stop()
 
 
-def test_keyspace_events_of_immediate_and_served_pops(both):
+def test_keyspace_events_of_immediate_and_served_pops(play):
     def scenario(s):
         listener, c1, w = s.conn(), s.conn(), s.conn()
         w.command("CONFIG", "SET", "notify-keyspace-events", "KEA")
@@ -631,10 +626,10 @@ def test_keyspace_events_of_immediate_and_served_pops(both):
         finally:
             w.command("CONFIG", "SET", "notify-keyspace-events", "")
 
-    both(scenario)
+    play(scenario)
 
 
-def test_scripts_wake_blocked_clients_only_after_they_end(both):
+def test_scripts_wake_blocked_clients_only_after_they_end(play):
     def scenario(s):
         c1, w = s.conn(), s.conn()
         send(c1, "BLPOP", "k", "0")
@@ -648,7 +643,7 @@ def test_scripts_wake_blocked_clients_only_after_they_end(both):
                 w.command("EVAL", "return redis.call('blpop', KEYS[1], 0)", "1", "k")]
         return out
 
-    both(scenario)
+    play(scenario)
 
 
 def test_xread_block_is_served_by_a_later_xadd(vermilion_server):

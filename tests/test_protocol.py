@@ -47,10 +47,6 @@ def quiet_for(port: int, data: bytes, wait: float = 0.3) -> bytes:
             return out
 
 
-def both(vermilion_server, redis_server, fn, data, **kw):
-    return fn(vermilion_server.port, data, **kw), fn(redis_server.port, data, **kw)
-
-
 def ping_ok(port: int) -> bool:
     conn = RawConnection(port)
     try:
@@ -87,17 +83,17 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("data", MALFORMED, ids=[repr(d[:24]) for d in MALFORMED])
-def test_protocol_error_reply_then_close(vermilion_server, redis_server, data):
-    got, expected = both(vermilion_server, redis_server, until_closed, data)
+def test_protocol_error_reply_then_close(diff, data):
+    got, expected = diff.pair(lambda server: until_closed(server.port, data))
     assert expected.endswith(b"\r\n") and b"-ERR Protocol error: " in expected
     assert got == expected
-    assert ping_ok(vermilion_server.port)
+    assert ping_ok(diff.vermilion_server.port)
 
 
-def test_too_big_requests(vermilion_server, redis_server):
+def test_too_big_requests(diff):
     for data in (b"x" * 70000, b"*" + b"1" * 70000, b"*1\r\n$" + b"1" * 70000,
                  b"PING\r\n" + b"ECHO \x00" + b"a" * 70000):
-        got, expected = both(vermilion_server, redis_server, until_closed, data)
+        got, expected = diff.pair(lambda server: until_closed(server.port, data))
         assert got == expected, data[:20]
         assert b"too big" in got
 
@@ -109,8 +105,8 @@ def test_too_big_requests(vermilion_server, redis_server):
     b"ECHO a\x00b\r\nPING\r\n",
     b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc",
 ])
-def test_incomplete_requests_wait(vermilion_server, redis_server, data):
-    got, expected = both(vermilion_server, redis_server, quiet_for, data)
+def test_incomplete_requests_wait(diff, data):
+    got, expected = diff.pair(lambda server: quiet_for(server.port, data))
     assert got == expected == b""
 
 
