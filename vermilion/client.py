@@ -1,9 +1,13 @@
 """Client: one per connection (an asyncio.Protocol).
 
 Owns the query buffer (a sans-IO RequestParser), the protocol version, the auth state
-and the selected database, and applies flow control: replies of one read batch go out
-in one write, and a client that stops reading its replies stops being read from
-(pause_reading) instead of growing our memory, as client-output-buffer-limit intends.
+and the selected database, and the output path: replies of one read batch go out in
+one write, at most FLUSH_BYTES (plus one reply) are ever encoded ahead of the transport,
+and what waits to be sent (the transport's buffer and the replies held back for the
+AOF) is held to client-output-buffer-limit as it grows, as Redis checks it in
+_addReplyProtoToList(). A client whose class has no hard limit (normal clients, by
+default) gets flow control instead: once it stops reading its replies, it stops being
+read from and the rest of its batch waits, so it cannot grow our memory either.
 """
 
 import asyncio
@@ -13,13 +17,25 @@ import time
 from .commands.dispatch import process_command
 from .keyspace.blocking import BLOCKED
 from .log import logger
-from .protocol.encode import NO_REPLY, _encode
+from .protocol.encode import (_ENCODERS, NO_REPLY, NULL_ARRAY, BulkStrings, Raw, Verbatim,
+                              _encode)
+from .protocol.errors import CommandError
 from .protocol.parser import RequestParser
 
 
 
-# Reply pieces gathered before a mid-batch write (see _run).
-FLUSH_PIECES = 128
+# _run keeps one piece of `out` per reply, so that a reply's size is one len(): the
+# encoders of the types that give one piece; any other type (an array or a map gives
+# one piece per element) is encoded apart and joined.
+_one_piece_encoder = {t: _ENCODERS[t] for t in (
+    bytes, str, int, bool, float, type(None), Raw, Verbatim, BulkStrings, type(NULL_ARRAY),
+    CommandError)}.get
+
+# uvloop's default write high-water mark: past it the transport calls pause_writing().
+HIGH_WATER = 64 * 1024
+# Bytes of replies gathered before a mid-batch write (see _run): one high-water mark's
+# worth, so that a peer that doesn't read is noticed after one such write.
+FLUSH_BYTES = HIGH_WATER
 
 
 class Client(asyncio.Protocol):
@@ -46,6 +62,7 @@ class Client(asyncio.Protocol):
         self.closing = False
         self.close_after_reply = False
         self.deferred = 0  # replies waiting for the server's next AOF flush
+        self.deferred_bytes = 0  # ... and their size (server.defer_reply/before_sleep)
         self.paused_writing = False
         self.paused_reading = False
         self.no_evict = False
@@ -90,8 +107,10 @@ class Client(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The transport's buffer is past its high-water mark: the peer is not reading.
         self.paused_writing = True
-        self._pause_reading()
-        self.server.check_output_limits(self)
+        server = self.server
+        if not server.hard_output_limit(self):
+            self._pause_reading()  # flow control (see the module docstring)
+        server.check_output_limits(self)
 
     def resume_writing(self) -> None:
         self.paused_writing = False
@@ -136,7 +155,8 @@ class Client(asyncio.Protocol):
         server = self.server
         parser = self.parser
         ready = server.blocking.ready  # keys that a write made ready for blocked clients
-        out: list[bytes] = []
+        out: list[bytes] = []  # one piece per reply
+        unsent = 0  # bytes in out
         for i, argv in enumerate(commands):
             if server.pause_until and server.must_postpone(self, argv):
                 # CLIENT PAUSE: this command and the rest of the batch wait for unpause.
@@ -152,21 +172,35 @@ class Client(asyncio.Protocol):
                 # LPUSH that served a BLPOP already sees the list without that element.
                 server.blocking.handle_ready()
             if reply is not NO_REPLY and not (self.reply_off or self.reply_skip):
-                _encode(out, reply, self.resp)
+                encode = _one_piece_encoder(type(reply))
+                if encode is not None:
+                    encode(out, reply, self.resp)
+                else:
+                    pieces: list[bytes] = []
+                    _encode(pieces, reply, self.resp)
+                    out.append(b"".join(pieces))
+                unsent += len(out[-1])
             if self.reply_skip or self.reply_skip_next:
                 # CLIENT REPLY SKIP silences exactly the command after it (networking.c).
                 self.reply_skip = self.reply_skip_next
                 self.reply_skip_next = False
             if self.closing or self.close_after_reply:
                 break
-            if len(out) >= FLUSH_PIECES:
-                # A long pipeline: send what we have; if the peer isn't reading, hold the
-                # rest of the batch until it drains (resume_writing), so one read can't
-                # pile up an unbounded reply buffer.
+            if unsent >= FLUSH_BYTES:
+                # Big replies or a long pipeline: hand them to the transport now, where
+                # the output buffer limits see them, rather than build the whole batch's
+                # replies first (200 pipelined 10 MB LRANGEs would be 2 GB).
                 self._send(out)
                 out = []
-                if self.paused_writing and i + 1 < len(commands):
+                unsent = 0
+                if self.closing:
+                    break  # over its output buffer limit: the rest is not run
+                if (self.paused_writing and i + 1 < len(commands)
+                        and not server.hard_output_limit(self)):
+                    # Flow control: the peer isn't reading, hold the rest of the batch
+                    # until it drains (resume_writing).
                     self.postponed = commands[i + 1:]
+                    self._pause_reading()
                     break
         if parser.error is not None and not self.close_after_reply and self.postponed is None:
             out.append(b"-ERR %s\r\n" % parser.error.encode())
@@ -175,7 +209,7 @@ class Client(asyncio.Protocol):
             self.close_after_reply = True
         if server.aof.buffer:
             server.schedule_append_flush()  # even when no reply leaves (CLIENT REPLY OFF)
-        if out:
+        if out and not self.closing:
             self._send(out)
         if self.close_after_reply and not self.deferred:
             self.close()  # (with deferred replies, the server closes after writing them)
@@ -191,7 +225,10 @@ class Client(asyncio.Protocol):
             # The reply acknowledges a write not yet in the AOF: it leaves after the
             # server's next AOF flush (one write + fsync for every client of this turn
             # of the loop — a group commit), and in order with this client's others.
+            # Until then it is part of the client's output buffer.
             server.defer_reply(self, data)
+            if self.deferred_bytes >= server.obuf_check_from or self.paused_writing:
+                server.check_output_limits(self)
             return
         self.write_now(data)
 
@@ -203,8 +240,9 @@ class Client(asyncio.Protocol):
         stats.total_net_output_bytes += len(data)
         stats.total_writes_processed += 1
         self.transport.write(data)
-        if self.paused_writing:
-            self.server.check_output_limits(self)
+        if self.paused_writing or server.obuf_check_from < HIGH_WATER:
+            # The peer is not keeping up (or a limit is below the high-water mark).
+            server.check_output_limits(self)
 
     def _hold_while_blocked(self, rest: list) -> None:
         """The command blocked: nothing is sent for it now, and the rest of the batch
@@ -238,15 +276,19 @@ class Client(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Out-of-band data (MONITOR feed, pub/sub messages)."""
-        if self.deferred:  # keep order behind replies waiting for the AOF
-            self.server.defer_reply(self, data)
+        if self.closing or self.transport is None:
             return
-        if not self.closing and self.transport is not None:
-            self.server.stats.total_net_output_bytes += len(data)
-            self.transport.write(data)
-            if self.paused_writing:
-                # A subscriber that doesn't read: client-output-buffer-limit decides.
-                self.server.check_output_limits(self)
+        server = self.server
+        if self.deferred:  # keep order behind replies waiting for the AOF
+            server.defer_reply(self, data)
+            if self.deferred_bytes >= server.obuf_check_from or self.paused_writing:
+                server.check_output_limits(self)
+            return
+        server.stats.total_net_output_bytes += len(data)
+        self.transport.write(data)
+        if self.paused_writing or server.obuf_check_from < HIGH_WATER:
+            # A subscriber that doesn't read: client-output-buffer-limit decides.
+            server.check_output_limits(self)
 
     def send(self, value) -> None:
         out: list[bytes] = []
@@ -265,12 +307,14 @@ class Client(asyncio.Protocol):
         self.closing = True
 
     def output_buffer_size(self) -> int:
+        """Replies not sent yet: the transport's buffer and those waiting for the AOF
+        (Redis keeps both in the client's reply list)."""
         if self.transport is None:
-            return 0
+            return self.deferred_bytes
         try:
-            return self.transport.get_write_buffer_size()
+            return self.transport.get_write_buffer_size() + self.deferred_bytes
         except Exception:
-            return 0
+            return self.deferred_bytes
 
     def _check_query_limit(self) -> None:
         if self.parser.buffered() > self.server.config["client-query-buffer-limit"]:

@@ -100,6 +100,18 @@ def output_buffer_limits(config) -> dict:
     return {cls: value.get(cls, _OBUF_LIMITS[cls]) for cls in _OBUF_LIMITS}
 
 
+# A transport's high-water mark (uvloop's default): past it a client is paused_writing
+# and every write checks its limits; under it a check is only needed for a smaller limit.
+OBUF_CHECK_FROM = 64 * 1024
+
+
+def _obuf_check_from(limits: dict) -> int:
+    """The output size under which no client can reach any limit, capped at the
+    high-water mark: the write paths check a client's limits only from there."""
+    return min([x for hard, soft, _ in limits.values() for x in (hard, soft) if x]
+               + [OBUF_CHECK_FROM])
+
+
 @dataclass
 class Stats:
     total_connections_received: int = 0
@@ -209,6 +221,7 @@ class Server:
                                       latency_ms * 1000) if latency_ms else slow
         self.parser_limits.proto_max_bulk_len = self.config["proto-max-bulk-len"]
         self.obuf_limits = output_buffer_limits(self.config)
+        self.obuf_check_from = _obuf_check_from(self.obuf_limits)
         if self.slowlog.entries.maxlen != self.config["slowlog-max-len"]:
             self.slowlog.resize(self.config["slowlog-max-len"])
         logger.configure(self.config["loglevel"], self.config["logfile"])
@@ -255,9 +268,11 @@ class Server:
     # -- client-output-buffer-limit ----------------------------------------------------
 
     def check_output_limits(self, client: Client) -> None:
-        """checkClientOutputBufferLimits(): the transport's unsent bytes against the
-        client's class limits; past the hard limit, or past the soft limit for longer
-        than its seconds, the client is closed at once (its replies are dropped)."""
+        """closeClientOnOutputBufferLimitReached(c, async=1): the client's unsent
+        replies (transport buffer + those waiting for the AOF) against its class limits;
+        past the hard limit, or past the soft limit for longer than its seconds, the
+        client is closed at once and its replies are dropped. The client calls this as
+        its output grows (client.py), the cron for soft limits."""
         for hook in self.output_limit_hooks:
             hook(client)
         if client.closing:
@@ -271,7 +286,7 @@ class Server:
             now = time.time()
             if not client.obuf_soft_since:
                 client.obuf_soft_since = now
-            elif now - client.obuf_soft_since >= seconds:
+            elif now - client.obuf_soft_since > seconds:  # Redis: "elapsed <= seconds" is not yet
                 over = True
         else:
             client.obuf_soft_since = 0.0
@@ -279,7 +294,13 @@ class Server:
             logger.warning(
                 f"Client {self._client_desc(client)} scheduled to be closed ASAP for "
                 f"overcoming of output buffer limits.")
+            # freeClientAsync(): nothing more is sent to it or run for it (closing), and
+            # the transport drops its buffer now; connection_lost follows.
             client.abort()
+
+    def hard_output_limit(self, client: Client) -> int:
+        """The hard client-output-buffer-limit of the client's class (0: none)."""
+        return self.obuf_limits[self._obuf_class(client)][0]
 
     @staticmethod
     def _obuf_class(client: Client) -> str:
@@ -685,6 +706,7 @@ class Server:
     def defer_reply(self, client, data: bytes) -> None:
         self.pending_replies.append((client, data))
         client.deferred += 1
+        client.deferred_bytes += len(data)  # part of its output buffer until written
         self.schedule_append_flush()
 
     def schedule_append_flush(self) -> None:
@@ -701,6 +723,7 @@ class Server:
         pending, self.pending_replies = self.pending_replies, []
         for client, data in pending:
             client.deferred -= 1
+            client.deferred_bytes -= len(data)
             client.write_now(data)
             if not client.deferred and client.close_after_reply:
                 client.close()

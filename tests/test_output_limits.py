@@ -1,0 +1,157 @@
+"""client-output-buffer-limit and the memory of connections, against a real redis-server.
+
+A client that pipelines big replies and never reads them is dropped once its unsent
+output reaches its class's hard limit, and the server's memory grows by about that much
+(Redis: closeClientOnOutputBufferLimitReached() as each reply is added), whatever the
+batch: big replies, big elements inside arrays, replies held back for the AOF.
+"""
+
+import socket
+import time
+
+import pytest
+
+from conftest import start_redis, start_vermilion
+
+MB = 1024 * 1024
+HARD = 32 * MB
+LIMIT_CONF = f"client-output-buffer-limit normal {HARD} {HARD // 2} 10\n"
+ELEMENT = b"x" * 1024
+CLOSED_LOG = b"scheduled to be closed ASAP for overcoming of output buffer limits"
+
+
+def status(pid: int, field: str) -> int:
+    """A /proc/<pid>/status memory field (VmRSS, VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def resp(*args) -> bytes:
+    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def connected_clients(server) -> int:
+    client = server.client()
+    try:
+        return client.info("clients")["connected_clients"]
+    finally:
+        client.close()
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def non_reading_socket(port: int) -> socket.socket:
+    # A tiny receive window: the kernel holds little of what the server sends.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def fill(server) -> None:
+    """A 1 MB list, a 1 MB string and a small string."""
+    client = server.client()
+    client.rpush("big", *([ELEMENT] * 1024))
+    client.set("str", ELEMENT * 1024)
+    client.set("small", "s")
+    client.close()
+
+
+# One pipelined batch of 200 replies of about 1 MB each, 200 MB in all.
+BATCHES = {
+    "lrange": resp("LRANGE", "big", 0, -1) * 200,
+    "get": resp("GET", "str") * 200,
+    # A big element inside an array (not its last piece).
+    "mget": resp("MGET", "str", "small") * 200,
+    # Replies held back until the AOF is written (the SET makes the rest wait).
+    "aof": resp("SET", "k", "v") + resp("LRANGE", "big", 0, -1) * 200,
+}
+
+
+@pytest.mark.parametrize("kind", list(BATCHES))
+@pytest.mark.parametrize("which", ["vermilion", "redis"])
+def test_hard_limit_drops_a_client_that_does_not_read(tmp_path, which, kind):
+    start = start_vermilion if which == "vermilion" else start_redis
+    conf = LIMIT_CONF + ("appendonly yes\nappendfsync no\n" if kind == "aof" else "")
+    server = start(tmp_path, ["--dir", str(tmp_path)], config_text=conf)
+    try:
+        fill(server)
+        pid = server.proc.pid
+        before = status(pid, "VmRSS")
+        sock = non_reading_socket(server.port)
+        assert wait_for(lambda: connected_clients(server) == 2)
+        sock.sendall(BATCHES[kind])
+        # Dropped once its output buffer reaches the hard limit (the control
+        # connection of connected_clients() is the one left).
+        assert wait_for(lambda: connected_clients(server) == 1), "not dropped"
+        grown = status(pid, "VmHWM") - before
+        assert grown <= 2 * HARD, f"{which} grew {grown / MB:.0f} MB"
+        assert wait_for(lambda: CLOSED_LOG in server.log_path.read_bytes())
+        sock.close()
+    finally:
+        server.stop()
+
+
+def test_hard_limit_applies_to_pubsub_clients(tmp_path):
+    # A RESP3 subscriber that pipelines big replies is held to the pubsub class's limit.
+    server = start_vermilion(tmp_path, config_text=f"client-output-buffer-limit pubsub {HARD} 0 0\n")
+    try:
+        fill(server)
+        pid = server.proc.pid
+        before = status(pid, "VmRSS")
+        sock = non_reading_socket(server.port)
+        sock.sendall(resp("HELLO", 3) + resp("SUBSCRIBE", "c") + resp("GET", "str") * 200)
+        assert wait_for(lambda: connected_clients(server) == 1), "not dropped"
+        assert status(pid, "VmHWM") - before <= 2 * HARD
+        sock.close()
+    finally:
+        server.stop()
+
+
+def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
+    """normal 0 0 0 (the default): Redis would buffer all 50 MB. Vermilion stops running
+    the batch while the peer doesn't read, then sends every reply once it does."""
+    server = start_vermilion(tmp_path)
+    try:
+        fill(server)
+        pid = server.proc.pid
+        before = status(pid, "VmRSS")
+        sock = non_reading_socket(server.port)
+        count = 50
+        sock.sendall(resp("GET", "str") * count)
+        control = server.client()
+
+        def omem() -> int:
+            for entry in control.client_list():
+                if entry["id"] != str(control.client_id()) and int(entry["omem"]):
+                    return int(entry["omem"])
+            return 0
+
+        assert wait_for(lambda: omem() > 0)
+        time.sleep(0.3)
+        assert status(pid, "VmHWM") - before <= 16 * MB
+        assert control.info("clients")["connected_clients"] == 2
+        # Reading resumes the batch: every reply arrives, complete and in order.
+        expected = b"$%d\r\n%s\r\n" % (len(ELEMENT) * 1024, ELEMENT * 1024)
+        sock.settimeout(30)
+        got = bytearray()
+        while len(got) < count * len(expected):
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection closed"
+            got += chunk
+        assert bytes(got) == expected * count
+        control.close()
+        sock.close()
+    finally:
+        server.stop()
