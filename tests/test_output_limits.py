@@ -3,9 +3,11 @@
 A client that pipelines big replies and never reads them is dropped once its unsent
 output reaches its class's hard limit, and the server's memory grows by about that much
 (Redis: closeClientOnOutputBufferLimitReached() as each reply is added), whatever the
-batch: big replies, big elements inside arrays, replies held back for the AOF.
+batch: big replies, big elements inside arrays, replies held back for the AOF. Idle
+connections cost little and give their memory back when they leave.
 """
 
+import resource
 import socket
 import time
 
@@ -153,5 +155,57 @@ def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
         assert bytes(got) == expected * count
         control.close()
         sock.close()
+    finally:
+        server.stop()
+
+
+# -- idle connections -----------------------------------------------------------------------
+
+IDLE = 3000
+
+
+def open_idle(port: int, count: int) -> list[socket.socket]:
+    socks = []
+    for i in range(count):
+        socks.append(socket.create_connection(("127.0.0.1", port)))
+        if i % 500 == 499:
+            time.sleep(0.02)  # let the server accept: the listen backlog is 511
+    return socks
+
+
+@pytest.fixture
+def many_files():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = IDLE + 512
+    if soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            pytest.fail(f"the test needs {want} open files (ulimit -Hn is {hard})")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    yield  # the servers started meanwhile inherit the limit
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("which", ["vermilion", "redis"])
+def test_idle_connections_cost_little(tmp_path, many_files, which):
+    """Redis 7.0: about 1.3 KB per idle connection; Vermilion used to take 3.5 KB."""
+    start = start_vermilion if which == "vermilion" else start_redis
+    server = start(tmp_path, ["--maxclients", str(IDLE + 100)])
+    try:
+        pid = server.proc.pid
+        time.sleep(0.2)
+        before = status(pid, "VmRSS")
+        socks = open_idle(server.port, IDLE)
+        assert wait_for(lambda: connected_clients(server) == IDLE + 1)
+        per_connection = (status(pid, "VmRSS") - before) / IDLE
+        assert per_connection <= 2300, f"{which}: {per_connection:.0f} bytes per idle connection"
+        grown = status(pid, "VmRSS") - before
+        for s in socks:
+            s.close()
+        assert wait_for(lambda: connected_clients(server) == 1)
+        # Their memory goes back to the system once they are gone (Vermilion: a second
+        # after the last leaves; Redis: jemalloc's decay, in seconds). Vermilion used to
+        # keep all of it; allocator free lists keep about half.
+        assert wait_for(lambda: status(pid, "VmRSS") - before <= grown * 0.75, timeout=20), \
+            f"{which} kept {(status(pid, 'VmRSS') - before) / grown:.0%} of what they took"
     finally:
         server.stop()

@@ -474,12 +474,18 @@ def test_output_buffer_limits_close_the_client(monkeypatch):
     from vermilion.config import Config
     from vermilion.server import Server, _format_obuf_limits, _parse_obuf_limits
 
-    server = Server(Config())
-    client = Client(server)
     used = {"bytes": 0}
     aborted = []
-    client.output_buffer_size = lambda: used["bytes"]
-    client.abort = lambda: aborted.append(True)
+
+    class Probe(Client):  # a Client has __slots__: override the methods in a subclass
+        def output_buffer_size(self):
+            return used["bytes"]
+
+        def abort(self):
+            aborted.append(True)
+
+    server = Server(Config())
+    client = Probe(server)
     server.obuf_limits["normal"] = (10_000, 1_000, 1)
     used["bytes"] = 5_000
     server.check_output_limits(client)

@@ -8,10 +8,14 @@ AOF) is held to client-output-buffer-limit as it grows, as Redis checks it in
 _addReplyProtoToList(). A client whose class has no hard limit (normal clients, by
 default) gets flow control instead: once it stops reading its replies, it stops being
 read from and the rest of its batch waits, so it cannot grow our memory either.
+
+A server may hold tens of thousands of idle connections: a Client declares its fields
+in __slots__ (no per-instance dict) and allocates nothing it may never use.
 """
 
 import asyncio
 import socket
+import sys
 import time
 
 from .commands.dispatch import process_command
@@ -31,6 +35,10 @@ _one_piece_encoder = {t: _ENCODERS[t] for t in (
     bytes, str, int, bool, float, type(None), Raw, Verbatim, BulkStrings, type(NULL_ARRAY),
     CommandError)}.get
 
+# The query buffer of every connection that has sent nothing yet (much of an idle
+# connection pool): empty and never fed, only read (buffered() for CLIENT LIST, INFO).
+_NO_INPUT = RequestParser()
+
 # uvloop's default write high-water mark: past it the transport calls pause_writing().
 HIGH_WATER = 64 * 1024
 # Bytes of replies gathered before a mid-batch write (see _run): one high-water mark's
@@ -39,11 +47,28 @@ FLUSH_BYTES = HIGH_WATER
 
 
 class Client(asyncio.Protocol):
+    # Every attribute any module sets on a client. Those after "# --" are set by other
+    # modules on first use and read with getattr(client, name, default) until then, so
+    # they are left unset here.
+    __slots__ = (
+        "server", "unix", "id", "parser", "resp", "db", "name", "authenticated",
+        "transport", "addr", "laddr", "fd", "created", "last_interaction", "cmd",
+        "reply_off", "reply_skip", "reply_skip_next", "_flags", "closing",
+        "close_after_reply", "deferred", "deferred_bytes", "paused_writing",
+        "paused_reading", "no_evict", "lib_name", "lib_ver", "postponed", "blocked",
+        "obuf_soft_since",
+        # --
+        "multi_queue", "multi_aborted", "dirty_cas", "watched", "in_exec",
+        "deny_blocking",  # commands/transactions.py
+        "push_buffer",  # commands/dispatch.py
+        "channels", "patterns", "shard_channels",  # commands/pubsub.py
+    )
+
     def __init__(self, server, unix: bool = False):
         self.server = server
         self.unix = unix
         self.id = server.next_client_id()
-        self.parser = RequestParser(server.parser_limits)
+        self.parser = _NO_INPUT  # its own one comes with its first bytes (data_received)
         self.resp = 2
         self.db = server.dbs[0]
         self.name = b""
@@ -58,7 +83,7 @@ class Client(asyncio.Protocol):
         self.reply_off = False  # CLIENT REPLY OFF
         self.reply_skip = False  # CLIENT REPLY SKIP: this command's reply is dropped
         self.reply_skip_next = False
-        self.flags = set()  # Redis's client flag letters, for CLIENT LIST
+        self._flags = None  # see flags
         self.closing = False
         self.close_after_reply = False
         self.deferred = 0  # replies waiting for the server's next AOF flush
@@ -73,6 +98,19 @@ class Client(asyncio.Protocol):
         self.postponed: list | None = None
         self.blocked = None  # the Waiter while blocked on keys (keyspace/blocking.py)
         self.obuf_soft_since = 0.0  # when the output buffer first passed the soft limit
+
+    @property
+    def flags(self) -> set:
+        """Redis's client flag letters (CLIENT LIST): "P" pub/sub, "x" MULTI, "b"
+        blocked, "O" monitor... Most clients never get one: the set is made on first use."""
+        flags = self._flags
+        if flags is None:
+            flags = self._flags = set()
+        return flags
+
+    @flags.setter
+    def flags(self, value: set) -> None:
+        self._flags = value
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -91,7 +129,8 @@ class Client(asyncio.Protocol):
             self.addr = self.laddr = self.server.config["unixsocket"] + ":0"
         else:
             self.addr = _format_addr(transport.get_extra_info("peername"))
-            self.laddr = _format_addr(transport.get_extra_info("sockname"))
+            # Every client of a listener has the same local address: share one string.
+            self.laddr = sys.intern(_format_addr(transport.get_extra_info("sockname")))
         refusal = self.server.admit(self)
         if refusal is not None:
             transport.write(b"-%s\r\n" % refusal.encode())
@@ -127,6 +166,8 @@ class Client(asyncio.Protocol):
         stats.total_net_input_bytes += len(data)
         stats.total_reads_processed += 1
         parser = self.parser
+        if parser is _NO_INPUT:
+            parser = self.parser = RequestParser(self.server.parser_limits)
         if not parser.feed(data) or self.postponed is not None:
             # Incomplete, or paused by CLIENT PAUSE: the bytes wait in the query buffer.
             self._check_query_limit()

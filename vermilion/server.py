@@ -141,6 +141,8 @@ class Server:
         load_all()
         self.dbs = [Database(i, self) for i in range(config["databases"])]
         self.clients: dict[int, Client] = {}
+        self.clients_peak = 0  # most clients at once since memory was last given back
+        self._memory_release = None  # the timer of _release_memory
         self._client_ids = 0
         self.stats = Stats()
         self.dirty = 0  # changes since the last save (rdb_changes_since_last_save)
@@ -249,6 +251,8 @@ class Server:
 
     def add_client(self, client: Client) -> None:
         self.clients[client.id] = client
+        if len(self.clients) > self.clients_peak:
+            self.clients_peak = len(self.clients)
         self.stats.total_connections_received += 1
         sock = client.transport.get_extra_info("socket")
         keepalive = self.config["tcp-keepalive"]
@@ -264,6 +268,18 @@ class Server:
                 self.postponed.remove(client)
         for hook in self.client_close_hooks:
             hook(client)
+        if self.clients_peak - len(self.clients) >= RELEASE_AFTER_CLIENTS and self.loop:
+            # Many connections left: their memory sits in malloc's free lists, which
+            # glibc does not give back by itself (jemalloc's decay does it for Redis).
+            # Given back a second after the last of a wave of disconnections.
+            self.clients_peak = len(self.clients)
+            if self._memory_release is not None:
+                self._memory_release.cancel()
+            self._memory_release = self.loop.call_later(1.0, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._memory_release = None
+        _malloc_trim()
 
     # -- client-output-buffer-limit ----------------------------------------------------
 
@@ -797,6 +813,19 @@ _ENDS_MONITOR = {"reset"}
 
 # redactClientCommandArgument() callers: what MONITOR must not show.
 _REDACT = {"auth": _redact_auth, "hello": _redact_hello, "migrate": _redact_migrate}
+
+
+RELEASE_AFTER_CLIENTS = 1000  # connections gone before free memory is given back
+
+
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0): give free heap pages back to the system."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _set_keepalive(sock, interval: int) -> None:
