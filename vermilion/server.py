@@ -268,14 +268,20 @@ class Server:
                 self.postponed.remove(client)
         for hook in self.client_close_hooks:
             hook(client)
-        if self.clients_peak - len(self.clients) >= RELEASE_AFTER_CLIENTS and self.loop:
+        if self.clients_peak - len(self.clients) >= RELEASE_AFTER_CLIENTS:
             # Many connections left: their memory sits in malloc's free lists, which
             # glibc does not give back by itself (jemalloc's decay does it for Redis).
-            # Given back a second after the last of a wave of disconnections.
             self.clients_peak = len(self.clients)
-            if self._memory_release is not None:
-                self._memory_release.cancel()
-            self._memory_release = self.loop.call_later(1.0, self._release_memory)
+            self.schedule_memory_release()
+
+    def schedule_memory_release(self) -> None:
+        """Give free heap memory back to the system a second from now (after the last
+        of a wave of disconnections, once their buffers are freed)."""
+        if self.loop is None:
+            return
+        if self._memory_release is not None:
+            self._memory_release.cancel()
+        self._memory_release = self.loop.call_later(1.0, self._release_memory)
 
     def _release_memory(self) -> None:
         self._memory_release = None
@@ -313,6 +319,7 @@ class Server:
             # freeClientAsync(): nothing more is sent to it or run for it (closing), and
             # the transport drops its buffer now; connection_lost follows.
             client.abort()
+            self.schedule_memory_release()  # that buffer was up to the hard limit
 
     def hard_output_limit(self, client: Client) -> int:
         """The hard client-output-buffer-limit of the client's class (0: none)."""
