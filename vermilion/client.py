@@ -25,6 +25,7 @@ from .protocol.encode import (_ENCODERS, NO_REPLY, NULL_ARRAY, BulkStrings, Raw,
                               _encode)
 from .protocol.errors import CommandError
 from .protocol.parser import RequestParser
+from .session import Session
 
 
 
@@ -46,71 +47,26 @@ HIGH_WATER = 64 * 1024
 FLUSH_BYTES = HIGH_WATER
 
 
-class Client(asyncio.Protocol):
-    # Every attribute any module sets on a client. Those after "# --" are set by other
-    # modules on first use and read with getattr(client, name, default) until then, so
-    # they are left unset here.
-    __slots__ = (
-        "server", "unix", "id", "parser", "resp", "db", "name", "authenticated",
-        "transport", "addr", "laddr", "fd", "created", "last_interaction", "cmd",
-        "reply_off", "reply_skip", "reply_skip_next", "_flags", "closing",
-        "close_after_reply", "deferred", "deferred_bytes", "paused_writing",
-        "paused_reading", "no_evict", "lib_name", "lib_ver", "postponed", "blocked",
-        "obuf_soft_since",
-        # --
-        "multi_queue", "multi_aborted", "dirty_cas", "watched", "in_exec",
-        "deny_blocking",  # commands/transactions.py
-        "push_buffer",  # commands/dispatch.py
-        "channels", "patterns", "shard_channels",  # commands/pubsub.py
-    )
+class Client(Session, asyncio.Protocol):
+    # The connection's own state; the per-client state is the Session's (session.py).
+    __slots__ = ("parser", "transport", "fd", "deferred", "deferred_bytes",
+                 "paused_writing", "paused_reading", "postponed", "obuf_soft_since")
 
     def __init__(self, server, unix: bool = False):
-        self.server = server
+        Session.__init__(self, server, server.next_client_id())
+        self.connection = self
         self.unix = unix
-        self.id = server.next_client_id()
         self.parser = _NO_INPUT  # its own one comes with its first bytes (data_received)
-        self.resp = 2
-        self.db = server.dbs[0]
-        self.name = b""
-        self.authenticated = not server.auth_required()
         self.transport = None
-        self.addr = "?"
-        self.laddr = "?"
         self.fd = -1
-        self.created = time.time()
-        self.last_interaction = self.created
-        self.cmd = None
-        self.reply_off = False  # CLIENT REPLY OFF
-        self.reply_skip = False  # CLIENT REPLY SKIP: this command's reply is dropped
-        self.reply_skip_next = False
-        self._flags = None  # see flags
-        self.closing = False
-        self.close_after_reply = False
         self.deferred = 0  # replies waiting for the server's next AOF flush
         self.deferred_bytes = 0  # ... and their size (server.defer_reply/before_sleep)
         self.paused_writing = False
         self.paused_reading = False
-        self.no_evict = False
-        self.lib_name = b""
-        self.lib_ver = b""
         # Commands held back: by CLIENT PAUSE, by a full output buffer, or behind a
         # blocking command (BLPOP...) until it is served; the query buffer then waits.
         self.postponed: list | None = None
-        self.blocked = None  # the Waiter while blocked on keys (keyspace/blocking.py)
         self.obuf_soft_since = 0.0  # when the output buffer first passed the soft limit
-
-    @property
-    def flags(self) -> set:
-        """Redis's client flag letters (CLIENT LIST): "P" pub/sub, "x" MULTI, "b"
-        blocked, "O" monitor... Most clients never get one: the set is made on first use."""
-        flags = self._flags
-        if flags is None:
-            flags = self._flags = set()
-        return flags
-
-    @flags.setter
-    def flags(self, value: set) -> None:
-        self._flags = value
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -377,9 +333,6 @@ class Client(asyncio.Protocol):
                 self.transport.resume_reading()
             except Exception:
                 pass
-
-    def select(self, index: int) -> None:
-        self.db = self.server.dbs[index]
 
 
 def _format_addr(name) -> str:

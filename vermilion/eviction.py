@@ -209,7 +209,7 @@ def ev_check(client, spec, argv) -> None:
             else:
                 _note_keys(ev, client.db, ranges, argv)
     if ev.maxmemory and (spec.denyoom or ev.over or spec.fullname in _CHECKED
-                         or getattr(client, "multi_queue", None) is not None):
+                         or client.multi is not None):
         # performEvictions() before the commands whose outcome depends on it (denyoom,
         # EXEC, anything queued in MULTI, a script's start), and before every command
         # while memory is known to be over the limit (after CONFIG SET maxmemory, or
@@ -252,11 +252,10 @@ _MULTI_ALLOWED = frozenset(("exec", "discard", "quit", "reset"))
 def _reject_on_oom(client, spec) -> bool:
     if spec.denyoom:
         return True
-    queue = getattr(client, "multi_queue", None)
-    if queue is None:
+    if client.multi is None:
         return False
     if spec.fullname == "exec":
-        return any(queued.denyoom for queued, _ in queue)
+        return any(queued.denyoom for queued, _ in client.multi.queue)
     return spec.fullname not in _MULTI_ALLOWED
 
 

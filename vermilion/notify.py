@@ -4,17 +4,13 @@ Command handlers call ``notify(client, event, key)`` once per event, at the poin
 Redis's t_*.c calls notifyKeyspaceEvent(), e.g. ``notify(client, "lpush", key)``. The
 event's class (the notify-keyspace-events letter) comes from EVENT_CLASS, so call sites
 stay one line. Events in another db than the client's (MOVE's move_to, COPY ... DB)
-use ``notify_event(server, db, event, key)``.
+use ``notify_event(server, db, event, key)``; the eviction code passes flag="e".
 
-Other helpers' entry points:
-  notify_event(server, db, "evicted", key, flag="e")   the eviction code, per evicted key
-  expired keys are published from server.expire_hooks (installed with pub/sub)
-  streams, blocked-client wake-ups: call notify() with the t_stream.c / t_list.c events
-  (EVENT_CLASS already lists the stream events)
-
-Before the first subscription anywhere, notify() is one global test (nobody can hear
-an event); after it, one dict lookup of the config value while the config is empty.
-'n' (new key) and 'm' (keymiss) events need the dispatcher's help: see begin_command().
+The state is the server's Notifier (server.notifier): the enabled classes, parsed
+once per CONFIG SET, so a server without notifications pays one truth test per event.
+'n' (new key) and 'm' (keymiss) events need the dispatcher's help: while either is on,
+the notifier sits in the server's gate, which sends every command through the slow
+path, where begin_command() runs first.
 """
 
 from .config import notify_flags
@@ -48,161 +44,124 @@ EVENT_CLASS = {
     "expired": "x", "evicted": "e", "new": "n", "keymiss": "m",
 }
 
-_FLAGS_CACHE: dict = {}
-# Nobody can hear an event before the first subscription: until then notify() is one
-# global test (pubsub.state() switches this on).
-ACTIVE = False
 
-
-def _flags(value: str) -> frozenset:
-    flags = _FLAGS_CACHE.get(value)
-    if flags is None:
-        if len(_FLAGS_CACHE) > 64:
-            _FLAGS_CACHE.clear()
-        flags = _FLAGS_CACHE[value] = notify_flags(value)
-    return flags
-
-
-def notify(client, event: str, key: bytes) -> None:
-    """notifyKeyspaceEvent() for key in the client's selected db."""
-    if not ACTIVE:
-        return
-    server = client.server
-    value = server.config.values.get("notify-keyspace-events")
-    if value:
-        if _pending_new:
-            _flush_new(server, value)
-        elif "n" in value and not _tracking[0]:
-            refresh(server)
-        _publish(server, value, client.db.id, event, key, EVENT_CLASS[event])
-
-
-# -- 'n': new keys ----------------------------------------------------------------------
-# Redis publishes "new" from dbAdd(), before the creating command's own events. Handlers
-# have no such hook, so while the 'n' class is on (rare: it is not part of 'A') every
-# command goes through the dispatcher's slow path, which first notes which of its
-# arguments name missing keys (begin_command); the next event of the command publishes
-# "new" for each of those keys that exists by then, ahead of the event itself.
-
-_pending_new: list = []  # [db, [keys missing when the command began]]
-_tracking = [False]
-_SENTINEL = object()  # in dispatch.GATED: keeps every command off the fast path
-
-
-def begin_command(client, argv, spec=None) -> None:
-    db = client.db
-    value = client.server.config.values.get("notify-keyspace-events") or ""
-    if "m" in value and spec is not None:
-        _publish_keymisses(client, db, value, spec, argv)
-    if "n" not in value:
-        return
-    data = db.data
-    missing = [k for k in argv[1:33] if k not in data or db.is_expired(k)]
-    _pending_new[:] = [db, missing] if missing else []
-
-
+# The STORE variants name their event after the command (GEORADIUS ... STORE aside).
+_STORE_EVENTS = {"georadius": "georadiusstore", "georadiusbymember": "georadiusstore"}
 # Read commands whose lookups never notify (LOOKUP_NONOTIFY in Redis).
 _NO_KEYMISS = frozenset({"object"})
 
 
-def _publish_keymisses(client, db, value, spec, argv) -> None:
-    """'m': lookupKeyRead() publishes "keymiss" for each key a read command finds
-    missing (after expiring it, so "expired" comes first)."""
-    if "readonly" not in spec.flags or spec.name in _NO_KEYMISS or spec.container is not None:
-        return
-    for i in spec.key_positions(len(argv)):
-        if db.lookup(argv[i]) is None:
-            _publish(client.server, value, db.id, "keymiss", argv[i], "m")
+class Notifier:
+    __slots__ = ("server", "classes", "tracking", "pending_db", "pending_new")
+
+    def __init__(self, server):
+        self.server = server
+        self.classes: frozenset = frozenset()  # the enabled class letters (+K/E)
+        self.tracking = False  # 'n' or 'm' on: begin_command() runs before each command
+        # 'n': the keys a command named that were missing when it began, in pending_db.
+        self.pending_db = None
+        self.pending_new: list = []
+
+    def configure(self, value: str) -> None:
+        """notify-keyspace-events changed (at start-up and after CONFIG SET)."""
+        self.classes = notify_flags(value) if value else frozenset()
+        self.tracking = "n" in self.classes or "m" in self.classes
+        gate = self.server.gated
+        if self.tracking:
+            gate.add(self)  # not a client: it keeps every command off the fast path
+        else:
+            gate.discard(self)
+            self.pending_new = []
+
+    def expired(self, db, key: bytes) -> None:
+        if self.classes:
+            self.fire(db.id, "expired", key, "x")
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def fire(self, db_id: int, event: str, key: bytes, cls: str) -> None:
+        """notifyKeyspaceEvent(): publish on __keyspace@db__:key and/or
+        __keyevent@db__:event, if the event's class is enabled."""
+        classes = self.classes
+        if cls not in classes:
+            return
+        name = event.encode()
+        pubsub = self.server.pubsub
+        if "K" in classes:
+            pubsub.publish(b"__keyspace@%d__:%s" % (db_id, key), name)
+        if "E" in classes:
+            pubsub.publish(b"__keyevent@%d__:%s" % (db_id, name), key)
+
+    def command_event(self, db_id: int, event: str, key: bytes, cls: str) -> None:
+        # A command's own event: the "new" events of keys it created go out first.
+        if self.pending_new:
+            self._flush_new()
+        self.fire(db_id, event, key, cls)
+
+    # -- 'n' and 'm': before each command -----------------------------------------------
+    # Redis publishes "new" from dbAdd(), before the creating command's own events.
+    # Handlers have no such hook, so while the 'n' class is on (rare: it is not part of
+    # 'A') begin_command() first notes which arguments name missing keys; the next event
+    # of the command publishes "new" for each of those keys that exists by then.
+
+    def begin_command(self, client, argv, spec=None) -> None:
+        db = client.db
+        if "m" in self.classes and spec is not None:
+            self._publish_keymisses(db, spec, argv)
+        if "n" not in self.classes:
+            return
+        data = db.data
+        self.pending_db = db
+        self.pending_new = [k for k in argv[1:33] if k not in data or db.is_expired(k)]
+
+    def _publish_keymisses(self, db, spec, argv) -> None:
+        """'m': lookupKeyRead() publishes "keymiss" for each key a read command finds
+        missing (after expiring it, so "expired" comes first)."""
+        if "readonly" not in spec.flags or spec.name in _NO_KEYMISS or spec.container is not None:
+            return
+        for i in spec.key_positions(len(argv)):
+            if db.lookup(argv[i]) is None:
+                self.fire(db.id, "keymiss", argv[i], "m")
+
+    def _flush_new(self) -> None:
+        db = self.pending_db
+        created = [k for k in self.pending_new if k in db.data]
+        if not created:
+            return
+        self.pending_new = [k for k in self.pending_new if k not in db.data]
+        for key in dict.fromkeys(created):
+            self.fire(db.id, "new", key, "n")
+
+
+def notify(client, event: str, key: bytes) -> None:
+    """notifyKeyspaceEvent() for key in the client's selected db."""
+    notifier = client.server.notifier
+    if notifier.classes:
+        notifier.command_event(client.db.id, event, key, EVENT_CLASS[event])
+
+
+def notify_event(server, db, event: str, key: bytes, flag: str | None = None) -> None:
+    """notifyKeyspaceEvent() for key in db (a Database or a db index); flag marks an
+    event that is not a command's own (evicted)."""
+    notifier = server.notifier
+    if notifier.classes:
+        db_id = db if isinstance(db, int) else db.id
+        if flag is None:
+            notifier.command_event(db_id, event, key, EVENT_CLASS[event])
+        else:
+            notifier.fire(db_id, event, key, flag)
 
 
 def notify_new_key(server, db, key: bytes) -> None:
     """'n' for a key that a command creates in another database than its client's
     (MOVE, COPY ... DB): begin_command() only watches the client's own."""
-    value = server.config.values.get("notify-keyspace-events")
-    if ACTIVE and value and "n" in value:
-        _publish(server, value, db.id, "new", key, "n")
-
-
-def _flush_new(server, value: str) -> None:
-    db, missing = _pending_new
-    created = [k for k in missing if k in db.data]
-    if not created:
-        return
-    rest = [k for k in missing if k not in db.data]
-    _pending_new[:] = [db, rest] if rest else []
-    for key in dict.fromkeys(created):
-        _publish(server, value, db.id, "new", key, "n")
-
-
-def refresh(server) -> None:
-    """Turn new-key tracking on or off after notify-keyspace-events changed."""
-    from .commands import dispatch
-
-    value = server.config.values.get("notify-keyspace-events") or ""
-    on = ACTIVE and ("n" in value or "m" in value)
-    _tracking[0] = on
-    dispatch.track_new_keys(on, _SENTINEL)
-    if not on:
-        _pending_new.clear()
-
-
-# The STORE variants name their event after the command (GEORADIUS ... STORE aside).
-_STORE_EVENTS = {"georadius": "georadiusstore", "georadiusbymember": "georadiusstore"}
+    notifier = server.notifier
+    if "n" in notifier.classes:
+        notifier.fire(db.id, "new", key, "n")
 
 
 def notify_store(client, key: bytes) -> None:
     """The event of a STORE result written to key: zunionstore, zrangestore..."""
-    if ACTIVE and client.cmd is not None:
+    if client.server.notifier.classes and client.cmd is not None:
         name = client.cmd.name
         notify(client, _STORE_EVENTS.get(name, name), key)
-
-
-def notify_event(server, db, event: str, key: bytes, flag: str | None = None) -> None:
-    """notifyKeyspaceEvent() for key in db (a Database or a db index)."""
-    if not ACTIVE:
-        return
-    value = server.config.values.get("notify-keyspace-events")
-    if value:
-        if _pending_new and flag is None:  # a command's event, not expired/evicted
-            _flush_new(server, value)
-        db_id = db if isinstance(db, int) else db.id
-        _publish(server, value, db_id, event, key, flag or EVENT_CLASS[event])
-
-
-def _publish(server, value: str, db_id: int, event: str, key: bytes, cls: str) -> None:
-    flags = _flags(value)
-    if cls not in flags:
-        return
-    from .commands.pubsub import publish
-
-    name = event.encode()
-    if "K" in flags:
-        publish(server, b"__keyspace@%d__:%s" % (db_id, key), name)
-    if "E" in flags:
-        publish(server, b"__keyevent@%d__:%s" % (db_id, name), key)
-
-
-def install(server) -> None:
-    """Publish 'expired' for keys removed by lazy or active expiry."""
-    if getattr(server, "_notify_installed", False):
-        return
-    server._notify_installed = True
-    global ACTIVE
-    ACTIVE = True
-    server.expire_hooks.append(lambda db, key: notify_event(server, db, "expired", key, "x"))
-    # CONFIG SET of notify-keyspace-events may turn the 'n' class on or off.
-    from .commands.registry import COMMANDS
-
-    config = COMMANDS.get(b"config")
-    spec = config.subcommands.get(b"set") if config is not None else None
-    if spec is not None and spec.handler is not None:
-        handler = spec.handler
-
-        def config_set(client, argv):
-            try:
-                return handler(client, argv)
-            finally:
-                refresh(client.server)
-
-        spec.handler = config_set
-    refresh(server)

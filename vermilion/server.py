@@ -25,6 +25,10 @@ from .log import logger
 from .protocol.errors import LOADING, CommandError
 from .commands.registry import lookup
 from .memory import rss_bytes
+from .commands.transactions import discard_transaction
+from .keyspace.watch import touch_swapped_dbs, touch_watched_key
+from .notify import Notifier
+from .pubsub import PubSub
 from .protocol.parser import ParserLimits
 from .slowlog import LatencyMonitor, SlowLog
 
@@ -166,7 +170,11 @@ class Server:
         self.resetstat_hooks: list = [self._reset_own_stats]
         self._pause_timer = None
         self.monitors: set[Client] = set()
-        self.key_watchers: dict = {}  # WATCH (transactions issue)
+        self.key_watchers: dict = {}  # WATCH: (db_id, key) → {session: None} (keyspace/watch.py)
+        # Sessions (and the notifier) that need the dispatcher's slow path (dispatch.py).
+        self.gated: set = set()
+        self.pubsub = PubSub()
+        self.notifier = Notifier(self)
         self.command_checks: list = []  # (client, spec, argv) → raise CommandError
         self.cron_jobs: list = []  # callables run hz times a second
         self.shutdown_hooks: list = []  # callables run before exit (save, AOF flush)
@@ -174,9 +182,9 @@ class Server:
         self.output_limit_hooks: list = []  # (client) when its output buffer backs up
         self.expire_hooks: list = []  # (db, key) when a key expires
         self.swapdb_hooks: list = []  # (first, second) after SWAPDB
+        self.reset_hooks: list = []  # (client) on RESET
         # Clients blocked on keys (BLPOP...); keeps blocked_clients for INFO.
         self.blocking = BlockingState(self)
-        self.signal_modified = self._touch_watchers
         self.shutdown_flags: frozenset = frozenset()
         self.pause_until = 0.0
         self.pause_writes_only = False
@@ -199,7 +207,13 @@ class Server:
         self.disk_errors = DiskErrors(self)
         snapshot.install(self)
         aof.install(self)
-        self.expire_hooks.append(self._propagate_expired)
+        self.expire_hooks += [self._propagate_expired,
+                              lambda db, key: touch_watched_key(self, db, key),
+                              self.notifier.expired]
+        self.swapdb_hooks.append(lambda first, second: touch_swapped_dbs(self, first, second))
+        # A closing or RESET client leaves its transaction and its subscriptions.
+        for hooks in (self.client_close_hooks, self.reset_hooks):
+            hooks += [discard_transaction, self.pubsub.unsubscribe_everything]
         from . import eviction
 
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
@@ -222,6 +236,7 @@ class Server:
         self._slowlog_threshold = min(slow if slow >= 0 else latency_ms * 1000,
                                       latency_ms * 1000) if latency_ms else slow
         self.parser_limits.proto_max_bulk_len = self.config["proto-max-bulk-len"]
+        self.notifier.configure(self.config["notify-keyspace-events"])
         self.obuf_limits = output_buffer_limits(self.config)
         self.obuf_check_from = _obuf_check_from(self.obuf_limits)
         if self.slowlog.entries.maxlen != self.config["slowlog-max-len"]:
@@ -470,31 +485,13 @@ class Server:
         for hook in self.expire_hooks:
             hook(db, key)
 
-    def _touch_watchers(self, db, key: bytes) -> None:
-        watchers = self.key_watchers.get((db.id, key))
-        if watchers:
-            for client in watchers:
-                client.dirty_cas = True
-
-    # db.touched() calls signal_modified(db, key) while key_watchers is non-empty, which
-    # the blocking machinery ensures while clients are blocked (blocking.WATCH_MARK).
-    # WATCH (transactions.py) installs its handler by assigning the attribute; blocked
-    # clients are signalled whatever that handler is (signalKeyAsReady beside
-    # touchWatchedKey).
-    @property
-    def signal_modified(self):
-        return self._signal_modified
-
-    @signal_modified.setter
-    def signal_modified(self, watch_handler) -> None:
-        blocking = self.blocking
-
-        def signal_modified(db, key: bytes) -> None:
-            watch_handler(db, key)
-            if blocking.waiters:
-                blocking.signal(db, key)
-
-        self._signal_modified = signal_modified
+    def signal_modified(self, db, key: bytes) -> None:
+        """signalModifiedKey(): WATCHers of the key, then clients blocked on it. Called
+        by Database.touched() while key_watchers is non-empty, which the blocking
+        machinery ensures while clients are blocked (blocking.WATCH_MARK)."""
+        touch_watched_key(self, db, key)
+        if self.blocking.waiters:
+            self.blocking.signal(db, key)
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -718,7 +715,7 @@ class Server:
         self.loading = False
 
     def _refuse_while_loading(self, client, spec, argv) -> None:
-        if self.loading and not spec.allow_loading and not getattr(client, "loading_client", False):
+        if self.loading and not spec.allow_loading and not client.loading:
             raise CommandError(LOADING)
 
     def flush_appends(self) -> None:

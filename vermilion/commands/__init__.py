@@ -32,6 +32,8 @@ FAMILIES = (
     "sort",
     "blocking",
     "memory_cmds",
+    "transactions",
+    "pubsub",
 )
 
 

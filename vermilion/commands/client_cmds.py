@@ -109,14 +109,9 @@ def _parse_client_type(raw: bytes) -> str:
     return kind
 
 
-def _count_attr(client, name: str) -> int:
-    value = getattr(client, name, None)
-    return len(value) if value else 0
-
-
 def client_flags(client) -> str:
     letters = set(client.flags)
-    if getattr(client, "dirty_cas", False):
+    if client.dirty_cas:
         letters.add("d")
     if client.close_after_reply:
         letters.add("c")
@@ -137,7 +132,8 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
     """One CLIENT LIST line, fields in Redis 7.0's order. argv: the command the client
     is running, which Redis still counts in its query buffer (qbuf) and argv-mem."""
     now = time.time() if now is None else now
-    multi = getattr(client, "multi_queue", None)
+    multi = client.multi.queue if client.multi is not None else None
+    subscriptions = client.subscriptions
     qbuf = client.parser.buffered()
     argv_mem = 0
     if argv is not None:
@@ -150,8 +146,8 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
         f"id={client.id} addr={client.addr} laddr={client.laddr} fd={client.fd} "
         f"name={client.name.decode('utf-8', 'replace')} age={int(now - client.created)} "
         f"idle={int(now - client.last_interaction)} flags={client_flags(client)} "
-        f"db={client.db.id} sub={_count_attr(client, 'channels')} "
-        f"psub={_count_attr(client, 'patterns')} ssub={_count_attr(client, 'shard_channels')} "
+        f"db={client.db.id} sub={len(subscriptions.channels)} "
+        f"psub={len(subscriptions.patterns)} ssub={len(subscriptions.shard_channels)} "
         f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
         f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
         f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user=default redir=-1 "

@@ -4,9 +4,11 @@ lookup (unknown command / subcommand, arity) → auth → the server's registere
 (OOM, loading, readonly...) → MULTI queueing / the RESP2 pub/sub restriction → handler →
 statistics, slowlog and the MONITOR feed. Handlers never repeat these checks.
 
-Clients in MULTI or with pub/sub subscriptions are "gated" (GATED): while no client is,
-the fast path costs one truth test for them; a gated client's commands take the slow
-path, where they are queued (MULTI) or refused (RESP2 subscribed mode).
+Sessions in MULTI or with pub/sub subscriptions are "gated" (server.gated, kept by
+Session.refresh_gate()): while none is, the fast path costs one truth test for them; a
+gated session's commands take the slow path, where they are queued (MULTI) or refused
+(RESP2 subscribed mode). The keyspace notifier joins the gate while the 'n'/'m' classes
+need to see every command before it runs.
 """
 
 import time
@@ -26,10 +28,6 @@ _get_spec = COMMANDS.get
 _SPELLINGS: dict = {}
 _by_spelling = _SPELLINGS.get
 
-# Clients in MULTI (client.multi_queue is a list) or holding subscriptions ("P" flag).
-# transactions.py and pubsub.py keep it current through refresh_gate().
-GATED: set = set()
-
 # processCommand(): inside MULTI these run at once, everything else is queued.
 _RUN_IN_MULTI = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 # The only commands a RESP2 client with subscriptions may send.
@@ -38,30 +36,6 @@ _PUBSUB_CONTEXT = frozenset({"ping", "subscribe", "ssubscribe", "unsubscribe", "
 PUBSUB_CONTEXT_ERROR = ("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                         "PING / QUIT / RESET are allowed in this context")
 NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
-
-
-# notify.py's new-key tracking ('n' events): note the missing keys before each command.
-_TRACK_NEW = False
-_begin_command = None
-
-
-def track_new_keys(on: bool, sentinel) -> None:
-    global _TRACK_NEW, _begin_command
-    from ..notify import begin_command
-
-    _begin_command = begin_command
-    _TRACK_NEW = on
-    if on:
-        GATED.add(sentinel)  # every command takes the slow path, which notes the keys
-    else:
-        GATED.discard(sentinel)
-
-
-def refresh_gate(client) -> None:
-    if getattr(client, "multi_queue", None) is not None or "P" in client.flags:
-        GATED.add(client)
-    else:
-        GATED.discard(client)
 
 
 def process_command(client, argv: list[bytes]):
@@ -75,19 +49,19 @@ def process_command(client, argv: list[bytes]):
             _SPELLINGS[name] = spec
     # Fast path: a plain command with the right arity by an authenticated client.
     if spec is None or spec.subcommands or not client.authenticated or server.command_checks \
-            or GATED or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
-        gated = client in GATED
+            or server.gated or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
+        gated = client in server.gated
         try:
             spec = _central_checks(client, server, spec, argv, gated)
         except CommandError as exc:
             server.count_error(exc)
-            if gated and getattr(client, "multi_queue", None) is not None:
-                client.multi_aborted = True  # flagTransaction(): EXEC will answer EXECABORT
+            if gated and client.multi is not None:
+                client.multi.aborted = True  # flagTransaction(): EXEC will answer EXECABORT
             return exc
         if gated:
             return _gated_call(client, spec, argv)
-        if _TRACK_NEW:
-            _begin_command(client, argv, spec)
+        if server.notifier.tracking:
+            server.notifier.begin_command(client, argv, spec)
     if server.monitors and "skip_monitor" not in spec.flags:
         server.feed_monitors(client, argv)
     client.cmd = spec
@@ -117,8 +91,8 @@ def call(client, spec, argv: list[bytes]):
     """call(): run an already checked command (EXEC runs its queue through this).
     The body of process_command's fast path, kept apart so that path stays inline."""
     server = client.server
-    if _TRACK_NEW:
-        _begin_command(client, argv, spec)
+    if server.notifier.tracking:
+        server.notifier.begin_command(client, argv, spec)
     if server.monitors and "skip_monitor" not in spec.flags \
             and not getattr(spec, "monitor_after", False):
         server.feed_monitors(client, argv)
@@ -146,10 +120,11 @@ def call(client, spec, argv: list[bytes]):
 
 
 def _gated_call(client, spec, argv):
-    if getattr(client, "multi_queue", None) is not None and spec.name not in _RUN_IN_MULTI:
+    multi = client.multi
+    if multi is not None and spec.name not in _RUN_IN_MULTI:
         # queueMultiCommand(): nothing runs (nor reaches MONITOR) before EXEC.
-        if not getattr(client, "multi_aborted", False):
-            client.multi_queue.append((spec, argv))
+        if not multi.aborted:
+            multi.queue.append((spec, argv))
         return QUEUED
     # Messages this client publishes to itself go out before this command's reply, not
     # ahead of the earlier replies of its pipeline still waiting in the read batch.
@@ -194,13 +169,10 @@ def _central_checks(client, server, spec, argv, gated=False):
 
 
 def _gated_checks(client, spec) -> None:
-    if getattr(client, "multi_queue", None) is not None and "no_multi" in spec.flags:
+    if client.multi is not None and "no_multi" in spec.flags:
         raise CommandError(NO_MULTI_ERROR)
     if client.resp == 2 and "P" in client.flags:
         top = spec.container or spec
         if top.name not in _PUBSUB_CONTEXT:
             raise CommandError(PUBSUB_CONTEXT_ERROR % spec.fullname)
 
-
-# The MULTI/EXEC and pub/sub families register here, beside the machinery they extend.
-from . import transactions, pubsub  # noqa: E402,F401

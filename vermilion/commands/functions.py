@@ -83,7 +83,7 @@ def function_load(client, argv):
     if pos >= len(argv):
         raise CommandError("ERR Function code is missing")
     # No load timeout for a client that must be obeyed (the AOF's, a master's).
-    timeout = not getattr(client, "loading_client", False)
+    timeout = not client.loading
     name = functions_of(client.server).create(argv[pos], replace, timeout=timeout)
     client.server.dirty += 1
     return name

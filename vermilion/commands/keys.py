@@ -6,6 +6,7 @@ from copy import deepcopy as _deepcopy
 from ..keyspace.database import now_ms, type_name
 from ..keyspace.glob import matcher
 from ..keyspace.scan import parse_cursor, parse_options, scan
+from ..keyspace.watch import touch_all_watched_in_db
 from ..propagate import propagate_raw
 from ..protocol import errors
 from ..protocol.encode import OK
@@ -68,19 +69,8 @@ def _flush_flags(argv: list[bytes]) -> None:
         raise CommandError(errors.SYNTAX)
 
 
-def _signal_flushed(server, db) -> None:
-    # touchAllWatchedKeysInDb(): WATCHed keys that existed are now modified.
-    watchers = server.key_watchers
-    if not watchers:
-        return
-    for (db_id, key), clients in list(watchers.items()):
-        if db_id == db.id and key in db.data:
-            for client in clients:
-                client.dirty_cas = True
-
-
 def flush_db(server, db) -> int:
-    _signal_flushed(server, db)
+    touch_all_watched_in_db(server, db.id, db, None)  # signalFlushedDb()
     return db.flush()
 
 

@@ -173,8 +173,7 @@ def _window(opts: _Options, n: int) -> tuple[int, int]:
 
 
 def _in_script(client) -> bool:
-    from ..scripting.engine import ScriptClient  # imported late: scripting imports commands
-    return isinstance(client, ScriptClient)
+    return client.script  # CLIENT_SCRIPT
 
 
 def _native_range(value, start: int, end: int, desc: bool) -> list:

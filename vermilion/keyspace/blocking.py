@@ -65,11 +65,9 @@ def can_block(client) -> bool:
     """False where Redis sets CLIENT_DENY_BLOCKING: inside MULTI/EXEC, for the Lua
     client, for internal clients (AOF loading) — the command then acts as its
     non-blocking form and an empty wait answers as a timeout at once."""
-    return (client.transport is not None and "x" not in client.flags
-            and getattr(client, "multi_queue", None) is None
-            and not getattr(client, "in_exec", False)
-            and not getattr(client, "script", False)
-            and not getattr(client, "deny_blocking", False))
+    return (client.connection is not None and "x" not in client.flags
+            and client.multi is None and not client.in_exec and not client.script
+            and not client.deny_blocking)
 
 
 def timeout_reply(client):
@@ -199,7 +197,7 @@ class BlockingState:
         return True
 
     def client_closed(self, client) -> None:
-        waiter = getattr(client, "blocked", None)
+        waiter = client.blocked
         if waiter is not None:
             self._release(waiter)
 

@@ -29,6 +29,7 @@ from ..config import BY_NAME, ConfigError
 from ..datatypes.packed import PackedValue, unpack
 from ..log import logger
 from ..protocol.parser import RequestParser
+from ..session import Session
 from . import rdb
 
 TYPE_BASE, TYPE_HIST, TYPE_INCR = "b", "h", "i"
@@ -336,7 +337,9 @@ class AppendOnlyFile:
                            f"truncating {leftover} bytes")
             with open(self._path(name), "r+b") as f:
                 f.truncate(len(data) - leftover)
-        client = ReplayClient(self.server)
+        client = Session(self.server, 0, addr="aof")  # the AOF client: no replies
+        client.authenticated = True
+        client.loading = True
         for argv in commands:
             if len(argv) == 1 and argv[0].startswith(b"#"):
                 continue  # an annotation (#TS:...), not a command
@@ -588,30 +591,6 @@ class AppendOnlyFile:
                 os.fsync(self.fd)
             except OSError as exc:
                 logger.warning(f"Fail to fsync the AOF file: {_strerror(exc)}.")
-
-
-class ReplayClient:
-    """The fake client that replays AOF commands (Redis's AOF client: no replies)."""
-
-    def __init__(self, server):
-        self.server = server
-        self.config_values = server.config.values
-        self.db = server.dbs[0]
-        self.resp = 2
-        self.authenticated = True
-        self.id = 0
-        self.name = b""
-        self.flags = set()
-        self.addr = "aof"
-        self.unix = False
-        self.cmd = None
-        self.closing = False
-        self.close_after_reply = False
-        self.reply_off = self.reply_skip = self.reply_skip_next = False
-        self.loading_client = True
-
-    def select(self, index: int) -> None:
-        self.db = self.server.dbs[index]
 
 
 def dataset_as_commands(dbs):

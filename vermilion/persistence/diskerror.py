@@ -59,5 +59,4 @@ class DiskErrors:
 
 def _queues_a_write(client) -> bool:
     # processCommand(): EXEC counts as a write when its transaction holds one.
-    queue = getattr(client, "multi_queue", None) or ()
-    return any(spec.is_write for spec, _argv in queue)
+    return client.multi is not None and any(spec.is_write for spec, _argv in client.multi.queue)

@@ -38,7 +38,7 @@ import hashlib
 import threading
 import time
 
-from ..client import Client
+from ..session import Session
 from ..commands.dispatch import process_command
 from ..commands.registry import COMMANDS
 from ..commands.spec import redis_metadata
@@ -68,24 +68,14 @@ DEFAULT_BUSY_THRESHOLD_MS = 5000
 REPL_AOF, REPL_REPLICA, REPL_ALL = 1, 2, 3
 
 
-class ScriptClient(Client):
-    """Redis's lua client: runs the script's commands. It mirrors the caller's db at
-    the start of each script; SELECT inside a script changes only this client."""
-
-    def __init__(self, server):
-        super().__init__(server)
-        # Not a connection: give its id back so client ids stay as if it didn't exist
-        # (it is created lazily, at the first script).
-        if server._client_ids == self.id:
-            server._client_ids -= 1
-        self.id = 0
-        self.script = True  # Redis's CLIENT_SCRIPT (SORT BY <constant> sorts for scripts)
-        self.authenticated = True
-        self.addr = "lua"
-        self.laddr = "lua"
-
-    def write(self, data: bytes) -> None:  # nothing is ever sent to the lua client
-        pass
+def script_session(server) -> Session:
+    """Redis's lua client: runs the script's commands, without a socket (nothing is
+    ever sent to it). It mirrors the caller's db at the start of each script; SELECT
+    inside a script changes only this session. Id 0: it takes no client id."""
+    session = Session(server, 0, addr="lua")
+    session.script = True  # CLIENT_SCRIPT (SORT BY <constant> sorts for scripts)
+    session.authenticated = True
+    return session
 
 
 class ScriptRun:
@@ -128,7 +118,7 @@ class ScriptEngine:
         self.bodies: dict[bytes, bytes] = {}  # sha → body (SCRIPT EXISTS, the cache)
         self.functions: dict[bytes, object] = {}  # sha → compiled Lua function
         self._state: LuaState | None = None
-        self.client = ScriptClient(server)
+        self.client = script_session(server)
         server.cached_scripts = self.bodies  # INFO's number_of_cached_scripts
         self.current: ScriptRun | None = None
         self.kill_requested = False
@@ -247,7 +237,7 @@ class ScriptEngine:
             return
         sinks, records, caller = captured
         self.server.propagation_sinks = sinks
-        if getattr(caller, "in_exec", False):
+        if caller.in_exec:
             # Inside EXEC the transaction's own MULTI/EXEC block holds these writes.
             for db_id, argv, _ in records:
                 for sink in sinks:
@@ -411,8 +401,8 @@ def _saving_shutdown(spec, argv) -> bool:
 def _can_defer(caller) -> bool:
     # Only a connection's own command can answer later; inside MULTI/EXEC ('x', or
     # in_exec while EXEC runs), or for internal clients, the script runs to its end.
-    return getattr(caller, "transport", None) is not None and "x" not in caller.flags \
-        and not getattr(caller, "in_exec", False) and not isinstance(caller, ScriptClient)
+    return caller.connection is not None and "x" not in caller.flags \
+        and not caller.in_exec and not caller.script
 
 
 def _error_reply(sha: bytes, value) -> CommandError:

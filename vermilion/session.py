@@ -1,0 +1,154 @@
+"""Session: every piece of per-client state, declared (Redis's struct client).
+
+Command handlers receive a Session (their parameter is still called ``client``, as in
+Redis's ``client *c``). A Session needs no socket: a connection owns one
+(``connection.py``), and so do the Lua client, the AOF loader and, next, the
+replication master link — they run commands on the same path as a client.
+
+State that only some clients ever need lives in typed sub-states created on first use
+(``multi`` for MULTI/EXEC, ``subscriptions`` for pub/sub), so an idle client stays
+small; what they hold is declared in their own classes below.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .protocol.encode import _encode
+
+
+class MultiState:
+    """multiState: the commands queued between MULTI and EXEC."""
+
+    __slots__ = ("queue", "aborted")
+
+    def __init__(self):
+        self.queue: list = []  # (spec, argv) in arrival order
+        self.aborted = False  # a command was refused while queueing: EXEC → EXECABORT
+
+
+class Subscriptions:
+    """The channels, patterns and shard channels a client listens to (ordered, as
+    CLIENT LIST and the UNSUBSCRIBE-all replies list them)."""
+
+    __slots__ = ("channels", "patterns", "shard_channels")
+
+    def __init__(self):
+        self.channels: dict = {}
+        self.patterns: dict = {}
+        self.shard_channels: dict = {}
+
+    def count(self) -> int:
+        # clientSubscriptionsCount(): channels + patterns (shard channels count apart).
+        return len(self.channels) + len(self.patterns)
+
+    def total(self) -> int:
+        return len(self.channels) + len(self.patterns) + len(self.shard_channels)
+
+
+NO_SUBSCRIPTIONS = Subscriptions()  # what a client without any reads; never written
+
+
+class Session:
+    __slots__ = (
+        "server", "connection", "id", "db", "resp", "name", "lib_name", "lib_ver",
+        "authenticated", "_flags", "cmd", "created", "last_interaction", "addr", "laddr", "unix",
+        # CLIENT REPLY OFF / SKIP (SKIP silences exactly the next command's reply)
+        "reply_off", "reply_skip", "reply_skip_next",
+        "closing", "close_after_reply", "no_evict",
+        "multi", "in_exec", "watched", "dirty_cas", "deny_blocking",
+        "subscriptions", "push_buffer", "blocked",
+        "script", "loading",
+    )
+
+    def __init__(self, server, client_id: int, connection=None, addr: str = "?"):
+        self.server = server
+        self.connection = connection  # the Connection that owns it, None without a socket
+        self.id = client_id
+        self.db = server.dbs[0]
+        self.resp = 2
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.authenticated = not server.auth_required()
+        self._flags: set | None = None  # see flags
+        self.cmd = None  # the spec of the command running or last run
+        self.created = self.last_interaction = time.time()
+        self.addr = self.laddr = addr  # the peer's and our end, as CLIENT LIST shows them
+        self.unix = False  # connected through the unix socket
+        self.reply_off = self.reply_skip = self.reply_skip_next = False
+        self.closing = False
+        self.close_after_reply = False
+        self.no_evict = False
+        self.multi: MultiState | None = None  # inside MULTI
+        self.in_exec = False  # EXEC is running the queue
+        self.watched: dict | None = None  # {(db_id, key): expired_when_watched}
+        self.dirty_cas = False  # a WATCHed key changed: EXEC fails
+        self.deny_blocking = False  # must get one reply per command (EXEC, scripts)
+        self.subscriptions = NO_SUBSCRIPTIONS
+        # While the session runs a command, messages it publishes to itself wait here to
+        # go out right before that command's reply (not ahead of earlier replies).
+        self.push_buffer: list | None = None
+        self.blocked = None  # the Waiter while blocked on keys (keyspace/blocking.py)
+        self.script = False  # Redis's CLIENT_SCRIPT: the Lua client
+        self.loading = False  # the AOF loader's client (runs while the server loads)
+
+    @property
+    def flags(self) -> set:
+        """Redis's client flag letters (CLIENT LIST): "P" pub/sub, "x" MULTI, "b"
+        blocked, "O" monitor... Most clients never get one: the set is made on first use
+        (an empty set is 200 bytes of an idle connection's budget)."""
+        flags = self._flags
+        if flags is None:
+            flags = self._flags = set()
+        return flags
+
+    @flags.setter
+    def flags(self, value: set) -> None:
+        self._flags = value
+
+    # -- database ----------------------------------------------------------------------
+
+    def select(self, index: int) -> None:
+        self.db = self.server.dbs[index]
+
+    # -- output ------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Out-of-band bytes (pub/sub messages, the MONITOR feed); dropped without a
+        connection (nothing is ever sent to the Lua client or the AOF loader)."""
+        if self.connection is not None:
+            self.connection.write(data)
+
+    def send(self, value) -> None:
+        out: list[bytes] = []
+        _encode(out, value, self.resp)
+        self.write(b"".join(out))
+
+    def push(self, data: bytes) -> None:
+        """A pub/sub message: behind the reply of the command running, if any."""
+        if self.push_buffer is not None:
+            self.push_buffer.append(data)
+        else:
+            self.write(data)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.connection is not None:
+            self.connection.close()
+
+    # -- sub-states --------------------------------------------------------------------
+
+    def subscribed(self) -> Subscriptions:
+        """The subscriptions, created on first use."""
+        if self.subscriptions is NO_SUBSCRIPTIONS:
+            self.subscriptions = Subscriptions()
+        return self.subscriptions
+
+    def refresh_gate(self) -> None:
+        """A session in MULTI or with subscriptions takes the dispatcher's slow path
+        (queueing, the RESP2 subscribed-mode restriction)."""
+        if self.multi is not None or self.subscriptions.total():
+            self.server.gated.add(self)
+        else:
+            self.server.gated.discard(self)
