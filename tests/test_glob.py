@@ -2,7 +2,7 @@
 of util.c for property tests, and KEYS on real redis-server for the final word."""
 
 import random
-import time
+import threading
 
 from hypothesis import given, settings, strategies as st
 
@@ -167,13 +167,25 @@ def test_nocase_folds_ascii_only():
     assert not stringmatch(b"[\\A]", b"a", True)
 
 
-def test_pathological_patterns_stay_fast():
+def _finishes(work, bound: float = 60.0) -> list:
+    """work()'s results, failing if it does not finish within bound seconds: not a speed
+    target (those live in bench/), a guard against exponential matching, which would
+    never finish at these sizes."""
+    results = []
+    worker = threading.Thread(target=lambda: results.append(work()), daemon=True)
+    worker.start()
+    worker.join(bound)
+    assert results, "matching did not finish: exponential backtracking?"
+    return results[0]
+
+
+def test_pathological_patterns_do_not_backtrack_exponentially():
     subject = b"a" * 20000
-    start = time.perf_counter()
-    assert not stringmatch(b"*a*a*a*a*a*a*a*a*a*a*b", subject)
-    assert not stringmatch(b"a*" * 50 + b"b", subject)
-    assert stringmatch(b"*a*a*a*a*a*a*a*a*a*a", subject)
-    assert time.perf_counter() - start < 1.0
+    assert _finishes(lambda: [
+        stringmatch(b"*a*a*a*a*a*a*a*a*a*a*b", subject),
+        stringmatch(b"a*" * 50 + b"b", subject),
+        stringmatch(b"*a*a*a*a*a*a*a*a*a*a", subject),
+    ]) == [False, False, True]
 
 
 def test_tokens():
@@ -220,10 +232,10 @@ def test_nesting_limit_against_real_redis(real, vermilion_server):
         vclient.close()
 
 
-def test_huge_patterns_compile_fast():
-    start = time.perf_counter()
-    assert not stringmatch(b"*?" * 50000, b"a" * 100)  # beyond the nesting limit
-    assert not stringmatch(b"[a-z" * 20000, b"a" * 100)  # one enormous class
-    assert stringmatch(b"[a-z]" * 20000, b"a" * 20000)
-    assert stringmatch(b"?" * 100000, b"b" * 100000)
-    assert time.perf_counter() - start < 2.0
+def test_huge_patterns_compile_without_blowing_up():
+    assert _finishes(lambda: [
+        stringmatch(b"*?" * 50000, b"a" * 100),  # beyond the nesting limit
+        stringmatch(b"[a-z" * 20000, b"a" * 100),  # one enormous class
+        stringmatch(b"[a-z]" * 20000, b"a" * 20000),
+        stringmatch(b"?" * 100000, b"b" * 100000),
+    ]) == [False, False, True, True]
