@@ -320,3 +320,17 @@ def diff(raw, raw_real, vermilion_server, redis_server):
     """A Differential over `raw` and `raw_real` (the same connections: a test may take
     those too); both servers flushed."""
     return Differential(raw, raw_real, vermilion_server, redis_server)
+
+
+def local_session(config_values: dict | None = None):
+    """A Session on a real Server object built in this process (no socket, no event
+    loop), for tests that call command handlers directly: the server, its keyspace and
+    its config are the real ones, only the network is left out."""
+    from vermilion.config import Config
+    from vermilion.server import Server
+    from vermilion.session import Session
+
+    config = Config()
+    config.values.update(config_values or {})
+    server = Server(config)
+    return Session(server, 1)

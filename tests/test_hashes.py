@@ -4,6 +4,8 @@ compared with a real redis-server 7.0 on the same command sequences."""
 import pytest
 import redis
 
+from conftest import local_session
+
 
 # -- behaviour (both protocols) --------------------------------------------------------
 
@@ -322,23 +324,12 @@ ENCODING_SCENARIOS = [
 ]
 
 
-class _StubClient:
-    def __init__(self, config_values):
-        from types import SimpleNamespace
-
-        from vermilion.keyspace.database import Database
-
-        self.db = Database(0)
-        self.server = SimpleNamespace(config=SimpleNamespace(values=config_values))
-        self.resp = 2
-
-
 def _local_encoding(commands, config_values=None):
     from vermilion.commands import load_all
     from vermilion.commands.registry import COMMANDS
 
     load_all()
-    client = _StubClient(config_values or {})
+    client = local_session(config_values)
     for command in commands:
         argv = [a.encode() for a in command]
         COMMANDS[argv[0].lower()].handler(client, argv)

@@ -7,16 +7,13 @@ determinism of the propagated records."""
 import random
 import struct
 import time
-from types import SimpleNamespace
 
 import pytest
 
-from conftest import mask_integers
-from vermilion.commands import load_all
+from conftest import local_session, mask_integers
 from vermilion.commands.registry import lookup
 from vermilion.commands.streams import STREAM_REWRITES, stream_as_commands
 from vermilion.datatypes.stream import MAX_ID, Stream, id_bytes, make_id
-from vermilion.keyspace.database import Database
 from vermilion.persistence.rdb import CRC64, Reader, Writer
 from vermilion.persistence.stream_rdb import read_stream, write_stream
 from vermilion.protocol.errors import CommandError
@@ -395,7 +392,7 @@ def test_rdb_write_restores_on_real(real):
     full = real.execute_command("XINFO", "STREAM", "s", "FULL", "COUNT", "0")
     assert real.execute_command("XINFO", "STREAM", "copy", "FULL", "COUNT", "0") == full
     # A stream built by Vermilion (node boundaries, deleted entries) loads on Redis too.
-    client = _fake_client()
+    client = local_session()
     for i in range(1, 300):
         _call(client, "XADD", "v", f"{i}-0", "field", "x" * (i % 50), "n", str(i))
     _call(client, "XDEL", "v", "1-0", "150-0", "151-0")
@@ -416,7 +413,7 @@ def test_rdb_write_restores_on_real(real):
 
 @pytest.mark.parametrize("rdb_type", [15, 21])
 def test_rdb_other_versions_read(rdb_type):
-    client = _fake_client()
+    client = local_session()
     for i in range(1, 50):
         _call(client, "XADD", "v", f"{i}-0", "f", str(i))
     _call(client, "XGROUP", "CREATE", "v", "grp", "0")
@@ -432,12 +429,6 @@ def test_rdb_other_versions_read(rdb_type):
 
 
 # -- propagation ---------------------------------------------------------------------------
-
-
-def _fake_client():
-    load_all()
-    server = SimpleNamespace(dirty=0, key_watchers=None, config=SimpleNamespace(values={}))
-    return SimpleNamespace(db=Database(0, server), server=server, resp=2)
 
 
 def _call(client, *args):
@@ -464,7 +455,7 @@ def test_rewrites_replay_to_the_same_state():
     """Every write is logged (through STREAM_REWRITES where needed) and replayed on an
     empty dataset: the two datasets must be equal — generated IDs, ~ trims, deliveries,
     claims and group positions included."""
-    primary, replica = _fake_client(), _fake_client()
+    primary, replica = local_session(), local_session()
     rnd = random.Random(7)
     log = []
 
@@ -515,7 +506,7 @@ def test_rewrites_replay_to_the_same_state():
 def test_aof_rewrite_commands_rebuild_the_stream():
     """stream_as_commands (rewriteStreamObject) replayed on an empty dataset gives the
     same stream: entries, counters, groups, PELs with times and counts, idle consumers."""
-    source, target = _fake_client(), _fake_client()
+    source, target = local_session(), local_session()
     for i in range(1, 40):
         _call(source, "XADD", "s", f"{i}-0", "f", str(i))
     _call(source, "XDEL", "s", "39-0", "5-0")
