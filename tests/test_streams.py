@@ -12,7 +12,7 @@ import pytest
 
 from conftest import local_session, mask_integers
 from vermilion.commands.registry import lookup
-from vermilion.commands.streams import STREAM_REWRITES, stream_as_commands
+from vermilion.commands.streams import stream_as_commands
 from vermilion.datatypes.stream import MAX_ID, Stream, id_bytes, make_id
 from vermilion.persistence.rdb import CRC64, Reader, Writer
 from vermilion.persistence.stream_rdb import read_stream, write_stream
@@ -452,7 +452,7 @@ def _state(db, nodes=True):
 
 
 def test_rewrites_replay_to_the_same_state():
-    """Every write is logged (through STREAM_REWRITES where needed) and replayed on an
+    """Every write is logged (through its spec's rewrite where needed) and replayed on an
     empty dataset: the two datasets must be equal — generated IDs, ~ trims, deliveries,
     claims and group positions included."""
     primary, replica = local_session(), local_session()
@@ -467,7 +467,7 @@ def test_rewrites_replay_to_the_same_state():
         except CommandError:
             return
         if primary.server.dirty != dirty:
-            rewrite = STREAM_REWRITES.get(argv[0].lower())
+            rewrite = lookup(argv).rewrite
             log.extend(rewrite(primary.db, argv, reply) if rewrite else [argv])
 
     run("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")

@@ -6,22 +6,22 @@ first (DESIGN rule 6): relative expiries become absolute (SET EX → SET PXAT, E
 PEXPIREAT), INCRBYFLOAT becomes SET KEEPTTL of the result, SPOP becomes SREM of what was
 popped — so the AOF (and later replicas) replay exactly what happened.
 
-Sinks (the AOF; replicas later) register on ``server.propagation_sinks`` and receive
-(db_id, argv) records.
+The rewrite of a command is declared with it (CommandSpec.rewrite, set by
+``@command(..., rewrite=...)``): the built-in ones are below, the stream and blocking
+families keep theirs beside their handlers. Sinks (the AOF; replicas later) are on
+``server.propagation_sinks`` and receive (db_id, argv) records.
 """
 
 from __future__ import annotations
 
-from .protocol.errors import CommandError
 
-
-def propagate(server, db, argv: list[bytes], reply) -> None:
-    rewriter = REWRITES.get(argv[0].lower())
-    if rewriter is None:  # most writes are logged as they were sent
+def propagate(server, db, spec, argv: list[bytes], reply) -> None:
+    rewrite = spec.rewrite
+    if rewrite is None:  # most writes are logged as they were sent
         for sink in server.propagation_sinks:
             sink(db.id, argv)
         return
-    for record in rewriter(db, argv, reply):
+    for record in rewrite(db, argv, reply):
         for sink in server.propagation_sinks:
             sink(db.id, record)
 
@@ -42,7 +42,7 @@ def _expiry_state(db, key: bytes) -> list[list[bytes]]:
     return [[b"PEXPIREAT", key, b"%d" % when]]
 
 
-def _set(db, argv, reply):
+def rewrite_set(db, argv, reply):
     if len(argv) == 3:
         return [argv]  # SET key value: already deterministic (the common case)
     key = argv[1]
@@ -51,41 +51,40 @@ def _set(db, argv, reply):
         return [argv]
     if key not in db.data:  # an expiry in the past deleted the key
         return [[b"DEL", key]]
+    # NX/XX/KEEPTTL go: the condition held, since the key changed, and the TTL is
+    # explicit now.
     out = [b"SET", key, db.data[key]]
     when = db.expires.get(key)
     if when is not None:
         out += [b"PXAT", b"%d" % when]
-    for opt in argv[3:]:
-        if opt.lower() in (b"nx", b"xx", b"keepttl"):
-            pass  # the condition held, since the key changed; the TTL is explicit now
     return [out]
 
 
-def _setex(db, argv, reply):
+def rewrite_setex(db, argv, reply):
     key = argv[1]
     if key not in db.data:
         return [[b"DEL", key]]
     return [[b"SET", key, db.data[key], b"PXAT", b"%d" % db.expires[key]]]
 
 
-def _expire(db, argv, reply):
+def rewrite_expire(db, argv, reply):
     return _expiry_state(db, argv[1])
 
 
-def _getex(db, argv, reply):
+def rewrite_getex(db, argv, reply):
     return _expiry_state(db, argv[1])
 
 
-def _incrbyfloat(db, argv, reply):
+def rewrite_incrbyfloat(db, argv, reply):
     # Float formatting may differ between machines: log the result, keeping the TTL.
     return [[b"SET", argv[1], db.data[argv[1]], b"KEEPTTL"]]
 
 
-def _hincrbyfloat(db, argv, reply):
+def rewrite_hincrbyfloat(db, argv, reply):
     return [[b"HSET", argv[1], argv[2], db.data[argv[1]][argv[2]]]]
 
 
-def _spop(db, argv, reply):
+def rewrite_spop(db, argv, reply):
     members = reply if isinstance(reply, list) else [reply]
     members = [m for m in members if m is not None]
     if not members:
@@ -93,7 +92,7 @@ def _spop(db, argv, reply):
     return [[b"SREM", argv[1], *members]]
 
 
-def _restore(db, argv, reply):
+def rewrite_restore(db, argv, reply):
     key = argv[1]
     if key not in db.data:
         return [[b"DEL", key]]
@@ -104,24 +103,3 @@ def _restore(db, argv, reply):
         out[2] = b"%d" % when
         out.append(b"ABSTTL")
     return [out]
-
-
-REWRITES = {
-    b"set": _set,
-    b"setex": _setex,
-    b"psetex": _setex,
-    b"expire": _expire,
-    b"pexpire": _expire,
-    b"expireat": _expire,
-    b"pexpireat": _expire,
-    b"getex": _getex,
-    b"incrbyfloat": _incrbyfloat,
-    b"hincrbyfloat": _hincrbyfloat,
-    b"spop": _spop,
-    b"restore": _restore,
-}
-
-# Command families that own their rewrites (streams) add them to REWRITES when the
-# command table loads them.
-
-__all__ = ["propagate", "propagate_raw", "REWRITES", "CommandError"]

@@ -22,6 +22,7 @@ from .keyspace.blocking import BlockingState
 from .keyspace.database import Database
 from .keyspace.expiry import active_expire_cycle
 from .log import logger
+from .protocol.encode import sds_repr
 from .protocol.errors import LOADING, CommandError
 from .commands.registry import lookup
 from .memory import rss_bytes
@@ -444,14 +445,16 @@ class Server:
         self._inst_sample = (now, stats.total_commands_processed,
                              stats.total_net_input_bytes, stats.total_net_output_bytes)
 
-    def feed_monitors(self, client: Client, argv: list[bytes]) -> None:
+    def feed_monitors(self, client: Client, argv: list[bytes], always: bool = False) -> None:
         # replicationFeedMonitors(): +<time> [<db> <addr>] "arg" "arg". Admin commands
-        # are never shown (call()), and passwords are redacted.
+        # are never shown (call()), and passwords are redacted. always: EVAL & co. are
+        # skip_monitor for the dispatcher, yet their handlers feed them (before the
+        # script's own commands, even when they fail).
         try:
             spec = lookup(argv)
         except CommandError:
             return
-        if "admin" in spec.flags or "skip_monitor" in spec.flags:
+        if not always and ("admin" in spec.flags or "skip_monitor" in spec.flags):
             return
         redact = _REDACT.get(spec.fullname)
         if redact is not None:
@@ -459,7 +462,7 @@ class Server:
         now = time.time()
         addr = "unix:" + self.config["unixsocket"] if client.unix else client.addr
         text = "+%.6f [%d %s] %s\r\n" % (
-            now, client.db.id, addr, " ".join(_repr_arg(a) for a in argv)
+            now, client.db.id, addr, " ".join(sds_repr(a) for a in argv)
         )
         data = text.encode()
         for monitor in list(self.monitors):
@@ -841,31 +844,6 @@ def _set_keepalive(sock, interval: int) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
     except OSError:
         pass
-
-
-def _repr_arg(arg: bytes) -> str:
-    # sdscatrepr(): "quoted", with \n \r \t \a \b and \xHH for non-printables.
-    out = ['"']
-    for byte in arg:
-        ch = chr(byte)
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif 32 <= byte < 127:
-            out.append(ch)
-        else:
-            out.append("\\x%02x" % byte)
-    out.append('"')
-    return "".join(out)
 
 
 def run(config: Config) -> int:

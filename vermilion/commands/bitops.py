@@ -7,7 +7,7 @@ int.bit_count) and bytes methods, which run at C speed on megabyte strings.
 
 from ..protocol import errors
 from ..protocol.errors import CommandError
-from .args import to_int
+from ..protocol.numbers import to_int
 from .registry import command
 from ..notify import notify
 from .strings import read_value, write_string

@@ -13,13 +13,13 @@ from ..datatypes.listtype import ListValue
 from ..datatypes.zset import ZSet
 from ..keyspace.blocking import can_block, parse_timeout_ms
 from ..notify import notify_event
-from ..propagate import REWRITES, propagate_raw
+from ..propagate import propagate_raw
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY
 from ..protocol.errors import CommandError
-from .args import LLONG_MAX, to_int
+from ..protocol.numbers import LLONG_MAX, to_int
 from .lists import after_removal, lmove_generic, mpop, parse_mpop, parse_where
-from .registry import command
+from .registry import command, rewrite_for
 from .zsets import pop_first
 
 _SIDE = {True: b"LEFT", False: b"RIGHT"}
@@ -251,13 +251,7 @@ def _rewrite_zpop(db, argv, reply):
 
 
 # Served at once, they replicate as their non-blocking forms (rewriteClientCommandVector).
-REWRITES.update({
-    b"blpop": _rewrite_pop,
-    b"brpop": _rewrite_pop,
-    b"blmpop": _rewrite_pop,
-    b"blmove": _rewrite_blmove,
-    b"brpoplpush": _rewrite_brpoplpush,
-    b"bzpopmin": _rewrite_zpop,
-    b"bzpopmax": _rewrite_zpop,
-    b"bzmpop": _rewrite_zpop,
-})
+rewrite_for("blpop", "brpop", "blmpop")(_rewrite_pop)
+rewrite_for("blmove")(_rewrite_blmove)
+rewrite_for("brpoplpush")(_rewrite_brpoplpush)
+rewrite_for("bzpopmin", "bzpopmax", "bzmpop")(_rewrite_zpop)

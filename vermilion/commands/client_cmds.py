@@ -8,7 +8,7 @@ import time
 from ..protocol import errors
 from ..protocol.encode import NO_REPLY, OK, ReplySet, Verbatim
 from ..protocol.errors import CommandError
-from .args import to_int
+from ..protocol.numbers import to_int
 from .registry import command
 
 

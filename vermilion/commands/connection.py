@@ -4,7 +4,7 @@ from .. import REDIS_VERSION
 from ..protocol import errors
 from ..protocol.encode import OK, PONG
 from ..protocol.errors import CommandError
-from .args import parse_int, to_int
+from ..protocol.numbers import parse_int, to_int
 from .registry import command
 from .client_cmds import validate_client_name
 

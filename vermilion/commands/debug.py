@@ -17,7 +17,7 @@ from ..persistence.snapshot import load_functions
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .args import to_float, to_int
+from ..protocol.numbers import to_float, to_int
 from .keys import key_encoding
 from .registry import command, subcommand_runner
 

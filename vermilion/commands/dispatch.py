@@ -77,7 +77,7 @@ def process_command(client, argv: list[bytes]):
         reply = _internal_error(server, spec, argv, exc)
     else:
         if server.propagation_sinks and server.dirty != dirty and spec.is_write:
-            propagate(server, client.db, argv, reply)
+            propagate(server, client.db, spec, argv, reply)
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
     spec.usec += elapsed
@@ -109,7 +109,7 @@ def call(client, spec, argv: list[bytes]):
         reply = _internal_error(server, spec, argv, exc)
     else:
         if server.propagation_sinks and server.dirty != dirty and spec.is_write:
-            propagate(server, client.db, argv, reply)
+            propagate(server, client.db, spec, argv, reply)
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
     spec.usec += elapsed

@@ -6,8 +6,9 @@ resulting state (PEXPIREAT, or DEL when a time in the past deleted the key).
 """
 
 from ..keyspace.database import now_ms
+from ..propagate import rewrite_expire
 from ..protocol.errors import CommandError, INVALID_EXPIRE
-from .args import LLONG_MAX, LLONG_MIN, parse_int
+from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int
 from .registry import command
 from ..notify import notify
 
@@ -76,22 +77,22 @@ def _condition_holds(flags: int, when: int, current: int | None) -> bool:
     return True
 
 
-@command("expire")
+@command("expire", rewrite=rewrite_expire)
 def expire(client, argv):
     return _expire_generic(client, argv, relative=True, seconds=True, name="expire")
 
 
-@command("pexpire")
+@command("pexpire", rewrite=rewrite_expire)
 def pexpire(client, argv):
     return _expire_generic(client, argv, relative=True, seconds=False, name="pexpire")
 
 
-@command("expireat")
+@command("expireat", rewrite=rewrite_expire)
 def expireat(client, argv):
     return _expire_generic(client, argv, relative=False, seconds=True, name="expireat")
 
 
-@command("pexpireat")
+@command("pexpireat", rewrite=rewrite_expire)
 def pexpireat(client, argv):
     return _expire_generic(client, argv, relative=False, seconds=False, name="pexpireat")
 

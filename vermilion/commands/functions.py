@@ -14,7 +14,7 @@ from ..scripting.convert import CountedError
 from ..scripting.engine import BUSY, engine_of
 from ..scripting.library import functions_of
 from ..keyspace.glob import stringmatch
-from .args import parse_int
+from ..protocol.numbers import parse_int
 from .registry import command
 from .scripting import _feed_monitors
 

@@ -17,7 +17,7 @@ from ..datatypes.zset import ScoreRange, ZSet, from_scores
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, Raw
 from ..protocol.errors import CommandError
-from .args import parse_int
+from ..protocol.numbers import parse_int
 from .registry import command
 from ..notify import notify, notify_store
 from .strings import read_value

@@ -12,10 +12,11 @@ from itertools import islice
 
 from ..datatypes.hashtype import HashValue, listpack_limits
 from ..keyspace.scan import parse_cursor, parse_options, scan
+from ..propagate import rewrite_hincrbyfloat
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .args import LLONG_MAX, LLONG_MIN, parse_int, to_int
+from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int, to_int
 from .registry import command
 from ..notify import notify
 
@@ -167,7 +168,7 @@ def hincrby(client, argv):
     return value
 
 
-@command("hincrbyfloat")
+@command("hincrbyfloat", rewrite=rewrite_hincrbyfloat)
 def hincrbyfloat(client, argv):
     incr = _parse_long_double(argv[3])
     if incr is None:

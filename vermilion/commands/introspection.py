@@ -12,7 +12,7 @@ import fnmatch
 from ..protocol import errors
 from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
-from .args import to_int
+from ..protocol.numbers import to_int
 from .registry import COMMANDS, all_commands, command
 
 # addReplyCommandFlags(): the reply lists flags in this order (sentinel, only_sentinel

@@ -11,7 +11,7 @@ from ..propagate import propagate_raw
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .args import parse_int, to_int
+from ..protocol.numbers import parse_int, to_int
 from .registry import command
 from ..notify import notify, notify_event, notify_new_key
 

@@ -14,7 +14,7 @@ from ..datatypes.listtype import ListValue
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK, BulkStrings
 from ..protocol.errors import CommandError
-from .args import LLONG_MIN, parse_int, to_int
+from ..protocol.numbers import LLONG_MIN, parse_int, to_int
 from .registry import command
 from ..notify import notify, notify_event
 

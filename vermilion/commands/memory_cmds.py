@@ -7,7 +7,7 @@ from ..keyspace.cost import SAMPLES
 from ..protocol import errors
 from ..protocol.encode import OK, Verbatim
 from ..protocol.errors import CommandError
-from .args import to_int
+from ..protocol.numbers import to_int
 from .registry import command
 
 MEMORY_HELP = [

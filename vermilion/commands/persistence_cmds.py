@@ -2,10 +2,11 @@
 
 from ..keyspace.database import now_ms
 from ..persistence import rdb
+from ..propagate import rewrite_restore
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .args import parse_int
+from ..protocol.numbers import parse_int
 from .registry import command
 from ..notify import notify, notify_new_key
 
@@ -44,7 +45,7 @@ def dump(client, argv):
     return rdb.dump_payload(value, client.server.snapshots._limits())
 
 
-@command("restore")
+@command("restore", rewrite=rewrite_restore)
 def restore(client, argv):
     db = client.db
     key = argv[1]

@@ -4,7 +4,8 @@
     def lpush(client, argv): ...
 
 registers a handler under Redis's metadata for LPUSH; ``@command("config get")``
-registers a subcommand. ``@command("debug reload", argc=(2, 5))`` registers a
+registers a subcommand; ``@command("set", rewrite=fn)`` (or ``@rewrite_for("set")``)
+declares how it propagates. ``@command("debug reload", argc=(2, 5))`` registers a
 subcommand Redis's table does not list (DEBUG's, which debugCommand() parses itself):
 it has no metadata, so it says which argument counts it takes, and the container's
 handler runs it through run_subcommand(). Adding a command never touches the dispatcher.
@@ -32,6 +33,18 @@ def command(name: str, argc: tuple[int, int | None] | None = None, **overrides):
         for attr, value in overrides.items():
             setattr(spec, attr, value)
         return handler
+
+    return register
+
+
+def rewrite_for(*names: str):
+    """Declare fn(db, argv, reply) -> records as what the named commands propagate,
+    when that is not the command as sent (DESIGN rule 6). For rewrites that live beside
+    the handlers below them; a rewrite defined first can go in @command(rewrite=...)."""
+    def register(fn):
+        for name in names:
+            _spec_for(name).rewrite = fn
+        return fn
 
     return register
 

@@ -8,7 +8,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from ..scripting.convert import CountedError
 from ..scripting.engine import NOSCRIPT, engine_of, sha1hex, shebang_flags
-from .args import parse_int
+from ..protocol.numbers import parse_int
 from .registry import command
 
 SCRIPT_HELP = [
@@ -94,17 +94,9 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
 
 
 def _feed_monitors(server, client, argv) -> None:
-    """EVAL* are skip_monitor for the dispatcher, yet Redis shows them to MONITOR
-    (before the script's own commands, and even when they fail)."""
-    import time
-
-    from ..server import _repr_arg
-
-    addr = "unix:" + server.config["unixsocket"] if client.unix else client.addr
-    data = ("+%.6f [%d %s] %s\r\n" % (
-        time.time(), client.db.id, addr, " ".join(_repr_arg(a) for a in argv))).encode()
-    for monitor in list(server.monitors):
-        monitor.write(data)
+    """EVAL* are skip_monitor for the dispatcher, yet Redis shows them to MONITOR."""
+    if server.monitors:
+        server.feed_monitors(client, argv, always=True)
 
 
 @command("script load")

@@ -9,7 +9,7 @@ from .. import info
 from ..protocol import errors
 from ..protocol.encode import NO_REPLY, OK, Verbatim
 from ..protocol.errors import CommandError
-from .args import to_int
+from ..protocol.numbers import to_int
 from .client_cmds import timeout_ms
 from .registry import command
 

@@ -8,10 +8,11 @@ all-integer (intset) result comes out in ascending numeric order.
 
 from ..datatypes.settype import DEFAULT_MAX_INTSET_ENTRIES, RedisSet, from_members
 from ..keyspace.scan import parse_cursor, parse_options, scan
+from ..propagate import rewrite_spop
 from ..protocol import errors
 from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
-from .args import LLONG_MIN, parse_int
+from ..protocol.numbers import LLONG_MIN, parse_int
 from .registry import command
 from ..notify import notify, notify_event
 
@@ -158,7 +159,7 @@ def smove(client, argv):
 # -- random members ----------------------------------------------------------------------
 
 
-@command("spop")
+@command("spop", rewrite=rewrite_spop)
 def spop(client, argv):
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)

@@ -4,7 +4,7 @@ gets recorded in it, is vermilion/slowlog.py's.
 
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .args import to_int
+from ..protocol.numbers import to_int
 from .registry import command
 
 

@@ -24,7 +24,7 @@ from ..datatypes.zset import ZSet
 from ..protocol import errors
 from ..protocol.encode import BulkStrings
 from ..protocol.errors import CommandError
-from .args import parse_int
+from ..protocol.numbers import parse_int
 from .registry import command
 from ..notify import notify
 from .strings import read_value

@@ -32,6 +32,9 @@ class CommandSpec:
     last_key: int = 0
     key_step: int = 0
     movable_keys: bool = False
+    # propagate.py: fn(db, argv, reply) -> the deterministic records of an executed
+    # write (SET EX → SET PXAT...); None logs the command as it was sent.
+    rewrite: Callable | None = None
     # Statistics for INFO commandstats.
     calls: int = 0
     usec: int = 0

@@ -10,7 +10,7 @@ out read (the null array, as Redis does for a client that cannot block). The blo
 machinery can replace it: ``try_serve(client, request)`` serves a parked request once
 its keys change (None while there is still nothing to serve).
 
-Propagation: ``STREAM_REWRITES`` maps a command name to ``rewrite(db, argv, reply) ->
+Propagation: ``rewrite_for(name)`` declares each ``rewrite(db, argv, reply) ->
 list[list[bytes]]`` giving the deterministic records to log (XADD * → the generated id,
 XREADGROUP → XCLAIM … FORCE JUSTID per delivered entry + XGROUP SETID, …).
 """
@@ -23,12 +23,11 @@ from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Strea
                                 make_id)
 from ..keyspace import database as _database
 from ..notify import notify
-from ..propagate import REWRITES
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK
 from ..protocol.errors import CommandError
-from .args import LLONG_MAX, parse_int, to_int
-from .registry import command
+from ..protocol.numbers import LLONG_MAX, parse_int, to_int
+from .registry import command, lookup, rewrite_for
 
 def _now() -> int:
     # Looked up on the module each time, so a clock frozen for a script (keyspace
@@ -644,7 +643,7 @@ def serve_blocked_read(client, req: ReadRequest, timeout_ms: int, argv: list[byt
         reply = try_serve(blocked, req)
         if reply is not None and req.group is not None:
             # A served XREADGROUP changed the group: log it like the immediate form.
-            propagate(blocked.server, blocked.db, argv, reply)
+            propagate(blocked.server, blocked.db, lookup(argv), argv, reply)
         return reply
 
     return block_client(client, req.keys, relative, on_ready)
@@ -1324,14 +1323,11 @@ def _rewrite_xautoclaim(db, argv, reply):
     return _claim_records(db, argv[1], argv[2], argv[3], claimed, gone)
 
 
-STREAM_REWRITES = {
-    b"xadd": _rewrite_xadd,
-    b"xtrim": _rewrite_xtrim,
-    b"xreadgroup": _rewrite_xreadgroup,
-    b"xclaim": _rewrite_xclaim,
-    b"xautoclaim": _rewrite_xautoclaim,
-}
-REWRITES.update(STREAM_REWRITES)
+rewrite_for("xadd")(_rewrite_xadd)
+rewrite_for("xtrim")(_rewrite_xtrim)
+rewrite_for("xreadgroup")(_rewrite_xreadgroup)
+rewrite_for("xclaim")(_rewrite_xclaim)
+rewrite_for("xautoclaim")(_rewrite_xautoclaim)
 
 
 def stream_as_commands(key: bytes, s: Stream) -> list[list[bytes]]:

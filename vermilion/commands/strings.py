@@ -12,10 +12,11 @@ from fractions import Fraction
 
 from ..datatypes.packed import PackedValue
 from ..keyspace.database import now_ms
+from ..propagate import rewrite_getex, rewrite_incrbyfloat, rewrite_set, rewrite_setex
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .args import LLONG_MAX, LLONG_MIN, to_int
+from ..protocol.numbers import LLONG_MAX, LLONG_MIN, to_int
 from .registry import command
 from ..notify import notify
 
@@ -167,7 +168,7 @@ def _set_generic(client, flags, key, value, expire, command_name, ok_reply=OK, a
     return reply
 
 
-@command("set")
+@command("set", rewrite=rewrite_set)
 def set_(client, argv):
     if len(argv) == 3:
         # Plain SET key value: the benchmarked path, no option parsing at all.
@@ -184,12 +185,12 @@ def setnx(client, argv):
     return _set_generic(client, _NX, argv[1], argv[2], None, "setnx", 1, 0)
 
 
-@command("setex")
+@command("setex", rewrite=rewrite_setex)
 def setex(client, argv):
     return _set_generic(client, _EX, argv[1], argv[3], argv[2], "setex")
 
 
-@command("psetex")
+@command("psetex", rewrite=rewrite_setex)
 def psetex(client, argv):
     return _set_generic(client, _PX, argv[1], argv[3], argv[2], "psetex")
 
@@ -211,7 +212,7 @@ def getdel(client, argv):
     return value
 
 
-@command("getex")
+@command("getex", rewrite=rewrite_getex)
 def getex(client, argv):
     flags, expire = _parse_extended(argv, 2, False)
     key = argv[1]
@@ -498,7 +499,7 @@ def _ld_value(raw: bytes):
     return value
 
 
-@command("incrbyfloat")
+@command("incrbyfloat", rewrite=rewrite_incrbyfloat)
 def incrbyfloat(client, argv):
     db = client.db
     key = argv[1]

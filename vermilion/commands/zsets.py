@@ -19,7 +19,7 @@ from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, format_double
 from ..protocol.errors import CommandError
-from .args import LLONG_MAX, LLONG_MIN, parse_int
+from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int
 from .registry import command
 from ..notify import notify, notify_event, notify_store
 

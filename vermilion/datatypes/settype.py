@@ -15,7 +15,7 @@ SADD/SPOP stays O(1) a call; any other change drops it, to be rebuilt on demand.
 
 import random
 
-from ..commands.args import to_int
+from ..protocol.numbers import to_int
 
 DEFAULT_MAX_INTSET_ENTRIES = 512
 

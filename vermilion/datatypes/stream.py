@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from sortedcontainers import SortedDict, SortedList
 
-from ..persistence.encodings import backlen_size
+from .encodings import backlen_size
 
 MAX64 = (1 << 64) - 1
 MAX_ID = (MAX64 << 64) | MAX64

@@ -300,7 +300,7 @@ def parse_timeout_ms(raw: bytes) -> int:
     """getTimeoutFromObjectOrReply(UNIT_SECONDS) of Redis 7.0: seconds as strtold reads
     them (decimal, exponent, hex), times 1000, rounded up (0.0001 → 1 ms; -0.0001 → 0,
     i.e. forever); a value beyond a long long converts to LLONG_MIN, "negative"."""
-    from ..commands.args import to_float
+    from ..protocol.numbers import to_float
     from ..protocol.errors import TIMEOUT_NEGATIVE, TIMEOUT_NOT_FLOAT
 
     value = to_float(raw)

@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from itertools import islice
 
-from ..commands.args import parse_int
+from ..protocol.numbers import parse_int
 from ..protocol import errors
 from ..protocol.errors import CommandError
 from .glob import matcher

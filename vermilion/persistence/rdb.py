@@ -18,9 +18,9 @@ import anycrc
 import lzf
 
 from .. import REDIS_VERSION
-from . import encodings as enc
+from ..datatypes import encodings as enc
 from ..datatypes.packed import UNPACKERS, PackedValue, packed_cost
-from .encodings import EncodingError, listpack_entries
+from ..datatypes.encodings import EncodingError, listpack_entries
 from ..keyspace.cost import flat_cost, flat_zset_cost, key_cost, key_cost_of
 
 RDB_VERSION = 10  # what Redis 7.0 writes; it loads up to this version

@@ -28,8 +28,8 @@ import struct
 
 from ..datatypes.stream import (FLAG_DELETED, FLAG_SAMEFIELDS, MAX64,
                                 Consumer, Group, Nack, Node, Stream, make_id)
-from . import encodings as enc
-from .encodings import EncodingError
+from ..datatypes import encodings as enc
+from ..datatypes.encodings import EncodingError
 
 T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2, T_STREAM_LISTPACKS_3 = 15, 19, 21
 

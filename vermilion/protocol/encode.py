@@ -61,6 +61,26 @@ PONG = Raw(b"+PONG\r\n")
 _SMALL_INTS = [b":%d\r\n" % i for i in range(-1, 1024)]
 
 
+_REPR_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\a"): "\\a",
+                 ord("\b"): "\\b", ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def sds_repr(data: bytes) -> str:
+    """sdscatrepr(): double-quoted, C escapes for \\n \\r \\t \\a \\b " \\, \\xHH for
+    other non-printables (MONITOR lines, CONFIG REWRITE values, log lines)."""
+    out = ['"']
+    for byte in data:
+        escaped = _REPR_ESCAPES.get(byte)
+        if escaped is not None:
+            out.append(escaped)
+        elif 32 <= byte < 127:
+            out.append(chr(byte))
+        else:
+            out.append("\\x%02x" % byte)
+    out.append('"')
+    return "".join(out)
+
+
 def format_double(value: float) -> bytes:
     """Redis 7.0's addReplyDouble text: %.17g, with inf/-inf spelled that way."""
     if value != value:

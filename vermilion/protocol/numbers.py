@@ -1,9 +1,11 @@
-"""Typed argument parsing with Redis's errors (string2ll, string2ld, getLongFromObject...)."""
+"""Numbers in arguments, with Redis's rules and errors (util.c string2ll, string2ld;
+object.c getLongLongFromObjectOrReply...): used by the commands, the data types and the
+keyspace alike, so it sits at the bottom with the rest of the wire format."""
 
 import math
 
-from ..protocol import errors
-from ..protocol.errors import CommandError
+from . import errors
+from .errors import CommandError
 
 LLONG_MIN = -(2**63)
 LLONG_MAX = 2**63 - 1
@@ -49,8 +51,7 @@ def to_float(raw: bytes) -> float | None:
         return None
     if math.isnan(value):
         return None
-    text = raw.lower().lstrip(b"+-")
-    if b"_" in raw or text in (b"infinity",) and False:
+    if b"_" in raw:  # Python's float() reads 1_000; strtold does not
         return None
     return value
 
