@@ -325,14 +325,10 @@ ENCODING_SCENARIOS = [
 
 
 def _local_encoding(commands, config_values=None):
-    from vermilion.commands import load_all
-    from vermilion.commands.registry import COMMANDS
-
-    load_all()
     client = local_session(config_values)
     for command in commands:
         argv = [a.encode() for a in command]
-        COMMANDS[argv[0].lower()].handler(client, argv)
+        client.server.commands.lookup(argv).handler(client, argv)
     return client.db.data[b"h"].encoding
 
 

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from conftest import local_session, mask_integers
-from vermilion.commands.registry import lookup
 from vermilion.commands.streams import stream_as_commands
 from vermilion.datatypes.stream import MAX_ID, Stream, id_bytes, make_id
 from vermilion.persistence.rdb import CRC64, Reader, Writer
@@ -433,7 +432,7 @@ def test_rdb_other_versions_read(rdb_type):
 
 def _call(client, *args):
     argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    spec = lookup(argv)
+    spec = client.server.commands.lookup(argv)
     return spec.handler(client, argv)
 
 
@@ -463,11 +462,11 @@ def test_rewrites_replay_to_the_same_state():
         argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
         dirty = primary.server.dirty
         try:
-            reply = lookup(argv).handler(primary, argv)
+            reply = primary.server.commands.lookup(argv).handler(primary, argv)
         except CommandError:
             return
         if primary.server.dirty != dirty:
-            rewrite = lookup(argv).rewrite
+            rewrite = primary.server.commands.lookup(argv).rewrite
             log.extend(rewrite(primary.db, argv, reply) if rewrite else [argv])
 
     run("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
@@ -499,7 +498,7 @@ def test_rewrites_replay_to_the_same_state():
         else:
             run("XTRIM", "s", "MAXLEN", "~", "10")
     for record in log:
-        lookup(record).handler(replica, record)
+        replica.server.commands.lookup(record).handler(replica, record)
     assert _state(replica.db) == _state(primary.db)
 
 
@@ -520,7 +519,7 @@ def test_aof_rewrite_commands_rebuild_the_stream():
     _call(source, "XDEL", "gone", "7-7")
     for key, value in source.db.data.items():
         for argv in stream_as_commands(key, value):
-            lookup(argv).handler(target, argv)
+            target.server.commands.lookup(argv).handler(target, argv)
     assert _state(target.db, nodes=False) == _state(source.db, nodes=False)
 
 

@@ -10,6 +10,8 @@ import socket
 import sys
 
 from . import REDIS_VERSION, __version__
+from .commands import load_all
+from .commands.registry import declared_names
 from .config import Config, ConfigFileError, ascii_lower, read_config, sds_repr, unsupported
 from .log import logger
 from .protocol.parser import split_args
@@ -45,7 +47,8 @@ def build_config(argv: list[str], for_server: bool = False) -> Config:
         config_file = argv[0]
         first = 1
     from_stdin, options = _parse_options(argv, first)
-    return read_config(config_file, from_stdin, options, for_server)
+    load_all()  # rename-command lines are checked against the declared commands
+    return read_config(config_file, from_stdin, options, for_server, declared_names())
 
 
 def _parse_options(argv: list[str], first: int) -> tuple[bool, str]:

@@ -1068,7 +1068,10 @@ class Config:
     users: list = field(default_factory=list)  # 'user' lines (argument lists), for ACL
     modules: list = field(default_factory=list)  # 'loadmodule' lines (not supported)
     module_configs: dict = field(default_factory=dict)  # 'name.option value' lines
-    renamed: list = field(default_factory=list)  # (old, new) from rename-command
+    renamed: list = field(default_factory=list)  # (old, new) from rename-command, lower-case bytes
+    # The command names rename-command may rename, from whoever reads the config (the
+    # command table lives above this module); None accepts any name.
+    command_names: set | None = None
     _reading: bool = False  # config.c reading_config_file
     _line: tuple = (0, "")  # the line being loaded
     _dir_line: tuple = (0, "")  # where 'dir' was set, for enter_dir()'s error
@@ -1327,23 +1330,21 @@ def _include(config: Config, args: list[str], depth: int) -> None:
 
 
 def _rename_command(config: Config, args: list[str], depth: int) -> None:
-    # Redis renames in the live command table as the line is read.
-    from .commands import load_all
-    from .commands.registry import COMMANDS
-
-    load_all()
+    # Redis renames in the live command table as the line is read: the names are
+    # checked here, line by line, and the server's table applies config.renamed.
     old, new = ascii_lower(args[1]).encode(), ascii_lower(args[2]).encode()
-    spec = COMMANDS.get(old)
-    if spec is None:
-        raise ConfigError("No such command in rename-command")
-    # The old name goes first, then the new one is added: "rename-command get get"
-    # is a no-op, not "already exists".
-    del COMMANDS[old]
-    if new:
-        if new in COMMANDS:
-            raise ConfigError("Target command name already exists")
-        COMMANDS[new] = spec
-    config.renamed.append((args[1], args[2]))
+    names = config.command_names
+    if names is not None:
+        if old not in names:
+            raise ConfigError("No such command in rename-command")
+        # The old name goes first, then the new one is added: "rename-command get get"
+        # is a no-op, not "already exists".
+        names.discard(old)
+        if new:
+            if new in names:
+                raise ConfigError("Target command name already exists")
+            names.add(new)
+    config.renamed.append((old, new))
 
 
 def _user(config: Config, args: list[str], depth: int) -> None:
@@ -1369,13 +1370,13 @@ _DIRECTIVES = {
 
 
 def read_config(path: str | None, from_stdin: bool, options: str,
-                for_server: bool = False) -> Config:
+                for_server: bool = False, command_names: set | None = None) -> Config:
     """loadServerConfig(): the file, then stdin, then "\\n" + the command-line options,
     parsed as one text (so line numbers count across them). The file is opened by the
     absolute path main() makes of it, which is also the one CONFIG REWRITE writes.
     for_server: this process becomes the server, so 'dir' lines chdir() as they are
     read (see _set_dir)."""
-    config = Config(chdir_while_loading=for_server)
+    config = Config(chdir_while_loading=for_server, command_names=command_names)
     text = ""
     if path is not None:
         config.config_file = get_absolute_path(path)

@@ -354,14 +354,8 @@ def modules_section(server) -> dict:
 
 
 def commandstats_section(server) -> dict:
-    from .commands.registry import COMMANDS
-
     out = {}
-    specs = []
-    for spec in COMMANDS.values():
-        specs.append(spec)
-        specs.extend(spec.subcommands.values())
-    for spec in sorted(specs, key=lambda s: s.fullname):
+    for spec in sorted(server.commands.every_spec(), key=lambda s: s.fullname):
         if spec.calls or spec.rejected_calls or spec.failed_calls:
             per_call = spec.usec / spec.calls if spec.calls else 0.0
             out["cmdstat_" + spec.fullname] = (

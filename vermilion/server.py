@@ -24,7 +24,7 @@ from .keyspace.expiry import active_expire_cycle
 from .log import logger
 from .protocol.encode import sds_repr
 from .protocol.errors import LOADING, CommandError
-from .commands.registry import lookup
+from .commands.registry import CommandTable
 from .memory import rss_bytes
 from .commands.transactions import discard_transaction
 from .keyspace.watch import touch_swapped_dbs, touch_watched_key
@@ -144,6 +144,7 @@ class Server:
         self.config = config
         config.server = self
         load_all()
+        self.commands = CommandTable(config.renamed)  # under the names rename-command gave
         self.dbs = [Database(i, self) for i in range(config["databases"])]
         self.clients: dict[int, Client] = {}
         self.clients_peak = 0  # most clients at once since memory was last given back
@@ -396,7 +397,7 @@ class Server:
         if not self.pause_writes_only:
             return True
         try:
-            spec = lookup(argv)
+            spec = self.commands.lookup(argv)
         except CommandError:
             return False
         return spec.is_write or "may_replicate" in spec.flags
@@ -451,7 +452,7 @@ class Server:
         # skip_monitor for the dispatcher, yet their handlers feed them (before the
         # script's own commands, even when they fail).
         try:
-            spec = lookup(argv)
+            spec = self.commands.lookup(argv)
         except CommandError:
             return
         if not always and ("admin" in spec.flags or "skip_monitor" in spec.flags):

@@ -12,7 +12,7 @@ from ..log import logger
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
-from .registry import COMMANDS, command
+from .registry import command
 
 REDACTED = b"(redacted)"
 
@@ -167,11 +167,9 @@ def _reset_dataclass(stats) -> None:
 
 
 def _reset_command_stats(specs) -> None:
-    # resetCommandTableStats(): every command and, recursively, its subcommands.
+    # resetCommandTableStats(): every command and its subcommands.
     for spec in specs:
         spec.calls = spec.usec = spec.rejected_calls = spec.failed_calls = 0
-        if spec.subcommands:
-            _reset_command_stats(spec.subcommands.values())
 
 
 @command("config resetstat")
@@ -180,7 +178,7 @@ def config_resetstat(client, argv):
     # resetServerStats() + resetErrorTableStats(): the stats counters (errorstats too).
     if dataclasses.is_dataclass(server.stats):
         _reset_dataclass(server.stats)
-    _reset_command_stats(set(COMMANDS.values()))
+    _reset_command_stats(server.commands.every_spec())
     for hook in getattr(server, "resetstat_hooks", ()):
         hook()
     return OK

@@ -19,14 +19,8 @@ from ..protocol.encode import QUEUED, NO_REPLY, Raw, _encode
 from ..protocol.errors import CommandError
 from ..log import logger
 from ..propagate import propagate
-from .registry import COMMANDS, lookup
 
 _perf = time.perf_counter_ns
-_get_spec = COMMANDS.get
-# Commands as clients spell them ("GET", "get"): one dict hit instead of lower() + hit.
-# Bounded, so odd capitalisations cannot grow it without limit.
-_SPELLINGS: dict = {}
-_by_spelling = _SPELLINGS.get
 
 # processCommand(): inside MULTI these run at once, everything else is queued.
 _RUN_IN_MULTI = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
@@ -41,12 +35,10 @@ NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
 def process_command(client, argv: list[bytes]):
     """Run one command for client and return its reply value."""
     server = client.server
-    name = argv[0]
-    spec = _by_spelling(name)
+    table = server.commands
+    spec = table.spellings.get(argv[0])
     if spec is None:
-        spec = _get_spec(name.lower())
-        if spec is not None and len(_SPELLINGS) < 4096:
-            _SPELLINGS[name] = spec
+        spec = table.spelled(argv[0])
     # Fast path: a plain command with the right arity by an authenticated client.
     if spec is None or spec.subcommands or not client.authenticated or server.command_checks \
             or server.gated or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
@@ -154,7 +146,7 @@ def _internal_error(server, spec, argv, exc) -> CommandError:
 
 def _central_checks(client, server, spec, argv, gated=False):
     if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
-        spec = lookup(argv)  # raises the right error, or resolves a subcommand
+        spec = server.commands.lookup(argv)  # raises the right error, or resolves a subcommand
     try:
         if not client.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)

@@ -13,7 +13,7 @@ from ..protocol import errors
 from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
-from .registry import COMMANDS, all_commands, command
+from .registry import command
 
 # addReplyCommandFlags(): the reply lists flags in this order (sentinel, only_sentinel
 # and protected are hidden on purpose).
@@ -241,12 +241,12 @@ def _arg_reply(arg: dict) -> dict:
 
 # -- lookups -------------------------------------------------------------------------------
 
-def lookup_by_name(name: bytes):
+def lookup_by_name(table, name: bytes):
     """lookupCommandBySds(): 'get' or 'config|get'; only handled commands count."""
     parts = name.lower().split(b"|")
     if len(parts) > 2:
         return None
-    spec = COMMANDS.get(parts[0])
+    spec = table.get(parts[0])
     if spec is None:
         return None
     if len(parts) == 2:
@@ -255,9 +255,9 @@ def lookup_by_name(name: bytes):
     return spec if spec.handler is not None or handled_subcommands(spec) else None
 
 
-def lookup_by_argv(argv: list[bytes]):
+def lookup_by_argv(table, argv: list[bytes]):
     """lookupCommand(): the container's subcommand is resolved from the next word."""
-    spec = COMMANDS.get(argv[0].lower())
+    spec = table.get(argv[0].lower())
     if spec is None:
         return None
     if len(argv) == 1 or not spec.subcommands:
@@ -266,9 +266,9 @@ def lookup_by_argv(argv: list[bytes]):
     return sub if sub is not None and sub.handler is not None else None
 
 
-def every_spec():
+def every_spec(table):
     """All handled commands and subcommands (COMMAND LIST)."""
-    for spec in all_commands():
+    for spec in table.all_commands():
         yield spec
         yield from handled_subcommands(spec)
 
@@ -277,21 +277,21 @@ def every_spec():
 
 @command("command")
 def command_all(client, argv):
-    return [info_reply(s) for s in all_commands()]
+    return [info_reply(s) for s in client.server.commands.all_commands()]
 
 
 @command("command count")
 def command_count(client, argv):
-    return len(all_commands())
+    return len(client.server.commands.all_commands())
 
 
 @command("command info")
 def command_info(client, argv):
     if len(argv) == 2:
-        return [info_reply(s) for s in all_commands()]
+        return [info_reply(s) for s in client.server.commands.all_commands()]
     out = []
     for name in argv[2:]:
-        spec = lookup_by_name(name)
+        spec = lookup_by_name(client.server.commands, name)
         out.append(None if spec is None else info_reply(spec))
     return out
 
@@ -299,10 +299,10 @@ def command_info(client, argv):
 @command("command docs")
 def command_docs(client, argv):
     if len(argv) == 2:
-        return {s.fullname.encode(): docs_reply(s) for s in all_commands()}
+        return {s.fullname.encode(): docs_reply(s) for s in client.server.commands.all_commands()}
     out = {}
     for name in argv[2:]:
-        spec = lookup_by_name(name)
+        spec = lookup_by_name(client.server.commands, name)
         if spec is not None:
             out[spec.fullname.encode()] = docs_reply(spec)
     return out
@@ -329,7 +329,8 @@ def command_list(client, argv):
         keep = _filter_for(argv[3], argv[4])
     else:
         raise CommandError(errors.SYNTAX)
-    return [s.fullname.encode() for s in every_spec() if keep is None or keep(s)]
+    return [s.fullname.encode() for s in every_spec(client.server.commands)
+            if keep is None or keep(s)]
 
 
 @command("command help")
@@ -339,17 +340,18 @@ def command_help(client, argv):
 
 @command("command getkeys")
 def command_getkeys(client, argv):
-    return [argv[2 + pos] for pos, _ in _getkeys(argv[2:])]
+    return [argv[2 + pos] for pos, _ in _getkeys(client.server.commands, argv[2:])]
 
 
 @command("command getkeysandflags")
 def command_getkeysandflags(client, argv):
-    return [[argv[2 + pos], ReplySet(key_flag_names(flags))] for pos, flags in _getkeys(argv[2:])]
+    return [[argv[2 + pos], ReplySet(key_flag_names(flags))]
+            for pos, flags in _getkeys(client.server.commands, argv[2:])]
 
 
-def _getkeys(args: list[bytes]) -> list[tuple[int, tuple]]:
+def _getkeys(table, args: list[bytes]) -> list[tuple[int, tuple]]:
     """getKeysSubcommandImpl(): [(position, key spec flags)] or Redis's error."""
-    spec = lookup_by_argv(args)
+    spec = lookup_by_argv(table, args)
     if spec is None:
         raise CommandError("ERR Invalid command specified")
     return _getkeys_for(spec, args)

@@ -114,11 +114,11 @@ def latency_histogram(client, argv):
     from .introspection import every_spec, handled_subcommands, lookup_by_name
 
     if len(argv) == 2:
-        specs = list(every_spec())
+        specs = list(every_spec(client.server.commands))
     else:
         specs = []
         for name in argv[2:]:
-            spec = lookup_by_name(name)
+            spec = lookup_by_name(client.server.commands, name)
             if spec is not None:
                 # A container stands for its subcommands.
                 specs.extend(handled_subcommands(spec) if spec.subcommands else [spec])

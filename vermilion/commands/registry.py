@@ -11,10 +11,14 @@ it has no metadata, so it says which argument counts it takes, and the container
 handler runs it through run_subcommand(). Adding a command never touches the dispatcher.
 """
 
+import copy
+
 from ..protocol import errors
 from .spec import CommandSpec, HandlerSubcommand, listed_containers, make_spec, redis_metadata
 
-COMMANDS: dict[bytes, CommandSpec] = {}
+# The declared commands, filled by @command as the families are imported: the templates
+# each server's CommandTable copies. Nothing changes them once the families are loaded.
+REGISTRY: dict[bytes, CommandSpec] = {}
 
 
 def command(name: str, argc: tuple[int, int | None] | None = None, **overrides):
@@ -52,9 +56,9 @@ def rewrite_for(*names: str):
 def _spec_for(name: str) -> CommandSpec:
     words = name.lower().split()
     top = words[0].encode()
-    spec = COMMANDS.get(top)
+    spec = REGISTRY.get(top)
     if spec is None:
-        spec = COMMANDS[top] = make_spec(words[0].upper())
+        spec = REGISTRY[top] = make_spec(words[0].upper())
     if len(words) == 1:
         return spec
     sub = words[1].encode()
@@ -63,26 +67,6 @@ def _spec_for(name: str) -> CommandSpec:
         child = spec.subcommands[sub] = make_spec(name.upper())
         child.container = spec
     return child
-
-
-def lookup(argv: list[bytes]) -> CommandSpec:
-    """The spec for argv, or a CommandError with Redis's wording (unknown command,
-    unknown subcommand, wrong arity)."""
-    spec = COMMANDS.get(argv[0].lower())
-    if spec is None:
-        raise errors.CommandError(errors.unknown_command(argv))
-    if spec.subcommands:
-        if len(argv) == 1:
-            if spec.handler is not None:  # bare COMMAND is a command of its own
-                return spec
-            raise errors.CommandError(errors.wrong_arity(spec.fullname))
-        child = spec.subcommands.get(argv[1].lower())
-        if child is None:
-            raise errors.CommandError(errors.unknown_subcommand(argv[1], spec.name))
-        spec = child
-    if not spec.check_arity(len(argv)):
-        raise errors.CommandError(errors.wrong_arity(spec.fullname))
-    return spec
 
 
 def subcommand_runner(name: str):
@@ -102,9 +86,85 @@ def run_subcommand(container: CommandSpec, client, argv: list[bytes]):
     return sub.handler(client, argv)
 
 
-def all_commands():
-    """Every registered top-level command (with a handler or handled subcommands)."""
-    return [s for s in COMMANDS.values() if s.handler or s.subcommands]
+class CommandTable:
+    """One server's commands (server.commands): copies of the declared specs, so their
+    statistics (INFO commandstats) are this server's, under the names rename-command
+    gave them (Redis renames in its live table, server.commands)."""
+
+    # Spellings clients used ("GET", "get"), cached for one dict hit per command instead
+    # of lower() + hit; bounded, so odd capitalisations cannot grow it without limit.
+    MAX_SPELLINGS = 4096
+
+    def __init__(self, renames=()):
+        self.commands: dict[bytes, CommandSpec] = {
+            name: _copy_spec(spec) for name, spec in REGISTRY.items()}
+        self.spellings: dict[bytes, CommandSpec] = {}
+        for old, new in renames:
+            self.rename(old, new)
+
+    def get(self, name: bytes) -> CommandSpec | None:
+        """The top-level spec for a lower-case name."""
+        return self.commands.get(name)
+
+    def spelled(self, name: bytes) -> CommandSpec | None:
+        """The top-level spec for a name as a client spelled it (the dispatcher's)."""
+        spec = self.commands.get(name.lower())
+        if spec is not None and len(self.spellings) < self.MAX_SPELLINGS:
+            self.spellings[name] = spec
+        return spec
+
+    def lookup(self, argv: list[bytes]) -> CommandSpec:
+        """The spec for argv, or a CommandError with Redis's wording (unknown command,
+        unknown subcommand, wrong arity)."""
+        spec = self.commands.get(argv[0].lower())
+        if spec is None:
+            raise errors.CommandError(errors.unknown_command(argv))
+        if spec.subcommands:
+            if len(argv) == 1:
+                if spec.handler is not None:  # bare COMMAND is a command of its own
+                    return spec
+                raise errors.CommandError(errors.wrong_arity(spec.fullname))
+            child = spec.subcommands.get(argv[1].lower())
+            if child is None:
+                raise errors.CommandError(errors.unknown_subcommand(argv[1], spec.name))
+            spec = child
+        if not spec.check_arity(len(argv)):
+            raise errors.CommandError(errors.wrong_arity(spec.fullname))
+        return spec
+
+    def rename(self, old: bytes, new: bytes) -> None:
+        """rename-command (checked as the config was read): an empty new name removes it."""
+        spec = self.commands.pop(old)
+        if new:
+            self.commands[new] = spec
+        self.spellings.clear()
+
+    def all_commands(self) -> list[CommandSpec]:
+        """Every served top-level command (with a handler or handled subcommands)."""
+        return [s for s in self.commands.values() if s.handler or s.subcommands]
+
+    def every_spec(self):
+        """Every spec with statistics of its own: commands and their subcommands."""
+        for spec in self.commands.values():
+            yield spec
+            yield from spec.subcommands.values()
+
+
+def _copy_spec(spec: CommandSpec) -> CommandSpec:
+    # Shallow: handlers, metadata and flags are shared; counters and the subcommand
+    # tree are this copy's.
+    copied = copy.copy(spec)
+    copied.subcommands = {}
+    for name, child in spec.subcommands.items():
+        child = copy.copy(child)
+        child.container = copied
+        copied.subcommands[name] = child
+    return copied
+
+
+def declared_names() -> set[bytes]:
+    """The names rename-command may use, as declared (before any server renames)."""
+    return set(REGISTRY)
 
 
 def metadata_entry(name: str) -> dict | None:

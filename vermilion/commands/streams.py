@@ -27,7 +27,7 @@ from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, parse_int, to_int
-from .registry import command, lookup, rewrite_for
+from .registry import command, rewrite_for
 
 def _now() -> int:
     # Looked up on the module each time, so a clock frozen for a script (keyspace
@@ -643,7 +643,7 @@ def serve_blocked_read(client, req: ReadRequest, timeout_ms: int, argv: list[byt
         reply = try_serve(blocked, req)
         if reply is not None and req.group is not None:
             # A served XREADGROUP changed the group: log it like the immediate form.
-            propagate(blocked.server, blocked.db, lookup(argv), argv, reply)
+            propagate(blocked.server, blocked.db, blocked.server.commands.lookup(argv), argv, reply)
         return reply
 
     return block_client(client, req.keys, relative, on_ready)

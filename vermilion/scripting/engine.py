@@ -40,7 +40,6 @@ import time
 
 from ..session import Session
 from ..commands.dispatch import process_command
-from ..commands.registry import COMMANDS
 from ..commands.spec import redis_metadata
 from ..keyspace import database
 from ..log import logger
@@ -243,7 +242,7 @@ class ScriptEngine:
                 for sink in sinks:
                     sink(db_id, argv)
             return
-        multi = COMMANDS.get(b"multi")
+        multi = self.server.commands.get(b"multi")
         if len(records) > 1 and multi is not None and multi.handler is not None:
             records = [(records[0][0], [b"MULTI"], REPL_ALL), *records,
                        (records[-1][0], [b"EXEC"], REPL_ALL)]
@@ -356,7 +355,7 @@ class ScriptEngine:
         """scriptCall(): the script-specific checks, then the normal dispatcher (which
         also propagates each write: effects replication, as Redis 7 does)."""
         run = self.current
-        spec = COMMANDS.get(argv[0].lower())
+        spec = self.server.commands.get(argv[0].lower())
         if spec is not None and spec.subcommands and len(argv) > 1:
             spec = spec.subcommands.get(argv[1].lower())
         if spec is None or (spec.handler is None and not spec.subcommands):

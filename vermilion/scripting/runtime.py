@@ -197,10 +197,8 @@ class LuaState:
         argv = lua_args_to_argv(args)
         if type(argv) is str:
             return self._error(argv)
-        from ..commands.registry import lookup
-
         try:
-            lookup(argv)
+            self.engine.server.commands.lookup(argv)
         except CommandError:
             return self._error("ERR Invalid command passed to redis.acl_check_cmd()")
         return True
