@@ -19,12 +19,10 @@ accepted, stored and reported even when Vermilion does not act on it yet.
 
 from __future__ import annotations
 
-import errno
 import glob as _glob
 import math
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -173,7 +171,9 @@ class ConfigSpec:
     default: Any  # a value, or a zero-argument callable computing it at start-up
     aliases: tuple[str, ...] = ()
     mutable: bool = True  # CONFIG SET allowed (IMMUTABLE_CONFIG otherwise)
-    apply: Callable[[Any, Any], None] | None = None  # (server, value); raise ConfigError
+    # (server, value) → None or raise ConfigError, for what the config alone can apply;
+    # the server registers the steps of its subsystems (server.hooks.config_apply).
+    apply: Callable[[Any, Any], None] | None = None
     nargs: int = 1  # 1: exactly one argument; 0: MULTI_ARG_CONFIG (any count)
     sensitive: bool = False  # redacted from SLOWLOG (requirepass, masterauth)
     protected: bool = False  # needs enable-protected-configs (dir, dbfilename)
@@ -420,100 +420,9 @@ def _clamp_hz(value: int) -> int:
     return max(1, min(500, value))
 
 
-def _apply_eviction(server, value) -> None:
-    # maxmemory, maxmemory-policy/-samples/-eviction-tenacity, lfu-*: eviction.py
-    # re-reads them all (and installs or removes its per-command check).
-    from . import eviction
-
-    eviction.configure(server)
-
-
 def _resize_backlog(server, value: int) -> None:
     # resizeReplicationBacklog(): never below CONFIG_REPL_BACKLOG_MIN_SIZE (16kb).
     server.config.values["repl-backlog-size"] = max(value, 16 * 1024)
-
-
-def _relisten(message: str, close_first: bool):
-    """changeListenPort() binds the new port before closing the old one; changeBindAddr()
-    closes the old listeners first (same port). On failure CONFIG SET fails with Redis's
-    message and the rollback applies the old values again."""
-
-    def apply(server, value) -> None:
-        if server.loop is None:
-            return
-        old = [srv for srv in server.listeners
-               if srv.sockets and srv.sockets[0].family != socket.AF_UNIX]
-        if not close_first and old and server.config["port"] == server.tcp_port:
-            return  # a rollback to the port still being served
-        if close_first:
-            _close_listeners(server, old)
-            old = []
-        port, sockets = server.config["port"], []
-        if port:
-            try:
-                sockets = _bind_sockets(server.config["bind"], port,
-                                        server.config["tcp-backlog"])
-            except OSError:
-                raise ConfigError(message) from None
-        _close_listeners(server, old)
-        if sockets:
-            server.tcp_port = sockets[0].getsockname()[1]
-        for sock in sockets:
-            server.loop.create_task(_serve_socket(server, sock))
-
-    return apply
-
-
-def _close_listeners(server, listeners) -> None:
-    for srv in listeners:
-        srv.close()
-        server.listeners.remove(srv)
-
-
-def _bind_sockets(bind, port: int, backlog: int) -> list:
-    from .log import logger
-
-    sockets = []
-    try:
-        for entry in bind:
-            optional = entry.startswith("-")
-            addr = entry[1:] if optional else entry
-            host = {"*": "0.0.0.0", "::*": "::"}.get(addr, addr)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((host, port))
-                sock.listen(backlog)
-                sock.setblocking(False)
-            except OSError as exc:
-                sock.close()
-                logger.warning(f"Warning: Could not create server TCP listening socket "
-                               f"{addr}:{port}: bind: {exc.strerror}")
-                # listenToPort(): an unavailable address is skipped only when optional
-                # ("-"); an unsupported protocol or family always is.
-                if (optional and exc.errno == errno.EADDRNOTAVAIL) or exc.errno in (
-                        errno.ENOPROTOOPT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT,
-                        errno.EPFNOSUPPORT, errno.EAFNOSUPPORT):
-                    continue
-                raise
-            sockets.append(sock)
-        if not sockets:
-            raise OSError("no address to listen on")
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-async def _serve_socket(server, sock) -> None:
-    from .client import Client
-
-    srv = await server.loop.create_server(lambda: Client(server), sock=sock)
-    server.listeners.append(srv)
 
 
 def _apply_tls(server, value) -> None:
@@ -876,7 +785,7 @@ TABLE: list[ConfigSpec] = [
     enum_config("loglevel", "notice", ("debug", "verbose", "notice", "warning")),
     enum_config("maxmemory-policy", "noeviction", (
         "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
-        "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"), apply=_apply_eviction),
+        "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction")),
     enum_config("appendfsync", "everysec", ("everysec", "always", "no")),
     enum_config("oom-score-adj", "no", (("no", 0), ("yes", 1), ("relative", 1),
                                         ("absolute", 2))),
@@ -889,8 +798,7 @@ TABLE: list[ConfigSpec] = [
     enum_config("cluster-preferred-endpoint-type", "ip", ("ip", "hostname", "unknown-endpoint")),
     # Integer configs
     int_config("databases", 16, 1, INT_MAX, mutable=False),
-    int_config("port", 6379, 0, 65535,
-               apply=_relisten("Unable to listen on this port. Check server logs.", False)),
+    int_config("port", 6379, 0, 65535),
     int_config("io-threads", 1, 1, 128, mutable=False),
     int_config("auto-aof-rewrite-percentage", 100, 0, INT_MAX),
     int_config("cluster-replica-validity-factor", 10, 0, INT_MAX,
@@ -902,12 +810,12 @@ TABLE: list[ConfigSpec] = [
     int_config("active-defrag-cycle-max", 25, 1, 99),
     int_config("active-defrag-threshold-lower", 10, 0, 1000),
     int_config("active-defrag-threshold-upper", 100, 0, 1000),
-    int_config("lfu-log-factor", 10, 0, INT_MAX, apply=_apply_eviction),
-    int_config("lfu-decay-time", 1, 0, INT_MAX, apply=_apply_eviction),
+    int_config("lfu-log-factor", 10, 0, INT_MAX),
+    int_config("lfu-decay-time", 1, 0, INT_MAX),
     int_config("replica-priority", 100, 0, INT_MAX, aliases=("slave-priority",)),
     int_config("repl-diskless-sync-delay", 5, 0, INT_MAX),
-    int_config("maxmemory-samples", 5, 1, INT_MAX, apply=_apply_eviction),
-    int_config("maxmemory-eviction-tenacity", 10, 0, 100, apply=_apply_eviction),
+    int_config("maxmemory-samples", 5, 1, INT_MAX),
+    int_config("maxmemory-eviction-tenacity", 10, 0, 100),
     int_config("timeout", 0, 0, INT_MAX),
     int_config("replica-announce-port", 0, 0, 65535, aliases=("slave-announce-port",)),
     int_config("tcp-backlog", 511, 0, INT_MAX, mutable=False),
@@ -940,7 +848,7 @@ TABLE: list[ConfigSpec] = [
     memory_config("proto-max-bulk-len", 512 * 1024**2, 1024**2, LONG_MAX),
     int_config("stream-node-max-entries", 100, 0, LLONG_MAX),
     memory_config("repl-backlog-size", 1024**2, 1, LLONG_MAX, apply=_resize_backlog),
-    memory_config("maxmemory", 0, 0, ULLONG_MAX, unsigned=True, apply=_apply_eviction),
+    memory_config("maxmemory", 0, 0, ULLONG_MAX, unsigned=True),
     memory_config("cluster-link-sendbuf-limit", 0, 0, ULLONG_MAX, unsigned=True),
     int_config("hash-max-listpack-entries", 512, 0, LONG_MAX, unsigned=True,
                aliases=("hash-max-ziplist-entries",)),
@@ -986,8 +894,7 @@ TABLE: list[ConfigSpec] = [
     special("shutdown-on-sigint", _parse_shutdown_flags, str, "default", None, nargs=0),
     special("shutdown-on-sigterm", _parse_shutdown_flags, str, "default", None, nargs=0),
     special("notify-keyspace-events", _parse_notify, str, "", _rewrite_notify),
-    special("bind", _parse_bind, " ".join, DEFAULT_BIND, _rewrite_bind, nargs=0,
-            apply=_relisten("Failed to bind to specified addresses.", True)),
+    special("bind", _parse_bind, " ".join, DEFAULT_BIND, _rewrite_bind, nargs=0),
     special("replicaof", _parse_replicaof, _format_replicaof, None, _rewrite_replicaof,
             aliases=("slaveof",), mutable=False, nargs=0),
     special("latency-tracking-info-percentiles", _parse_percentiles, _format_percentiles,

@@ -1,7 +1,7 @@
 """maxmemory: Redis's evict.c — performEvictions() before commands, the eviction pool.
 
 While maxmemory is set (or an LRU/LFU policy needs access data) a check sits in
-server.command_checks: it records the access of the command's keys (lookupKey()'s
+server.hooks.command_checks: it records the access of the command's keys (lookupKey()'s
 LRU clock / updateLFU()) and runs perform_evictions(); when that cannot get under the
 limit a denyoom command gets -OOM, reads and DEL still run. Nothing of this costs a
 thing while maxmemory is 0 and the policy is not LRU/LFU: the check is not installed.
@@ -80,12 +80,16 @@ class Evictor:
         self.exceeded_total = 0.0
 
 
+# The directives configure() applies (Server.__init__ registers it for each).
+DIRECTIVES = ("maxmemory", "maxmemory-policy", "maxmemory-samples",
+              "maxmemory-eviction-tenacity", "lfu-log-factor", "lfu-decay-time")
+
+
 def install(server) -> None:
-    """Attach the memory accounting and maxmemory to a Server (from Server.__init__):
-    its Evictor, the databases' hooks and LFU parameters, the used_memory hook, the cron
-    job and the SWAPDB hook, all of them fields the Server and Database declare."""
-    if server.evictor is not None:
-        return
+    """Attach the memory accounting and maxmemory to a Server (from Server.__init__,
+    which also registers cron() and swap_accounting()): its Evictor, the databases'
+    hooks and LFU parameters, the used_memory function — fields the Server and Database
+    declare."""
     server.evictor = ev = Evictor(server)
 
     def first_key(db):
@@ -98,10 +102,6 @@ def install(server) -> None:
     _refresh_live(server)
     server.memory_usage = lambda: memory.used_memory(server)
     memory.refresh_clients(server)
-    server.cron_jobs.append(lambda: _cron(server))
-    server.swapdb_hooks.append(lambda a, b: _swap_accounting(server, a, b))
-    # The config specs reach configure() through config.py's own apply callback
-    # (_apply_eviction); nothing here touches the config table.
     configure(server)
 
 
@@ -109,9 +109,6 @@ def configure(server, _value=None) -> None:
     """The apply callback of maxmemory, maxmemory-policy, maxmemory-samples,
     maxmemory-eviction-tenacity, lfu-log-factor and lfu-decay-time."""
     ev = server.evictor
-    if ev is None:
-        install(server)
-        return
     config = server.config
     ev.maxmemory = config["maxmemory"]
     policy = config["maxmemory-policy"]
@@ -134,10 +131,10 @@ def configure(server, _value=None) -> None:
         memory.used_memory_fast(server, ev.live) > ev.maxmemory
     wanted = bool(ev.maxmemory) or bool(track)
     if wanted and not ev.installed:
-        server.command_checks.append(ev_check)
+        server.hooks.command_checks.append(ev_check)
         ev.installed = True
     elif not wanted and ev.installed:
-        server.command_checks.remove(ev_check)
+        server.hooks.command_checks.remove(ev_check)
         ev.installed = False
 
 
@@ -153,7 +150,7 @@ def _restamp(db, track: int) -> None:
         meta[key] = stamp | (old & COST_MASK)
 
 
-def _swap_accounting(server, a: int, b: int) -> None:
+def swap_accounting(server, a: int, b: int) -> None:
     # SWAPDB swaps data and expires; the accounting goes with them.
     x, y = server.dbs[a], server.dbs[b]
     x.meta, y.meta = y.meta, x.meta
@@ -172,7 +169,7 @@ def _refresh_live(server) -> None:
     server.evictor.live = live
 
 
-def _cron(server) -> None:
+def cron(server) -> None:
     ev = server.evictor
     ev.lru_stamp = lru_clock() << STAMP_SHIFT
     memory.refresh_clients(server)
@@ -403,7 +400,7 @@ def _evict(server, db, key: bytes) -> int:
     server.stats.evicted_keys += 1
     if notify_event is not None:
         notify_event(server, db, "evicted", key, flag="e")
-    if server.propagation_sinks:
+    if server.propagation.sinks:
         cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
         propagate_raw(server, db.id, [cmd, key])
     return freed

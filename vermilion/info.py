@@ -1,10 +1,8 @@
 """INFO: the sections of server.c genRedisInfoString(), field names exactly as Redis's.
 
-Each section is a function returning an ordered dict of field → value. Modules that
-own a subsystem (persistence, replication, pub/sub...) refine the fields through
-``server.info_hooks[section]``: callables ``(server) -> dict`` whose entries replace
-the defaults here in place (or are appended when new), so the field order stays
-Redis's. The text is "# Title\\r\\n" + "name:value\\r\\n" lines, sections joined by a
+Each section is a function returning an ordered dict of field → value, read from the
+state the server declares (server.snapshots, server.aof, server.blocking...), in
+Redis's field order; a new field goes in its section's function. The text is "# Title\\r\\n" + "name:value\\r\\n" lines, sections joined by a
 blank line; INFO sends it as a bulk string (a verbatim string in RESP3).
 """
 
@@ -52,8 +50,6 @@ def render(server, sections: list[str]) -> bytes:
     parts = []
     for name in sections:
         fields = SECTIONS[name](server)
-        for hook in server.info_hooks.get(name, ()):
-            fields.update(hook(server))
         lines = ["# %s\r\n" % TITLES[name]]
         lines.extend("%s:%s\r\n" % (k, _fmt(v)) for k, v in fields.items())
         parts.append("".join(lines))
@@ -65,18 +61,6 @@ def _fmt(value) -> str:
         return "%.2f" % value
     return str(value)
 
-
-def _count(server, name: str) -> int:
-    """A statistic another module may expose as an int, a callable or a collection."""
-    value = getattr(server, name, 0)
-    if callable(value):
-        value = value()
-    if isinstance(value, int):
-        return value
-    try:
-        return len(value)
-    except TypeError:
-        return 0
 
 
 # -- sections --------------------------------------------------------------------------
@@ -121,15 +105,15 @@ def clients_section(server) -> dict:
         "maxclients": server.config["maxclients"],
         "client_recent_max_input_buffer": server.recent_max_input_buffer(),
         "client_recent_max_output_buffer": server.recent_max_output_buffer(),
-        "blocked_clients": _count(server, "blocked_clients"),
+        "blocked_clients": server.blocking.blocked_clients,
         "tracking_clients": 0,
-        "clients_in_timeout_table": _count(server, "clients_in_timeout_table"),
+        "clients_in_timeout_table": server.blocking.clients_in_timeout_table,
     }
 
 
 def memory_section(server) -> dict:
     fields = _base_memory_section(server)
-    if getattr(server, "evictor", None) is not None:
+    if server.evictor is not None:
         # memory.py's accounting is the real figure; this module keeps the Lua fields.
         fields.update(memory_fields(server))
     return fields
@@ -164,7 +148,7 @@ def _base_memory_section(server) -> dict:
         "used_memory_vm_eval": 32768,
         "used_memory_lua_human": "32.00K",
         "used_memory_scripts_eval": 0,
-        "number_of_cached_scripts": _count(server, "cached_scripts"),
+        "number_of_cached_scripts": len(server.scripting.bodies) if server.scripting else 0,
         "number_of_functions": _function_counts(server)[0],
         "number_of_libraries": _function_counts(server)[1],
         "used_memory_vm_functions": 32768,
@@ -199,16 +183,14 @@ def _base_memory_section(server) -> dict:
 
 
 def persistence_section(server) -> dict:
-    # Read from the persistence module's state where it exists (server.snapshots for
-    # RDB, server.aof for the AOF); the defaults are an idle server's values.
     now = time.time()
-    snap = getattr(server, "snapshots", None)
-    aof = getattr(server, "aof", None)
-    bgsave_pid = getattr(snap, "child_pid", 0)
-    rewrite_pid = getattr(aof, "rewrite_child", 0)
+    snap = server.snapshots
+    aof = server.aof
+    bgsave_pid = snap.child_pid
+    rewrite_pid = aof.rewrite_child
     aof_on = bool(server.config["appendonly"])
     fields = {
-        "loading": int(bool(getattr(server, "loading", False))),
+        "loading": int(server.loading),
         "async_loading": 0,
         "current_cow_peak": 0,
         "current_cow_size": 0,
@@ -219,34 +201,34 @@ def persistence_section(server) -> dict:
         "rdb_changes_since_last_save": server.dirty,
         "rdb_bgsave_in_progress": int(bool(bgsave_pid)),
         "rdb_last_save_time": server.lastsave,
-        "rdb_last_bgsave_status": "ok" if getattr(snap, "last_bgsave_ok", True) else "err",
-        "rdb_last_bgsave_time_sec": getattr(snap, "last_bgsave_seconds", -1),
+        "rdb_last_bgsave_status": "ok" if snap.last_bgsave_ok else "err",
+        "rdb_last_bgsave_time_sec": snap.last_bgsave_seconds,
         "rdb_current_bgsave_time_sec":
             int(now - snap.child_started) if bgsave_pid else -1,
-        "rdb_saves": getattr(snap, "saves", 0),
+        "rdb_saves": snap.saves,
         "rdb_last_cow_size": 0,
-        "rdb_last_load_keys_expired": getattr(snap, "loaded_expired", 0),
-        "rdb_last_load_keys_loaded": getattr(snap, "loaded_keys", 0),
+        "rdb_last_load_keys_expired": snap.loaded_expired,
+        "rdb_last_load_keys_loaded": snap.loaded_keys,
         "aof_enabled": int(aof_on),
         "aof_rewrite_in_progress": int(bool(rewrite_pid)),
-        "aof_rewrite_scheduled": int(bool(getattr(aof, "rewrite_scheduled", False))),
-        "aof_last_rewrite_time_sec": getattr(aof, "last_rewrite_seconds", -1),
+        "aof_rewrite_scheduled": int(bool(aof.rewrite_scheduled)),
+        "aof_last_rewrite_time_sec": aof.last_rewrite_seconds,
         "aof_current_rewrite_time_sec":
             int(now - aof.rewrite_started) if rewrite_pid else -1,
-        "aof_last_bgrewrite_status": "ok" if getattr(aof, "last_rewrite_ok", True) else "err",
-        "aof_rewrites": getattr(aof, "rewrites", 0),
-        "aof_rewrites_consecutive_failures": getattr(aof, "consecutive_failures", 0),
-        "aof_last_write_status": "ok" if getattr(aof, "last_write_ok", True) else "err",
+        "aof_last_bgrewrite_status": "ok" if aof.last_rewrite_ok else "err",
+        "aof_rewrites": aof.rewrites,
+        "aof_rewrites_consecutive_failures": aof.consecutive_failures,
+        "aof_last_write_status": "ok" if aof.last_write_ok else "err",
         "aof_last_cow_size": 0,
         "module_fork_in_progress": 0,
         "module_fork_last_cow_size": 0,
     }
     if aof_on:
         fields.update({
-            "aof_current_size": getattr(aof, "current_size", 0),
-            "aof_base_size": getattr(aof, "base_size", 0),
-            "aof_pending_rewrite": int(bool(getattr(aof, "rewrite_scheduled", False))),
-            "aof_buffer_length": len(getattr(aof, "buffer", b"") or b""),
+            "aof_current_size": aof.current_size,
+            "aof_base_size": aof.base_size,
+            "aof_pending_rewrite": int(bool(aof.rewrite_scheduled)),
+            "aof_buffer_length": len(aof.buffer or b""),
             "aof_pending_bio_fsync": 0,
             "aof_delayed_fsync": 0,
         })
@@ -255,7 +237,7 @@ def persistence_section(server) -> dict:
 
 def stats_section(server) -> dict:
     fields = _base_stats_section(server)
-    if getattr(server, "evictor", None) is not None:
+    if server.evictor is not None:
         from .eviction import stats_fields
 
         fields.update(stats_fields(server))

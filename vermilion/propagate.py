@@ -8,28 +8,79 @@ popped — so the AOF (and later replicas) replay exactly what happened.
 
 The rewrite of a command is declared with it (CommandSpec.rewrite, set by
 ``@command(..., rewrite=...)``): the built-in ones are below, the stream and blocking
-families keep theirs beside their handlers. Sinks (the AOF; replicas later) are on
-``server.propagation_sinks`` and receive (db_id, argv) records.
+families keep theirs beside their handlers. The records go to the server's Propagation:
+its sinks (the AOF; replicas next) receive (db_id, argv); while a transaction or a script
+runs, a block collects them, to go out wrapped in MULTI/EXEC (propagatePendingCommands()).
 """
 
 from __future__ import annotations
 
 
+# Where a record may go (redis.set_repl()'s REPL_AOF / REPL_REPLICA / REPL_ALL).
+TO_AOF, TO_REPLICAS, TO_ALL = 1, 2, 3
+
+
+class Propagation:
+    __slots__ = ("sinks", "kinds", "block", "targets")
+
+    def __init__(self):
+        self.sinks: list = []  # fn(db_id, argv): the AOF, replicas
+        self.kinds: dict = {}  # sink → TO_AOF or TO_REPLICAS
+        self.block: list | None = None  # (db_id, argv, targets) of the open block
+        self.targets = TO_ALL  # of the records emitted now (a script may narrow it)
+
+    def add_sink(self, sink, kind: int) -> None:
+        if sink not in self.kinds:
+            self.sinks.append(sink)
+            self.kinds[sink] = kind
+
+    def remove_sink(self, sink) -> None:
+        if self.kinds.pop(sink, None) is not None:
+            self.sinks.remove(sink)
+
+    def emit(self, db_id: int, argv: list[bytes]) -> None:
+        if self.block is not None:
+            self.block.append((db_id, argv, self.targets))
+        else:
+            self._send(db_id, argv, self.targets)
+
+    def _send(self, db_id: int, argv: list[bytes], targets: int) -> None:
+        for sink in self.sinks:
+            if targets == TO_ALL or targets & self.kinds[sink]:
+                sink(db_id, argv)
+
+    def open_block(self) -> bool:
+        """Collect what follows (EXEC, a script); False when there is nothing to collect
+        for, or a block is open already (a script inside EXEC joins the transaction's)."""
+        if self.block is not None or not self.sinks:
+            return False
+        self.block = []
+        return True
+
+    def close_block(self) -> None:
+        """Emit the block: more than one record goes out inside MULTI ... EXEC, so the
+        AOF and replicas apply it atomically (one is atomic as it is)."""
+        records, self.block = self.block, None
+        if len(records) > 1:
+            records = [(records[0][0], [b"MULTI"], TO_ALL), *records,
+                       (records[-1][0], [b"EXEC"], TO_ALL)]
+        for db_id, argv, targets in records:
+            self._send(db_id, argv, targets)
+
+
 def propagate(server, db, spec, argv: list[bytes], reply) -> None:
+    """A client command that changed the dataset, in its deterministic form."""
     rewrite = spec.rewrite
     if rewrite is None:  # most writes are logged as they were sent
-        for sink in server.propagation_sinks:
-            sink(db.id, argv)
+        server.propagation.emit(db.id, argv)
         return
     for record in rewrite(db, argv, reply):
-        for sink in server.propagation_sinks:
-            sink(db.id, record)
+        server.propagation.emit(db.id, record)
 
 
 def propagate_raw(server, db_id: int, argv: list[bytes]) -> None:
     """An effect that is not a client command (expired or evicted key → DEL)."""
-    for sink in server.propagation_sinks:
-        sink(db_id, argv)
+    server.propagation.emit(db_id, argv)
 
 
 def _expiry_state(db, key: bytes) -> list[list[bytes]]:

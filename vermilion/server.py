@@ -30,6 +30,11 @@ from .commands.transactions import discard_transaction
 from .keyspace.watch import touch_swapped_dbs, touch_watched_key
 from .notify import Notifier
 from .pubsub import PubSub
+from . import eviction, listeners
+from .persistence.aof import AppendOnlyFile, apply_appendonly
+from .persistence.diskerror import DiskErrors
+from .persistence.snapshot import Snapshots
+from .propagate import TO_AOF, Propagation
 from .protocol.parser import ParserLimits
 from .slowlog import LatencyMonitor, SlowLog
 
@@ -139,86 +144,122 @@ class Stats:
     errorstats: dict = field(default_factory=dict)
 
 
+class Hooks:
+    """A server's extension points, declared in one place and filled only by
+    Server.__init__ (as initServer() sets Redis's): who is called when."""
+
+    __slots__ = ("command_checks", "cron", "shutdown", "client_close", "client_reset",
+                 "expire", "swapdb", "resetstat", "config_apply")
+
+    def __init__(self):
+        # Before a command runs, (session, spec, argv) → raise CommandError; present only
+        # while they can refuse something, since the dispatcher's fast path tests the list.
+        self.command_checks: list = []
+        self.cron: list = []  # () hz times a second
+        self.shutdown: list = []  # (flags) before exit, in order
+        self.client_close: list = []  # (session) when its connection ends
+        self.client_reset: list = []  # (session) on RESET
+        self.expire: list = []  # (db, key) when a key expires
+        self.swapdb: list = []  # (first, second) after SWAPDB
+        self.resetstat: list = []  # () on CONFIG RESETSTAT, beside the Stats reset
+        # directive → (server, value): the step of a subsystem once CONFIG SET changed it
+        self.config_apply: dict = {}
+
+
 class Server:
     def __init__(self, config: Config):
+        """initServer(): every piece of server state is declared here, and this is the
+        one place that wires the subsystems to each other (self.hooks)."""
         self.config = config
         config.server = self
         load_all()
         self.commands = CommandTable(config.renamed)  # under the names rename-command gave
+        self.hooks = Hooks()
         self.dbs = [Database(i, self) for i in range(config["databases"])]
+        # -- clients
         self.clients: dict[int, Client] = {}
         self.clients_peak = 0  # most clients at once since memory was last given back
         self._memory_release = None  # the timer of _release_memory
         self._client_ids = 0
+        self.monitors: set[Client] = set()
+        self.postponed: list[Client] = []  # clients waiting for CLIENT PAUSE to end
+        self.pause_until = 0.0
+        self.pause_writes_only = False
+        self._pause_timer = None
+        self.parser_limits = ParserLimits(config["proto-max-bulk-len"])
+        self.obuf_limits: dict = {}  # client-output-buffer-limit, per class (apply_config)
+        self.obuf_check_from = 0  # the lowest limit: output past it is checked as it grows
+        # Sessions (and the notifier) that need the dispatcher's slow path (dispatch.py).
+        self.gated: set = set()
+        # -- statistics
         self.stats = Stats()
         self.dirty = 0  # changes since the last save (rdb_changes_since_last_save)
         self.start_time = time.time()
         self.lastsave = int(self.start_time)
         self.slowlog = SlowLog(config["slowlog-max-len"])
         self.latency = LatencyMonitor()
-        self.run_id = os.urandom(20).hex()
-        self.replid = os.urandom(20).hex()
-        self.info_hooks: dict[str, list] = {}  # INFO section → [(server) -> {field: value}]
-        self.memory_usage = None  # callable → used_memory bytes (memory accounting module)
-        self.clients_memory = 0  # the clients' bytes as last summed (memory.refresh_clients)
-        self.evictor = None  # eviction.Evictor: maxmemory state (eviction.install below)
-        self.scripting = None  # scripting.engine.ScriptEngine, made on first use (engine_of)
-        self.used_memory_startup = 0
-        self.memory_peak = 0
         self.instantaneous: dict[str, float] = {}  # ops / in / out per second (INFO stats)
         self._inst_sample = (time.monotonic(), 0, 0, 0)
-        self.postponed: list[Client] = []  # clients waiting for CLIENT PAUSE to end
-        # CONFIG RESETSTAT (config_cmds) resets Stats and calls these for the rest.
-        self.resetstat_hooks: list = [self._reset_own_stats]
-        self._pause_timer = None
-        self.monitors: set[Client] = set()
-        self.key_watchers: dict = {}  # WATCH: (db_id, key) → {session: None} (keyspace/watch.py)
-        # Sessions (and the notifier) that need the dispatcher's slow path (dispatch.py).
-        self.gated: set = set()
+        self.run_id = os.urandom(20).hex()
+        self.replid = os.urandom(20).hex()
+        # -- memory (eviction.install fills the evictor and the usage function)
+        self.memory_usage = None  # callable → used_memory bytes
+        self.clients_memory = 0  # the clients' bytes as last summed (memory.refresh_clients)
+        self.evictor = None
+        self.used_memory_startup = 0
+        self.memory_peak = 0
+        # -- keyspace events: WATCH, blocked clients, pub/sub, notifications
+        self.key_watchers: dict = {}  # (db_id, key) → {session: None} (keyspace/watch.py)
+        self.blocking = BlockingState(self)
         self.pubsub = PubSub()
         self.notifier = Notifier(self)
-        self.command_checks: list = []  # (client, spec, argv) → raise CommandError
-        self.cron_jobs: list = []  # callables run hz times a second
-        self.shutdown_hooks: list = []  # callables run before exit (save, AOF flush)
-        self.client_close_hooks: list = []  # (client) when a connection ends
-        self.output_limit_hooks: list = []  # (client) when its output buffer backs up
-        self.expire_hooks: list = []  # (db, key) when a key expires
-        self.swapdb_hooks: list = []  # (first, second) after SWAPDB
-        self.reset_hooks: list = []  # (client) on RESET
-        # Clients blocked on keys (BLPOP...); keeps blocked_clients for INFO.
-        self.blocking = BlockingState(self)
-        self.shutdown_flags: frozenset = frozenset()
-        self.pause_until = 0.0
-        self.pause_writes_only = False
-        self.parser_limits = ParserLimits(config["proto-max-bulk-len"])
+        # -- scripting, made on first use (a Lua runtime and its thread cost memory)
+        self.scripting = None  # scripting.engine.ScriptEngine (engine_of)
+        self.functions_engine = None  # scripting.library.FunctionsEngine (functions_of)
+        # -- persistence
+        self.propagation = Propagation()  # where executed writes go: the AOF, replicas
+        self.loading = False  # True while the dataset loads (clients get -LOADING)
+        self.pending_replies: list = []  # (client, bytes) waiting for the AOF flush
+        self._append_flush_scheduled = False
+        self.snapshots = Snapshots(self)
+        self.aof = AppendOnlyFile(self)
+        self.disk_errors = DiskErrors(self)  # -MISCONF while a save or an AOF write fails
+        # -- running
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list = []
         self.tcp_port = 0
         self._stopping: asyncio.Future | None = None
         self._prepared = False
         self.shutdown_asap = False
+        self.shutdown_flags: frozenset = frozenset()
         self.apply_config()
-        self.propagation_sinks: list = []  # (db_id, argv) receivers: the AOF, replicas
-        self.loading = False  # True while the dataset loads (clients get -LOADING)
-        self.pending_replies: list = []  # (client, bytes) waiting for the AOF flush
-        self._append_flush_scheduled = False
-        from .persistence import aof, snapshot
-        from .persistence.diskerror import DiskErrors
-
-        # -MISCONF while a save or an AOF write fails (refreshed by the two below).
-        self.disk_errors = DiskErrors(self)
-        snapshot.install(self)
-        aof.install(self)
-        self.expire_hooks += [self._propagate_expired,
-                              lambda db, key: touch_watched_key(self, db, key),
-                              self.notifier.expired]
-        self.swapdb_hooks.append(lambda first, second: touch_swapped_dbs(self, first, second))
-        # A closing or RESET client leaves its transaction and its subscriptions.
-        for hooks in (self.client_close_hooks, self.reset_hooks):
-            hooks += [discard_transaction, self.pubsub.unsubscribe_everything]
-        from . import eviction
-
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
+        self._wire()
+
+    def _wire(self) -> None:
+        """Who is called when: the whole list (the dispatcher's checks are added and
+        removed at run time by their owners, only while they can refuse something)."""
+        hooks = self.hooks
+        hooks.cron += [self.snapshots.cron, self.aof.child_cron,
+                       lambda: eviction.cron(self)]
+        hooks.shutdown.append(self.snapshots.shutdown_hook)  # the AOF's goes first, when on
+        hooks.expire += [self._propagate_expired,
+                         lambda db, key: touch_watched_key(self, db, key),
+                         self.notifier.expired]
+        hooks.swapdb += [lambda first, second: touch_swapped_dbs(self, first, second),
+                         self.blocking.swapped,
+                         lambda first, second: eviction.swap_accounting(self, first, second)]
+        # A closing or RESET client leaves its transaction and its subscriptions.
+        for when in (hooks.client_close, hooks.client_reset):
+            when += [discard_transaction, self.pubsub.unsubscribe_everything]
+        hooks.client_close.append(self.blocking.client_closed)
+        hooks.resetstat.append(self._reset_own_stats)
+        apply = hooks.config_apply
+        for name in eviction.DIRECTIVES:
+            apply[name] = eviction.configure
+        apply["port"] = listeners.APPLY_PORT
+        apply["bind"] = listeners.APPLY_BIND
+        apply["appendonly"] = apply_appendonly
 
     # -- configuration hooks ------------------------------------------------------------
 
@@ -283,7 +324,7 @@ class Server:
             client.postponed = None
             if client in self.postponed:
                 self.postponed.remove(client)
-        for hook in self.client_close_hooks:
+        for hook in self.hooks.client_close:
             hook(client)
         if self.clients_peak - len(self.clients) >= RELEASE_AFTER_CLIENTS:
             # Many connections left: their memory sits in malloc's free lists, which
@@ -312,8 +353,6 @@ class Server:
         past the hard limit, or past the soft limit for longer than its seconds, the
         client is closed at once and its replies are dropped. The client calls this as
         its output grows (client.py), the cron for soft limits."""
-        for hook in self.output_limit_hooks:
-            hook(client)
         if client.closing:
             return
         hard, soft, seconds = self.obuf_limits[self._obuf_class(client)]
@@ -486,7 +525,7 @@ class Server:
 
     def key_expired(self, db, key: bytes) -> None:
         """Hook for keyspace notifications / propagation of expiries (later issues)."""
-        for hook in self.expire_hooks:
+        for hook in self.hooks.expire:
             hook(db, key)
 
     def signal_modified(self, db, key: bytes) -> None:
@@ -502,7 +541,7 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = self.loop.create_future()
-        await self._listen_all()
+        await listeners.listen_at_startup(self)
         if not self.listeners:
             logger.warning("Configured to not listen anywhere, exiting.")
             raise SystemExit(1)
@@ -513,52 +552,14 @@ class Server:
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()
 
-    async def _listen_all(self) -> None:
-        port = self.config["port"]
-        if port:
-            await self._listen_tcp(port)
-        if self.config["unixsocket"]:
-            await self._listen_unix(self.config["unixsocket"], self.config["unixsocketperm"])
-
     def _stop_accepting(self) -> None:
         for srv in self.listeners:
             srv.close()
         self.listeners = []
 
-    async def _listen_tcp(self, port: int) -> None:
-        for entry in self.config["bind"]:
-            optional = entry.startswith("-")
-            addr = entry[1:] if optional else entry
-            host = {"*": "0.0.0.0", "::*": "::"}.get(addr, addr)
-            try:
-                srv = await self.loop.create_server(
-                    lambda: Client(self), host, port, reuse_address=True,
-                    backlog=self.config["tcp-backlog"],
-                    family=socket.AF_INET6 if ":" in host else socket.AF_INET,
-                )
-            except OSError as exc:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                logger.warning(f"Warning: Could not create server TCP listening socket "
-                               f"{addr}:{port}: bind: {reason}")
-                if optional or exc.errno in (97, 99):  # EAFNOSUPPORT / EADDRNOTAVAIL
-                    continue
-                logger.warning(f"Failed listening on port {port} (tcp), aborting.")
-                raise SystemExit(1)
-            self.listeners.append(srv)
-            self.tcp_port = srv.sockets[0].getsockname()[1]
-        if not self.listeners:
-            logger.warning("Failed listening on port %d (tcp), aborting." % port)
-            raise SystemExit(1)
-
-    async def _listen_unix(self, path: str, perm: int) -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        srv = await self.loop.create_unix_server(lambda: Client(self, unix=True), path)
-        if perm:
-            os.chmod(path, perm)
-        self.listeners.append(srv)
+    def new_connection(self, unix: bool) -> Client:
+        """The protocol of a connection a listener accepted (listeners.py)."""
+        return Client(self, unix=unix)
 
     def stopping(self) -> bool:
         """A shutdown was requested (and the loop will run it next)."""
@@ -591,7 +592,7 @@ class Server:
             self._check_soft_limits()
             self._sample_rates()
             self.note_memory_peak(self.used_memory())
-            for job in self.cron_jobs:
+            for job in self.hooks.cron:
                 job()
         except Exception as exc:  # the cron must survive a bug in one job
             logger.warning(f"cron job failed: {exc!r}")
@@ -637,7 +638,7 @@ class Server:
             flags = (flags - {"save"}) | {"nosave"}
         # No new connections while the final save runs.
         self._stop_accepting()
-        for hook in self.shutdown_hooks:
+        for hook in self.hooks.shutdown:
             try:
                 hook(flags)
             except Exception as exc:
@@ -645,7 +646,7 @@ class Server:
                 if "force" not in flags:
                     logger.warning("Errors trying to shut down the server. Check the logs "
                                    "for more information.")
-                    self.loop.create_task(self._listen_all())  # keep serving
+                    self.loop.create_task(listeners.listen_at_startup(self))  # keep serving
                     return False
         return True
 
@@ -679,21 +680,21 @@ class Server:
 
     def enable_aof_logging(self) -> None:
         aof = self.aof
-        if aof.feed not in self.propagation_sinks:
-            self.propagation_sinks.append(aof.feed)
-            self.cron_jobs.append(aof.cron)
-            self.shutdown_hooks.insert(0, aof.shutdown_hook)
+        if aof.feed not in self.propagation.sinks:
+            self.propagation.add_sink(aof.feed, TO_AOF)
+            self.hooks.cron.append(aof.cron)
+            self.hooks.shutdown.insert(0, aof.shutdown_hook)
 
     def disable_aof_logging(self) -> None:
         aof = self.aof
-        if aof.feed in self.propagation_sinks:
-            self.propagation_sinks.remove(aof.feed)
-            self.cron_jobs.remove(aof.cron)
-            self.shutdown_hooks.remove(aof.shutdown_hook)
+        if aof.feed in self.propagation.sinks:
+            self.propagation.remove_sink(aof.feed)
+            self.hooks.cron.remove(aof.cron)
+            self.hooks.shutdown.remove(aof.shutdown_hook)
 
     def _propagate_expired(self, db, key: bytes) -> None:
         # An expired key leaves the AOF (and replicas) as an explicit DEL (expire.c).
-        if self.propagation_sinks:
+        if self.propagation.sinks:
             from .propagate import propagate_raw
 
             propagate_raw(self, db.id, [b"DEL", key])
@@ -708,14 +709,14 @@ class Server:
         thread would fight the loop for the GIL each time a client connects (a start-up
         probed every 20 ms took 15 % longer). The AOF replay runs in a thread."""
         self.loading = True
-        self.command_checks.append(self._refuse_while_loading)
+        self.hooks.command_checks.append(self._refuse_while_loading)
         # A failed load exits the process: until then clients keep getting -LOADING,
         # never a PONG from a server that is about to die.
         if self.config["appendonly"]:
             await self.loop.run_in_executor(None, self.load_aof)
         else:
             await self.snapshots.load_at_startup()
-        self.command_checks.remove(self._refuse_while_loading)
+        self.hooks.command_checks.remove(self._refuse_while_loading)
         self.loading = False
 
     def _refuse_while_loading(self, client, spec, argv) -> None:

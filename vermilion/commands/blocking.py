@@ -36,7 +36,7 @@ def _block(client, keys, timeout_ms: int, on_ready, deny_reply=NULL_ARRAY):
 
 def _propagate(client, argv: list[bytes]) -> None:
     server = client.server
-    if server.propagation_sinks:
+    if server.propagation.sinks:
         propagate_raw(server, client.db.id, argv)
 
 

@@ -92,7 +92,7 @@ def _select(client, argv):
             failure = errors.CONFIG_SET_FAILED.format(name, errors.CONFIG_IMMUTABLE)
         elif spec.protected and not _protected_allowed(config, client):
             failure = errors.CONFIG_SET_FAILED.format(name, errors.CONFIG_PROTECTED)
-        elif spec.deny_loading and getattr(server, "loading", False):
+        elif spec.deny_loading and server.loading:
             loading_error = True
         elif any(other == name.lower() for other, _, _ in chosen):
             # Aliases are distinct entries in Redis's table: only the same name repeats.
@@ -132,8 +132,9 @@ def config_set(client, argv):
         except ConfigError as exc:
             _restore(config, chosen[:done], old_values)
             raise CommandError(errors.CONFIG_SET_FAILED.format(name, exc)) from None
-        if changed and spec.apply is not None and spec.apply not in [a for a, _ in applies]:
-            applies.append((spec.apply, spec))
+        apply = spec.apply or server.hooks.config_apply.get(spec.name)
+        if changed and apply is not None and apply not in [a for a, _ in applies]:
+            applies.append((apply, spec))
     for apply, spec in applies:
         try:
             apply(server, config[spec.name])
@@ -179,7 +180,7 @@ def config_resetstat(client, argv):
     if dataclasses.is_dataclass(server.stats):
         _reset_dataclass(server.stats)
     _reset_command_stats(server.commands.every_spec())
-    for hook in getattr(server, "resetstat_hooks", ()):
+    for hook in server.hooks.resetstat:
         hook()
     return OK
 

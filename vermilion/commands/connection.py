@@ -58,7 +58,7 @@ def swapdb(client, argv):
     a.encodings, b.encodings = b.encodings, a.encodings
     a.avg_ttl, b.avg_ttl = b.avg_ttl, a.avg_ttl
     server.dirty += 1
-    for hook in server.swapdb_hooks:
+    for hook in server.hooks.swapdb:
         hook(first, second)
     return OK
 
@@ -141,7 +141,7 @@ def reset(client, argv):
     if "S" in client.flags or "M" in client.flags:
         # resetCommand(): a MONITOR is reset, a replication link is not.
         raise CommandError("ERR can only reset normal client connections")
-    for hook in server.reset_hooks:
+    for hook in server.hooks.client_reset:
         hook(client)
     server.monitors.discard(client)
     client.flags.discard("O")

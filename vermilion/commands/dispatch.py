@@ -40,7 +40,7 @@ def process_command(client, argv: list[bytes]):
     if spec is None:
         spec = table.spelled(argv[0])
     # Fast path: a plain command with the right arity by an authenticated client.
-    if spec is None or spec.subcommands or not client.authenticated or server.command_checks \
+    if spec is None or spec.subcommands or not client.authenticated or server.hooks.command_checks \
             or server.gated or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
         gated = client in server.gated
         try:
@@ -68,7 +68,7 @@ def process_command(client, argv: list[bytes]):
     except Exception as exc:  # a bug must cost one reply, never the connection
         reply = _internal_error(server, spec, argv, exc)
     else:
-        if server.propagation_sinks and server.dirty != dirty and spec.is_write:
+        if server.propagation.sinks and server.dirty != dirty and spec.is_write:
             propagate(server, client.db, spec, argv, reply)
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
@@ -100,7 +100,7 @@ def call(client, spec, argv: list[bytes]):
     except Exception as exc:
         reply = _internal_error(server, spec, argv, exc)
     else:
-        if server.propagation_sinks and server.dirty != dirty and spec.is_write:
+        if server.propagation.sinks and server.dirty != dirty and spec.is_write:
             propagate(server, client.db, spec, argv, reply)
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
@@ -152,7 +152,7 @@ def _central_checks(client, server, spec, argv, gated=False):
             raise CommandError(errors.NOAUTH)
         if gated:
             _gated_checks(client, spec)
-        for check in server.command_checks:
+        for check in server.hooks.command_checks:
             check(client, spec, argv)
     except CommandError:
         spec.rejected_calls += 1

@@ -78,7 +78,7 @@ def _force_propagation(client, argv, dirty_before: int) -> None:
     # forceCommandPropagation(): a FLUSH reaches the AOF even when it changed nothing
     # (or when the save below reset the dirty counter the dispatcher compares).
     server = client.server
-    if server.dirty == dirty_before and getattr(server, "propagation_sinks", None):
+    if server.dirty == dirty_before and server.propagation.sinks:
         propagate_raw(server, client.db.id, argv)
 
 
@@ -103,10 +103,9 @@ def flushall(client, argv):
     server.dirty += removed
     # flushAllDataAndResetRDB(): with save points configured the empty dataset is saved
     # at once, which also resets the dirty counter.
-    snapshots = getattr(server, "snapshots", None)
-    if snapshots is not None and server.config["save"]:
+    if server.config["save"]:
         try:
-            snapshots.save()
+            server.snapshots.save()
         except CommandError:
             pass  # Redis ignores the outcome of this save too
     _force_propagation(client, argv, before)

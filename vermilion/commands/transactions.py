@@ -5,7 +5,6 @@ command was refused while queueing), and the WATCH state kept by keyspace/watch.
 """
 
 from ..keyspace.watch import is_watched_key_expired, unwatch_all, watch_keys
-from ..propagate import propagate_raw
 from ..protocol.encode import NO_REPLY, NULL_ARRAY, OK, Raw, _encode
 from ..protocol.errors import CommandError
 from ..session import MultiState
@@ -95,13 +94,8 @@ def _exec(client, server):
     was_denied = client.deny_blocking
     client.deny_blocking = True
     client.in_exec = True
-    sinks = server.propagation_sinks
-    records: list = []
-    if sinks:
-        # Collect the effects, then emit them as one MULTI ... EXEC block when there is
-        # more than one (propagatePendingCommands(): a single command is atomic as is).
-        collector = [lambda db_id, rec: records.append((db_id, rec))]
-        server.propagation_sinks = collector
+    # The effects go out as one MULTI ... EXEC block when there is more than one.
+    collecting = server.propagation.open_block()
     # The reply is framed here: messages a command pushes to this very client (PUBLISH
     # to itself, keyspace events) sit inside the array before that command's reply,
     # where Redis 7.0 writes them.
@@ -118,22 +112,7 @@ def _exec(client, server):
     finally:
         client.deny_blocking = was_denied
         client.in_exec = False
-        if sinks:
-            added = server.propagation_sinks[1:] if server.propagation_sinks is collector else []
-            server.propagation_sinks = sinks
-            sinks.extend(added)
-            _emit(server, records)
+        if collecting:
+            server.propagation.close_block()
         discard_transaction(client)
     return Raw(b"".join(out))
-
-
-def _emit(server, records: list) -> None:
-    if not records:
-        return
-    if len(records) == 1:
-        propagate_raw(server, *records[0])
-        return
-    propagate_raw(server, records[0][0], [b"MULTI"])
-    for db_id, rec in records:
-        propagate_raw(server, db_id, rec)
-    propagate_raw(server, records[-1][0], [b"EXEC"])

@@ -98,12 +98,8 @@ class BlockingState:
         self._scheduled = False
         self._handling = False
         self._missing_watchers = 0
-        server.blocked_clients = 0
-        server.clients_in_timeout_table = 0
-        server.client_close_hooks.append(self.client_closed)
-        hooks = getattr(server, "swapdb_hooks", None)
-        if hooks is not None:
-            hooks.append(self.swapped)
+        self.blocked_clients = 0  # INFO clients
+        self.clients_in_timeout_table = 0
 
     # -- blocking -------------------------------------------------------------------
 
@@ -132,10 +128,10 @@ class BlockingState:
         delay = timeout_ms / 1000
         if 0 < delay < _MAX_DELAY:
             waiter.timer = server.loop.call_later(delay, self._timed_out, waiter)
-            server.clients_in_timeout_table += 1
+            self.clients_in_timeout_table += 1
         client.blocked = waiter
         client.flags.add("b")
-        server.blocked_clients += 1
+        self.blocked_clients += 1
         return BLOCKED
 
     def _release(self, waiter: Waiter) -> None:
@@ -159,10 +155,10 @@ class BlockingState:
         if waiter.timer is not None:
             waiter.timer.cancel()
             waiter.timer = None
-            server.clients_in_timeout_table -= 1
+            self.clients_in_timeout_table -= 1
         client.blocked = None
         client.flags.discard("b")
-        server.blocked_clients -= 1
+        self.blocked_clients -= 1
 
     def unblock(self, waiter: Waiter, reply) -> None:
         """End the wait with reply, then let the client's held commands run."""
@@ -181,7 +177,7 @@ class BlockingState:
 
     def _timed_out(self, waiter: Waiter) -> None:
         waiter.timer = None
-        self.server.clients_in_timeout_table -= 1
+        self.clients_in_timeout_table -= 1
         if waiter.client.blocked is waiter:
             self.unblock(waiter, waiter.on_timeout(waiter.client))
 
@@ -230,7 +226,7 @@ class BlockingState:
         self.handle_ready()
 
     def _script_running(self) -> bool:
-        engine = getattr(self.server, "scripting", None)
+        engine = self.server.scripting
         return engine is not None and engine.current is not None
 
     def handle_ready(self) -> None:

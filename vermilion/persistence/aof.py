@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from hiredis import pack_command
 
-from ..config import BY_NAME, ConfigError
+from ..config import ConfigError
 from ..datatypes.packed import PackedValue, unpack
 from ..log import logger
 from ..protocol.parser import RequestParser
@@ -634,15 +634,7 @@ def _value_commands(key: bytes, value):
     raise AOFError(f"cannot rewrite a value of type {kind}")
 
 
-def install(server) -> AppendOnlyFile | None:
-    aof = AppendOnlyFile(server)
-    server.aof = aof
-    BY_NAME["appendonly"].apply = _apply_appendonly
-    server.cron_jobs.append(aof.child_cron)
-    return aof
-
-
-def _apply_appendonly(server, value) -> None:
+def apply_appendonly(server, value) -> None:
     """CONFIG SET appendonly: yes builds the AOF (a base of the current dataset) before
     logging to it, as Redis's startAppendOnly does; no stops logging."""
     aof = server.aof

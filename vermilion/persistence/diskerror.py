@@ -31,7 +31,7 @@ class DiskErrors:
         """Install the check while a save or an AOF write is failing, remove it after."""
         server = self.server
         failing = not server.snapshots.last_bgsave_ok or bool(server.aof.write_error)
-        checks = server.command_checks
+        checks = server.hooks.command_checks
         if failing and self.check not in checks:
             checks.append(self.check)
         elif not failing and self.check in checks:

@@ -285,14 +285,6 @@ def load_functions(server, result) -> None:
             raise rdb.RDBError(f"Failed loading a function library: {exc.message}") from None
 
 
-def install(server) -> Snapshots:
-    snapshots = Snapshots(server)
-    server.snapshots = snapshots
-    server.cron_jobs.append(snapshots.cron)
-    server.shutdown_hooks.append(snapshots.shutdown_hook)
-    return snapshots
-
-
 def _yes(config, name: str) -> bool:
     return bool(config.values.get(name, True))
 

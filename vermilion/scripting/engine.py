@@ -43,6 +43,7 @@ from ..commands.dispatch import process_command
 from ..commands.spec import redis_metadata
 from ..keyspace import database
 from ..log import logger
+from ..propagate import TO_ALL
 from ..protocol.encode import NO_REPLY
 from ..protocol.errors import CommandError, sanitize
 from .convert import CountedError, ScriptCheckError, finish_reply, lua_to_reply
@@ -63,8 +64,6 @@ READ_ONLY_WRITE = "ERR Write commands are not allowed from read-only scripts."
 
 DEFAULT_BUSY_THRESHOLD_MS = 5000
 
-# redis.set_repl() targets (redis.REPL_*).
-REPL_AOF, REPL_REPLICA, REPL_ALL = 1, 2, 3
 
 
 def script_session(server) -> Session:
@@ -81,7 +80,7 @@ class ScriptRun:
     """One execution of a script."""
 
     __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over",
-                 "captured", "pending", "spec", "repl", "state", "function", "started")
+                 "captured", "pending", "spec", "state", "function", "started")
 
     def __init__(self, sha, caller, client, read_only, state=None, function=False):
         self.sha = sha  # the script's sha, or the function's name (FCALL)
@@ -93,7 +92,6 @@ class ScriptRun:
         self.client = client
         self.read_only = read_only
         self.captured = None
-        self.repl = REPL_ALL  # redis.set_repl()
         self.pending: list = []  # the caller's commands pipelined behind a busy script
         self.wrote = False
         self.finished = False
@@ -101,7 +99,7 @@ class ScriptRun:
 
 
 def engine_of(server) -> "ScriptEngine":
-    engine = getattr(server, "scripting", None)
+    engine = server.scripting
     if engine is None:
         engine = server.scripting = ScriptEngine(server)
     return engine
@@ -118,7 +116,6 @@ class ScriptEngine:
         self.functions: dict[bytes, object] = {}  # sha → compiled Lua function
         self._state: LuaState | None = None
         self.client = script_session(server)
-        server.cached_scripts = self.bodies  # INFO's number_of_cached_scripts
         self.current: ScriptRun | None = None
         self.kill_requested = False
         self.busy = False  # a script is past the threshold: others get -BUSY
@@ -215,42 +212,18 @@ class ScriptEngine:
 
     # -- propagation ------------------------------------------------------------------
     # Each write of the script is propagated by the dispatcher as it runs (effects
-    # replication, as in Redis 7). Like Redis, more than one write is wrapped in
-    # MULTI/EXEC so the AOF and replicas apply the script atomically — once this server
-    # has MULTI (until then the writes go out as they are).
+    # replication, as in Redis 7), into a block, so more than one write goes out wrapped
+    # in MULTI/EXEC and the AOF and replicas apply the script atomically. Inside EXEC the
+    # transaction's own block holds them.
 
     def _capture_writes(self):
-        server = self.server
-        sinks = server.propagation_sinks
-        if not sinks:
-            return None
-        records: list = []
-        run = self.current
-        # Each record keeps the redis.set_repl() targets in force when it was written.
-        server.propagation_sinks = [
-            lambda db_id, argv: records.append((db_id, argv, run.repl))]
-        return sinks, records, run.caller
+        return self.server.propagation.open_block()
 
     def _propagate_writes(self, captured) -> None:
-        if captured is None:
-            return
-        sinks, records, caller = captured
-        self.server.propagation_sinks = sinks
-        if caller.in_exec:
-            # Inside EXEC the transaction's own MULTI/EXEC block holds these writes.
-            for db_id, argv, _ in records:
-                for sink in sinks:
-                    sink(db_id, argv)
-            return
-        multi = self.server.commands.get(b"multi")
-        if len(records) > 1 and multi is not None and multi.handler is not None:
-            records = [(records[0][0], [b"MULTI"], REPL_ALL), *records,
-                       (records[-1][0], [b"EXEC"], REPL_ALL)]
-        aof_feed = getattr(getattr(self.server, "aof", None), "feed", None)
-        for db_id, argv, repl in records:
-            for sink in sinks:
-                if repl & (REPL_AOF if sink == aof_feed else REPL_REPLICA):
-                    sink(db_id, argv)
+        propagation = self.server.propagation
+        propagation.targets = TO_ALL
+        if captured:
+            propagation.close_block()
 
     def _submit(self, job) -> None:
         if self._worker is None or not self._worker.is_alive():
@@ -282,7 +255,7 @@ class ScriptEngine:
                        f"milliseconds. You can try killing the script using the "
                        f"SCRIPT KILL command. Script name is: {run.sha.decode()}.")
         self.busy = True
-        self.server.command_checks.append(self._refuse_while_busy)
+        self.server.hooks.command_checks.append(self._refuse_while_busy)
         # The caller waits for its reply: its next commands must not run before it.
         run.caller._pause_reading()
 
@@ -290,8 +263,8 @@ class ScriptEngine:
         self.busy = False
         self.current = None
         _freeze_time(False)
-        if self._refuse_while_busy in self.server.command_checks:
-            self.server.command_checks.remove(self._refuse_while_busy)
+        if self._refuse_while_busy in self.server.hooks.command_checks:
+            self.server.hooks.command_checks.remove(self._refuse_while_busy)
         caller = run.caller
         if isinstance(reply, CommandError):
             run.spec.failed_calls += 1

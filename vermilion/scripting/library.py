@@ -187,7 +187,7 @@ def _refuse_pre_ga(reader) -> None:
 
 
 def functions_of(server) -> FunctionsEngine:
-    fe = getattr(server, "functions_engine", None)
+    fe = server.functions_engine
     if fe is None:
         fe = server.functions_engine = FunctionsEngine(server)
     return fe
@@ -223,7 +223,7 @@ def _valid_name(name: bytes) -> bool:
 
 def function_counts(server) -> tuple[int, int]:
     """(number_of_functions, number_of_libraries) for INFO memory."""
-    fe = getattr(server, "functions_engine", None)
+    fe = server.functions_engine
     if fe is None:
         return 0, 0
     return len(fe.current.functions), len(fe.current.libraries)
@@ -234,7 +234,7 @@ def function_counts(server) -> tuple[int, int]:
 
 def libraries_for_rdb(server) -> list[bytes]:
     """Each library's full code, for one RDB_OPCODE_FUNCTION2 entry each."""
-    fe = getattr(server, "functions_engine", None)
+    fe = server.functions_engine
     if fe is None:
         return []
     return [lib.code for lib in fe.current.libraries.values()]

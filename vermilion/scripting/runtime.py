@@ -191,7 +191,7 @@ class LuaState:
         if type(args[0]) not in (int, float) or args[0] not in (0, 1, 2, 3):
             return self._error(
                 "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
-        self.engine.current.repl = int(args[0])
+        self.engine.server.propagation.targets = int(args[0])  # redis.set_repl()
 
     def _acl_check_cmd(self, *args):
         argv = lua_args_to_argv(args)

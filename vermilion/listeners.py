@@ -1,0 +1,136 @@
+"""The listening sockets (Redis's listenToPort(), changeListenPort(), changeBindAddr()).
+
+One policy for binding, used at start-up and by CONFIG SET port / bind: every address
+of `bind` is tried; an address that does not exist here is skipped only when marked
+optional ("-addr"), an unsupported protocol or address family always is, and any other
+failure undoes what was bound. Accepted connections become server.new_connection()s.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from .config import ConfigError
+from .log import logger
+
+# listenToPort(): these errors skip the address whether or not it is optional.
+_UNSUPPORTED = (errno.ENOPROTOOPT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT,
+                errno.EPFNOSUPPORT, errno.EAFNOSUPPORT)
+
+
+def bind_tcp(bind: list[str], port: int, backlog: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every usable address of bind; raises
+    OSError (with nothing left bound) when an address that must work does not."""
+    sockets = []
+    try:
+        for entry in bind:
+            optional = entry.startswith("-")
+            addr = entry[1:] if optional else entry
+            try:
+                sockets.append(_listen(addr, port, backlog))
+            except OSError as exc:
+                logger.warning(f"Warning: Could not create server TCP listening socket "
+                               f"{addr}:{port}: bind: {exc.strerror}")
+                if (optional and exc.errno == errno.EADDRNOTAVAIL) or exc.errno in _UNSUPPORTED:
+                    continue
+                raise
+        if not sockets:
+            raise OSError(errno.EADDRNOTAVAIL, "no address to listen on")
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _listen(addr: str, port: int, backlog: int) -> socket.socket:
+    host = {"*": "0.0.0.0", "::*": "::"}.get(addr, addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_tcp(server, sockets) -> None:
+    for sock in sockets:
+        srv = await server.loop.create_server(lambda: server.new_connection(False), sock=sock)
+        server.listeners.append(srv)
+        server.tcp_port = sock.getsockname()[1]
+
+
+async def listen_at_startup(server) -> None:
+    """initListeners(): the TCP port (if any) and the unix socket (if any); a port that
+    cannot be bound ends the process, as Redis exits."""
+    config = server.config
+    port = config["port"]
+    if port:
+        try:
+            sockets = bind_tcp(config["bind"], port, config["tcp-backlog"])
+        except OSError:
+            logger.warning(f"Failed listening on port {port} (tcp), aborting.")
+            raise SystemExit(1) from None
+        await serve_tcp(server, sockets)
+    if config["unixsocket"]:
+        await _serve_unix(server, config["unixsocket"], config["unixsocketperm"])
+
+
+async def _serve_unix(server, path: str, perm: int) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    srv = await server.loop.create_unix_server(lambda: server.new_connection(True), path)
+    if perm:
+        os.chmod(path, perm)
+    server.listeners.append(srv)
+
+
+def close(server, listeners) -> None:
+    for srv in listeners:
+        srv.close()
+        server.listeners.remove(srv)
+
+
+def relistener(message: str, close_first: bool):
+    """The CONFIG SET apply step of port (changeListenPort(): bind the new port before
+    closing the old one) and bind (changeBindAddr(): close the old listeners first,
+    same port). On failure CONFIG SET fails with Redis's message and its rollback
+    applies the old values again."""
+
+    def apply(server, value) -> None:
+        if server.loop is None:
+            return
+        old = [srv for srv in server.listeners
+               if srv.sockets and srv.sockets[0].family != socket.AF_UNIX]
+        if not close_first and old and server.config["port"] == server.tcp_port:
+            return  # a rollback to the port still being served
+        if close_first:
+            close(server, old)
+            old = []
+        port, sockets = server.config["port"], []
+        if port:
+            try:
+                sockets = bind_tcp(server.config["bind"], port, server.config["tcp-backlog"])
+            except OSError:
+                raise ConfigError(message) from None
+        close(server, old)
+        if sockets:
+            server.tcp_port = sockets[0].getsockname()[1]
+            server.loop.create_task(serve_tcp(server, sockets))
+
+    return apply
+
+
+APPLY_PORT = relistener("Unable to listen on this port. Check server logs.", False)
+APPLY_BIND = relistener("Failed to bind to specified addresses.", True)
