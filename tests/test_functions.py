@@ -447,35 +447,33 @@ def test_out_of_memory_matches_redis(diff):
 
 
 def test_rdb_hooks_round_trip():
-    """libraries_for_rdb() / load_library_from_rdb(): what rdb.py saves as FUNCTION2
-    entries and loads back (a library of the same name is replaced, as on DEBUG RELOAD)."""
+    """FunctionsEngine.codes() / load_from_rdb(): what rdb.py saves as FUNCTION2 entries
+    and loads back (a library of the same name is replaced, as on DEBUG RELOAD)."""
     from vermilion.config import Config
     from vermilion.persistence import rdb
-    from vermilion.scripting.library import (function_counts, functions_of,
-                                             libraries_for_rdb, load_library_from_rdb)
     from vermilion.server import Server
 
-    source = Server(Config())
-    assert libraries_for_rdb(source) == []
+    source = Server(Config()).functions_engine
+    assert source.codes() == []
     for code in LIBS:
-        functions_of(source).create(code.encode(), False)
-    saved = libraries_for_rdb(source)
+        source.create(code.encode(), False)
+    saved = source.codes()
     assert sorted(saved) == sorted(code.encode() for code in LIBS)
-    assert function_counts(source) == (5, 4)
+    assert source.counts() == (5, 4)
     # As rdb.py writes and reads them: an opcode and an RDB string each.
     data = b"".join(bytes([rdb.OP_FUNCTION2]) + rdb.encode_string(code) for code in saved)
     reader = rdb.Reader(data)
-    target = Server(Config())
+    target = Server(Config()).functions_engine
     while reader.pos < len(data):
         assert reader.byte() == rdb.OP_FUNCTION2
-        load_library_from_rdb(target, reader.string())
-    load_library_from_rdb(target, saved[0])  # again: replaced, not an error
-    assert function_counts(target) == (5, 4)
-    assert functions_of(target).lookup(b"ECHO_KEY").flags == []
-    assert functions_of(target).lookup(b"setter").flags == [
+        target.load_from_rdb(reader.string())
+    target.load_from_rdb(saved[0])  # again: replaced, not an error
+    assert target.counts() == (5, 4)
+    assert target.lookup(b"ECHO_KEY").flags == []
+    assert target.lookup(b"setter").flags == [
         b"no-writes", b"allow-oom", b"allow-stale", b"no-cluster", b"allow-cross-slot-keys"]
     with pytest.raises(Exception, match="Missing library metadata"):
-        load_library_from_rdb(target, b"return 1")
+        target.load_from_rdb(b"return 1")
 
 
 LOAD_ENVIRONMENT = [

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import local_session, mask_integers
-from vermilion.commands.streams import stream_as_commands
+from vermilion.persistence.aof import stream_as_commands
 from vermilion.datatypes.stream import MAX_ID, Stream, id_bytes, make_id
 from vermilion.persistence.rdb import CRC64, Reader, Writer
 from vermilion.persistence.stream_rdb import read_stream, write_stream

@@ -6,11 +6,11 @@ line: the file (or ``-`` for stdin) first, then ``--name value`` pairs that over
 """
 
 import argparse
-import socket
 import sys
 
 from . import REDIS_VERSION, __version__
 from .commands import load_all
+from .k8s.probe import ping
 from .commands.registry import declared_names
 from .config import Config, ConfigFileError, ascii_lower, read_config, sds_repr, unsupported
 from .log import logger
@@ -179,31 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "version":
         print(f"vermilion {__version__} (redis {REDIS_VERSION})")
         return 0
-    return _ping(args.host, args.port, args.password, args.timeout)
-
-
-def _ping(host: str, port: int, password: str | None, timeout: float) -> int:
-    """Speak RESP directly: a readiness probe must not depend on redis-cli."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            request = b""
-            if password:
-                pw = password.encode()
-                request += b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(pw), pw)
-            request += b"*1\r\n$4\r\nPING\r\n"
-            sock.sendall(request)
-            data = b""
-            while data.count(b"\r\n") < (2 if password else 1):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError as exc:
-        print(f"vermilion ping: {exc}", file=sys.stderr)
-        return 1
-    reply = data.split(b"\r\n")[-2] if data else b""
-    print(reply.decode(errors="replace"))
-    return 0 if reply == b"+PONG" else 1
+    return ping(args.host, args.port, args.password, args.timeout)
 
 
 if __name__ == "__main__":

@@ -149,8 +149,8 @@ def _base_memory_section(server) -> dict:
         "used_memory_lua_human": "32.00K",
         "used_memory_scripts_eval": 0,
         "number_of_cached_scripts": len(server.scripting.bodies) if server.scripting else 0,
-        "number_of_functions": _function_counts(server)[0],
-        "number_of_libraries": _function_counts(server)[1],
+        "number_of_functions": server.functions_engine.counts()[0],
+        "number_of_libraries": server.functions_engine.counts()[1],
         "used_memory_vm_functions": 32768,
         "used_memory_vm_total": 65536,
         "used_memory_vm_total_human": "64.00K",
@@ -374,11 +374,3 @@ SECTIONS = {
     "latencystats": latencystats_section, "cluster": cluster_section,
     "keyspace": keyspace_section,
 }
-
-
-# -- scripting figures ------------------------------------------------------------------
-
-def _function_counts(server) -> tuple[int, int]:
-    from .scripting.library import function_counts
-
-    return function_counts(server)

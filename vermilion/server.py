@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from . import REDIS_VERSION, __version__
 from .client import Client
 from .commands import load_all
+from .commands.dispatch import process_command
 from .config import BY_NAME as CONFIG_TABLE
 from .config import Config, ConfigError, ConfigSpec, parse_memory
 from .config import register as register_config
@@ -30,6 +31,7 @@ from .commands.transactions import discard_transaction
 from .keyspace.watch import touch_swapped_dbs, touch_watched_key
 from .notify import Notifier
 from .pubsub import PubSub
+from .scripting.library import FunctionsEngine
 from . import eviction, listeners
 from .persistence.aof import AppendOnlyFile, apply_appendonly
 from .persistence.diskerror import DiskErrors
@@ -215,7 +217,7 @@ class Server:
         self.notifier = Notifier(self)
         # -- scripting, made on first use (a Lua runtime and its thread cost memory)
         self.scripting = None  # scripting.engine.ScriptEngine (engine_of)
-        self.functions_engine = None  # scripting.library.FunctionsEngine (functions_of)
+        self.functions_engine = FunctionsEngine(self)  # FUNCTION's libraries (Lua on first use)
         # -- persistence
         self.propagation = Propagation()  # where executed writes go: the AOF, replicas
         self.loading = False  # True while the dataset loads (clients get -LOADING)
@@ -556,6 +558,11 @@ class Server:
         for srv in self.listeners:
             srv.close()
         self.listeners = []
+
+    def execute(self, session, argv: list[bytes]):
+        """Run one command for a session without a socket (the Lua client, the AOF
+        loader) on the path a client's command takes; its reply value."""
+        return process_command(session, argv)
 
     def new_connection(self, unix: bool) -> Client:
         """The protocol of a connection a listener accepted (listeners.py)."""

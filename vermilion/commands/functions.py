@@ -12,7 +12,6 @@ from ..protocol.encode import OK, ReplySet
 from ..protocol.errors import CommandError
 from ..scripting.convert import CountedError
 from ..scripting.engine import BUSY, engine_of
-from ..scripting.library import functions_of
 from ..keyspace.glob import stringmatch
 from ..protocol.numbers import parse_int
 from .registry import command
@@ -84,14 +83,14 @@ def function_load(client, argv):
         raise CommandError("ERR Function code is missing")
     # No load timeout for a client that must be obeyed (the AOF's, a master's).
     timeout = not client.loading
-    name = functions_of(client.server).create(argv[pos], replace, timeout=timeout)
+    name = client.server.functions_engine.create(argv[pos], replace, timeout=timeout)
     client.server.dirty += 1
     return name
 
 
 @command("function delete")
 def function_delete(client, argv):
-    fe = functions_of(client.server)
+    fe = client.server.functions_engine
     lib = fe.current.libraries.get(argv[2])
     if lib is None:
         raise CommandError("ERR Library not found")
@@ -106,7 +105,7 @@ def function_flush(client, argv):
         raise _subcommand_syntax(argv)
     if len(argv) == 3 and argv[2].lower() not in (b"sync", b"async"):
         raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-    functions_of(client.server).flush()
+    client.server.functions_engine.flush()
     client.server.dirty += 1
     return OK
 
@@ -129,7 +128,7 @@ def function_list(client, argv):
             raise CommandError("ERR Unknown argument %s" % arg.decode("utf-8", "replace"))
         i += 1
     reply = []
-    for lib in functions_of(client.server).current.libraries.values():
+    for lib in client.server.functions_engine.current.libraries.values():
         if pattern is not None and not _match(pattern, lib.name):
             continue
         entry = {
@@ -159,7 +158,7 @@ def function_stats(client, argv):
     if run is not None:
         running = {b"name": run.sha, b"command": list(engine.fcall_argv or []),
                    b"duration_ms": int((time.monotonic() - run.started) * 1000)}
-    current = functions_of(client.server).current
+    current = client.server.functions_engine.current
     return {b"running_script": running,
             b"engines": {b"LUA": {b"libraries_count": len(current.libraries),
                                   b"functions_count": current.function_count()}}}
@@ -173,7 +172,7 @@ def function_kill(client, argv):
 
 @command("function dump")
 def function_dump(client, argv):
-    return functions_of(client.server).dump()
+    return client.server.functions_engine.dump()
 
 
 @command("function restore")
@@ -184,7 +183,7 @@ def function_restore(client, argv):
     if policy not in (b"append", b"replace", b"flush"):
         raise CommandError(
             "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
-    functions_of(client.server).restore(argv[2], policy)
+    client.server.functions_engine.restore(argv[2], policy)
     client.server.dirty += 1
     return OK
 
@@ -209,7 +208,7 @@ def _fcall(client, argv, read_only: bool):
     server = client.server
     if server.monitors:
         _feed_monitors(server, client, argv)
-    fn = functions_of(server).lookup(argv[1])
+    fn = server.functions_engine.lookup(argv[1])
     if fn is None:
         raise CommandError("ERR Function not found")
     # fcallGetCommandFlags(): a function that may write and lacks allow-oom is a denyoom
@@ -236,7 +235,7 @@ def _fcall(client, argv, read_only: bool):
     engine = engine_of(server)
     engine.fcall_argv = argv  # FUNCTION STATS shows the running command
     reply = engine.execute(client, fn.name, keys, args, read_only,
-                           function=(functions_of(server).state, fn.callback))
+                           function=(server.functions_engine.state, fn.callback))
     if isinstance(reply, CommandError):
         if not isinstance(reply, CountedError):
             raise reply

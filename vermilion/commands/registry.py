@@ -132,6 +132,17 @@ class CommandTable:
             raise errors.CommandError(errors.wrong_arity(spec.fullname))
         return spec
 
+    @staticmethod
+    def noscript_in_redis(argv: list[bytes]) -> bool:
+        """Redis refuses the command in scripts (its table flags it NOSCRIPT), whether or
+        not it is served here: an unserved one then gets that refusal, not "unknown"."""
+        meta = redis_metadata()
+        name = argv[0].decode("utf-8", "replace").upper()
+        entry = meta.get(name)
+        if len(argv) > 1:  # a subcommand has its own entry ("CLUSTER RESET")
+            entry = meta.get(name + " " + argv[1].decode("utf-8", "replace").upper(), entry)
+        return entry is not None and "NOSCRIPT" in entry.get("command_flags", [])
+
     def rename(self, old: bytes, new: bytes) -> None:
         """rename-command (checked as the config was read): an empty new name removes it."""
         spec = self.commands.pop(old)

@@ -1328,33 +1328,3 @@ rewrite_for("xtrim")(_rewrite_xtrim)
 rewrite_for("xreadgroup")(_rewrite_xreadgroup)
 rewrite_for("xclaim")(_rewrite_xclaim)
 rewrite_for("xautoclaim")(_rewrite_xautoclaim)
-
-
-def stream_as_commands(key: bytes, s: Stream) -> list[list[bytes]]:
-    """aof.c rewriteStreamObject() (7.0): a stream as the commands that rebuild it, for
-    an AOF base without RDB preamble. XADD per entry (or the `MAXLEN 0` trick for an
-    empty stream), XSETID with ENTRIESADDED/MAXDELETEDID, XGROUP CREATE … ENTRIESREAD
-    per group, XCLAIM … FORCE per pending entry, CREATECONSUMER for idle consumers."""
-    out = []
-    entries = s.entries
-    if entries:
-        for sid in s.ids:
-            out.append([b"XADD", key, id_bytes(sid), *entries[sid]])
-    else:
-        out.append([b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"])
-    out.append([b"XSETID", key, id_bytes(s.last_id), b"ENTRIESADDED", b"%d" % s.entries_added,
-                b"MAXDELETEDID", id_bytes(s.max_deleted_id)])
-    for name in sorted(s.groups):
-        g = s.groups[name]
-        out.append([b"XGROUP", b"CREATE", key, name, id_bytes(g.last_id), b"ENTRIESREAD",
-                    b"%d" % g.entries_read])
-        for cname in sorted(g.consumers):
-            c = g.consumers[cname]
-            if not c.pel:
-                out.append([b"XGROUP", b"CREATECONSUMER", key, name, cname])
-                continue
-            for sid, nack in c.pel.items():
-                out.append([b"XCLAIM", key, name, cname, b"0", id_bytes(sid), b"TIME",
-                            b"%d" % nack.delivery_time, b"RETRYCOUNT",
-                            b"%d" % nack.delivery_count, b"JUSTID", b"FORCE"])
-    return out

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifests
+from .probe import ping
 
 
 def _free_port() -> int:
@@ -97,13 +98,11 @@ class Pod:
 
     def probe(self) -> bool:
         """The readiness probe's own command: `vermilion ping -p PORT`."""
-        from ..cli import _ping
-
         import contextlib
         import io
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return _ping("127.0.0.1", self.port, None, 1.0) == 0
+            return ping("127.0.0.1", self.port, None, 1.0) == 0
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         start = time.time()

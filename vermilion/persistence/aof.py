@@ -27,6 +27,7 @@ from hiredis import pack_command
 
 from ..config import ConfigError
 from ..datatypes.packed import PackedValue, unpack
+from ..datatypes.stream import id_bytes
 from ..log import logger
 from ..protocol.parser import RequestParser
 from ..session import Session
@@ -319,7 +320,6 @@ class AppendOnlyFile:
                       % (time.time() - start, keys))
 
     def _replay(self, data: bytes, name: str, is_last: bool) -> None:
-        from ..commands.dispatch import process_command
         from ..protocol.errors import CommandError
 
         parser = RequestParser()
@@ -343,7 +343,7 @@ class AppendOnlyFile:
         for argv in commands:
             if len(argv) == 1 and argv[0].startswith(b"#"):
                 continue  # an annotation (#TS:...), not a command
-            reply = process_command(client, argv)
+            reply = self.server.execute(client, argv)
             if isinstance(reply, CommandError):
                 logger.warning(f"Error replaying AOF command {argv[0]!r}: {reply.message}")
 
@@ -380,15 +380,12 @@ class AppendOnlyFile:
         try:
             with open(path, "wb") as f:
                 if self.server.config.values.get("aof-use-rdb-preamble", True):
-                    from .snapshot import libraries_for_rdb
-
                     rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"},
-                                      functions=libraries_for_rdb(self.server))
+                                      functions=self.server.functions_engine.codes())
                 else:
-                    from ..scripting.library import aof_rewrite_commands
-
-                    for argv in aof_rewrite_commands(self.server):  # FUNCTION LOAD per library
-                        f.write(encode_command(argv) if isinstance(argv, list) else argv)
+                    # rewriteFunctions(): one FUNCTION LOAD per library, before the dbs.
+                    for code in self.server.functions_engine.codes():
+                        f.write(encode_command([b"FUNCTION", b"LOAD", code]))
                     for argv in dataset_as_commands(self.server.dbs):
                         f.write(argv)
                 f.flush()
@@ -623,8 +620,6 @@ def _value_commands(key: bytes, value):
             flat += [f, v]
         return [[b"HSET", key, *flat]]
     if kind == "stream":
-        from ..commands.streams import stream_as_commands
-
         return stream_as_commands(key, value)
     if kind == "zset":
         flat = []
@@ -632,6 +627,36 @@ def _value_commands(key: bytes, value):
             flat += [rdb.score_text(score) if score == score else b"nan", member]
         return [[b"ZADD", key, *flat]]
     raise AOFError(f"cannot rewrite a value of type {kind}")
+
+
+def stream_as_commands(key: bytes, s) -> list[list[bytes]]:
+    """aof.c rewriteStreamObject() (7.0): a stream as the commands that rebuild it, for
+    an AOF base without RDB preamble. XADD per entry (or the `MAXLEN 0` trick for an
+    empty stream), XSETID with ENTRIESADDED/MAXDELETEDID, XGROUP CREATE … ENTRIESREAD
+    per group, XCLAIM … FORCE per pending entry, CREATECONSUMER for idle consumers."""
+    out = []
+    entries = s.entries
+    if entries:
+        for sid in s.ids:
+            out.append([b"XADD", key, id_bytes(sid), *entries[sid]])
+    else:
+        out.append([b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"])
+    out.append([b"XSETID", key, id_bytes(s.last_id), b"ENTRIESADDED", b"%d" % s.entries_added,
+                b"MAXDELETEDID", id_bytes(s.max_deleted_id)])
+    for name in sorted(s.groups):
+        g = s.groups[name]
+        out.append([b"XGROUP", b"CREATE", key, name, id_bytes(g.last_id), b"ENTRIESREAD",
+                    b"%d" % g.entries_read])
+        for cname in sorted(g.consumers):
+            c = g.consumers[cname]
+            if not c.pel:
+                out.append([b"XGROUP", b"CREATECONSUMER", key, name, cname])
+                continue
+            for sid, nack in c.pel.items():
+                out.append([b"XCLAIM", key, name, cname, b"0", id_bytes(sid), b"TIME",
+                            b"%d" % nack.delivery_time, b"RETRYCOUNT",
+                            b"%d" % nack.delivery_count, b"JUSTID", b"FORCE"])
+    return out
 
 
 def apply_appendonly(server, value) -> None:

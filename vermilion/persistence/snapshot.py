@@ -71,7 +71,7 @@ class Snapshots:
         try:
             with f:
                 rdb.dump_snapshot(self.server.dbs, f, compression=_yes(config, "rdbcompression"),
-                                  functions=libraries_for_rdb(self.server),
+                                  functions=self.server.functions_engine.codes(),
                                   checksum=_yes(config, "rdbchecksum"), limits=self._limits())
                 step = "fflush"
                 f.flush()
@@ -267,20 +267,12 @@ async def _serving_clients_between(steps, stopping):
             return None
 
 
-def libraries_for_rdb(server) -> list[bytes]:
-    from ..scripting.library import libraries_for_rdb as libraries
-
-    return libraries(server)
-
-
 def load_functions(server, result) -> None:
     """Function libraries found in an RDB file are loaded once the keys are in; a
     library that fails to load fails the load, as Redis refuses to start."""
-    from ..scripting.library import load_library_from_rdb
-
     for code in result.functions:
         try:
-            load_library_from_rdb(server, code)
+            server.functions_engine.load_from_rdb(code)
         except CommandError as exc:
             raise rdb.RDBError(f"Failed loading a function library: {exc.message}") from None
 

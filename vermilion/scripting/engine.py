@@ -39,8 +39,6 @@ import threading
 import time
 
 from ..session import Session
-from ..commands.dispatch import process_command
-from ..commands.spec import redis_metadata
 from ..keyspace import database
 from ..log import logger
 from ..propagate import TO_ALL
@@ -333,7 +331,7 @@ class ScriptEngine:
             spec = spec.subcommands.get(argv[1].lower())
         if spec is None or (spec.handler is None and not spec.subcommands):
             # Not implemented here; a command Redis refuses in scripts gets its refusal.
-            if _noscript_in_redis(argv):
+            if self.server.commands.noscript_in_redis(argv):
                 return ScriptCheckError(NOT_ALLOWED)
             return ScriptCheckError(UNKNOWN_COMMAND)
         if not spec.check_arity(len(argv)):
@@ -344,7 +342,7 @@ class ScriptEngine:
             if run.read_only:
                 return ScriptCheckError(READ_ONLY_WRITE)
             run.wrote = True
-        return process_command(run.client, argv)
+        return self.server.execute(run.client, argv)
 
 
 def _freeze_time(on: bool) -> None:
@@ -353,15 +351,6 @@ def _freeze_time(on: bool) -> None:
     freeze = getattr(database, "freeze_time", None)
     if freeze is not None:
         freeze(database.now_ms() if on else None)
-
-
-def _noscript_in_redis(argv: list[bytes]) -> bool:
-    meta = redis_metadata()
-    name = argv[0].decode("utf-8", "replace").upper()
-    entry = meta.get(name)
-    if len(argv) > 1:  # a subcommand has its own entry ("CLUSTER RESET")
-        entry = meta.get(name + " " + argv[1].decode("utf-8", "replace").upper(), entry)
-    return entry is not None and "NOSCRIPT" in entry.get("command_flags", [])
 
 
 def _saving_shutdown(spec, argv) -> bool:

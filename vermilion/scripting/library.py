@@ -87,6 +87,22 @@ class FunctionsEngine:
     def lookup(self, name: bytes) -> Function | None:
         return self.current.functions.get(name.lower())
 
+    def counts(self) -> tuple[int, int]:
+        """(number_of_functions, number_of_libraries) for INFO memory."""
+        return len(self.current.functions), len(self.current.libraries)
+
+    # -- RDB (persistence reaches these through server.functions_engine) --------------
+
+    def codes(self) -> list[bytes]:
+        """Each library's full code, for one RDB_OPCODE_FUNCTION2 entry each."""
+        return [lib.code for lib in self.current.libraries.values()]
+
+    def load_from_rdb(self, code: bytes) -> None:
+        """rdbFunctionLoad(): load a library read from an RDB file (no load timeout, as
+        for a master's commands). A library of the same name is replaced (DEBUG RELOAD
+        reloads the functions the server already has). Raises CommandError."""
+        self.create(code, True, timeout=False)
+
     # -- loading --------------------------------------------------------------------
 
     def create(self, code: bytes, replace: bool, ctx: Libraries | None = None,
@@ -186,13 +202,6 @@ def _refuse_pre_ga(reader) -> None:
     raise CommandError("ERR Pre-GA function format not supported")
 
 
-def functions_of(server) -> FunctionsEngine:
-    fe = server.functions_engine
-    if fe is None:
-        fe = server.functions_engine = FunctionsEngine(server)
-    return fe
-
-
 def extract_metadata(code: bytes) -> tuple[bytes, bytes]:
     """functionExtractLibMetaData(): (engine, library name) from the shebang line."""
     if not code.startswith(b"#!"):
@@ -219,35 +228,3 @@ def extract_metadata(code: bytes) -> tuple[bytes, bytes]:
 def _valid_name(name: bytes) -> bool:
     return bool(name) and all(c == 0x5F or 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A
                               or 0x61 <= c <= 0x7A for c in name)
-
-
-def function_counts(server) -> tuple[int, int]:
-    """(number_of_functions, number_of_libraries) for INFO memory."""
-    fe = server.functions_engine
-    if fe is None:
-        return 0, 0
-    return len(fe.current.functions), len(fe.current.libraries)
-
-
-# -- RDB hooks (rdb.py's dump_snapshot / load_snapshot call these) --------------------
-
-
-def libraries_for_rdb(server) -> list[bytes]:
-    """Each library's full code, for one RDB_OPCODE_FUNCTION2 entry each."""
-    fe = server.functions_engine
-    if fe is None:
-        return []
-    return [lib.code for lib in fe.current.libraries.values()]
-
-
-def load_library_from_rdb(server, code: bytes) -> None:
-    """rdbFunctionLoad(): load a library read from an RDB file (no load timeout, as
-    for a master's commands). A library of the same name is replaced (DEBUG RELOAD
-    reloads the functions the server already has). Raises CommandError."""
-    functions_of(server).create(code, True, timeout=False)
-
-
-def aof_rewrite_commands(server) -> list[list[bytes]]:
-    """rewriteFunctions(): an AOF base in RESP (aof-use-rdb-preamble no) starts with
-    one FUNCTION LOAD per library, before the databases."""
-    return [[b"FUNCTION", b"LOAD", code] for code in libraries_for_rdb(server)]
