@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from conftest import require_binary
-from vermilion.persistence import encodings as enc
+from vermilion.datatypes import encodings as enc
 from vermilion.persistence import rdb, tools
 
 LOG_LINE = re.compile(rb"^\d+:C \d\d \w{3} \d{4} \d\d:\d\d:\d\d\.\d{3} ", re.M)

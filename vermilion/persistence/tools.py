@@ -22,7 +22,7 @@ import time
 import lzf
 
 from . import rdb
-from .encodings import canonical_int
+from ..datatypes.encodings import canonical_int
 from ..protocol.parser import split_args
 
 # ===================================================================== output
