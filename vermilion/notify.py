@@ -152,6 +152,17 @@ def notify_event(server, db, event: str, key: bytes, flag: str | None = None) ->
             notifier.fire(db_id, event, key, flag)
 
 
+def after_removal(db, key: bytes, value) -> None:
+    """The ending every removal from a collection shares: the key goes once the value
+    is empty (Redis never keeps an empty aggregate), with its "del" event; otherwise the
+    change is recorded (WATCH, blocked clients, the dirty counter)."""
+    if value:
+        db.touched(key)
+    else:
+        db.delete(key)
+        notify_event(db.server, db, "del", key)
+
+
 def notify_new_key(server, db, key: bytes) -> None:
     """'n' for a key that a command creates in another database than its client's
     (MOVE, COPY ... DB): begin_command() only watches the client's own."""

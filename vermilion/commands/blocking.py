@@ -12,13 +12,13 @@ MULTI/EXEC or a script they never block: an empty wait answers as a timeout at o
 from ..datatypes.listtype import ListValue
 from ..datatypes.zset import ZSet
 from ..keyspace.blocking import can_block, parse_timeout_ms
-from ..notify import notify_event
+from ..notify import after_removal, notify_event
 from ..propagate import propagate_raw
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, to_int
-from .lists import after_removal, lmove_generic, mpop, parse_mpop, parse_where
+from .lists import lmove_generic, mpop, parse_mpop, parse_where
 from .registry import command, rewrite_for
 from .zsets import pop_first
 

@@ -18,7 +18,7 @@ from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int, to_int
 from .registry import command
-from ..notify import notify
+from ..notify import after_removal, notify
 
 # HINCRBYFLOAT computes in C long double like INCRBYFLOAT; strings.py emulates the
 # 80-bit format (parse = string2ld, format = ld2string LD_STR_HUMAN) and is reused here.
@@ -134,11 +134,7 @@ def hdel(client, argv):
                 break  # Redis stops at the first field that empties the hash
     if deleted:
         notify(client, "hdel", key)
-        if h:
-            db.touched(key)
-        else:
-            db.delete(key)
-            notify(client, "del", key)
+        after_removal(db, key, h)
     return deleted
 
 

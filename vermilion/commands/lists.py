@@ -16,11 +16,11 @@ from ..protocol.encode import NULL_ARRAY, OK, BulkStrings
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MIN, parse_int, to_int
 from .registry import command
-from ..notify import notify, notify_event
+from ..notify import after_removal, notify, notify_event
 
 
 # -- shared helpers (pushGenericCommand, popGenericCommand, lmoveGenericCommand...) -------
-# pop_many, parse_where, lmove_generic, after_removal, parse_mpop and mpop are public
+# pop_many, parse_where, lmove_generic, parse_mpop and mpop are public
 # for the blocking variants (BLPOP, BLMOVE, BLMPOP...), which serve clients the same way.
 
 
@@ -44,16 +44,6 @@ def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
     db.touched(key)
     notify(client, "lpush" if head else "rpush", key)
     return len(lst)
-
-
-def after_removal(db, key: bytes, lst: ListValue) -> None:
-    """After elements left the list: delete the key if it is now empty (Redis never
-    keeps empty collections), else record the change."""
-    if lst:
-        db.touched(key)
-    else:
-        db.delete(key)
-        notify_event(db.server, db, "del", key)
 
 
 def pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
@@ -172,11 +162,7 @@ def _pop(client, argv: list[bytes], head: bool, name: str):
             return None
         value = lst.popleft() if head else lst.pop()
         notify(client, name, key)
-        if lst:
-            db.touched(key)
-        else:
-            db.delete(key)
-            notify(client, "del", key)
+        after_removal(db, key, lst)
         return value
     count = _positive(argv[2], errors.MUST_BE_POSITIVE)
     lst = db.lookup_typed(key, ListValue)

@@ -14,7 +14,7 @@ from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MIN, parse_int
 from .registry import command
-from ..notify import notify, notify_event
+from ..notify import after_removal, notify, notify_event
 
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
@@ -89,11 +89,7 @@ def srem(client, argv):
             removed += 1
     if removed:
         notify(client, "srem", key)
-        if value:
-            db.touched(key)
-        else:
-            db.delete(key)
-            notify(client, "del", key)
+        after_removal(db, key, value)
     return removed
 
 
@@ -139,11 +135,7 @@ def smove(client, argv):
         return 0
     src.discard(member)
     notify(client, "srem", src_key)
-    if src:
-        db.touched(src_key)
-    else:
-        db.delete(src_key)
-        notify(client, "del", src_key)
+    after_removal(db, src_key, src)
     limit = max_intset_entries(client)
     if dst is None:
         dst = RedisSet()
@@ -171,7 +163,7 @@ def spop(client, argv):
         return None
     member = value.pop_random(1)[0]
     notify(client, "spop", key)
-    _after_pop(db, key, value)
+    after_removal(db, key, value)
     return member
 
 
@@ -188,16 +180,8 @@ def _spop_count(client, key: bytes, count: int):
         notify(client, "del", key)
         return ReplySet(members)
     members = value.pop_random(count)
-    _after_pop(db, key, value)
+    after_removal(db, key, value)
     return ReplySet(members)
-
-
-def _after_pop(db, key, value) -> None:
-    if value:
-        db.touched(key)
-    else:
-        db.delete(key)
-        notify_event(db.server, db, "del", key)
 
 
 @command("srandmember")

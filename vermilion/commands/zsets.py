@@ -21,7 +21,7 @@ from ..protocol.encode import NULL_ARRAY, format_double
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int
 from .registry import command
-from ..notify import notify, notify_event, notify_store
+from ..notify import after_removal, notify, notify_event, notify_store
 
 MIN_MAX_NOT_FLOAT = "ERR min or max is not a float"
 MIN_MAX_NOT_STRING = "ERR min or max not valid string range item"
@@ -162,15 +162,6 @@ def zset_limits(client) -> tuple[int, int]:
 
 def _lookup(client, key: bytes):
     return client.db.lookup_typed(key, ZSet)
-
-
-def _changed(db, key: bytes, zs: ZSet) -> None:
-    """After an in-place removal: delete the key once empty, else signal the change."""
-    if zs:
-        db.touched(key)
-    else:
-        db.delete(key)
-        notify_event(db.server, db, "del", key)
 
 
 def _scored(entries, withscores: bool, resp: int) -> list:
@@ -332,7 +323,7 @@ def zrem(client, argv):
     removed = sum(zs.remove(member) for member in argv[2:])
     if removed:
         notify(client, "zrem", key)
-        _changed(db, key, zs)
+        after_removal(db, key, zs)
     return removed
 
 
@@ -380,7 +371,7 @@ def _zremrange(client, argv, span_of):
     removed = zs.delete_span(*span_of(zs))
     if removed:
         notify(client, argv[0].decode().lower(), key)
-        _changed(db, key, zs)
+        after_removal(db, key, zs)
     return removed
 
 
@@ -494,7 +485,7 @@ for _args in (("zrange", 1, False, None, None),
 def _pop_entries(client, key: bytes, zs: ZSet, count: int, maximum: bool) -> list:
     taken = zs.pop(count, maximum)
     notify(client, "zpopmax" if maximum else "zpopmin", key)
-    _changed(client.db, key, zs)
+    after_removal(client.db, key, zs)
     return taken
 
 
