@@ -80,6 +80,14 @@ def _info_field(conn, section, name) -> bytes:
     raise AssertionError(f"{name!r} not in INFO {section}")
 
 
+def _wait_field(conn, name: bytes, value: bytes, timeout: float = 10.0) -> None:
+    """Until INFO persistence shows name:value (a background child has finished)."""
+    deadline = time.time() + timeout
+    while _info_field(conn, "persistence", name) != value:
+        assert time.time() < deadline, f"{name!r} never became {value!r}"
+        time.sleep(0.05)
+
+
 def _wait_writable(conn, timeout=5.0) -> float:
     """Seconds until a write is accepted again (fails the test after timeout)."""
     start = time.monotonic()
@@ -178,10 +186,7 @@ def test_failed_bgsave_leaves_no_temp_file_and_writes_resume_after_a_good_save(t
 
     conn = RawConnection(server.port)
     assert conn.command("BGSAVE") == b"+Background saving started\r\n"
-    deadline = time.time() + 10
-    while _info_field(conn, "persistence", b"rdb_bgsave_in_progress") != b"0":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    _wait_field(conn, b"rdb_bgsave_in_progress", b"0")
     assert _info_field(conn, "persistence", b"rdb_last_bgsave_status") == b"err"
     assert glob.glob(str(tmp_path / "temp-*.rdb")) == []  # rdbSave() removed it
     assert conn.command("SET", "x", "1").startswith(RDB_MISCONF)
@@ -194,10 +199,7 @@ def test_failed_bgsave_leaves_no_temp_file_and_writes_resume_after_a_good_save(t
 
     _lift_limit(server)  # the next fork inherits no limit
     assert conn.command("BGSAVE") == b"+Background saving started\r\n"
-    deadline = time.time() + 10
-    while _info_field(conn, "persistence", b"rdb_last_bgsave_status") != b"ok":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    _wait_field(conn, b"rdb_last_bgsave_status", b"ok")
     assert conn.command("SET", "x", "1") == b"+OK\r\n"
     assert conn.command("PING") == b"+PONG\r\n"
     conn.close()
@@ -224,10 +226,7 @@ def test_aof_rewrite_failing_on_a_full_disk_cleans_up_and_keeps_logging(tmp_path
     conn = RawConnection(server.port)
     _set_limit(server, LIMIT)  # the rewrite's new incr file is empty: only the base fails
     assert conn.command("BGREWRITEAOF") == b"+Background append only file rewriting started\r\n"
-    deadline = time.time() + 10
-    while _info_field(conn, "persistence", b"aof_rewrite_in_progress") != b"0":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    _wait_field(conn, b"aof_rewrite_in_progress", b"0")
     assert _info_field(conn, "persistence", b"aof_last_bgrewrite_status") == b"err"
     assert glob.glob(str(tmp_path / "temp-rewriteaof-*")) == []
     _lift_limit(server)
