@@ -92,7 +92,7 @@ def _update_flag(session) -> None:
     if session.subscriptions.total():
         session.flags.add("P")
     else:
-        session.flags.discard("P")
+        session.clear_flag("P")
     session.refresh_gate()
 
 

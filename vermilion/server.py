@@ -13,12 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 from . import REDIS_VERSION, __version__
-from .client import Client
+from .connection import Connection
 from .commands import load_all
 from .commands.dispatch import process_command
-from .config import BY_NAME as CONFIG_TABLE
-from .config import Config, ConfigError, ConfigSpec, parse_memory
-from .config import register as register_config
+from .config import Config
 from .keyspace.blocking import BlockingState
 from .keyspace.database import Database
 from .keyspace.expiry import active_expire_cycle
@@ -56,60 +54,6 @@ DENIED_MESSAGE = (
     "above things in order for the server to start accepting connections from the "
     "outside."
 )
-
-
-# -- client-output-buffer-limit --------------------------------------------------------
-# "<class> <hard> <soft> <soft seconds>" for the classes normal, replica (alias slave) and
-# pubsub. Redis's redis.conf sets each class on its own line and CONFIG SET may name only
-# one class, so every parse merges into the limits seen so far (one Config per process).
-
-OBUF_CLASSES = {"normal": "normal", "slave": "replica", "replica": "replica", "pubsub": "pubsub"}
-_OBUF_LIMITS = {
-    "normal": (0, 0, 0),
-    "replica": (256 * 1024 * 1024, 64 * 1024 * 1024, 60),
-    "pubsub": (32 * 1024 * 1024, 8 * 1024 * 1024, 60),
-}
-
-
-def _parse_obuf_limits(args: list[str]) -> dict:
-    if len(args) == 1:
-        args = args[0].split()  # CONFIG SET passes the whole value as one argument
-    if not args or len(args) % 4:
-        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
-    parsed = {}
-    for i in range(0, len(args), 4):
-        cls = OBUF_CLASSES.get(args[i].lower())
-        if cls is None:
-            raise ConfigError("Invalid client class specified in buffer limit configuration.")
-        try:
-            hard, soft = parse_memory(args[i + 1]), parse_memory(args[i + 2])
-            seconds = int(args[i + 3])
-        except (ConfigError, ValueError):
-            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit "
-                              "configuration.") from None
-        if hard < 0 or soft < 0 or seconds < 0:
-            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit "
-                              "configuration.")
-        parsed[cls] = (hard, soft, seconds)
-    _OBUF_LIMITS.update(parsed)
-    return dict(_OBUF_LIMITS)
-
-
-def _format_obuf_limits(value: dict) -> str:
-    names = {"normal": "normal", "replica": "slave", "pubsub": "pubsub"}
-    return " ".join("%s %d %d %d" % (names[c], *value[c]) for c in ("normal", "replica", "pubsub"))
-
-
-if "client-output-buffer-limit" not in CONFIG_TABLE:
-    register_config(ConfigSpec(
-        "client-output-buffer-limit", _parse_obuf_limits, _format_obuf_limits,
-        dict(_OBUF_LIMITS), nargs=-1,
-        apply=lambda server, value: server.apply_config()))
-
-
-def output_buffer_limits(config) -> dict:
-    value = config.values.get("client-output-buffer-limit") or _OBUF_LIMITS
-    return {cls: value.get(cls, _OBUF_LIMITS[cls]) for cls in _OBUF_LIMITS}
 
 
 # A transport's high-water mark (uvloop's default): past it a client is paused_writing
@@ -179,12 +123,12 @@ class Server:
         self.hooks = Hooks()
         self.dbs = [Database(i, self) for i in range(config["databases"])]
         # -- clients
-        self.clients: dict[int, Client] = {}
+        self.clients: dict[int, Connection] = {}
         self.clients_peak = 0  # most clients at once since memory was last given back
         self._memory_release = None  # the timer of _release_memory
         self._client_ids = 0
-        self.monitors: set[Client] = set()
-        self.postponed: list[Client] = []  # clients waiting for CLIENT PAUSE to end
+        self.monitors: set[Connection] = set()
+        self.postponed: list[Connection] = []  # clients waiting for CLIENT PAUSE to end
         self.pause_until = 0.0
         self.pause_writes_only = False
         self._pause_timer = None
@@ -282,7 +226,7 @@ class Server:
                                       latency_ms * 1000) if latency_ms else slow
         self.parser_limits.proto_max_bulk_len = self.config["proto-max-bulk-len"]
         self.notifier.configure(self.config["notify-keyspace-events"])
-        self.obuf_limits = output_buffer_limits(self.config)
+        self.obuf_limits = self.config["client-output-buffer-limit"]
         self.obuf_check_from = _obuf_check_from(self.obuf_limits)
         if self.slowlog.entries.maxlen != self.config["slowlog-max-len"]:
             self.slowlog.resize(self.config["slowlog-max-len"])
@@ -297,7 +241,7 @@ class Server:
         self._client_ids += 1
         return self._client_ids
 
-    def admit(self, client: Client) -> str | None:
+    def admit(self, client: Connection) -> str | None:
         """None, or the error a new connection gets before being closed."""
         if len(self.clients) >= self.config["maxclients"]:
             self.stats.rejected_connections += 1
@@ -309,7 +253,7 @@ class Server:
                 return DENIED_MESSAGE
         return None
 
-    def add_client(self, client: Client) -> None:
+    def add_client(self, client: Connection) -> None:
         self.clients[client.id] = client
         if len(self.clients) > self.clients_peak:
             self.clients_peak = len(self.clients)
@@ -319,7 +263,7 @@ class Server:
         if sock is not None and keepalive and not client.unix:
             _set_keepalive(sock, keepalive)
 
-    def remove_client(self, client: Client) -> None:
+    def remove_client(self, client: Connection) -> None:
         self.clients.pop(client.id, None)
         self.monitors.discard(client)
         if client.postponed is not None:
@@ -349,7 +293,7 @@ class Server:
 
     # -- client-output-buffer-limit ----------------------------------------------------
 
-    def check_output_limits(self, client: Client) -> None:
+    def check_output_limits(self, client: Connection) -> None:
         """closeClientOnOutputBufferLimitReached(c, async=1): the client's unsent
         replies (transport buffer + those waiting for the AOF) against its class limits;
         past the hard limit, or past the soft limit for longer than its seconds, the
@@ -372,19 +316,19 @@ class Server:
             client.obuf_soft_since = 0.0
         if over:
             logger.warning(
-                f"Client {self._client_desc(client)} scheduled to be closed ASAP for "
+                f"Connection {self._client_desc(client)} scheduled to be closed ASAP for "
                 f"overcoming of output buffer limits.")
             # freeClientAsync(): nothing more is sent to it or run for it (closing), and
             # the transport drops its buffer now; connection_lost follows.
             client.abort()
             self.schedule_memory_release()  # that buffer was up to the hard limit
 
-    def hard_output_limit(self, client: Client) -> int:
+    def hard_output_limit(self, client: Connection) -> int:
         """The hard client-output-buffer-limit of the client's class (0: none)."""
         return self.obuf_limits[self._obuf_class(client)][0]
 
     @staticmethod
-    def _obuf_class(client: Client) -> str:
+    def _obuf_class(client: Connection) -> str:
         # getClientType(): MONITOR clients and masters count as normal here.
         if "S" in client.flags:
             return "replica"
@@ -392,7 +336,7 @@ class Server:
             return "pubsub"
         return "normal"
 
-    def _client_desc(self, client: Client) -> str:
+    def _client_desc(self, client: Connection) -> str:
         from .commands.client_cmds import client_info_line
 
         return client_info_line(client)
@@ -427,7 +371,7 @@ class Server:
         for client in waiting:
             client.resume_postponed()
 
-    def must_postpone(self, client: Client, argv: list[bytes]) -> bool:
+    def must_postpone(self, client: Connection, argv: list[bytes]) -> bool:
         """processCommand(): during a pause, every command waits (ALL) or only those that
         may write (WRITE: write or may_replicate commands); replicas never wait."""
         if time.time() >= self.pause_until:
@@ -443,7 +387,7 @@ class Server:
             return False
         return spec.is_write or "may_replicate" in spec.flags
 
-    def postpone(self, client: Client) -> None:
+    def postpone(self, client: Connection) -> None:
         if client not in self.postponed:
             self.postponed.append(client)
 
@@ -487,7 +431,7 @@ class Server:
         self._inst_sample = (now, stats.total_commands_processed,
                              stats.total_net_input_bytes, stats.total_net_output_bytes)
 
-    def feed_monitors(self, client: Client, argv: list[bytes], always: bool = False) -> None:
+    def feed_monitors(self, client: Connection, argv: list[bytes], always: bool = False) -> None:
         # replicationFeedMonitors(): +<time> [<db> <addr>] "arg" "arg". Admin commands
         # are never shown (call()), and passwords are redacted. always: EVAL & co. are
         # skip_monitor for the dispatcher, yet their handlers feed them (before the
@@ -564,9 +508,9 @@ class Server:
         loader) on the path a client's command takes; its reply value."""
         return process_command(session, argv)
 
-    def new_connection(self, unix: bool) -> Client:
+    def new_connection(self, unix: bool) -> Connection:
         """The protocol of a connection a listener accepted (listeners.py)."""
-        return Client(self, unix=unix)
+        return Connection(self, unix=unix)
 
     def stopping(self) -> bool:
         """A shutdown was requested (and the loop will run it next)."""

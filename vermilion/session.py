@@ -1,9 +1,11 @@
 """Session: every piece of per-client state, declared (Redis's struct client).
 
 Command handlers receive a Session (their parameter is still called ``client``, as in
-Redis's ``client *c``). A Session needs no socket: a connection owns one
-(``connection.py``), and so do the Lua client, the AOF loader and, next, the
-replication master link — they run commands on the same path as a client.
+Redis's ``client *c``). A Session needs no socket: a Connection (``connection.py``) is a
+Session with one, and the Lua client, the AOF loader and, next, the replication master
+link are Sessions without — they run commands on the same path as a client. (A
+Connection *is* its Session rather than holding one: handlers, the dispatcher and every
+subsystem see one object per client, with no extra hop on the per-command path.)
 
 State that only some clients ever need lives in typed sub-states created on first use
 (``multi`` for MULTI/EXEC, ``subscriptions`` for pub/sub), so an idle client stays
@@ -51,7 +53,7 @@ NO_SUBSCRIPTIONS = Subscriptions()  # what a client without any reads; never wri
 
 class Session:
     __slots__ = (
-        "server", "connection", "id", "db", "resp", "name", "lib_name", "lib_ver",
+        "server", "id", "db", "resp", "name", "lib_name", "lib_ver",
         "authenticated", "_flags", "cmd", "created", "last_interaction", "addr", "laddr", "unix",
         # CLIENT REPLY OFF / SKIP (SKIP silences exactly the next command's reply)
         "reply_off", "reply_skip", "reply_skip_next",
@@ -61,9 +63,11 @@ class Session:
         "script", "loading",
     )
 
-    def __init__(self, server, client_id: int, connection=None, addr: str = "?"):
+    # A Connection (connection.py) is a Session with a socket; these are not.
+    connected = False
+
+    def __init__(self, server, client_id: int, addr: str = "?"):
         self.server = server
-        self.connection = connection  # the Connection that owns it, None without a socket
         self.id = client_id
         self.db = server.dbs[0]
         self.resp = 2
@@ -107,6 +111,11 @@ class Session:
     def flags(self, value: set) -> None:
         self._flags = value
 
+    def clear_flag(self, letter: str) -> None:
+        # Without making the set for a client that never had a flag.
+        if self._flags:
+            self._flags.discard(letter)
+
     # -- database ----------------------------------------------------------------------
 
     def select(self, index: int) -> None:
@@ -115,10 +124,8 @@ class Session:
     # -- output ------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Out-of-band bytes (pub/sub messages, the MONITOR feed); dropped without a
-        connection (nothing is ever sent to the Lua client or the AOF loader)."""
-        if self.connection is not None:
-            self.connection.write(data)
+        """Out-of-band bytes (pub/sub messages, the MONITOR feed). Nothing is ever sent
+        to a session without a socket (the Lua client, the AOF loader)."""
 
     def send(self, value) -> None:
         out: list[bytes] = []
@@ -134,8 +141,6 @@ class Session:
 
     def close(self) -> None:
         self.closing = True
-        if self.connection is not None:
-            self.connection.close()
 
     # -- sub-states --------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def discard_transaction(client) -> None:
     """discardTransaction(): leave MULTI, forget the flags and every WATCH."""
     client.multi = None
     client.dirty_cas = False
-    client.flags.discard("x")
+    client.clear_flag("x")
     unwatch_all(client)
     client.refresh_gate()
 

@@ -65,7 +65,7 @@ def can_block(client) -> bool:
     """False where Redis sets CLIENT_DENY_BLOCKING: inside MULTI/EXEC, for the Lua
     client, for internal clients (AOF loading) — the command then acts as its
     non-blocking form and an empty wait answers as a timeout at once."""
-    return (client.connection is not None and "x" not in client.flags
+    return (client.connected and "x" not in client.flags
             and client.multi is None and not client.in_exec and not client.script
             and not client.deny_blocking)
 

@@ -362,7 +362,7 @@ def _saving_shutdown(spec, argv) -> bool:
 def _can_defer(caller) -> bool:
     # Only a connection's own command can answer later; inside MULTI/EXEC ('x', or
     # in_exec while EXEC runs), or for internal clients, the script runs to its end.
-    return caller.connection is not None and "x" not in caller.flags \
+    return caller.connected and "x" not in caller.flags \
         and not caller.in_exec and not caller.script
 
 

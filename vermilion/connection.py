@@ -1,7 +1,8 @@
-"""Client: one per connection (an asyncio.Protocol).
+"""Connection: one per client socket (an asyncio.Protocol) — a Session with a socket.
 
-Owns the query buffer (a sans-IO RequestParser), the protocol version, the auth state
-and the selected database, and the output path: replies of one read batch go out in
+The per-client state (protocol version, auth, selected database, MULTI...) is the
+Session's; the Connection adds what a socket needs: the transport, the query buffer (a
+sans-IO RequestParser), flow control and the output path. Replies of one read batch go out in
 one write, at most FLUSH_BYTES (plus one reply) are ever encoded ahead of the transport,
 and what waits to be sent (the transport's buffer and the replies held back for the
 AOF) is held to client-output-buffer-limit as it grows, as Redis checks it in
@@ -9,8 +10,9 @@ _addReplyProtoToList(). A client whose class has no hard limit (normal clients, 
 default) gets flow control instead: once it stops reading its replies, it stops being
 read from and the rest of its batch waits, so it cannot grow our memory either.
 
-A server may hold tens of thousands of idle connections: a Client declares its fields
-in __slots__ (no per-instance dict) and allocates nothing it may never use.
+A server may hold tens of thousands of idle connections: Session and Connection declare
+their fields in __slots__ (no per-instance dict) and allocate nothing a client may never
+use (the parser comes with the first bytes, the flag set with the first flag).
 """
 
 import asyncio
@@ -47,14 +49,14 @@ HIGH_WATER = 64 * 1024
 FLUSH_BYTES = HIGH_WATER
 
 
-class Client(Session, asyncio.Protocol):
+class Connection(Session, asyncio.Protocol):
     # The connection's own state; the per-client state is the Session's (session.py).
+    connected = True
     __slots__ = ("parser", "transport", "fd", "deferred", "deferred_bytes",
                  "paused_writing", "paused_reading", "postponed", "obuf_soft_since")
 
     def __init__(self, server, unix: bool = False):
         Session.__init__(self, server, server.next_client_id())
-        self.connection = self
         self.unix = unix
         self.parser = _NO_INPUT  # its own one comes with its first bytes (data_received)
         self.transport = None
