@@ -196,6 +196,8 @@ def _kill9_cycles(tmp_path, rng, acknowledged, in_flight, servers, fsync):
     import threading
 
     import redis as redis_py
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     for cycle in range(3 if fsync == "always" else 2):
         server = _vermilion(tmp_path, "--appendfsync", fsync)
@@ -209,7 +211,10 @@ def _kill9_cycles(tmp_path, rng, acknowledged, in_flight, servers, fsync):
         stop = threading.Event()
 
         def writer():
-            conn = redis_py.Redis(port=server.port, socket_timeout=2)
+            # No retries: a write the kill interrupted must fail here, at once, not be
+            # resent after this cycle's check has begun (redis-py retries by default).
+            conn = redis_py.Redis(port=server.port, socket_timeout=2,
+                                  retry=Retry(NoBackoff(), 0))
             i = 0
             while not stop.is_set():
                 key = f"c{cycle}:k{i % 97}"
@@ -228,7 +233,8 @@ def _kill9_cycles(tmp_path, rng, acknowledged, in_flight, servers, fsync):
         time.sleep(rng.uniform(0.1, 0.4))
         _kill9(server)
         stop.set()
-        thread.join(5)
+        thread.join(10)
+        assert not thread.is_alive()
     final = _vermilion(tmp_path)
     try:
         c = final.client()
