@@ -13,7 +13,7 @@ import sys
 import time
 
 from vermilion.cli import build_config
-from vermilion.client import Client
+from vermilion.connection import Connection as Client
 from vermilion.commands.dispatch import process_command
 from vermilion.protocol.encode import _encode
 from vermilion.protocol.parser import RequestParser
