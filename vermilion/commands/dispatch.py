@@ -86,7 +86,7 @@ def call(client, spec, argv: list[bytes]):
     if server.notifier.tracking:
         server.notifier.begin_command(client, argv, spec)
     if server.monitors and "skip_monitor" not in spec.flags \
-            and not getattr(spec, "monitor_after", False):
+            and not spec.monitor_after:
         server.feed_monitors(client, argv)
     client.cmd = spec
     dirty = server.dirty

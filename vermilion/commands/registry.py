@@ -35,10 +35,15 @@ def command(name: str, argc: tuple[int, int | None] | None = None, **overrides):
         spec = _spec_for(name)
         spec.handler = handler
         for attr, value in overrides.items():
+            if attr not in _OVERRIDABLE:  # each server copies the declared fields only
+                raise TypeError(f"{name!r}: {attr} is not a CommandSpec field")
             setattr(spec, attr, value)
         return handler
 
     return register
+
+
+_OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(CommandSpec))
 
 
 def rewrite_for(*names: str):

@@ -35,6 +35,8 @@ class CommandSpec:
     # propagate.py: fn(db, argv, reply) -> the deterministic records of an executed
     # write (SET EX → SET PXAT...); None logs the command as it was sent.
     rewrite: Callable | None = None
+    # Shown to MONITOR after the commands it ran, not before (EXEC, as Redis's call()).
+    monitor_after: bool = False
     # Statistics for INFO commandstats.
     calls: int = 0
     usec: int = 0
