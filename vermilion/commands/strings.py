@@ -157,14 +157,11 @@ def _set_generic(client, flags, key, value, expire, command_name, ok_reply=OK, a
     db.set(key, value, keep_ttl=bool(flags & _KEEPTTL) or when is not None)
     notify(client, "set", key)
     if when is not None:
+        # setGenericCommand() sets the expiry even when it is already past (no
+        # checkAlreadyExpired() here): the key expires on its next access, like any
+        # other. Part of the same change as the value (one dirty for both).
+        db.expires[key] = when
         notify(client, "expire", key)
-        if when <= now_ms():
-            # An absolute time already in the past: the key is deleted at once.
-            db.delete(key)
-            notify(client, "expired", key)
-        else:
-            # Part of the same change as the value (Redis counts one dirty for both).
-            db.expires[key] = when
     return reply
 
 
