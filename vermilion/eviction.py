@@ -252,7 +252,7 @@ def _reject_on_oom(client, spec) -> bool:
     if client.multi is None:
         return False
     if spec.fullname == "exec":
-        return any(queued.denyoom for queued, _ in client.multi.queue)
+        return client.multi.holds("denyoom")
     return spec.fullname not in _MULTI_ALLOWED
 
 

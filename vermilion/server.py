@@ -34,7 +34,7 @@ from . import eviction, listeners
 from .persistence.aof import AppendOnlyFile, apply_appendonly
 from .persistence.diskerror import DiskErrors
 from .persistence.snapshot import Snapshots
-from .propagate import TO_AOF, Propagation
+from .propagate import TO_AOF, Propagation, propagate_raw
 from .protocol.parser import ParserLimits
 from .slowlog import LatencyMonitor, SlowLog
 
@@ -646,8 +646,6 @@ class Server:
     def _propagate_expired(self, db, key: bytes) -> None:
         # An expired key leaves the AOF (and replicas) as an explicit DEL (expire.c).
         if self.propagation.sinks:
-            from .propagate import propagate_raw
-
             propagate_raw(self, db.id, [b"DEL", key])
 
     async def load_data_in_background(self) -> None:

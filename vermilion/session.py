@@ -28,6 +28,11 @@ class MultiState:
         self.queue: list = []  # (spec, argv) in arrival order
         self.aborted = False  # a command was refused while queueing: EXEC → EXECABORT
 
+    def holds(self, flag: str) -> bool:
+        """processCommand()'s mstate.cmd_flags: EXEC counts as a write (or denyoom)
+        command when a queued command is one; flag is a CommandSpec attribute."""
+        return any(getattr(spec, flag) for spec, _argv in self.queue)
+
 
 class Subscriptions:
     """The channels, patterns and shard channels a client listens to (ordered, as

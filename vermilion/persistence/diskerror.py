@@ -51,12 +51,9 @@ class DiskErrors:
 
     def check(self, client, spec, argv) -> None:
         if spec.is_write or spec.fullname == "ping" or (
-                spec.fullname == "exec" and _queues_a_write(client)):
+                spec.fullname == "exec" and client.multi is not None
+                and client.multi.holds("is_write")):
             message = self.denial()
             if message is not None:
                 raise CommandError(message)
 
-
-def _queues_a_write(client) -> bool:
-    # processCommand(): EXEC counts as a write when its transaction holds one.
-    return client.multi is not None and any(spec.is_write for spec, _argv in client.multi.queue)
