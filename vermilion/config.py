@@ -422,7 +422,8 @@ def _clamp_hz(value: int) -> int:
 
 def _resize_backlog(server, value: int) -> None:
     # resizeReplicationBacklog(): never below CONFIG_REPL_BACKLOG_MIN_SIZE (16kb).
-    server.config.values["repl-backlog-size"] = max(value, 16 * 1024)
+    server.config.values["repl-backlog-size"] = size = max(value, 16 * 1024)
+    server.repl.resize_backlog(size)
 
 
 def _apply_tls(server, value) -> None:

@@ -260,9 +260,9 @@ def _base_stats_section(server) -> dict:
         "instantaneous_input_repl_kbps": 0.0,
         "instantaneous_output_repl_kbps": 0.0,
         "rejected_connections": st.rejected_connections,
-        "sync_full": 0,
-        "sync_partial_ok": 0,
-        "sync_partial_err": 0,
+        "sync_full": server.replicas.sync_full,
+        "sync_partial_ok": server.replicas.sync_partial_ok,
+        "sync_partial_err": server.replicas.sync_partial_err,
         "expired_keys": st.expired_keys,
         "expired_stale_perc": st.expired_stale_perc,
         "expired_time_cap_reached_count": st.expired_time_cap_reached_count,
@@ -302,19 +302,30 @@ def _base_stats_section(server) -> dict:
 
 
 def replication_section(server) -> dict:
-    return {
-        "role": "master",
-        "connected_slaves": 0,
+    link = server.master_link
+    replicas = server.replicas
+    repl = server.repl
+    out = {"role": "master" if link.host is None else "slave"}
+    if link.host is not None:
+        out.update(link.info_fields())
+    out["connected_slaves"] = len(replicas.replicas)
+    config = server.config
+    if config["min-replicas-to-write"] and config["min-replicas-max-lag"]:
+        out["min_slaves_good_slaves"] = replicas.good_replicas
+    out.update(replicas.info_lines())
+    backlog = repl.backlog
+    out.update({
         "master_failover_state": "no-failover",
-        "master_replid": server.replid,
-        "master_replid2": "0" * 40,
-        "master_repl_offset": 0,
-        "second_repl_offset": -1,
-        "repl_backlog_active": 0,
-        "repl_backlog_size": 1048576,
-        "repl_backlog_first_byte_offset": 0,
-        "repl_backlog_histlen": 0,
-    }
+        "master_replid": repl.replid,
+        "master_replid2": repl.replid2,
+        "master_repl_offset": repl.offset,
+        "second_repl_offset": repl.second_offset,
+        "repl_backlog_active": int(backlog is not None),
+        "repl_backlog_size": config["repl-backlog-size"],
+        "repl_backlog_first_byte_offset": backlog.first_offset if backlog else 0,
+        "repl_backlog_histlen": backlog.histlen if backlog else 0,
+    })
+    return out
 
 
 def cpu_section(server) -> dict:

@@ -35,6 +35,9 @@ from .persistence.aof import AppendOnlyFile, apply_appendonly
 from .persistence.diskerror import DiskErrors
 from .persistence.snapshot import Snapshots
 from .propagate import TO_AOF, Propagation, propagate_raw
+from .replication.master import ReplicaSet
+from .replication.replica import MasterLink
+from .replication.state import ReplicationState
 from .protocol.parser import ParserLimits
 from .slowlog import LatencyMonitor, SlowLog
 
@@ -147,7 +150,6 @@ class Server:
         self.instantaneous: dict[str, float] = {}  # ops / in / out per second (INFO stats)
         self._inst_sample = (time.monotonic(), 0, 0, 0)
         self.run_id = os.urandom(20).hex()
-        self.replid = os.urandom(20).hex()
         # -- memory (eviction.install fills the evictor and the usage function)
         self.memory_usage = None  # callable → used_memory bytes
         self.clients_memory = 0  # the clients' bytes as last summed (memory.refresh_clients)
@@ -170,6 +172,16 @@ class Server:
         self.snapshots = Snapshots(self)
         self.aof = AppendOnlyFile(self)
         self.disk_errors = DiskErrors(self)  # -MISCONF while a save or an AOF write fails
+        # -- replication: the stream's history, the replicas attached, the master link
+        self.repl = ReplicationState(self)
+        self.replicas = ReplicaSet(self)
+        self.master_link = MasterLink(self)
+        # While this server follows a master it never expires keys itself: reads see an
+        # expired key as missing, and only the master's commands (run with
+        # master_executing set) still see it, until the master's DEL arrives (expire.c's
+        # expireIfNeeded() on a replica).
+        self.replica_mode = False
+        self.master_executing = False
         # -- running
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list = []
@@ -187,7 +199,7 @@ class Server:
         removed at run time by their owners, only while they can refuse something)."""
         hooks = self.hooks
         hooks.cron += [self.snapshots.cron, self.aof.child_cron,
-                       lambda: eviction.cron(self)]
+                       lambda: eviction.cron(self), self.replicas.cron, self.master_link.cron]
         hooks.shutdown.append(self.snapshots.shutdown_hook)  # the AOF's goes first, when on
         hooks.expire += [self._propagate_expired,
                          lambda db, key: touch_watched_key(self, db, key),
@@ -198,7 +210,7 @@ class Server:
         # A closing or RESET client leaves its transaction and its subscriptions.
         for when in (hooks.client_close, hooks.client_reset):
             when += [discard_transaction, self.pubsub.unsubscribe_everything]
-        hooks.client_close.append(self.blocking.client_closed)
+        hooks.client_close += [self.blocking.client_closed, self.replicas.client_closed]
         hooks.resetstat.append(self._reset_own_stats)
         apply = hooks.config_apply
         for name in eviction.DIRECTIVES:
@@ -206,6 +218,9 @@ class Server:
         apply["port"] = listeners.APPLY_PORT
         apply["bind"] = listeners.APPLY_BIND
         apply["appendonly"] = apply_appendonly
+        apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
+        self.replicas.configure()
+        self.repl.outputs.append(self.replicas.stream)
 
     # -- configuration hooks ------------------------------------------------------------
 
@@ -555,7 +570,8 @@ class Server:
             return
         now = time.time()
         for client in list(self.clients.values()):
-            if now - client.last_interaction > timeout and not client.flags & {"P", "O", "b"}:
+            if now - client.last_interaction > timeout \
+                    and not client.flags & {"P", "O", "b", "S"}:
                 logger.verbose("Closing idle client")
                 client.close()
 

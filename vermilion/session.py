@@ -65,7 +65,7 @@ class Session:
         "closing", "close_after_reply", "no_evict",
         "multi", "in_exec", "watched", "dirty_cas", "deny_blocking",
         "subscriptions", "push_buffer", "blocked",
-        "script", "loading",
+        "script", "loading", "woff", "replica",
     )
 
     # A Connection (connection.py) is a Session with a socket; these are not.
@@ -101,6 +101,8 @@ class Session:
         self.blocked = None  # the Waiter while blocked on keys (keyspace/blocking.py)
         self.script = False  # Redis's CLIENT_SCRIPT: the Lua client
         self.loading = False  # the AOF loader's client (runs while the server loads)
+        self.woff = 0  # the replication offset after its last write (what WAIT waits for)
+        self.replica = None  # a replica's ReplicaLink, once it sent SYNC/PSYNC
 
     @property
     def flags(self) -> set:

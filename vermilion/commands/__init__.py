@@ -13,6 +13,7 @@ FAMILIES = (
     "expire",
     "client_cmds",
     "server_cmds",
+    "replication_cmds",
     "slowlog_cmds",
     "latency_cmds",
     "debug",

@@ -130,7 +130,7 @@ def hello(client, argv):
         b"proto": version,
         b"id": client.id,
         b"mode": b"standalone",
-        b"role": b"master",
+        b"role": b"master" if client.server.master_link.host is None else b"replica",
         b"modules": [],
     }
 

@@ -6,7 +6,6 @@ CLIENT LIST see only "debug".
 """
 
 import hashlib
-import os
 import struct
 import time
 
@@ -307,7 +306,9 @@ def _debug_digest_value(client, argv):
 
 @command("debug change-repl-id", argc=(2, 2))
 def _debug_change_repl_id(client, argv):
-    client.server.replid = os.urandom(20).hex()
+    # changeReplicationId(); clearReplicationId2()
+    client.server.repl.change_replid()
+    client.server.repl.clear_replid2()
     return OK
 
 

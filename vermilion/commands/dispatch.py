@@ -68,8 +68,10 @@ def process_command(client, argv: list[bytes]):
     except Exception as exc:  # a bug must cost one reply, never the connection
         reply = _internal_error(server, spec, argv, exc)
     else:
-        if server.propagation.sinks and server.dirty != dirty and spec.is_write:
-            propagate(server, client.db, spec, argv, reply)
+        if server.propagation.sinks and server.dirty != dirty:
+            if spec.is_write:
+                propagate(server, client.db, spec, argv, reply)
+            client.woff = server.repl.offset  # EXEC and scripts included
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
     spec.usec += elapsed
@@ -100,8 +102,10 @@ def call(client, spec, argv: list[bytes]):
     except Exception as exc:
         reply = _internal_error(server, spec, argv, exc)
     else:
-        if server.propagation.sinks and server.dirty != dirty and spec.is_write:
-            propagate(server, client.db, spec, argv, reply)
+        if server.propagation.sinks and server.dirty != dirty:
+            if spec.is_write:
+                propagate(server, client.db, spec, argv, reply)
+            client.woff = server.repl.offset  # EXEC and scripts included
     elapsed = (_perf() - start) // 1000
     spec.calls += 1
     spec.usec += elapsed

@@ -32,20 +32,6 @@ def lastsave(client, argv):
     return client.server.lastsave
 
 
-@command("role")
-def role(client, argv):
-    return [b"master", 0, []]
-
-
-@command("wait")
-def wait(client, argv):
-    if to_int(argv[1]) is None:
-        raise CommandError(errors.NOT_INTEGER)
-    timeout_ms(argv[2])
-    # No replicas exist, so no write can be acknowledged by any: zero, at once.
-    return 0
-
-
 # -- MONITOR -------------------------------------------------------------------------------
 
 @command("monitor")

@@ -54,7 +54,14 @@ class Snapshots:
         # rdbSave(): "temp-<pid>.rdb" beside the target, so the rename is atomic.
         return os.path.join(os.path.dirname(self.path) or ".", "temp-%d.rdb" % pid)
 
-    def write_file(self, path: str) -> None:
+    def write_stream(self, out, aux: dict | None = None) -> None:
+        """The snapshot, to a binary file object (a replica's pipe, diskless sync)."""
+        config = self.server.config
+        rdb.dump_snapshot(self.server.dbs, out, compression=_yes(config, "rdbcompression"),
+                          functions=self.server.functions_engine.codes(),
+                          checksum=_yes(config, "rdbchecksum"), limits=self._limits(), aux=aux)
+
+    def write_file(self, path: str, aux: dict | None = None) -> None:
         """rdbSave(): write the snapshot to a temp file, fsync, rename over path. On
         failure the temp file is removed (a full disk must not stay full because of
         it), the reason is logged as Redis logs it, and OSError propagates."""
@@ -70,9 +77,7 @@ class Snapshots:
         step = "rdbSaveRio"
         try:
             with f:
-                rdb.dump_snapshot(self.server.dbs, f, compression=_yes(config, "rdbcompression"),
-                                  functions=self.server.functions_engine.codes(),
-                                  checksum=_yes(config, "rdbchecksum"), limits=self._limits())
+                self.write_stream(f, aux)
                 step = "fflush"
                 f.flush()
                 step = "fsync"
@@ -102,9 +107,9 @@ class Snapshots:
         except OSError:
             raise CommandError("ERR") from None
         logger.notice("DB saved on disk")
-        self._saved(time.time())
+        self.saved(time.time())
 
-    def _saved(self, when: float, dirty_done: int | None = None) -> None:
+    def saved(self, when: float, dirty_done: int | None = None) -> None:
         server = self.server
         server.dirty = server.dirty - dirty_done if dirty_done is not None else 0
         server.dirty = max(server.dirty, 0)
@@ -151,7 +156,7 @@ class Snapshots:
         code = os.waitstatus_to_exitcode(status)
         if code == 0:
             logger.notice("Background saving terminated with success")
-            self._saved(self.child_started, self.dirty_at_fork)
+            self.saved(self.child_started, self.dirty_at_fork)
         elif code > 0:  # the child removed its own temp file
             logger.warning("Background saving error")
             self._set_bgsave_ok(False)
@@ -208,7 +213,7 @@ class Snapshots:
             logger.warning(f"Error trying to save the DB, can't exit. ({exc.strerror})")
             raise
         logger.notice("DB saved on disk")
-        self._saved(time.time())
+        self.saved(time.time())
 
     def _set_bgsave_ok(self, ok: bool) -> None:
         if ok != self.last_bgsave_ok:

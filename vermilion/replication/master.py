@@ -1,0 +1,584 @@
+"""The master side (replication.c's MASTER half): replicas attached by SYNC/PSYNC.
+
+A client that sends PSYNC (or the old SYNC) becomes a replica. A partial resync
+(+CONTINUE) gets the backlog from its offset and then the stream. A full resync
+forks a child that writes an RDB snapshot — to the RDB file (repl-diskless-sync no),
+sent as "$<len>" bulk once the child is done, or into a pipe that the loop relays
+straight to the replicas' sockets between "$EOF:<mark>" and the mark (diskless). The
+stream produced meanwhile waits in each replica's pending list; a disk-synced replica
+gets it right after the file, a diskless one on its first REPLCONF ACK (the replica
+finds the end of an EOF-marked payload only if nothing follows it in the same read).
+
+Stream bytes for online replicas are gathered during a turn of the loop and written
+once per turn (Redis writes replicas' buffers from beforeSleep), after the AOF.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..log import logger
+from ..protocol.errors import CommandError
+from ..keyspace.blocking import can_block
+
+# replstateToString()
+WAIT_BGSAVE_START = "wait_bgsave_start"
+WAIT_BGSAVE_END = "wait_bgsave_end"
+SEND_BULK = "send_bulk"
+ONLINE = "online"
+_STATE_NAMES = {WAIT_BGSAVE_START: "wait_bgsave", WAIT_BGSAVE_END: "wait_bgsave",
+                SEND_BULK: "send_bulk", ONLINE: "online"}
+
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+PIPE_READ = 64 * 1024  # bytes relayed from the diskless child per read
+EOF_MARK_SIZE = 40  # RDB_EOF_MARK_SIZE
+
+
+class ReplicaLink:
+    """What a master knows of one replica (the slave_* fields of its struct client)."""
+
+    __slots__ = ("state", "capa_eof", "capa_psync2", "listening_port", "announced_ip",
+                 "ack_off", "ack_time", "pre_psync", "rdb_only", "initial_offset",
+                 "pending", "streaming", "start_on_ack", "asked_at")
+
+    def __init__(self):
+        self.state = None
+        self.capa_eof = self.capa_psync2 = False
+        self.listening_port = 0
+        self.announced_ip: str | None = None
+        self.ack_off = 0
+        self.ack_time = 0.0
+        self.pre_psync = False  # attached with SYNC: no REPLCONF ACKs expected
+        self.rdb_only = False
+        self.initial_offset = 0
+        self.pending: list | None = None  # the stream produced while it syncs
+        self.streaming = False  # takes the stream as it is produced
+        self.start_on_ack = False  # diskless: the stream starts on the first ACK
+        self.asked_at = 0.0
+
+
+class SyncFork:
+    """The child writing an RDB for replicas, and the replicas that wait for it."""
+
+    __slots__ = ("pid", "socket_target", "started", "offset", "pipe", "replicas", "mark",
+                 "dirty")
+
+    def __init__(self, pid, socket_target, offset, replicas, pipe=-1, mark=b""):
+        self.pid = pid
+        self.socket_target = socket_target
+        self.started = time.time()
+        self.offset = offset
+        self.pipe = pipe
+        self.replicas = replicas
+        self.mark = mark
+        self.dirty = 0
+
+
+class ReplicaSet:
+    """server.slaves and the master's side of replication."""
+
+    def __init__(self, server):
+        self.server = server
+        self.replicas: list = []  # the clients, in attach order (server.slaves)
+        self.fork: SyncFork | None = None
+        self.batch: list[bytes] = []  # stream bytes of this turn, not yet written
+        self._flush_scheduled = False
+        self.waits: list = []  # (waiter, offset, numreplicas) of blocked WAITs
+        self.get_ack = False  # send REPLCONF GETACK * before the loop sleeps
+        self.good_replicas = 0  # repl_good_slaves_count
+        self.sync_full = self.sync_partial_ok = self.sync_partial_err = 0
+        self._last_cron = 0.0
+        self._cron_loops = 0
+
+    # -- naming and INFO -------------------------------------------------------------
+
+    @staticmethod
+    def name(client) -> str:
+        """replicationGetSlaveName()"""
+        link = client.replica
+        ip = link.announced_ip or client.addr.rsplit(":", 1)[0]
+        if link.listening_port:
+            return f"{ip}:{link.listening_port}"
+        return f"{ip}:<unknown-replica-port>"
+
+    def info_lines(self) -> dict:
+        out = {}
+        now = time.time()
+        for i, client in enumerate(self.replicas):
+            link = client.replica
+            ip = link.announced_ip or client.addr.rsplit(":", 1)[0]
+            lag = int(now - link.ack_time) if link.state == ONLINE else 0
+            out[f"slave{i}"] = (f"ip={ip},port={link.listening_port},"
+                                f"state={_STATE_NAMES[link.state]},"
+                                f"offset={link.ack_off},lag={lag}")
+        return out
+
+    def role_entries(self) -> list:
+        out = []
+        for client in self.replicas:
+            link = client.replica
+            if link.state != ONLINE:
+                continue
+            ip = link.announced_ip or client.addr.rsplit(":", 1)[0]
+            out.append([ip.encode(), b"%d" % link.listening_port, b"%d" % link.ack_off])
+        return out
+
+    # -- SYNC / PSYNC ------------------------------------------------------------------
+
+    def sync(self, client, argv: list[bytes]) -> None:
+        """syncCommand()"""
+        server = self.server
+        repl = server.repl
+        link = client.replica
+        if link is None:
+            link = client.replica = ReplicaLink()
+        psync = argv[0].lower() == b"psync"
+        if server.master_link.host is not None and not server.master_link.link_up():
+            raise CommandError("NOMASTERLINK Can't SYNC while not connected with my master")
+        logger.notice(f"Replica {self.name(client)} asks for synchronization")
+        if psync:
+            try:
+                offset = int(argv[2])
+            except ValueError:
+                logger.warning(f"Replica {self.name(client)} asks for synchronization but "
+                               f"with a wrong offset")
+                raise CommandError("ERR value is not an integer or out of range") from None
+            replid = argv[1].decode("latin-1")
+            reason = repl.can_continue(replid, offset)
+            if reason is None:
+                self._continue(client, offset)
+                self.sync_partial_ok += 1
+                return
+            if reason == "":
+                logger.notice(f"Full resync requested by replica {self.name(client)}")
+            elif reason == "lack of backlog":
+                logger.notice(f"Unable to partial resync with replica {self.name(client)} for "
+                              f"lack of backlog (Replica request was: {offset}).")
+                if offset > repl.offset:
+                    logger.warning(f"Warning: replica {self.name(client)} tried to PSYNC with an "
+                                   f"offset that is greater than the master replication offset.")
+            else:
+                logger.notice(f"Partial resynchronization not accepted: {reason}")
+            if replid != "?":
+                self.sync_partial_err += 1
+        else:
+            link.pre_psync = True
+        self.sync_full += 1
+        link.state = WAIT_BGSAVE_START
+        link.asked_at = time.time()
+        client.flags.add("S")
+        self.replicas.append(client)
+        if len(self.replicas) == 1 and repl.backlog is None:
+            repl.change_replid()
+            repl.clear_replid2()
+            repl.create_backlog()
+            logger.notice(f"Replication backlog created, my new replication IDs are "
+                          f"'{repl.replid}' and '{repl.replid2}'")
+        fork = self.fork
+        if fork is not None and not fork.socket_target:
+            # A disk snapshot for replicas is being written: attach to it, with the
+            # stream the others have gathered since it started.
+            other = next((r for r in fork.replicas if r.replica.state == WAIT_BGSAVE_END), None)
+            if other is not None and link.capa_eof >= other.replica.capa_eof:
+                self.flush()
+                self._setup_full_resync(client, fork.offset)
+                link.pending = list(other.replica.pending or ())
+                fork.replicas.append(client)
+                logger.notice("Waiting for end of BGSAVE for SYNC")
+            else:
+                logger.notice("Can't attach the replica to the current BGSAVE. Waiting for "
+                              "next BGSAVE for SYNC")
+        elif fork is not None:
+            logger.notice("Current BGSAVE has socket target. Waiting for next BGSAVE for SYNC")
+        elif server.config["repl-diskless-sync"] and link.capa_eof \
+                and server.config["repl-diskless-sync-delay"]:
+            logger.notice("Delay next BGSAVE for diskless SYNC")
+        else:
+            self._start_fork()
+
+    def _continue(self, client, offset: int) -> None:
+        """The partial resync: +CONTINUE, the backlog from offset, then the stream."""
+        repl = self.server.repl
+        link = client.replica
+        self.flush()  # what this turn produced so far is in the backlog already
+        client.flags.add("S")
+        link.state = ONLINE
+        link.ack_time = time.time()
+        self.replicas.append(client)
+        head = (b"+CONTINUE %s\r\n" % repl.replid.encode()) if link.capa_psync2 \
+            else b"+CONTINUE\r\n"
+        backlog = repl.backlog.since(offset)
+        client.write(head + backlog)
+        link.streaming = True
+        logger.notice(f"Partial resynchronization request from {self.name(client)} accepted. "
+                      f"Sending {len(backlog)} bytes of backlog starting from offset {offset}.")
+        self.refresh_good_replicas()
+
+    def _setup_full_resync(self, client, offset: int) -> None:
+        """replicationSetupSlaveForFullResync()"""
+        link = client.replica
+        link.initial_offset = offset
+        link.state = WAIT_BGSAVE_END
+        link.pending = []
+        self.server.repl.seldb = -1  # the stream re-selects its database for it
+        if not link.pre_psync:
+            client.write(b"+FULLRESYNC %s %d\r\n" % (self.server.repl.replid.encode(), offset))
+
+    # -- the RDB child ------------------------------------------------------------------
+
+    def _start_fork(self) -> None:
+        """startBgsaveForReplication(): every replica waiting to start is served by it."""
+        server = self.server
+        repl = server.repl
+        waiting = [c for c in self.replicas if c.replica.state == WAIT_BGSAVE_START]
+        if not waiting:
+            return
+        eof = all(c.replica.capa_eof for c in waiting)
+        socket_target = bool(server.config["repl-diskless-sync"]) and eof
+        logger.notice("Starting BGSAVE for SYNC with target: "
+                      + ("replicas sockets" if socket_target else "disk"))
+        self.flush()
+        aux = {b"repl-stream-db": b"%d" % max(repl.seldb, 0),
+               b"repl-id": repl.replid.encode(), b"repl-offset": b"%d" % repl.offset}
+        offset = repl.offset
+        read_end = write_end = -1
+        mark = b""
+        if socket_target:
+            read_end, write_end = os.pipe()
+            mark = os.urandom(EOF_MARK_SIZE // 2).hex().encode()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            logger.warning(f"Can't save in background: fork: {exc.strerror}")
+            for fd in (read_end, write_end):
+                if fd >= 0:
+                    os.close(fd)
+            self._fail_waiting(waiting, "BGSAVE failed, replication can't continue")
+            return
+        if pid == 0:
+            self._child(socket_target, write_end, read_end, aux)
+        if socket_target:
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            server.loop.add_reader(read_end, self._relay_pipe)
+            logger.notice(f"Background RDB transfer started by pid {pid}")
+        else:
+            logger.notice(f"Background saving started by pid {pid}")
+        self.fork = SyncFork(pid, socket_target, offset, waiting, read_end, mark)
+        self.fork.dirty = server.dirty
+        for client in waiting:
+            self._setup_full_resync(client, offset)
+            if socket_target:
+                client.write(b"$EOF:" + mark + b"\r\n")
+
+    def _child(self, socket_target: bool, write_end: int, read_end: int, aux: dict) -> None:
+        """In the forked child: write the snapshot and leave without any cleanup."""
+        logger.role = "C"
+        code = 0
+        try:
+            snapshots = self.server.snapshots
+            if socket_target:
+                os.close(read_end)
+                with os.fdopen(write_end, "wb", buffering=1024 * 1024) as out:
+                    snapshots.write_stream(out, aux)
+            else:
+                snapshots.write_file(snapshots.path, aux)
+                logger.notice("DB saved on disk")
+        except BaseException:
+            code = 1
+        os._exit(code)
+
+    def _relay_pipe(self) -> None:
+        """rdbPipeReadHandler(): the child's bytes straight to the replicas' sockets."""
+        fork = self.fork
+        try:
+            data = os.read(fork.pipe, PIPE_READ)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            for client in fork.replicas:
+                if not client.closing and client.transport is not None:
+                    client.transport.write(data)
+            return
+        self.server.loop.remove_reader(fork.pipe)
+        os.close(fork.pipe)
+        fork.pipe = -1
+        self._reap(block=True)
+
+    def _reap(self, block: bool = False) -> None:
+        fork = self.fork
+        if fork is None or fork.pipe >= 0:
+            return  # a diskless child is reaped once its pipe is drained
+        try:
+            pid, status = os.waitpid(fork.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid, status = fork.pid, 1 << 8
+        if pid == 0:
+            return
+        self.fork = None
+        ok = os.waitstatus_to_exitcode(status) == 0
+        if fork.socket_target:
+            logger.notice("Background RDB transfer terminated with success" if ok else
+                          "Background transfer error")
+        elif ok:
+            logger.notice("Background saving terminated with success")
+            self.server.snapshots.saved(fork.started, fork.dirty)
+        else:
+            logger.warning("Background saving error")
+        self._child_done(fork, ok)
+
+    def _child_done(self, fork: SyncFork, ok: bool) -> None:
+        """updateSlavesWaitingBgsave()"""
+        waiting = [c for c in fork.replicas
+                   if not c.closing and c.replica is not None and c.replica.state == WAIT_BGSAVE_END]
+        if not ok:
+            logger.warning("SYNC failed. BGSAVE child returned an error")
+            self._fail_waiting(waiting, None)
+            return
+        if fork.socket_target:
+            for client in waiting:
+                client.transport.write(fork.mark)
+                # The replica loads what it got; its first ACK starts the stream.
+                client.replica.start_on_ack = True
+                self._put_online(client, stream=False)
+            return
+        try:
+            with open(self.server.snapshots.path, "rb") as f:
+                payload = f.read()
+        except OSError as exc:
+            logger.warning(f"SYNC failed. Can't open/stat DB after BGSAVE: {exc.strerror}")
+            self._fail_waiting(waiting, None)
+            return
+        for client in waiting:
+            client.replica.state = SEND_BULK
+            client.transport.write(b"$%d\r\n" % len(payload))
+            client.transport.write(payload)
+            self._put_online(client, stream=True)
+
+    def _fail_waiting(self, clients, error: str | None) -> None:
+        for client in clients:
+            self.detach(client)
+            if error:
+                client.write(b"-%s\r\n" % error.encode())
+            client.close()
+
+    def _put_online(self, client, stream: bool) -> None:
+        """replicaPutOnline() (+ replicaStartCommandStream() when stream)."""
+        link = client.replica
+        link.state = ONLINE
+        link.ack_time = time.time()
+        self.refresh_good_replicas()
+        logger.notice(f"Synchronization with replica {self.name(client)} succeeded")
+        if stream:
+            self._start_stream(client)
+
+    def _start_stream(self, client) -> None:
+        link = client.replica
+        self.flush()
+        link.start_on_ack = False
+        pending, link.pending = link.pending or [], None
+        if pending:
+            client.write(b"".join(pending))
+        link.streaming = True
+
+    # -- the stream ------------------------------------------------------------------
+
+    def stream(self, data: bytes) -> None:
+        """ReplicationState's output: bytes for every replica that takes the stream."""
+        if not self.replicas:
+            return
+        self.batch.append(data)
+        if not self._flush_scheduled and self.server.loop is not None:
+            self._flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write this turn's stream: to online replicas, or to the pending list of those
+        still syncing. Called before any replica changes state, so each gets exactly
+        the bytes produced after its starting offset."""
+        self._flush_scheduled = False
+        if self.get_ack:
+            self.get_ack = False
+            self.server.repl.sink(self.server.repl.seldb, [b"REPLCONF", b"GETACK", b"*"])
+        if not self.batch:
+            return
+        if self.server.aof.buffer:
+            self.server.flush_appends()  # the AOF first, as beforeSleep() does
+        data = b"".join(self.batch)
+        self.batch = []
+        for client in self.replicas:
+            link = client.replica
+            if link.streaming:
+                client.write(data)
+            elif link.pending is not None:
+                link.pending.append(data)
+
+    # -- REPLCONF ----------------------------------------------------------------------
+
+    def replconf_ack(self, client, offset: int) -> None:
+        link = client.replica
+        if link is None or "S" not in client.flags:
+            return
+        if offset > link.ack_off:
+            link.ack_off = offset
+        link.ack_time = time.time()
+        if self.fork is not None and link.state == WAIT_BGSAVE_END:
+            self._reap()
+        if link.start_on_ack and link.state == ONLINE:
+            self._start_stream(client)
+        if self.waits:
+            self.process_waits()
+
+    # -- WAIT ----------------------------------------------------------------------------
+
+    def acks_at(self, offset: int) -> int:
+        return sum(1 for c in self.replicas
+                   if c.replica.state == ONLINE and c.replica.ack_off >= offset)
+
+    def wait(self, client, numreplicas: int, timeout_ms: int):
+        """waitCommand()"""
+        offset = client.woff
+        acked = self.acks_at(offset)
+        if acked >= numreplicas or not can_block(client):
+            return acked
+        waiter = self.server.blocking.block_client(
+            client, [], timeout_ms, on_ready=lambda c, key: None,
+            on_timeout=lambda c: self.acks_at(offset))
+        self.waits.append((client.blocked, offset, numreplicas))
+        self.get_ack = True
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
+        return waiter
+
+    def process_waits(self) -> None:
+        """processClientsWaitingReplicas()"""
+        still = []
+        for waiter, offset, numreplicas in self.waits:
+            if waiter.client.blocked is not waiter:
+                continue  # timed out, unblocked or gone
+            acked = self.acks_at(offset)
+            if acked >= numreplicas:
+                self.server.blocking.unblock(waiter, acked)
+            else:
+                still.append((waiter, offset, numreplicas))
+        self.waits = still
+
+    # -- min-replicas-to-write --------------------------------------------------------------
+
+    def refresh_good_replicas(self) -> None:
+        config = self.server.config
+        max_lag = config["min-replicas-max-lag"]
+        if not config["min-replicas-to-write"] or not max_lag:
+            return
+        now = time.time()
+        self.good_replicas = sum(1 for c in self.replicas
+                                 if c.replica.state == ONLINE and int(now - c.replica.ack_time) <= max_lag)
+
+    def configure(self, server=None, value=None) -> None:
+        """min-replicas-to-write/-max-lag set: the check is installed only while on."""
+        checks = self.server.hooks.command_checks
+        config = self.server.config
+        on = bool(config["min-replicas-to-write"] and config["min-replicas-max-lag"])
+        if on:
+            self.refresh_good_replicas()
+            if self._check_good_replicas not in checks:
+                checks.append(self._check_good_replicas)
+        elif self._check_good_replicas in checks:
+            checks.remove(self._check_good_replicas)
+
+    def _check_good_replicas(self, client, spec, argv) -> None:
+        # processCommand(): a master refuses writes (EXEC of queued writes included)
+        # while fewer replicas than min-replicas-to-write acknowledged within the lag.
+        if self.server.master_link.host is not None:
+            return
+        multi = client.multi
+        writes = spec.is_write or (spec.name == "exec" and multi is not None
+                                   and multi.holds("is_write"))
+        if writes and self.good_replicas < self.server.config["min-replicas-to-write"]:
+            raise CommandError(NOREPLICAS)
+
+    # -- cron and detaching ------------------------------------------------------------------
+
+    def cron(self) -> None:
+        """replicationCron()'s master half, once a second."""
+        now = time.time()
+        if now - self._last_cron < 1.0:
+            if self.fork is not None:
+                self._reap()
+            return
+        self._last_cron = now
+        server = self.server
+        repl = server.repl
+        config = server.config
+        if self.fork is not None:
+            self._reap()
+        if self.replicas and self._cron_loops % config["repl-ping-replica-period"] == 0 \
+                and not repl.replica_of_master:
+            repl.sink(repl.seldb, [b"PING"])
+        self._cron_loops += 1
+        timeout = config["repl-timeout"]
+        for client in list(self.replicas):
+            link = client.replica
+            presync = link.state == WAIT_BGSAVE_START or (
+                link.state == WAIT_BGSAVE_END and self.fork is not None
+                and not self.fork.socket_target)
+            if presync and client.transport is not None:
+                client.transport.write(b"\n")
+            if link.state == ONLINE and not link.pre_psync and now - link.ack_time > timeout:
+                logger.warning(f"Disconnecting timedout replica (streaming sync): "
+                               f"{self.name(client)}")
+                client.close()
+                self.detach(client)
+        ttl = config["repl-backlog-ttl"]
+        if not self.replicas and ttl and repl.backlog is not None \
+                and server.master_link.host is None and now - repl.no_replicas_since > ttl:
+            repl.change_replid()
+            repl.clear_replid2()
+            repl.free_backlog()
+            logger.notice(f"Replication backlog freed after {ttl} seconds without connected "
+                          f"replicas.")
+        if self.fork is None and self._should_start_fork(now):
+            self._start_fork()
+        self.refresh_good_replicas()
+
+    def _should_start_fork(self, now: float) -> bool:
+        waiting = [c for c in self.replicas if c.replica.state == WAIT_BGSAVE_START]
+        if not waiting:
+            return False
+        config = self.server.config
+        most = config["repl-diskless-sync-max-replicas"]
+        idle = max(int(now - c.replica.asked_at) for c in waiting)
+        return (not config["repl-diskless-sync"] or (most and len(waiting) >= most)
+                or idle >= config["repl-diskless-sync-delay"])
+
+    def client_closed(self, client) -> None:
+        if client.replica is not None:
+            self.detach(client)
+
+    def detach(self, client) -> None:
+        """The replica is gone (or dropped): forget it."""
+        if client not in self.replicas:
+            return
+        link = client.replica
+        self.replicas.remove(client)
+        client.clear_flag("S")
+        if link.state == ONLINE:
+            logger.notice(f"Connection with replica {self.name(client)} lost.")
+        link.state = None
+        link.pending = None
+        link.streaming = False
+        if not self.replicas:
+            self.server.repl.no_replicas_since = time.time()
+        if self.fork is not None and client in self.fork.replicas:
+            self.fork.replicas.remove(client)
+        self.refresh_good_replicas()
+
+    def drop_all(self) -> None:
+        """disconnectSlaves(): every replica must sync again (a new history)."""
+        for client in list(self.replicas):
+            self.detach(client)
+            client.close()
