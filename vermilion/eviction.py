@@ -306,8 +306,11 @@ def eviction_time_limit_us(tenacity: int) -> float:
 
 
 def _safe_to_evict(server) -> bool:
-    # isSafeToPerformEvictions(): not while loading, nor while writes are paused.
+    # isSafeToPerformEvictions(): not while loading, nor while writes are paused, nor
+    # on a replica that ignores maxmemory (its master's DELs evict for it).
     if server.loading:
+        return False
+    if server.replica_mode and server.config["replica-ignore-maxmemory"]:
         return False
     if server.pause_until and server.pause_until > time.time():
         return False

@@ -62,8 +62,13 @@ class Propagation:
         AOF and replicas apply it atomically (one is atomic as it is)."""
         records, self.block = self.block, None
         if len(records) > 1:
-            records = [(records[0][0], [b"MULTI"], TO_ALL), *records,
-                       (records[-1][0], [b"EXEC"], TO_ALL)]
+            # MULTI/EXEC go wherever a record of the block goes (a script's
+            # redis.set_repl may have kept every record from the AOF, say).
+            targets = 0
+            for record in records:
+                targets |= record[2]
+            records = [(records[0][0], [b"MULTI"], targets), *records,
+                       (records[-1][0], [b"EXEC"], targets)]
         for db_id, argv, targets in records:
             self._send(db_id, argv, targets)
 

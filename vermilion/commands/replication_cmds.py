@@ -5,6 +5,7 @@ from ..protocol import errors
 from ..protocol.encode import NO_REPLY, OK
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
+from ..protocol.parser import split_args
 from ..replication.master import ReplicaLink
 from .client_cmds import timeout_ms
 from .registry import command
@@ -54,7 +55,20 @@ def _replconf_rdb_only(client, raw: bytes) -> None:
     _link(client).rdb_only = bool(value)
 
 
-_REPLCONF_OPTIONS = {b"listening-port": _replconf_port, b"ip-address": _replconf_ip,
+def _replconf_rdb_filter(client, raw: bytes) -> None:
+    words = split_args(raw)
+    if words is None:
+        raise CommandError("ERR Missing rdb-filter-only values")
+    keep = set()
+    for word in words:
+        if word.lower() != b"functions":
+            raise CommandError(f"ERR Unsupported rdb-filter-only option: "
+                               f"{word.decode('utf-8', 'replace')}")
+        keep.add("functions")
+    _link(client).rdb_filter = frozenset(keep)
+
+
+_REPLCONF_OPTIONS = {b"rdb-filter-only": _replconf_rdb_filter, b"listening-port": _replconf_port, b"ip-address": _replconf_ip,
                      b"capa": _replconf_capa, b"rdb-only": _replconf_rdb_only}
 
 

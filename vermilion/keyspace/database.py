@@ -79,6 +79,11 @@ class Database:
         if self.expires:
             when = self.expires.get(key)
             if when is not None and when <= now_ms():
+                server = self.server
+                if server is not None and server.replica_mode:
+                    # expireIfNeeded() on a replica: the key stays until its master's
+                    # DEL arrives; clients see it gone, the master's commands do not.
+                    return self.data.get(key) if server.master_executing else None
                 self.expire_now(key)
                 return None
         return self.data.get(key)
@@ -359,10 +364,17 @@ class Database:
         """A random key that has not expired; expired picks are reclaimed on the way, as
         dbRandomKey() does, so this ends with a live key or an empty database."""
         data = self.data
+        server = self.server
+        tries = 100  # dbRandomKey()'s maxtries on a replica, where nothing is reclaimed
         while data:
             key = self.sample_key()
             if not self.is_expired(key):
                 return key
+            if server is not None and server.replica_mode:
+                tries -= 1
+                if not tries:
+                    return key  # every key may be logically expired: give one anyway
+                continue
             self.expire_now(key)
         return None
 

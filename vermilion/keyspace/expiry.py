@@ -33,6 +33,9 @@ def _effort(server) -> int:
 
 
 def active_expire_cycle(server) -> None:
+    if server.replica_mode:
+        return  # a replica's keys expire when its master's DEL arrives (activeExpireCycle
+        # runs only on masters)
     effort = _effort(server)
     keys_per_loop = KEYS_PER_LOOP + KEYS_PER_LOOP // 4 * effort
     acceptable_stale = ACCEPTABLE_STALE - effort

@@ -54,11 +54,17 @@ class Snapshots:
         # rdbSave(): "temp-<pid>.rdb" beside the target, so the rename is atomic.
         return os.path.join(os.path.dirname(self.path) or ".", "temp-%d.rdb" % pid)
 
-    def write_stream(self, out, aux: dict | None = None) -> None:
-        """The snapshot, to a binary file object (a replica's pipe, diskless sync)."""
+    def write_stream(self, out, aux: dict | None = None, keep=None) -> None:
+        """The snapshot, to a binary file object (a replica's pipe, diskless sync).
+        keep: None for everything, else a set naming the parts kept: "functions" (the
+        keys go only when keep is None; REPLCONF rdb-filter-only)."""
         config = self.server.config
-        rdb.dump_snapshot(self.server.dbs, out, compression=_yes(config, "rdbcompression"),
-                          functions=self.server.functions_engine.codes(),
+        functions = self.server.functions_engine.codes()
+        if keep is not None and "functions" not in keep:
+            functions = ()
+        rdb.dump_snapshot(self.server.dbs if keep is None else (), out,
+                          compression=_yes(config, "rdbcompression"),
+                          functions=functions,
                           checksum=_yes(config, "rdbchecksum"), limits=self._limits(), aux=aux)
 
     def write_file(self, path: str, aux: dict | None = None) -> None:

@@ -40,7 +40,7 @@ class ReplicaLink:
 
     __slots__ = ("state", "capa_eof", "capa_psync2", "listening_port", "announced_ip",
                  "ack_off", "ack_time", "pre_psync", "rdb_only", "initial_offset",
-                 "pending", "streaming", "start_on_ack", "asked_at")
+                 "pending", "streaming", "start_on_ack", "asked_at", "rdb_filter")
 
     def __init__(self):
         self.state = None
@@ -56,6 +56,9 @@ class ReplicaLink:
         self.streaming = False  # takes the stream as it is produced
         self.start_on_ack = False  # diskless: the stream starts on the first ACK
         self.asked_at = 0.0
+        # REPLCONF rdb-filter-only: None (everything), else what to keep, e.g.
+        # {"functions"} (slave_req's SLAVE_REQ_RDB_EXCLUDE_* bits); forces diskless.
+        self.rdb_filter: frozenset | None = None
 
 
 class SyncFork:
@@ -234,8 +237,12 @@ class ReplicaSet:
         waiting = [c for c in self.replicas if c.replica.state == WAIT_BGSAVE_START]
         if not waiting:
             return
+        # One child serves the replicas that want what the first one wants.
+        rdb_filter = waiting[0].replica.rdb_filter
+        waiting = [c for c in waiting if c.replica.rdb_filter == rdb_filter]
         eof = all(c.replica.capa_eof for c in waiting)
-        socket_target = bool(server.config["repl-diskless-sync"]) and eof
+        socket_target = (bool(server.config["repl-diskless-sync"]) or rdb_filter is not None) \
+            and eof
         logger.notice("Starting BGSAVE for SYNC with target: "
                       + ("replicas sockets" if socket_target else "disk"))
         self.flush()
@@ -257,7 +264,7 @@ class ReplicaSet:
             self._fail_waiting(waiting, "BGSAVE failed, replication can't continue")
             return
         if pid == 0:
-            self._child(socket_target, write_end, read_end, aux)
+            self._child(socket_target, write_end, read_end, aux, rdb_filter)
         if socket_target:
             os.close(write_end)
             os.set_blocking(read_end, False)
@@ -272,7 +279,8 @@ class ReplicaSet:
             if socket_target:
                 client.write(b"$EOF:" + mark + b"\r\n")
 
-    def _child(self, socket_target: bool, write_end: int, read_end: int, aux: dict) -> None:
+    def _child(self, socket_target: bool, write_end: int, read_end: int, aux: dict,
+               rdb_filter) -> None:
         """In the forked child: write the snapshot and leave without any cleanup."""
         logger.role = "C"
         code = 0
@@ -281,7 +289,7 @@ class ReplicaSet:
             if socket_target:
                 os.close(read_end)
                 with os.fdopen(write_end, "wb", buffering=1024 * 1024) as out:
-                    snapshots.write_stream(out, aux)
+                    snapshots.write_stream(out, aux, rdb_filter)
             else:
                 snapshots.write_file(snapshots.path, aux)
                 logger.notice("DB saved on disk")
@@ -368,6 +376,13 @@ class ReplicaSet:
     def _put_online(self, client, stream: bool) -> None:
         """replicaPutOnline() (+ replicaStartCommandStream() when stream)."""
         link = client.replica
+        if link.rdb_only:
+            # redis-cli --rdb: the snapshot was all it asked for.
+            logger.notice(f"RDB transfer completed, rdb only replica ({self.name(client)}) "
+                          f"should be disconnected asap")
+            self.detach(client)
+            client.close()
+            return
         link.state = ONLINE
         link.ack_time = time.time()
         self.refresh_good_replicas()
