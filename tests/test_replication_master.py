@@ -1,0 +1,278 @@
+"""Vermilion as a master: real redis-server 7.0 replicas follow it (replication.c's
+master half), by full sync (disk and diskless) and by partial resync; WAIT,
+min-replicas-to-write, the output-buffer limit of a slow replica, redis-cli --rdb."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+
+from conftest import start_redis, start_vermilion, require_binary
+
+FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
+
+
+def wait_until(predicate, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def info(client, section="replication") -> dict:
+    return client.info(section)
+
+
+def link_up(replica) -> bool:
+    return info(replica).get("master_link_status") == "up"
+
+
+def caught_up(master, replica) -> bool:
+    """The replica has applied everything the master produced so far."""
+    offset = info(master)["master_repl_offset"]
+    return link_up(replica) and info(replica).get("slave_repl_offset") == offset
+
+
+def dataset(client) -> dict:
+    """Every key of every non-empty db, read by type, with its absolute expiry: what a
+    replica must hold, independent of how each server encodes it."""
+    out = {}
+    for db_name, _ in client.info("keyspace").items():
+        db = int(db_name[2:])
+        c = redis.Redis(host="127.0.0.1", port=client.connection_pool.connection_kwargs["port"], db=db)
+        for key in c.scan_iter(count=1000):
+            kind = c.type(key).decode()
+            if kind == "string":
+                value = c.get(key)
+            elif kind == "list":
+                value = c.lrange(key, 0, -1)
+            elif kind == "set":
+                value = sorted(c.smembers(key))
+            elif kind == "hash":
+                value = sorted(c.hgetall(key).items())
+            elif kind == "zset":
+                value = c.zrange(key, 0, -1, withscores=True)
+            elif kind == "stream":
+                value = (c.xrange(key), c.xinfo_groups(key), c.execute_command("XINFO", "STREAM", key)[1])
+            else:
+                value = kind
+            out[(db, key)] = (kind, value, c.pexpiretime(key))
+    return out
+
+
+def fill(client) -> None:
+    """Every type, in the encodings small and large collections get."""
+    client.set("str", "hello")
+    client.set("int", 12345)
+    client.set("big", "x" * 5000)
+    client.rpush("list:small", *range(5))
+    client.rpush("list:big", *[f"item-{i}" for i in range(1000)])
+    client.sadd("set:ints", *range(10))
+    client.sadd("set:big", *[f"m{i}" for i in range(600)])
+    client.hset("hash:small", mapping={"a": 1, "b": "two"})
+    client.hset("hash:big", mapping={f"f{i}": i for i in range(600)})
+    client.zadd("zset:small", {"a": 1.5, "b": -2, "c": 0.1})
+    client.zadd("zset:big", {f"z{i}": i / 3 for i in range(300)})
+    client.xadd("stream", {"f": "v"}, id="1-1")
+    client.xadd("stream", {"g": "w"}, id="2-1")
+    client.xgroup_create("stream", "group", id="0")
+    client.xreadgroup("group", "consumer", {"stream": ">"}, count=1)
+    client.set("ttl", "v")
+    client.pexpireat("ttl", FAR_FUTURE_MS)
+    c3 = redis.Redis(host="127.0.0.1", port=client.connection_pool.connection_kwargs["port"], db=3)
+    c3.set("in-db3", "v3")
+    client.function_load("#!lua name=lib\nredis.register_function('one', function() return 1 end)")
+
+
+def write_families(client) -> None:
+    """Writes whose stream form is a rewrite: relative expiries, floats, random pops,
+    transactions, scripts, other databases."""
+    client.set("ex", "v", ex=1000)
+    client.expire("str", 2000)
+    client.incrbyfloat("float", 1.5)
+    client.hincrbyfloat("hash:small", "f", 2.25)
+    client.spop("set:ints")
+    client.spop("set:big", 3)
+    pipe = client.pipeline(transaction=True)
+    pipe.incr("counter").lpush("list:small", "x").zincrby("zset:small", 2, "a")
+    pipe.execute()
+    client.eval("redis.call('set', KEYS[1], ARGV[1]); redis.call('incr', KEYS[2])", 2, "s1", "c2", "v")
+    client.fcall("one", 0)
+    client.xadd("stream", {"h": "x"}, id="3-1")
+    client.xack("stream", "group", "1-1")
+    client.blmove("list:small", "list:other", 0, "LEFT", "RIGHT")
+    c5 = redis.Redis(host="127.0.0.1", port=client.connection_pool.connection_kwargs["port"], db=5)
+    c5.mset({"a": 1, "b": 2})
+    client.set("short", "v", px=1)  # expires on the master: the replica gets a DEL
+    time.sleep(0.01)
+    client.get("short")
+    client.delete("big")
+    client.rename("int", "int2")
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started = []
+
+    def start(kind, *args):
+        server = (start_vermilion if kind == "vermilion" else start_redis)(tmp_path, list(args))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            try:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            except OSError:
+                pass
+        server.stop()
+
+
+def attach(replica_server, master_server):
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: link_up(replica), what="the replica's link")
+    return replica
+
+
+@pytest.mark.parametrize("diskless", ["yes", "no"])
+def test_redis_replica_full_sync_then_stream(servers, diskless):
+    master_server = servers("vermilion", "--repl-diskless-sync", diskless,
+                            "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    replica = attach(servers("redis"), master_server)
+    wait_until(lambda: caught_up(master, replica), what="the full sync")
+    assert dataset(replica) == dataset(master)
+    assert replica.function_list()[0][1] == b"lib"  # [library_name, lib, ...]
+    write_families(master)
+    wait_until(lambda: caught_up(master, replica), what="the stream")
+    assert dataset(replica) == dataset(master)
+    assert replica.exists("short") == 0
+    stats = info(master, "stats")
+    assert stats["sync_full"] == 1
+    replicas = info(master)
+    assert replicas["connected_slaves"] == 1
+    assert replicas["slave0"]["state"] == "online"
+    assert replicas["slave0"]["port"] == replica.connection_pool.connection_kwargs["port"]
+
+
+def test_wait_counts_acknowledging_replicas(servers):
+    master_server = servers("vermilion", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    assert master.wait(0, 0) == 0
+    replica = attach(servers("redis"), master_server)
+    master.set("k", "v")
+    assert master.wait(1, 5000) == 1
+    assert replica.get("k") == b"v"
+    # Two replicas asked for, one exists: the timeout answers with the count.
+    assert master.wait(2, 200) == 1
+    role = master.execute_command("ROLE")
+    assert role[0] == b"master" and role[1] == info(master)["master_repl_offset"]
+    assert role[2][0][1] == str(replica.connection_pool.connection_kwargs["port"]).encode()
+    with pytest.raises(redis.ResponseError, match="^WAIT cannot be used with replica"):
+        # The same command on a replica: Redis's error, from the real one and ours.
+        replica.wait(1, 10)
+
+
+def test_partial_resync_after_the_link_drops(servers):
+    master_server = servers("vermilion", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    replica = attach(servers("redis"), master_server)
+    master.set("before", "1")
+    wait_until(lambda: caught_up(master, replica), what="sync")
+    replica.client_kill_filter(_type="master")
+    master.set("during", "2")  # may land before or after the reconnection: either way kept
+    wait_until(lambda: caught_up(master, replica), what="the resync")
+    master.set("after", "3")
+    wait_until(lambda: caught_up(master, replica), what="the stream")
+    assert replica.mget("before", "during", "after") == [b"1", b"2", b"3"]
+    stats = info(master, "stats")
+    assert stats["sync_full"] == 1
+    assert stats["sync_partial_ok"] == 1
+
+
+def test_psync2_a_promoted_redis_replica_takes_back_the_vermilion_master(servers):
+    """The Vermilion master becomes a replica of its promoted replica and continues
+    with a partial resync (replid2), not a full one."""
+    master_server = servers("vermilion", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    replica_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    replica = attach(replica_server, master_server)
+    master.set("k", "v")
+    wait_until(lambda: caught_up(master, replica), what="sync")
+    replica.replicaof("no", "one")
+    replica.set("written-on-the-new-master", "1")
+    master.replicaof("127.0.0.1", replica_server.port)
+    wait_until(lambda: caught_up(replica, master), what="the old master following")
+    assert master.get("written-on-the-new-master") == b"1"
+    assert info(replica, "stats")["sync_partial_ok"] == 1
+    assert info(replica, "stats")["sync_full"] == 0
+
+
+def test_min_replicas_to_write(servers):
+    master_server = servers("vermilion", "--repl-diskless-sync-delay", "0",
+                            "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+    master = master_server.client()
+    with pytest.raises(redis.ResponseError, match="^NOREPLICAS Not enough good replicas to write."):
+        master.set("k", "v")
+    assert master.get("k") is None  # reads are never refused
+    assert info(master)["min_slaves_good_slaves"] == 0
+    attach(servers("redis"), master_server)
+    wait_until(lambda: info(master)["min_slaves_good_slaves"] == 1, what="a good replica")
+    assert master.set("k", "v")
+
+
+def test_a_slow_replica_is_dropped_at_its_output_limit(servers):
+    master_server = servers("vermilion", "--repl-diskless-sync-delay", "0",
+                            "--client-output-buffer-limit", "replica 256kb 0 0")
+    master = master_server.client()
+    replica_server = servers("redis")
+    attach(replica_server, master_server)
+    os.kill(replica_server.proc.pid, signal.SIGSTOP)
+    try:
+        value = "x" * 10000
+        for i in range(2000):  # 20 MB: far over what the socket buffers hold
+            master.set(f"k{i % 10}", value)
+            if i % 100 == 0 and info(master)["connected_slaves"] == 0:
+                break
+        wait_until(lambda: info(master)["connected_slaves"] == 0, what="the drop")
+    finally:
+        os.kill(replica_server.proc.pid, signal.SIGCONT)
+    log = master_server.log_path.read_text()
+    assert "scheduled to be closed ASAP for overcoming of output buffer limits" in log
+
+
+def test_redis_cli_rdb_and_replica(servers, tmp_path):
+    master_server = servers("vermilion")
+    master = master_server.client()
+    fill(master)
+    out = tmp_path / "dump-from-cli.rdb"
+    cli = require_binary("redis-cli")
+    done = subprocess.run([cli, "-p", str(master_server.port), "--rdb", str(out)],
+                          capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    # redis-server loads what redis-cli received, keys and function included.
+    loaded = servers("redis", "--dir", str(tmp_path), "--dbfilename", out.name)
+    assert dataset(loaded.client()) == dataset(master)
+    assert info(master)["connected_slaves"] == 0  # an rdb-only replica leaves at once
+
+
+def test_sync_errors(servers):
+    master = servers("vermilion").client()
+    with pytest.raises(redis.ResponseError, match="^Unrecognized REPLCONF option: nope"):
+        master.execute_command("REPLCONF", "nope", "1")
+    with pytest.raises(redis.ResponseError, match="^syntax error"):
+        master.execute_command("REPLCONF", "listening-port")
+    assert master.execute_command("REPLCONF", "listening-port", "1234") == b"OK"
+    with pytest.raises(redis.ResponseError, match="^value is not an integer or out of range"):
+        master.execute_command("WAIT", "x", "0")
+    with pytest.raises(redis.ResponseError, match="^timeout is negative"):
+        master.execute_command("WAIT", "1", "-1")
