@@ -424,12 +424,23 @@ class ReplicaSet:
             self.server.flush_appends()  # the AOF first, as beforeSleep() does
         data = b"".join(self.batch)
         self.batch = []
-        for client in self.replicas:
+        for client in list(self.replicas):
             link = client.replica
             if link.streaming:
                 client.write(data)
             elif link.pending is not None:
                 link.pending.append(data)
+                self._check_pending_limit(client)
+
+    def _check_pending_limit(self, client) -> None:
+        """The stream a syncing replica has not received yet is part of its output
+        buffer (Redis keeps it there): past the hard replica limit, it is dropped."""
+        hard = self.server.hard_output_limit(client)
+        if hard and sum(map(len, client.replica.pending)) >= hard:
+            logger.warning(f"Client {self.name(client)} scheduled to be closed ASAP for "
+                           f"overcoming of output buffer limits.")
+            self.detach(client)
+            client.abort()
 
     # -- REPLCONF ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from ..log import logger
+from ..persistence.aof import encode_command
 from ..propagate import TO_REPLICAS
 
 NO_REPLID2 = "0" * 40
@@ -162,12 +163,8 @@ class ReplicationState:
         preceded by SELECT when it runs in another database than the last one."""
         if self.backlog is None or self.replica_of_master:
             return
-        parts = []
         if db_id != self.seldb and db_id >= 0:
             self.seldb = db_id
             db = b"%d" % db_id
-            parts.append(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n" % (len(db), db))
-        parts.append(b"*%d\r\n" % len(argv))
-        for arg in argv:
-            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-        self.feed(b"".join(parts))
+            self.feed(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n" % (len(db), db))
+        self.feed(encode_command(argv))
