@@ -1,15 +1,14 @@
 """DEBUG (debug.c debugCommand): the subcommands Vermilion implements, each an
 ``@command("debug <name>", argc=(min, max))`` registration run by the DEBUG handler
-once enable-debug-command allows it, and the dataset digest (DIGEST, DIGEST-VALUE).
+once enable-debug-command allows it; DIGEST and DIGEST-VALUE compute in keyspace/digest.py.
 Redis's command table lists DEBUG as one command, so COMMAND, the statistics and
 CLIENT LIST see only "debug".
 """
 
-import hashlib
-import struct
 import time
 
 from .. import info
+from ..keyspace.digest import dataset_digest, value_digest
 from ..log import logger
 from ..persistence import rdb
 from ..persistence.snapshot import load_functions
@@ -231,77 +230,17 @@ def _debug_help(client, argv):
     return DEBUG_HELP
 
 
-# -- DEBUG DIGEST: debug.c's order-independent SHA1 digest of the dataset -------------
-
-_TYPE_CODES = {"string": 0, "list": 1, "set": 2, "zset": 3, "hash": 4, "stream": 6}
-
-
-def _xor_digest(digest: bytearray, data: bytes) -> None:
-    for i, byte in enumerate(hashlib.sha1(data).digest()):
-        digest[i] ^= byte
-
-
-def _mix_digest(digest: bytearray, data: bytes) -> None:
-    _xor_digest(digest, data)
-    digest[:] = hashlib.sha1(bytes(digest)).digest()
-
-
-def _value_digest(digest: bytearray, db, key: bytes, value) -> None:
-    """xorObjectDigest()"""
-    kind = "string" if type(value) is bytes else value.type_name
-    _mix_digest(digest, struct.pack(">I", _TYPE_CODES.get(kind, 5)))
-    if kind == "string":
-        _mix_digest(digest, value)
-    elif kind == "list":
-        for item in value:
-            _mix_digest(digest, item)
-    elif kind == "set":
-        for member in value:
-            _xor_digest(digest, member)
-    elif kind == "zset":
-        for member, score in value.items_by_score():
-            element = bytearray(20)
-            _mix_digest(element, member)
-            _mix_digest(element, b"%.17g" % score)
-            _xor_digest(digest, bytes(element))
-    elif kind == "hash":
-        for field, val in value.items():
-            element = bytearray(20)
-            _mix_digest(element, field)
-            _mix_digest(element, val)
-            _xor_digest(digest, bytes(element))
-    if key in db.expires:
-        _xor_digest(digest, b"!!expire!!")
+# -- DEBUG DIGEST / DIGEST-VALUE: computed in keyspace/digest.py ----------------------
 
 
 @command("debug digest", argc=(2, 2))
 def _debug_digest(client, argv):
-    final = bytearray(20)
-    for db in client.server.dbs:
-        if not db.data:
-            continue
-        _mix_digest(final, struct.pack(">I", db.id))
-        for key in list(db.data):
-            value = db.lookup(key)
-            if value is None:
-                continue
-            digest = bytearray(20)
-            _mix_digest(digest, key)
-            _value_digest(digest, db, key, value)
-            _xor_digest(final, bytes(digest))
-    return final.hex()
+    return dataset_digest(client.server.dbs)  # a status reply, as addReplyStatus()
 
 
 @command("debug digest-value", argc=(2, None))
 def _debug_digest_value(client, argv):
-    out = []
-    for key in argv[2:]:
-        digest = bytearray(20)
-        value = client.db.lookup(key)
-        if value is not None:
-            _value_digest(digest, client.db, key, value)
-        out.append(digest.hex())
-    return out
+    return [value_digest(client.db, key) for key in argv[2:]]
 
 
 @command("debug change-repl-id", argc=(2, 2))
