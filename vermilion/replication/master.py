@@ -52,7 +52,7 @@ class ReplicaLink:
         self.pre_psync = False  # attached with SYNC: no REPLCONF ACKs expected
         self.rdb_only = False
         self.initial_offset = 0
-        self.pending: list | None = None  # the stream produced while it syncs
+        self.pending: bytearray | None = None  # the stream produced while it syncs
         self.streaming = False  # takes the stream as it is produced
         self.start_on_ack = False  # diskless: the stream starts on the first ACK
         self.asked_at = 0.0
@@ -186,7 +186,7 @@ class ReplicaSet:
             if other is not None and link.capa_eof >= other.replica.capa_eof:
                 self.flush()
                 self._setup_full_resync(client, fork.offset)
-                link.pending = list(other.replica.pending or ())
+                link.pending = bytearray(other.replica.pending or b"")
                 fork.replicas.append(client)
                 logger.notice("Waiting for end of BGSAVE for SYNC")
             else:
@@ -223,7 +223,7 @@ class ReplicaSet:
         link = client.replica
         link.initial_offset = offset
         link.state = WAIT_BGSAVE_END
-        link.pending = []
+        link.pending = bytearray()
         self.server.repl.seldb = -1  # the stream re-selects its database for it
         if not link.pre_psync:
             client.write(b"+FULLRESYNC %s %d\r\n" % (self.server.repl.replid.encode(), offset))
@@ -394,9 +394,9 @@ class ReplicaSet:
         link = client.replica
         self.flush()
         link.start_on_ack = False
-        pending, link.pending = link.pending or [], None
+        pending, link.pending = link.pending, None
         if pending:
-            client.write(b"".join(pending))
+            client.write(bytes(pending))
         link.streaming = True
 
     # -- the stream ------------------------------------------------------------------
@@ -429,14 +429,14 @@ class ReplicaSet:
             if link.streaming:
                 client.write(data)
             elif link.pending is not None:
-                link.pending.append(data)
+                link.pending += data
                 self._check_pending_limit(client)
 
     def _check_pending_limit(self, client) -> None:
         """The stream a syncing replica has not received yet is part of its output
         buffer (Redis keeps it there): past the hard replica limit, it is dropped."""
         hard = self.server.hard_output_limit(client)
-        if hard and sum(map(len, client.replica.pending)) >= hard:
+        if hard and len(client.replica.pending) >= hard:
             logger.warning(f"Client {self.name(client)} scheduled to be closed ASAP for "
                            f"overcoming of output buffer limits.")
             self.detach(client)
