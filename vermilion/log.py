@@ -23,9 +23,14 @@ class Logger:
             return
         now = time.time()
         stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now))
-        line = "%d:%s %s.%03d %s %s\n" % (
+        self.raw(level, "%d:%s %s.%03d %s %s\n" % (
             os.getpid(), self.role, stamp, int(now * 1000) % 1000, _MARKS[level], message
-        )
+        ))
+
+    def raw(self, level: int, line: str) -> None:
+        """serverLogRaw(LL_RAW): the text as it is, no prefix (the ASCII logo)."""
+        if level < self.level:
+            return
         if self.path:
             try:
                 with open(self.path, "a") as f:

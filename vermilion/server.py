@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -752,8 +753,40 @@ class Server:
         logger.notice("monotonic clock: POSIX clock_gettime")
 
     def banner(self) -> None:
-        logger.notice(f"Running mode=standalone, port={self.tcp_port or self.config['port']}.")
+        """redisAsciiArt(): the logo when forced (always-show-logo) or when logging to
+        a terminal, else one line. Redis's test suite waits for the logo's PID line."""
+        port = self.tcp_port or self.config["port"]
+        config = self.config
+        if config["always-show-logo"] or (not config["logfile"] and not config["syslog-enabled"]
+                                          and sys.stdout.isatty()):
+            logger.raw(2, ASCII_LOGO % (REDIS_VERSION, "00000000", 0, "64", "standalone",
+                                         port, os.getpid()))
+        else:
+            logger.notice(f"Running mode=standalone, port={port}.")
         logger.warning("Server initialized")
+
+
+# asciilogo.h, as Redis prints it (its version line names Redis: clients and the test
+# suite read it; "Vermilion version=" is logged at start-up).
+ASCII_LOGO = (
+    "                _._                                                  \n"
+    "           _.-``__ ''-._                                             \n"
+    "      _.-``    `.  `_.  ''-._           Redis %s (%s/%d) %s bit\n"
+    "  .-`` .-```.  ```\\/    _.,_ ''-._                                  \n"
+    " (    '      ,       .-`  | `,    )     Running in %s mode\n"
+    " |`-._`-...-` __...-.``-._|'` _.-'|     Port: %d\n"
+    " |    `-._   `._    /     _.-'    |     PID: %d\n"
+    "  `-._    `-._  `-./  _.-'    _.-'                                   \n"
+    " |`-._`-._    `-.__.-'    _.-'_.-'|                                  \n"
+    " |    `-._`-._        _.-'_.-'    |           https://redis.io       \n"
+    "  `-._    `-._`-.__.-'_.-'    _.-'                                   \n"
+    " |`-._`-._    `-.__.-'    _.-'_.-'|                                  \n"
+    " |    `-._`-._        _.-'_.-'    |                                  \n"
+    "  `-._    `-._`-.__.-'_.-'    _.-'                                   \n"
+    "      `-._    `-.__.-'    _.-'                                       \n"
+    "          `-._        _.-'                                           \n"
+    "              `-.__.-'                                               \n\n"
+)
 
 
 def _redact_auth(argv: list[bytes]) -> list[bytes]:
