@@ -102,8 +102,10 @@ def rewrite_set(db, argv, reply):
     if len(argv) == 3:
         return [argv]  # SET key value: already deterministic (the common case)
     key = argv[1]
-    has_relative = any(a.lower() in (b"ex", b"px", b"exat") for a in argv[3:])
-    if not has_relative:
+    # setGenericCommand(): any expiry option (PXAT included) goes out as "PXAT <ms>",
+    # spelled as Redis spells it.
+    has_expiry = any(a.lower() in (b"ex", b"px", b"exat", b"pxat") for a in argv[3:])
+    if not has_expiry:
         return [argv]
     if key not in db.data:  # an expiry in the past deleted the key
         return [[b"DEL", key]]
