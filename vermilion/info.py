@@ -315,7 +315,7 @@ def replication_section(server) -> dict:
     out.update(replicas.info_lines())
     backlog = repl.backlog
     out.update({
-        "master_failover_state": "no-failover",
+        "master_failover_state": replicas.failover_state,
         "master_replid": repl.replid,
         "master_replid2": repl.replid2,
         "master_repl_offset": repl.offset,

@@ -332,7 +332,7 @@ class Server:
             client.obuf_soft_since = 0.0
         if over:
             logger.warning(
-                f"Connection {self._client_desc(client)} scheduled to be closed ASAP for "
+                f"Connection {self.describe_client(client)} scheduled to be closed ASAP for "
                 f"overcoming of output buffer limits.")
             # freeClientAsync(): nothing more is sent to it or run for it (closing), and
             # the transport drops its buffer now; connection_lost follows.
@@ -352,7 +352,8 @@ class Server:
             return "pubsub"
         return "normal"
 
-    def _client_desc(self, client: Connection) -> str:
+    def describe_client(self, client) -> str:
+        """catClientInfoString(): the CLIENT LIST line of a client, for the log."""
         from .commands.client_cmds import client_info_line
 
         return client_info_line(client)
@@ -510,6 +511,8 @@ class Server:
         self._write_pidfile()
         self.banner()  # Redis logs "Server initialized" before loading the data
         await self.load_data_in_background()
+        if self.config["replicaof"] is not None and not self.stopping():
+            self.master_link.set_master(*self.config["replicaof"])
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()

@@ -6,7 +6,7 @@ from ..protocol.encode import NO_REPLY, OK
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
 from ..protocol.parser import split_args
-from ..replication.master import ReplicaLink
+from ..replication.master import NO_FAILOVER, ONLINE, ReplicaLink
 from .client_cmds import timeout_ms
 from .registry import command
 
@@ -123,3 +123,62 @@ def role(client, argv):
         return [b"master", server.repl.offset, server.replicas.role_entries()]
     return [b"slave", link.host.encode(), link.port, link.state_name().encode(),
             link.processed_offset()]
+
+
+@command("failover")
+def failover(client, argv):
+    """FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (failoverCommand)."""
+    server = client.server
+    replicas = server.replicas
+    if server.config["cluster-enabled"]:
+        raise CommandError("ERR FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER "
+                           "command instead.")
+    if len(argv) == 2 and argv[1].lower() == b"abort":
+        if replicas.failover_state == NO_FAILOVER:
+            raise CommandError("ERR No failover in progress.")
+        replicas.abort_failover("Failover manually aborted")
+        return OK
+    timeout, force, target = _failover_options(argv)
+    if replicas.failover_state != NO_FAILOVER:
+        raise CommandError("ERR FAILOVER already in progress.")
+    if server.master_link.host is not None:
+        raise CommandError("ERR FAILOVER is not valid when server is a replica.")
+    if not replicas.replicas:
+        raise CommandError("ERR FAILOVER requires connected replicas.")
+    if force and (not timeout or target is None):
+        raise CommandError("ERR FAILOVER with force option requires both a timeout and "
+                           "target HOST and IP.")
+    if target is not None:
+        replica = replicas.find(*target)
+        if replica is None:
+            raise CommandError("ERR FAILOVER target HOST and PORT is not a replica.")
+        if replica.replica.state != ONLINE:
+            raise CommandError("ERR FAILOVER target replica is not online.")
+    replicas.start_failover(target, timeout, force)
+    return OK
+
+
+def _failover_options(argv) -> tuple:
+    timeout, force, target = 0, False, None
+    i = 1
+    while i < len(argv):
+        word = argv[i].lower()
+        if word == b"timeout" and i + 1 < len(argv) and not timeout:
+            timeout = to_int(argv[i + 1])
+            if timeout is None:
+                raise CommandError(errors.NOT_INTEGER)
+            if timeout <= 0:
+                raise CommandError("ERR FAILOVER timeout must be greater than 0")
+            i += 2
+        elif word == b"to" and i + 2 < len(argv) and target is None:
+            port = to_int(argv[i + 2])
+            if port is None:
+                raise CommandError(errors.NOT_INTEGER)
+            target = (argv[i + 1].decode("utf-8", "replace"), port)
+            i += 3
+        elif word == b"force" and not force:
+            force = True
+            i += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+    return timeout, force, target

@@ -31,6 +31,11 @@ _STATE_NAMES = {WAIT_BGSAVE_START: "wait_bgsave", WAIT_BGSAVE_END: "wait_bgsave"
                 SEND_BULK: "send_bulk", ONLINE: "online"}
 
 NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+# getFailoverStateString()
+NO_FAILOVER = "no-failover"
+WAITING_FOR_SYNC = "waiting-for-sync"
+FAILOVER_IN_PROGRESS = "failover-in-progress"
+PAUSE_FOREVER = 10 ** 9  # seconds: until the failover ends
 PIPE_READ = 64 * 1024  # bytes relayed from the diskless child per read
 EOF_MARK_SIZE = 40  # RDB_EOF_MARK_SIZE
 
@@ -93,6 +98,12 @@ class ReplicaSet:
         self.sync_full = self.sync_partial_ok = self.sync_partial_err = 0
         self._last_cron = 0.0
         self._cron_loops = 0
+        # FAILOVER: NO_FAILOVER, WAITING_FOR_SYNC or FAILOVER_IN_PROGRESS, its target
+        # (host, port) once known, its deadline (0: none) and FORCE.
+        self.failover_state = NO_FAILOVER
+        self.failover_target: tuple | None = None
+        self.failover_end = 0.0
+        self.failover_force = False
 
     # -- naming and INFO -------------------------------------------------------------
 
@@ -137,6 +148,10 @@ class ReplicaSet:
         if link is None:
             link = client.replica = ReplicaLink()
         psync = argv[0].lower() == b"psync"
+        if psync and len(argv) > 3 and argv[3].lower() == b"failover":
+            self._failover_request(client, argv[1].decode("latin-1"))
+        if self.failover_state != NO_FAILOVER:
+            raise CommandError("NOMASTERLINK Can't SYNC while failing over")
         if server.master_link.host is not None and not server.master_link.link_up():
             raise CommandError("NOMASTERLINK Can't SYNC while not connected with my master")
         logger.notice(f"Replica {self.name(client)} asks for synchronization")
@@ -227,6 +242,18 @@ class ReplicaSet:
         self.server.repl.seldb = -1  # the stream re-selects its database for it
         if not link.pre_psync:
             client.write(b"+FULLRESYNC %s %d\r\n" % (self.server.repl.replid.encode(), offset))
+
+    def _failover_request(self, client, replid: str) -> None:
+        """PSYNC <replid> <offset> FAILOVER: our master hands over to us."""
+        server = self.server
+        logger.warning(f"Failover request received for replid {replid}.")
+        if server.master_link.host is None:
+            raise CommandError("ERR PSYNC FAILOVER can't be sent to a master.")
+        if replid != server.repl.replid:
+            raise CommandError("ERR PSYNC FAILOVER replid must match my replid.")
+        server.master_link.unset_master()
+        logger.notice(f"MASTER MODE enabled (failover request from "
+                      f"'{server.describe_client(client)}')")
 
     # -- the RDB child ------------------------------------------------------------------
 
@@ -527,6 +554,85 @@ class ReplicaSet:
         if writes and self.good_replicas < self.server.config["min-replicas-to-write"]:
             raise CommandError(NOREPLICAS)
 
+    # -- FAILOVER --------------------------------------------------------------------------
+
+    def find(self, host: str, port: int):
+        """findReplica(): the replica announcing host:port."""
+        for client in self.replicas:
+            link = client.replica
+            ip = link.announced_ip or client.addr.rsplit(":", 1)[0]
+            if ip.lower() == host.lower() and link.listening_port == port:
+                return client
+        return None
+
+    def start_failover(self, target: tuple | None, timeout_ms: int, force: bool) -> None:
+        """failoverCommand() once its arguments are checked: writes pause until a
+        replica has everything, then this server follows it (updateFailoverStatus)."""
+        server = self.server
+        if target is not None:
+            logger.notice(f"FAILOVER requested to {target[0]}:{target[1]}.")
+        else:
+            logger.notice("FAILOVER requested to any replica.")
+        self.failover_target = target
+        self.failover_end = time.time() + timeout_ms / 1000 if timeout_ms else 0.0
+        self.failover_force = force
+        self.failover_state = WAITING_FOR_SYNC
+        server.pause_clients(time.time() + PAUSE_FOREVER, writes_only=True)
+
+    def abort_failover(self, reason: str) -> None:
+        """abortFailover()"""
+        if self.failover_state == NO_FAILOVER:
+            return
+        if self.failover_target is not None:
+            host, port = self.failover_target
+            logger.notice(f"FAILOVER to {host}:{port} aborted: {reason}")
+        else:
+            logger.notice(f"FAILOVER to any replica aborted: {reason}")
+        if self.failover_state == FAILOVER_IN_PROGRESS:
+            self.server.master_link.unset_master()
+        self.clear_failover()
+
+    def clear_failover(self) -> None:
+        """clearFailoverState(): the failover is over, one way or the other."""
+        was = self.failover_state
+        self.failover_state = NO_FAILOVER
+        self.failover_target = None
+        self.failover_end = 0.0
+        self.failover_force = False
+        if was != NO_FAILOVER:
+            self.server.unpause_clients()
+
+    def _failover_cron(self, now: float) -> None:
+        """updateFailoverStatus()"""
+        if self.failover_state != WAITING_FOR_SYNC:
+            return
+        offset = self.server.repl.offset
+        if self.failover_end and self.failover_end <= now:
+            if self.failover_force:
+                host, port = self.failover_target
+                logger.notice(f"FAILOVER to {host}:{port} time out exceeded, failing over.")
+                self._hand_over()
+            else:
+                self.abort_failover("Replica never caught up before timeout")
+            return
+        if self.failover_target is not None:
+            replica = self.find(*self.failover_target)
+        else:
+            replica = next((c for c in self.replicas if c.replica.ack_off == offset), None)
+            if replica is not None:
+                link = replica.replica
+                self.failover_target = (link.announced_ip or replica.addr.rsplit(":", 1)[0],
+                                        link.listening_port)
+        if replica is not None and replica.replica.ack_off == offset:
+            host, port = self.failover_target
+            logger.notice(f"Failover target {host}:{port} is synced, failing over.")
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        # The master link sends PSYNC ... FAILOVER while failover_state says so.
+        self.failover_state = FAILOVER_IN_PROGRESS
+        self.server.master_link.set_master(*self.failover_target)
+
     # -- cron and detaching ------------------------------------------------------------------
 
     def cron(self) -> None:
@@ -540,10 +646,11 @@ class ReplicaSet:
         server = self.server
         repl = server.repl
         config = server.config
+        self._failover_cron(now)
         if self.fork is not None:
             self._reap()
         if self.replicas and self._cron_loops % config["repl-ping-replica-period"] == 0 \
-                and not repl.replica_of_master:
+                and not repl.replica_of_master and self.failover_state == NO_FAILOVER:
             repl.sink(repl.seldb, [b"PING"])
         self._cron_loops += 1
         timeout = config["repl-timeout"]
