@@ -497,9 +497,18 @@ def test_rewrites_replay_to_the_same_state():
                 run("XDEL", "s", id_bytes(rnd.choice(ids)))
         else:
             run("XTRIM", "s", "MAXLEN", "~", "10")
+    replica.flags.add("M")  # the log is replayed as a replica runs its master's stream
     for record in log:
         replica.server.commands.lookup(record).handler(replica, record)
-    assert _state(replica.db) == _state(primary.db)
+    # Redis 7.0 propagates a delivery as XCLAIM ... LASTID, which carries the group's
+    # last id but not its entries_read counter (7.0's replicas drift there too; only
+    # NOACK reads send XGROUP SETID ... ENTRIESREAD): everything else must be equal.
+    assert _without_entries_read(_state(replica.db)) == _without_entries_read(_state(primary.db))
+
+
+def _without_entries_read(state):
+    return {key: value[:-1] + ({name: (g[0], None, *g[2:]) for name, g in value[-1].items()},)
+            for key, value in state.items()}
 
 
 def test_aof_rewrite_commands_rebuild_the_stream():

@@ -79,8 +79,15 @@ def propagate(server, db, spec, argv: list[bytes], reply) -> None:
     if rewrite is None:  # most writes are logged as they were sent
         server.propagation.emit(db.id, argv)
         return
-    for record in rewrite(db, argv, reply):
-        server.propagation.emit(db.id, record)
+    records = rewrite(db, argv, reply)
+    propagation = server.propagation
+    # propagatePendingCommands(): a command that logs several records (XREADGROUP's
+    # XCLAIMs, a blocking pop's...) goes out wrapped in MULTI/EXEC, applied atomically.
+    wrap = len(records) > 1 and propagation.open_block()
+    for record in records:
+        propagation.emit(db.id, record)
+    if wrap:
+        propagation.close_block()
 
 
 def propagate_raw(server, db_id: int, argv: list[bytes]) -> None:
@@ -106,7 +113,8 @@ def rewrite_set(db, argv, reply):
     # spelled as Redis spells it.
     has_expiry = any(a.lower() in (b"ex", b"px", b"exat", b"pxat") for a in argv[3:])
     if not has_expiry:
-        return [argv]
+        # setCommand(): GET changes the reply, not the effect: it is left out.
+        return [[*argv[:3], *(a for a in argv[3:] if a.lower() != b"get")]]
     if key not in db.data:  # an expiry in the past deleted the key
         return [[b"DEL", key]]
     # NX/XX/KEEPTTL go: the condition held, since the key changed, and the TTL is
@@ -123,6 +131,18 @@ def rewrite_setex(db, argv, reply):
     if key not in db.data:
         return [[b"DEL", key]]
     return [[b"SET", key, db.data[key], b"PXAT", b"%d" % db.expires[key]]]
+
+
+def rewrite_getdel(db, argv, reply):
+    # getdelCommand(): logged as the deletion it was (UNLINK under lazyfree-lazy-user-del).
+    if db.server is not None and db.server.config["lazyfree-lazy-user-del"]:
+        return [[b"UNLINK", argv[1]]]
+    return [[b"DEL", argv[1]]]
+
+
+def rewrite_getset(db, argv, reply):
+    # getsetCommand(): logged as SET.
+    return [[b"SET", *argv[1:]]]
 
 
 def rewrite_expire(db, argv, reply):

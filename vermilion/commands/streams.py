@@ -227,7 +227,11 @@ def _parse_add_or_trim(client, argv: list[bytes], xadd: bool) -> TrimArgs:
         raise CommandError(errors.STREAM_LIMIT_NO_STRATEGY)
     if not xadd and no_strategy:
         raise CommandError(errors.XTRIM_NO_STRATEGY)
-    if a.limit_given:
+    if client.loading or "M" in client.flags:
+        # mustObeyClient(): the master's stream and the AOF carry the exact result
+        # ("MAXLEN = <len>", LIMIT left in place), trimmed without a node budget.
+        a.limit = 0
+    elif a.limit_given:
         if not a.approx:
             raise CommandError(errors.STREAM_LIMIT_NO_APPROX)
     elif a.approx:
@@ -420,6 +424,7 @@ def xsetid(client, argv):
 # -- XREAD / XREADGROUP ------------------------------------------------------------------
 
 GT_ID = object()  # the ">" of XREADGROUP, resolved against the group when served
+_MAX_ID_TEXT = b"18446744073709551615-18446744073709551615"  # the same as ">"
 
 
 @dataclass
@@ -535,6 +540,7 @@ def _consumer_for_read(client, group, name: bytes, now: int):
     consumer = group.consumers.get(name)
     if consumer is None:
         consumer = group.create_consumer(name, now)
+        consumer.fresh = True  # for the propagation of a NOACK read
         _bump_dirty(client)
     consumer.seen_time = now
     return consumer
@@ -1187,59 +1193,61 @@ def _xinfo_full_group(s: Stream, name: bytes, g, count: int) -> dict:
 
 
 def _rewrite_xadd(db, argv, reply):
-    """XADD with `*`/`<ms>-*` logs the id it generated; `~` trims log the exact
-    result (MAXLEN = length / MINID = first id) without LIMIT, as
-    streamRewriteApproxSpecifier/streamRewriteTrimArgument do."""
+    """xaddCommand(): a "~" trim goes out as "=" with the resulting length (MAXLEN) or
+    first id (MINID) in place, everything else as sent (LIMIT too: the master's and the
+    AOF's clients ignore it); a generated id is written in place of `*` / `<ms>-*`."""
     if reply is None:
         return []  # NOMKSTREAM on a missing key
-    s = db.data.get(argv[1])
-    out = [argv[0], argv[1]]
-    i = 2
-    n = len(argv)
-    approx_kind = None
-    while i < n:
-        low = argv[i].lower()
-        if argv[i] == b"*":
-            break
-        if (low == b"maxlen" or low == b"minid") and i + 1 < n:
-            nxt = argv[i + 1]
-            approx = i + 2 < n and nxt == b"~"
-            if approx or (i + 2 < n and nxt == b"="):
-                i += 1
-            if approx:
-                approx_kind = low
-            else:
-                out += [low.upper(), b"=", argv[i + 1]]
-            i += 2
-            continue
-        if low == b"limit" and i + 1 < n:
-            i += 2
-            continue
-        if low == b"nomkstream":
-            i += 1
-            continue
-        break
-    if approx_kind is not None and isinstance(s, Stream):
-        if approx_kind == b"maxlen":
-            out += [b"MAXLEN", b"=", b"%d" % len(s.entries)]
-        else:
-            first = s.ids[0] if s.ids else MAX_ID
-            out += [b"MINID", b"=", id_bytes(first)]
-    out.append(reply)
-    out += argv[i + 1:]
+    out = list(argv)
+    _rewrite_approx_trim(db, out, xadd=True)
+    idpos = _idpos(out)
+    if out[idpos] != reply:
+        out[idpos] = reply
     return [out]
 
 
 def _rewrite_xtrim(db, argv, reply):
+    out = list(argv)
+    _rewrite_approx_trim(db, out, xadd=False)
+    return [out]
+
+
+def _rewrite_approx_trim(db, argv: list, xadd: bool) -> None:
+    """streamRewriteApproxSpecifier() + streamRewriteTrimArgument(), in place."""
     s = db.data.get(argv[1])
-    if not isinstance(s, Stream):
-        return [argv]
-    if any(a == b"~" for a in argv[2:]):
-        if any(a.lower() == b"maxlen" for a in argv[2:]):
-            return [[argv[0], argv[1], b"MAXLEN", b"=", b"%d" % len(s.entries)]]
-        first = s.ids[0] if s.ids else MAX_ID
-        return [[argv[0], argv[1], b"MINID", b"=", id_bytes(first)]]
-    return [argv]
+    i, n = 2, len(argv)
+    while i < n:
+        low = argv[i].lower()
+        if xadd and argv[i] == b"*":
+            return
+        if low in (b"maxlen", b"minid") and i + 2 < n and argv[i + 1] == b"~":
+            if not isinstance(s, Stream):
+                return
+            argv[i + 1] = b"="
+            if low == b"maxlen":
+                argv[i + 2] = b"%d" % len(s.entries)
+            else:
+                argv[i + 2] = id_bytes(s.ids[0] if s.ids else MAX_ID)
+            return
+        i += 1
+
+
+def _idpos(argv: list) -> int:
+    """The position of XADD's id argument (after the trim options and NOMKSTREAM)."""
+    i, n = 2, len(argv)
+    while i < n:
+        low = argv[i].lower()
+        if argv[i] == b"*":
+            return i
+        if low in (b"maxlen", b"minid") and i + 1 < n:
+            i += 3 if argv[i + 1] in (b"~", b"=") else 2
+        elif low == b"limit":
+            i += 2
+        elif low == b"nomkstream":
+            i += 1
+        else:
+            return i
+    return i
 
 
 def _xclaim_record(key: bytes, group_name: bytes, g, sid: int) -> list[bytes]:
@@ -1264,39 +1272,60 @@ def _reply_pairs(reply):
 
 
 def _rewrite_xreadgroup(db, argv, reply):
+    """streamReplyWithRange()'s propagation: an XCLAIM per entry delivered (the NACK as
+    it is now); with NOACK, the consumer's creation (XGROUP CREATECONSUMER, only if this
+    read made it) and the group's new last id (XGROUP SETID). A read of the consumer's
+    own history (an id instead of ">") propagates nothing."""
     try:
-        req, _ = _parse_read(argv, True)
+        req, streams_arg = _parse_read(argv, True)
     except CommandError:
         return []
+    ids = argv[streams_arg + len(req.keys):]
     out = []
     served = {k: v for k, v in _reply_pairs(reply)}
-    for key in dict.fromkeys(req.keys):
+    for k, key in enumerate(req.keys):
         s = db.data.get(key)
         if not isinstance(s, Stream) or req.group not in s.groups:
             continue
         g = s.groups[req.group]
-        out.append([b"XGROUP", b"CREATECONSUMER", key, req.group, req.consumer])
-        for entry in served.get(key, ()):
+        consumer = g.consumers.get(req.consumer)
+        fresh = consumer is not None and consumer.fresh
+        if fresh:
+            consumer.fresh = False
+        if req.noack and fresh:
+            out.append([b"XGROUP", b"CREATECONSUMER", key, req.group, req.consumer])
+        entries = served.pop(key, None)
+        if not entries or (ids[k] != b">" and ids[k] != _MAX_ID_TEXT):
+            continue  # a read of the consumer's own history
+        if req.noack:
+            out.append(_setid_record(key, req.group, g))
+            continue
+        for entry in entries:
             sid = parse_strict_id(entry[0])
             if sid in g.pel:
                 out.append(_xclaim_record(key, req.group, g, sid))
-        out.append(_setid_record(key, req.group, g))
     return out
 
 
-def _claim_records(db, key, group_name, consumer_name, claimed_ids, gone_ids):
+def _claim_records(db, key, group_name, consumer_name, claimed_ids, gone_ids, lastid=False):
+    """XCLAIM/XAUTOCLAIM: an XCLAIM per NACK claimed or dropped, in id order; with
+    XCLAIM's LASTID and nothing claimed, the group's last id (XGROUP SETID)."""
     s = db.data.get(key)
     if not isinstance(s, Stream) or group_name not in s.groups:
         return []
     g = s.groups[group_name]
+    gone = set(gone_ids)
     out = []
-    for sid in gone_ids:
-        # The entry is gone: replaying XCLAIM drops the NACK, as on the primary.
-        out.append([b"XCLAIM", key, group_name, consumer_name, b"0", id_bytes(sid), b"JUSTID"])
-    for sid in claimed_ids:
-        if sid in g.pel:
+    for sid in sorted(set(claimed_ids) | gone):
+        if sid in gone:
+            # The entry is gone, and so is its NACK now (Redis logs the NACK as it was;
+            # replaying this drops it just the same).
+            out.append([b"XCLAIM", key, group_name, consumer_name, b"0", id_bytes(sid),
+                        b"JUSTID"])
+        elif sid in g.pel:
             out.append(_xclaim_record(key, group_name, g, sid))
-    out.append(_setid_record(key, group_name, g))
+    if not out and lastid:
+        out.append(_setid_record(key, group_name, g))
     return out
 
 
@@ -1312,7 +1341,8 @@ def _rewrite_xclaim(db, argv, reply):
         return []
     gone = [sid for sid in ids if sid not in s.entries]
     claimed = [sid for sid in ids if sid in s.entries]
-    return _claim_records(db, argv[1], argv[2], argv[3], claimed, gone)
+    lastid = any(a.lower() == b"lastid" for a in argv[5:])
+    return _claim_records(db, argv[1], argv[2], argv[3], claimed, gone, lastid)
 
 
 def _rewrite_xautoclaim(db, argv, reply):

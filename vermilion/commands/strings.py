@@ -12,7 +12,8 @@ from fractions import Fraction
 
 from ..datatypes.packed import PackedValue
 from ..keyspace.database import now_ms
-from ..propagate import rewrite_getex, rewrite_incrbyfloat, rewrite_set, rewrite_setex
+from ..propagate import (rewrite_getdel, rewrite_getex, rewrite_getset, rewrite_incrbyfloat,
+                         rewrite_set, rewrite_setex)
 from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
@@ -192,7 +193,7 @@ def psetex(client, argv):
     return _set_generic(client, _PX, argv[1], argv[3], argv[2], "psetex")
 
 
-@command("getset")
+@command("getset", rewrite=rewrite_getset)
 def getset(client, argv):
     old = read_string(client, argv[1])
     client.db.set(argv[1], argv[2])
@@ -200,7 +201,7 @@ def getset(client, argv):
     return old
 
 
-@command("getdel")
+@command("getdel", rewrite=rewrite_getdel)
 def getdel(client, argv):
     value = read_string(client, argv[1])
     if value is not None:

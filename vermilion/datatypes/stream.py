@@ -134,12 +134,13 @@ class Nack:
 
 
 class Consumer:
-    __slots__ = ("name", "seen_time", "pel")
+    __slots__ = ("name", "seen_time", "pel", "fresh")
 
     def __init__(self, name: bytes, seen_time: int):
         self.name = name
         self.seen_time = seen_time
         self.pel: SortedDict = SortedDict()
+        self.fresh = False  # made by the command running (XREADGROUP's propagation)
 
 
 class Group:
