@@ -110,6 +110,21 @@ SCENARIOS = {
                 ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", "0"],
                 ["XCLAIM", "st", "g", "c3", "0", "2-1"], ["XAUTOCLAIM", "st", "g", "c4", "0", "0"],
                 ["XGROUP", "SETID", "st", "g", "$"], ["XDEL", "st", "2-1"]],
+    "more": [["RPUSH", "l", "a", "b", "c", "d"], ["LMPOP", "1", "l", "LEFT", "COUNT", "2"], ["RPOPLPUSH", "l", "l3"],
+             ["LSET", "l3", "0", "x"], ["LINSERT", "l3", "BEFORE", "x", "y"], ["LTRIM", "l3", "0", "0"],
+             ["SADD", "s1", "a", "b", "c"], ["SADD", "s2", "b"], ["SINTERSTORE", "s3", "s1", "s2"],
+             ["SMOVE", "s1", "s2", "a"], ["SPOP", "s1", "5"], ["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+             ["ZMPOP", "1", "z", "MIN"], ["ZUNIONSTORE", "z2", "1", "z"], ["ZREMRANGEBYSCORE", "z", "0", "2"],
+             ["HSETNX", "h", "f", "v"], ["HINCRBY", "h", "n", "5"], ["HDEL", "h", "f"], ["INCRBY", "i", "5"],
+             ["DECR", "i"], ["BITOP", "OR", "dest", "i", "i"], ["PFADD", "p1", "a"], ["PFMERGE", "p2", "p1"],
+             ["GEOADD", "g", "13.361389", "38.115556", "Palermo"],
+             ["SORT", "l3", "ALPHA", "STORE", "sorted"], ["EXPIRE", "nokey", "10"], ["SET", "e", "v"],
+             ["EXPIRE", "e", "0"], ["SET", "e2", "v"], ["PEXPIREAT", "e2", "1"], ["SETRANGE", "sr", "2", "x"]],
+    "functions": [["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function(k, a) "
+                   "redis.call('set', k[1], a[1]) redis.call('incr', 'n') end)"],
+                  ["FCALL", "f", "1", "fk", "fv"], ["FUNCTION", "DELETE", "lib"],
+                  ["EVAL", "redis.set_repl(redis.REPL_NONE) redis.call('set', 'hidden', 1) "
+                   "redis.set_repl(redis.REPL_ALL) redis.call('set', 'shown', 1)", "0"]],
     "keys": [["SET", "r", "v"], ["RENAME", "r", "r2"], ["COPY", "r2", "r3"], ["UNLINK", "r2"], ["DEL", "r3", "nope"],
              ["SET", "n", "1"], ["SETRANGE", "n", "5", "x"], ["SETBIT", "bits", "7", "1"], ["PFADD", "hll", "a"]],
 }

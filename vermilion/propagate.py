@@ -39,6 +39,8 @@ class Propagation:
             self.sinks.remove(sink)
 
     def emit(self, db_id: int, argv: list[bytes]) -> None:
+        if not self.targets:
+            return  # redis.set_repl(redis.REPL_NONE)
         if self.block is not None:
             self.block.append((db_id, argv, self.targets))
         else:
@@ -60,7 +62,9 @@ class Propagation:
     def close_block(self) -> None:
         """Emit the block: more than one record goes out inside MULTI ... EXEC, so the
         AOF and replicas apply it atomically (one is atomic as it is)."""
-        records, self.block = self.block, None
+        # Records a script kept from everyone (redis.set_repl(REPL_NONE)) never count.
+        records = [record for record in self.block if record[2]]
+        self.block = None
         if len(records) > 1:
             # MULTI/EXEC go wherever a record of the block goes (a script's
             # redis.set_repl may have kept every record from the AOF, say).
@@ -163,11 +167,29 @@ def rewrite_hincrbyfloat(db, argv, reply):
 
 
 def rewrite_spop(db, argv, reply):
+    """spopCommand(): SREM of the member popped; with a count, the whole set popped is
+    a DEL, else one SREM per member (spopWithCountCommand), wrapped in MULTI/EXEC."""
     members = reply if isinstance(reply, list) else [reply]
     members = [m for m in members if m is not None]
     if not members:
         return []
-    return [[b"SREM", argv[1], *members]]
+    if len(argv) == 2:
+        return [[b"SREM", argv[1], members[0]]]
+    if argv[1] not in db.data:
+        return [[b"DEL", argv[1]]]
+    return [[b"SREM", argv[1], m] for m in members]
+
+
+def rewrite_mpop(pop_names: tuple):
+    """LMPOP/ZMPOP (listPopRangeAndReplyWithKey, genericZpopCommand): logged as
+    LPOP/RPOP/ZPOPMIN/ZPOPMAX key <count popped>; pop_names = (first side, other side)."""
+    def rewrite(db, argv, reply):
+        if not isinstance(reply, list) or len(reply) != 2:
+            return []
+        side = argv[2 + int(argv[1])].lower()
+        name = pop_names[0] if side in (b"left", b"min") else pop_names[1]
+        return [[name, reply[0], b"%d" % len(reply[1])]]
+    return rewrite
 
 
 def rewrite_restore(db, argv, reply):

@@ -107,7 +107,22 @@ def _distance_reply(value: float) -> bytes:
 _GEOADD_FLAGS = frozenset((b"nx", b"xx", b"ch"))
 
 
-@command("geoadd")
+def _rewrite_geoadd(db, argv, reply):
+    """geoaddCommand() runs zaddCommand() on a rewritten argv: "zadd" (lower case, as
+    Redis spells it), the options as sent, then each geohash score (an integer) and
+    member."""
+    i = 2
+    while i < len(argv) and argv[i].lower() in _GEOADD_FLAGS:
+        i += 1
+    out = [b"zadd", *argv[1:i]]
+    for j in range(i, len(argv), 3):
+        lon, lat = _lonlat(argv[j], argv[j + 1])
+        bits = gh.align52(gh.encode(lon, lat, gh.GEO_STEP_MAX), gh.GEO_STEP_MAX)
+        out += [b"%d" % bits, argv[j + 2]]
+    return [out]
+
+
+@command("geoadd", rewrite=_rewrite_geoadd)
 def geoadd(client, argv):
     i, flags = 2, set()
     while i < len(argv):

@@ -15,6 +15,7 @@ from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK, BulkStrings
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MIN, parse_int, to_int
+from ..propagate import rewrite_mpop
 from .registry import command
 from ..notify import after_removal, notify, notify_event
 
@@ -232,7 +233,7 @@ def mpop(db, keys: list[bytes], head: bool, count: int):
     return None
 
 
-@command("lmpop")
+@command("lmpop", rewrite=rewrite_mpop((b"LPOP", b"RPOP")))
 def lmpop(client, argv):
     """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]."""
     keys, head, count = parse_mpop(argv, 1)

@@ -20,6 +20,7 @@ from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, format_double
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int
+from ..propagate import rewrite_mpop
 from .registry import command
 from ..notify import after_removal, notify, notify_event, notify_store
 
@@ -511,7 +512,7 @@ def zpopmax(client, argv):
     return _zpop(client, argv, True)
 
 
-@command("zmpop")
+@command("zmpop", rewrite=rewrite_mpop((b"ZPOPMIN", b"ZPOPMAX")))
 def zmpop(client, argv):
     numkeys = _range_long(argv[1], 1, LLONG_MAX, NUMKEYS_POSITIVE)
     where = 2 + numkeys
