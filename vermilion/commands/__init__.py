@@ -14,6 +14,7 @@ FAMILIES = (
     "client_cmds",
     "server_cmds",
     "replication_cmds",
+    "replicaof",
     "slowlog_cmds",
     "latency_cmds",
     "debug",

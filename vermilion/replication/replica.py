@@ -1,44 +1,1139 @@
 """The replica side (replication.c's SLAVE half): the link to a master.
 
-Interface used by the rest of the server (implementation: see the issue 15 work).
+REPLICAOF host port (or `replicaof` in the config) makes this server follow a master:
+the cron connects (connectWithMaster), a coroutine runs the handshake (PING, AUTH,
+REPLCONF listening-port / ip-address / capa, PSYNC — syncWithMaster), then either
+receives the master's snapshot (a "$<len>" or "$EOF:<mark>" payload, to a temp file in
+`dir` that becomes the RDB file, or to memory with repl-diskless-load) and loads it
+while clients get -LOADING (readSyncBulkPayload), or continues from where it was
+(+CONTINUE). From there the master's stream is split into commands that run through
+the master's client (a Session without a socket, flag "M": server.master), and the
+exact bytes of each applied command go on through server.repl.feed() — into our
+backlog and to our own replicas — so that offsets and replication ids stay the
+master's (PSYNC2, chained replication).
+
+A lost link caches the master's client (replid, offset, selected db) to PSYNC from on
+reconnection (replicationCacheMaster); a server that was a master caches itself
+(replicationCacheMasterUsingMyself), so a promoted replica can take its old master
+back with a partial resync. Everything runs on the event loop, never blocking it;
+bad input from the master drops the link, never the server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+
+from ..keyspace.watch import touch_all_watched_in_db
+from ..log import logger
+from ..persistence import rdb
+from ..persistence.aof import apply_appendonly
+from ..persistence.snapshot import load_functions
+from ..protocol.errors import CommandError
+from ..session import Session
+
+# repl_state (server.h), as ROLE names them
+NONE = "none"
+CONNECT = "connect"
+CONNECTING = "connecting"
+HANDSHAKE = "handshake"
+TRANSFER = "sync"
+CONNECTED = "connected"
+
+READONLY = "READONLY You can't write against a read only replica."
+MASTERDOWN = ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
+              "'no'.")
+UNBLOCKED_STATE = ("UNBLOCKED force unblock from blocking operation, instance state "
+                   "changed (master -> replica?)")
+EOF_MARK_SIZE = 40  # CONFIG_RUN_ID_SIZE
+READ_SIZE = 64 * 1024  # PROTO_IOBUF_LEN-ish: bytes asked of the socket per read
+MAX_LINE = 64 * 1024  # a handshake reply or a multibulk header longer than this is garbage
+FSYNC_EVERY = 8 * 1024 * 1024  # REPL_MAX_WRITTEN_BEFORE_FSYNC
+
+
+class ProtocolError(Exception):
+    """The master's stream cannot be parsed: the link is dropped (and not cached)."""
+
+
+class _LinkFailed(Exception):
+    """A step of the handshake or the transfer failed (already logged)."""
+
+
+def _ack_command(offset: int) -> bytes:
+    off = b"%d" % offset
+    return b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n" % (len(off), off)
+
+
+def _command(*args: bytes) -> bytes:
+    """sendCommandArgv(): a multibulk request."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+class MasterClient(Session):
+    """server.master: the master's client. Commands of the stream run as its commands;
+    its replies go nowhere (a master never reads them), except REPLCONF ACK. It is
+    listed among the clients (CLIENT LIST shows it with flag M; CLIENT KILL TYPE
+    master drops the link, which is then cached for a partial resync)."""
+
+    __slots__ = ("link", "replid", "reploff", "read_reploff", "pre_psync", "parser", "fd",
+                 "transport", "deferred", "deferred_bytes", "paused_writing",
+                 "paused_reading", "postponed", "obuf_soft_since")
+
+    def __init__(self, link, replid: str, reploff: int):
+        server = link.server
+        Session.__init__(self, server, server.next_client_id(),
+                         addr=f"{link.host}:{link.port}")
+        self.link = link
+        self.authenticated = True  # the master can do everything
+        self.flags.add("M")
+        self.replid = replid
+        self.reploff = reploff  # the offset of the last byte applied
+        self.read_reploff = reploff  # ... and of the last byte read
+        self.pre_psync = reploff == -1  # CLIENT_PRE_PSYNC: an old master, no ACKs
+        self.parser = link  # buffered(): the stream not applied yet (CLIENT LIST qbuf)
+        self.fd = -1
+        self.transport = None
+        self.deferred = self.deferred_bytes = 0
+        self.paused_writing = self.paused_reading = False
+        self.postponed = None
+        self.obuf_soft_since = 0.0
+
+    def output_buffer_size(self) -> int:
+        transport = self.transport
+        if transport is None:
+            return 0
+        try:
+            return transport.get_write_buffer_size()
+        except Exception:
+            return 0
+
+    def close(self) -> None:
+        # freeClient(server.master): CLIENT KILL, the idle timeout... The state is
+        # cached for a partial resync and the link reconnects at once.
+        if self.link.session is self:
+            self.link.free_master(cache=True)
+
+    def abort(self) -> None:
+        self.close()
+
+    # A busy script of the master's pauses its caller's reading (scripting/engine.py).
+    def _pause_reading(self) -> None:
+        pass
+
+    def _resume_reading(self) -> None:
+        pass
+
+    def resume_unblocked(self) -> None:
+        pass
+
+    def resume_postponed(self) -> None:
+        pass
+
 
 class MasterLink:
-    """server.masterhost/masterport/repl_state/master and everything the replica side
-    keeps (replicationSetMaster, syncWithMaster, readSyncBulkPayload, replicationSendAck)."""
+    """server.masterhost/masterport/repl_state/master/cached_master and everything the
+    replica side keeps (replicationSetMaster, syncWithMaster, readSyncBulkPayload,
+    replicationSendAck, replicationCron's replica half)."""
 
     def __init__(self, server):
         self.server = server
         self.host: str | None = None  # server.masterhost: None while a master
         self.port = 0
-        self.session = None  # the master's client (a Session without a socket) when linked
+        self.session: MasterClient | None = None  # server.master, while linked
+        self.cached: MasterClient | None = None  # server.cached_master
+        self.state = NONE
+        self.down_since = 0.0  # repl_down_since
+        # The connection attempt in progress: its coroutine, its streams, its number
+        # (a coroutine whose number is no longer current stops at once).
+        self.task: asyncio.Task | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.generation = 0
+        # The transfer (repl_transfer_*)
+        self.transfer_size = -1
+        self.transfer_read = 0
+        self.transfer_lastio = 0.0
+        self.transfer_tmpfile: str | None = None
+        self.transfer_fd = -1
+        self.master_replid = ""  # from +FULLRESYNC
+        self.initial_offset = -1  # master_initial_offset
+        self.loading = False  # the received snapshot is being loaded
+        self.aof_stopped = False  # the AOF was stopped for the load (restartAOFAfterSYNC)
+        # The stream: bytes read and not yet applied (buf[:applied] ran but, inside a
+        # MULTI, is not fed on until EXEC), and the parse position.
+        self.buf = bytearray()
+        self.applied = 0
+        self.pos = 0
+        self._last_cron = 0.0
+
+    # -- REPLICAOF ----------------------------------------------------------------------
 
     def set_master(self, host: str, port: int) -> None:
         """REPLICAOF host port (replicationSetMaster)."""
-        raise NotImplementedError
+        server = self.server
+        was_master = self.host is None
+        self.host = None
+        if self.session is not None:
+            self.free_master(cache=True)
+        self._disconnect_blocked_clients()
+        self.host, self.port = host, port
+        server.config.values["replicaof"] = (host, port)
+        self.cancel_handshake(reconnect=False)
+        if was_master:
+            self.discard_cached()
+            self._cache_myself()
+            self._become_replica()
+        self.state = CONNECT
+        logger.notice(f"Connecting to MASTER {host}:{port}")
+        self.connect()
 
     def unset_master(self) -> None:
-        """REPLICAOF NO ONE (replicationUnsetMaster)."""
+        """REPLICAOF NO ONE (replicationUnsetMaster). The caller logs "MASTER MODE
+        enabled" with its client's description."""
+        if self.host is None:
+            return
+        server = self.server
+        repl = server.repl
+        self.host = None
+        if self.session is not None:
+            self.free_master(cache=True)
+        self.discard_cached()
+        self.cancel_handshake(reconnect=False)
+        # The history inherited from the master stays valid as our secondary id up
+        # to here: its other replicas can PSYNC with us (shiftReplicationId()).
+        if repl.backlog is None:
+            repl.create_backlog()
+        repl.shift_replid()
+        server.replicas.drop_all()  # they learn the new id by reconnecting
+        self.state = NONE
+        repl.seldb = -1  # the next command we produce starts with SELECT
+        repl.no_replicas_since = time.time()
+        self.down_since = 0.0
+        server.config.values["replicaof"] = None
+        repl.replica_of_master = False
+        server.replica_mode = False
+        checks = server.hooks.command_checks
+        if self._check in checks:
+            checks.remove(self._check)
+        logger.role = "M"
+        if self.aof_stopped:
+            self._restart_aof()
+
+    def _become_replica(self) -> None:
+        server = self.server
+        server.repl.replica_of_master = True
+        server.replica_mode = True
+        if self._check not in server.hooks.command_checks:
+            server.hooks.command_checks.append(self._check)
+        logger.role = "S"
+
+    def _disconnect_blocked_clients(self) -> None:
+        """disconnectAllBlockedClients(): a blocked client waits for a change this
+        server will no longer make itself."""
+        blocking = self.server.blocking
+        for client in list(self.server.clients.values()):
+            waiter = client.blocked
+            if waiter is None or "M" in client.flags:
+                continue
+            blocking.unblock(waiter, CommandError(UNBLOCKED_STATE))
+            client.close_after_reply = True
+            client.close()
+
+    # -- the cached master ----------------------------------------------------------------
+
+    def _cache_myself(self) -> None:
+        """replicationCacheMasterUsingMyself(): our own history is what we may continue
+        from with the new master (if it was our replica)."""
+        logger.notice("Before turning into a replica, using my own master parameters to "
+                      "synthesize a cached master: I may be able to synchronize with the "
+                      "new master with just a partial transfer.")
+        repl = self.server.repl
+        self.cached = MasterClient(self, repl.replid, repl.offset)
+
+    def discard_cached(self) -> None:
+        if self.cached is None:
+            return
+        logger.notice("Discarding previously cached master state.")
+        self.cached = None
+
+    def free_master(self, cache: bool) -> None:
+        """freeClient(server.master): cached for a later PSYNC (replicationCacheMaster)
+        unless the stream was broken; then the link is re-established at once
+        (replicationHandleMasterDisconnection)."""
+        session = self.session
+        if session is None:
+            return
+        server = self.server
+        self.session = None
+        server.clients.pop(session.id, None)
+        self._close_connection()
+        logger.warning("Connection with master lost.")
+        if cache:
+            logger.notice("Caching the disconnected master state.")
+            # resetClient() and a discarded transaction: the stream not applied yet
+            # comes again after the PSYNC.
+            for hook in server.hooks.client_reset:
+                hook(session)
+            session.read_reploff = session.reploff
+            session.closing = False
+            session.transport = None
+            self.cached = session
+        else:
+            for hook in server.hooks.client_close:
+                hook(session)
+        self.buf = bytearray()
+        self.applied = self.pos = 0
+        self.state = CONNECT
+        self.down_since = time.time()
+        if self.host is not None and not server.stopping():
+            logger.notice(f"Reconnecting to MASTER {self.host}:{self.port}")
+            self.connect()
+
+    def _resurrect_cached(self, reader, writer) -> None:
+        """replicationResurrectCachedMaster(): the cached client is the master again."""
+        session = self.cached
+        self.cached = None
+        server = self.server
+        session.link = self
+        session.addr = f"{self.host}:{self.port}"
+        session.authenticated = True
+        session.closing = False
+        session.last_interaction = time.time()
+        self._attach(session, writer)
+        self.state = CONNECTED
+        self.down_since = 0.0
+        server.clients[session.id] = session
+
+    def _attach(self, session: MasterClient, writer) -> None:
+        self.session = session
+        session.transport = writer.transport
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            session.fd = sock.fileno()
+        sockname = writer.get_extra_info("sockname")
+        if sockname:
+            session.laddr = f"{sockname[0]}:{sockname[1]}"
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """connectWithMaster(): start a connection attempt, run by a coroutine."""
+        self.generation += 1
+        self.state = CONNECTING
+        self.transfer_lastio = time.time()
+        logger.notice("MASTER <-> REPLICA sync started")
+        self.task = self.server.loop.create_task(self._sync_with_master(self.generation))
+
+    def _close_connection(self) -> None:
+        self.generation += 1  # the running coroutine, if any, stops at its next step
+        task, self.task = self.task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    def cancel_handshake(self, reconnect: bool) -> bool:
+        """cancelReplicationHandshake()"""
+        if self.state == TRANSFER:
+            self._abort_transfer()
+        elif self.state in (CONNECTING, HANDSHAKE):
+            self._close_connection()
+        else:
+            return False
+        self.state = CONNECT
+        if reconnect and self.host is not None:
+            logger.notice(f"Reconnecting to MASTER {self.host}:{self.port} after failure")
+            self.connect()
+        return True
+
+    def _abort_transfer(self) -> None:
+        self._close_connection()
+        self._drop_tmpfile()
+        self._end_loading()
+
+    def _drop_tmpfile(self) -> None:
+        if self.transfer_fd >= 0:
+            os.close(self.transfer_fd)
+            self.transfer_fd = -1
+        if self.transfer_tmpfile is not None:
+            try:
+                os.unlink(self.transfer_tmpfile)
+            except OSError:
+                pass
+            self.transfer_tmpfile = None
+
+    def _failed(self, generation: int) -> None:
+        """syncWithMaster()'s error path: the next cron tick tries again."""
+        if generation != self.generation:
+            return
+        self._close_connection()
+        self._drop_tmpfile()
+        self.state = CONNECT
+
+    async def _sync_with_master(self, generation: int) -> None:
+        try:
+            await self._handshake_and_sync(generation)
+        except asyncio.CancelledError:
+            raise
+        except _LinkFailed:
+            if self.state == TRANSFER:
+                if generation == self.generation:
+                    self.cancel_handshake(reconnect=True)
+            else:
+                self._failed(generation)
+        except Exception as exc:  # a bug or garbage from the master: never the server
+            logger.warning(f"Replication link error: {exc!r}")
+            if generation != self.generation:
+                return
+            if self.session is not None and self.state == CONNECTED:
+                self.free_master(cache=False)
+            elif self.state == TRANSFER:
+                self.cancel_handshake(reconnect=True)
+            else:
+                self._failed(generation)
+
+    async def _handshake_and_sync(self, generation: int) -> None:
+        server = self.server
+        config = server.config
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port,
+                                                           limit=MAX_LINE)
+        except OSError as exc:
+            if generation == self.generation:
+                logger.warning(f"Error condition on socket for SYNC: "
+                               f"{exc.strerror or exc}")
+            raise _LinkFailed from None
+        if generation != self.generation:
+            writer.close()
+            return
+        self.writer = writer
+        logger.notice("Non blocking connect for SYNC fired the event.")
+        self.state = HANDSHAKE
+        writer.write(_command(b"PING"))
+        reply = await self._read_reply(reader, generation)
+        if reply[:1] != "+" and not reply.startswith(("-NOAUTH", "-NOPERM",
+                                                       "-ERR operation not permitted")):
+            logger.warning(f"Error reply to PING from master: '{reply}'")
+            raise _LinkFailed
+        logger.notice("Master replied to PING, replication can continue...")
+        # The rest of the handshake goes out at once; the replies are read in order.
+        auth = config["masterauth"]
+        out = []
+        if auth:
+            user = config["masteruser"]
+            args = [b"AUTH"] + ([user.encode()] if user else []) + [auth.encode()]
+            out.append(_command(*args))
+        port = config["replica-announce-port"] or server.tcp_port or config["port"]
+        out.append(_command(b"REPLCONF", b"listening-port", b"%d" % port))
+        announce_ip = config["replica-announce-ip"]
+        if announce_ip:
+            out.append(_command(b"REPLCONF", b"ip-address", announce_ip.encode()))
+        out.append(_command(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"))
+        writer.write(b"".join(out))
+        if auth:
+            reply = await self._read_reply(reader, generation)
+            if reply[:1] == "-":
+                logger.warning(f"Unable to AUTH to MASTER: {reply}")
+                raise _LinkFailed
+        reply = await self._read_reply(reader, generation)
+        if reply[:1] == "-":
+            logger.notice(f"(Non critical) Master does not understand REPLCONF "
+                          f"listening-port: {reply}")
+        if announce_ip:
+            reply = await self._read_reply(reader, generation)
+            if reply[:1] == "-":
+                logger.notice(f"(Non critical) Master does not understand REPLCONF "
+                              f"ip-address: {reply}")
+        reply = await self._read_reply(reader, generation)
+        if reply[:1] == "-":
+            logger.notice(f"(Non critical) Master does not understand REPLCONF capa: "
+                          f"{reply}")
+        # PSYNC (slaveTryPartialResynchronization())
+        self.initial_offset = -1
+        cached = self.cached
+        if cached is not None:
+            psync_replid, psync_offset = cached.replid, str(cached.reploff + 1)
+            logger.notice(f"Trying a partial resynchronization (request "
+                          f"{psync_replid}:{psync_offset}).")
+        else:
+            logger.notice("Partial resynchronization not possible (no cached master)")
+            psync_replid, psync_offset = "?", "-1"
+        writer.write(_command(b"PSYNC", psync_replid.encode(), psync_offset.encode()))
+        while True:
+            try:
+                reply = await self._read_reply(reader, generation)
+            except _LinkFailed:
+                logger.warning("Master did not reply to PSYNC, will try later")
+                raise
+            if reply:  # the master may send newlines before its reply
+                break
+        sync_argv = None
+        if reply.startswith("+FULLRESYNC"):
+            words = reply.split(" ")
+            if len(words) < 3 or len(words[1]) != EOF_MARK_SIZE:
+                logger.warning("Master replied with wrong +FULLRESYNC syntax.")
+                self.master_replid = ""
+            else:
+                self.master_replid = words[1]
+                try:
+                    self.initial_offset = int(words[2])
+                except ValueError:
+                    self.initial_offset = 0
+                logger.notice(f"Full resync from master: {self.master_replid}:"
+                              f"{self.initial_offset}")
+        elif reply.startswith("+CONTINUE"):
+            logger.notice("Successful partial resynchronization with master.")
+            self._continue(reply, reader, writer)
+            logger.notice("MASTER <-> REPLICA sync: Master accepted a Partial "
+                          "Resynchronization.")
+            await self._stream(reader, generation)
+            return
+        elif reply.startswith(("-NOMASTERLINK", "-LOADING")):
+            logger.notice(f"Master is currently unable to PSYNC but should be in the "
+                          f"future: {reply}")
+            raise _LinkFailed
+        else:
+            if not reply.startswith("-ERR"):
+                logger.warning(f"Unexpected reply to PSYNC from master: {reply}")
+            else:
+                logger.notice(f"Master does not support PSYNC or is in error state "
+                              f"(reply: {reply})")
+            logger.notice("Retrying with SYNC...")
+            sync_argv = b"SYNC\r\n"
+            writer.write(sync_argv)
+        await self._transfer(reader, writer, generation)
+
+    async def _read_reply(self, reader, generation: int) -> str:
+        """receiveSynchronousResponse(): one line, without its CRLF."""
+        try:
+            line = await reader.readuntil(b"\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
+            if generation == self.generation:
+                reason = "connection lost" if isinstance(exc, asyncio.IncompleteReadError) \
+                    else str(exc)
+                logger.warning(f"Failed to read response from the server: {reason}")
+                logger.warning("Master did not respond to command during SYNC handshake")
+            raise _LinkFailed from None
+        if generation != self.generation:
+            raise asyncio.CancelledError
+        self.transfer_lastio = time.time()
+        return line.rstrip(b"\r\n").decode("utf-8", "replace")
+
+    def _continue(self, reply: str, reader, writer) -> None:
+        """+CONTINUE [<replid>]: the cached master is the master again."""
+        server = self.server
+        repl = server.repl
+        new = reply[10:].strip()
+        cached = self.cached
+        if len(new) == EOF_MARK_SIZE and new != cached.replid:
+            logger.warning(f"Master replication ID changed to {new}")
+            # Our sub-replicas may PSYNC with the old id up to here.
+            repl.replid2 = cached.replid
+            repl.second_offset = repl.offset + 1
+            repl.replid = new
+            cached.replid = new
+            server.replicas.drop_all()  # they must learn the new id
+        self._resurrect_cached(reader, writer)
+        if repl.backlog is None:
+            repl.offset = self.session.reploff
+            repl.create_backlog()
+
+    # -- the snapshot -------------------------------------------------------------------------
+
+    def _use_diskless_load(self) -> bool:
+        mode = self.server.config["repl-diskless-load"]
+        return mode == "swapdb" or (
+            mode == "on-empty-db" and not any(db.data for db in self.server.dbs))
+
+    async def _transfer(self, reader, writer, generation: int) -> None:
+        server = self.server
+        config = server.config
+        diskless = self._use_diskless_load()
+        if not diskless:
+            directory = config["dir"] or "."
+            for _ in range(5):
+                name = os.path.join(directory, f"temp-{int(time.time())}.{os.getpid()}.rdb")
+                try:
+                    self.transfer_fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_EXCL,
+                                               0o644)
+                    self.transfer_tmpfile = name
+                    break
+                except FileExistsError:
+                    await asyncio.sleep(1)
+                except OSError as exc:
+                    logger.warning(f"Opening the temp file needed for MASTER <-> REPLICA "
+                                   f"synchronization: {exc.strerror}")
+                    raise _LinkFailed from None
+            else:
+                logger.warning("Opening the temp file needed for MASTER <-> REPLICA "
+                               "synchronization: File exists")
+                raise _LinkFailed
+        self.state = TRANSFER
+        self.transfer_size = -1
+        self.transfer_read = 0
+        self.transfer_lastio = time.time()
+        target = "to parser" if diskless else "to disk"
+        # The bulk header, after the newlines that keep the link alive meanwhile.
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
+                reason = "connection lost" if isinstance(exc, asyncio.IncompleteReadError) \
+                    else str(exc)
+                logger.warning(f"I/O error reading bulk count from MASTER: {reason}")
+                raise _LinkFailed from None
+            if generation != self.generation:
+                return
+            self.transfer_lastio = time.time()
+            line = line.rstrip(b"\r\n")
+            if not line:
+                continue
+            text = line.decode("utf-8", "replace")
+            if line[:1] == b"-":
+                logger.warning(f"MASTER aborted replication with an error: {text[1:]}")
+                raise _LinkFailed
+            if line[:1] != b"$":
+                logger.warning(f"Bad protocol from MASTER, the first byte is not '$' (we "
+                               f"received '{text}'), are you sure the host and port are "
+                               f"right?")
+                raise _LinkFailed
+            break
+        mark = None
+        if line.startswith(b"$EOF:") and len(line) - 5 >= EOF_MARK_SIZE:
+            mark = line[5:5 + EOF_MARK_SIZE]
+            self.transfer_size = 0
+            logger.notice(f"MASTER <-> REPLICA sync: receiving streamed RDB from master "
+                          f"with EOF {target}")
+        else:
+            try:
+                self.transfer_size = int(line[1:])
+            except ValueError:
+                self.transfer_size = 0
+            logger.notice(f"MASTER <-> REPLICA sync: receiving {self.transfer_size} bytes "
+                          f"from master {target}")
+        chunks = []  # diskless: the payload in memory
+        tail = b""  # the last bytes received, to find the mark across reads
+        leftover = b""  # stream bytes that came after an EOF-marked payload
+        synced_at = 0
+        while True:
+            if mark is None:
+                left = self.transfer_size - self.transfer_read
+                if left <= 0:
+                    break
+                want = min(left, READ_SIZE)
+            else:
+                want = READ_SIZE
+            try:
+                data = await reader.read(want)
+            except OSError as exc:
+                data = b""
+                reason = str(exc)
+            else:
+                reason = "connection lost"
+            if generation != self.generation:
+                return
+            if not data:
+                logger.warning(f"I/O error trying to sync with MASTER: {reason}")
+                raise _LinkFailed
+            self.transfer_lastio = time.time()
+            done = False
+            if mark is not None:
+                window = tail + data
+                at = window.find(mark)
+                if at >= 0:
+                    # The payload ends before the mark; the master may already send
+                    # the stream after it.
+                    keep = at - len(tail)
+                    leftover = window[at + EOF_MARK_SIZE:]
+                    if keep < 0:
+                        self._truncate_payload(chunks, -keep)
+                        data = b""
+                    else:
+                        data = data[:keep]
+                    done = True
+                else:
+                    tail = window[-EOF_MARK_SIZE:]
+            if data:
+                self._store_payload(chunks, data)
+            self.transfer_read += len(data) + (EOF_MARK_SIZE if done else 0)
+            if self.transfer_fd >= 0 and self.transfer_read - synced_at >= FSYNC_EVERY:
+                os.fdatasync(self.transfer_fd)
+                synced_at = self.transfer_read
+            if done:
+                break
+        await self._load_payload(reader, writer, generation, chunks, mark is not None,
+                                 diskless, leftover)
+
+    def _store_payload(self, chunks: list, data: bytes) -> None:
+        if self.transfer_fd < 0:
+            chunks.append(data)
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.transfer_fd, view):]
+        except OSError as exc:
+            logger.warning(f"Write error or short write writing to the DB dump file "
+                           f"needed for MASTER <-> REPLICA synchronization: {exc.strerror}")
+            raise _LinkFailed from None
+
+    def _truncate_payload(self, chunks: list, extra: int) -> None:
+        """The first bytes of the mark were already stored: take them back."""
+        if self.transfer_fd < 0:
+            data = b"".join(chunks)
+            chunks[:] = [data[:len(data) - extra]]
+            return
+        size = os.lseek(self.transfer_fd, 0, os.SEEK_END)
+        os.ftruncate(self.transfer_fd, size - extra)
+        os.lseek(self.transfer_fd, 0, os.SEEK_END)
+        self.transfer_read -= extra
+
+    async def _load_payload(self, reader, writer, generation, chunks, usemark, diskless,
+                            leftover) -> None:
+        server = self.server
+        config = server.config
+        # stopAppendOnly() and killRDBChild() before the dataset is replaced.
+        if config["appendonly"] and server.aof.enabled:
+            apply_appendonly(server, False)
+            self.aof_stopped = True
+        if server.snapshots.child_pid:
+            if not diskless:
+                logger.notice(f"Replica is about to load the RDB file received from the "
+                              f"master, but there is a pending RDB child running. Killing "
+                              f"process {server.snapshots.child_pid} and removing its temp "
+                              f"file to avoid any race")
+            server.snapshots.wait_child()
+        # replicationAttachToNewMaster(): a new history; our replicas start over too.
+        self.discard_cached()
+        server.replicas.drop_all()
+        server.repl.free_backlog()
+        if not diskless:
+            data = self._install_rdb_file()
+        else:
+            data = b"".join(chunks)
+        chunks.clear()
+        logger.notice("MASTER <-> REPLICA sync: Flushing old data")
+        self._empty_data()
+        logger.notice("MASTER <-> REPLICA sync: Loading DB in memory")
+        self._begin_loading()
+        try:
+            result = await self._load(data, writer, generation)
+        except rdb.RDBError as exc:
+            if generation != self.generation:
+                return
+            where = "from socket" if diskless else "from disk"
+            logger.warning(f"Failed trying to load the MASTER synchronization DB {where}: "
+                           f"{exc}")
+            self.cancel_handshake(reconnect=True)
+            self._empty_data()  # the half-loaded data goes
+            return
+        finally:
+            if generation == self.generation:
+                self._end_loading()
+        if result is None or generation != self.generation:
+            return
+        del data
+        if diskless:
+            server.dirty += 1  # the dataset changed without a save
+        elif config["rdb-del-sync-files"] and not config["save"] and not config["appendonly"]:
+            logger.notice("Removing the RDB file obtained from the master. This replica has "
+                          "persistence disabled")
+            try:
+                os.unlink(server.snapshots.path)
+            except OSError:
+                pass
+        # replicationCreateMasterClient()
+        session = MasterClient(self, self.master_replid, self.initial_offset)
+        stream_db = result.aux.get(b"repl-stream-db")
+        if stream_db is not None:
+            try:
+                db_id = int(stream_db)
+            except ValueError:
+                db_id = -1
+            if 0 <= db_id < len(server.dbs):
+                session.select(db_id)
+        self._attach(session, writer)
+        server.clients[session.id] = session
+        self.state = CONNECTED
+        self.down_since = 0.0
+        # After a full resync the master's history is ours, from scratch.
+        server.repl.adopt_history(self.master_replid, max(self.initial_offset, 0))
+        server.repl.seldb = session.db.id
+        logger.notice("MASTER <-> REPLICA sync: Finished with success")
+        if usemark:
+            self.send_ack()  # puts us online with a diskless master
+        if self.aof_stopped:
+            self._restart_aof()
+        self.buf = bytearray(leftover)
+        self.applied = self.pos = 0
+        if leftover:
+            session.read_reploff += len(leftover)
+            self._apply(session)
+        await self._stream(reader, generation)
+
+    def _install_rdb_file(self) -> bytes:
+        """The received file becomes our RDB file (rename over dbfilename)."""
+        path = self.server.snapshots.path
+        fd, tmp = self.transfer_fd, self.transfer_tmpfile
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            logger.warning(f"Failed trying to sync the temp DB to disk in MASTER <-> REPLICA "
+                           f"synchronization: {exc.strerror}")
+            raise _LinkFailed from None
+        os.close(fd)
+        self.transfer_fd = -1
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            logger.warning(f"Failed trying to rename the temp DB into {os.path.basename(path)} "
+                           f"in MASTER <-> REPLICA synchronization: {exc.strerror}")
+            raise _LinkFailed from None
+        self.transfer_tmpfile = None
+        try:
+            dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            logger.warning(f"Failed trying to load the MASTER synchronization DB from disk: "
+                           f"{exc.strerror}")
+            raise _LinkFailed from None
+
+    def _empty_data(self) -> None:
+        """emptyData(-1, ...): every database and the function libraries."""
+        server = self.server
+        for db in server.dbs:
+            if db.data:
+                touch_all_watched_in_db(server, db.id, db, None)
+            db.flush()
+        server.functions_engine.flush()
+
+    def _begin_loading(self) -> None:
+        server = self.server
+        self.loading = True
+        server.loading = True
+        if server._refuse_while_loading not in server.hooks.command_checks:
+            server.hooks.command_checks.append(server._refuse_while_loading)
+
+    def _end_loading(self) -> None:
+        if not self.loading:
+            return
+        server = self.server
+        self.loading = False
+        server.loading = False
+        if server._refuse_while_loading in server.hooks.command_checks:
+            server.hooks.command_checks.remove(server._refuse_while_loading)
+
+    async def _load(self, data: bytes, writer, generation: int):
+        """The snapshot into the databases, giving the loop a turn every
+        loading-process-events-interval-bytes (clients get -LOADING meanwhile), and
+        a newline to the master every second so it does not time us out
+        (replicationSendNewlineToMaster)."""
+        server = self.server
+        steps = rdb.iter_load_snapshot(
+            data, server.dbs, now_ms=0, log=logger.warning,
+            pause_every=server.config["loading-process-events-interval-bytes"], packed=True)
+        newline_at = time.time()
+        with rdb.paused_gc():
+            await asyncio.sleep(0)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    result = done.value
+                    break
+                now = time.time()
+                if now - newline_at >= 1:
+                    newline_at = now
+                    writer.write(b"\n")
+                await asyncio.sleep(0)
+                if generation != self.generation or server.stopping():
+                    steps.close()
+                    return None
+        load_functions(server, result)
+        return result
+
+    def _restart_aof(self) -> None:
+        """restartAOFAfterSYNC(): a new AOF from the new dataset (a rewrite)."""
+        try:
+            apply_appendonly(self.server, True)
+        except Exception:
+            logger.warning("Failed enabling the AOF after successful master synchronization! "
+                           "Trying it again in one second.")
+            return  # the cron tries again
+        self.aof_stopped = False
+
+    # -- the stream ------------------------------------------------------------------------------
+
+    async def _stream(self, reader, generation: int) -> None:
+        """readQueryFromClient() for the master: read, split, apply, until the link goes."""
+        while True:
+            try:
+                data = await reader.read(READ_SIZE)
+            except OSError:
+                data = b""
+            if generation != self.generation:
+                return
+            session = self.session
+            if session is None:
+                return
+            if not data:
+                if self.server.stopping():
+                    return
+                self.free_master(cache=True)
+                return
+            session.last_interaction = time.time()
+            session.read_reploff += len(data)
+            self.buf += data
+            self._apply(session)
+
+    def buffered(self) -> int:
+        """The query buffer's size (CLIENT LIST qbuf of the master)."""
+        return len(self.buf) - self.applied
+
+    def _apply(self, session: MasterClient) -> None:
+        """processInputBuffer() for the master: run every complete command; the bytes
+        of each applied command (the newlines before it included) advance reploff
+        and go on to our backlog and replicas — a transaction's only once its EXEC
+        ran (commandProcessed())."""
+        server = self.server
+        repl = server.repl
+        buf = self.buf
+        size = len(buf)
+        pos = self.pos
+        try:
+            while pos < size:
+                first = buf[pos]
+                if first == 0x2A:  # '*'
+                    parsed = _split_multibulk(buf, pos, size)
+                    if parsed is None:
+                        break
+                    argv, end = parsed
+                elif first == 0x0A or first == 0x0D:  # a keep-alive newline
+                    nl = buf.find(b"\n", pos)
+                    if nl < 0:
+                        break
+                    if nl != pos and buf[pos:nl] != b"\r":
+                        raise ProtocolError("inline")
+                    pos = nl + 1
+                    continue
+                else:
+                    raise ProtocolError("inline")
+                pos = end
+                if argv:
+                    server.master_executing = True
+                    try:
+                        reply = server.execute(session, argv)
+                    finally:
+                        server.master_executing = False
+                    if isinstance(reply, CommandError):
+                        self._error_to_master(session, reply)
+                    if self.session is not session:
+                        return  # the command dropped the link
+                if session.multi is None:
+                    applied = pos - self.applied
+                    if applied:
+                        session.reploff += applied
+                        repl.feed(bytes(buf[self.applied:pos]))
+                        self.applied = pos
+        except ProtocolError as exc:
+            self._protocol_error(session, str(exc))
+            return
+        repl.seldb = session.db.id  # the db the stream is in (a sub-replica's RDB aux)
+        if self.applied:
+            del buf[:self.applied]
+            pos -= self.applied
+            self.applied = 0
+        self.pos = pos
+        if len(buf) - pos > self.server.config["client-query-buffer-limit"]:
+            self._protocol_error(session, "too big")
+
+    def _error_to_master(self, session, error: CommandError) -> None:
+        self.server.stats.unexpected_error_replies += 1
+        name = session.cmd.fullname if session.cmd is not None else "<unknown>"
+        logger.warning(f"== CRITICAL == This replica is sending an error to its master: "
+                       f"'{error.message[:4096]}' after processing the command '{name}'")
+
+    def _protocol_error(self, session, what: str) -> None:
+        if what == "inline":
+            logger.warning("WARNING: Receiving inline protocol from master, master stream "
+                           "corruption? Closing the master connection and discarding the "
+                           "cached master.")
+        else:
+            logger.warning(f"Protocol error ({what}) from master: closing the master "
+                           f"connection and discarding the cached master.")
+        if self.session is session:
+            self.free_master(cache=False)
+
+    # -- ACKs ---------------------------------------------------------------------------------------
+
+    def send_ack(self) -> None:
+        """REPLCONF ACK <offset> to the master now (replicationSendAck)."""
+        session = self.session
+        writer = self.writer
+        if session is None or writer is None:
+            return
+        try:
+            writer.write(_ack_command(session.reploff))
+        except Exception:
+            pass
+
+    # -- state for ROLE and INFO ------------------------------------------------------------------
 
     def link_up(self) -> bool:
-        return False
+        return self.state == CONNECTED
 
     def state_name(self) -> str:
         """ROLE's state: connect, connecting, handshake, sync, connected."""
-        return "connect"
+        return self.state
 
     def processed_offset(self) -> int:
-        return -1
+        return self.session.reploff if self.session is not None else -1
 
     def info_fields(self) -> dict:
         """INFO replication's replica fields, master_host … replica_announced."""
-        return {}
+        now = time.time()
+        config = self.server.config
+        client = self.session or self.cached
+        reploff = read_reploff = 1
+        if client is not None:
+            reploff, read_reploff = client.reploff, client.read_reploff
+        out = {
+            "master_host": self.host,
+            "master_port": self.port,
+            "master_link_status": "up" if self.state == CONNECTED else "down",
+            "master_last_io_seconds_ago": int(now - self.session.last_interaction)
+            if self.session is not None else -1,
+            "master_sync_in_progress": int(self.state == TRANSFER),
+            "slave_read_repl_offset": read_reploff,
+            "slave_repl_offset": reploff,
+        }
+        if self.state == TRANSFER:
+            size, read = self.transfer_size, self.transfer_read
+            out.update({
+                "master_sync_total_bytes": size,
+                "master_sync_read_bytes": read,
+                "master_sync_left_bytes": size - read,
+                "master_sync_perc": "%.2f" % ((read / size) * 100 if size else 0),
+                "master_sync_last_io_seconds_ago": int(now - self.transfer_lastio),
+            })
+        if self.state != CONNECTED:
+            out["master_link_down_since_seconds"] = int(now - self.down_since) \
+                if self.down_since else -1
+        out["slave_priority"] = config["replica-priority"]
+        out["slave_read_only"] = int(bool(config["replica-read-only"]))
+        out["replica_announced"] = int(bool(config["replica-announced"]))
+        return out
 
-    def send_ack(self) -> None:
-        """REPLCONF ACK <offset> to the master now (REPLCONF GETACK)."""
+    # -- the checks while a replica ---------------------------------------------------------------
+
+    def _obeyed(self, client) -> bool:
+        """mustObeyClient(): the master and the AOF loader (and a script they run)."""
+        if "M" in client.flags or client.loading:
+            return True
+        if client.script:
+            scripting = self.server.scripting
+            run = scripting.current if scripting is not None else None
+            if run is not None:
+                return "M" in run.caller.flags or run.caller.loading
+        return False
+
+    def _check(self, client, spec, argv) -> None:
+        """processCommand()'s replica checks: -READONLY, -MASTERDOWN."""
+        config = self.server.config
+        multi = client.multi
+        is_exec = spec.name == "exec" and multi is not None and spec.container is None
+        if config["replica-read-only"] and (
+                spec.is_write or (is_exec and multi.holds("is_write"))) \
+                and not self._obeyed(client):
+            raise CommandError(READONLY)
+        if self.state != CONNECTED and not config["replica-serve-stale-data"] and (
+                "stale" not in spec.flags
+                or (is_exec and any("stale" not in s.flags for s, _ in multi.queue))) \
+                and not self._obeyed(client):
+            raise CommandError(MASTERDOWN)
+
+    # -- cron -----------------------------------------------------------------------------------------
 
     def cron(self) -> None:
-        """Once a second: connect / reconnect, ACK, repl-timeout."""
+        """Once a second: connect / reconnect, ACK, repl-timeout (replicationCron)."""
+        if self.host is None:
+            return
+        now = time.time()
+        if now - self._last_cron < 1.0:
+            return
+        self._last_cron = now
+        timeout = self.server.config["repl-timeout"]
+        if self.state in (CONNECTING, HANDSHAKE) and now - self.transfer_lastio > timeout:
+            logger.warning("Timeout connecting to the MASTER...")
+            self.cancel_handshake(reconnect=True)
+        if self.state == TRANSFER and not self.loading and now - self.transfer_lastio > timeout:
+            logger.warning("Timeout receiving bulk data from MASTER... If the problem persists "
+                           "try to set the 'repl-timeout' parameter in redis.conf to a larger "
+                           "value.")
+            self.cancel_handshake(reconnect=True)
+        session = self.session
+        if self.state == CONNECTED and session is not None \
+                and now - session.last_interaction > timeout:
+            logger.warning("MASTER timeout: no data nor PING received...")
+            self.free_master(cache=True)
+        if self.state == CONNECT:
+            logger.notice(f"Connecting to MASTER {self.host}:{self.port}")
+            self.connect()
+        session = self.session
+        if session is not None and not session.pre_psync:
+            self.send_ack()
+        if self.aof_stopped and self.state == CONNECTED:
+            self._restart_aof()
+
+
+def _split_multibulk(buf, pos: int, size: int):
+    """One "*N $len arg ..." command at pos: (argv, end), or None when incomplete."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        if size - pos > MAX_LINE:
+            raise ProtocolError("too big multibulk count")
+        return None
+    try:
+        count = int(buf[pos + 1:nl])
+    except ValueError:
+        raise ProtocolError("invalid multibulk length") from None
+    p = nl + 2
+    argv = []
+    for _ in range(count):
+        if p >= size:
+            return None
+        if buf[p] != 0x24:  # '$'
+            raise ProtocolError(f"expected '$', got '{chr(buf[p])}'")
+        nl = buf.find(b"\r\n", p)
+        if nl < 0:
+            if size - p > MAX_LINE:
+                raise ProtocolError("too big bulk count")
+            return None
+        try:
+            length = int(buf[p + 1:nl])
+        except ValueError:
+            raise ProtocolError("invalid bulk length") from None
+        if length < 0:
+            raise ProtocolError("invalid bulk length")
+        start = nl + 2
+        end = start + length
+        if end + 2 > size:
+            return None
+        argv.append(bytes(buf[start:end]))
+        p = end + 2
+    return argv, p
