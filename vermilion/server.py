@@ -512,7 +512,7 @@ class Server:
         self.banner()  # Redis logs "Server initialized" before loading the data
         await self.load_data_in_background()
         if self.config["replicaof"] is not None and not self.stopping():
-            self.master_link.set_master(*self.config["replicaof"])
+            self.master_link.set_master(*self.config["replicaof"], startup=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()

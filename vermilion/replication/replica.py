@@ -171,9 +171,19 @@ class MasterLink:
 
     # -- REPLICAOF ----------------------------------------------------------------------
 
-    def set_master(self, host: str, port: int) -> None:
-        """REPLICAOF host port (replicationSetMaster)."""
+    def set_master(self, host: str, port: int, startup: bool = False) -> None:
+        """REPLICAOF host port (replicationSetMaster). startup: `replicaof` in the
+        config — the history to PSYNC from is the RDB file's, if it has one
+        (loadDataFromDisk()), never a new id of ours."""
         server = self.server
+        if startup:
+            self.host, self.port = host, port
+            self._become_replica()
+            self._restore_history_from_rdb()
+            self.state = CONNECT
+            logger.notice(f"Connecting to MASTER {host}:{port}")
+            self.connect()
+            return
         was_master = self.host is None
         self.host = None
         if self.session is not None:
@@ -252,6 +262,28 @@ class MasterLink:
                       "new master with just a partial transfer.")
         repl = self.server.repl
         self.cached = MasterClient(self, repl.replid, repl.offset)
+
+    def _restore_history_from_rdb(self) -> None:
+        """The repl-id / repl-offset / repl-stream-db aux fields of the RDB file just
+        loaded: the dataset is that point of the master's history, so a partial resync
+        can continue from there."""
+        server = self.server
+        if server.config["appendonly"]:
+            return
+        aux = _rdb_aux(server.snapshots.path)
+        try:
+            replid = aux[b"repl-id"].decode()
+            offset = int(aux[b"repl-offset"])
+            stream_db = int(aux[b"repl-stream-db"])
+        except (KeyError, ValueError, UnicodeDecodeError):
+            return
+        if len(replid) != EOF_MARK_SIZE or offset < 0 or not 0 <= stream_db < len(server.dbs):
+            return
+        repl = server.repl
+        repl.replid = replid
+        repl.offset = offset
+        self._cache_myself()
+        self.cached.select(stream_db)
 
     def discard_cached(self) -> None:
         if self.cached is None:
@@ -1099,6 +1131,28 @@ class MasterLink:
             self.send_ack()
         if self.aof_stopped and self.state == CONNECTED:
             self._restart_aof()
+
+
+def _rdb_aux(path: str) -> dict:
+    """The aux fields at the head of an RDB file ({} when there are none)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+    except OSError:
+        return {}
+    out = {}
+    if not head.startswith(b"REDIS"):
+        return out
+    pos = 9
+    try:
+        while pos < len(head) and head[pos] == rdb.OP_AUX:
+            reader = rdb.Reader(head, pos + 1)
+            key = reader.string()
+            out[key] = reader.string()
+            pos = reader.pos
+    except Exception:  # a truncated head: what was read is enough
+        pass
+    return out
 
 
 def _split_multibulk(buf, pos: int, size: int):

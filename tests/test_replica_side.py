@@ -1,0 +1,601 @@
+"""Vermilion as a replica (replication.c's SLAVE half): it follows a real redis-server
+7.0 master (full sync from disk and diskless masters, then the command stream), resyncs
+partially after a lost link, takes its old master back after REPLICAOF NO ONE (PSYNC2),
+serves a real Redis sub-replica (chained replication), follows a Vermilion master,
+authenticates with masterauth, survives its master's death mid-sync; READONLY,
+MASTERDOWN and REPLICAOF's replies as Redis gives them."""
+
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from conftest import start_redis, start_vermilion
+
+FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
+LIB = ("#!lua name=lib\n"
+       "redis.register_function('setone', function(keys, args) "
+       "return redis.call('set', keys[1], args[1]) end)\n"
+       "redis.register_function{function_name='ro', callback=function() return 1 end, "
+       "flags={'no-writes'}}")
+
+
+def wait_until(predicate, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def info(client, section="replication") -> dict:
+    return client.info(section)
+
+
+def link_up(replica) -> bool:
+    try:
+        return info(replica).get("master_link_status") == "up"
+    except redis.exceptions.BusyLoadingError:
+        return False
+
+
+def caught_up(master, replica) -> bool:
+    offset = info(master)["master_repl_offset"]
+    return link_up(replica) and info(replica).get("slave_repl_offset") == offset \
+        and info(replica)["master_repl_offset"] == offset
+
+
+def port_of(client) -> int:
+    return client.connection_pool.connection_kwargs["port"]
+
+
+def dataset(client) -> dict:
+    """Every key of every non-empty db read by type, with its absolute expiry."""
+    out = {}
+    for db_name, _ in client.info("keyspace").items():
+        db = int(db_name[2:])
+        c = redis.Redis(host="127.0.0.1", port=port_of(client), db=db)
+        for key in c.scan_iter(count=1000):
+            kind = c.type(key).decode()
+            if kind == "string":
+                value = c.get(key)
+            elif kind == "list":
+                value = c.lrange(key, 0, -1)
+            elif kind == "set":
+                value = sorted(c.smembers(key))
+            elif kind == "hash":
+                value = sorted(c.hgetall(key).items())
+            elif kind == "zset":
+                value = c.zrange(key, 0, -1, withscores=True)
+            elif kind == "stream":
+                value = (c.xrange(key), c.xinfo_groups(key),
+                         c.execute_command("XINFO", "STREAM", key)[1],
+                         [(p["message_id"], p["consumer"], p["times_delivered"])
+                          for p in c.xpending_range(key, "group", "-", "+", 100)]
+                         if any(g["name"] == b"group" for g in c.xinfo_groups(key)) else None)
+            else:
+                value = kind
+            out[(db, key)] = (kind, value, c.pexpiretime(key))
+    return out
+
+
+def same_data(master, replica) -> None:
+    assert replica.execute_command("DEBUG", "DIGEST") == master.execute_command("DEBUG", "DIGEST")
+    assert dataset(replica) == dataset(master)
+    assert functions(replica) == functions(master)
+
+
+def functions(client) -> list:
+    """FUNCTION LIST, each library's functions sorted (Redis lists them in dict order)."""
+    out = []
+    for lib in client.function_list(withcode=True):
+        lib = list(lib)
+        at = lib.index(b"functions") + 1
+        lib[at] = sorted(lib[at])
+        out.append(lib)
+    return out
+
+
+def fill(client) -> None:
+    """Every type, small and large encodings, a stream with a consumer group, several
+    databases, a TTL and a function library."""
+    client.set("str", "hello")
+    client.set("int", 12345)
+    client.set("big", "x" * 5000)
+    client.rpush("list:small", *range(5))
+    client.rpush("list:big", *[f"item-{i}" for i in range(1000)])
+    client.sadd("set:ints", *range(10))
+    client.sadd("set:big", *[f"m{i}" for i in range(600)])
+    client.hset("hash:small", mapping={"a": 1, "b": "two"})
+    client.hset("hash:big", mapping={f"f{i}": i for i in range(600)})
+    client.zadd("zset:small", {"a": 1.5, "b": -2, "c": 0.1})
+    client.zadd("zset:big", {f"z{i}": i / 3 for i in range(300)})
+    client.pfadd("hll", *range(100))
+    client.setbit("bits", 1000, 1)
+    client.geoadd("geo", (13.361389, 38.115556, "Palermo"))
+    for i in range(5):
+        client.xadd("stream", {"f": i}, id=f"{i + 1}-1")
+    client.xgroup_create("stream", "group", id="0")
+    client.xreadgroup("group", "alice", {"stream": ">"}, count=2)
+    client.xreadgroup("group", "bob", {"stream": ">"}, count=1)
+    client.set("ttl", "v")
+    client.pexpireat("ttl", FAR_FUTURE_MS)
+    c3 = redis.Redis(host="127.0.0.1", port=port_of(client), db=3)
+    c3.set("in-db3", "v3")
+    c3.hset("h3", "f", "v")
+    client.function_load(LIB)
+
+
+def write_families(client) -> None:
+    """Writes of several families: relative and absolute expiries, floats, random pops,
+    transactions, scripts and functions, streams, other databases."""
+    client.set("ex", "v", ex=1000)
+    client.expire("str", 2000)
+    client.pexpireat("int", FAR_FUTURE_MS)
+    client.incrbyfloat("float", 1.5)
+    client.hincrbyfloat("hash:small", "f", 2.25)
+    client.spop("set:ints")
+    client.spop("set:big", 3)
+    pipe = client.pipeline(transaction=True)
+    pipe.incr("counter").lpush("list:small", "x").zincrby("zset:small", 2, "a")
+    pipe.execute()
+    client.eval("redis.call('set', KEYS[1], ARGV[1]); redis.call('incr', KEYS[2])",
+                2, "s1", "c2", "v")
+    client.fcall("setone", 1, "fkey", "fval")
+    client.xadd("stream", {"h": "x"}, id="9-1")
+    client.xack("stream", "group", "1-1")
+    client.xclaim("stream", "group", "carol", 0, ["2-1"])
+    client.lmove("list:small", "list:other", "LEFT", "RIGHT")
+    c5 = redis.Redis(host="127.0.0.1", port=port_of(client), db=5)
+    c5.mset({"a": 1, "b": 2})
+    c5.rpush("l5", "x", "y")
+    client.set("short", "v", px=1)  # expires on the master: the replica gets a DEL
+    time.sleep(0.01)
+    client.get("short")
+    client.delete("big")
+    client.rename("int", "int2")
+    client.sinterstore("inter", ["set:ints", "set:ints"])
+    client.zunionstore("zu", ["zset:small", "zset:big"])
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started = []
+
+    def start(kind, *args, config_text=None):
+        directory = tmp_path / f"s{len(started)}"
+        directory.mkdir()
+        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
+        starter = start_vermilion if kind == "vermilion" else start_redis
+        server = starter(directory, args, config_text=config_text)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            try:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            except OSError:
+                pass
+        server.stop()
+
+
+def follow(replica_server, master_server, timeout=15.0):
+    replica = replica_server.client()
+    assert replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: link_up(replica), timeout, "the link up")
+    return replica
+
+
+def log_of(server) -> str:
+    return server.log_path.read_text()
+
+
+# -- following a real Redis master ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("diskless", ["yes", "no"])
+def test_follows_a_real_redis_master(servers, diskless):
+    master_server = servers("redis", "--repl-diskless-sync", diskless,
+                            "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion")
+    replica = follow(replica_server, master_server)
+    wait_until(lambda: caught_up(master, replica), what="the replica caught up")
+    same_data(master, replica)
+    write_families(master)
+    wait_until(lambda: caught_up(master, replica), what="the stream applied")
+    same_data(master, replica)
+    # A replica keeps its TTLs as the master set them, absolute.
+    assert replica.pexpiretime("int2") == FAR_FUTURE_MS
+    log = log_of(replica_server)
+    for line in ("Connecting to MASTER 127.0.0.1:%d" % master_server.port,
+                 "MASTER <-> REPLICA sync started",
+                 "Master replied to PING, replication can continue...",
+                 "Full resync from master: ",
+                 "MASTER <-> REPLICA sync: Flushing old data",
+                 "MASTER <-> REPLICA sync: Loading DB in memory",
+                 "MASTER <-> REPLICA sync: Finished with success"):
+        assert line in log
+    if diskless == "yes":
+        assert "receiving streamed RDB from master with EOF to disk" in log
+    else:
+        assert "bytes from master to disk" in log
+    assert ":S " in log.splitlines()[-1]
+    # ROLE and INFO as a replica
+    role = replica.execute_command("ROLE")
+    assert role[:4] == [b"slave", b"127.0.0.1", master_server.port, b"connected"]
+    assert role[4] == info(master)["master_repl_offset"]
+    fields = info(replica)
+    assert list(fields)[:12] == [
+        "role", "master_host", "master_port", "master_link_status",
+        "master_last_io_seconds_ago", "master_sync_in_progress", "slave_read_repl_offset",
+        "slave_repl_offset", "slave_priority", "slave_read_only", "replica_announced",
+        "connected_slaves"]
+    assert fields["master_replid"] == info(master)["master_replid"]
+    # The master sees us online, at its offset (our ACKs).
+    wait_until(lambda: info(master).get("slave0", {}).get("offset")
+               == info(master)["master_repl_offset"], what="the ACKed offset")
+    assert info(master)["slave0"]["port"] == replica_server.port
+    # The master's client is listed, flag M.
+    masters = replica.client_list(_type="master")
+    assert len(masters) == 1 and masters[0]["flags"] == "M"
+
+
+def test_diskless_load_from_a_real_master(servers):
+    master_server = servers("redis", "--repl-diskless-sync", "yes",
+                            "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion", "--repl-diskless-load", "on-empty-db")
+    replica = follow(replica_server, master_server)
+    wait_until(lambda: caught_up(master, replica))
+    same_data(master, replica)
+    assert "receiving streamed RDB from master with EOF to parser" in log_of(replica_server)
+
+
+def test_the_received_rdb_becomes_the_replicas_rdb_file(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync", "no")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion")
+    replica = follow(replica_server, master_server)
+    wait_until(lambda: caught_up(master, replica))
+    path = tmp_path / "s1" / "dump.rdb"
+    assert path.exists()
+    assert not list((tmp_path / "s1").glob("temp-*.rdb"))
+
+
+def test_partial_resync_after_client_kill_type_master(servers):
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    replica = follow(servers("vermilion"), master_server)
+    wait_until(lambda: caught_up(master, replica))
+    before = info(master, "stats")
+    for round_ in range(3):
+        master.set(f"before-kill-{round_}", round_)
+        wait_until(lambda: caught_up(master, replica))
+        assert replica.client_kill_filter(_type="master") == 1
+        master.set(f"after-kill-{round_}", round_)  # into the backlog while we are away
+        wait_until(lambda: caught_up(master, replica), what="the partial resync")
+    after = info(master, "stats")
+    assert after["sync_partial_ok"] == before["sync_partial_ok"] + 3
+    assert after["sync_full"] == before["sync_full"]
+    same_data(master, replica)
+
+
+def test_link_lost_mid_transaction_resends_the_whole_transaction(servers):
+    """A MULTI whose EXEC did not arrive is dropped with the link and comes again."""
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    replica = follow(servers("vermilion"), master_server)
+    for i in range(20):
+        pipe = master.pipeline(transaction=True)
+        pipe.incr("a").incr("b").rpush("l", i)
+        pipe.execute()
+        if i % 5 == 0:
+            replica.client_kill_filter(_type="master")
+    wait_until(lambda: caught_up(master, replica))
+    same_data(master, replica)
+
+
+def test_replicaof_no_one_then_the_old_master_follows_with_a_partial_resync(servers):
+    """PSYNC2: the promoted replica keeps its master's history as its secondary id; the
+    old master (and a sibling replica) continue from their offsets."""
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    vermilion_server = servers("vermilion")
+    promoted = follow(vermilion_server, master_server)
+    sibling_server = servers("redis")
+    sibling = follow(sibling_server, master_server)
+    master.set("last", "one")
+    wait_until(lambda: caught_up(master, promoted) and caught_up(master, sibling))
+    old_id = info(master)["master_replid"]
+    offset = info(master)["master_repl_offset"]
+    assert promoted.replicaof("NO", "ONE")
+    fields = info(promoted)
+    assert fields["role"] == "master"
+    assert fields["master_replid2"] == old_id
+    assert fields["second_repl_offset"] == offset + 1
+    assert "MASTER MODE enabled (user request from 'id=" in log_of(vermilion_server)
+    promoted.set("written-on-promoted", 1)  # writable now
+    # The old master and the sibling follow the promoted replica.
+    sibling.replicaof("127.0.0.1", vermilion_server.port)
+    master.replicaof("127.0.0.1", vermilion_server.port)
+    wait_until(lambda: caught_up(promoted, master) and caught_up(promoted, sibling),
+               what="both followers caught up")
+    stats = info(promoted, "stats")
+    assert stats["sync_partial_ok"] == 2 and stats["sync_full"] == 0
+    promoted.set("after", "switch")
+    wait_until(lambda: caught_up(promoted, master) and caught_up(promoted, sibling))
+    same_data(promoted, master)
+    same_data(promoted, sibling)
+
+
+def test_a_former_master_psyncs_with_its_own_history(servers):
+    """replicationCacheMasterUsingMyself(): a Vermilion master turned replica of its own
+    replica continues partially."""
+    vm_server = servers("vermilion")
+    vm = vm_server.client()
+    fill(vm)
+    r_server = servers("redis")
+    r = follow(r_server, vm_server)
+    wait_until(lambda: caught_up(vm, r))
+    r.replicaof("NO", "ONE")
+    r.set("on-redis", 1)
+    vm.replicaof("127.0.0.1", r_server.port)
+    wait_until(lambda: caught_up(r, vm), what="vermilion caught up")
+    assert info(r, "stats")["sync_partial_ok"] == 1
+    assert info(r, "stats")["sync_full"] == 0
+    assert "Before turning into a replica, using my own master parameters" in log_of(vm_server)
+    same_data(r, vm)
+
+
+# -- the checks while a replica -----------------------------------------------------------------
+
+
+def test_read_only_replica_refuses_writes_but_runs_reads(servers):
+    master_server = servers("redis")
+    master = master_server.client()
+    master.set("k", "v")
+    replica = follow(servers("vermilion"), master_server)
+    wait_until(lambda: caught_up(master, replica))
+    with pytest.raises(redis.exceptions.ReadOnlyError) as exc:
+        replica.set("k", "mine")
+    assert str(exc.value) == "You can't write against a read only replica."
+    assert replica.get("k") == b"v"
+    # EXEC of queued writes: the write is refused while queueing, EXEC aborts.
+    raw = redis.Redis(host="127.0.0.1", port=replica.connection_pool.connection_kwargs["port"])
+    pipe = raw.pipeline(transaction=True)
+    pipe.get("k").set("k", "x")
+    with pytest.raises(redis.exceptions.ResponseError):
+        pipe.execute()
+    # A script's write is refused too; reads in scripts are fine.
+    with pytest.raises(redis.exceptions.ReadOnlyError) as exc:
+        replica.eval("return redis.call('set', 'k', 'x')", 0)
+    assert "You can't write against a read only replica." in str(exc.value)
+    assert replica.eval("return redis.call('get', 'k')", 0) == b"v"
+    assert replica.fcall_ro("ro", 0) == 1
+    # replica-read-only no: local writes are allowed (and not propagated).
+    replica.config_set("replica-read-only", "no")
+    assert replica.set("local", "1")
+    assert info(replica)["slave_read_only"] == 0
+    assert master.get("local") is None
+
+
+def test_serve_stale_data_no_gives_masterdown_while_the_link_is_down(servers):
+    master_server = servers("redis")
+    master = master_server.client()
+    master.set("k", "v")
+    replica = follow(servers("vermilion", "--replica-serve-stale-data", "no"), master_server)
+    wait_until(lambda: caught_up(master, replica))
+    assert replica.get("k") == b"v"
+    master_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        replica.client_kill_filter(_type="master")
+        wait_until(lambda: not link_up(replica), what="the link down")
+        with pytest.raises(redis.exceptions.ResponseError) as exc:
+            replica.get("k")
+        assert str(exc.value) == ("Link with MASTER is down and "
+                                  "replica-serve-stale-data is set to 'no'.")
+        assert info(replica)["master_link_status"] == "down"
+        assert info(replica)["master_link_down_since_seconds"] >= 0
+        assert replica.ping()  # a 'stale' command
+        replica.config_set("replica-serve-stale-data", "yes")
+        assert replica.get("k") == b"v"
+        replica.config_set("replica-serve-stale-data", "no")
+    finally:
+        master_server.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: link_up(replica), what="the link up again")
+    assert replica.get("k") == b"v"
+
+
+def test_replicaof_replies_as_redis(servers):
+    mine = servers("vermilion").client()
+    real = servers("redis").client()
+    master_server = servers("redis")
+    for client in (mine, real):
+        for bad in ("abc", "70000", "-1"):
+            with pytest.raises(redis.exceptions.ResponseError) as exc:
+                client.execute_command("REPLICAOF", "127.0.0.1", bad)
+            assert str(exc.value) == "Invalid master port"
+        with pytest.raises(redis.exceptions.ResponseError) as exc:
+            client.execute_command("REPLICAOF", "127.0.0.1")
+        assert str(exc.value) == "wrong number of arguments for 'replicaof' command"
+        assert client.execute_command("REPLICAOF", "NO", "ONE")
+        assert client.execute_command("SLAVEOF", "127.0.0.1", master_server.port) is True
+        assert client.execute_command("REPLICAOF", "127.0.0.1", master_server.port) \
+            == b"OK Already connected to specified master"
+        wait_until(lambda: link_up(client))
+        assert client.execute_command("SLAVEOF", "no", "one") is True
+        assert info(client)["role"] == "master"
+    assert mine.execute_command("COMMAND", "INFO", "replicaof") \
+        == real.execute_command("COMMAND", "INFO", "replicaof")
+    assert mine.config_get("replicaof") == real.config_get("replicaof")
+
+
+def test_replicaof_unblocks_blocked_clients(servers):
+    master_server = servers("redis")
+    replica_server = servers("vermilion")
+    blocked = replica_server.client()
+    conn = blocked.connection_pool.get_connection("BLPOP")
+    conn.send_command("BLPOP", "nothing", 0)
+    time.sleep(0.2)
+    replica_server.client().replicaof("127.0.0.1", master_server.port)
+    with pytest.raises(redis.exceptions.ResponseError) as exc:
+        conn.read_response()
+    assert str(exc.value) == ("UNBLOCKED force unblock from blocking operation, instance "
+                              "state changed (master -> replica?)")
+
+
+# -- topologies ------------------------------------------------------------------------------------
+
+
+def test_chained_redis_master_vermilion_replica_redis_subreplica(servers):
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    middle_server = servers("vermilion", "--repl-diskless-sync-delay", "0")
+    middle = follow(middle_server, master_server)
+    wait_until(lambda: caught_up(master, middle))
+    leaf = follow(servers("redis"), middle_server)
+    write_families(master)
+    wait_until(lambda: caught_up(master, middle) and caught_up(master, leaf),
+               what="the chain caught up")
+    same_data(master, middle)
+    same_data(master, leaf)
+    # The same history all along the chain.
+    assert info(leaf)["master_replid"] == info(master)["master_replid"]
+    # The leaf resyncs partially with us after a lost link.
+    leaf.client_kill_filter(_type="master")
+    master.set("while-away", 1)
+    wait_until(lambda: caught_up(master, leaf))
+    assert info(middle, "stats")["sync_partial_ok"] == 1
+    same_data(master, leaf)
+    # The middle one loses its master: the leaf stays, and the chain heals.
+    middle.client_kill_filter(_type="master")
+    master.set("after-middle-loss", 1)
+    wait_until(lambda: caught_up(master, middle) and caught_up(master, leaf))
+    same_data(master, leaf)
+
+
+def test_vermilion_replica_of_a_vermilion_master(servers):
+    for diskless in ("yes", "no"):
+        master_server = servers("vermilion", "--repl-diskless-sync", diskless,
+                                "--repl-diskless-sync-delay", "0")
+        master = master_server.client()
+        fill(master)
+        replica = follow(servers("vermilion"), master_server)
+        wait_until(lambda: caught_up(master, replica))
+        write_families(master)
+        wait_until(lambda: caught_up(master, replica), what="the stream applied")
+        same_data(master, replica)
+        replica.client_kill_filter(_type="master")
+        master.set("after-kill", 1)
+        wait_until(lambda: caught_up(master, replica))
+        assert info(master, "stats")["sync_partial_ok"] == 1
+        same_data(master, replica)
+
+
+def test_masterauth_with_requirepass_on_the_master(servers):
+    master_server = servers("redis", "--requirepass", "s3cret")
+    master = master_server.client(password="s3cret")
+    fill(master)
+    replica_server = servers("vermilion")
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: "Unable to AUTH to MASTER" in log_of(replica_server)
+               or "-NOAUTH" in log_of(replica_server), what="refused without a password")
+    assert not link_up(replica)
+    replica.config_set("masterauth", "s3cret")
+    wait_until(lambda: link_up(replica), what="the link up with masterauth")
+    wait_until(lambda: caught_up(master, replica))
+    same_data(master, replica)
+
+
+def test_masteruser_sends_auth_user_password(servers):
+    master_server = servers("redis")
+    master = master_server.client()
+    master.acl_setuser("repl", enabled=True, passwords=["+pw"], commands=["+@all"], keys=["*"],
+                       channels=["*"])
+    master.config_set("requirepass", "other")
+    master = master_server.client(password="other")
+    master.set("k", "v")
+    replica = servers("vermilion", "--masteruser", "repl", "--masterauth", "pw").client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: caught_up(master, replica))
+    assert replica.get("k") == b"v"
+
+
+def test_replicaof_in_the_config_at_startup(servers):
+    master_server = servers("redis")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion", "--replicaof", "127.0.0.1", str(master_server.port))
+    replica = replica_server.client()
+    wait_until(lambda: caught_up(master, replica))
+    same_data(master, replica)
+    assert replica.config_get("replicaof") == {"replicaof": f"127.0.0.1 {master_server.port}"}
+    assert "Partial resynchronization not possible (no cached master)" in log_of(replica_server)
+
+
+def test_master_killed_mid_sync_and_restarted(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync", "yes",
+                            "--repl-diskless-sync-delay", "0", "--appendonly", "yes")
+    master = master_server.client()
+    # Enough data that the transfer takes a while, slowed further by rdb-key-save-delay.
+    for i in range(20):
+        master.execute_command("DEBUG", "POPULATE", 1000, f"p{i}", 100)
+    master.config_set("rdb-key-save-delay", 200)  # microseconds per key
+    replica_server = servers("vermilion")
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: info(replica).get("master_sync_in_progress") == 1,
+               what="the transfer started")
+    master_server.proc.kill()
+    master_server.proc.wait()
+    wait_until(lambda: "I/O error trying to sync with MASTER" in log_of(replica_server)
+               or "Error condition on socket for SYNC" in log_of(replica_server),
+               what="the failed transfer noticed")
+    assert not link_up(replica)
+    assert replica.ping()
+    # Restarted on the same port (and the same AOF): the replica ends consistent.
+    master_server.args = [a for a in master_server.args]
+    master_server.start()
+    master = master_server.client()
+    master.config_set("rdb-key-save-delay", 0)
+    master.set("after-restart", 1)
+    wait_until(lambda: caught_up(master, replica), timeout=30, what="caught up after restart")
+    same_data(master, replica)
+    assert not list((tmp_path / "s1").glob("temp-*.rdb"))
+
+
+def test_loading_clients_get_loading_during_the_sync(servers):
+    master_server = servers("redis", "--repl-diskless-sync", "no")
+    master = master_server.client()
+    for i in range(10):
+        master.execute_command("DEBUG", "POPULATE", 20000, f"p{i}", 50)
+    replica_server = servers("vermilion", "--loading-process-events-interval-bytes", "1024")
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    seen_loading = False
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            replica.get("x")
+        except redis.exceptions.BusyLoadingError:
+            seen_loading = True
+        if link_up(replica):
+            break
+        time.sleep(0.001)
+    wait_until(lambda: caught_up(master, replica), timeout=30)
+    assert replica.dbsize() == master.dbsize()
+    assert seen_loading
