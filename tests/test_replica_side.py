@@ -609,3 +609,77 @@ def test_loading_clients_get_loading_during_the_sync(servers):
     wait_until(lambda: caught_up(master, replica), timeout=30)
     assert replica.dbsize() == master.dbsize()
     assert seen_loading
+
+
+# -- persistence on a replica, timeouts ---------------------------------------------------------
+
+
+def test_a_replica_with_appendonly_restarts_its_aof_from_the_synced_data(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion", "--appendonly", "yes")
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: caught_up(master, replica))
+    wait_until(lambda: info(replica, "persistence")["aof_rewrite_in_progress"] == 0
+               and info(replica, "persistence")["aof_enabled"] == 1, what="the AOF back on")
+    write_families(master)
+    wait_until(lambda: caught_up(master, replica))
+    same_data(master, replica)
+    # What the replica logged in its AOF is the dataset: a restart without a master
+    # loads exactly it.
+    replica_server.stop()
+    restarted = servers("vermilion", "--appendonly", "yes", "--dir", str(tmp_path / "s1"))
+    same_data(master, restarted.client())
+
+
+def test_restart_continues_from_the_received_rdb_with_a_partial_resync(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync", "no")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion")
+    replica = follow(replica_server, master_server)
+    master.set("after-the-snapshot", 1)  # applied from the stream, not in the file
+    wait_until(lambda: caught_up(master, replica))
+    replica_server.stop()
+    restarted = servers("vermilion", "--dir", str(tmp_path / "s1"),
+                        "--replicaof", "127.0.0.1", str(master_server.port))
+    replica = restarted.client()
+    wait_until(lambda: caught_up(master, replica))
+    assert info(master, "stats")["sync_partial_ok"] == 1
+    assert info(master, "stats")["sync_full"] == 1
+    same_data(master, replica)
+
+
+def test_replica_bgsave_saves_the_received_dataset(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync", "yes",
+                            "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    write_families(master)
+    replica_server = servers("vermilion")
+    replica = follow(replica_server, master_server)
+    wait_until(lambda: caught_up(master, replica))
+    replica.bgsave()
+    wait_until(lambda: "Background saving terminated with success" in log_of(replica_server))
+    copy = servers("vermilion", "--dir", str(tmp_path / "s1"))
+    same_data(master, copy.client())
+
+
+def test_repl_timeout_drops_a_silent_master_and_reconnects(servers):
+    master_server = servers("redis", "--repl-ping-replica-period", "1")
+    master = master_server.client()
+    master.set("k", "v")
+    replica_server = servers("vermilion", "--repl-timeout", "2")
+    replica = follow(replica_server, master_server)
+    master_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: "MASTER timeout: no data nor PING received..." in log_of(replica_server),
+                   timeout=10, what="the timeout")
+        assert not link_up(replica)
+    finally:
+        master_server.proc.send_signal(signal.SIGCONT)
+    master.set("k2", "v2")
+    wait_until(lambda: caught_up(master, replica), what="reconnected")
+    assert replica.get("k2") == b"v2"
