@@ -475,7 +475,12 @@ def test_chained_redis_master_vermilion_replica_redis_subreplica(servers):
     middle_server = servers("vermilion", "--repl-diskless-sync-delay", "0")
     middle = follow(middle_server, master_server)
     wait_until(lambda: caught_up(master, middle))
+    # The master's stream is in db 3 when the leaf syncs: the snapshot we send it
+    # must say so (repl-stream-db), since the proxied stream has no SELECT for it.
+    in_db(master, 3).set("db3-before-leaf", 1)
+    wait_until(lambda: caught_up(master, middle))
     leaf = follow(servers("redis"), middle_server)
+    in_db(master, 3).set("db3-after-leaf", 1)
     write_families(master)
     wait_until(lambda: caught_up(master, middle) and caught_up(master, leaf),
                what="the chain caught up")

@@ -31,6 +31,7 @@ from ..persistence import rdb
 from ..persistence.aof import apply_appendonly
 from ..persistence.snapshot import load_functions
 from ..protocol.errors import CommandError
+from ..protocol.parser import RequestParser
 from ..session import Session
 
 # repl_state (server.h), as ROLE names them
@@ -167,6 +168,7 @@ class MasterLink:
         self.buf = bytearray()
         self.applied = 0
         self.pos = 0
+        self.need = 0  # the buffer size before the next parse is worth trying
         self._last_cron = 0.0
 
     # -- REPLICAOF ----------------------------------------------------------------------
@@ -317,7 +319,7 @@ class MasterLink:
             for hook in server.hooks.client_close:
                 hook(session)
         self.buf = bytearray()
-        self.applied = self.pos = 0
+        self.applied = self.pos = self.need = 0
         self.state = CONNECT
         self.down_since = time.time()
         if self.host is not None and not server.stopping():
@@ -804,7 +806,7 @@ class MasterLink:
         if self.aof_stopped:
             self._restart_aof()
         self.buf = bytearray(leftover)
-        self.applied = self.pos = 0
+        self.applied = self.pos = self.need = 0
         if leftover:
             session.read_reploff += len(leftover)
             self._apply(session)
@@ -942,19 +944,30 @@ class MasterLink:
         of each applied command (the newlines before it included) advance reploff
         and go on to our backlog and replicas — a transaction's only once its EXEC
         ran (commandProcessed())."""
-        server = self.server
-        repl = server.repl
         buf = self.buf
         size = len(buf)
+        if size < self.need:
+            return  # a big argument still arriving: nothing to parse yet
+        self.need = 0
+        server = self.server
         pos = self.pos
+        fed = self.applied
+        fast = RequestParser._fast
         try:
             while pos < size:
                 first = buf[pos]
                 if first == 0x2A:  # '*'
-                    parsed = _split_multibulk(buf, pos, size)
-                    if parsed is None:
-                        break
-                    argv, end = parsed
+                    # Canonical commands (what masters send) in one go: their extents
+                    # follow from their arguments.
+                    commands, _span = fast(bytes(buf[pos:]))
+                    if commands:
+                        batch = [(argv, _canonical_len(argv)) for argv in commands]
+                    else:
+                        argv, end = _split_multibulk(buf, pos, size)
+                        if argv is None:
+                            self.need = end
+                            break
+                        batch = ((argv, end - pos),)
                 elif first == 0x0A or first == 0x0D:  # a keep-alive newline
                     nl = buf.find(b"\n", pos)
                     if nl < 0:
@@ -965,34 +978,45 @@ class MasterLink:
                     continue
                 else:
                     raise ProtocolError("inline")
-                pos = end
-                if argv:
-                    server.master_executing = True
-                    try:
-                        reply = server.execute(session, argv)
-                    finally:
-                        server.master_executing = False
-                    if isinstance(reply, CommandError):
-                        self._error_to_master(session, reply)
-                    if self.session is not session:
-                        return  # the command dropped the link
-                if session.multi is None:
-                    applied = pos - self.applied
-                    if applied:
-                        session.reploff += applied
-                        repl.feed(bytes(buf[self.applied:pos]))
+                for argv, length in batch:
+                    pos += length
+                    if argv:
+                        server.master_executing = True
+                        try:
+                            reply = server.execute(session, argv)
+                        finally:
+                            server.master_executing = False
+                        if reply.__class__ is CommandError:
+                            self._error_to_master(session, reply)
+                        if self.session is not session:
+                            # The command dropped the link: what ran is ours still.
+                            self._feed(buf, fed, self.applied)
+                            return
+                    if session.multi is None:
+                        session.reploff += pos - self.applied
                         self.applied = pos
         except ProtocolError as exc:
+            self._feed(buf, fed, self.applied)
             self._protocol_error(session, str(exc))
             return
-        repl.seldb = session.db.id  # the db the stream is in (a sub-replica's RDB aux)
-        if self.applied:
-            del buf[:self.applied]
-            pos -= self.applied
+        self._feed(buf, fed, self.applied)
+        server.repl.seldb = session.db.id  # the stream's db (a sub-replica's RDB aux)
+        applied = self.applied
+        if applied:
+            del buf[:applied]
+            pos -= applied
+            if self.need:
+                self.need -= applied
             self.applied = 0
         self.pos = pos
-        if len(buf) - pos > self.server.config["client-query-buffer-limit"]:
+        if len(buf) - pos > server.config["client-query-buffer-limit"]:
             self._protocol_error(session, "too big")
+
+    def _feed(self, buf, start: int, end: int) -> None:
+        """The applied bytes on: our backlog and our replicas get the master's stream
+        as it was sent (replicationFeedStreamFromMasterStream)."""
+        if end > start:
+            self.server.repl.feed(bytes(buf[start:end]))
 
     def _error_to_master(self, session, error: CommandError) -> None:
         self.server.stats.unexpected_error_replies += 1
@@ -1127,8 +1151,12 @@ class MasterLink:
             logger.notice(f"Connecting to MASTER {self.host}:{self.port}")
             self.connect()
         session = self.session
-        if session is not None and not session.pre_psync:
-            self.send_ack()
+        if session is not None:
+            # The db the master's stream is in: what a sub-replica's snapshot must say
+            # (repl-stream-db), as the proxied stream goes on without a SELECT.
+            self.server.repl.seldb = session.db.id
+            if not session.pre_psync:
+                self.send_ack()
         if self.aof_stopped and self.state == CONNECTED:
             self._restart_aof()
 
@@ -1155,13 +1183,23 @@ def _rdb_aux(path: str) -> dict:
     return out
 
 
+def _canonical_len(argv: list) -> int:
+    """The bytes of argv as a canonical multibulk request."""
+    total = 3 + len(str(len(argv)))
+    for arg in argv:
+        n = len(arg)
+        total += n + 5 + (1 if n < 10 else 2 if n < 100 else 3 if n < 1000 else len(str(n)))
+    return total
+
+
 def _split_multibulk(buf, pos: int, size: int):
-    """One "*N $len arg ..." command at pos: (argv, end), or None when incomplete."""
+    """One "*N $len arg ..." command at pos: (argv, end), or (None, the buffer size
+    needed before trying again) when incomplete."""
     nl = buf.find(b"\r\n", pos)
     if nl < 0:
         if size - pos > MAX_LINE:
             raise ProtocolError("too big multibulk count")
-        return None
+        return None, size + 1
     try:
         count = int(buf[pos + 1:nl])
     except ValueError:
@@ -1170,14 +1208,14 @@ def _split_multibulk(buf, pos: int, size: int):
     argv = []
     for _ in range(count):
         if p >= size:
-            return None
+            return None, size + 1
         if buf[p] != 0x24:  # '$'
             raise ProtocolError(f"expected '$', got '{chr(buf[p])}'")
         nl = buf.find(b"\r\n", p)
         if nl < 0:
             if size - p > MAX_LINE:
                 raise ProtocolError("too big bulk count")
-            return None
+            return None, size + 1
         try:
             length = int(buf[p + 1:nl])
         except ValueError:
@@ -1187,7 +1225,7 @@ def _split_multibulk(buf, pos: int, size: int):
         start = nl + 2
         end = start + length
         if end + 2 > size:
-            return None
+            return None, end + 2
         argv.append(bytes(buf[start:end]))
         p = end + 2
     return argv, p
