@@ -688,3 +688,164 @@ def test_repl_timeout_drops_a_silent_master_and_reconnects(servers):
     master.set("k2", "v2")
     wait_until(lambda: caught_up(master, replica), what="reconnected")
     assert replica.get("k2") == b"v2"
+
+
+# -- a scripted master: the byte-level protocol ---------------------------------------------------
+
+
+class ScriptedMaster:
+    """A listening socket that plays a master's part by hand: the handshake replies,
+    +FULLRESYNC, a payload, then whatever stream bytes the test sends."""
+
+    def __init__(self):
+        import socket
+
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.server.settimeout(15)
+        self.port = self.server.getsockname()[1]
+        self.conn = None
+        self.received = b""
+
+    def accept(self):
+        self.conn, _ = self.server.accept()
+        self.conn.settimeout(15)
+        self.received = b""
+        return self
+
+    def read_until(self, needle: bytes) -> bytes:
+        while needle not in self.received:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("replica closed")
+            self.received += chunk
+        return self.received
+
+    def handshake(self, replid: str, rdb: bytes, offset: int = 0, eof_mark: bool = False):
+        self.read_until(b"PING\r\n")
+        self.conn.sendall(b"+PONG\r\n")
+        self.read_until(b"psync2\r\n")
+        self.conn.sendall(b"+OK\r\n+OK\r\n")
+        self.read_until(b"PSYNC\r\n")
+        psync = self.read_until(b"\r\n$")  # the PSYNC's arguments follow
+        self.conn.sendall(b"\n")  # keep-alives before the reply are skipped
+        self.conn.sendall(b"+FULLRESYNC %s %d\r\n\n\n" % (replid.encode(), offset))
+        if eof_mark:
+            mark = b"m" * 40
+            self.conn.sendall(b"$EOF:" + mark + b"\r\n" + rdb + mark)
+        else:
+            self.conn.sendall(b"$%d\r\n" % len(rdb) + rdb)
+        return psync
+
+    def send(self, data: bytes):
+        self.conn.sendall(data)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.server.close()
+
+
+def empty_rdb(servers) -> bytes:
+    """A snapshot of a real redis-server holding one key."""
+    real_server = servers("redis")
+    real = real_server.client()
+    real.set("from-rdb", "yes")
+    real.save()
+    return (real_server.log_path.parent / "dump.rdb").read_bytes()
+
+
+def command(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+@pytest.mark.parametrize("eof_mark", [False, True])
+def test_stream_bytes_split_anywhere_newlines_and_a_broken_stream(servers, eof_mark):
+    rdb = empty_rdb(servers)
+    master = ScriptedMaster()
+    try:
+        replica_server = servers("vermilion")
+        replica = replica_server.client()
+        replica.replicaof("127.0.0.1", master.port)
+        master.accept()
+        replid = "a" * 40
+        master.handshake(replid, rdb, offset=100, eof_mark=eof_mark)
+        wait_until(lambda: link_up(replica), what="the link up")
+        assert replica.get("from-rdb") == b"yes"
+        assert info(replica)["master_replid"] == replid
+        big = b"v" * 300_000
+        stream = (b"\n" + command(b"SELECT", b"2") + command(b"SET", b"big", big)
+                  + command(b"MULTI") + command(b"INCR", b"n") + command(b"INCR", b"n")
+                  + command(b"EXEC") + b"\r\n" + command(b"PING"))
+        # One byte at a time for the first bytes, then in odd-sized pieces.
+        for i in range(0, 200):
+            master.send(stream[i:i + 1])
+        for i in range(200, len(stream), 7777):
+            master.send(stream[i:i + 7777])
+        wait_until(lambda: info(replica)["slave_repl_offset"] == 100 + len(stream),
+                   what="the stream applied")
+        assert info(replica)["master_repl_offset"] == 100 + len(stream)
+        r2 = in_db(replica, 2)
+        assert r2.get("big") == big and r2.get("n") == b"2"
+        # REPLCONF GETACK: answered with the offset before it.
+        master.received = b""
+        master.send(command(b"REPLCONF", b"GETACK", b"*"))
+        ack = b"%d" % (100 + len(stream))
+        master.read_until(b"ACK\r\n$%d\r\n%s\r\n" % (len(ack), ack))
+        # An error reply to the master is logged, never sent.
+        master.send(command(b"INCR", b"big"))
+        wait_until(lambda: "== CRITICAL == This replica is sending an error to its master: "
+                           "'ERR value is not an integer or out of range' after processing "
+                           "the command 'incr'" in log_of(replica_server))
+        # Garbage: the link is dropped (not cached) and the replica starts over.
+        master.send(b"GARBAGE\r\n")
+        wait_until(lambda: "Receiving inline protocol from master" in log_of(replica_server))
+        assert replica.ping()
+        master.accept()
+        psync = master.handshake("b" * 40, rdb)
+        assert b"$1\r\n?\r\n$2\r\n-1" in psync
+        wait_until(lambda: link_up(replica) and info(replica)["master_replid"] == "b" * 40)
+        assert replica.dbsize() == 1 and r2.dbsize() == 0
+    finally:
+        master.close()
+
+
+def test_a_broken_payload_is_retried(servers):
+    rdb = empty_rdb(servers)
+    master = ScriptedMaster()
+    try:
+        replica_server = servers("vermilion")
+        replica = replica_server.client()
+        replica.set("mine", 1)
+        replica.replicaof("127.0.0.1", master.port)
+        master.accept()
+        master.handshake("c" * 40, rdb[:-20] + b"\x00" * 20)  # a bad checksum and EOF
+        wait_until(lambda: "Failed trying to load the MASTER synchronization DB from disk"
+                   in log_of(replica_server), what="the load refused")
+        assert replica.ping()
+        master.accept()
+        master.handshake("c" * 40, rdb)
+        wait_until(lambda: link_up(replica))
+        assert replica.keys() == [b"from-rdb"]
+    finally:
+        master.close()
+
+
+def test_an_unreachable_master_is_retried_every_second(servers):
+    from conftest import free_port
+
+    replica_server = servers("vermilion")
+    replica = replica_server.client()
+    port = free_port()
+    replica.replicaof("127.0.0.1", port)
+    wait_until(lambda: log_of(replica_server).count(f"Connecting to MASTER 127.0.0.1:{port}") >= 3,
+               what="three attempts")
+    assert "Error condition on socket for SYNC: Connection refused" in log_of(replica_server)
+    fields = info(replica)
+    assert fields["master_link_status"] == "down"
+    assert fields["master_link_down_since_seconds"] == -1
+    assert replica.execute_command("ROLE")[3] in (b"connect", b"connecting")
+    assert replica.replicaof("NO", "ONE")
+    assert info(replica)["role"] == "master"
+    assert replica.set("k", "v")
