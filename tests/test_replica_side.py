@@ -572,8 +572,18 @@ def test_master_killed_mid_sync_and_restarted(servers, tmp_path):
     replica_server = servers("vermilion")
     replica = replica_server.client()
     replica.replicaof("127.0.0.1", master_server.port)
-    wait_until(lambda: info(replica).get("master_sync_in_progress") == 1,
-               what="the transfer started")
+    def transferring():
+        fields = info(replica)
+        return fields if fields.get("master_sync_in_progress") == 1 else None
+
+    fields = wait_until(transferring, what="the transfer started")
+    keys = list(fields)
+    at = keys.index("slave_repl_offset")
+    assert keys[at + 1:at + 7] == [
+        "master_sync_total_bytes", "master_sync_read_bytes", "master_sync_left_bytes",
+        "master_sync_perc", "master_sync_last_io_seconds_ago",
+        "master_link_down_since_seconds"]
+    assert replica.execute_command("ROLE")[3] in (b"sync", b"connected")
     master_server.proc.kill()
     master_server.proc.wait()
     wait_until(lambda: "I/O error trying to sync with MASTER" in log_of(replica_server)
@@ -849,3 +859,26 @@ def test_an_unreachable_master_is_retried_every_second(servers):
     assert replica.replicaof("NO", "ONE")
     assert info(replica)["role"] == "master"
     assert replica.set("k", "v")
+
+
+def test_switching_to_a_promoted_sibling_continues_partially(servers):
+    """REPLICAOF of another master while linked: the old master's state is cached and
+    the promoted sibling, which shares its history, accepts a partial resync."""
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    sibling_server = servers("redis")
+    sibling = follow(sibling_server, master_server)
+    replica_server = servers("vermilion")
+    replica = follow(replica_server, master_server)
+    write_families(master)
+    wait_until(lambda: caught_up(master, replica) and caught_up(master, sibling))
+    sibling.replicaof("NO", "ONE")
+    sibling.set("on-the-new-master", 1)
+    assert replica.replicaof("127.0.0.1", sibling_server.port)
+    wait_until(lambda: caught_up(sibling, replica), what="following the sibling")
+    stats = info(sibling, "stats")
+    assert stats["sync_partial_ok"] == 1 and stats["sync_full"] == 0
+    assert info(replica)["master_replid"] == info(sibling)["master_replid"]
+    assert info(replica)["master_replid2"] == info(sibling)["master_replid2"]
+    same_data(sibling, replica)
