@@ -882,3 +882,20 @@ def test_switching_to_a_promoted_sibling_continues_partially(servers):
     assert info(replica)["master_replid"] == info(sibling)["master_replid"]
     assert info(replica)["master_replid2"] == info(sibling)["master_replid2"]
     same_data(sibling, replica)
+
+
+def test_shutdown_mid_transfer_leaves_no_temp_file(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync", "yes",
+                            "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    master.execute_command("DEBUG", "POPULATE", 20000, "p", 100)
+    master.config_set("rdb-key-save-delay", 500)
+    replica_server = servers("vermilion")
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: list((tmp_path / "s1").glob("temp-*.rdb"))
+               and info(replica).get("master_sync_in_progress") == 1, what="the transfer")
+    replica_server.proc.send_signal(signal.SIGTERM)
+    assert replica_server.proc.wait(10) == 0
+    assert not list((tmp_path / "s1").glob("temp-*.rdb"))
+    master.config_set("rdb-key-save-delay", 0)

@@ -202,6 +202,7 @@ class Server:
         hooks.cron += [self.snapshots.cron, self.aof.child_cron,
                        lambda: eviction.cron(self), self.replicas.cron, self.master_link.cron]
         hooks.shutdown.append(self.snapshots.shutdown_hook)  # the AOF's goes first, when on
+        hooks.shutdown.append(self.master_link.shutdown_hook)
         hooks.expire += [self._propagate_expired,
                          lambda db, key: touch_watched_key(self, db, key),
                          self.notifier.expired]

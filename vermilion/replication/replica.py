@@ -1123,6 +1123,14 @@ class MasterLink:
                 and not self._obeyed(client):
             raise CommandError(MASTERDOWN)
 
+    def shutdown_hook(self, flags) -> None:
+        """Shutting down: a transfer in progress is abandoned with its temp file, the
+        link closed (nothing reconnects: the server is stopping)."""
+        if self.host is None:
+            return
+        if not self.cancel_handshake(reconnect=False) and self.session is not None:
+            self._close_connection()
+
     # -- cron -----------------------------------------------------------------------------------------
 
     def cron(self) -> None:
