@@ -899,3 +899,29 @@ def test_shutdown_mid_transfer_leaves_no_temp_file(servers, tmp_path):
     assert replica_server.proc.wait(10) == 0
     assert not list((tmp_path / "s1").glob("temp-*.rdb"))
     master.config_set("rdb-key-save-delay", 0)
+
+
+def test_a_master_without_psync_gets_sync(servers):
+    rdb = empty_rdb(servers)
+    master = ScriptedMaster()
+    try:
+        replica_server = servers("vermilion")
+        replica = replica_server.client()
+        replica.replicaof("127.0.0.1", master.port)
+        master.accept()
+        master.read_until(b"PING\r\n")
+        master.send(b"+PONG\r\n")
+        master.read_until(b"psync2\r\n")
+        master.send(b"+OK\r\n+OK\r\n")
+        master.read_until(b"PSYNC\r\n")
+        master.send(b"-ERR unknown command 'PSYNC'\r\n")
+        master.read_until(b"SYNC\r\n")
+        master.send(b"$%d\r\n" % len(rdb) + rdb + command(b"SET", b"k", b"v"))
+        wait_until(lambda: link_up(replica) and replica.get("k") == b"v")
+        log = log_of(replica_server)
+        assert "Master does not support PSYNC or is in error state (reply: -ERR unknown " \
+               "command 'PSYNC')" in log
+        assert "Retrying with SYNC..." in log
+        assert replica.get("from-rdb") == b"yes"
+    finally:
+        master.close()

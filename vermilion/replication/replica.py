@@ -33,6 +33,7 @@ from ..persistence.snapshot import load_functions
 from ..protocol.errors import CommandError
 from ..protocol.parser import RequestParser
 from ..session import Session
+from .state import new_replid
 
 # repl_state (server.h), as ROLE names them
 NONE = "none"
@@ -784,7 +785,13 @@ class MasterLink:
             except OSError:
                 pass
         # replicationCreateMasterClient()
+        if len(self.master_replid) != EOF_MARK_SIZE:
+            # SYNC (a master without PSYNC) or a malformed +FULLRESYNC: a history of
+            # our own, that no PSYNC can continue.
+            self.master_replid = new_replid()
         session = MasterClient(self, self.master_replid, self.initial_offset)
+        if session.pre_psync:
+            session.reploff = session.read_reploff = 0
         stream_db = result.aux.get(b"repl-stream-db")
         if stream_db is not None:
             try:
@@ -798,7 +805,7 @@ class MasterLink:
         self.state = CONNECTED
         self.down_since = 0.0
         # After a full resync the master's history is ours, from scratch.
-        server.repl.adopt_history(self.master_replid, max(self.initial_offset, 0))
+        server.repl.adopt_history(self.master_replid, session.reploff)
         server.repl.seldb = session.db.id
         logger.notice("MASTER <-> REPLICA sync: Finished with success")
         if usemark:
