@@ -454,15 +454,14 @@ def test_replicaof_replies_as_redis(servers):
 def test_replicaof_unblocks_blocked_clients(servers):
     master_server = servers("redis")
     replica_server = servers("vermilion")
-    blocked = replica_server.client()
-    conn = blocked.connection_pool.get_connection("BLPOP")
-    conn.send_command("BLPOP", "nothing", 0)
-    time.sleep(0.2)
-    replica_server.client().replicaof("127.0.0.1", master_server.port)
-    with pytest.raises(redis.exceptions.ResponseError) as exc:
-        conn.read_response()
-    assert str(exc.value) == ("UNBLOCKED force unblock from blocking operation, instance "
-                              "state changed (master -> replica?)")
+    other = replica_server.client()
+    raw = RawConnection(replica_server.port)
+    raw.send(b"*3\r\n$5\r\nBLPOP\r\n$7\r\nnothing\r\n$1\r\n0\r\n")
+    wait_until(lambda: other.info("clients")["blocked_clients"] == 1, what="blocked")
+    other.replicaof("127.0.0.1", master_server.port)
+    assert raw.read_reply() == (b"-UNBLOCKED force unblock from blocking operation, instance "
+                                b"state changed (master -> replica?)\r\n")
+    raw.close()
 
 
 # -- topologies ------------------------------------------------------------------------------------

@@ -993,7 +993,7 @@ class MasterLink:
                             reply = server.execute(session, argv)
                         finally:
                             server.master_executing = False
-                        if reply.__class__ is CommandError:
+                        if isinstance(reply, CommandError):
                             self._error_to_master(session, reply)
                         if self.session is not session:
                             # The command dropped the link: what ran is ours still.
