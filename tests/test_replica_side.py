@@ -924,3 +924,22 @@ def test_a_master_without_psync_gets_sync(servers):
         assert replica.get("from-rdb") == b"yes"
     finally:
         master.close()
+
+
+def test_announced_address_and_config_rewrite(servers, tmp_path):
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    replica_server = servers("vermilion", "--replica-announce-ip", "10.1.2.3",
+                             "--replica-announce-port", "4321", config_text="")
+    replica = follow(replica_server, master_server)
+    wait_until(lambda: info(master).get("slave0", {}).get("state") == "online")
+    assert info(master)["slave0"]["ip"] == "10.1.2.3"
+    assert info(master)["slave0"]["port"] == 4321
+    assert replica.config_rewrite()
+    conf = (tmp_path / "s1" / f"server-{replica_server.port}.conf").read_text()
+    assert f"replicaof 127.0.0.1 {master_server.port}" in conf
+    replica.replicaof("NO", "ONE")
+    assert replica.config_get("replicaof") == {"replicaof": ""}
+    assert replica.config_rewrite()
+    conf = (tmp_path / "s1" / f"server-{replica_server.port}.conf").read_text()
+    assert "replicaof" not in conf
