@@ -196,9 +196,9 @@ class MasterLink:
         server.config.values["replicaof"] = (host, port)
         self.cancel_handshake(reconnect=False)
         if was_master:
+            self._become_replica()  # logs say "S" from here on, as masterhost is set
             self.discard_cached()
             self._cache_myself()
-            self._become_replica()
         self.state = CONNECT
         logger.notice(f"Connecting to MASTER {host}:{port}")
         self.connect()
@@ -211,6 +211,7 @@ class MasterLink:
         server = self.server
         repl = server.repl
         self.host = None
+        logger.role = "M"
         if self.session is not None:
             self.free_master(cache=True)
         self.discard_cached()
@@ -231,7 +232,6 @@ class MasterLink:
         checks = server.hooks.command_checks
         if self._check in checks:
             checks.remove(self._check)
-        logger.role = "M"
         if self.aof_stopped:
             self._restart_aof()
 
