@@ -943,3 +943,40 @@ def test_announced_address_and_config_rewrite(servers, tmp_path):
     assert replica.config_rewrite()
     conf = (tmp_path / "s1" / f"server-{replica_server.port}.conf").read_text()
     assert "replicaof" not in conf
+
+
+# -- FAILOVER ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("master_kind", ["vermilion", "redis"])
+def test_failover_swaps_master_and_vermilion_replica(servers, master_kind):
+    """FAILOVER on the master: it waits until we have everything, then follows us with
+    PSYNC ... FAILOVER, which makes us the master; no full sync anywhere."""
+    master_server = servers(master_kind, "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)
+    replica_server = servers("vermilion")
+    replica = follow(replica_server, master_server)
+    write_families(master)
+    wait_until(lambda: caught_up(master, replica))
+    assert master.execute_command("FAILOVER") in (b"OK", "OK", True)
+    wait_until(lambda: info(replica)["role"] == "master" and info(master)["role"] == "slave"
+               and caught_up(replica, master), what="roles swapped")
+    assert info(master)["master_port"] == replica_server.port
+    assert info(master)["master_failover_state"] == "no-failover"
+    assert info(replica, "stats")["sync_full"] == 0
+    replica.set("on-the-new-master", 1)
+    wait_until(lambda: caught_up(replica, master))
+    same_data(replica, master)
+    # REPLICAOF is refused while a failover waits (its target stopped, it cannot ACK).
+    master_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        replica.set("unacked", 1)
+        assert replica.execute_command("FAILOVER", "TIMEOUT", 60000)
+        with pytest.raises(redis.exceptions.ResponseError) as exc:
+            replica.execute_command("REPLICAOF", "NO", "ONE")
+        assert str(exc.value) == "REPLICAOF not allowed while failing over."
+        assert replica.execute_command("FAILOVER", "ABORT")
+    finally:
+        master_server.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: caught_up(replica, master))

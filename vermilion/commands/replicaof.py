@@ -6,6 +6,7 @@ from ..log import logger
 from ..protocol.encode import OK, Raw
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
+from ..replication.master import NO_FAILOVER
 from .client_cmds import client_info_line
 from .registry import command
 
@@ -20,6 +21,8 @@ def replicaof(client, argv):
     # SLAVEOF is not allowed in cluster mode: replication is configured by the cluster.
     if server.config["cluster-enabled"]:
         raise CommandError("ERR REPLICAOF not allowed in cluster mode.")
+    if server.replicas.failover_state != NO_FAILOVER:
+        raise CommandError("ERR REPLICAOF not allowed while failing over.")
     if argv[1].lower() == b"no" and argv[2].lower() == b"one":
         if link.host is not None:
             link.unset_master()

@@ -33,6 +33,7 @@ from ..persistence.snapshot import load_functions
 from ..protocol.errors import CommandError
 from ..protocol.parser import RequestParser
 from ..session import Session
+from .master import FAILOVER_IN_PROGRESS
 from .state import new_replid
 
 # repl_state (server.h), as ROLE names them
@@ -500,15 +501,27 @@ class MasterLink:
         else:
             logger.notice("Partial resynchronization not possible (no cached master)")
             psync_replid, psync_offset = "?", "-1"
-        writer.write(_command(b"PSYNC", psync_replid.encode(), psync_offset.encode()))
+        # A master failing over to us (FAILOVER) says so: we become its master.
+        replicas = server.replicas
+        failing_over = replicas.failover_state == FAILOVER_IN_PROGRESS
+        psync = [b"PSYNC", psync_replid.encode(), psync_offset.encode()]
+        writer.write(_command(*psync, b"FAILOVER") if failing_over else _command(*psync))
         while True:
             try:
                 reply = await self._read_reply(reader, generation)
             except _LinkFailed:
                 logger.warning("Master did not reply to PSYNC, will try later")
+                if failing_over and generation == self.generation:
+                    replicas.abort_failover("Failover target rejected psync request")
                 raise
             if reply:  # the master may send newlines before its reply
                 break
+        if failing_over and generation == self.generation:
+            if reply.startswith(("+CONTINUE", "+FULLRESYNC")):
+                replicas.clear_failover()
+            else:
+                replicas.abort_failover("Failover target rejected psync request")
+                return
         sync_argv = None
         if reply.startswith("+FULLRESYNC"):
             words = reply.split(" ")
