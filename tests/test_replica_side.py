@@ -980,3 +980,21 @@ def test_failover_swaps_master_and_vermilion_replica(servers, master_kind):
     finally:
         master_server.proc.send_signal(signal.SIGCONT)
     wait_until(lambda: caught_up(replica, master))
+
+
+def test_keys_expired_on_the_master_stay_until_its_del(servers):
+    """A snapshot may hold keys already expired on the master: a replica loads them
+    (hidden from reads) and deletes them when the master's DEL comes."""
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    master.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+    master.set("gone", "v", px=1)
+    master.set("kept", "v")
+    time.sleep(0.05)
+    replica = follow(servers("vermilion"), master_server)
+    wait_until(lambda: caught_up(master, replica))
+    assert replica.dbsize() == 2  # loaded, as the master still holds it
+    assert replica.get("gone") is None  # ... but reads do not see it
+    assert master.get("gone") is None  # the master expires it: DEL to its replicas
+    wait_until(lambda: caught_up(master, replica))
+    assert replica.dbsize() == 1
