@@ -328,7 +328,7 @@ class MasterLink:
             logger.notice(f"Reconnecting to MASTER {self.host}:{self.port}")
             self.connect()
 
-    def _resurrect_cached(self, reader, writer) -> None:
+    def _resurrect_cached(self, writer) -> None:
         """replicationResurrectCachedMaster(): the cached client is the master again."""
         session = self.cached
         self.cached = None
@@ -522,7 +522,6 @@ class MasterLink:
             else:
                 replicas.abort_failover("Failover target rejected psync request")
                 return
-        sync_argv = None
         if reply.startswith("+FULLRESYNC"):
             words = reply.split(" ")
             if len(words) < 3 or len(words[1]) != EOF_MARK_SIZE:
@@ -538,7 +537,7 @@ class MasterLink:
                               f"{self.initial_offset}")
         elif reply.startswith("+CONTINUE"):
             logger.notice("Successful partial resynchronization with master.")
-            self._continue(reply, reader, writer)
+            self._continue(reply, writer)
             logger.notice("MASTER <-> REPLICA sync: Master accepted a Partial "
                           "Resynchronization.")
             await self._stream(reader, generation)
@@ -554,8 +553,7 @@ class MasterLink:
                 logger.notice(f"Master does not support PSYNC or is in error state "
                               f"(reply: {reply})")
             logger.notice("Retrying with SYNC...")
-            sync_argv = b"SYNC\r\n"
-            writer.write(sync_argv)
+            writer.write(b"SYNC\r\n")
         await self._transfer(reader, writer, generation)
 
     async def _read_reply(self, reader, generation: int) -> str:
@@ -574,7 +572,7 @@ class MasterLink:
         self.transfer_lastio = time.time()
         return line.rstrip(b"\r\n").decode("utf-8", "replace")
 
-    def _continue(self, reply: str, reader, writer) -> None:
+    def _continue(self, reply: str, writer) -> None:
         """+CONTINUE [<replid>]: the cached master is the master again."""
         server = self.server
         repl = server.repl
@@ -588,7 +586,7 @@ class MasterLink:
             repl.replid = new
             cached.replid = new
             server.replicas.drop_all()  # they must learn the new id
-        self._resurrect_cached(reader, writer)
+        self._resurrect_cached(writer)
         if repl.backlog is None:
             repl.offset = self.session.reploff
             repl.create_backlog()
