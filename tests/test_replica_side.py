@@ -998,3 +998,42 @@ def test_keys_expired_on_the_master_stay_until_its_del(servers):
     assert master.get("gone") is None  # the master expires it: DEL to its replicas
     wait_until(lambda: caught_up(master, replica))
     assert replica.dbsize() == 1
+
+
+def test_links_killed_while_the_master_is_under_load(servers):
+    """redis-benchmark writes many families on the master while the replica's link is
+    killed again and again: every reconnection continues partially, and the replica
+    ends with the master's data and offset."""
+    import subprocess
+    import threading
+
+    from conftest import require_binary
+
+    master_server = servers("redis", "--repl-diskless-sync-delay", "0",
+                            "--repl-backlog-size", "64mb")
+    master = master_server.client()
+    replica = follow(servers("vermilion"), master_server)
+    stop = threading.Event()
+
+    def killer():
+        while not stop.is_set():
+            try:
+                replica.client_kill_filter(_type="master")
+            except redis.exceptions.RedisError:
+                pass
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        subprocess.run([require_binary("redis-benchmark"), "-p", str(master_server.port),
+                        "-n", "20000", "-r", "1000", "-P", "8", "-q",
+                        "-t", "set,incr,lpush,rpop,sadd,hset,spop,zadd,lrange_100,mset"],
+                       check=True, capture_output=True, timeout=120)
+    finally:
+        stop.set()
+        thread.join()
+    wait_until(lambda: caught_up(master, replica), timeout=30)
+    assert info(master, "stats")["sync_full"] == 1
+    assert info(master, "stats")["sync_partial_ok"] >= 3
+    same_data(master, replica)
