@@ -1037,3 +1037,24 @@ def test_links_killed_while_the_master_is_under_load(servers):
     assert info(master, "stats")["sync_full"] == 1
     assert info(master, "stats")["sync_partial_ok"] >= 3
     same_data(master, replica)
+
+
+def test_chain_of_three_vermilion_servers(servers):
+    top_server = servers("vermilion", "--repl-diskless-sync-delay", "0")
+    top = top_server.client()
+    fill(top)
+    middle_server = servers("vermilion", "--repl-diskless-sync", "no")
+    middle = follow(middle_server, top_server)
+    in_db(top, 4).set("db4", 1)
+    wait_until(lambda: caught_up(top, middle))
+    leaf = follow(servers("vermilion"), middle_server)
+    in_db(top, 4).set("db4-after", 1)
+    write_families(top)
+    wait_until(lambda: caught_up(top, middle) and caught_up(top, leaf))
+    same_data(top, middle)
+    same_data(top, leaf)
+    leaf.client_kill_filter(_type="master")
+    top.set("while-away", 1)
+    wait_until(lambda: caught_up(top, leaf))
+    assert info(middle, "stats")["sync_partial_ok"] == 1
+    same_data(top, leaf)
