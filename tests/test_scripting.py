@@ -167,6 +167,31 @@ SAME_AS_REDIS = [
     ("EVAL", "return cjson.decode('\"abc')", "0"),
     ("EVAL", "return {cjson.decode('true'), cjson.decode('false')}", "0"),
     ("EVAL", "return cjson.decode('{\"a\":{\"b\":[1,{\"c\":null}]}}').a.b[2].c == cjson.null", "0"),
+    # cjson's configuration functions (lua_cjson.c json_cfg_*); each EVAL restores the default
+    ("EVAL", "return {cjson.encode_keep_buffer(false), cjson.encode_keep_buffer(true)}", "0"),
+    ("EVAL", "return cjson.encode_keep_buffer('maybe')", "0"),
+    ("EVAL", "return cjson.encode_keep_buffer(1, 2)", "0"),
+    ("EVAL", "local ok, e = pcall(cjson.encode, {a={b=1}}) cjson.encode_max_depth(1)"
+             " local ok2, e2 = pcall(cjson.encode, {a={b=1}}) cjson.encode_max_depth(1000)"
+             " return {tostring(ok), e, tostring(ok2), e2}", "0"),
+    ("EVAL", "return cjson.encode_max_depth(0)", "0"),
+    ("EVAL", "return cjson.encode_max_depth('x')", "0"),
+    ("EVAL", "cjson.decode_max_depth(1) local ok, e = pcall(cjson.decode, '{\"o\": [1]}')"
+             " cjson.decode_max_depth(1000) return {tostring(ok), e}", "0"),
+    ("EVAL", "local a = cjson.encode_invalid_numbers(true) local x = cjson.encode({0/0, 1/0, -1/0})"
+             " local b = cjson.encode_invalid_numbers('null') local y = cjson.encode({0/0, 1/0})"
+             " local c = cjson.encode_invalid_numbers(false)"
+             " return {tostring(a), x, b, y, tostring(c)}", "0"),
+    ("EVAL", "local p = cjson.encode_number_precision(3) local x = cjson.encode(3.14159)"
+             " cjson.encode_number_precision(14) return {p, x}", "0"),
+    ("EVAL", "local a, b, c = cjson.encode_sparse_array(true) local x = cjson.encode({[1]=1, [30]=3})"
+             " cjson.encode_sparse_array(false) return {tostring(a), b, c, x}", "0"),
+    ("EVAL", "cjson.decode_invalid_numbers(false) local ok, e = pcall(cjson.decode, '[0x10]')"
+             " cjson.decode_invalid_numbers(true) return {tostring(ok), e, cjson.decode('[0x10]')[1]}", "0"),
+    # xreadCommand(): BLOCK is refused from scripts, named as the script called it
+    ("EVAL", "return redis.call('xread','BLOCK',0,'STREAMS','s','$')", "0"),
+    ("EVAL", "return redis.pcall('XREADGROUP','group','g','c','BLOCK',0,'STREAMS','s','>')", "0"),
+    ("EVAL", "return redis.pcall('XREAD','COUNT',1,'STREAMS','s','0')", "0"),
     ("EVAL", "return bit.tohex(65535)", "0"),
     ("EVAL", "return {bit.band(0xff, 0x0f), bit.bor(1,2), bit.bxor(3,1), bit.lshift(1,31),"
              " bit.rshift(-1, 28), bit.bnot(0), bit.arshift(-256, 4), bit.tobit(2^32+5)}", "0"),

@@ -440,7 +440,8 @@ class ReadRequest:
     timeout_ms: int = -1  # -1: no BLOCK; 0: forever; else absolute unix ms
 
 
-def _parse_read(argv: list[bytes], xreadgroup: bool) -> tuple[ReadRequest, int]:
+def _parse_read(argv: list[bytes], xreadgroup: bool,
+                script: bool = False) -> tuple[ReadRequest, int]:
     n = len(argv)
     timeout = -1
     count = 0
@@ -452,6 +453,11 @@ def _parse_read(argv: list[bytes], xreadgroup: bool) -> tuple[ReadRequest, int]:
         moreargs = n - i - 1
         opt = argv[i].lower()
         if opt == b"block" and moreargs:
+            if script:
+                # xreadCommand(): refused from Lua outright (not merely never blocking, as
+                # other blocking commands under CLIENT_DENY_BLOCKING), argv[0] as called.
+                raise CommandError("ERR %s command is not allowed with BLOCK option from scripts"
+                                   % argv[0].decode("utf-8", "replace"))
             i += 1
             timeout = to_int(argv[i])
             if timeout is None:
@@ -656,7 +662,7 @@ def serve_blocked_read(client, req: ReadRequest, timeout_ms: int, argv: list[byt
 
 
 def _xread_generic(client, argv, xreadgroup: bool):
-    req, streams_arg = _parse_read(argv, xreadgroup)
+    req, streams_arg = _parse_read(argv, xreadgroup, client.script)
     streams = _resolve_ids(client, argv, req, streams_arg)
     reply = try_serve(client, req, streams)
     if reply is not None:

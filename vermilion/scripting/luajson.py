@@ -34,48 +34,81 @@ def _encode_string(value: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _encode_number(value) -> str:
-    if type(value) is float and (value != value or value in (float("inf"), float("-inf"))):
-        raise JSONError("Cannot serialise number: must not be NaN or Inf")
-    if type(value) is int and abs(value) < 10**14:
+class Config:
+    """json_config_t: the settings cjson's configuration functions change. One per Lua
+    state, as lua-cjson keeps it in the module's upvalue, so a setting outlives the
+    script that made it (until SCRIPT FLUSH builds a new state)."""
+
+    def __init__(self):
+        self.encode_sparse_convert = 0
+        self.encode_sparse_ratio = 2
+        self.encode_sparse_safe = 10
+        self.encode_max_depth = 1000
+        self.decode_max_depth = 1000
+        self.encode_invalid_numbers = 0  # 1: "nan"/"inf", 2: null
+        self.decode_invalid_numbers = 1
+        self.encode_keep_buffer = 1
+        self.encode_number_precision = 14
+
+
+_DEFAULT = Config()
+
+
+def _encode_number(value, cfg: Config = _DEFAULT) -> str:
+    # json_append_number()
+    invalid = type(value) is float and (value != value or value in (float("inf"), float("-inf")))
+    if invalid:
+        if cfg.encode_invalid_numbers == 0:
+            raise JSONError("Cannot serialise number: must not be NaN or Inf")
+        if cfg.encode_invalid_numbers == 2:
+            return "null"
+        if value != value:
+            return "nan"
+        return "inf" if value > 0 else "-inf"
+    precision = cfg.encode_number_precision
+    if type(value) is int and abs(value) < 10**precision:
         return "%d" % value
-    return "%.14g" % float(value)
+    return "%.*g" % (precision, float(value))
 
 
-def _encode(value, null, depth) -> str:
-    if depth > 1000:
-        raise JSONError("Cannot serialise, excessive nesting (1001)")
+def _encode(value, cfg: Config, depth) -> str:
     kind = type(value)
     if kind is bytes:
         return _encode_string(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is int or kind is float:
-        return _encode_number(value)
+        return _encode_number(value, cfg)
     if value is None or _lua_type(value) == "userdata":  # cjson.null
         return "null"
     if _lua_type(value) != "table":
         raise JSONError("Cannot serialise %s: type not supported" % _type_name(value))
+    depth += 1  # json_check_encode_depth()
+    if depth > cfg.encode_max_depth:
+        raise JSONError("Cannot serialise, excessive nesting (%d)" % depth)
     items = list(value.items())
     keys = [k for k, _ in items]
-    if items and all(type(k) is int and k > 0 for k in keys):
-        n = max(keys)
-        # lua-cjson encodes sparse arrays up to a ratio (2) as arrays with nulls.
-        if n <= len(keys) * 2 or n <= 10:
+    if items and all(type(k) in (int, float) and k >= 1 and k == int(k) for k in keys):
+        n = int(max(keys))
+        # lua_array_length(): excessively sparse arrays error, or become objects.
+        sparse = (cfg.encode_sparse_ratio > 0 and n > len(keys) * cfg.encode_sparse_ratio
+                  and n > cfg.encode_sparse_safe)
+        if sparse and not cfg.encode_sparse_convert:
+            raise JSONError("Cannot serialise table: excessively sparse array")
+        if not sparse:
             lookup = dict(items)
-            return "[" + ",".join(_encode(lookup.get(i), null, depth + 1)
+            return "[" + ",".join(_encode(lookup.get(i), cfg, depth)
                                   for i in range(1, n + 1)) + "]"
-        raise JSONError("Cannot serialise table: excessively sparse array")
     parts = []
     for k, v in items:
         if type(k) is bytes:
             key = _encode_string(k)
         elif type(k) in (int, float):
-            key = '"' + _encode_number(k) + '"'
+            key = '"' + _encode_number(k, cfg) + '"'
         else:
             raise JSONError("Cannot serialise %s: table key must be a number or string"
                             % _type_name(k))
-        parts.append(key + ":" + _encode(v, null, depth + 1))
+        parts.append(key + ":" + _encode(v, cfg, depth))
     return "{" + ",".join(parts) + "}"
 
 
@@ -88,15 +121,16 @@ _NUMBER_RE = __import__("re").compile(
     __import__("re").IGNORECASE)
 _PUNCT = {"{": "T_OBJ_BEGIN", "}": "T_OBJ_END", "[": "T_ARR_BEGIN", "]": "T_ARR_END",
           ":": "T_COLON", ",": "T_COMMA"}
-_MAX_DEPTH = 1000
+_INVALID_NUMBER_RE = __import__("re").compile(r"-?(?:0[xX]|inf|nan)", __import__("re").IGNORECASE)
 
 
 class _Decoder:
     """json_next_token() / json_process_value() of lua-cjson 2.1."""
 
-    def __init__(self, lua, null, text: str):
+    def __init__(self, lua, null, text: str, cfg: Config = _DEFAULT):
         self.lua = lua
         self.null = null
+        self.cfg = cfg
         self.text = text
         self.pos = 0
         self.depth = 0
@@ -119,7 +153,10 @@ class _Decoder:
             return (_PUNCT[ch], None, pos)
         if ch == '"':
             return self.string(pos)
-        if ch == "-" or ch.isdigit() or text.startswith(("inf", "nan", "Inf", "NaN"), pos):
+        invalid = _INVALID_NUMBER_RE.match(text, pos) is not None  # json_is_invalid_number()
+        if (ch == "-" or ch.isdigit()) and invalid and not self.cfg.decode_invalid_numbers:
+            return ("T_ERROR", "invalid number", pos)
+        if ch == "-" or ch.isdigit() or (invalid and self.cfg.decode_invalid_numbers):
             match = _NUMBER_RE.match(text, pos)
             if match is None:
                 return ("T_ERROR", "invalid number", pos)
@@ -191,7 +228,7 @@ class _Decoder:
             return self.null
         if kind in ("T_OBJ_BEGIN", "T_ARR_BEGIN"):
             self.depth += 1
-            if self.depth > _MAX_DEPTH:
+            if self.depth > self.cfg.decode_max_depth:
                 raise JSONError("Found too many nested data structures (%d) at character %d"
                                 % (self.depth, index + 1))
             result = self.object() if kind == "T_OBJ_BEGIN" else self.array()
@@ -261,13 +298,67 @@ def _type_name(value) -> str:
     return _lua_type(value) or "userdata"
 
 
+_BOOL_OPTIONS = (b"off", b"on")
+
+
+def _arg_init(name: str, args, count: int):
+    # json_arg_init(): at most count arguments, the missing ones nil.
+    if len(args) > count:
+        raise JSONError("bad argument #%d to '%s' (found too many arguments)" % (count + 1, name))
+    return list(args) + [None] * (count - len(args))
+
+
+def _integer_option(name: str, value, current: int, low: int, high: int) -> int:
+    # json_integer_option(): luaL_checkinteger() then the range check.
+    if value is None:
+        return current
+    if type(value) is bytes:  # lua_tonumber() of a numeric string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if type(value) not in (int, float):
+        raise JSONError("bad argument #1 to '%s' (number expected, got %s)"
+                        % (name, _type_name(value)))
+    value = int(value)
+    if not low <= value <= high:
+        raise JSONError("bad argument #1 to '%s' (expected integer between %d and %d)"
+                        % (name, low, high))
+    return value
+
+
+def _enum_option(name: str, value, current: int, options=_BOOL_OPTIONS) -> int:
+    # json_enum_option() with bool_true 1: a boolean, or one of the option names.
+    if value is None:
+        return current
+    if type(value) is bool:
+        return int(value)
+    if type(value) is bytes and value in options:
+        return options.index(value)
+    if type(value) is bytes:
+        raise JSONError("bad argument #1 to '%s' (invalid option '%s')"
+                        % (name, value.decode("latin-1")))
+    raise JSONError("bad argument #1 to '%s' (string expected, got %s)"
+                    % (name, _type_name(value)))
+
+
+def _enum_result(setting: int, options=_BOOL_OPTIONS):
+    return bool(setting) if setting in (0, 1) else options[setting]
+
+
+_INT_MAX = 2**31 - 1
+_INVALID_OPTIONS = (b"off", b"on", b"null")
+
+
 def library(lua, null):
     # Errors are raised as Python exceptions: the script's error handler turns them
     # into "ERR <message>", as luaL_error() from a C function reads in Redis.
+    cfg = Config()
+
     def encode(*args):
         if len(args) != 1:
             raise JSONError("bad argument #1 to 'encode' (expected 1 argument)")
-        return _encode(args[0], null, 0).encode("latin-1")
+        return _encode(args[0], cfg, 0).encode("latin-1")
 
     def decode(*args):
         if len(args) != 1:
@@ -280,11 +371,49 @@ def library(lua, null):
                             % _type_name(text))
         if len(text) >= 2 and (text[0] == 0 or text[1] == 0):
             raise JSONError("JSON parser does not support UTF-16 or UTF-32")
-        return _Decoder(lua, null, text.decode("latin-1")).decode()
+        return _Decoder(lua, null, text.decode("latin-1"), cfg).decode()
+
+    # The configuration functions (json_cfg_*): each sets what it is given and
+    # returns the current value(s).
+    def encode_sparse_array(*args):
+        convert, ratio, safe = _arg_init("encode_sparse_array", args, 3)
+        cfg.encode_sparse_convert = _enum_option("encode_sparse_array", convert,
+                                                 cfg.encode_sparse_convert)
+        cfg.encode_sparse_ratio = _integer_option("encode_sparse_array", ratio,
+                                                  cfg.encode_sparse_ratio, 0, _INT_MAX)
+        cfg.encode_sparse_safe = _integer_option("encode_sparse_array", safe,
+                                                 cfg.encode_sparse_safe, 0, _INT_MAX)
+        return (_enum_result(cfg.encode_sparse_convert), cfg.encode_sparse_ratio,
+                cfg.encode_sparse_safe)
+
+    def integer_setting(name, attr, low, high):
+        def configure(*args):
+            (value,) = _arg_init(name, args, 1)
+            setattr(cfg, attr, _integer_option(name, value, getattr(cfg, attr), low, high))
+            return getattr(cfg, attr)
+        return configure
+
+    def enum_setting(name, attr, options=_BOOL_OPTIONS):
+        def configure(*args):
+            (value,) = _arg_init(name, args, 1)
+            setattr(cfg, attr, _enum_option(name, value, getattr(cfg, attr), options))
+            return _enum_result(getattr(cfg, attr), options)
+        return configure
 
     return lua.table_from({
         b"encode": encode,
         b"decode": decode,
+        b"encode_sparse_array": encode_sparse_array,
+        b"encode_max_depth": integer_setting("encode_max_depth", "encode_max_depth", 1, _INT_MAX),
+        b"decode_max_depth": integer_setting("decode_max_depth", "decode_max_depth", 1, _INT_MAX),
+        b"encode_number_precision": integer_setting("encode_number_precision",
+                                                    "encode_number_precision", 1, 14),
+        # The kept buffer is a C allocation detail: only the setting is remembered.
+        b"encode_keep_buffer": enum_setting("encode_keep_buffer", "encode_keep_buffer"),
+        b"encode_invalid_numbers": enum_setting("encode_invalid_numbers",
+                                                "encode_invalid_numbers", _INVALID_OPTIONS),
+        b"decode_invalid_numbers": enum_setting("decode_invalid_numbers",
+                                                "decode_invalid_numbers"),
         b"null": null,
         b"_NAME": b"cjson",
         b"_VERSION": b"2.1.0",
