@@ -5,15 +5,17 @@ Redis's command table lists DEBUG as one command, so COMMAND, the statistics and
 CLIENT LIST see only "debug".
 """
 
+import os
 import time
 
 from .. import info
 from ..keyspace.digest import dataset_digest, value_digest
 from ..log import logger
 from ..persistence import rdb
+from ..persistence.aof import AOFError
 from ..persistence.snapshot import load_functions
 from ..protocol import errors
-from ..protocol.encode import OK
+from ..protocol.encode import OK, Verbatim
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_float, to_int
 from .keys import key_encoding
@@ -50,6 +52,38 @@ def _debug_sleep(client, argv):
     return OK
 
 
+class _StoredKey:
+    """A probe that finds the key object a dict stores for a key equal to `key`: dict
+    lookup compares the stored key with the probe, and bytes defers to the probe's
+    __eq__, which keeps what it was compared with."""
+
+    __slots__ = ("key", "found")
+
+    def __init__(self, key: bytes):
+        self.key = key
+        self.found = None
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        if other == self.key:
+            self.found = other
+            return True
+        return False
+
+
+def _value_address(db, key: bytes) -> int:
+    # "Value at:%p" is the robj's address in Redis: it stays while the value is changed
+    # in place (INCR of an unshared integer, list pushes...). Values here are often
+    # immutable bytes replaced on every write, but the dict keeps the key object of the
+    # first insertion for as long as the key exists: its identity stands for the robj.
+    probe = _StoredKey(key)
+    if probe in db.data and probe.found is not None:
+        return id(probe.found)
+    return id(key)
+
+
 @command("debug object", argc=(3, 3))
 def _debug_object(client, argv):
     value = client.db.lookup(argv[2])
@@ -57,8 +91,87 @@ def _debug_object(client, argv):
         raise CommandError(errors.NO_SUCH_KEY)
     encoding = key_encoding(client.db, argv[2], value)
     return "Value at:0x%x refcount:1 encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0" % (
-        id(value), encoding, len(value) if type(value) is bytes else 1,
+        _value_address(client.db, argv[2]), encoding, len(value) if type(value) is bytes else 1,
         int(time.time()) & info.LRU_CLOCK_MAX)
+
+
+_DICT_STATS_VECTLEN = 50
+
+
+def _table_size(used: int) -> int:
+    # _dictExpandIfNeeded(): 4 slots at first, doubled when an insert finds it full.
+    size = 4
+    while size < used:
+        size <<= 1
+    return size
+
+
+def _dict_stats(elements, used: int) -> str:
+    """dictGetStats() of a Redis dict holding `elements`, as Redis's would read after
+    inserting them one by one: the table size it would have and the chains the
+    elements' hashes make in it. Python's containers rehash all at once, so a table is
+    never caught rehashing and there is no "rehashing target" section."""
+    if used == 0:
+        return ("Hash table 0 stats (main hash table):\n"
+                "No stats available for empty dictionaries\n")
+    size = _table_size(used)
+    chains: dict[int, int] = {}
+    for element in elements:
+        slot = hash(element) & (size - 1)
+        chains[slot] = chains.get(slot, 0) + 1
+    slots = len(chains)
+    vector = [0] * _DICT_STATS_VECTLEN
+    vector[0] = size - slots
+    for length in chains.values():
+        vector[min(length, _DICT_STATS_VECTLEN - 1)] += 1
+    total = sum(chains.values())
+    out = [
+        "Hash table 0 stats (main hash table):\n"
+        " table size: %d\n"
+        " number of elements: %d\n"
+        " different slots: %d\n"
+        " max chain length: %d\n"
+        " avg chain length (counted): %.02f\n"
+        " avg chain length (computed): %.02f\n"
+        " Chain length distribution:\n"
+        % (size, used, slots, max(chains.values()), total / slots, used / slots)]
+    for length in range(_DICT_STATS_VECTLEN - 1):
+        if vector[length]:
+            out.append("   %d: %d (%.02f%%)\n" % (length, vector[length],
+                                                    vector[length] / size * 100))
+    return "".join(out)
+
+
+@command("debug htstats", argc=(3, 3))
+def _debug_htstats(client, argv):
+    dbid = to_int(argv[2])
+    if dbid is None:
+        raise CommandError(errors.NOT_INTEGER)
+    dbs = client.server.dbs
+    if not 0 <= dbid < len(dbs):
+        raise CommandError("ERR Out of range database")
+    db = dbs[dbid]
+    return Verbatim(("[Dictionary HT]\n" + _dict_stats(db.data, len(db.data))
+                     + "[Expires HT]\n" + _dict_stats(db.expires, len(db.expires))).encode())
+
+
+@command("debug htstats-key", argc=(3, 3))
+def _debug_htstats_key(client, argv):
+    db = client.db
+    value = db.lookup(argv[2])
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    # Only the hashtable encoding of sets and hashes and the skiplist encoding of sorted
+    # sets (its member → score dict) have a dict to describe.
+    encoding = key_encoding(db, argv[2], value)
+    if encoding == "hashtable":
+        members = value
+    elif encoding == "skiplist":
+        members = value.scores
+    else:
+        raise CommandError("ERR The value stored at the specified key is not "
+                           "represented using an hash table")
+    return Verbatim(_dict_stats(members, len(members)).encode())
 
 
 @command("debug set-active-expire", argc=(3, 3))
@@ -273,6 +386,21 @@ def _debug_reload(client, argv):
         raise CommandError(f"ERR Error trying to load the RDB dump, check server logs. ({exc})") from None
     logger.notice("DB reloaded by DEBUG RELOAD")
     return "OK"
+
+
+@command("debug loadaof", argc=(2, None))
+def _debug_loadaof(client, argv):
+    server = client.server
+    try:
+        server.aof.reload()
+    except (OSError, AOFError, rdb.RDBError) as exc:
+        # loadAppendOnlyFiles() failing here exits the process in Redis too: the dataset
+        # was emptied already and cannot be served half loaded.
+        logger.warning(f"Fatal error loading the AOF by DEBUG LOADAOF: {exc}. Exiting.")
+        os._exit(1)
+    server.dirty = 0  # nothing to save, nothing to propagate
+    logger.warning("Append Only File loaded by DEBUG LOADAOF")
+    return OK
 
 
 _run_subcommand = subcommand_runner("debug")

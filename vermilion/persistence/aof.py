@@ -289,6 +289,29 @@ class AppendOnlyFile:
             self._open_new_incr()
         return loaded
 
+    def reload(self) -> None:
+        """DEBUG LOADAOF (debug.c): flush what is buffered, empty the dataset, read the
+        manifest from disk again and replay every file, as a start-up load would. The
+        replayed commands go nowhere (loading propagates nothing); a manifest that is
+        missing or names a missing file raises AOFError (Redis exits)."""
+        server = self.server
+        if self.enabled:
+            self.flush()
+        for db in server.dbs:
+            db.flush()
+        if not os.path.exists(self.manifest_path):
+            raise AOFError("The AOF manifest file doesn't exist")
+        with open(self.manifest_path) as f:
+            self.entries = parse_manifest(f.read())
+        self.current_size = 0
+        propagation = server.propagation
+        sinks, propagation.sinks = propagation.sinks, []
+        try:
+            with rdb.paused_gc():
+                self._load_all()
+        finally:
+            propagation.sinks = sinks
+
     def _load_all(self) -> None:
         start = time.time()
         keys_before = sum(len(db.data) for db in self.server.dbs)
