@@ -17,7 +17,7 @@ XREADGROUP → XCLAIM … FORCE JUSTID per delivered entry + XGROUP SETID, …).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Stream, id_bytes,
                                 make_id)
@@ -652,13 +652,27 @@ def serve_blocked_read(client, req: ReadRequest, timeout_ms: int, argv: list[byt
     relative = 0 if timeout_ms == 0 else max(timeout_ms - _now(), 1)
 
     def on_ready(blocked, key):
-        reply = try_serve(blocked, req)
+        # serveClientsBlockedOnStreamKey(): only the signalled key is served, and only
+        # while it holds a stream. A key deleted or replaced by another type leaves an
+        # XREAD waiting but ends an XREADGROUP (unblockDeletedStreamReadgroupClients()):
+        # its group went with the stream.
+        value = blocked.db.lookup(key)
+        if type(value) is not Stream:
+            if req.group is not None:
+                return CommandError("UNBLOCKED the stream key no longer exists")
+            return None
+        if req.group is not None and req.group not in value.groups:
+            return CommandError("NOGROUP the consumer group this client was blocked on "
+                                "no longer exists")
+        index = req.keys.index(key)
+        single = replace(req, keys=[key], ids=[req.ids[index]])
+        reply = try_serve(blocked, single, [value])
         if reply is not None and req.group is not None:
             # A served XREADGROUP changed the group: log it like the immediate form.
             propagate(blocked.server, blocked.db, blocked.server.commands.lookup(argv), argv, reply)
         return reply
 
-    return block_client(client, req.keys, relative, on_ready)
+    return block_client(client, req.keys, relative, on_ready, when_missing=req.group is not None)
 
 
 def _xread_generic(client, argv, xreadgroup: bool):
