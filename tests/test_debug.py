@@ -96,3 +96,26 @@ def test_debug_loadaof_reloads_the_append_only_file(tmp_path):
     finally:
         mine.stop()
         real.stop()
+
+
+def test_debug_reload_encodes_by_the_current_limits(diff):
+    # rdbLoadObject() converts what it loads by the server's settings (zset.tcl "ZSCORE
+    # after a DEBUG RELOAD - skiplist" reloads under zset-max-ziplist-entries 0).
+    try:
+        diff.same("ZADD z 1 a 2 b", "HSET h f v", "SADD s 1 2 3", "SADD t a b",
+                  "CONFIG SET zset-max-ziplist-entries 0",
+                  "CONFIG SET zset-max-ziplist-value 0",
+                  "CONFIG SET hash-max-listpack-entries 0",
+                  "DEBUG RELOAD",
+                  "OBJECT ENCODING z", "OBJECT ENCODING h", "OBJECT ENCODING s",
+                  "ZRANGE z 0 -1 WITHSCORES",
+                  "CONFIG SET zset-max-ziplist-entries 128",
+                  "CONFIG SET zset-max-ziplist-value 64",
+                  "CONFIG SET hash-max-listpack-entries 512",
+                  "CONFIG SET set-max-intset-entries 2",
+                  "DEBUG RELOAD",
+                  "OBJECT ENCODING z", "OBJECT ENCODING h", "OBJECT ENCODING s",
+                  "OBJECT ENCODING t")
+    finally:
+        diff.same("CONFIG SET zset-max-ziplist-entries 128", "CONFIG SET zset-max-ziplist-value 64",
+                  "CONFIG SET hash-max-listpack-entries 512", "CONFIG SET set-max-intset-entries 512")

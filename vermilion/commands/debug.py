@@ -9,6 +9,9 @@ import os
 import time
 
 from .. import info
+from ..datatypes.hashtype import HashValue
+from ..datatypes.settype import RedisSet
+from ..datatypes.zset import ZSet
 from ..keyspace.digest import dataset_digest, value_digest
 from ..log import logger
 from ..persistence import rdb
@@ -364,6 +367,28 @@ def _debug_change_repl_id(client, argv):
     return OK
 
 
+def _fit_loaded_encodings(server) -> None:
+    """rdbLoadObject() encodes each loaded collection by the server's limits
+    (zset-max-listpack-*, hash-max-listpack-*, set-max-intset-entries), whatever the
+    file held; the loader builds them by Redis's default limits, so a reload under other
+    settings fits them here. Packed values (decoded on first read) are left alone."""
+    config = server.config
+    zset_entries, zset_value = config["zset-max-listpack-entries"], config["zset-max-listpack-value"]
+    hash_entries, hash_value = config["hash-max-listpack-entries"], config["hash-max-listpack-value"]
+    intset_entries = config["set-max-intset-entries"]
+    for db in server.dbs:
+        for value in db.data.values():
+            kind = getattr(value, "type_name", None)
+            if kind == "zset" and isinstance(value, ZSet):
+                value.fit(zset_entries, zset_value)
+            elif kind == "hash" and isinstance(value, HashValue):
+                value.ht = False
+                value.check_encoding(hash_entries, hash_value)
+            elif kind == "set" and isinstance(value, RedisSet):
+                value.intset = len(value) <= intset_entries and all(
+                    to_int(member) is not None for member in value)
+
+
 @command("debug reload", argc=(2, 5))
 def _debug_reload(client, argv):
     """DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty the dataset, load it back —
@@ -382,6 +407,7 @@ def _debug_reload(client, argv):
         with open(snapshots.path, "rb") as f:
             data = f.read()
         load_functions(server, rdb.load_snapshot(data, server.dbs, log=logger.warning))
+        _fit_loaded_encodings(server)
     except (OSError, rdb.RDBError) as exc:
         raise CommandError(f"ERR Error trying to load the RDB dump, check server logs. ({exc})") from None
     logger.notice("DB reloaded by DEBUG RELOAD")
