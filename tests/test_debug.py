@@ -119,3 +119,9 @@ def test_debug_reload_encodes_by_the_current_limits(diff):
     finally:
         diff.same("CONFIG SET zset-max-ziplist-entries 128", "CONFIG SET zset-max-ziplist-value 64",
                   "CONFIG SET hash-max-listpack-entries 512", "CONFIG SET set-max-intset-entries 512")
+
+
+def test_debug_protocol_replies_of_every_type(diff):
+    types = ["string", "integer", "double", "bignum", "null", "array", "set", "map",
+             "attrib", "push", "verbatim", "true", "false", "nosuch"]
+    diff.both_protocols(*[f"DEBUG PROTOCOL {name}" for name in types])

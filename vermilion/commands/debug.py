@@ -18,7 +18,7 @@ from ..persistence import rdb
 from ..persistence.aof import AOFError
 from ..persistence.snapshot import load_functions
 from ..protocol import errors
-from ..protocol.encode import OK, Verbatim
+from ..protocol.encode import OK, Raw, ReplySet, Verbatim
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_float, to_int
 from .keys import key_encoding
@@ -175,6 +175,54 @@ def _debug_htstats_key(client, argv):
         raise CommandError("ERR The value stored at the specified key is not "
                            "represented using an hash table")
     return Verbatim(_dict_stats(members, len(members)).encode())
+
+
+_PROTOCOL_TYPES_ERROR = (
+    "ERR Wrong protocol type name. Please use one of the following: "
+    "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false")
+
+
+@command("debug protocol", argc=(3, 3))
+def _debug_protocol(client, argv):
+    # A sample reply of each RESP type, for client tests (debug.c).
+    name = argv[2].lower()
+    resp3 = client.resp >= 3
+    if name == b"string":
+        return b"Hello World"
+    if name == b"integer":
+        return 12345
+    if name == b"double":
+        return 3.141
+    if name == b"bignum":
+        number = b"1234567999999999999999999999999999999"
+        return Raw(b"(%s\r\n" % number) if resp3 else number
+    if name == b"null":
+        return None
+    if name == b"array":
+        return [0, 1, 2]
+    if name == b"set":
+        return ReplySet([0, 1, 2])
+    if name == b"map":
+        return {0: False, 1: True, 2: False}
+    following = b"$39\r\nSome real reply following the attribute\r\n"
+    if name == b"attrib":
+        # Attributes are not replies: a real reply follows (the only one in RESP2).
+        if resp3:
+            return Raw(b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n"
+                       + following)
+        return Raw(following)
+    if name == b"push":
+        if not resp3:
+            raise CommandError("ERR RESP2 is not supported by this command")
+        return Raw(b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n"
+                   b"$40\r\nSome real reply following the push reply\r\n")
+    if name == b"true":
+        return True
+    if name == b"false":
+        return False
+    if name == b"verbatim":
+        return Verbatim(b"This is a verbatim\nstring")
+    raise CommandError(_PROTOCOL_TYPES_ERROR)
 
 
 @command("debug set-active-expire", argc=(3, 3))
