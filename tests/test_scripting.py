@@ -209,6 +209,18 @@ SAME_AS_REDIS = [
     ("EVAL", "local a = {x=nil,y=5} local b = {a,a} a.x = b return cmsgpack.pack(a)", "0"),
     ("EVAL", "return cmsgpack.unpack('\\205')", "0"),
     ("EVAL", "return cmsgpack.pack()", "0"),
+    # lua_cmsgpack.c mp_unpack_one / mp_unpack_limit: the next offset, then the values
+    ("EVAL", "local s = cmsgpack.pack(1, 'two', {3}) local o, a = cmsgpack.unpack_one(s)"
+             " local o2, b = cmsgpack.unpack_one(s, o) local o3, c = cmsgpack.unpack_one(s, o2)"
+             " return {o, a, o2, b, o3, c[1]}", "0"),
+    ("EVAL", "local s = cmsgpack.pack(1, 2, 3) return {cmsgpack.unpack_limit(s, 2)}", "0"),
+    ("EVAL", "local s = cmsgpack.pack(1, 2, 3) return {cmsgpack.unpack_limit(s, 5, 1)}", "0"),
+    ("EVAL", "local s = cmsgpack.pack(1) return {cmsgpack.unpack_one(s, 1)}", "0"),
+    ("EVAL", "return cmsgpack.unpack_one('abc', 9)", "0"),
+    ("EVAL", "return cmsgpack.unpack_limit('abc', -1)", "0"),
+    ("EVAL", "return cmsgpack.unpack_limit('abc')", "0"),
+    ("EVAL", "return cmsgpack.unpack_one()", "0"),
+    ("EVAL", "return cmsgpack.unpack_one('\\205')", "0"),
     ("EVAL", "return struct.pack('>I2', 258)", "0"),
     ("EVAL", "return {struct.unpack('<i4s', struct.pack('<i4', -2) .. 'xy')}", "0"),
     ("EVAL", "return {struct.unpack('<i4s', struct.pack('<i4', -2) .. 'xy\\0')}", "0"),

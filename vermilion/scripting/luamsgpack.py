@@ -161,6 +161,18 @@ class _Reader:
         return table
 
 
+def _type_name(value) -> str:
+    if type(value) is bool:
+        return "boolean"
+    if type(value) is bytes:
+        return "string"
+    if type(value) in (int, float):
+        return "number"
+    if value is None:
+        return "nil"
+    return _lua_type(value) or "userdata"
+
+
 def library(lua):
     def pack(*args):
         if not args:
@@ -179,9 +191,61 @@ def library(lua):
             values.append(reader.value())
         return tuple(values)
 
+    def unpack_full(data, limit: int, offset: int):
+        # mp_unpack_full(): up to `limit` values from `offset`, preceded by the offset
+        # to continue from (-1 once the input is used up).
+        if offset < 0 or limit < 0:
+            raise MsgpackError("Invalid request to unpack with offset of %d and limit of %d."
+                               % (offset, len(data)))
+        if offset > len(data):
+            raise MsgpackError("Start offset %d greater than input length %d."
+                               % (offset, len(data)))
+        reader = _Reader(lua, data)
+        reader.pos = offset
+        values = []
+        while reader.pos < len(data) and len(values) < limit:
+            values.append(reader.value())
+        return (-1 if reader.pos >= len(data) else reader.pos, *values)
+
+    def integer_arg(args, index: int, name: str, default=None) -> int:
+        # luaL_checkinteger() / luaL_optinteger()
+        value = args[index - 1] if len(args) >= index else None
+        if value is None and default is not None:
+            return default
+        if type(value) is bytes:
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if type(value) not in (int, float):
+            got = "no value" if len(args) < index else _type_name(value)
+            raise MsgpackError("bad argument #%d to '%s' (number expected, got %s)"
+                               % (index, name, got))
+        return int(value)
+
+    def string_arg(args, name: str) -> bytes:
+        value = args[0] if args else None
+        if type(value) in (int, float):
+            return (b"%d" % value) if type(value) is int else (b"%.14g" % value)
+        if type(value) is not bytes:
+            got = "no value" if not args else _type_name(value)
+            raise MsgpackError("bad argument #1 to '%s' (string expected, got %s)" % (name, got))
+        return value
+
+    def unpack_one(*args):
+        offset = integer_arg(args, 2, "unpack_one", 0)
+        return unpack_full(string_arg(args, "unpack_one"), 1, offset)
+
+    def unpack_limit(*args):
+        limit = integer_arg(args, 2, "unpack_limit")
+        offset = integer_arg(args, 3, "unpack_limit", 0)
+        return unpack_full(string_arg(args, "unpack_limit"), limit, offset)
+
     return lua.table_from({
         b"pack": pack,
         b"unpack": unpack,
+        b"unpack_one": unpack_one,
+        b"unpack_limit": unpack_limit,
         b"_NAME": b"cmsgpack",
         b"_VERSION": b"lua-cmsgpack 0.4.0",
     })
