@@ -491,3 +491,22 @@ def test_first_command_on_each_packed_collection_answers_as_redis(tmp_path):
     _save_with(_redis, tmp_path, _fill_packable, lambda c: None)
     assert _load_with(_vermilion, tmp_path, _first_commands_on) == \
         _load_with(_redis, tmp_path, _first_commands_on)
+
+
+def test_restore_idletime_and_freq_set_the_access_data(diff):
+    # objectSetLRUOrLFU(): IDLETIME under an LRU policy, FREQ under an LFU one.
+    try:
+        diff.same("SET foo bar", "CONFIG SET maxmemory-policy allkeys-lru")
+        payload = diff.mine.command("DUMP", "foo").split(b"\r\n", 1)[1][:-2]
+        for conn in diff.conns:
+            conn.command("DEL", "foo")
+            assert conn.command("RESTORE", "foo", "0", payload, "IDLETIME", "1000") == b"+OK\r\n"
+            assert 1000 <= int(conn.command("OBJECT", "IDLETIME", "foo")[1:-2]) <= 1010
+        diff("GET", "foo")
+        diff.same("DEL foo", "CONFIG SET maxmemory-policy allkeys-lfu")
+        diff("RESTORE", "foo", "0", payload, "FREQ", "100")
+        diff.same("OBJECT FREQ foo", "GET foo")  # (GET may bump the counter: not compared after)
+        diff("RESTORE", "foo", "0", payload, "FREQ", "7", "REPLACE")
+        diff("OBJECT", "FREQ", "foo")
+    finally:
+        diff.same("CONFIG SET maxmemory-policy noeviction")

@@ -1,5 +1,6 @@
 """SAVE, BGSAVE, DUMP and RESTORE (rdb.c, cluster.c dumpCommand/restoreCommand)."""
 
+from ..keyspace import cost
 from ..keyspace.database import now_ms
 from ..persistence import rdb
 from ..propagate import rewrite_restore
@@ -43,6 +44,27 @@ def dump(client, argv):
     if value is None:
         return None
     return rdb.dump_payload(value, client.server.snapshots._limits())
+
+
+def _set_lru_or_lfu(db, key: bytes, freq: int | None, idle: int | None) -> None:
+    """objectSetLRUOrLFU(): under an LFU policy FREQ sets the counter, under any other
+    IDLETIME (seconds) moves the last access back. Only kept while the policy tracks
+    access data (db.track), as every access stamp is here."""
+    old = db.meta.get(key)
+    if old is None or not db.track:
+        return
+    if db.track == 2:
+        if freq is None:
+            return
+        stamp = (cost.lfu_minutes() << 8) | freq
+    else:
+        if idle is None:
+            return
+        clock = cost.lru_clock()
+        stamp = clock - idle  # LRU_CLOCK_RESOLUTION is 1000 ms: seconds are clock ticks
+        if stamp < 0:  # the wrapping clock underflows: half-way in the future
+            stamp = (clock + cost.LRU_CLOCK_MAX // 2) % cost.LRU_CLOCK_MAX
+    db.meta[key] = (stamp << cost.STAMP_SHIFT) | (old & cost.COST_MASK)
 
 
 @command("restore", rewrite=rewrite_restore)
@@ -94,6 +116,7 @@ def restore(client, argv):
     db.set(key, value)
     if ttl:
         db.set_expire(key, ttl)
+    _set_lru_or_lfu(db, key, freq, idle)
     if deleted:  # dbDelete() + dbAdd(): "new" even for a replaced key
         notify_new_key(client.server, db, key)
     notify(client, "restore", key)
