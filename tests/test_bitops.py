@@ -221,3 +221,27 @@ def test_bitpos_bitcount_across_scan_chunks_match_redis(diff):
             seq.append(("BITPOS", name, str(rnd.randint(0, 1)), str(start * 8), str(end * 8), "BIT"))
             seq.append(("BITCOUNT", name, str(start * 8 + 3), str(end * 8 - 2), "BIT"))
     assert diff.mismatches(seq) == []
+
+
+def _dirty(conn) -> int:
+    info = conn.command("INFO", "persistence")
+    return int(info.split(b"rdb_changes_since_last_save:")[1].split(b"\r\n")[0])
+
+
+def test_setbit_and_bitfield_count_only_changes_as_dirty(diff):
+    # setbitCommand() / bitfieldGeneric(): dirty grows when the string is created or
+    # grown or a bit actually changes, by the number of changing operations.
+    steps = [["SETBIT", "foo", "0", "0"], ["BITFIELD", "foo2", "SET", "i5", "0", "0"],
+             ["SETBIT", "foo", "0", "0"], ["BITFIELD", "foo2", "SET", "i5", "0", "0"],
+             ["SETBIT", "foo", "0", "1"], ["SETBIT", "foo", "0", "1"],
+             ["SETBIT", "foo", "100", "0"],
+             ["BITFIELD", "foo2", "SET", "i5", "0", "1", "SET", "i5", "0", "1",
+              "INCRBY", "u2", "10", "1", "INCRBY", "u2", "10", "0"],
+             ["BITFIELD", "foo3", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9"],
+             ["EXISTS", "foo3"],
+             ["BITFIELD", "foo2", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9"]]
+    for step in steps:
+        before = [_dirty(conn) for conn in diff.conns]
+        diff(*step)
+        after = [_dirty(conn) for conn in diff.conns]
+        assert after[0] - before[0] == after[1] - before[1], step

@@ -68,6 +68,10 @@ def setbit(client, argv):
     old = write_string(db, key)
     index = offset >> 3
     shift = 7 - (offset & 7)
+    if old is not None and index < len(old) and (old[index] >> shift) & 1 == on:
+        # setbitCommand(): a key neither created nor grown nor changed is no write (no
+        # dirty, no notification, nothing to propagate).
+        return on
     buf = bytearray(old or b"")  # one copy in, one out: cheaper than slicing around the byte
     if index >= len(buf):
         buf.extend(bytes(index + 1 - len(buf)))
@@ -355,9 +359,11 @@ def _bitfield(client, argv, readonly_command: bool):
     old = write_string(db, key)
     buf = bytearray(old or b"")
     needed = (highest >> 3) + 1
+    grown = old is None or len(buf) < needed  # lookupStringForBitCommand()'s dirty
     if len(buf) < needed:
         buf.extend(bytes(needed - len(buf)))
     replies = []
+    changes = 0
     for opcode, signed, bits, offset, operand, overflow in ops:
         if opcode == _GET:
             replies.append(_get_field(buf, offset, bits, signed))
@@ -373,9 +379,19 @@ def _bitfield(client, argv, readonly_command: bool):
             replies.append(None)
             continue
         replies.append(reply)
+        if grown or new != current:
+            changes += 1
         _set_field(buf, offset, bits, new)
-    _store(db, key, old, bytes(buf))
-    if any(r is not None for op, r in zip(ops, replies) if op[0] != _GET): notify(client, "setbit", key)  # noqa: E501,E701
+    # bitfieldGeneric(): dirty grows by the number of SET/INCRBY that changed something
+    # (all of them on a created or grown string); a created or grown string is stored
+    # even when every operation FAILed, but counts as no change then.
+    if grown or changes:
+        server = client.server
+        dirty = server.dirty
+        _store(db, key, old, bytes(buf))
+        server.dirty = dirty + changes
+    if changes:
+        notify(client, "setbit", key)
     return replies
 
 
