@@ -239,6 +239,9 @@ def test_setbit_and_bitfield_count_only_changes_as_dirty(diff):
               "INCRBY", "u2", "10", "1", "INCRBY", "u2", "10", "0"],
              ["BITFIELD", "foo3", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9"],
              ["EXISTS", "foo3"],
+             ["SET", "n", "1"], ["SETBIT", "n", "0", "0"], ["OBJECT", "ENCODING", "n"],
+             ["SET", "n", "1"], ["BITFIELD", "n", "SET", "u1", "0", "0"],
+             ["OBJECT", "ENCODING", "n"],
              ["BITFIELD", "foo2", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9"]]
     for step in steps:
         before = [_dirty(conn) for conn in diff.conns]

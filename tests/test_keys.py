@@ -468,3 +468,98 @@ def test_scan_cursor_guarantee_under_random_churn():
                 d[next_key] = None
                 next_key += 1
     assert finished > 50
+
+
+# -- MIGRATE (cluster.c migrateCommand) -------------------------------------------------
+
+
+def _migrate_scenario(target, closed_port):
+    """A function of a source server: MIGRATE to `target` (a real redis-server with
+    requirepass "pw"), every reply and the target's view after each step."""
+    from conftest import RawConnection
+
+    def run(source):
+        src, dst = RawConnection(source.port), RawConnection(target.port)
+        out = []
+        try:
+            dst.command("AUTH", "pw")
+            dst.command("FLUSHALL")
+            src.command("FLUSHALL")
+            host, port = "127.0.0.1", str(target.port)
+            auth = ["AUTH", "pw"]
+            steps = [
+                ["MIGRATE", host, port, "nosuch", "0", "1000", *auth],  # +NOKEY
+                ["SET", "k", "v"], ["MIGRATE", host, port, "k", "0", "1000"],  # NOAUTH
+                ["MIGRATE", host, port, "k", "0", "1000", "AUTH", "bad"],
+                ["MIGRATE", host, port, "k", "0", "1000", "AUTH2", "default", "pw"],
+                ["EXISTS", "k"],
+                ["SET", "k", "v2"], ["MIGRATE", host, port, "k", "0", "1000", *auth],  # BUSYKEY
+                ["MIGRATE", host, port, "k", "0", "1000", "COPY", "REPLACE", *auth],
+                ["GET", "k"],
+                ["SET", "t", "x", "PX", "100000"], ["RPUSH", "l", "a", "b"],
+                ["MIGRATE", host, port, "", "3", "0", *auth, "KEYS", "t", "l", "gone"],
+                ["EXISTS", "t", "l"],
+                ["MIGRATE", host, port, "k", "0", "1000", "KEYS", "a"],
+                ["MIGRATE", host, port, "k", "0", "1000", "BOGUS"],
+                ["MIGRATE", host, port, "k", "0", "1000", "AUTH"],
+                ["MIGRATE", host, port, "k", "x", "1000"],
+                ["MIGRATE", host, port, "k", "0", "zz"],
+                ["MIGRATE", host, closed_port, "k", "0", "1000"],
+                ["MIGRATE", host, port],
+            ]
+            for step in steps:
+                out.append(src.command(*step))
+                out.append(dst.command("SELECT", "0") + dst.command("GET", "k"))
+            dst.command("SELECT", "3")
+            out.append(dst.command("LRANGE", "l", "0", "-1"))
+            out.append(0 < int(dst.command("PTTL", "t")[1:-2]) <= 100000)
+            return out
+        finally:
+            src.close()
+            dst.close()
+
+    return run
+
+
+def test_migrate_matches_redis(diff, tmp_path):
+    from conftest import free_port, start_redis
+
+    target = start_redis(tmp_path, ["--requirepass", "pw"])
+    try:
+        diff.equal(_migrate_scenario(target, str(free_port())))
+    finally:
+        target.stop()
+
+
+def test_migrate_propagates_del_of_moved_keys(diff, tmp_path):
+    # The move is logged as DEL of the moved keys (replicas / AOF never see MIGRATE).
+    from conftest import RawConnection, start_redis
+
+    target = start_redis(tmp_path)
+
+    def stream(source):
+        src = RawConnection(source.port)
+        mon = RawConnection(source.port)
+        try:
+            src.command("FLUSHALL")
+            src.command("MSET", "a", "1", "b", "2", "c", "3")
+            mon.send(b"SYNC\r\n")  # the RDB, then the stream: read raw, up to SET end
+            while b"connected_slaves:1" not in src.command("INFO", "replication"):
+                pass
+            src.command("MIGRATE", "127.0.0.1", str(target.port), "", "0", "1000",
+                        "REPLACE", "KEYS", "a", "zz", "b")
+            src.command("MIGRATE", "127.0.0.1", str(target.port), "c", "0", "1000", "COPY",
+                        "REPLACE")
+            src.command("SET", "end", "1")
+            data = b""
+            while b"$3\r\nend\r\n" not in data:
+                data += mon.sock.recv(65536)
+            return data[data.index(b"*2\r\n$6\r\nSELECT"):]
+        finally:
+            src.close()
+            mon.close()
+
+    try:
+        diff.equal(stream)
+    finally:
+        target.stop()

@@ -34,6 +34,7 @@ FAMILIES = (
     "sort",
     "blocking",
     "memory_cmds",
+    "migrate",
     "transactions",
     "pubsub",
 )

@@ -70,7 +70,9 @@ def setbit(client, argv):
     shift = 7 - (offset & 7)
     if old is not None and index < len(old) and (old[index] >> shift) & 1 == on:
         # setbitCommand(): a key neither created nor grown nor changed is no write (no
-        # dirty, no notification, nothing to propagate).
+        # dirty, no notification, nothing to propagate) — though dbUnshareStringValue()
+        # has made the string raw already.
+        db.mark_encoding(key, "raw")
         return on
     buf = bytearray(old or b"")  # one copy in, one out: cheaper than slicing around the byte
     if index >= len(buf):
@@ -390,6 +392,8 @@ def _bitfield(client, argv, readonly_command: bool):
         dirty = server.dirty
         _store(db, key, old, bytes(buf))
         server.dirty = dirty + changes
+    else:
+        db.mark_encoding(key, "raw")  # dbUnshareStringValue()
     if changes:
         notify(client, "setbit", key)
     return replies

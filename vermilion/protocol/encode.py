@@ -213,7 +213,9 @@ _ENCODERS = {
 def _subclass_encoder(value):
     if isinstance(value, CommandError):
         return _error
-    for base, encoder in _ENCODERS.items():
-        if isinstance(value, base):
+    # The nearest class with an encoder: a subclass of Raw (itself a bytes) is Raw.
+    for base in type(value).__mro__:
+        encoder = _ENCODERS.get(base)
+        if encoder is not None:
             return encoder
     raise TypeError(f"cannot encode reply of type {type(value).__name__}")

@@ -1,0 +1,232 @@
+"""MIGRATE (cluster.c migrateCommand): keys moved to another server as DUMP payloads
+that the target RESTOREs, then deleted here (unless COPY).
+
+Like Redis's, the transfer is synchronous: the command holds the event loop (and so
+every other client) while it connects, writes and waits for the replies, each step
+bounded by the command's timeout. Redis keeps the connections in a cache for 10 s
+(migrate_cached_sockets) to skip the connect and SELECT next time; here every MIGRATE
+opens its own connection and closes it, which the target sees as one more client but
+answers the same.
+
+What is logged (AOF, replicas) is DEL of the keys the target acknowledged, the way
+migrateCommand() rewrites its argv; the handler's reply carries that list to the
+rewrite.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from ..keyspace.database import now_ms
+from ..notify import notify
+from ..persistence import rdb
+from ..protocol import errors
+from ..protocol.encode import Raw
+from ..protocol.errors import CommandError
+from ..protocol.numbers import to_int
+from .registry import command
+
+_CHUNK = 64 * 1024  # the query goes out in 64K writes, each under the timeout
+
+
+class _Migrated(Raw):
+    """+OK, with the keys deleted here (for the DEL the command propagates as)."""
+
+
+class _MigrateError(CommandError):
+    """An error reply after some keys were moved already: still propagated as DEL."""
+
+
+class _SocketError(Exception):
+    def __init__(self, timed_out: bool, writing: bool = False):
+        super().__init__()
+        self.timed_out = timed_out
+        self.writing = writing
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _command(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(_bulk(a) for a in args)
+
+
+class _Link:
+    """connBlockingConnect() + connSyncWrite() / connSyncReadLine(), each step under
+    the timeout (milliseconds)."""
+
+    def __init__(self, host: str, port: int, timeout_ms: int):
+        self.timeout = timeout_ms / 1000
+        self.buf = b""
+        self.sock = socket.create_connection((host, port), timeout=self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def write(self, data: bytes) -> None:
+        try:
+            for pos in range(0, len(data), _CHUNK):
+                self.sock.sendall(data[pos:pos + _CHUNK])
+        except socket.timeout:
+            raise _SocketError(True, writing=True) from None
+        except OSError:
+            raise _SocketError(False, writing=True) from None
+
+    def read_line(self) -> bytes:
+        while b"\n" not in self.buf:
+            try:
+                chunk = self.sock.recv(16384)
+            except socket.timeout:
+                raise _SocketError(True) from None
+            except OSError:
+                raise _SocketError(False) from None
+            if not chunk:
+                raise _SocketError(False)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _parse(argv: list[bytes]):
+    copy = replace = False
+    username = password = None
+    first_key, num_keys = 3, 1
+    j = 6
+    while j < len(argv):
+        option = argv[j].lower()
+        moreargs = len(argv) - 1 - j
+        if option == b"copy":
+            copy = True
+        elif option == b"replace":
+            replace = True
+        elif option == b"auth":
+            if not moreargs:
+                raise CommandError(errors.SYNTAX)
+            j += 1
+            password = argv[j]
+        elif option == b"auth2":
+            if moreargs < 2:
+                raise CommandError(errors.SYNTAX)
+            username, password = argv[j + 1], argv[j + 2]
+            j += 2
+        elif option == b"keys":
+            if argv[3]:
+                raise CommandError("ERR When using MIGRATE KEYS option, the key argument "
+                                   "must be set to the empty string")
+            first_key, num_keys = j + 1, len(argv) - j - 1
+            break
+        else:
+            raise CommandError(errors.SYNTAX)
+        j += 1
+    timeout = to_int(argv[5])
+    dbid = to_int(argv[4])
+    if timeout is None or dbid is None or not -2**63 <= timeout < 2**63 \
+            or not -2**63 <= dbid < 2**63:
+        raise CommandError(errors.NOT_INTEGER)
+    if timeout <= 0:
+        timeout = 1000
+    keys = argv[first_key:first_key + num_keys]
+    return copy, replace, username, password, keys, dbid, timeout
+
+
+@command("migrate", rewrite=lambda db, argv, reply: (
+    [[b"DEL", *reply.deleted]] if getattr(reply, "deleted", None) else []))
+def migrate(client, argv):
+    copy, replace, username, password, names, dbid, timeout = _parse(argv)
+    db = client.db
+    # Keys missing now are skipped; none at all is +NOKEY, not an error (they may just
+    # have expired meanwhile).
+    found = [(key, value) for key in names if (value := db.lookup(key)) is not None]
+    if not found:
+        return Raw(b"+NOKEY\r\n")
+    limits = client.server.snapshots._limits()
+    host = argv[1].decode("utf-8", "replace")
+    port = to_int(argv[2]) or 0
+    may_retry = True
+    while True:
+        link = None
+        try:
+            try:
+                link = _Link(host, port, timeout)
+            except ConnectionRefusedError:
+                # connBlockingConnect() only waits for the socket to be writable: a
+                # refused connection shows as the first write failing.
+                raise _SocketError(False, writing=True) from None
+            except (OSError, OverflowError, ValueError):
+                raise CommandError("IOERR error or timeout connecting to the client") from None
+            return _transfer(client, link, found, copy, replace, username, password, dbid,
+                             limits)
+        except _SocketError as exc:
+            # Redis retries once on a cached socket found dead; a timeout is final.
+            if exc.timed_out or not may_retry:
+                raise CommandError("IOERR error or timeout %s to target instance"
+                                   % ("writing" if exc.writing else "reading")) from None
+            may_retry = False
+        finally:
+            if link is not None:
+                link.close()
+
+
+def _transfer(client, link: _Link, found, copy, replace, username, password, dbid, limits):
+    db = client.db
+    parts = []
+    if password is not None:
+        parts.append(_command(b"AUTH", username, password) if username is not None
+                     else _command(b"AUTH", password))
+    parts.append(_command(b"SELECT", b"%d" % dbid))
+    moving = []
+    now = now_ms()
+    for key, value in found:
+        ttl = 0
+        when = db.get_expire(key)
+        if when is not None:
+            ttl = when - now
+            if ttl < 0:
+                continue  # expired since the lookup
+            ttl = max(ttl, 1)
+        moving.append(key)
+        args = [b"RESTORE", key, b"%d" % ttl, rdb.dump_payload(value, limits)]
+        if replace:
+            args.append(b"REPLACE")
+        parts.append(_command(*args))
+    link.write(b"".join(parts))
+    auth_reply = link.read_line() if password is not None else b"+"
+    select_reply = link.read_line()
+    error = None
+    deleted = []
+    for index, key in enumerate(moving):
+        try:
+            reply = link.read_line()
+        except _SocketError as exc:
+            if index == 0 and error is None:
+                raise  # nothing processed yet: a retry may still succeed
+            if error is None:
+                error = exc
+            break
+        if auth_reply[:1] == b"-" or select_reply[:1] == b"-" or reply[:1] == b"-":
+            if error is None:
+                failed = (auth_reply if auth_reply[:1] == b"-" else
+                          select_reply if select_reply[:1] == b"-" else reply)
+                error = _MigrateError("ERR Target instance replied with error: "
+                                      + failed[1:].decode("utf-8", "replace"))
+        elif not copy:
+            # The target has it: remove the local key, signal the change.
+            db.delete(key)
+            notify(client, "del", key)
+            deleted.append(key)
+    if isinstance(error, _SocketError):
+        message = "IOERR error or timeout reading to target instance"
+        error = _MigrateError(message)
+    if error is None:
+        reply = _Migrated(b"+OK\r\n")
+        reply.deleted = deleted
+        return reply
+    if not deleted:
+        raise error
+    # Some keys moved: the error is the reply, and the DEL of those keys still goes to
+    # the AOF and replicas (call() propagates whatever changed the dataset).
+    client.server.count_error(error)
+    error.deleted = deleted
+    return error
