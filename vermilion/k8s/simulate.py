@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifests
-from .probe import ping
 
 
 def _free_port() -> int:
@@ -34,6 +33,35 @@ def _free_port() -> int:
 def _server_binary() -> str:
     candidate = Path(sys.executable).parent / "vermilion-server"
     return str(candidate) if candidate.exists() else shutil.which("vermilion-server") or "vermilion-server"
+
+
+def remap_port(command: list[str], port: int) -> list[str]:
+    """A probe's command with the container port (`-p 6379`) replaced by the pod's."""
+    out = list(command)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "-p" and out[i + 1] == str(manifests.PORT):
+            out[i + 1] = str(port)
+    return out
+
+
+def run_probe(command: list[str], env: dict | None = None,
+              timeout: float = 3.0) -> tuple[bool, float]:
+    """Run an exec probe as the kubelet does: success is exit code 0. Returns (ok, CPU
+    seconds the probe's process and its children used), from wait4's rusage."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode == 0, usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            proc.kill()
+            _, _, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            return False, usage.ru_utime + usage.ru_stime
+        time.sleep(0.002)
 
 
 @dataclass
@@ -96,13 +124,9 @@ class Pod:
                                      cwd=self.root)
         log.close()
 
-    def probe(self) -> bool:
-        """The readiness probe's own command: `vermilion ping -p PORT`."""
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return ping("127.0.0.1", self.port, None, 1.0) == 0
+    def probe(self, kind: str = "readinessProbe") -> bool:
+        """The container's own probe command (`-p 6379` remapped to the pod's port)."""
+        return run_probe(remap_port(self.container[kind]["exec"]["command"], self.port))[0]
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         start = time.time()
