@@ -1,14 +1,19 @@
-"""Render the manifests to YAML files: a kustomize base, the article's `seed` overlay and
-the `ha` overlay (the base turned into the HA objects of `--replicas 3` by JSON patches
-computed from the same builders, so the two cannot disagree)."""
+"""Render the manifests to YAML files: the kustomize base and two self-contained variants
+beside it, `overlays/seed` (the article's single-node set-up) and `overlays/ha` (a master,
+replicas and Sentinel: the objects of `--replicas 3`).
+
+The variants are complete kustomizations rendered from the same builders with other
+options, not patches over `../..`: kustomize refuses an overlay that lives inside the
+directory of the base it loads ("cycle detected: candidate root ... contains visited
+root"), and this tree keeps the base at deploy/kubernetes itself so that
+`kubectl apply -k deploy/kubernetes` works."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import yaml
-
-from dataclasses import replace
 
 from . import ha
 from .manifests import Options, seed_persistent_volume
@@ -20,87 +25,45 @@ def _dump(obj: dict) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
 
 
-class _LiteralDumper(yaml.SafeDumper):
-    """Multi-line strings (scripts, redis.conf) as `|` blocks: readable patches."""
-
-
-def _literal_str(dumper, data):
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_LiteralDumper.add_representer(str, _literal_str)
-
-
-def _dump_literal(obj) -> str:
-    return yaml.dump(obj, Dumper=_LiteralDumper, sort_keys=False, default_flow_style=False)
-
-
 def _document(obj: dict, comment_lines: list[str]) -> str:
     comments = "".join(f"# {line}\n" for line in comment_lines)
     return HEADER + comments + _dump(obj)
 
 
+def _kustomization(resources: list[str], comment: str = "") -> str:
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    }
+    return HEADER + comment + _dump(kustomization)
+
+
 def render_base(opts: Options) -> dict[str, str]:
-    """file name → YAML text of the kustomize base."""
+    """file name → YAML text of the kustomize base (HA when opts.replicas >= 3)."""
     files = {}
     objects = ha.objects(opts)
     for filename, (builder, fix_key) in objects.items():
         files[filename] = _document(builder(opts), ha.fixes(fix_key))
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": list(objects),
-    }
-    files["kustomization.yaml"] = HEADER + _dump(kustomization)
+    files["kustomization.yaml"] = _kustomization(list(objects))
     return files
+
+
+def seed_options(opts: Options) -> Options:
+    # The article's claim: storageClassName manual (its hostPath PV's), 3Gi.
+    return replace(opts, storage_class="manual", storage_size="3Gi")
 
 
 def render_seed_overlay(opts: Options) -> dict[str, str]:
     """The article's single-node set-up: its hostPath PV, storageClassName manual, 3Gi."""
-    patch = [
-        {"op": "add", "path": "/spec/volumeClaimTemplates/0/spec/storageClassName",
-         "value": "manual"},
-        {"op": "replace", "path": "/spec/volumeClaimTemplates/0/spec/resources/requests/storage",
-         "value": "3Gi"},
-    ]
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": ["../..", "persistentvolume.yaml"],
-        "patches": [{
-            "target": {"kind": "StatefulSet", "name": opts.name},
-            "patch": _dump(patch),
-        }],
-    }
+    files = dict(render_base(seed_options(opts)))
     pv_comment = ["The article's PersistentVolume, verbatim: hostPath /mnt/data, 10Gi,",
                   "storageClassName manual. Use it on single-node clusters only."]
-    return {
-        "kustomization.yaml": HEADER + _dump(kustomization),
-        "persistentvolume.yaml": _document(seed_persistent_volume(), pv_comment),
-    }
-
-
-def _pointer(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def json_patch(old, new, path: str = "") -> list[dict]:
-    """RFC 6902 operations turning `old` into `new`: mappings are compared key by key,
-    anything else (lists included) is replaced whole when it differs."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        ops = []
-        for key in old:
-            if key not in new:
-                ops.append({"op": "remove", "path": f"{path}/{_pointer(key)}"})
-        for key, value in new.items():
-            sub = f"{path}/{_pointer(key)}"
-            if key not in old:
-                ops.append({"op": "add", "path": sub, "value": value})
-            else:
-                ops.extend(json_patch(old[key], value, sub))
-        return ops
-    return [] if old == new else [{"op": "replace", "path": path, "value": new}]
+    files["persistentvolume.yaml"] = _document(seed_persistent_volume(), pv_comment)
+    resources = ["persistentvolume.yaml"] + list(ha.objects(seed_options(opts)))
+    files["kustomization.yaml"] = _kustomization(
+        resources, "# The base with the article's hostPath volume (docs/kubernetes.md).\n")
+    return files
 
 
 def ha_options(opts: Options) -> Options:
@@ -108,31 +71,12 @@ def ha_options(opts: Options) -> Options:
 
 
 def render_ha_overlay(opts: Options) -> dict[str, str]:
-    """`kubectl apply -k overlays/ha`: the base patched into the HA objects."""
-    base, target = ha.objects(opts), ha.objects(ha_options(opts))
-    files, patches, resources = {}, [], ["../.."]
-    for filename, (builder, fix_key) in target.items():
-        obj = builder(ha_options(opts))
-        if filename not in base:
-            files[filename] = _document(obj, ha.fixes(fix_key))
-            resources.append(filename)
-            continue
-        ops = json_patch(base[filename][0](opts), obj)
-        if ops:
-            patch_file = filename.replace(".yaml", "-patch.yaml")
-            files[patch_file] = HEADER + _dump_literal(ops)
-            patches.append({"target": {"kind": obj["kind"], "name": obj["metadata"]["name"]},
-                            "path": patch_file})
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": resources,
-        "patches": patches,
-    }
-    comment = ("# High availability: a master, replicas following it, Sentinel in every pod\n"
-               "# (docs/kubernetes.md). The patches are computed by vermilion/k8s/render.py from\n"
-               "# the builders of `vermilion k8s render --replicas 3`.\n")
-    files["kustomization.yaml"] = HEADER + comment + _dump(kustomization)
+    """`kubectl apply -k overlays/ha`: the base's options with three pods, so HA."""
+    files = render_base(ha_options(opts))
+    files["kustomization.yaml"] = _kustomization(
+        list(ha.objects(ha_options(opts))),
+        "# High availability: a master, replicas following it, Sentinel in every pod\n"
+        "# (docs/kubernetes.md); the objects of `vermilion k8s render --replicas 3`.\n")
     return files
 
 

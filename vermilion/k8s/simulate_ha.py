@@ -160,7 +160,8 @@ class HAPod:
     def client(self, **kw):
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=2, **kw)
+        kw.setdefault("socket_timeout", 2)
+        return redis.Redis(host="127.0.0.1", port=self.redis_port, **kw)
 
     def sentinel_client(self):
         import redis
@@ -340,6 +341,9 @@ def failover_round(cluster: HACluster, round_no: int, out) -> dict:
     old.redis_proc.wait()
     out(f"round {round_no}: SIGKILL {old.name} (master) after {len(writer.acked)} "
         f"acknowledged writes")
+    # Readiness of a replica is its master link: with the master gone, not ready.
+    survivor = next(p for p in cluster.pods if p is not old)
+    survivor_ready = survivor.probe()[0] if survivor.role() == "slave" else None
     cluster.wait(lambda: any(s > killed_at for s, _, _ in writer.successes), 30,
                  "a write on a new master")
     first_write = min(d for s, d, _ in writer.successes if s > killed_at) - killed_at
@@ -347,6 +351,9 @@ def failover_round(cluster: HACluster, round_no: int, out) -> dict:
                  "a WAIT-acknowledged write on the new master")
     first_acked = min(d for s, d, a in writer.successes if s > killed_at and a) - killed_at
     new = cluster.master()
+    if survivor_ready is not None:
+        out(f"round {round_no}: readiness of replica {survivor.name} with its master killed: "
+            + ("READY (wrong)" if survivor_ready else "not ready"))
     out(f"round {round_no}: {new.name} is master; first write {first_write:.2f} s after the "
         f"kill, first WAIT-acknowledged write {first_acked:.2f} s "
         f"(client errors meanwhile: {writer.errors})")
@@ -381,7 +388,8 @@ def failover_round(cluster: HACluster, round_no: int, out) -> dict:
     return {"first_write": first_write, "first_acked": first_acked, "rejoined": rejoined,
             "lost": len(lost_on_master), "acked": len(writer.acked),
             "old_came_back_as": first_role, "old_follows_new": follows,
-            "replica_differs": len(differs), "old": old.name, "new": new.name}
+            "replica_differs": len(differs), "old": old.name, "new": new.name,
+            "survivor_ready_without_master": survivor_ready}
 
 
 def measure_probes(cluster: HACluster, out, n: int = 20) -> dict:
