@@ -575,3 +575,34 @@ def test_functions_come_back_from_the_aof(tmp_path):
         conn.close()
     finally:
         server.stop()
+
+
+def test_shebang_is_split_like_sdssplitargs(diff):
+    # functionExtractLibMetaData() splits the shebang with sdssplitargs(): quotes group.
+    diff.same(["FUNCTION", "LOAD", "REPLACE", "#!lua name=\"foo\"\n"
+               "redis.register_function('foo', function() return 1 end)"],
+              ["FUNCTION", "LOAD", "#!lua name=\"unbalanced\nredis.register_function('u', "
+               "function() return 1 end)"],
+              ["FUNCTION", "LOAD", "#!lua 'name=x y'\nredis.register_function('u', "
+               "function() return 1 end)"],
+              "FUNCTION LIST")
+
+
+def test_debug_reload_flushes_libraries_and_refuses_duplicates(diff):
+    # emptyData() takes the libraries too; NOFLUSH without MERGE finds the library
+    # already there and fails the load (rdbFunctionLoad() without ALLOW_DUP).
+    diff.same(["FUNCTION", "LOAD", "#!lua name=test\n"
+               "redis.register_function('test', function() return 'hello' end)"],
+              "SET x 1",
+              "DEBUG RELOAD",
+              "FUNCTION LIST",
+              "DEBUG RELOAD NOFLUSH MERGE",
+              "FUNCTION LIST",
+              "FCALL test 0",
+              "FUNCTION DELETE test",
+              "DEBUG RELOAD NOSAVE NOFLUSH MERGE",
+              "FUNCTION LIST", "GET x",
+              "FLUSHALL",  # no keys to clash with: only the library fails the load
+              "DEBUG RELOAD NOFLUSH",
+              "FUNCTION LIST")
+    diff("FUNCTION", "FLUSH")

@@ -449,15 +449,19 @@ def _debug_reload(client, argv):
     if b"nosave" not in options:
         snapshots.write_file(snapshots.path)
     if b"noflush" not in options:
+        # emptyData(): the keys and the function libraries.
         for db in server.dbs:
             db.flush()
+        server.functions_engine.flush()
     try:
         with open(snapshots.path, "rb") as f:
             data = f.read()
-        load_functions(server, rdb.load_snapshot(data, server.dbs, log=logger.warning))
+        load_functions(server, rdb.load_snapshot(data, server.dbs, log=logger.warning),
+                       replace=b"merge" in options)
         _fit_loaded_encodings(server)
     except (OSError, rdb.RDBError) as exc:
-        raise CommandError(f"ERR Error trying to load the RDB dump, check server logs. ({exc})") from None
+        logger.warning(f"Error trying to load the RDB dump: {exc}")
+        raise CommandError("ERR Error trying to load the RDB dump") from None
     logger.notice("DB reloaded by DEBUG RELOAD")
     return "OK"
 

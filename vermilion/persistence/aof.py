@@ -299,6 +299,7 @@ class AppendOnlyFile:
             self.flush()
         for db in server.dbs:
             db.flush()
+        server.functions_engine.flush()  # emptyData() takes the libraries too
         if not os.path.exists(self.manifest_path):
             raise AOFError("The AOF manifest file doesn't exist")
         with open(self.manifest_path) as f:

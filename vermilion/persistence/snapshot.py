@@ -278,12 +278,13 @@ async def _serving_clients_between(steps, stopping):
             return None
 
 
-def load_functions(server, result) -> None:
+def load_functions(server, result, replace: bool = True) -> None:
     """Function libraries found in an RDB file are loaded once the keys are in; a
-    library that fails to load fails the load, as Redis refuses to start."""
+    library that fails to load fails the load, as Redis refuses to start. replace=False:
+    a library that exists already is such a failure (a load without ALLOW_DUP)."""
     for code in result.functions:
         try:
-            server.functions_engine.load_from_rdb(code)
+            server.functions_engine.load_from_rdb(code, replace)
         except CommandError as exc:
             raise rdb.RDBError(f"Failed loading a function library: {exc.message}") from None
 

@@ -16,6 +16,7 @@ import struct
 
 from ..persistence import rdb
 from ..protocol.errors import CommandError
+from ..protocol.parser import split_args
 from .engine import _strip_shebang, engine_of
 from .runtime import LuaState
 
@@ -97,11 +98,12 @@ class FunctionsEngine:
         """Each library's full code, for one RDB_OPCODE_FUNCTION2 entry each."""
         return [lib.code for lib in self.current.libraries.values()]
 
-    def load_from_rdb(self, code: bytes) -> None:
+    def load_from_rdb(self, code: bytes, replace: bool = True) -> None:
         """rdbFunctionLoad(): load a library read from an RDB file (no load timeout, as
-        for a master's commands). A library of the same name is replaced (DEBUG RELOAD
-        reloads the functions the server already has). Raises CommandError."""
-        self.create(code, True, timeout=False)
+        for a master's commands). A library of the same name is replaced unless
+        replace is False (DEBUG RELOAD NOFLUSH without MERGE: RDBFLAGS_ALLOW_DUP unset),
+        when it fails the load. Raises CommandError."""
+        self.create(code, replace, timeout=False)
 
     # -- loading --------------------------------------------------------------------
 
@@ -209,7 +211,7 @@ def extract_metadata(code: bytes) -> tuple[bytes, bytes]:
     end = code.find(b"\n")
     if end < 0:
         raise CommandError("ERR Invalid library metadata")
-    parts = code[:end].split()
+    parts = split_args(code[:end])  # sdssplitargs(): name="x" is the word name=x
     if not parts:
         raise CommandError("ERR Invalid library metadata")
     engine, name = parts[0][2:], None
