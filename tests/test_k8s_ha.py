@@ -184,3 +184,12 @@ def test_failover_vermilion_under_real_sentinels(tmp_path):
 
 def test_failover_real_redis_server_under_the_same_sentinels(tmp_path):
     _failover(tmp_path, "redis-server")
+
+
+def test_dockerfile_ships_redis_cli_and_sentinel():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "redis-tools redis-sentinel" in text  # the probes' redis-cli, the sidecar
+    assert 'HEALTHCHECK --interval=10s --timeout=3s CMD ["redis-cli", "-e", "-p", "6379", "PING"]' in text
+    assert "EXPOSE 6379 26379" in text
+    # The user is created before the packages so that they reuse uid 999.
+    assert text.index("useradd --system --uid 999") < text.index("apt-get install")
