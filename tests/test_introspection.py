@@ -143,3 +143,14 @@ def test_command_docs_resp3_is_a_map(raw):
     docs = raw.command("COMMAND", "DOCS", "get")
     assert docs.startswith(b"%1\r\n$3\r\nget\r\n%")
     assert b"$5\r\ngroup\r\n$6\r\nstring\r\n" in docs
+
+
+def test_cluster_commands_of_a_standalone_server_match_redis(raw, raw_real):
+    cases = [
+        ("READONLY",), ("READWRITE",), ("ASKING",), ("CLUSTER", "INFO"), ("CLUSTER", "HELP"),
+        ("CLUSTER", "bogus"), ("CLUSTER",), ("CLUSTER", "SLOTS", "x"),
+        ("CLUSTER", "KEYSLOT", "foo"), ("COMMAND", "INFO", "cluster|info"),
+        ("COMMAND", "INFO", "readonly"),
+    ]
+    for args in cases:
+        assert raw.command(*args) == raw_real.command(*args), args

@@ -35,6 +35,7 @@ FAMILIES = (
     "blocking",
     "memory_cmds",
     "migrate",
+    "cluster",
     "transactions",
     "pubsub",
 )
