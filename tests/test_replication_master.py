@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from conftest import start_redis, start_vermilion, require_binary
+from conftest import RawConnection, start_redis, start_vermilion, require_binary
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
 
@@ -276,3 +276,76 @@ def test_sync_errors(servers):
         master.execute_command("WAIT", "x", "0")
     with pytest.raises(redis.ResponseError, match="^timeout is negative"):
         master.execute_command("WAIT", "1", "-1")
+
+
+@pytest.mark.parametrize("kind", ["vermilion", "redis"])
+def test_a_master_restarted_on_its_rdb_continues_its_history(servers, tmp_path, kind):
+    """SHUTDOWN SAVE writes repl-id/repl-offset into the RDB file; the restarted master
+    keeps that history as its secondary id, so its replica resynchronizes partially
+    (loadDataFromDisk, the iAmMaster case) — Redis does it, Vermilion the same."""
+    data_dir = tmp_path / "master"
+    data_dir.mkdir()
+    master_server = servers(kind, "--dir", str(data_dir), "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    fill(master)  # before the replica: XREADGROUP's stream form drifts entries-read
+    replica = attach(servers("redis"), master_server)
+    master.set("streamed", 1)
+    wait_until(lambda: caught_up(master, replica), what="the sync")
+    replid = info(master)["master_replid"]
+    started = time.time()
+    cli = require_binary("redis-cli")
+    subprocess.run([cli, "-p", str(master_server.port), "SHUTDOWN", "SAVE"], timeout=15)
+    master_server.proc.wait(10)
+    # Waited for the replica's acknowledgement (a REPLCONF GETACK away), not the 10 s
+    # of shutdown-timeout; the replica holds everything the master wrote.
+    assert time.time() - started < 5
+    offset = info(replica)["slave_repl_offset"]
+    master_server.start()
+    master = master_server.client()
+    restarted = info(master)
+    assert restarted["master_replid2"] == replid
+    assert restarted["second_repl_offset"] == offset + 1
+    assert restarted["repl_backlog_active"] == 1
+    wait_until(lambda: caught_up(master, replica), what="the resync")
+    master.set("after-restart", 1)
+    wait_until(lambda: caught_up(master, replica), what="the stream")
+    assert dataset(replica) == dataset(master)
+    stats = info(master, "stats")
+    assert (stats["sync_full"], stats["sync_partial_ok"]) == (0, 1)
+
+
+@pytest.mark.parametrize("kind", ["vermilion", "redis"])
+def test_shutdown_waits_for_a_lagging_replica_and_can_be_aborted(servers, kind):
+    """prepareForShutdown(): with a replica behind, SHUTDOWN blocks (writes paused) up to
+    shutdown-timeout; SHUTDOWN ABORT ends the wait; SIGTERM waits the same way, then
+    exits with the lag logged when the replica never catches up."""
+    master_server = servers(kind, "--shutdown-timeout", "2", "--repl-diskless-sync-delay", "0")
+    master = master_server.client()
+    replica_server = servers("redis")
+    replica = attach(replica_server, master_server)
+    master.set("k", "v")
+    wait_until(lambda: caught_up(master, replica), what="the sync")
+    os.kill(replica_server.proc.pid, signal.SIGSTOP)  # it will not acknowledge
+    master.set("unacknowledged", 1)
+
+    blocked = RawConnection(master_server.port)
+    blocked.send(b"*1\r\n$8\r\nSHUTDOWN\r\n")
+    blocked.sock.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        blocked.read_reply()
+    assert 0 < info(master, "server")["shutdown_in_milliseconds"] <= 2000
+    assert master.get("k") == b"v"  # reads go on; writes wait
+    other = RawConnection(master_server.port)
+    assert other.command("SHUTDOWN", "ABORT") == b"+OK\r\n"
+    blocked.sock.settimeout(5)
+    assert blocked.read_reply() == b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+    assert other.command("SHUTDOWN", "ABORT") == b"-ERR No shutdown in progress.\r\n"
+    assert other.command("SET", "after-abort", "1") == b"+OK\r\n"
+    started = time.time()
+    master_server.proc.send_signal(signal.SIGTERM)
+    master_server.proc.wait(10)
+    assert 1.5 < time.time() - started < 6  # the 2 s of shutdown-timeout, then out
+    log = master_server.log_path.read_text()
+    assert "Waiting for replicas before shutting down." in log
+    assert "Shutdown manually aborted." in log
+    assert "Lagging replica" in log and "0 of 1 replicas are in sync when shutting down." in log

@@ -69,7 +69,7 @@ def server_section(server) -> dict:
     now = time.time()
     uptime = int(now - server.start_time)
     uname = platform.uname()
-    return {
+    fields = {
         "redis_version": REDIS_VERSION,
         "vermilion_version": __version__,
         "redis_git_sha1": "00000000",
@@ -96,6 +96,9 @@ def server_section(server) -> dict:
         "config_file": server.config.config_file,
         "io_threads_active": 0,
     }
+    if server.shutdown_deadline:  # waiting for replicas before exiting
+        fields["shutdown_in_milliseconds"] = max(int((server.shutdown_deadline - now) * 1000), 0)
+    return fields
 
 
 def clients_section(server) -> dict:

@@ -36,7 +36,7 @@ from .persistence.aof import AppendOnlyFile, apply_appendonly
 from .persistence.diskerror import DiskErrors
 from .persistence.snapshot import Snapshots
 from .propagate import TO_AOF, Propagation, propagate_raw
-from .replication.master import ReplicaSet
+from .replication.master import PAUSE_FOREVER, ReplicaSet
 from .replication.replica import MasterLink
 from .replication.state import ReplicationState
 from .protocol.parser import ParserLimits
@@ -191,6 +191,10 @@ class Server:
         self._prepared = False
         self.shutdown_asap = False
         self.shutdown_flags: frozenset = frozenset()
+        # shutdown_mstime: while non-zero a shutdown waits (writes paused) until then
+        # for lagging replicas; the cron finishes it (isShutdownInitiated()).
+        self.shutdown_deadline = 0.0
+        self.shutdown_waiters: list = []  # SHUTDOWN clients blocked meanwhile
         self.apply_config()
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
         self._wire()
@@ -514,6 +518,8 @@ class Server:
         await self.load_data_in_background()
         if self.config["replicaof"] is not None and not self.stopping():
             self.master_link.set_master(*self.config["replicaof"], startup=True)
+        else:
+            self.repl.continue_history_from_rdb()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         self._schedule_cron()
@@ -539,13 +545,18 @@ class Server:
     async def serve_until_stopped(self) -> int:
         while True:
             await self._stopping
-            if self._prepared or self.prepare_shutdown(self.shutdown_flags):
+            if self._prepared:
                 return await self._shutdown()
+            outcome = self.prepare_shutdown(self.shutdown_flags)
+            if outcome:
+                return await self._shutdown()
+            self._stopping = self.loop.create_future()
+            if outcome is None:
+                continue  # waiting for replicas: the cron finishes it
             # prepareForShutdown() failed on a signal: Redis logs it and keeps serving.
             logger.warning("SIGTERM received but errors trying to shut down the server, "
                            "check the logs for more information")
             self.shutdown_asap = False
-            self._stopping = self.loop.create_future()
 
     # -- cron --------------------------------------------------------------------------------
 
@@ -565,6 +576,9 @@ class Server:
             self.note_memory_peak(self.used_memory())
             for job in self.hooks.cron:
                 job()
+            if self.shutdown_deadline and (time.time() >= self.shutdown_deadline
+                                           or self.replicas.ready_to_shutdown()):
+                self.finish_shutdown()
         except Exception as exc:  # the cron must survive a bug in one job
             logger.warning(f"cron job failed: {exc!r}")
         self._schedule_cron()
@@ -576,7 +590,7 @@ class Server:
         now = time.time()
         for client in list(self.clients.values()):
             if now - client.last_interaction > timeout \
-                    and not client.flags & {"P", "O", "b", "S"}:
+                    and not client.flags & {"P", "O", "b", "S", "M"}:
                 logger.verbose("Closing idle client")
                 client.close()
 
@@ -584,12 +598,19 @@ class Server:
 
     def _on_signal(self, sig: int) -> None:
         name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
-        if self.shutdown_asap:
-            logger.warning(f"You insist... exiting now.")
+        if self.shutdown_asap and sig == signal.SIGINT:
+            # A second Ctrl+C: no final save, no waiting for lagging replicas.
+            logger.warning("You insist... exiting now.")
             os._exit(1)
-        logger.warning(f"Received {name} scheduling shutdown...")
+        if self.loading:
+            logger.warning("Received shutdown signal during loading, scheduling shutdown.")
+        else:
+            logger.warning(f"Received {name} scheduling shutdown...")
+        if self.shutdown_asap:
+            return  # already scheduled (or waiting for replicas)
         self.shutdown_asap = True
-        self.request_shutdown(0)
+        words = self.config[f"shutdown-on-{name.lower()}"].split()
+        self.request_shutdown(0, frozenset(w for w in words if w != "default"))
 
     def request_shutdown(self, code: int = 0, flags: frozenset = frozenset(),
                          prepared: bool = False) -> None:
@@ -600,14 +621,72 @@ class Server:
         if not self._stopping.done():
             self._stopping.set_result(code)
 
-    def prepare_shutdown(self, flags: frozenset = frozenset()) -> bool:
-        """prepareForShutdown(): run the shutdown hooks (final save, AOF flush). False
-        when one failed and FORCE was not given; the server then keeps running."""
-        logger.warning("User requested shutdown...")
+    def prepare_shutdown(self, flags: frozenset = frozenset(), client=None) -> bool | None:
+        """prepareForShutdown(): True when the server may exit now (the final save and
+        AOF flush done), False when that failed without FORCE (it keeps running), None
+        when it first waits — writes paused, up to shutdown-timeout seconds — for its
+        replicas to acknowledge everything; client (SHUTDOWN) then stays blocked."""
+        if self.shutdown_deadline:
+            self._block_on_shutdown(client)
+            return None
         if self.loading:
             # Half the dataset is in memory: a final save would overwrite the file being
             # loaded with it (prepareForShutdown() forces NOSAVE while loading).
             flags = (flags - {"save"}) | {"nosave"}
+        self.shutdown_flags = flags
+        logger.warning("User requested shutdown...")
+        timeout = self.config["shutdown-timeout"]
+        if "now" not in flags and timeout and not self.replicas.ready_to_shutdown():
+            self.shutdown_deadline = time.time() + timeout
+            if not self.pause_until:
+                self.replicas.request_acks()
+            self.pause_clients(time.time() + PAUSE_FOREVER, writes_only=True)
+            logger.notice("Waiting for replicas before shutting down.")
+            self._block_on_shutdown(client)
+            return None
+        return self._run_shutdown_hooks(flags)
+
+    def _block_on_shutdown(self, client) -> None:
+        if client is None:
+            return
+        self.blocking.block_client(client, [], 0, on_ready=lambda c, key: None)
+        self.shutdown_waiters.append(client.blocked)
+
+    def finish_shutdown(self) -> None:
+        """finishShutdown() after the wait for replicas: exit, or carry on serving
+        when the final save failed (the blocked SHUTDOWN clients get the error)."""
+        self.replicas.log_lagging()
+        if self._run_shutdown_hooks(self.shutdown_flags):
+            self.request_shutdown(0, self.shutdown_flags, prepared=True)
+        else:
+            self.cancel_shutdown()
+
+    def cancel_shutdown(self) -> None:
+        """cancelShutdown(): SHUTDOWN ABORT, or a failed final save."""
+        self.shutdown_asap = False
+        self.shutdown_flags = frozenset()
+        self.shutdown_deadline = 0.0
+        waiters, self.shutdown_waiters = self.shutdown_waiters, []
+        for waiter in waiters:
+            if waiter.client.blocked is waiter:
+                self.blocking.unblock(waiter, CommandError("ERR Errors trying to SHUTDOWN. "
+                                                           "Check logs."))
+        self.unpause_clients()
+
+    def abort_shutdown(self) -> bool:
+        """abortShutdown(): False when no shutdown was in progress."""
+        if self.shutdown_deadline:
+            self.cancel_shutdown()
+        elif self.shutdown_asap:
+            self.shutdown_asap = False  # a signal's shutdown not started yet
+            if self._stopping.done():
+                self._stopping = self.loop.create_future()
+        else:
+            return False
+        logger.notice("Shutdown manually aborted.")
+        return True
+
+    def _run_shutdown_hooks(self, flags: frozenset) -> bool:
         # No new connections while the final save runs.
         self._stop_accepting()
         for hook in self.hooks.shutdown:

@@ -273,8 +273,7 @@ class ReplicaSet:
         logger.notice("Starting BGSAVE for SYNC with target: "
                       + ("replicas sockets" if socket_target else "disk"))
         self.flush()
-        aux = {b"repl-stream-db": b"%d" % max(repl.seldb, 0),
-               b"repl-id": repl.replid.encode(), b"repl-offset": b"%d" % repl.offset}
+        aux = repl.save_info()
         offset = repl.offset
         read_end = write_end = -1
         mark = b""
@@ -485,6 +484,38 @@ class ReplicaSet:
         if self.waits:
             self.process_waits()
 
+    # -- shutdown ------------------------------------------------------------------------
+
+    def ready_to_shutdown(self) -> bool:
+        """isReadyToShutdown(): every replica acknowledged the whole stream."""
+        offset = self.server.repl.offset
+        return all(c.replica.ack_off == offset for c in self.replicas)
+
+    def request_acks(self) -> None:
+        """sendGetackToReplicas(), before the loop sleeps."""
+        self.get_ack = True
+        if not self._flush_scheduled and self.server.loop is not None:
+            self._flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
+
+    def log_lagging(self) -> None:
+        """finishShutdown()'s report on the replicas."""
+        offset = self.server.repl.offset
+        now = time.time()
+        lagging = 0
+        for client in self.replicas:
+            link = client.replica
+            if link.ack_off == offset:
+                continue
+            lagging += 1
+            lag = int(now - link.ack_time) if link.state == ONLINE else 0
+            logger.warning(f"Lagging replica {self.name(client)} reported offset "
+                           f"{offset - link.ack_off} behind master, lag={lag}, "
+                           f"state={_STATE_NAMES[link.state]}.")
+        if self.replicas:
+            logger.notice(f"{len(self.replicas) - lagging} of {len(self.replicas)} replicas "
+                          "are in sync when shutting down.")
+
     # -- WAIT ----------------------------------------------------------------------------
 
     def acks_at(self, offset: int) -> int:
@@ -501,10 +532,7 @@ class ReplicaSet:
             client, [], timeout_ms, on_ready=lambda c, key: None,
             on_timeout=lambda c: self.acks_at(offset))
         self.waits.append((client.blocked, offset, numreplicas))
-        self.get_ack = True
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.server.loop.call_soon(self.flush)
+        self.request_acks()
         return waiter
 
     def process_waits(self) -> None:

@@ -272,17 +272,10 @@ class MasterLink:
         loaded: the dataset is that point of the master's history, so a partial resync
         can continue from there."""
         server = self.server
-        if server.config["appendonly"]:
+        history = server.repl.history_in_rdb()
+        if history is None:
             return
-        aux = _rdb_aux(server.snapshots.path)
-        try:
-            replid = aux[b"repl-id"].decode()
-            offset = int(aux[b"repl-offset"])
-            stream_db = int(aux[b"repl-stream-db"])
-        except (KeyError, ValueError, UnicodeDecodeError):
-            return
-        if len(replid) != EOF_MARK_SIZE or offset < 0 or not 0 <= stream_db < len(server.dbs):
-            return
+        replid, offset, stream_db = history
         repl = server.repl
         repl.replid = replid
         repl.offset = offset
@@ -1185,28 +1178,6 @@ class MasterLink:
                 self.send_ack()
         if self.aof_stopped and self.state == CONNECTED:
             self._restart_aof()
-
-
-def _rdb_aux(path: str) -> dict:
-    """The aux fields at the head of an RDB file ({} when there are none)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64 * 1024)
-    except OSError:
-        return {}
-    out = {}
-    if not head.startswith(b"REDIS"):
-        return out
-    pos = 9
-    try:
-        while pos < len(head) and head[pos] == rdb.OP_AUX:
-            reader = rdb.Reader(head, pos + 1)
-            key = reader.string()
-            out[key] = reader.string()
-            pos = reader.pos
-    except Exception:  # a truncated head: what was read is enough
-        pass
-    return out
 
 
 def _canonical_len(argv: list) -> int:

@@ -12,8 +12,10 @@ master sent, unchanged, so that its own replicas share the master's replid and o
 from __future__ import annotations
 
 import os
+import time
 
 from ..log import logger
+from ..persistence import rdb
 from ..persistence.aof import encode_command
 from ..propagate import TO_REPLICAS
 
@@ -112,6 +114,56 @@ class ReplicationState:
         self.free_backlog()
         self.create_backlog()
 
+    def history_in_rdb(self) -> tuple[str, int, int] | None:
+        """The repl-id, repl-offset and repl-stream-db aux fields of the RDB file loaded
+        at startup (loadDataFromDisk's rsi), when valid; None otherwise, and always
+        with appendonly (the AOF carries no such fields)."""
+        server = self.server
+        if server.config["appendonly"]:
+            return None
+        aux = _rdb_aux(server.snapshots.path)
+        try:
+            replid = aux[b"repl-id"].decode()
+            offset = int(aux[b"repl-offset"])
+            stream_db = int(aux[b"repl-stream-db"])
+        except (KeyError, ValueError, UnicodeDecodeError):
+            return None
+        if len(replid) != len(NO_REPLID2) or offset < 0 or not 0 <= stream_db < len(server.dbs):
+            return None
+        return replid, offset, stream_db
+
+    def continue_history_from_rdb(self) -> None:
+        """A master restarted on an RDB file of its history keeps it as its secondary
+        id, so that its replicas (and itself restarted with replicas, after SHUTDOWN
+        waited for them) resynchronize partially (loadDataFromDisk's iAmMaster case)."""
+        history = self.history_in_rdb()
+        if history is None:
+            return
+        replid, offset, _ = history
+        self.replid2 = replid
+        self.second_offset = offset + 1
+        self.offset = offset
+        self.create_backlog()
+        self.no_replicas_since = time.time()
+
+    def save_info(self) -> dict | None:
+        """rdbPopulateSaveInfo(): the aux fields every RDB file of ours carries while it
+        is a point of a replication history, so that a restart on it can continue
+        with a partial resync: a master with a backlog, or a replica linked to (or
+        caching) its master. None otherwise."""
+        if not self.replica_of_master:
+            if self.backlog is None:
+                return None
+            stream_db = max(self.seldb, 0)
+        else:
+            link = self.server.master_link
+            master = link.session or link.cached
+            if master is None:
+                return None
+            stream_db = master.db.id
+        return {b"repl-stream-db": b"%d" % stream_db, b"repl-id": self.replid.encode(),
+                b"repl-offset": b"%d" % self.offset}
+
     # -- the backlog -----------------------------------------------------------------
 
     def create_backlog(self) -> None:
@@ -168,3 +220,25 @@ class ReplicationState:
             db = b"%d" % db_id
             self.feed(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n" % (len(db), db))
         self.feed(encode_command(argv))
+
+
+def _rdb_aux(path: str) -> dict:
+    """The aux fields at the head of an RDB file ({} when there are none)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+    except OSError:
+        return {}
+    out = {}
+    if not head.startswith(b"REDIS"):
+        return out
+    pos = 9
+    try:
+        while pos < len(head) and head[pos] == rdb.OP_AUX:
+            reader = rdb.Reader(head, pos + 1)
+            key = reader.string()
+            out[key] = reader.string()
+            pos = reader.pos
+    except Exception:  # a truncated head: what was read is enough
+        pass
+    return out
