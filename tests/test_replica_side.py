@@ -253,6 +253,10 @@ def test_follows_a_real_redis_master(servers, diskless):
     # The master's client is listed, flag M.
     masters = replica.client_list(_type="master")
     assert len(masters) == 1 and masters[0]["flags"] == "M"
+    # What came from the master counts as replication traffic, as the master counts it.
+    received = info(replica, "stats")["total_net_repl_input_bytes"]
+    sent = info(master, "stats")["total_net_repl_output_bytes"]
+    assert 0 < sent - 200 <= received <= sent
 
 
 def test_diskless_load_from_a_real_master(servers):
@@ -679,6 +683,16 @@ def test_replica_bgsave_saves_the_received_dataset(servers, tmp_path):
     wait_until(lambda: "Background saving terminated with success" in log_of(replica_server))
     copy = servers("vermilion", "--dir", str(tmp_path / "s1"))
     same_data(master, copy.client())
+    # Its own RDB carries the master's replid and offset (rdbPopulateSaveInfo): from
+    # it, a restarted replica continues with a partial resync.
+    master.set("after-the-save", 1)
+    replica_server.stop()
+    restarted = servers("vermilion", "--dir", str(tmp_path / "s1"),
+                        "--replicaof", "127.0.0.1", str(master_server.port))
+    replica = restarted.client()
+    wait_until(lambda: caught_up(master, replica))
+    assert info(master, "stats")["sync_partial_ok"] == 1
+    same_data(master, replica)
 
 
 def test_repl_timeout_drops_a_silent_master_and_reconnects(servers):

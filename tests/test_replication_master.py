@@ -158,6 +158,9 @@ def test_redis_replica_full_sync_then_stream(servers, diskless):
     assert replica.exists("short") == 0
     stats = info(master, "stats")
     assert stats["sync_full"] == 1
+    # The RDB and the stream count as replication traffic, on both sides alike.
+    received = info(replica, "stats")["total_net_repl_input_bytes"]
+    assert 0 < received <= stats["total_net_repl_output_bytes"] <= received + 100
     replicas = info(master)
     assert replicas["connected_slaves"] == 1
     assert replicas["slave0"]["state"] == "online"

@@ -283,7 +283,10 @@ class Connection(Session, asyncio.Protocol):
             if self.deferred_bytes >= server.obuf_check_from or self.paused_writing:
                 server.check_output_limits(self)
             return
-        server.stats.total_net_output_bytes += len(data)
+        if self.replica is None:
+            server.stats.total_net_output_bytes += len(data)
+        else:  # the replication stream (stat_net_repl_output_bytes)
+            server.stats.total_net_repl_output_bytes += len(data)
         self.transport.write(data)
         if self.paused_writing or server.obuf_check_from < HIGH_WATER:
             # A subscriber that doesn't read: client-output-buffer-limit decides.

@@ -87,6 +87,8 @@ class Stats:
     keyspace_misses: int = 0
     total_net_input_bytes: int = 0
     total_net_output_bytes: int = 0
+    total_net_repl_input_bytes: int = 0  # from our master (stat_net_repl_input_bytes)
+    total_net_repl_output_bytes: int = 0  # to our replicas: stream and RDB transfers
     total_error_replies: int = 0
     unexpected_error_replies: int = 0
     total_reads_processed: int = 0
@@ -149,7 +151,7 @@ class Server:
         self.slowlog = SlowLog(config["slowlog-max-len"])
         self.latency = LatencyMonitor()
         self.instantaneous: dict[str, float] = {}  # ops / in / out per second (INFO stats)
-        self._inst_sample = (time.monotonic(), 0, 0, 0)
+        self._inst_sample = (time.monotonic(), 0, 0, 0, 0, 0)
         self.run_id = os.urandom(20).hex()
         # -- memory (eviction.install fills the evictor and the usage function)
         self.memory_usage = None  # callable → used_memory bytes
@@ -435,13 +437,13 @@ class Server:
         # resetServerStats(): the memory peak and the instantaneous rates start over.
         self.memory_peak = 0
         self.instantaneous = {}
-        self._inst_sample = (time.monotonic(), 0, 0, 0)
+        self._inst_sample = (time.monotonic(), 0, 0, 0, 0, 0)
 
     def _sample_rates(self) -> None:
         # trackInstantaneousMetric(): rates over the last sampling period.
         now = time.monotonic()
         stats = self.stats
-        then, ops, net_in, net_out = self._inst_sample
+        then, ops, net_in, net_out, repl_in, repl_out = self._inst_sample
         elapsed = now - then
         if elapsed < 0.1:
             return
@@ -449,9 +451,13 @@ class Server:
             "ops": (stats.total_commands_processed - ops) / elapsed,
             "in": (stats.total_net_input_bytes - net_in) / elapsed,
             "out": (stats.total_net_output_bytes - net_out) / elapsed,
+            "repl_in": (stats.total_net_repl_input_bytes - repl_in) / elapsed,
+            "repl_out": (stats.total_net_repl_output_bytes - repl_out) / elapsed,
         }
         self._inst_sample = (now, stats.total_commands_processed,
-                             stats.total_net_input_bytes, stats.total_net_output_bytes)
+                             stats.total_net_input_bytes, stats.total_net_output_bytes,
+                             stats.total_net_repl_input_bytes,
+                             stats.total_net_repl_output_bytes)
 
     def feed_monitors(self, client: Connection, argv: list[bytes], always: bool = False) -> None:
         # replicationFeedMonitors(): +<time> [<db> <addr>] "arg" "arg". Admin commands

@@ -335,7 +335,7 @@ class ReplicaSet:
         if data:
             for client in fork.replicas:
                 if not client.closing and client.transport is not None:
-                    client.transport.write(data)
+                    self._send(client, data)
             return
         self.server.loop.remove_reader(fork.pipe)
         os.close(fork.pipe)
@@ -374,7 +374,7 @@ class ReplicaSet:
             return
         if fork.socket_target:
             for client in waiting:
-                client.transport.write(fork.mark)
+                self._send(client, fork.mark)
                 # The replica loads what it got; its first ACK starts the stream.
                 client.replica.start_on_ack = True
                 self._put_online(client, stream=False)
@@ -388,9 +388,15 @@ class ReplicaSet:
             return
         for client in waiting:
             client.replica.state = SEND_BULK
-            client.transport.write(b"$%d\r\n" % len(payload))
-            client.transport.write(payload)
+            self._send(client, b"$%d\r\n" % len(payload))
+            self._send(client, payload)
             self._put_online(client, stream=True)
+
+    def _send(self, client, data: bytes) -> None:
+        """The RDB transfer's bytes, straight to the socket (the stream goes through
+        client.write, with the output-buffer limits)."""
+        self.server.stats.total_net_repl_output_bytes += len(data)
+        client.transport.write(data)
 
     def _fail_waiting(self, clients, error: str | None) -> None:
         for client in clients:

@@ -676,6 +676,7 @@ class MasterLink:
                 reason = str(exc)
             else:
                 reason = "connection lost"
+            self.server.stats.total_net_repl_input_bytes += len(data)
             if generation != self.generation:
                 return
             if not data:
@@ -943,6 +944,7 @@ class MasterLink:
                 return
             session.last_interaction = time.time()
             session.read_reploff += len(data)
+            self.server.stats.total_net_repl_input_bytes += len(data)
             self.buf += data
             self._apply(session)
 
