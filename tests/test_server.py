@@ -212,7 +212,9 @@ def test_time_lastsave_role(r):
     seconds, micros = r.time()
     assert abs(seconds - time.time()) < 5 and 0 <= micros < 1_000_000
     assert isinstance(r.lastsave(), object)
-    assert r.execute_command("ROLE") in ([b"master", 0, []], ["master", 0, []])
+    role, offset, replicas = r.execute_command("ROLE")
+    # The offset is whatever earlier tests that attached to this server streamed.
+    assert role in (b"master", "master") and offset >= 0 and replicas == []
     assert r.execute_command("WAIT", 0, 0) == 0
 
 
