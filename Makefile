@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-slow install install-test bench clean crash-loop fuzz
+.PHONY: run test test-slow install install-test bench clean crash-loop fuzz failover-rounds
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -44,6 +44,14 @@ crash-loop: install-test
 
 fuzz: install-test
 	$(PY) tests/stress/fuzz_protocol.py $(FUZZ_ARGS)
+
+# High availability (issue 16, not run by `make test`, which runs one round): the HA
+# StatefulSet as local processes under three real Sentinels, the master SIGKILLed
+# FAILOVER_ROUNDS times in a row (whichever pod is master each time); exits non-zero if a
+# WAIT-acknowledged write is lost or a round misses its target.
+FAILOVER_ROUNDS ?= 10
+failover-rounds: install-test
+	$(VENV)/bin/vermilion k8s simulate failover --rounds $(FAILOVER_ROUNDS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
