@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from conftest import RawConnection, start_redis, start_vermilion
+from replication_helpers import caught_up, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
 LIB = ("#!lua name=lib\n"
@@ -20,33 +21,6 @@ LIB = ("#!lua name=lib\n"
        "return redis.call('set', keys[1], args[1]) end)\n"
        "redis.register_function{function_name='ro', callback=function() return 1 end, "
        "flags={'no-writes'}}")
-
-
-def wait_until(predicate, timeout=15.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def info(client, section="replication") -> dict:
-    return client.info(section)
-
-
-def link_up(replica) -> bool:
-    try:
-        return info(replica).get("master_link_status") == "up"
-    except redis.exceptions.BusyLoadingError:
-        return False
-
-
-def caught_up(master, replica) -> bool:
-    offset = info(master)["master_repl_offset"]
-    return link_up(replica) and info(replica).get("slave_repl_offset") == offset \
-        and info(replica)["master_repl_offset"] == offset
 
 
 def port_of(client) -> int:

@@ -11,32 +11,9 @@ import pytest
 import redis
 
 from conftest import RawConnection, start_redis, start_vermilion, require_binary
+from replication_helpers import caught_up, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
-
-
-def wait_until(predicate, timeout=15.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def info(client, section="replication") -> dict:
-    return client.info(section)
-
-
-def link_up(replica) -> bool:
-    return info(replica).get("master_link_status") == "up"
-
-
-def caught_up(master, replica) -> bool:
-    """The replica has applied everything the master produced so far."""
-    offset = info(master)["master_repl_offset"]
-    return link_up(replica) and info(replica).get("slave_repl_offset") == offset
 
 
 def dataset(client) -> dict:

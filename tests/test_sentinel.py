@@ -14,19 +14,13 @@ import pytest
 import redis
 
 from conftest import VERMILION, ServerProcess, free_port, require_binary
+from replication_helpers import wait_until as _wait_until
 
 
 def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except (redis.ConnectionError, redis.ResponseError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    # Servers die and change roles under Sentinel: a failed probe means not yet.
+    return _wait_until(predicate, timeout, what,
+                       tolerate=(redis.ConnectionError, redis.ResponseError))
 
 
 # Sentinel renames CONFIG on the servers it reconfigures (sentinel rename-command).
