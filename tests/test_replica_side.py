@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from conftest import RawConnection, start_redis, start_vermilion
-from replication_helpers import caught_up, info, link_up, wait_until
+from replication_helpers import caught_up, dataset, in_db, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
 LIB = ("#!lua name=lib\n"
@@ -25,43 +25,6 @@ LIB = ("#!lua name=lib\n"
 
 def port_of(client) -> int:
     return client.connection_pool.connection_kwargs["port"]
-
-
-def in_db(client, db: int) -> redis.Redis:
-    """The same server (and password) in another database."""
-    kwargs = client.connection_pool.connection_kwargs
-    return redis.Redis(host="127.0.0.1", port=kwargs["port"], password=kwargs.get("password"),
-                       db=db)
-
-
-def dataset(client) -> dict:
-    """Every key of every non-empty db read by type, with its absolute expiry."""
-    out = {}
-    for db_name, _ in client.info("keyspace").items():
-        db = int(db_name[2:])
-        c = in_db(client, db)
-        for key in c.scan_iter(count=1000):
-            kind = c.type(key).decode()
-            if kind == "string":
-                value = c.get(key)
-            elif kind == "list":
-                value = c.lrange(key, 0, -1)
-            elif kind == "set":
-                value = sorted(c.smembers(key))
-            elif kind == "hash":
-                value = sorted(c.hgetall(key).items())
-            elif kind == "zset":
-                value = c.zrange(key, 0, -1, withscores=True)
-            elif kind == "stream":
-                value = (c.xrange(key), c.xinfo_groups(key),
-                         c.execute_command("XINFO", "STREAM", key)[1],
-                         [(p["message_id"], p["consumer"], p["times_delivered"])
-                          for p in c.xpending_range(key, "group", "-", "+", 100)]
-                         if any(g["name"] == b"group" for g in c.xinfo_groups(key)) else None)
-            else:
-                value = kind
-            out[(db, key)] = (kind, value, c.pexpiretime(key))
-    return out
 
 
 def same_data(master, replica) -> None:

@@ -11,36 +11,9 @@ import pytest
 import redis
 
 from conftest import RawConnection, start_redis, start_vermilion, require_binary
-from replication_helpers import caught_up, info, link_up, wait_until
+from replication_helpers import caught_up, dataset, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
-
-
-def dataset(client) -> dict:
-    """Every key of every non-empty db, read by type, with its absolute expiry: what a
-    replica must hold, independent of how each server encodes it."""
-    out = {}
-    for db_name, _ in client.info("keyspace").items():
-        db = int(db_name[2:])
-        c = redis.Redis(host="127.0.0.1", port=client.connection_pool.connection_kwargs["port"], db=db)
-        for key in c.scan_iter(count=1000):
-            kind = c.type(key).decode()
-            if kind == "string":
-                value = c.get(key)
-            elif kind == "list":
-                value = c.lrange(key, 0, -1)
-            elif kind == "set":
-                value = sorted(c.smembers(key))
-            elif kind == "hash":
-                value = sorted(c.hgetall(key).items())
-            elif kind == "zset":
-                value = c.zrange(key, 0, -1, withscores=True)
-            elif kind == "stream":
-                value = (c.xrange(key), c.xinfo_groups(key), c.execute_command("XINFO", "STREAM", key)[1])
-            else:
-                value = kind
-            out[(db, key)] = (kind, value, c.pexpiretime(key))
-    return out
 
 
 def fill(client) -> None:

@@ -35,6 +35,9 @@ class Snapshots:
         self.changes_at_save = 0
         self.loaded_keys = 0
         self.loaded_expired = 0
+        # The aux fields of the RDB file loaded at startup ({} without one): its
+        # repl-id/repl-offset let replication continue from it (loadDataFromDisk's rsi).
+        self.loaded_aux: dict[bytes, bytes] = {}
         self.saves = 0
 
     # -- paths ------------------------------------------------------------------
@@ -260,6 +263,7 @@ class Snapshots:
         logger.notice("DB loaded from disk: %.3f seconds" % (time.time() - start))
         self.loaded_keys = result.keys
         self.loaded_expired = result.expired
+        self.loaded_aux = aux
         self.server.dirty = 0
         self.server.lastsave = int(time.time())
 

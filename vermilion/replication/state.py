@@ -15,7 +15,6 @@ import os
 import time
 
 from ..log import logger
-from ..persistence import rdb
 from ..persistence.aof import encode_command
 from ..propagate import TO_REPLICAS
 
@@ -116,12 +115,10 @@ class ReplicationState:
 
     def history_in_rdb(self) -> tuple[str, int, int] | None:
         """The repl-id, repl-offset and repl-stream-db aux fields of the RDB file loaded
-        at startup (loadDataFromDisk's rsi), when valid; None otherwise, and always
-        with appendonly (the AOF carries no such fields)."""
+        at startup (loadDataFromDisk's rsi), when valid; None otherwise (no RDB file
+        loaded: none there, or the AOF was)."""
         server = self.server
-        if server.config["appendonly"]:
-            return None
-        aux = _rdb_aux(server.snapshots.path)
+        aux = server.snapshots.loaded_aux
         try:
             replid = aux[b"repl-id"].decode()
             offset = int(aux[b"repl-offset"])
@@ -221,24 +218,3 @@ class ReplicationState:
             self.feed(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n" % (len(db), db))
         self.feed(encode_command(argv))
 
-
-def _rdb_aux(path: str) -> dict:
-    """The aux fields at the head of an RDB file ({} when there are none)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64 * 1024)
-    except OSError:
-        return {}
-    out = {}
-    if not head.startswith(b"REDIS"):
-        return out
-    pos = 9
-    try:
-        while pos < len(head) and head[pos] == rdb.OP_AUX:
-            reader = rdb.Reader(head, pos + 1)
-            key = reader.string()
-            out[key] = reader.string()
-            pos = reader.pos
-    except Exception:  # a truncated head: what was read is enough
-        pass
-    return out
