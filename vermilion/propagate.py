@@ -62,9 +62,8 @@ class Propagation:
     def close_block(self) -> None:
         """Emit the block: more than one record goes out inside MULTI ... EXEC, so the
         AOF and replicas apply it atomically (one is atomic as it is)."""
-        # Records a script kept from everyone (redis.set_repl(REPL_NONE)) never count.
-        records = [record for record in self.block if record[2]]
-        self.block = None
+        # emit() never queues a record kept from everyone (redis.set_repl(REPL_NONE)).
+        records, self.block = self.block, None
         if len(records) > 1:
             # MULTI/EXEC go wherever a record of the block goes (a script's
             # redis.set_repl may have kept every record from the AOF, say).

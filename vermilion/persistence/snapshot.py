@@ -74,7 +74,6 @@ class Snapshots:
         """rdbSave(): write the snapshot to a temp file, fsync, rename over path. On
         failure the temp file is removed (a full disk must not stay full because of
         it), the reason is logged as Redis logs it, and OSError propagates."""
-        config = self.server.config
         if aux is None:  # rdbSave(..., rsi): a point of the replication history
             aux = self.server.repl.save_info()
         directory = os.path.dirname(path) or "."

@@ -45,7 +45,7 @@ class ReplicaLink:
     """What a master knows of one replica (the slave_* fields of its struct client)."""
 
     __slots__ = ("state", "capa_eof", "capa_psync2", "listening_port", "announced_ip",
-                 "ack_off", "ack_time", "pre_psync", "rdb_only", "initial_offset",
+                 "ack_off", "ack_time", "pre_psync", "rdb_only",
                  "pending", "streaming", "start_on_ack", "asked_at", "rdb_filter")
 
     def __init__(self):
@@ -57,7 +57,6 @@ class ReplicaLink:
         self.ack_time = 0.0
         self.pre_psync = False  # attached with SYNC: no REPLCONF ACKs expected
         self.rdb_only = False
-        self.initial_offset = 0
         self.pending: bytearray | None = None  # the stream produced while it syncs
         self.streaming = False  # takes the stream as it is produced
         self.start_on_ack = False  # diskless: the stream starts on the first ACK
@@ -237,7 +236,6 @@ class ReplicaSet:
     def _setup_full_resync(self, client, offset: int) -> None:
         """replicationSetupSlaveForFullResync()"""
         link = client.replica
-        link.initial_offset = offset
         link.state = WAIT_BGSAVE_END
         link.pending = bytearray()
         self.server.repl.seldb = -1  # the stream re-selects its database for it

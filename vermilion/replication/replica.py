@@ -28,7 +28,7 @@ import time
 from ..keyspace.watch import touch_all_watched_in_db
 from ..log import logger
 from ..persistence import rdb
-from ..persistence.aof import apply_appendonly
+from ..persistence.aof import apply_appendonly, encode_command
 from ..persistence.snapshot import load_functions
 from ..protocol.errors import CommandError
 from ..protocol.parser import RequestParser
@@ -61,19 +61,6 @@ class ProtocolError(Exception):
 
 class _LinkFailed(Exception):
     """A step of the handshake or the transfer failed (already logged)."""
-
-
-def _ack_command(offset: int) -> bytes:
-    off = b"%d" % offset
-    return b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n" % (len(off), off)
-
-
-def _command(*args: bytes) -> bytes:
-    """sendCommandArgv(): a multibulk request."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
 
 
 class MasterClient(Session):
@@ -228,7 +215,7 @@ class MasterLink:
         repl.no_replicas_since = time.time()
         self.down_since = 0.0
         server.config.values["replicaof"] = None
-        repl.replica_of_master = False
+        repl.follow_master(False)
         server.replica_mode = False
         checks = server.hooks.command_checks
         if self._check in checks:
@@ -238,7 +225,7 @@ class MasterLink:
 
     def _become_replica(self) -> None:
         server = self.server
-        server.repl.replica_of_master = True
+        server.repl.follow_master(True)
         server.replica_mode = True
         if self._check not in server.hooks.command_checks:
             server.hooks.command_checks.append(self._check)
@@ -445,7 +432,7 @@ class MasterLink:
         self.writer = writer
         logger.notice("Non blocking connect for SYNC fired the event.")
         self.state = HANDSHAKE
-        writer.write(_command(b"PING"))
+        writer.write(encode_command([b"PING"]))
         reply = await self._read_reply(reader, generation)
         if reply[:1] != "+" and not reply.startswith(("-NOAUTH", "-NOPERM",
                                                        "-ERR operation not permitted")):
@@ -458,13 +445,13 @@ class MasterLink:
         if auth:
             user = config["masteruser"]
             args = [b"AUTH"] + ([user.encode()] if user else []) + [auth.encode()]
-            out.append(_command(*args))
+            out.append(encode_command(args))
         port = config["replica-announce-port"] or server.tcp_port or config["port"]
-        out.append(_command(b"REPLCONF", b"listening-port", b"%d" % port))
+        out.append(encode_command([b"REPLCONF", b"listening-port", b"%d" % port]))
         announce_ip = config["replica-announce-ip"]
         if announce_ip:
-            out.append(_command(b"REPLCONF", b"ip-address", announce_ip.encode()))
-        out.append(_command(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"))
+            out.append(encode_command([b"REPLCONF", b"ip-address", announce_ip.encode()]))
+        out.append(encode_command([b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]))
         writer.write(b"".join(out))
         if auth:
             reply = await self._read_reply(reader, generation)
@@ -498,7 +485,7 @@ class MasterLink:
         replicas = server.replicas
         failing_over = replicas.failover_state == FAILOVER_IN_PROGRESS
         psync = [b"PSYNC", psync_replid.encode(), psync_offset.encode()]
-        writer.write(_command(*psync, b"FAILOVER") if failing_over else _command(*psync))
+        writer.write(encode_command([*psync, b"FAILOVER"] if failing_over else psync))
         while True:
             try:
                 reply = await self._read_reply(reader, generation)
@@ -811,7 +798,6 @@ class MasterLink:
         self.down_since = 0.0
         # After a full resync the master's history is ours, from scratch.
         server.repl.adopt_history(self.master_replid, session.reploff)
-        server.repl.seldb = session.db.id
         logger.notice("MASTER <-> REPLICA sync: Finished with success")
         if usemark:
             self.send_ack()  # puts us online with a diskless master
@@ -1013,7 +999,6 @@ class MasterLink:
             self._protocol_error(session, str(exc))
             return
         self._feed(buf, fed, self.applied)
-        server.repl.seldb = session.db.id  # the stream's db (a sub-replica's RDB aux)
         applied = self.applied
         if applied:
             del buf[:applied]
@@ -1057,7 +1042,7 @@ class MasterLink:
         if session is None or writer is None:
             return
         try:
-            writer.write(_ack_command(session.reploff))
+            writer.write(encode_command([b"REPLCONF", b"ACK", b"%d" % session.reploff]))
         except Exception:
             pass
 
@@ -1173,9 +1158,6 @@ class MasterLink:
             self.connect()
         session = self.session
         if session is not None:
-            # The db the master's stream is in: what a sub-replica's snapshot must say
-            # (repl-stream-db), as the proxied stream goes on without a SELECT.
-            self.server.repl.seldb = session.db.id
             if not session.pre_psync:
                 self.send_ack()
         if self.aof_stopped and self.state == CONNECTED:

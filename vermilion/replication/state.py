@@ -169,11 +169,24 @@ class ReplicationState:
         nothing for replication)."""
         if self.backlog is None:
             self.backlog = Backlog(self.server.config["repl-backlog-size"], self.offset)
-            self.server.propagation.add_sink(self.sink, TO_REPLICAS)
+            self._place_sink()
 
     def free_backlog(self) -> None:
         self.backlog = None
-        self.server.propagation.remove_sink(self.sink)
+        self._place_sink()
+
+    def follow_master(self, following: bool) -> None:
+        """While this server applies and proxies its master's stream, its own writes
+        never enter it (replicationFeedSlaves returns at once): the sink is off, so the
+        commands from the master cost no propagation work unless the AOF wants them."""
+        self.replica_of_master = following
+        self._place_sink()
+
+    def _place_sink(self) -> None:
+        if self.backlog is not None and not self.replica_of_master:
+            self.server.propagation.add_sink(self.sink, TO_REPLICAS)
+        else:
+            self.server.propagation.remove_sink(self.sink)
 
     def resize_backlog(self, size: int) -> None:
         if self.backlog is not None:
