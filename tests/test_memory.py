@@ -96,6 +96,11 @@ def test_memory_fields_names_are_redis_names(msrv, real):
         clients = {}
         config = {"maxmemory": 0, "maxmemory-policy": "noeviction"}
 
+        class replicas:  # no backlog, no replicas
+            @staticmethod
+            def buffer_bytes():
+                return 0, 0
+
         def note_memory_peak(self, used):
             return used
 

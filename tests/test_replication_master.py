@@ -280,6 +280,9 @@ def test_shutdown_waits_for_a_lagging_replica_and_can_be_aborted(servers, kind):
     wait_until(lambda: caught_up(master, replica), what="the sync")
     os.kill(replica_server.proc.pid, signal.SIGSTOP)  # it will not acknowledge
     master.set("unacknowledged", 1)
+    # One buffer shared by the backlog and the replicas' output, as Redis 7.0 reports it.
+    memory = info(master, "memory")
+    assert memory["mem_total_replication_buffers"] >= info(master)["repl_backlog_histlen"] > 0
 
     blocked = RawConnection(master_server.port)
     blocked.send(b"*1\r\n$8\r\nSHUTDOWN\r\n")

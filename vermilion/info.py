@@ -130,6 +130,7 @@ def _base_memory_section(server) -> dict:
     dataset = max(used - startup, 0)
     maxmemory = server.config["maxmemory"]
     frag = rss / used if used else 0.0
+    backlog_bytes, replication_buffers = server.replicas.buffer_bytes()
     return {
         "used_memory": used,
         "used_memory_human": bytes_to_human(used),
@@ -172,10 +173,11 @@ def _base_memory_section(server) -> dict:
         "mem_fragmentation_ratio": frag,
         "mem_fragmentation_bytes": rss - used,
         "mem_not_counted_for_evict": 0,
-        "mem_replication_backlog": 0,
-        "mem_total_replication_buffers": 0,
+        "mem_replication_backlog": backlog_bytes,
+        "mem_total_replication_buffers": replication_buffers,
         "mem_clients_slaves": 0,
-        "mem_clients_normal": sum(c.output_buffer_size() for c in server.clients.values()),
+        "mem_clients_normal": sum(c.output_buffer_size() for c in server.clients.values()
+                                  if c.replica is None),
         "mem_cluster_links": 0,
         "mem_aof_buffer": 0,
         "mem_allocator": "libc",

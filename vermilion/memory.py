@@ -159,6 +159,8 @@ def memory_stats(server) -> dict:
     return {
         "used": used, "peak": peak, "startup": BASE, "clients": clients, "dbs": dbs,
         "overhead": overhead, "keys": keys, "dataset": dataset, "rss": rss,
+        # (backlog, total replication buffers): replication/master.py, via the server
+        "replication": server.replicas.buffer_bytes(),
     }
 
 
@@ -200,8 +202,8 @@ def memory_fields(server) -> dict:
         "mem_fragmentation_ratio": round(frag, 2),
         "mem_fragmentation_bytes": rss - used,
         "mem_not_counted_for_evict": 0,
-        "mem_replication_backlog": 0,
-        "mem_total_replication_buffers": 0,
+        "mem_replication_backlog": s["replication"][0],
+        "mem_total_replication_buffers": s["replication"][1],
         "mem_clients_slaves": 0,
         "mem_clients_normal": s["clients"],
         "mem_cluster_links": 0,

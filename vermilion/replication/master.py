@@ -494,6 +494,18 @@ class ReplicaSet:
         if self.waits:
             self.process_waits()
 
+    # -- memory --------------------------------------------------------------------------
+
+    def buffer_bytes(self) -> tuple[int, int]:
+        """(mem_replication_backlog, mem_total_replication_buffers): Redis 7.0 shares
+        one buffer between the backlog and the replicas' output; it holds what the
+        backlog keeps and what the slowest replica has not taken yet."""
+        backlog = self.server.repl.backlog
+        held = backlog.histlen if backlog is not None else 0
+        behind = max((c.output_buffer_size() + len(c.replica.pending or b"")
+                      for c in self.replicas), default=0)
+        return held, held + behind
+
     # -- shutdown ------------------------------------------------------------------------
 
     def ready_to_shutdown(self) -> bool:
