@@ -30,6 +30,7 @@ from .commands.transactions import discard_transaction
 from .keyspace.watch import touch_swapped_dbs, touch_watched_key
 from .notify import Notifier
 from .pubsub import PubSub
+from .acl import AccessControl
 from .scripting.library import FunctionsEngine
 from . import eviction, listeners
 from .persistence.aof import AppendOnlyFile, apply_appendonly
@@ -133,6 +134,7 @@ class Server:
         self.clients_peak = 0  # most clients at once since memory was last given back
         self._memory_release = None  # the timer of _release_memory
         self._client_ids = 0
+        self.acl = AccessControl()  # users (Session.user) and the ACL LOG
         self.monitors: set[Connection] = set()
         self.postponed: list[Connection] = []  # clients waiting for CLIENT PAUSE to end
         self.pause_until = 0.0

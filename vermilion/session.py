@@ -66,6 +66,7 @@ class Session:
         "multi", "in_exec", "watched", "dirty_cas", "deny_blocking",
         "subscriptions", "push_buffer", "blocked",
         "script", "loading", "woff", "replica",
+        "user", "tracking",
     )
 
     # A Connection (connection.py) is a Session with a socket; these are not.
@@ -103,6 +104,8 @@ class Session:
         self.loading = False  # the AOF loader's client (runs while the server loads)
         self.woff = 0  # the replication offset after its last write (what WAIT waits for)
         self.replica = None  # a replica's ReplicaLink, once it sent SYNC/PSYNC
+        self.user = server.acl.default_user  # the ACL user it is authenticated as (acl.py)
+        self.tracking = None  # CLIENT TRACKING's state while on (tracking.py)
 
     @property
     def flags(self) -> set:
