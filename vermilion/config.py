@@ -182,6 +182,7 @@ class ConfigSpec:
     rewrite: Callable[[Any], RewriteLines] | None = None
     setter: Callable[["Config", list[str]], Any] | None = None  # parse with context (save)
     after: Callable[[Any], Any] | None = None  # normalise after a set (hz clamping)
+    volatile: bool = False  # VOLATILE_CONFIG: CONFIG SET applies even an unchanged value
 
     def __post_init__(self):
         if self.rewrite is None:
@@ -424,14 +425,6 @@ def _resize_backlog(server, value: int) -> None:
     # resizeReplicationBacklog(): never below CONFIG_REPL_BACKLOG_MIN_SIZE (16kb).
     server.config.values["repl-backlog-size"] = size = max(value, 16 * 1024)
     server.repl.resize_backlog(size)
-
-
-def _apply_tls(server, value) -> None:
-    # applyTlsCfg() / applyTLSPort(): turning TLS on configures OpenSSL at once. Vermilion
-    # has no TLS listener, so it fails as Redis does when the configuration is unusable.
-    config = server.config
-    if config["tls-port"] or config["tls-replication"] or config["tls-cluster"]:
-        raise ConfigError("Unable to update TLS configuration. Check server logs.")
 
 
 # -- special (multi-argument) configs ------------------------------------------------------
@@ -869,16 +862,20 @@ TABLE: list[ConfigSpec] = [
     int_config("repl-backlog-ttl", 3600, 0, LONG_MAX),
     memory_config("auto-aof-rewrite-min-size", 64 * 1024**2, 0, LLONG_MAX),
     int_config("loading-process-events-interval-bytes", 2 * 1024**2, 1024, INT_MAX, hidden=True),
-    # TLS configs
-    int_config("tls-port", 0, 0, 65535, apply=_apply_tls),
-    int_config("tls-session-cache-size", 20 * 1024, 0, INT_MAX, apply=_apply_tls),
-    int_config("tls-session-cache-timeout", 300, 0, INT_MAX, apply=_apply_tls),
-    bool_config("tls-cluster", False, apply=_apply_tls),
-    bool_config("tls-replication", False, apply=_apply_tls),
+    # TLS configs: their apply steps are the server's (vermilion/tls.py, listeners.py).
+    int_config("tls-port", 0, 0, 65535),
+    int_config("tls-session-cache-size", 20 * 1024, 0, INT_MAX),
+    int_config("tls-session-cache-timeout", 300, 0, INT_MAX),
+    bool_config("tls-cluster", False),
+    bool_config("tls-replication", False),
     enum_config("tls-auth-clients", "yes", ("no", "yes", "optional")),
-    bool_config("tls-prefer-server-ciphers", False, apply=_apply_tls),
-    bool_config("tls-session-caching", True, apply=_apply_tls),
-    *(string_config(f"tls-{name}", "", null_if_empty=True, apply=_apply_tls) for name in (
+    bool_config("tls-prefer-server-ciphers", False),
+    bool_config("tls-session-caching", True),
+    # VOLATILE_CONFIG: setting a file's path to the same path applies again, which is how
+    # a rotated certificate is loaded (the file changed, not the path).
+    *(string_config(f"tls-{name}", "", null_if_empty=True, volatile=name in (
+        "cert-file", "key-file", "client-cert-file", "client-key-file", "dh-params-file",
+        "ca-cert-file", "ca-cert-dir")) for name in (
         "cert-file", "key-file", "key-file-pass", "client-cert-file", "client-key-file",
         "client-key-file-pass", "dh-params-file", "ca-cert-file", "ca-cert-dir", "protocols",
         "ciphers", "ciphersuites")),
@@ -1100,7 +1097,7 @@ class Config:
             value = spec.parse(args)
         if spec.after is not None:
             value = spec.after(value)
-        changed = value != self.values.get(spec.name)
+        changed = spec.volatile or value != self.values.get(spec.name)
         self.values[spec.name] = value
         return changed
 
@@ -1305,13 +1302,9 @@ def read_config(path: str | None, from_stdin: bool, options: str,
 
 def unsupported(config: Config) -> list[str]:
     """What Redis goes on to do with a loaded config that Vermilion cannot, as the log
-    lines Redis aborts with when it fails: configure TLS (initServer()), load modules
-    and hand them their options (moduleLoadFromQueue()). Serving without them would
-    quietly ignore what the file asked for; [] when there is nothing of the kind."""
-    if config["tls-port"] or config["tls-replication"] or config["tls-cluster"]:
-        return ["Vermilion has no TLS support: tls-port, tls-replication and tls-cluster "
-                "must stay off",
-                "Failed to configure TLS. Check logs for more info."]
+    lines Redis aborts with when it fails: load modules and hand them their options
+    (moduleLoadFromQueue()). Serving without them would quietly ignore what the file
+    asked for; [] when there is nothing of the kind."""
     for args in config.modules:
         path = args[0]
         if os.path.exists(path):

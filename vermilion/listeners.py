@@ -4,6 +4,12 @@ One policy for binding, used at start-up and by CONFIG SET port / bind: every ad
 of `bind` is tried; an address that does not exist here is skipped only when marked
 optional ("-addr"), an unsupported protocol or address family always is, and any other
 failure undoes what was bound. Accepted connections become server.new_connection()s.
+
+TLS listeners (tls-port, server.tls_listeners) accept with server.tls's context; the
+event loop does the handshake, so a Connection never knows. When CONFIG SET builds new
+contexts they are served on duplicates of the same listening sockets (the kernel's
+accept queue never closes) and the old listeners stop accepting; connections already
+up keep the session they negotiated.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import socket
 
 from .config import ConfigError
 from .log import logger
+from .tls import UPDATE_FAILED
 
 # listenToPort(): these errors skip the address whether or not it is optional.
 _UNSUPPORTED = (errno.ENOPROTOOPT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT,
@@ -62,7 +69,15 @@ def _listen(addr: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-async def serve_tcp(server, sockets) -> None:
+async def serve_tcp(server, sockets, tls: bool = False) -> None:
+    if tls:
+        ctx = server.tls.server_ctx
+        for sock in sockets:
+            srv = await server.loop.create_server(lambda: server.new_connection(False),
+                                                  sock=sock, ssl=ctx)
+            server.tls_listeners.append(srv)
+            server.tls_port = sock.getsockname()[1]
+        return
     for sock in sockets:
         srv = await server.loop.create_server(lambda: server.new_connection(False), sock=sock)
         server.listeners.append(srv)
@@ -81,6 +96,14 @@ async def listen_at_startup(server) -> None:
             logger.warning(f"Failed listening on port {port} (tcp), aborting.")
             raise SystemExit(1) from None
         await serve_tcp(server, sockets)
+    port = config["tls-port"]
+    if port:
+        try:
+            sockets = bind_tcp(config["bind"], port, config["tcp-backlog"])
+        except OSError:
+            logger.warning(f"Failed listening on port {port} (TLS), aborting.")
+            raise SystemExit(1) from None
+        await serve_tcp(server, sockets, tls=True)
     if config["unixsocket"]:
         await _serve_unix(server, config["unixsocket"], config["unixsocketperm"])
 
@@ -96,10 +119,11 @@ async def _serve_unix(server, path: str, perm: int) -> None:
     server.listeners.append(srv)
 
 
-def close(server, listeners) -> None:
+def close(server, listeners, where=None) -> None:
+    where = server.listeners if where is None else where
     for srv in listeners:
         srv.close()
-        server.listeners.remove(srv)
+        where.remove(srv)
 
 
 def relistener(message: str, close_first: bool):
@@ -128,8 +152,57 @@ def relistener(message: str, close_first: bool):
         if sockets:
             server.tcp_port = sockets[0].getsockname()[1]
             server.loop.create_task(serve_tcp(server, sockets))
+        if close_first:  # changeBindAddr() moves the TLS listeners too
+            close(server, list(server.tls_listeners), server.tls_listeners)
+            _listen_tls(server, server.config["tls-port"], message)
 
     return apply
+
+
+def _listen_tls(server, port: int, message: str) -> None:
+    sockets = []
+    if port:
+        try:
+            sockets = bind_tcp(server.config["bind"], port, server.config["tcp-backlog"])
+        except OSError:
+            raise ConfigError(message) from None
+    close(server, list(server.tls_listeners), server.tls_listeners)
+    server.tls_port = sockets[0].getsockname()[1] if sockets else 0
+    if sockets:
+        server.loop.create_task(serve_tcp(server, sockets, tls=True))
+
+
+def apply_tls_port(server, value: int) -> None:
+    """applyTLSPort(): TLS configured first if it was not, then changeListenPort() on
+    the TLS listeners (the new port bound before the old one closes)."""
+    if server.loop is None:
+        return
+    if not server.tls.configured and not server.tls.configure():
+        raise ConfigError(UPDATE_FAILED)
+    if server.tls_listeners and value == server.tls_port:
+        return  # a rollback to the port still being served
+    _listen_tls(server, value, "Unable to listen on this port. Check server logs.")
+
+
+def apply_tls(server, value) -> None:
+    """applyTlsCfg(): new contexts (tls.py); the TLS listeners then accept with them."""
+    before = server.tls.server_ctx
+    server.tls.apply(server, value)
+    if server.tls.server_ctx is before or server.loop is None:
+        return
+    sockets = []
+    for srv in server.tls_listeners:
+        for sock in srv.sockets:
+            # The listening socket itself goes on (a duplicate of it), so no connection
+            # attempt is refused while the listener changes contexts.
+            dup = socket.socket(fileno=os.dup(sock.fileno()))
+            dup.setblocking(False)
+            sockets.append(dup)
+    # The old listeners stop accepting now: a connection from here on is accepted with
+    # the new context once serve_tcp has run (it waits in the accept queue until then).
+    close(server, list(server.tls_listeners), server.tls_listeners)
+    if sockets:
+        server.loop.create_task(serve_tcp(server, sockets, tls=True))
 
 
 APPLY_PORT = relistener("Unable to listen on this port. Check server logs.", False)

@@ -31,6 +31,7 @@ from .keyspace.watch import touch_swapped_dbs, touch_watched_key
 from .notify import Notifier
 from .pubsub import PubSub
 from .acl import AccessControl
+from .commands.acl_cmds import build_catalogue, refresh_sessions
 from .scripting.library import FunctionsEngine
 from . import eviction, listeners
 from .persistence.aof import AppendOnlyFile, apply_appendonly
@@ -42,6 +43,7 @@ from .replication.replica import MasterLink
 from .replication.state import ReplicationState
 from .protocol.parser import ParserLimits
 from .slowlog import LatencyMonitor, SlowLog
+from . import tls
 
 DENIED_MESSAGE = (
     "DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -134,7 +136,10 @@ class Server:
         self.clients_peak = 0  # most clients at once since memory was last given back
         self._memory_release = None  # the timer of _release_memory
         self._client_ids = 0
-        self.acl = AccessControl()  # users (Session.user) and the ACL LOG
+        self.acl = AccessControl(build_catalogue())  # users (Session.user), the ACL LOG
+        self.acl.pubsub_default_all = config["acl-pubsub-default"] == "allchannels"
+        self.acl.log_max_len = config["acllog-max-len"]
+        self.acl.set_default_password(config["requirepass"])
         self.monitors: set[Connection] = set()
         self.postponed: list[Connection] = []  # clients waiting for CLIENT PAUSE to end
         self.pause_until = 0.0
@@ -191,6 +196,9 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list = []
         self.tcp_port = 0
+        self.tls = tls.TlsContexts(config)  # the SSL contexts (tlsConfigure())
+        self.tls_listeners: list = []  # the tls-port's (listeners.py)
+        self.tls_port = 0
         self._stopping: asyncio.Future | None = None
         self._prepared = False
         self.shutdown_asap = False
@@ -227,7 +235,13 @@ class Server:
             apply[name] = eviction.configure
         apply["port"] = listeners.APPLY_PORT
         apply["bind"] = listeners.APPLY_BIND
+        for name in tls.DIRECTIVES:
+            apply[name] = listeners.apply_tls
+        apply["tls-port"] = listeners.apply_tls_port
+        apply["tls-auth-clients"] = self.tls.set_auth_clients
         apply["appendonly"] = apply_appendonly
+        apply["requirepass"] = self._apply_requirepass
+        apply["acl-pubsub-default"] = apply["acllog-max-len"] = self._apply_acl_settings
         apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
         self.replicas.configure()
         self.repl.outputs.append(self.replicas.stream)
@@ -258,7 +272,17 @@ class Server:
         logger.configure(self.config["loglevel"], self.config["logfile"])
 
     def auth_required(self) -> bool:
-        return bool(self.config["requirepass"])
+        return self.acl.auth_required()
+
+    def _apply_requirepass(self, server, value) -> None:
+        # ACLUpdateDefaultUserPassword(): the default user's only password, or nopass.
+        self.acl.set_default_password(value)
+        refresh_sessions(self)
+
+    def _apply_acl_settings(self, server=None, value=None) -> None:
+        self.acl.pubsub_default_all = self.config["acl-pubsub-default"] == "allchannels"
+        self.acl.log_max_len = self.config["acllog-max-len"]
+        del self.acl.log[self.acl.log_max_len:]
 
     # -- clients -------------------------------------------------------------------------
 
@@ -517,8 +541,11 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = self.loop.create_future()
+        if tls.enabled(self.config) and not self.tls.configure():
+            logger.warning("Failed to configure TLS. Check logs for more info.")
+            raise SystemExit(1)
         await listeners.listen_at_startup(self)
-        if not self.listeners:
+        if not self.listeners and not self.tls_listeners:
             logger.warning("Configured to not listen anywhere, exiting.")
             raise SystemExit(1)
         self._write_pidfile()
@@ -533,9 +560,10 @@ class Server:
         self._schedule_cron()
 
     def _stop_accepting(self) -> None:
-        for srv in self.listeners:
+        for srv in self.listeners + self.tls_listeners:
             srv.close()
         self.listeners = []
+        self.tls_listeners = []
 
     def execute(self, session, argv: list[bytes]):
         """Run one command for a session without a socket (the Lua client, the AOF
@@ -712,7 +740,7 @@ class Server:
     async def _shutdown(self) -> int:
         """finishShutdown(): stop accepting, close the clients, remove the pid file and
         the unix socket, exit 0."""
-        for srv in self.listeners:
+        for srv in self.listeners + self.tls_listeners:
             srv.close()
         for client in list(self.clients.values()):
             client.close()
@@ -846,7 +874,7 @@ class Server:
     def banner(self) -> None:
         """redisAsciiArt(): the logo when forced (always-show-logo) or when logging to
         a terminal, else one line. Redis's test suite waits for the logo's PID line."""
-        port = self.tcp_port or self.config["port"]
+        port = self.tcp_port or self.config["port"] or self.tls_port
         config = self.config
         if config["always-show-logo"] or (not config["logfile"] and not config["syslog-enabled"]
                                           and sys.stdout.isatty()):
@@ -951,7 +979,7 @@ def run(config: Config) -> int:
         server.log_starting()
         await server.start()
         server.used_memory_startup = server.used_memory()
-        if server.tcp_port and not server.stopping():
+        if (server.tcp_port or server.tls_port) and not server.stopping():
             logger.notice("Ready to accept connections")
         if config["unixsocket"] and not server.stopping():
             logger.notice("The server is now ready to accept connections at %s" % config["unixsocket"])

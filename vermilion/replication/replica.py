@@ -418,9 +418,12 @@ class MasterLink:
     async def _handshake_and_sync(self, generation: int) -> None:
         server = self.server
         config = server.config
+        # tls-replication: connCreateTLS() with the client context (tls.py), which
+        # verifies the master's certificate against the CA, not its name.
+        ctx = server.tls.client_ctx if config["tls-replication"] else None
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port,
-                                                           limit=MAX_LINE)
+                                                           limit=MAX_LINE, ssl=ctx)
         except OSError as exc:
             if generation == self.generation:
                 logger.warning(f"Error condition on socket for SYNC: "
@@ -446,7 +449,10 @@ class MasterLink:
             user = config["masteruser"]
             args = [b"AUTH"] + ([user.encode()] if user else []) + [auth.encode()]
             out.append(encode_command(args))
-        port = config["replica-announce-port"] or server.tcp_port or config["port"]
+        # The port the master lists for us: the TLS one when we replicate over TLS.
+        port = config["replica-announce-port"] or (
+            server.tls_port if config["tls-replication"] and server.tls_port else
+            server.tcp_port or config["port"])
         out.append(encode_command([b"REPLCONF", b"listening-port", b"%d" % port]))
         announce_ip = config["replica-announce-ip"]
         if announce_ip:
