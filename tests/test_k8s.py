@@ -2,6 +2,7 @@
 against Kubernetes' schemas, consistent with the server's real command line."""
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -107,3 +108,62 @@ def test_render_cli_writes_options(tmp_path):
     assert sts["metadata"]["name"] == "cache" and sts["spec"]["replicas"] == 3
     cm = yaml.safe_load((tmp_path / "configmap.yaml").read_text())
     assert "maxmemory 64mb" in cm["data"]["redis-config"] and "hz 20" in cm["data"]["redis-config"]
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_tls_manifests_validate(replicas):
+    opts = manifests.Options(replicas=replicas, password_secret="pw", tls_secret="redis-tls",
+                             tls_plain_port=6380)
+    for rel, obj in _objects(render_tree(opts)):
+        kubernetes_validate.validate(obj, "1.31.0", strict=True)
+
+
+@pytest.mark.parametrize("auth_clients", ["optional", "yes"])
+@pytest.mark.parametrize("binary", ["vermilion-server", "redis-server"])
+def test_tls_secret_config_and_probes_work(tmp_path, binary, auth_clients):
+    # The rendered redis.conf with the Secret's files (made here) where the pod mounts
+    # them, run by a real server; the manifest's own probe commands must pass, and a
+    # plain redis-cli on the TLS port must not.
+    from conftest import free_port, require_binary
+    from tls_certs import Certs
+
+    certs = Certs(tmp_path / "secret")
+    (tmp_path / "secret" / "tls.crt").write_bytes(Path(certs.cert_file).read_bytes())
+    (tmp_path / "secret" / "tls.key").write_bytes(Path(certs.key_file).read_bytes())
+    opts = manifests.Options(tls_secret="redis-tls", tls_auth_clients=auth_clients)
+    container = manifests.container(opts)
+    assert {"mountPath": manifests.TLS_PATH, "name": "tls", "readOnly": True} \
+        in container["volumeMounts"]
+    volume = next(v for v in manifests.statefulset(opts)["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "tls")
+    assert volume["secret"]["secretName"] == "redis-tls"
+    text = manifests.redis_conf(opts).replace(manifests.TLS_PATH, str(tmp_path / "secret"))
+    text = text.replace(manifests.DATA_PATH, str(tmp_path))
+    conf = tmp_path / "redis.conf"
+    conf.write_text(text)
+    port = free_port()
+    exe = str(BIN / binary) if binary == "vermilion-server" else require_binary(binary)
+    proc = subprocess.Popen([exe, str(conf), "--tls-port", str(port), "--bind", "127.0.0.1"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def probe(command):
+            command = [arg.replace(manifests.TLS_PATH, str(tmp_path / "secret"))
+                       for arg in command]
+            command[command.index("-p") + 1] = str(port)
+            return subprocess.run(command, capture_output=True, timeout=10)
+
+        command = container["readinessProbe"]["exec"]["command"]
+        assert "--tls" in command
+        deadline = time.time() + 15
+        while probe(command).returncode != 0:
+            assert time.time() < deadline and proc.poll() is None, "never ready"
+            time.sleep(0.1)
+        for kind in ("startupProbe", "livenessProbe"):
+            done = probe(container[kind]["exec"]["command"])
+            assert done.returncode == 0 and done.stdout == b"PONG\n"
+        plain = subprocess.run(["redis-cli", "-p", str(port), "-e", "PING"],
+                               capture_output=True, timeout=10)
+        assert plain.stdout != b"PONG\n"
+    finally:
+        proc.terminate()
+        proc.wait(10)

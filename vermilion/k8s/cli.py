@@ -25,6 +25,14 @@ def add_parser(sub) -> None:
                         help="an extra redis.conf line (repeatable)")
     render.add_argument("--password-secret", default=None,
                         help="name of a Secret holding password.conf ('requirepass ...') and password")
+    render.add_argument("--tls-secret", default=None, metavar="NAME",
+                        help="a Secret with tls.crt, tls.key and ca.crt: port 6379 speaks TLS "
+                             "(probes, replication and Sentinel too)")
+    render.add_argument("--tls-auth-clients", choices=["yes", "no", "optional"],
+                        default=defaults.tls_auth_clients,
+                        help="with --tls-secret: whether clients must show a certificate")
+    render.add_argument("--tls-plain-port", type=int, default=0, metavar="PORT",
+                        help="with --tls-secret: also serve plain TCP on PORT (default: TLS only)")
     render.add_argument("--cpu-request", default=defaults.cpu_request)
     render.add_argument("--cpu-limit", default=defaults.cpu_limit)
     render.add_argument("--memory-request", default=defaults.memory_request)
@@ -74,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         min_replicas_to_write=args.min_replicas_to_write,
         min_replicas_max_lag=args.min_replicas_max_lag, down_after_ms=args.down_after_ms,
         failover_timeout_ms=args.failover_timeout_ms, sentinel_image=args.sentinel_image,
+        tls_secret=args.tls_secret, tls_auth_clients=args.tls_auth_clients,
+        tls_plain_port=args.tls_plain_port,
     )
     for path in write_tree(opts, args.output):
         print(path)

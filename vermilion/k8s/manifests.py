@@ -15,6 +15,7 @@ CONFIG_PATH = "/redis-master"
 CONFIG_FILE = "redis.conf"
 CONFIG_KEY = "redis-config"  # the article's ConfigMap item key
 PORT = 6379
+TLS_PATH = "/redis-tls"  # the --tls-secret's tls.crt, tls.key and ca.crt
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Options:
     sentinel_image: str | None = None  # None: the Vermilion image (it has redis-sentinel)
     min_replicas_to_write: int = 0
     min_replicas_max_lag: int = 10
+    # TLS: a Secret with tls.crt, tls.key and ca.crt (a kubernetes.io/tls Secret, as
+    # cert-manager writes it) makes 6379 a TLS port; tls_plain_port also serves plain TCP.
+    tls_secret: str | None = None
+    tls_auth_clients: str = "optional"
+    tls_plain_port: int = 0
 
     @property
     def ha(self) -> bool:
@@ -110,8 +116,16 @@ def redis_conf(opts: Options) -> str:
         f"dir {DATA_PATH}",
         "appendonly yes",
         "appendfsync everysec",
-        f"port {PORT}",
     ]
+    if opts.tls_secret:
+        # TLS on the usual port (clients, probes, replicas and Sentinel all use it);
+        # replicas follow their master over TLS too.
+        lines += [f"port {opts.tls_plain_port}", f"tls-port {PORT}",
+                  f"tls-cert-file {TLS_PATH}/tls.crt", f"tls-key-file {TLS_PATH}/tls.key",
+                  f"tls-ca-cert-file {TLS_PATH}/ca.crt",
+                  f"tls-auth-clients {opts.tls_auth_clients}", "tls-replication yes"]
+    else:
+        lines.append(f"port {PORT}")
     if opts.password_secret:
         # With a password, listening on every interface is safe: protected mode
         # stays on and only authenticated clients get in.
@@ -144,10 +158,18 @@ def service(opts: Options) -> dict:
         "kind": "Service",
         "metadata": metadata(opts, opts.name),
         "spec": {
-            "ports": [{"port": PORT, "name": "redis-port", "targetPort": "redis"}],
+            "ports": _service_ports(opts),
             "selector": opts.selector,
         },
     }
+
+
+def _service_ports(opts: Options) -> list[dict]:
+    ports = [{"port": PORT, "name": "redis-port", "targetPort": "redis"}]
+    if opts.tls_secret and opts.tls_plain_port:
+        ports.append({"port": opts.tls_plain_port, "name": "redis-plain",
+                      "targetPort": "redis-plain"})
+    return ports
 
 
 def headless_service(opts: Options) -> dict:
@@ -164,11 +186,22 @@ def headless_service(opts: Options) -> dict:
     }
 
 
+def cli_tls_args(opts: Options) -> list[str]:
+    """redis-cli's arguments to reach the server over TLS (none without --tls-secret);
+    a client certificate (the server's own) only when the server demands one."""
+    if not opts.tls_secret:
+        return []
+    args = ["--tls", "--cacert", f"{TLS_PATH}/ca.crt"]
+    if opts.tls_auth_clients == "yes":
+        args += ["--cert", f"{TLS_PATH}/tls.crt", "--key", f"{TLS_PATH}/tls.key"]
+    return args
+
+
 def _probe(opts: Options, period: int, failures: int, timeout: int = 3) -> dict:
     # redis-cli (Debian's redis-tools, in the image): a few milliseconds of CPU where a
     # Python start costs ~90 ms. -e makes an error reply (-LOADING, -NOAUTH) exit 1.
     # With a password, redis-cli reads it from REDISCLI_AUTH (set from the Secret).
-    command = ["redis-cli", "-e", "-p", str(PORT), "PING"]
+    command = ["redis-cli", *cli_tls_args(opts), "-e", "-p", str(PORT), "PING"]
     return {"exec": {"command": command}, "periodSeconds": period,
             "timeoutSeconds": timeout, "failureThreshold": failures}
 
@@ -207,6 +240,10 @@ def container(opts: Options) -> dict:
             "secretKeyRef": {"name": opts.password_secret, "key": "password"}}})
         spec["volumeMounts"].append({"mountPath": "/redis-secret", "name": "secret",
                                      "readOnly": True})
+    if opts.tls_secret:
+        spec["volumeMounts"].append({"mountPath": TLS_PATH, "name": "tls", "readOnly": True})
+        if opts.tls_plain_port:
+            spec["ports"].append({"containerPort": opts.tls_plain_port, "name": "redis-plain"})
     return spec
 
 
@@ -220,6 +257,10 @@ def statefulset(opts: Options) -> dict:
         volumes.append({"name": "secret", "secret": {
             "secretName": opts.password_secret,
             "items": [{"key": "password.conf", "path": "password.conf"}]}})
+    if opts.tls_secret:
+        volumes.append({"name": "tls", "secret": {
+            "secretName": opts.tls_secret,
+            "items": [{"key": key, "path": key} for key in ("tls.crt", "tls.key", "ca.crt")]}})
     claim_spec = {"accessModes": ["ReadWriteOnce"],
                   "resources": {"requests": {"storage": opts.storage_size}}}
     if opts.storage_class:
