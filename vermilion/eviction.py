@@ -218,6 +218,10 @@ def ev_check(client, spec, argv) -> None:
             return
         used = memory.used_memory_fast(server, ev.live)
         oom = used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL
+        if used <= ev.maxmemory:
+            # A write may take memory over the limit: measure again before the next
+            # command, whatever it is (a GETBIT after a big SETBIT evicts first).
+            ev.over = spec.denyoom
         if spec.fullname in _SCRIPT_STARTS:
             ev.script_oom = oom
         if oom and _reject_on_oom(client, spec):
