@@ -66,9 +66,7 @@ def test_command_count_and_list(r):
     names = _names(r.command_list())
     top = [n for n in names if "|" not in n]
     assert r.command_count() == len(top)
-    assert {"get", "command", "command|info", "client|list"} <= names
-    # Only handled commands are listed; CLIENT TRACKING is not implemented.
-    assert "client|tracking" not in names
+    assert {"get", "command", "command|info", "client|list", "client|tracking"} <= names
 
 
 def test_command_list_filters(r, real):

@@ -109,7 +109,7 @@ def clients_section(server) -> dict:
         "client_recent_max_input_buffer": server.recent_max_input_buffer(),
         "client_recent_max_output_buffer": server.recent_max_output_buffer(),
         "blocked_clients": server.blocking.blocked_clients,
-        "tracking_clients": 0,
+        "tracking_clients": server.tracking.clients,
         "clients_in_timeout_table": server.blocking.clients_in_timeout_table,
     }
 
@@ -291,9 +291,7 @@ def _base_stats_section(server) -> dict:
         "active_defrag_key_misses": 0,
         "total_active_defrag_time": 0,
         "current_active_defrag_time": 0,
-        "tracking_total_keys": 0,
-        "tracking_total_items": 0,
-        "tracking_total_prefixes": 0,
+        **server.tracking.stats(),
         "unexpected_error_replies": st.unexpected_error_replies,
         "total_error_replies": st.total_error_replies,
         "dump_payload_sanitizations": 0,

@@ -30,6 +30,8 @@ from .commands.transactions import discard_transaction
 from .keyspace.watch import touch_swapped_dbs, touch_watched_key
 from .notify import Notifier
 from .pubsub import PubSub
+from .tracking import TrackingTable
+from .commands.introspection import keys_from_argv
 from .acl import AccessControl
 from .commands.acl_cmds import build_catalogue, refresh_sessions
 from .scripting.library import FunctionsEngine
@@ -104,7 +106,7 @@ class Hooks:
     Server.__init__ (as initServer() sets Redis's): who is called when."""
 
     __slots__ = ("command_checks", "cron", "shutdown", "client_close", "client_reset",
-                 "expire", "swapdb", "resetstat", "config_apply")
+                 "expire", "flushed", "swapdb", "resetstat", "config_apply")
 
     def __init__(self):
         # Before a command runs, (session, spec, argv) → raise CommandError; present only
@@ -115,6 +117,7 @@ class Hooks:
         self.client_close: list = []  # (session) when its connection ends
         self.client_reset: list = []  # (session) on RESET
         self.expire: list = []  # (db, key) when a key expires
+        self.flushed: list = []  # () when FLUSHDB/FLUSHALL empty data (signalFlushedDb())
         self.swapdb: list = []  # (first, second) after SWAPDB
         self.resetstat: list = []  # () on CONFIG RESETSTAT, beside the Stats reset
         # directive → (server, value): the step of a subsystem once CONFIG SET changed it
@@ -171,6 +174,7 @@ class Server:
         self.blocking = BlockingState(self)
         self.pubsub = PubSub()
         self.notifier = Notifier(self)
+        self.tracking = TrackingTable(self, _command_keys)  # CLIENT TRACKING (tracking.py)
         # -- scripting, made on first use (a Lua runtime and its thread cost memory)
         self.scripting = None  # scripting.engine.ScriptEngine (engine_of)
         self.functions_engine = FunctionsEngine(self)  # FUNCTION's libraries (Lua on first use)
@@ -207,6 +211,7 @@ class Server:
         # for lagging replicas; the cron finishes it (isShutdownInitiated()).
         self.shutdown_deadline = 0.0
         self.shutdown_waiters: list = []  # SHUTDOWN clients blocked meanwhile
+        self.pause_cron = False  # DEBUG PAUSE-CRON: the cron does nothing meanwhile
         self.apply_config()
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
         self._wire()
@@ -216,18 +221,21 @@ class Server:
         removed at run time by their owners, only while they can refuse something)."""
         hooks = self.hooks
         hooks.cron += [self.snapshots.cron, self.aof.child_cron,
-                       lambda: eviction.cron(self), self.replicas.cron, self.master_link.cron]
+                       lambda: eviction.cron(self), self.replicas.cron, self.master_link.cron,
+                       self.tracking.cron]
         hooks.shutdown.append(self.snapshots.shutdown_hook)  # the AOF's goes first, when on
         hooks.shutdown.append(self.master_link.shutdown_hook)
         hooks.expire += [self._propagate_expired,
                          lambda db, key: touch_watched_key(self, db, key),
-                         self.notifier.expired]
+                         self.notifier.expired, self.tracking.expired]
+        hooks.flushed.append(self.tracking.flushed)
         hooks.swapdb += [lambda first, second: touch_swapped_dbs(self, first, second),
                          self.blocking.swapped,
                          lambda first, second: eviction.swap_accounting(self, first, second)]
-        # A closing or RESET client leaves its transaction and its subscriptions.
+        # A closing or RESET client leaves its transaction, its subscriptions, tracking.
         for when in (hooks.client_close, hooks.client_reset):
-            when += [discard_transaction, self.pubsub.unsubscribe_everything]
+            when += [discard_transaction, self.pubsub.unsubscribe_everything,
+                     self.tracking.disable]
         hooks.client_close += [self.blocking.client_closed, self.replicas.client_closed]
         hooks.resetstat.append(self._reset_own_stats)
         apply = hooks.config_apply
@@ -243,7 +251,9 @@ class Server:
         apply["requirepass"] = self._apply_requirepass
         apply["acl-pubsub-default"] = apply["acllog-max-len"] = self._apply_acl_settings
         apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
+        apply["tracking-table-max-keys"] = self.tracking.configure
         self.replicas.configure()
+        self.tracking.configure()
         self.repl.outputs.append(self.replicas.stream)
 
     # -- configuration hooks ------------------------------------------------------------
@@ -529,12 +539,15 @@ class Server:
             hook(db, key)
 
     def signal_modified(self, db, key: bytes) -> None:
-        """signalModifiedKey(): WATCHers of the key, then clients blocked on it. Called
-        by Database.touched() while key_watchers is non-empty, which the blocking
-        machinery ensures while clients are blocked (blocking.WATCH_MARK)."""
+        """signalModifiedKey(): WATCHers of the key, clients blocked on it, clients
+        caching it. Called by Database.touched() while key_watchers is non-empty, which
+        the blocking machinery ensures while clients are blocked (blocking.WATCH_MARK)
+        and the tracking table while it holds keys or prefixes (TRACKING_MARK)."""
         touch_watched_key(self, db, key)
         if self.blocking.waiters:
             self.blocking.signal(db, key)
+        if self.tracking.active:
+            self.tracking.modified(key)
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -601,6 +614,9 @@ class Server:
 
     def _cron(self) -> None:
         if self._stopping.done():
+            return
+        if self.pause_cron:
+            self._schedule_cron()
             return
         try:
             # A CLIENT PAUSE also pauses active expiry: paused means no writes at all.
@@ -939,6 +955,14 @@ _ENDS_MONITOR = {"reset"}
 
 # redactClientCommandArgument() callers: what MONITOR must not show.
 _REDACT = {"auth": _redact_auth, "hello": _redact_hello, "migrate": _redact_migrate}
+
+
+def _command_keys(spec, argv: list[bytes]) -> list[bytes]:
+    """getKeysFromCommand(): the command's own key function where it has one, else the
+    legacy (first, last, step) range — the keys CLIENT TRACKING remembers."""
+    if spec.meta.get("get_keys_function"):
+        return [argv[i] for i, _flags in keys_from_argv(spec, argv)]
+    return [argv[i] for i in spec.key_positions(len(argv))]
 
 
 RELEASE_AFTER_CLIENTS = 1000  # connections gone before free memory is given back

@@ -161,9 +161,10 @@ class Session:
         return self.subscriptions
 
     def refresh_gate(self) -> None:
-        """A session in MULTI or with subscriptions takes the dispatcher's slow path
-        (queueing, the RESP2 subscribed-mode restriction)."""
-        if self.multi is not None or self.subscriptions.total():
+        """A session in MULTI, with subscriptions or tracking keys takes the
+        dispatcher's slow path (queueing, the RESP2 subscribed-mode restriction, call()
+        telling the tracking table what it read)."""
+        if self.multi is not None or self.subscriptions.total() or self.tracking is not None:
             self.server.gated.add(self)
         else:
             self.server.gated.discard(self)

@@ -6,9 +6,10 @@ line), client_flags(), client_type(). Replies and errors follow Redis 7.0 byte f
 import time
 
 from ..protocol import errors
-from ..protocol.encode import NO_REPLY, OK, ReplySet, Verbatim
+from ..protocol.encode import NO_REPLY, OK, Raw, ReplySet, Verbatim
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
+from ..tracking import prefix_collision
 from .registry import command
 
 
@@ -119,6 +120,8 @@ def client_flags(client) -> str:
         letters.add("U")
     if client.no_evict:
         letters.add("e")
+    if client.tracking is not None:
+        letters.update(client.tracking.letters())
     text = "".join(ch for ch in _FLAG_ORDER if ch in letters)
     return text or "N"
 
@@ -142,6 +145,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
     omem = client.output_buffer_size()
     cmd = client.cmd.fullname if client.cmd is not None else "NULL"
     events = "rw" if omem else "r"
+    redir = client.tracking.redirect if client.tracking is not None else -1
     return (
         f"id={client.id} addr={client.addr} laddr={client.laddr} fd={client.fd} "
         f"name={client.name.decode('utf-8', 'replace')} age={int(now - client.created)} "
@@ -150,7 +154,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
         f"psub={len(subscriptions.patterns)} ssub={len(subscriptions.shard_channels)} "
         f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
         f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
-        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user=default redir=-1 "
+        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user=default redir={redir} "
         f"resp={client.resp}"
     )
 
@@ -323,14 +327,127 @@ def client_unblock(client, argv):
     return 1 if client.server.blocking.unblock_by_id(target, error) else 0
 
 
+# -- CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO (client-side caching) ----------
+
+_TRACKING_OPTIONS = frozenset({b"bcast", b"optin", b"optout", b"noloop"})
+PREFIX_NEEDS_BCAST = "ERR PREFIX option requires BCAST mode to be enabled"
+BCAST_SWITCH = ("ERR You can't switch BCAST mode on/off before disabling tracking for this "
+                "client, and then re-enabling it with a different mode.")
+BCAST_OPTIN = "ERR OPTIN and OPTOUT are not compatible with BCAST"
+OPTIN_AND_OPTOUT = "ERR You can't specify both OPTIN mode and OPTOUT mode"
+OPTIN_SWITCH = ("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this "
+                "client, and then re-enabling it with a different mode.")
+REDIRECT_TWICE = "ERR A client can only redirect to a single other client"
+NO_REDIRECT_CLIENT = "ERR The client ID you want redirect to does not exist"
+CACHING_NOT_TRACKING = ("ERR CLIENT CACHING can be called only when the client is in "
+                        "tracking mode with OPTIN or OPTOUT mode enabled")
+CACHING_YES = "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."
+CACHING_NO = "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."
+
+
+def _tracking_options(client, argv):
+    """CLIENT TRACKING's options after on|off: (redirect id, option names, prefixes)."""
+    redirect = 0
+    options: set = set()
+    prefixes: list = []
+    i = 3
+    while i < len(argv):
+        word = argv[i].lower()
+        more = i + 1 < len(argv)
+        if word == b"redirect" and more:
+            i += 1
+            if redirect:
+                raise CommandError(REDIRECT_TWICE)
+            redirect = to_int(argv[i])
+            if redirect is None:
+                raise CommandError(errors.NOT_INTEGER)
+            # The redirect client must exist now, even if it may go away later.
+            if redirect not in client.server.clients:
+                raise CommandError(NO_REDIRECT_CLIENT)
+        elif word in _TRACKING_OPTIONS:
+            options.add(word.decode())
+        elif word == b"prefix" and more:
+            i += 1
+            prefixes.append(argv[i])
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 1
+    return redirect, options, prefixes
+
+
+def _check_tracking_on(state, options: set, prefixes: list) -> None:
+    # The compatibility checks of CLIENT TRACKING on, in networking.c's order.
+    bcast = "bcast" in options
+    if prefixes and not bcast:
+        raise CommandError(PREFIX_NEEDS_BCAST)
+    if state is not None and state.bcast != bcast:
+        raise CommandError(BCAST_SWITCH)
+    if bcast and ("optin" in options or "optout" in options):
+        raise CommandError(BCAST_OPTIN)
+    if "optin" in options and "optout" in options:
+        raise CommandError(OPTIN_AND_OPTOUT)
+    if state is not None and (("optin" in options and state.optout)
+                              or ("optout" in options and state.optin)):
+        raise CommandError(OPTIN_SWITCH)
+
+
+@command("client tracking")
+def client_tracking(client, argv):
+    redirect, options, prefixes = _tracking_options(client, argv)
+    mode = argv[2].lower()
+    tracking = client.server.tracking
+    if mode == b"off":
+        tracking.disable(client)
+        return OK
+    if mode != b"on":
+        raise CommandError(errors.SYNTAX)
+    _check_tracking_on(client.tracking, options, prefixes)
+    if "bcast" in options:
+        collision = prefix_collision(client.tracking, prefixes)
+        if collision is not None:
+            message, go_on = collision
+            if not go_on:
+                raise CommandError(message)
+            # Redis 7.0 sends the error and then enables tracking and sends +OK too.
+            error = CommandError(message)
+            client.server.count_error(error)
+            tracking.enable(client, redirect, options, prefixes)
+            return Raw(b"-%s\r\n+OK\r\n" % message.encode())
+    tracking.enable(client, redirect, options, prefixes)
+    return OK
+
+
+@command("client caching")
+def client_caching(client, argv):
+    state = client.tracking
+    if state is None:
+        raise CommandError(CACHING_NOT_TRACKING)
+    word = argv[2].lower()
+    if word == b"yes":
+        if not state.optin:
+            raise CommandError(CACHING_YES)
+    elif word == b"no":
+        if not state.optout:
+            raise CommandError(CACHING_NO)
+    else:
+        raise CommandError(errors.SYNTAX)
+    state.caching = True  # for the next command (or transaction) only
+    return OK
+
+
 @command("client getredir")
 def client_getredir(client, argv):
-    return -1
+    state = client.tracking
+    return state.redirect if state is not None else -1
 
 
 @command("client trackinginfo")
 def client_trackinginfo(client, argv):
-    return {b"flags": ReplySet([b"off"]), b"redirect": -1, b"prefixes": []}
+    state = client.tracking
+    if state is None:
+        return {b"flags": ReplySet([b"off"]), b"redirect": -1, b"prefixes": []}
+    return {b"flags": ReplySet(state.info_flags()), b"redirect": state.redirect,
+            b"prefixes": sorted(state.prefixes)}
 
 
 @command("client help")

@@ -6,6 +6,7 @@ CLIENT LIST see only "debug".
 """
 
 import os
+import re
 import time
 
 from .. import info
@@ -41,10 +42,15 @@ def _is_local(client) -> bool:
     return client.unix or host.startswith("127.") or host == "::1"
 
 
+def allow_protected_action(client, directive: str) -> bool:
+    """allowProtectedAction(): enable-debug-command / enable-module-command."""
+    setting = client.server.config[directive]
+    return setting == "yes" or (setting == "local" and _is_local(client))
+
+
 def _debug_allowed(client) -> bool:
     # processCommand(): protected commands obey enable-debug-command.
-    setting = client.server.config["enable-debug-command"]
-    return setting == "yes" or (setting == "local" and _is_local(client))
+    return allow_protected_action(client, "enable-debug-command")
 
 
 @command("debug sleep", argc=(3, 3))
@@ -232,6 +238,18 @@ def _debug_set_active_expire(client, argv):
         raise CommandError(errors.NOT_INTEGER)
     client.server.config.values["active-expire-enabled"] = bool(value)
     return OK
+
+
+@command("debug pause-cron", argc=(3, 3))
+def _debug_pause_cron(client, argv):
+    client.server.pause_cron = bool(_atoi(argv[2]))
+    return OK
+
+
+def _atoi(raw: bytes) -> int:
+    # C's atoi(): the leading integer, 0 when there is none.
+    match = re.match(rb"\s*([+-]?\d+)", raw)
+    return int(match.group(1)) if match else 0
 
 
 @command("debug populate", argc=(3, 5))
@@ -449,7 +467,9 @@ def _debug_reload(client, argv):
     if b"nosave" not in options:
         snapshots.write_file(snapshots.path)
     if b"noflush" not in options:
-        # emptyData(): the keys and the function libraries.
+        # emptyData(): the keys and the function libraries (signalFlushedDb() first).
+        for hook in server.hooks.flushed:
+            hook()
         for db in server.dbs:
             db.flush()
         server.functions_engine.flush()

@@ -78,6 +78,8 @@ def process_command(client, argv: list[bytes]):
     server.stats.total_commands_processed += 1
     if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
         server.slowlog.record(client, argv, elapsed)
+    if server.tracking.due and not client.script:
+        server.tracking.broadcast()  # BCAST invalidations leave before this reply
     return reply
 
 
@@ -90,6 +92,10 @@ def call(client, spec, argv: list[bytes]):
     if server.monitors and "skip_monitor" not in spec.flags \
             and not spec.monitor_after:
         server.feed_monitors(client, argv)
+    # CLIENT TRACKING: tracking clients are gated, so their commands all come here.
+    tracking = server.tracking if client.tracking is not None else None
+    if tracking is not None:
+        before = tracking.begin(client, spec, argv)
     client.cmd = spec
     dirty = server.dirty
     start = _perf()
@@ -112,6 +118,10 @@ def call(client, spec, argv: list[bytes]):
     server.stats.total_commands_processed += 1
     if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
         server.slowlog.record(client, argv, elapsed)
+    if tracking is not None:
+        reply = tracking.after_command(client, spec, argv, reply, before)
+    elif server.tracking.due and not client.in_exec:
+        server.tracking.broadcast()  # BCAST invalidations leave before this reply
     return reply
 
 

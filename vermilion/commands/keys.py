@@ -74,6 +74,12 @@ def flush_db(server, db) -> int:
     return db.flush()
 
 
+def _signal_flushed(server) -> None:
+    # signalFlushedDb()'s once-per-command part (CLIENT TRACKING's null invalidation).
+    for hook in server.hooks.flushed:
+        hook()
+
+
 def _force_propagation(client, argv, dirty_before: int) -> None:
     # forceCommandPropagation(): a FLUSH reaches the AOF even when it changed nothing
     # (or when the save below reset the dirty counter the dispatcher compares).
@@ -87,6 +93,7 @@ def flushdb(client, argv):
     _flush_flags(argv)
     server = client.server
     before = server.dirty
+    _signal_flushed(server)
     server.dirty += flush_db(server, client.db)
     _force_propagation(client, argv, before)
     return OK
@@ -97,6 +104,7 @@ def flushall(client, argv):
     _flush_flags(argv)
     server = client.server
     before = server.dirty
+    _signal_flushed(server)
     removed = 0
     for db in server.dbs:
         removed += flush_db(server, db)

@@ -256,8 +256,12 @@ class BlockingState:
             server = self.server
             server.flush_appends()  # the AOF holds the pops before the replies leave
             loop = server.loop
+            tracking = server.tracking
             for waiter, reply in served:
                 self._reply(waiter, reply)
+                if tracking.pending:
+                    # The invalidations its own command caused follow its reply.
+                    tracking.flush_pending(waiter.client)
                 if not waiter.client.closing:
                     loop.call_soon(waiter.client.resume_unblocked)
 
@@ -269,6 +273,7 @@ class BlockingState:
             return
         data = db.data
         missing_ok = self._missing_watchers > 0
+        tracking = self.server.tracking
         done = []
         for client, waiter in clients.items():
             if key not in data:
@@ -278,6 +283,8 @@ class BlockingState:
                     continue
             if client.closing:
                 continue  # its connection_lost() releases it
+            # The served client is the current one meanwhile, as for Redis's tracking.
+            previous = tracking.serving(client)
             try:
                 reply = waiter.on_ready(client, key)
             except CommandError as exc:
@@ -285,6 +292,8 @@ class BlockingState:
             except Exception as exc:  # a bug costs this client one reply, never the loop
                 logger.warning(f"serving a blocked client failed: {exc!r}")
                 reply = CommandError("ERR internal error serving a blocked client")
+            finally:
+                tracking.current = previous
             if reply is not None:
                 done.append((waiter, reply))
         for waiter, reply in done:

@@ -342,6 +342,9 @@ class ScriptEngine:
             if run.read_only:
                 return ScriptCheckError(READ_ONLY_WRITE)
             run.wrote = True
+        elif run.caller.tracking is not None and "readonly" in spec.flags:
+            # call(): a script that reads makes its caller track the keys it declared.
+            self.server.tracking.script_read(run.caller)
         return self.server.execute(run.client, argv)
 
 
