@@ -94,9 +94,13 @@ def test_protected_mode_refuses_non_loopback_peers():
     assert server.admit(Peer("[2001:db8::1]:5000")) == DENIED_MESSAGE
     for local in ("127.0.0.1:5000", "[::1]:5000"):
         assert server.admit(Peer(local)) is None
+    # CONFIG SET requirepass gives the default user a password: no longer protected.
+    apply_requirepass = server.hooks.config_apply["requirepass"]
     server.config.values["requirepass"] = "pw"
+    apply_requirepass(server, "pw")
     assert server.admit(Peer("10.1.2.3:5000")) is None
     server.config.values["requirepass"] = ""
+    apply_requirepass(server, "")
     server.config.values["protected-mode"] = False
     assert server.admit(Peer("10.1.2.3:5000")) is None
     # Byte for byte the text inside the real redis-server binary (typo included).

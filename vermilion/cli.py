@@ -12,6 +12,7 @@ from . import REDIS_VERSION, __version__
 from .commands import load_all
 from .k8s.probe import ping
 from .commands.registry import declared_names
+from .commands.acl_cmds import config_user_checker
 from .config import Config, ConfigFileError, ascii_lower, read_config, sds_repr, unsupported
 from .log import logger
 from .protocol.parser import split_args
@@ -48,7 +49,8 @@ def build_config(argv: list[str], for_server: bool = False) -> Config:
         first = 1
     from_stdin, options = _parse_options(argv, first)
     load_all()  # rename-command lines are checked against the declared commands
-    return read_config(config_file, from_stdin, options, for_server, declared_names())
+    return read_config(config_file, from_stdin, options, for_server, declared_names(),
+                       config_user_checker())
 
 
 def _parse_options(argv: list[str], first: int) -> tuple[bool, str]:

@@ -977,6 +977,11 @@ class Config:
     # The command names rename-command may rename, from whoever reads the config (the
     # command table lives above this module); None accepts any name.
     command_names: set | None = None
+    # 'user' lines: args → None or (index of the argument to name, error), from above.
+    check_user: Any = None
+    # CONFIG REWRITE's extra sources, registered by the server (the ACL's 'user'
+    # lines): fn(config) → [(option, [(line, force), ...])].
+    rewrite_sources: list = field(default_factory=list)
     _reading: bool = False  # config.c reading_config_file
     _line: tuple = (0, "")  # the line being loaded
     _dir_line: tuple = (0, "")  # where 'dir' was set, for enter_dir()'s error
@@ -1143,16 +1148,11 @@ class Config:
         state = _RewriteState(old)
         for spec in TABLE:
             state.rewrite(spec.name, spec.rewrite(self.values[spec.name]))
-        for hook in REWRITE_HOOKS:
-            for option, lines in hook(self):
+        for source in self.rewrite_sources:
+            for option, lines in source(self):
                 state.rewrite(option, lines)
         content = state.content()
         _overwrite_file(path, content)
-
-
-# Extra REWRITE sources, e.g. the ACL module's 'user' lines: hook(config) →
-# [(option, [(line, force), ...])].
-REWRITE_HOOKS: list = []
 
 
 class _RewriteState:
@@ -1253,6 +1253,13 @@ def _rename_command(config: Config, args: list[str], depth: int) -> None:
 
 
 def _user(config: Config, args: list[str], depth: int) -> None:
+    # ACLAppendUserForLoading(): the rules are checked now (by whoever reads the
+    # config: the ACL code lives above this module), the user is made at start-up.
+    if config.check_user is not None:
+        problem = config.check_user([a.encode("utf-8", "surrogateescape") for a in args])
+        if problem is not None:
+            index, message = problem
+            raise ConfigError("Error in user declaration '%s': %s" % (args[index], message))
     config.users.append(args[1:])
 
 
@@ -1275,13 +1282,15 @@ _DIRECTIVES = {
 
 
 def read_config(path: str | None, from_stdin: bool, options: str,
-                for_server: bool = False, command_names: set | None = None) -> Config:
+                for_server: bool = False, command_names: set | None = None,
+                check_user=None) -> Config:
     """loadServerConfig(): the file, then stdin, then "\\n" + the command-line options,
     parsed as one text (so line numbers count across them). The file is opened by the
     absolute path main() makes of it, which is also the one CONFIG REWRITE writes.
     for_server: this process becomes the server, so 'dir' lines chdir() as they are
     read (see _set_dir)."""
-    config = Config(chdir_while_loading=for_server, command_names=command_names)
+    config = Config(chdir_while_loading=for_server, command_names=command_names,
+                    check_user=check_user)
     text = ""
     if path is not None:
         config.config_file = get_absolute_path(path)

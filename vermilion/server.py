@@ -143,6 +143,7 @@ class Server:
         self.acl.pubsub_default_all = config["acl-pubsub-default"] == "allchannels"
         self.acl.log_max_len = config["acllog-max-len"]
         self.acl.set_default_password(config["requirepass"])
+        self._load_users()
         self.monitors: set[Connection] = set()
         self.postponed: list[Connection] = []  # clients waiting for CLIENT PAUSE to end
         self.pause_until = 0.0
@@ -249,6 +250,7 @@ class Server:
         apply["tls-auth-clients"] = self.tls.set_auth_clients
         apply["appendonly"] = apply_appendonly
         apply["requirepass"] = self._apply_requirepass
+        self.config.rewrite_sources.append(self._rewrite_users)
         apply["acl-pubsub-default"] = apply["acllog-max-len"] = self._apply_acl_settings
         apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
         apply["tracking-table-max-keys"] = self.tracking.configure
@@ -283,6 +285,39 @@ class Server:
 
     def auth_required(self) -> bool:
         return self.acl.auth_required()
+
+    def _load_users(self) -> None:
+        """ACLLoadUsersAtStartup(): the 'user' lines, or the aclfile, never both."""
+        control, config = self.acl, self.config
+        for args in config.users:
+            control.queue_config_user([a.encode("utf-8", "surrogateescape") for a in args])
+        failure = None
+        if config["aclfile"] and control.to_load:
+            failure = ("Configuring Redis with users defined in redis.conf and at the same "
+                       "setting an ACL file path is invalid. This setup is very likely to "
+                       "lead to configuration errors and security holes, please define "
+                       "either an ACL file or declare users directly in your redis.conf, "
+                       "but not both.")
+        elif (problem := control.load_config_users()) is not None:
+            logger.warning(problem)
+            failure = "Critical error while loading ACLs. Exiting."
+        elif config["aclfile"]:
+            users, errors = control.parse_file(config["aclfile"])
+            if users is None:
+                failure = "Aborting Redis startup because of ACL errors: " + errors
+            else:
+                control.replace_users(users)
+        if failure:
+            logger.warning(failure)
+            raise SystemExit(1)
+
+    def _rewrite_users(self, config) -> list:
+        # rewriteConfigUserOption(): with an aclfile the users live there.
+        if config["aclfile"]:
+            return [("user", [])]
+        return [("user", [("user %s %s" % (u.name.decode("utf-8", "surrogateescape"),
+                                            u.describe()), True)
+                          for u in self.acl.sorted_users()])]
 
     def _apply_requirepass(self, server, value) -> None:
         # ACLUpdateDefaultUserPassword(): the default user's only password, or nopass.

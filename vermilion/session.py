@@ -59,7 +59,7 @@ NO_SUBSCRIPTIONS = Subscriptions()  # what a client without any reads; never wri
 class Session:
     __slots__ = (
         "server", "id", "db", "resp", "name", "lib_name", "lib_ver",
-        "authenticated", "_flags", "cmd", "created", "last_interaction", "addr", "laddr", "unix",
+        "authenticated", "unchecked", "acl_fast", "_flags", "cmd", "created", "last_interaction", "addr", "laddr", "unix",
         # CLIENT REPLY OFF / SKIP (SKIP silences exactly the next command's reply)
         "reply_off", "reply_skip", "reply_skip_next",
         "closing", "close_after_reply", "no_evict",
@@ -80,7 +80,7 @@ class Session:
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""
-        self.authenticated = not server.auth_required()
+        self.authenticated = not server.acl.auth_required()  # clientSetDefaultAuth()
         self._flags: set | None = None  # see flags
         self.cmd = None  # the spec of the command running or last run
         self.created = self.last_interaction = time.time()
@@ -105,6 +105,10 @@ class Session:
         self.woff = 0  # the replication offset after its last write (what WAIT waits for)
         self.replica = None  # a replica's ReplicaLink, once it sent SYNC/PSYNC
         self.user = server.acl.default_user  # the ACL user it is authenticated as (acl.py)
+        # No check can refuse this session a command: it is authenticated as a user
+        # with every permission; the dispatcher's fast path (refresh_access keeps it).
+        self.unchecked = self.authenticated and self.user.unrestricted
+        self.acl_fast = None  # a restricted user's quick check (acl.py _fast_checker)
         self.tracking = None  # CLIENT TRACKING's state while on (tracking.py)
 
     @property
@@ -159,6 +163,15 @@ class Session:
         if self.subscriptions is NO_SUBSCRIPTIONS:
             self.subscriptions = Subscriptions()
         return self.subscriptions
+
+    def refresh_access(self) -> None:
+        """After AUTH, RESET or a change of users: whether the dispatcher may skip the
+        authentication and ACL checks for this session (authRequired() is dynamic:
+        a default user without password lets unauthenticated sessions in)."""
+        user = self.user
+        self.unchecked = user.unrestricted and (
+            self.authenticated or not self.server.acl.auth_required())
+        self.acl_fast = user.fast_allows if self.authenticated else None
 
     def refresh_gate(self) -> None:
         """A session in MULTI, with subscriptions or tracking keys takes the

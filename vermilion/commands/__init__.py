@@ -7,6 +7,8 @@ import importlib
 
 FAMILIES = (
     "connection",
+    "acl_cmds",
+    "module_cmds",
     "strings",
     "bitops",
     "keys",

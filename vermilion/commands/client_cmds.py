@@ -146,6 +146,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
     cmd = client.cmd.fullname if client.cmd is not None else "NULL"
     events = "rw" if omem else "r"
     redir = client.tracking.redirect if client.tracking is not None else -1
+    user = client.user.name.decode("utf-8", "surrogateescape")
     return (
         f"id={client.id} addr={client.addr} laddr={client.laddr} fd={client.fd} "
         f"name={client.name.decode('utf-8', 'replace')} age={int(now - client.created)} "
@@ -154,7 +155,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
         f"psub={len(subscriptions.patterns)} ssub={len(subscriptions.shard_channels)} "
         f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
         f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
-        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user=default redir={redir} "
+        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user={user} redir={redir} "
         f"resp={client.resp}"
     )
 
@@ -235,8 +236,10 @@ def client_kill(client, argv):
             text = value.decode("utf-8", "replace")
             checks.append(lambda c, text=text: c.laddr == text)
         elif option == b"user":
-            if value != b"default":
+            user = server.acl.get(value)
+            if user is None:
                 raise CommandError("ERR No such user '%s'" % value.decode("utf-8", "replace"))
+            checks.append(lambda c, user=user: c.user is user)
         elif option == b"skipme":
             word = value.lower()
             if word not in (b"yes", b"no"):

@@ -7,6 +7,7 @@ from ..protocol.errors import CommandError
 from ..protocol.numbers import parse_int, to_int
 from .registry import command
 from .client_cmds import validate_client_name
+from .acl_cmds import DENIED_AUTH, log_denial
 
 
 @command("ping")
@@ -63,11 +64,18 @@ def swapdb(client, argv):
     return OK
 
 
-def _check_password(server, username: bytes, password: bytes) -> bool:
-    if username != b"default":
-        return False
-    required = server.config["requirepass"]
-    return not required or password == required.encode("utf-8", "surrogateescape")
+def authenticate(client, username: bytes, password: bytes, sent_name: bytes) -> None:
+    """ACLAuthenticateUser(): the session becomes username's, or -WRONGPASS and an
+    ACL LOG entry (the object is the command's name as sent)."""
+    server = client.server
+    user = server.acl.get(username)
+    if user is None or not user.check_password(password):
+        context = "multi" if client.multi is not None else "toplevel"
+        log_denial(client, DENIED_AUTH, context, [sent_name], username=username)
+        raise CommandError(errors.WRONGPASS)
+    client.authenticated = True
+    client.user = user
+    client.refresh_access()
 
 
 @command("auth")
@@ -76,14 +84,12 @@ def auth(client, argv):
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     if len(argv) == 2:
-        if not server.config["requirepass"]:
+        if server.acl.default_user.nopass:
             raise CommandError(errors.AUTH_NOT_CONFIGURED)
         username, password = b"default", argv[1]
     else:
         username, password = argv[1], argv[2]
-    if not _check_password(server, username, password):
-        raise CommandError(errors.WRONGPASS)
-    client.authenticated = True
+    authenticate(client, username, password, argv[0])
     return OK
 
 
@@ -113,9 +119,7 @@ def hello(client, argv):
         else:
             raise CommandError("ERR Syntax error in HELLO option '%s'" % argv[i].decode("utf-8", "replace"))
     if username is not None:
-        if not _check_password(server, username, password):
-            raise CommandError(errors.WRONGPASS)
-        client.authenticated = True
+        authenticate(client, username, password, argv[0])
     if not client.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
                            "otherwise the HELLO AUTH <user> <pass> option can be used to "
@@ -150,5 +154,7 @@ def reset(client, argv):
     client.name = b""
     client.reply_off = client.reply_skip = client.reply_skip_next = False
     client.no_evict = False
+    client.user = server.acl.default_user  # clientSetDefaultAuth()
     client.authenticated = not server.auth_required()
+    client.refresh_access()
     return "RESET"

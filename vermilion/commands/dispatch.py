@@ -19,6 +19,7 @@ from ..protocol.encode import QUEUED, NO_REPLY, Raw, _encode
 from ..protocol.errors import CommandError
 from ..log import logger
 from ..propagate import propagate
+from .acl_cmds import check_command
 
 _perf = time.perf_counter_ns
 
@@ -39,9 +40,13 @@ def process_command(client, argv: list[bytes]):
     spec = table.spellings.get(argv[0])
     if spec is None:
         spec = table.spelled(argv[0])
-    # Fast path: a plain command with the right arity by an authenticated client.
-    if spec is None or spec.subcommands or not client.authenticated or server.hooks.command_checks \
-            or server.gated or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity):
+    # Fast path: a plain command with the right arity by a client no check can refuse:
+    # authenticated as a user with every permission (Session.unchecked), or whose
+    # restricted user surely allows this command (Session.acl_fast).
+    if spec is None or spec.subcommands or server.hooks.command_checks or server.gated \
+            or (len(argv) != spec.arity if spec.arity > 0 else len(argv) < -spec.arity) \
+            or (not client.unchecked
+                and (client.acl_fast is None or not client.acl_fast(spec, argv))):
         gated = client in server.gated
         try:
             spec = _central_checks(client, server, spec, argv, gated)
@@ -162,9 +167,14 @@ def _central_checks(client, server, spec, argv, gated=False):
     if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
         spec = server.commands.lookup(argv)  # raises the right error, or resolves a subcommand
     try:
-        if not client.authenticated and not spec.no_auth:
-            raise CommandError(errors.NOAUTH)
-        if gated:
+        if not client.unchecked:
+            if not client.authenticated and not spec.no_auth and server.auth_required():
+                raise CommandError(errors.NOAUTH)
+            if gated:
+                _gated_checks(client, spec)
+            if not client.user.unrestricted:
+                check_command(client, spec, argv)  # -NOPERM, after NOAUTH and no_multi
+        elif gated:
             _gated_checks(client, spec)
         for check in server.hooks.command_checks:
             check(client, spec, argv)

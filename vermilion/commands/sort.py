@@ -25,6 +25,7 @@ from ..protocol import errors
 from ..protocol.encode import BulkStrings
 from ..protocol.errors import CommandError
 from ..protocol.numbers import parse_int
+from .acl_cmds import has_full_key_access
 from .registry import command
 from ..notify import notify
 from .strings import read_value
@@ -126,9 +127,14 @@ class _Options:
         self.gets = []
 
 
-def _parse(argv: list[bytes], readonly: bool) -> _Options:
+BY_DENIED = "ERR BY option of SORT denied due to insufficient ACL permissions."
+GET_DENIED = "ERR GET option of SORT denied due to insufficient ACL permissions."
+
+
+def _parse(argv: list[bytes], readonly: bool, full_key_access: bool = True) -> _Options:
     """sortCommandGeneric()'s option loop: any order, repeats allowed (the last wins),
-    a keyword without enough arguments after it is a syntax error."""
+    a keyword without enough arguments after it is a syntax error. BY patterns and
+    GET read other keys: only a user allowed to read every key may use them."""
     opts = _Options()
     j, argc = 2, len(argv)
     while j < argc:
@@ -152,8 +158,12 @@ def _parse(argv: list[bytes], readonly: bool) -> _Options:
             # A constant BY (no '*') means "don't sort"; a later BY never clears it.
             if b"*" not in opts.by.split(b"\0", 1)[0]:
                 opts.dontsort = True
+            elif not full_key_access:
+                raise CommandError(BY_DENIED)
             j += 1
         elif word == b"get" and left >= 1:
+            if not full_key_access:
+                raise CommandError(GET_DENIED)
             opts.gets.append(argv[j + 1])
             j += 1
         else:
@@ -239,7 +249,7 @@ def _sorted_numeric(client, elements: list, opts: _Options) -> list:
 
 def _sort(client, argv: list[bytes], readonly: bool):
     """sortCommandGeneric()."""
-    opts = _parse(argv, readonly)
+    opts = _parse(argv, readonly, has_full_key_access(client, client.cmd, argv))
     value = read_value(client, argv[1])
     if value is None:
         value = ListValue()

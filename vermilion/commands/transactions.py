@@ -8,6 +8,7 @@ from ..keyspace.watch import is_watched_key_expired, unwatch_all, watch_keys
 from ..protocol.encode import NO_REPLY, NULL_ARRAY, OK, Raw, _encode
 from ..protocol.errors import CommandError
 from ..session import MultiState
+from .acl_cmds import check_queued
 from .dispatch import call
 from .registry import command
 
@@ -103,8 +104,11 @@ def _exec(client, server):
     pushes = client.push_buffer
     resp = client.resp
     try:
+        restricted = not client.user.unrestricted
         for spec, argv in queue:
-            reply = call(client, spec, argv)
+            # ACL rules may have changed since the command was queued (execCommand()).
+            denied = restricted and check_queued(client, spec, argv)
+            reply = denied or call(client, spec, argv)
             if pushes:
                 out += pushes
                 pushes.clear()

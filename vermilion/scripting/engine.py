@@ -164,6 +164,9 @@ class ScriptEngine:
             runner = state.run_function
         client = self.client
         client.db = caller.db
+        # The script's commands are checked against the caller's user (scriptCall()).
+        client.user = caller.user
+        client.refresh_access()
         client.resp = 2
         run = self.current = ScriptRun(sha, caller, client, read_only, state,
                                        function is not None)
