@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-slow install install-test bench clean crash-loop fuzz failover-rounds
+.PHONY: run test test-slow install install-test bench clean crash-loop fuzz failover-rounds conformance
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -52,6 +52,13 @@ fuzz: install-test
 FAILOVER_ROUNDS ?= 10
 failover-rounds: install-test
 	$(VENV)/bin/vermilion k8s simulate failover --rounds $(FAILOVER_ROUNDS)
+
+# Redis 7.0.15's own Tcl suite (../shared/conformance, or CONFORMANCE_DIR) against Vermilion
+# and beside real redis-server, both modes; writes the table of docs/compatibility.md
+# (an hour or more, not run by `make test`). CONFORMANCE_ARGS: e.g. --modes external.
+CONFORMANCE_ARGS ?=
+conformance: install-test
+	$(PY) tools/conformance.py $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
