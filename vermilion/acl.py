@@ -243,28 +243,35 @@ class Selector:
 
     # -- applying one rule (ACLSetSelector) --------------------------------------------
 
+    def _set_keys(self, every: bool) -> None:
+        self.all_keys = every
+        self.patterns = []
+
+    def _set_channels(self, every: bool) -> None:
+        self.all_channels = every
+        self.channels = []
+
+    def _set_commands(self, every: bool) -> None:
+        # +@all also sets the reserved bit: commands that appear later are allowed.
+        self.allowed = set(self.catalogue.all_names) if every else set()
+        self.all_commands = self.future = every
+        self.firstargs = {}
+
+    # The rules that are a keyword (case-insensitive): (method, argument).
+    KEYWORDS = {
+        b"allkeys": (_set_keys, True), b"~*": (_set_keys, True),
+        b"resetkeys": (_set_keys, False),
+        b"allchannels": (_set_channels, True), b"&*": (_set_channels, True),
+        b"resetchannels": (_set_channels, False),
+        b"allcommands": (_set_commands, True), b"+@all": (_set_commands, True),
+        b"nocommands": (_set_commands, False), b"-@all": (_set_commands, False),
+    }
+
     def apply(self, op: bytes) -> None:
-        lower = op.lower()
-        if lower in (b"allkeys", b"~*"):
-            self.all_keys = True
-            self.patterns = []
-        elif lower == b"resetkeys":
-            self.all_keys = False
-            self.patterns = []
-        elif lower in (b"allchannels", b"&*"):
-            self.all_channels = True
-            self.channels = []
-        elif lower == b"resetchannels":
-            self.all_channels = False
-            self.channels = []
-        elif lower in (b"allcommands", b"+@all"):
-            self.allowed = set(self.catalogue.all_names)
-            self.all_commands = self.future = True
-            self.firstargs = {}
-        elif lower in (b"nocommands", b"-@all"):
-            self.allowed = set()
-            self.all_commands = self.future = False
-            self.firstargs = {}
+        keyword = self.KEYWORDS.get(op.lower())
+        if keyword is not None:
+            method, every = keyword
+            method(self, every)
         elif op[:1] in (b"~", b"%"):
             self._add_key_pattern(op)
         elif op[:1] == b"&":

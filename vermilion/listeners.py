@@ -88,22 +88,16 @@ async def listen_at_startup(server) -> None:
     """initListeners(): the TCP port (if any) and the unix socket (if any); a port that
     cannot be bound ends the process, as Redis exits."""
     config = server.config
-    port = config["port"]
-    if port:
+    for directive, label, tls in (("port", "tcp", False), ("tls-port", "TLS", True)):
+        port = config[directive]
+        if not port:
+            continue
         try:
             sockets = bind_tcp(config["bind"], port, config["tcp-backlog"])
         except OSError:
-            logger.warning(f"Failed listening on port {port} (tcp), aborting.")
+            logger.warning(f"Failed listening on port {port} ({label}), aborting.")
             raise SystemExit(1) from None
-        await serve_tcp(server, sockets)
-    port = config["tls-port"]
-    if port:
-        try:
-            sockets = bind_tcp(config["bind"], port, config["tcp-backlog"])
-        except OSError:
-            logger.warning(f"Failed listening on port {port} (TLS), aborting.")
-            raise SystemExit(1) from None
-        await serve_tcp(server, sockets, tls=True)
+        await serve_tcp(server, sockets, tls=tls)
     if config["unixsocket"]:
         await _serve_unix(server, config["unixsocket"], config["unixsocketperm"])
 
