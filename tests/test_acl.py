@@ -11,7 +11,8 @@ import time
 import pytest
 import redis
 
-from conftest import RawConnection, Differential, free_port, start_redis, start_vermilion
+from conftest import (RawConnection, Differential, ServerProcess, free_port, start_redis,
+                      start_vermilion)
 
 
 @pytest.fixture
@@ -306,3 +307,75 @@ def test_client_list_and_kill_by_user(acl_diff):
         assert users["a1"] == "alice" and set(users.values()) == {"alice", "default"}
         assert admin.execute_command("CLIENT", "KILL", "USER", "alice") == 1
         assert "a1" not in {c["name"] for c in admin.client_list()}
+
+
+def test_percent_rules_need_a_permission(acl_diff):
+    acl_diff.same(*(["ACL", "SETUSER", "tt", rule] for rule in
+                    ("%R", "%RW", "%~x", "%", "%R~", "%WR~k", "%RR~k", "%w~lower")),
+                  "ACL GETUSER tt")
+
+
+def test_aof_replay_and_the_master_link_are_not_acl_checked(tmp_path):
+    """Redis's internal clients have no user: a default user restricted to app:* keys
+    still gets every key back from the AOF, and a replica applies every write."""
+    conf = ("user default on nopass ~app:* &* +@all\nuser admin on >pw ~* &* +@all\n"
+            "appendonly yes\nappendfsync always\n")
+    server = start_vermilion(tmp_path, config_text=conf)
+    try:
+        admin = server.client(username="admin", password="pw")
+        admin.set("app:1", "a")
+        admin.set("other:1", "b")
+        replica_dir = tmp_path / "replica"
+        replica_dir.mkdir()
+        replica = start_vermilion(replica_dir, config_text="user default on nopass ~app:* &* +@all\n"
+                                  "user admin on >pw ~* &* +@all\n")
+        try:
+            radmin = replica.client(username="admin", password="pw")
+            radmin.replicaof("127.0.0.1", server.port)
+            admin.set("other:2", "c")
+            deadline = time.time() + 10
+            while time.time() < deadline and radmin.get("other:2") != b"c":
+                time.sleep(0.05)
+            assert radmin.get("other:1") == b"b" and radmin.get("other:2") == b"c"
+            assert "user=(superuser)" in radmin.execute_command("CLIENT", "LIST").decode() \
+                or b"flags=M" not in radmin.execute_command("CLIENT", "LIST")
+        finally:
+            replica.stop()
+    finally:
+        server.stop()
+    server = ServerProcess(server.binary, cwd=tmp_path, config_text=conf)
+    server.start()
+    try:
+        admin = server.client(username="admin", password="pw")
+        assert sorted(admin.keys("*")) == [b"app:1", b"other:1", b"other:2"]
+    finally:
+        server.stop()
+
+
+def test_exec_refused_aborts_the_transaction(acl_diff):
+    acl_diff.same("ACL SETUSER m on >pw ~* +multi +get +set +discard")
+    m = both(acl_diff, "m", "pw")
+    m.same("MULTI", "GET k", "EXEC", "GET k", "DISCARD")
+
+
+def test_keys_found_by_getkeys_functions_are_checked(acl_diff):
+    acl_diff.same("ACL SETUSER g on >pw ~foo* +@all")
+    g = both(acl_diff, "g", "pw")
+    g.same("GEOADD foo 0 0 m", "GEORADIUS foo 0 0 1 km STORE bar",
+           "GEORADIUS foo 0 0 1 km STORE foo2", "XREAD STREAMS foo bar 0 0",
+           "ZUNIONSTORE foo3 2 foo bar", "ZUNIONSTORE foo3 1 foo",
+           "EVAL \"return 1\" 1 bar", "SINTERCARD 2 foo bar", "LMPOP 2 foo bar LEFT")
+
+
+def test_auth_inside_multi_rechecks_at_exec(acl_diff):
+    acl_diff.same("ACL SETUSER low on >x ~* +auth +multi +exec +get",
+                  "ACL SETUSER high on >y ~* +@all")
+    conns = both(acl_diff, "high", "y")
+    conns.same("MULTI", "SET k v", "AUTH low x", "INCR n", "EXEC")
+
+
+def test_subscribed_resp2_client_gets_noperm_first(acl_diff):
+    acl_diff.same("ACL SETUSER s on >pw &ch +subscribe +ping")
+    s = both(acl_diff, "s", "pw")
+    s.same("SUBSCRIBE ch")
+    s.same("GET k", "PING")

@@ -24,6 +24,7 @@ import time
 
 from .keyspace.glob import matcher, stringmatch
 from .log import logger
+from .protocol.parser import split_args
 
 # ACLCommandCategories[] (the order of ACL CAT and of the rule search).
 CATEGORIES = (
@@ -34,6 +35,7 @@ CATEGORIES = (
 
 READ, WRITE = 1, 2  # ACL_READ_PERMISSION, ACL_WRITE_PERMISSION
 ALL = READ | WRITE
+UNKNOWN_KEYS = 4  # a need no pattern grants: keys that could not be located
 
 # ACL_DENIED_* in Redis's order: a later reason wins when selectors disagree.
 OK, DENIED_CMD, DENIED_KEY, DENIED_AUTH, DENIED_CHANNEL = 0, 1, 2, 3, 4
@@ -302,12 +304,14 @@ class Selector:
                     flags |= READ
                 elif c == b"W" and not flags & WRITE:
                     flags |= WRITE
-                elif c == b"~":
+                elif c == b"~" and flags:
                     offset += 1
                     break
                 else:
                     raise RuleError(SYNTAX)
                 offset += 1
+            if not flags:
+                raise RuleError(SYNTAX)  # "%" or "%~p": a permission is required
         else:
             flags = ALL
         pattern = op[offset:]
@@ -575,7 +579,8 @@ class User:
             self.passwords.remove(digest)
         elif op[:1] == b"(" and op[-1:] == b")":
             selector = Selector(self.root.catalogue, all_channels=pubsub_default_all)
-            for part in op[1:-1].split():
+            # sdssplitargs(): quotes group; unbalanced ones give an empty selector.
+            for part in split_args(op[1:-1]) or ():
                 selector.apply(part)
             self.selectors.append(selector)
         elif lower == b"clearselectors":
@@ -781,6 +786,11 @@ class AccessControl:
         for rule in (b"+@all", b"~*", b"&*", b"on", b"nopass"):
             default.apply(rule, False)
         self.users[b"default"] = default
+        # Redis's internal clients have no user (c->user == NULL): every check passes.
+        # The AOF loader and the master link run as this one; it is in no user list.
+        superuser = self.superuser = self._new_user(b"(superuser)")
+        for rule in (b"+@all", b"~*", b"&*", b"on", b"nopass"):
+            superuser.apply(rule, False)
 
     def _new_user(self, name: bytes) -> User:
         return User(name, self.catalogue, self.pubsub_default_all)
@@ -883,9 +893,9 @@ class AccessControl:
             line = line.strip(b" \t\r\n")
             if not line:
                 continue
-            argv = [a for a in line.split(b" ") if a]
-            if not argv:
-                continue
+            # sdssplitlen(" "): every space splits, so two in a row make an empty
+            # argument (an empty rule is a no-op, an empty name a user called "").
+            argv = line.split(b" ")
             if argv[0] != b"user" or len(argv) < 2:
                 errors += ("%s:%d should start with user keyword followed by the "
                            "username. " % (path, number))

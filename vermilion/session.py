@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from .keyspace.watch import unwatch_all
 from .protocol.encode import _encode
 
 
@@ -108,7 +109,8 @@ class Session:
         # No check can refuse this session a command: it is authenticated as a user
         # with every permission; the dispatcher's fast path (refresh_access keeps it).
         self.unchecked = self.authenticated and self.user.unrestricted
-        self.acl_fast = None  # a restricted user's quick check (acl.py _fast_checker)
+        # A restricted user's quick check (acl.py _fast_checker), while authenticated.
+        self.acl_fast = self.user.fast_allows if self.authenticated else None
         self.tracking = None  # CLIENT TRACKING's state while on (tracking.py)
 
     @property
@@ -164,6 +166,13 @@ class Session:
             self.subscriptions = Subscriptions()
         return self.subscriptions
 
+    def run_as_server(self) -> None:
+        """An internal client (the AOF loader, the master link): no user, so no
+        authentication and no ACL check applies (Redis's c->user == NULL)."""
+        self.user = self.server.acl.superuser
+        self.authenticated = True
+        self.refresh_access()
+
     def refresh_access(self) -> None:
         """After AUTH, RESET or a change of users: whether the dispatcher may skip the
         authentication and ACL checks for this session (authRequired() is dynamic:
@@ -172,6 +181,14 @@ class Session:
         self.unchecked = user.unrestricted and (
             self.authenticated or not self.server.acl.auth_required())
         self.acl_fast = user.fast_allows if self.authenticated else None
+
+    def discard_transaction(self) -> None:
+        """discardTransaction(): leave MULTI, forget the flags and every WATCH."""
+        self.multi = None
+        self.dirty_cas = False
+        self.clear_flag("x")
+        unwatch_all(self)
+        self.refresh_gate()
 
     def refresh_gate(self) -> None:
         """A session in MULTI, with subscriptions or tracking keys takes the

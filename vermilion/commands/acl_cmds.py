@@ -22,7 +22,7 @@ from ..protocol.encode import OK, ReplySet
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
 from ..scripting.convert import ScriptCheckError
-from .introspection import acl_categories, has_keys, keys_from_argv
+from .introspection import acl_categories, has_keys, keys_or_unknown
 from .registry import command
 from .spec import make_spec, redis_metadata
 
@@ -132,7 +132,11 @@ def command_keys(spec, argv: list[bytes]) -> list[tuple[int, int]]:
         return keys
     if not has_keys(spec):
         return []
-    return [(pos, acl.key_needs(flags)) for pos, flags in keys_from_argv(spec, argv)]
+    found = keys_or_unknown(spec, argv)
+    if found is None:
+        # Keys this server cannot locate in argv: refused unless every key is allowed.
+        return [(1 if len(argv) > 1 else 0, acl.UNKNOWN_KEYS)]
+    return [(pos, acl.key_needs(flags)) for pos, flags in found]
 
 
 def command_channels(spec, argv: list[bytes]) -> list[tuple[int, bool]]:

@@ -31,6 +31,7 @@ _PUBSUB_CONTEXT = frozenset({"ping", "subscribe", "ssubscribe", "unsubscribe", "
 PUBSUB_CONTEXT_ERROR = ("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                         "PING / QUIT / RESET are allowed in this context")
 NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
+EXEC_REJECTED = "EXECABORT Transaction discarded because of: "
 
 
 def process_command(client, argv: list[bytes]):
@@ -51,9 +52,14 @@ def process_command(client, argv: list[bytes]):
         try:
             spec = _central_checks(client, server, spec, argv, gated)
         except CommandError as exc:
-            server.count_error(exc)
             if gated and client.multi is not None:
-                client.multi.aborted = True  # flagTransaction(): EXEC will answer EXECABORT
+                if spec is not None and spec.fullname == "exec":
+                    # rejectCommand() → execCommandAbort(): the transaction ends here.
+                    client.discard_transaction()
+                    exc = CommandError(EXEC_REJECTED + exc.message)
+                else:
+                    client.multi.aborted = True  # flagTransaction(): EXEC answers EXECABORT
+            server.count_error(exc)
             return exc
         if gated:
             return _gated_call(client, spec, argv)
@@ -171,11 +177,14 @@ def _central_checks(client, server, spec, argv, gated=False):
             if not client.authenticated and not spec.no_auth and server.auth_required():
                 raise CommandError(errors.NOAUTH)
             if gated:
-                _gated_checks(client, spec)
+                _multi_check(client, spec)
             if not client.user.unrestricted:
                 check_command(client, spec, argv)  # -NOPERM, after NOAUTH and no_multi
+            if gated:
+                _pubsub_check(client, spec)
         elif gated:
-            _gated_checks(client, spec)
+            _multi_check(client, spec)
+            _pubsub_check(client, spec)
         for check in server.hooks.command_checks:
             check(client, spec, argv)
     except CommandError:
@@ -184,9 +193,12 @@ def _central_checks(client, server, spec, argv, gated=False):
     return spec
 
 
-def _gated_checks(client, spec) -> None:
+def _multi_check(client, spec) -> None:
     if client.multi is not None and "no_multi" in spec.flags:
         raise CommandError(NO_MULTI_ERROR)
+
+
+def _pubsub_check(client, spec) -> None:
     if client.resp == 2 and "P" in client.flags:
         top = spec.container or spec
         if top.name not in _PUBSUB_CONTEXT:

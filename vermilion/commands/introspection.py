@@ -8,6 +8,7 @@ those subcommands. The replies are static, so they are built once per spec and c
 """
 
 import fnmatch
+import re
 
 from ..protocol import errors
 from ..protocol.encode import ReplySet
@@ -378,14 +379,24 @@ def has_keys(spec) -> bool:
 def keys_from_argv(spec, args: list[bytes]) -> list[tuple[int, tuple]]:
     """getKeysFromCommandWithSpecs(): key specs first, unless one has VARIABLE_FLAGS or
     they can't resolve this argv; then the command's own getkeys function."""
+    keys = keys_or_unknown(spec, args)
+    return [] if keys is None else keys
+
+
+def keys_or_unknown(spec, args: list[bytes]):
+    """keys_from_argv(), or None when the key specs cannot resolve this argv and there
+    is no getkeys function here to ask (ACL must then refuse, not pass)."""
     specs = spec.meta.get("key_specs") or ()
     variable = any("VARIABLE_FLAGS" in ks.get("flags", ()) for ks in specs)
     if any("NOT_KEY" not in ks.get("flags", ()) for ks in specs) and not variable:
         keys = _keys_using_specs(specs, args)
         if keys is not None:
             return keys
-    native = _NATIVE_GETKEYS.get(spec.meta.get("get_keys_function"))
-    return native(args) if native is not None else []
+    name = spec.meta.get("get_keys_function")
+    native = _NATIVE_GETKEYS.get(name)
+    if native is not None:
+        return native(args)
+    return None if name else []
 
 
 def _keys_using_specs(specs, args: list[bytes]):
@@ -499,7 +510,65 @@ def _migrate_keys(args: list[bytes]):
     return [(p, ("RW", "ACCESS", "DELETE")) for p in range(first, first + num)]
 
 
+def _atoi(raw: bytes) -> int:
+    # atoi(): leading digits with an optional sign, 0 when there are none.
+    match = re.match(rb"\s*([+-]?\d+)", raw)
+    return int(match.group(1)) if match else 0
+
+
+def _generic_keys(store: int, count_at: int, first: int, step: int = 1):
+    """genericGetKeys(): numkeys at count_at, keys from first; none when the count
+    is out of range (the command answers a syntax error); flags are not known."""
+    def keys(args: list[bytes]) -> list[tuple[int, tuple]]:
+        num = _atoi(args[count_at]) if count_at < len(args) else 0
+        if num < 1 or num > (len(args) - first) // step:
+            return []
+        out = [(first + i * step, ()) for i in range(num)]
+        return out + [(store, ())] if store else out
+    return keys
+
+
+def _georadius_keys(args: list[bytes]) -> list[tuple[int, tuple]]:
+    # georadiusGetKeys(): the key, and the last STORE/STOREDIST destination.
+    stored, i = -1, 5
+    while i < len(args):
+        if args[i].lower() in (b"store", b"storedist") and i + 1 < len(args):
+            stored = i + 1
+            i += 1
+        i += 1
+    return [(1, ())] + ([(stored, ())] if stored != -1 else [])
+
+
+def _xread_keys(args: list[bytes]) -> list[tuple[int, tuple]]:
+    # xreadGetKeys(): the keys between STREAMS and the IDs.
+    skip = {b"block": 1, b"count": 1, b"group": 2, b"noack": 0}
+    streams, i = -1, 1
+    while i < len(args):
+        word = args[i].lower()
+        if word == b"streams":
+            streams = i
+            break
+        if word not in skip:
+            break
+        i += skip[word] + 1
+    num = len(args) - streams - 1 if streams != -1 else 0
+    if streams == -1 or num == 0 or num % 2:
+        return []
+    return [(pos, ()) for pos in range(streams + 1, streams + 1 + num // 2)]
+
+
 _NATIVE_GETKEYS = {
+    "sintercardGetKeys": _generic_keys(0, 1, 2),
+    "zunionInterDiffStoreGetKeys": _generic_keys(1, 2, 3),
+    "zunionInterDiffGetKeys": _generic_keys(0, 1, 2),
+    "evalGetKeys": _generic_keys(0, 2, 3),
+    "functionGetKeys": _generic_keys(0, 2, 3),
+    "lmpopGetKeys": _generic_keys(0, 1, 2),
+    "blmpopGetKeys": _generic_keys(0, 2, 3),
+    "zmpopGetKeys": _generic_keys(0, 1, 2),
+    "bzmpopGetKeys": _generic_keys(0, 2, 3),
+    "georadiusGetKeys": _georadius_keys,
+    "xreadGetKeys": _xread_keys,
     "migrateGetKeys": _migrate_keys,
     "sortGetKeys": _sort_keys,
     "sortROGetKeys": lambda args: _sort_keys(args, read_only=True),

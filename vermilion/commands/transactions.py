@@ -40,11 +40,7 @@ def unwatch(client, argv):
 
 def discard_transaction(client) -> None:
     """discardTransaction(): leave MULTI, forget the flags and every WATCH."""
-    client.multi = None
-    client.dirty_cas = False
-    client.clear_flag("x")
-    unwatch_all(client)
-    client.refresh_gate()
+    client.discard_transaction()
 
 
 @command("multi")
@@ -104,10 +100,10 @@ def _exec(client, server):
     pushes = client.push_buffer
     resp = client.resp
     try:
-        restricted = not client.user.unrestricted
         for spec, argv in queue:
-            # ACL rules may have changed since the command was queued (execCommand()).
-            denied = restricted and check_queued(client, spec, argv)
+            # ACL rules may have changed since the command was queued (execCommand()),
+            # or the user itself (AUTH inside the transaction).
+            denied = not client.user.unrestricted and check_queued(client, spec, argv)
             reply = denied or call(client, spec, argv)
             if pushes:
                 out += pushes

@@ -362,7 +362,7 @@ class AppendOnlyFile:
             with open(self._path(name), "r+b") as f:
                 f.truncate(len(data) - leftover)
         client = Session(self.server, 0, addr="aof")  # the AOF client: no replies
-        client.authenticated = True
+        client.run_as_server()
         client.loading = True
         for argv in commands:
             if len(argv) == 1 and argv[0].startswith(b"#"):

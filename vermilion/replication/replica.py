@@ -78,7 +78,7 @@ class MasterClient(Session):
         Session.__init__(self, server, server.next_client_id(),
                          addr=f"{link.host}:{link.port}")
         self.link = link
-        self.authenticated = True  # the master can do everything
+        self.run_as_server()  # the master can do everything
         self.flags.add("M")
         self.replid = replid
         self.reploff = reploff  # the offset of the last byte applied
@@ -315,7 +315,7 @@ class MasterLink:
         server = self.server
         session.link = self
         session.addr = f"{self.host}:{self.port}"
-        session.authenticated = True
+        session.run_as_server()
         session.closing = False
         session.last_interaction = time.time()
         self._attach(session, writer)
