@@ -655,9 +655,15 @@ def _fast_checker(selector: Selector):
     key_ok = [_key_predicate([p for p, f in selector.patterns if f & need == need])
               for need in range(4)]
     plans = _PLANS
+    # One-key commands this user may run, once seen: full name → (key position, test).
+    single: dict = {}
 
     def allows(spec, argv) -> bool:
         name = spec.fullname
+        known = single.get(name)
+        if known is not None:
+            pos, ok = known
+            return pos < len(argv) and ok(argv[pos])
         if names is not None and name not in names:
             return False
         if not all_channels and name in CHANNEL_ARGS:
@@ -670,8 +676,10 @@ def _fast_checker(selector: Selector):
         if plan is None:
             return False
         argc = len(argv)
+        if len(plan) == 1 and plan[0][1] == 0 and len(single) < 512:
+            single[name] = (plan[0][0], key_ok[plan[0][4]])  # GET, SET, LPUSH...
         for first, lastkey, step, limit, need, _exact in plan:
-            if lastkey == 0:  # one key (GET, SET, LPUSH...)
+            if lastkey == 0:
                 if first >= argc or not key_ok[need](argv[first]):
                     return False
                 continue
