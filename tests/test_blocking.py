@@ -688,3 +688,24 @@ def test_xreadgroup_block_delivers_exactly_once(vermilion_server):
     delivered = [r for r in replies if r]
     assert len(delivered) == 1  # one consumer got it, the other timed out
     assert c.xpending("jobs", "workers")["pending"] == 1
+
+
+def test_flushall_wakes_a_blocked_xreadgroup(vermilion_server, redis_server):
+    """signalFlushedDb() → scanDatabaseForDeletedStreams(): the blocked group reader
+    learns that its stream is gone, on both servers alike."""
+    replies = []
+    for server in (vermilion_server, redis_server):
+        admin = RawConnection(server.port)
+        admin.command("DEL", "flushstream")
+        admin.command("XADD", "flushstream", "666", "f", "v")
+        admin.command("XGROUP", "CREATE", "flushstream", "g", "$")
+        reader = RawConnection(server.port)
+        reader.send(b"*9\r\n$10\r\nXREADGROUP\r\n$5\r\nGROUP\r\n$1\r\ng\r\n$5\r\nAlice\r\n"
+                    b"$5\r\nBLOCK\r\n$1\r\n0\r\n$7\r\nSTREAMS\r\n$11\r\nflushstream\r\n"
+                    b"$1\r\n>\r\n")
+        time.sleep(0.2)
+        assert admin.command("FLUSHALL") == b"+OK\r\n"
+        replies.append(reader.read_reply())
+        reader.close()
+        admin.close()
+    assert replies[0] == replies[1] == b"-UNBLOCKED the stream key no longer exists\r\n"

@@ -71,7 +71,10 @@ def _flush_flags(argv: list[bytes]) -> None:
 
 def flush_db(server, db) -> int:
     touch_all_watched_in_db(server, db.id, db, None)  # signalFlushedDb()
-    return db.flush()
+    removed = db.flush()
+    if server.blocking.waiters:
+        server.blocking.flushed(db)
+    return removed
 
 
 def _signal_flushed(server) -> None:

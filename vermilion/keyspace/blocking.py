@@ -213,6 +213,14 @@ class BlockingState:
             self._scheduled = True
             self.server.loop.call_soon_threadsafe(self._handle_from_loop)
 
+    def flushed(self, db) -> None:
+        """FLUSHDB/FLUSHALL emptied db (scanDatabaseForDeletedStreams()): its waiters'
+        keys are signalled, so a blocked XREADGROUP learns its stream is gone; the
+        others find their key missing and stay blocked."""
+        for db_id, key in list(self.waiters):
+            if db_id == db.id:
+                self.signal(db, key)
+
     def swapped(self, first: int, second: int) -> None:
         """SWAPDB: blocked clients stay on their db index, whose keys just changed
         (scanDatabaseForReadyKeys)."""
