@@ -286,3 +286,20 @@ def test_info_stats_pubsub_counts(vermilion_server, redis_server):
         info.close()
     assert out[0] == out[1] == [b"pubsub_channels:2", b"pubsub_patterns:1",
                                 b"pubsubshard_channels:1"]
+
+
+def test_resp2_confirmations_and_events_ignore_client_reply_off(diff):
+    # pubsub.tcl "Keyspace notifications: we receive keyspace notifications": in RESP2
+    # too the (un)subscribe confirmations are pushes (CLIENT_PUSHING), never silenced.
+    diff.same(("CONFIG", "SET", "notify-keyspace-events", "KA"))
+    for conn in diff.conns:
+        conn.send(b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n")
+    try:
+        diff.same(("PSUBSCRIBE", "*"))
+        for server in (diff.vermilion_server, diff.redis_server):
+            RawConnection(server.port).command("SET", "foo", "bar")
+        diff.read(1)
+        diff.same(("PUNSUBSCRIBE", "*"))
+    finally:
+        for server in (diff.vermilion_server, diff.redis_server):
+            RawConnection(server.port).command("CONFIG", "SET", "notify-keyspace-events", "")

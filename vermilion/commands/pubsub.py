@@ -41,10 +41,11 @@ def _frame(client, kind: bytes, name, count: int) -> bytes:
 
 
 def _confirm(client, frames: list):
-    """The (un)subscribe confirmations: a reply in RESP2, push messages in RESP3, which
-    CLIENT REPLY OFF/SKIP do not silence."""
+    """The (un)subscribe confirmations: a reply in RESP2, push messages in RESP3. Redis
+    writes them as pushes in both protocols (CLIENT_PUSHING), so CLIENT REPLY OFF/SKIP
+    never silence them."""
     data = b"".join(frames)
-    if client.resp == 3 and (client.reply_off or client.reply_skip):
+    if client.reply_off or client.reply_skip:
         client.push(data)
         return NO_REPLY
     return Raw(data)
