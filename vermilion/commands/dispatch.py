@@ -87,8 +87,11 @@ def process_command(client, argv: list[bytes]):
     spec.calls += 1
     spec.usec += elapsed
     server.stats.total_commands_processed += 1
-    if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
-        server.slowlog.record(client, argv, elapsed)
+    if client.blocked is None:
+        if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
+            server.slowlog.record(client, argv, elapsed)
+    else:  # the slowlog hears of it once it is served (updateStatsOnUnblock())
+        client.blocked.note_call(spec, argv, elapsed)
     if server.tracking.due and not client.script:
         server.tracking.broadcast()  # BCAST invalidations leave before this reply
     return reply
@@ -127,8 +130,11 @@ def call(client, spec, argv: list[bytes]):
     spec.calls += 1
     spec.usec += elapsed
     server.stats.total_commands_processed += 1
-    if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
-        server.slowlog.record(client, argv, elapsed)
+    if client.blocked is None:
+        if elapsed >= server._slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
+            server.slowlog.record(client, argv, elapsed)
+    else:  # the slowlog hears of it once it is served (updateStatsOnUnblock())
+        client.blocked.note_call(spec, argv, elapsed)
     if tracking is not None:
         reply = tracking.after_command(client, spec, argv, reply, before)
     elif server.tracking.due and not client.in_exec:

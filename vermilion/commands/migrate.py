@@ -26,6 +26,8 @@ from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
 from .registry import command
 
+REDACTED = b"(redacted)"
+
 _CHUNK = 64 * 1024  # the query goes out in 64K writes, each under the timeout
 
 
@@ -106,10 +108,12 @@ def _parse(argv: list[bytes]):
                 raise CommandError(errors.SYNTAX)
             j += 1
             password = argv[j]
+            argv[j] = REDACTED  # redactClientCommandArgument(): SLOWLOG never shows it
         elif option == b"auth2":
             if moreargs < 2:
                 raise CommandError(errors.SYNTAX)
             username, password = argv[j + 1], argv[j + 2]
+            argv[j + 1] = argv[j + 2] = REDACTED
             j += 2
         elif option == b"keys":
             if argv[3]:

@@ -17,6 +17,7 @@ next loop turn, like Redis's processUnblockedClients() in beforeSleep().
 from __future__ import annotations
 
 import math
+import time
 from fractions import Fraction
 
 from ..log import logger
@@ -48,7 +49,7 @@ class Waiter:
     """One blocked client: what it waits for and how to serve it (Redis's bpop)."""
 
     __slots__ = ("client", "db", "keys", "on_ready", "on_timeout", "timer", "silent",
-                 "when_missing")
+                 "when_missing", "spec", "argv", "duration")
 
     def __init__(self, client, keys, on_ready, on_timeout, when_missing):
         self.client = client
@@ -59,6 +60,14 @@ class Waiter:
         self.timer = None
         self.silent = False  # CLIENT REPLY OFF/SKIP when it blocked: the reply is dropped
         self.when_missing = when_missing
+        # The command that blocked and the µs it ran, noted by the dispatcher: its
+        # statistics and slowlog entry wait for the unblocking (updateStatsOnUnblock()).
+        self.spec = None
+        self.argv = None
+        self.duration = 0
+
+    def note_call(self, spec, argv, duration: int) -> None:
+        self.spec, self.argv, self.duration = spec, argv, duration
 
 
 def can_block(client) -> bool:
@@ -167,6 +176,22 @@ class BlockingState:
         client = waiter.client
         if not client.closing:
             self.server.loop.call_soon(client.resume_unblocked)
+
+    def _account(self, waiter: Waiter, reply, reply_us: int) -> None:
+        """updateStatsOnUnblock() for a served waiter: the time it ran plus the time
+        serving it took is added (its call was counted when it blocked, its first run
+        too: Redis adds that twice) and the command reaches the slowlog as it was sent.
+        A timeout or CLIENT UNBLOCK adds nothing, as in Redis."""
+        spec = waiter.spec
+        if spec is None:
+            return
+        total = waiter.duration + reply_us
+        spec.usec += total
+        if isinstance(reply, CommandError):
+            spec.failed_calls += 1
+        server = self.server
+        if total >= server.slowlog_threshold >= 0 and "skip_slowlog" not in spec.flags:
+            server.slowlog.record(waiter.client, waiter.argv, total)
 
     def _reply(self, waiter: Waiter, reply) -> None:
         client = waiter.client
@@ -293,6 +318,7 @@ class BlockingState:
                 continue  # its connection_lost() releases it
             # The served client is the current one meanwhile, as for Redis's tracking.
             previous = tracking.serving(client)
+            start = time.perf_counter_ns()
             try:
                 reply = waiter.on_ready(client, key)
             except CommandError as exc:
@@ -303,9 +329,10 @@ class BlockingState:
             finally:
                 tracking.current = previous
             if reply is not None:
-                done.append((waiter, reply))
-        for waiter, reply in done:
+                done.append((waiter, reply, (time.perf_counter_ns() - start) // 1000))
+        for waiter, reply, reply_us in done:
             self._release(waiter)
+            self._account(waiter, reply, reply_us)
             served.append((waiter, reply))
 
 
