@@ -563,3 +563,24 @@ def test_migrate_propagates_del_of_moved_keys(diff, tmp_path):
         diff.equal(stream)
     finally:
         target.stop()
+
+
+def test_lazyfreed_objects_counts_what_redis_frees_in_background(vermilion_server, redis_server):
+    """UNLINK of a value costlier to free than LAZYFREE_THRESHOLD, and FLUSHALL ASYNC's
+    keys, count in INFO lazyfreed_objects; a small value is freed inline."""
+    import redis as redis_py
+
+    counts = []
+    for server in (vermilion_server, redis_server):
+        client = redis_py.Redis(port=server.port)
+        client.flushall()
+        client.config_resetstat()
+        client.sadd("big", *range(1000))
+        client.sadd("small", "a", "b")
+        client.rpush("biglist", *range(100000))
+        client.xadd("tiny", {"a": "b"})
+        client.unlink("big", "small", "tiny", "biglist")
+        client.mset({"k1": 1, "k2": 2})
+        client.flushall(asynchronous=True)
+        counts.append(client.info("memory")["lazyfreed_objects"])
+    assert counts[0] == counts[1] == 3  # the big set, then k1 and k2

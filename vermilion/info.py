@@ -183,7 +183,7 @@ def _base_memory_section(server) -> dict:
         "mem_allocator": "libc",
         "active_defrag_running": 0,
         "lazyfree_pending_objects": 0,
-        "lazyfreed_objects": 0,
+        "lazyfreed_objects": server.stats.lazyfreed_objects,
     }
 
 

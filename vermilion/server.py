@@ -88,6 +88,9 @@ class Stats:
     expire_cycle_cpu_milliseconds: int = 0
     evicted_keys: int = 0
     evicted_clients: int = 0
+    # Values a lazy delete would hand to Redis's background thread: Vermilion frees them
+    # at once, so none is ever pending (lazyfree_pending_objects stays 0).
+    lazyfreed_objects: int = 0
     keyspace_hits: int = 0
     keyspace_misses: int = 0
     total_net_input_bytes: int = 0

@@ -1,8 +1,11 @@
 """The generic key commands (db.c): DEL, EXISTS, TYPE, RENAME, MOVE, COPY, KEYS, SCAN,
 RANDOMKEY, TOUCH, OBJECT, FLUSHDB/FLUSHALL, DBSIZE."""
 
+import math
 from copy import deepcopy as _deepcopy
+from itertools import islice
 
+from ..datatypes.stream import lp_str_size
 from ..keyspace.database import now_ms, type_name
 from ..keyspace.glob import matcher
 from ..keyspace.scan import parse_cursor, parse_options, scan
@@ -91,12 +94,21 @@ def _force_propagation(client, argv, dirty_before: int) -> None:
         propagate_raw(server, client.db.id, argv)
 
 
+def _flush_async(server, argv) -> bool:
+    # getFlushCommandFlags(): ASYNC, or lazyfree-lazy-user-flush unless SYNC is given.
+    if len(argv) == 2:
+        return argv[1].lower() == b"async"
+    return server.config["lazyfree-lazy-user-flush"]
+
+
 @command("flushdb")
 def flushdb(client, argv):
     _flush_flags(argv)
     server = client.server
     before = server.dirty
     _signal_flushed(server)
+    if _flush_async(server, argv):  # emptyDbAsync(): every key is one lazy-freed object
+        server.stats.lazyfreed_objects += len(client.db.data)
     server.dirty += flush_db(server, client.db)
     _force_propagation(client, argv, before)
     return OK
@@ -109,7 +121,10 @@ def flushall(client, argv):
     before = server.dirty
     _signal_flushed(server)
     removed = 0
+    lazy = _flush_async(server, argv)
     for db in server.dbs:
+        if lazy:
+            server.stats.lazyfreed_objects += len(db.data)
         removed += flush_db(server, db)
     server.dirty += removed
     # flushAllDataAndResetRDB(): with save points configured the empty dataset is saved
@@ -132,13 +147,16 @@ def dbsize(client, argv):
 # -- existence and deletion --------------------------------------------------------------------
 
 
-def _delete_keys(client, argv):
+def _delete_keys(client, argv, lazy: bool):
     db = client.db
     peek = db.peek
     deleted = 0
     for key in argv[1:]:
         # peek() first so an expired key counts as missing (and expires lazily).
-        if peek(key) is not None and db.delete(key):
+        value = peek(key)
+        if value is not None and db.delete(key):
+            if lazy and free_effort(client.server, db, key, value) > LAZYFREE_THRESHOLD:
+                client.server.stats.lazyfreed_objects += 1  # freeObjAsync()
             notify(client, "del", key)
             deleted += 1
     return deleted
@@ -146,12 +164,44 @@ def _delete_keys(client, argv):
 
 @command("del")
 def del_(client, argv):
-    return _delete_keys(client, argv)
+    return _delete_keys(client, argv, client.server.config["lazyfree-lazy-user-del"])
 
 
 @command("unlink")
 def unlink(client, argv):
-    return _delete_keys(client, argv)
+    return _delete_keys(client, argv, True)
+
+
+LAZYFREE_THRESHOLD = 64  # lazyfree.c: values costlier to free go to the bio thread
+_LISTPACK_BYTES = {-1: 4096, -2: 8192, -3: 16384, -4: 32768, -5: 65536}
+
+
+def free_effort(server, db, key: bytes, value) -> int:
+    """lazyfreeGetFreeEffort(): the allocations freeing value takes — a list's quicklist
+    nodes, a hash table's or skiplist's entries, a stream's nodes and groups; 1 for a
+    compact encoding or a string."""
+    encoding = key_encoding(db, key, value)
+    kind = type_name(value)
+    if kind == "list":
+        per_node = server.config["list-max-listpack-size"]
+        if per_node > 0:
+            return -(-len(value) // per_node)
+        # Node bytes from a sample's listpack entry sizes: O(1), as Redis's ql->len is.
+        sample = list(islice(value, 64))
+        average = sum(map(lp_str_size, sample)) / len(sample) if sample else 1
+        return max(1, math.ceil(average * len(value) / _LISTPACK_BYTES.get(per_node, 8192)))
+    if encoding in ("hashtable", "skiplist"):
+        return len(value)
+    if kind == "stream":
+        # The rax's node count: about two per listpack macro node (its inner nodes).
+        per_node = max(1, server.config["stream-node-max-entries"] or 1)
+        effort = 2 * -(-len(value) // per_node)
+        groups = value.groups
+        if groups:
+            first = next(iter(groups.values()))
+            effort += len(groups) * (1 + len(first.pel))
+        return effort
+    return 1
 
 
 @command("exists")
