@@ -86,6 +86,7 @@ class Stats:
     expired_stale_perc: float = 0.0
     expired_time_cap_reached_count: int = 0
     expire_cycle_cpu_milliseconds: int = 0
+    expire_cycle_time_used_us: int = 0  # the same, in µs (the milliseconds are derived)
     evicted_keys: int = 0
     evicted_clients: int = 0
     # Values a lazy delete would hand to Redis's background thread: Vermilion frees them

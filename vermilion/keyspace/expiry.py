@@ -58,9 +58,12 @@ def active_expire_cycle(server) -> None:
             break
 
     used_us = int((time.perf_counter() - start) * 1_000_000)
-    total_us = getattr(stats, "expire_cycle_time_used_us", 0) + used_us
+    total_us = stats.expire_cycle_time_used_us + used_us
     stats.expire_cycle_time_used_us = total_us
     stats.expire_cycle_cpu_milliseconds = total_us // 1000
+    # latencyAddSampleIfNeeded("expire-cycle"): a cycle slower than the threshold.
+    server.latency.add_if_needed(server.config["latency-monitor-threshold"], "expire-cycle",
+                                 used_us // 1000)
     # A moving average of the share of sampled keys found expired, kept as a percentage
     # (what INFO prints as expired_stale_perc; Redis stores the fraction, prints x100).
     current = 100.0 * total_expired / total_sampled if total_sampled else 0.0
