@@ -125,6 +125,9 @@ SCENARIOS = {
                   ["FCALL", "f", "1", "fk", "fv"], ["FUNCTION", "DELETE", "lib"],
                   ["EVAL", "redis.set_repl(redis.REPL_NONE) redis.call('set', 'hidden', 1) "
                    "redis.set_repl(redis.REPL_ALL) redis.call('set', 'shown', 1)", "0"]],
+    "pubsub": [["PUBLISH", "ch", "m1"], ["MULTI"], ["PUBLISH", "bla", "bla"], ["EXEC"],
+               ["EVAL", "redis.call('publish', 'ch', 'from-script') redis.call('set', 'p', 1)",
+                "0"], ["SPUBLISH", "sch", "m2"]],
     "keys": [["SET", "r", "v"], ["RENAME", "r", "r2"], ["COPY", "r2", "r3"], ["UNLINK", "r2"], ["DEL", "r3", "nope"],
              ["SET", "n", "1"], ["SETRANGE", "n", "5", "x"], ["SETBIT", "bits", "7", "1"], ["PFADD", "hll", "a"]],
 }

@@ -38,13 +38,15 @@ class Propagation:
         if self.kinds.pop(sink, None) is not None:
             self.sinks.remove(sink)
 
-    def emit(self, db_id: int, argv: list[bytes]) -> None:
-        if not self.targets:
+    def emit(self, db_id: int, argv: list[bytes], only: int = TO_ALL) -> None:
+        """One record; only: the sinks it may reach (PUBLISH goes to replicas only)."""
+        targets = self.targets & only
+        if not targets:
             return  # redis.set_repl(redis.REPL_NONE)
         if self.block is not None:
-            self.block.append((db_id, argv, self.targets))
+            self.block.append((db_id, argv, targets))
         else:
-            self._send(db_id, argv, self.targets)
+            self._send(db_id, argv, targets)
 
     def _send(self, db_id: int, argv: list[bytes], targets: int) -> None:
         for sink in self.sinks:

@@ -7,6 +7,7 @@ their replies and the checks around them.
 from ..keyspace.glob import matcher
 from ..protocol.encode import NO_REPLY, Push, Raw, encode
 from ..protocol.errors import CommandError
+from ..propagate import TO_REPLICAS
 from ..pubsub import CHANNELS, PATTERNS, SHARD
 from .registry import command
 
@@ -51,13 +52,23 @@ def _confirm(client, frames: list):
     return Raw(data)
 
 
+def _to_replicas(client, argv) -> None:
+    # forceCommandPropagation(c, PROPAGATE_REPL): replicas deliver the message to their
+    # own subscribers; the AOF never sees it.
+    propagation = client.server.propagation
+    if propagation.sinks:
+        propagation.emit(client.db.id, argv, TO_REPLICAS)
+
+
 @command("publish")
 def publish_cmd(client, argv):
+    _to_replicas(client, argv)
     return client.server.pubsub.publish(argv[1], argv[2])
 
 
 @command("spublish")
 def spublish_cmd(client, argv):
+    _to_replicas(client, argv)
     return client.server.pubsub.spublish(argv[1], argv[2])
 
 
