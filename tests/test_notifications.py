@@ -421,3 +421,31 @@ def test_keymiss_events_match_redis(vermilion_server, redis_server):
     ours = _keymiss_events(vermilion_server)
     assert ours == _keymiss_events(redis_server)
     assert (b"__keyevent@0__:keymiss", b"missing") in ours
+
+
+def test_xclaim_and_xautoclaim_announce_the_consumers_they_create(diff):
+    # pubsub.tcl "Keyspace notifications: stream events test".
+    diff.same("CONFIG SET notify-keyspace-events Kt", "DEL mystream")
+    for conn in diff.conns:
+        conn.command("PSUBSCRIBE", "*")
+    try:
+        for server in (diff.vermilion_server, diff.redis_server):
+            admin = RawConnection(server.port)
+            for command in ("XGROUP CREATE mystream mygroup $ MKSTREAM",
+                            "XGROUP CREATECONSUMER mystream mygroup Bob",
+                            "XADD mystream 1 field1 A",
+                            "XREADGROUP GROUP mygroup Alice STREAMS mystream >",
+                            "XCLAIM mystream mygroup Mike 0 1-0 FORCE",
+                            "XGROUP DELCONSUMER mystream mygroup Lee",
+                            "XAUTOCLAIM mystream mygroup Bob 0 1-0",
+                            "XAUTOCLAIM mystream mygroup Zed 0 1-0",
+                            "XGROUP DELCONSUMER mystream mygroup Bob"):
+                admin.command(*command.split())
+            admin.close()
+        diff.read(7)
+    finally:
+        for server in (diff.vermilion_server, diff.redis_server):
+            admin = RawConnection(server.port)
+            admin.command("CONFIG", "SET", "notify-keyspace-events", "")
+            admin.command("DEL", "mystream")
+            admin.close()

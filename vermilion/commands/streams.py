@@ -525,7 +525,7 @@ def _serve_group(client, s: Stream, key: bytes, req: ReadRequest, gt, now: int) 
     group = s.groups[req.group]
     if gt is GT_ID and (not s.entries or s.last_valid_id() <= group.last_id):
         return None  # nothing new: Redis does not even create the consumer
-    consumer = _consumer_for_read(client, group, req.consumer, now)
+    consumer = _consumer_for_read(client, key, group, req.consumer, now)
     if gt is not GT_ID:
         # History: the consumer's own PEL after the given id (delivery counts move,
         # so this is a write to propagate, as Redis counts it dirty).
@@ -542,12 +542,13 @@ def _serve_group(client, s: Stream, key: bytes, req: ReadRequest, gt, now: int) 
     return out
 
 
-def _consumer_for_read(client, group, name: bytes, now: int):
+def _consumer_for_read(client, key: bytes, group, name: bytes, now: int):
     consumer = group.consumers.get(name)
-    if consumer is None:
+    if consumer is None:  # streamCreateConsumer(SCC_DEFAULT): dirty, notified
         consumer = group.create_consumer(name, now)
         consumer.fresh = True  # for the propagation of a NOACK read
         _bump_dirty(client)
+        notify(client, "xgroup-createconsumer", key)
     consumer.seen_time = now
     return consumer
 
@@ -1014,8 +1015,10 @@ def xclaim(client, argv):
             continue
         if consumer is None:
             consumer = g.consumers.get(argv[3])
-            if consumer is None:
+            if consumer is None:  # streamCreateConsumer(SCC_DEFAULT): dirty, notified
                 consumer = g.create_consumer(argv[3], now)
+                _bump_dirty(client)
+                notify(client, "xgroup-createconsumer", argv[1])
             consumer.seen_time = now
         _claim(g, consumer, sid, nack, delivery_time, retrycount, justid)
         out.append(_claimed_reply(s, sid, justid))
@@ -1088,8 +1091,10 @@ def xautoclaim(client, argv):
             continue
         if consumer is None:
             consumer = g.consumers.get(argv[3])
-            if consumer is None:
+            if consumer is None:  # streamCreateConsumer(SCC_DEFAULT): dirty, notified
                 consumer = g.create_consumer(argv[3], now)
+                _bump_dirty(client)
+                notify(client, "xgroup-createconsumer", argv[1])
             consumer.seen_time = now
         _claim(g, consumer, sid, nack, now, -1, justid)
         claimed.append(_claimed_reply(s, sid, justid))
