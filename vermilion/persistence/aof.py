@@ -405,7 +405,8 @@ class AppendOnlyFile:
             with open(path, "wb") as f:
                 if self.server.config.values.get("aof-use-rdb-preamble", True):
                     rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"},
-                                      functions=self.server.functions_engine.codes())
+                                      functions=self.server.functions_engine.codes(),
+                                      key_delay_us=self.server.config["rdb-key-save-delay"])
                 else:
                     # rewriteFunctions(): one FUNCTION LOAD per library, before the dbs.
                     for code in self.server.functions_engine.codes():

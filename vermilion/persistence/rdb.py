@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import random
 import struct
 import time
 from itertools import chain
@@ -290,14 +291,25 @@ _VALUE_WRITERS = {"list": _write_list, "hash": _write_hash, "set": _write_set,
                   "zset": _write_zset}
 
 
+def debug_delay(usec: int) -> None:
+    """debugDelay(): sleep usec µs; a negative value sleeps 1 µs with probability 1/-usec
+    (short delays without a system call per key)."""
+    if usec < 0:
+        usec = 1 if random.randrange(-usec) == 0 else 0
+    if usec:
+        time.sleep(usec / 1_000_000)
+
+
 _STRING_TYPE = bytes((T_STRING,))
 _EXPIRE_MS_OP = bytes((OP_EXPIRETIME_MS,))
 
 
 def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
                   limits: dict | None = None, aux: dict | None = None,
-                  functions=()) -> int:
-    """Write a whole RDB file to the binary file object out; returns bytes written."""
+                  functions=(), key_delay_us: int = 0) -> int:
+    """Write a whole RDB file to the binary file object out; returns bytes written.
+    key_delay_us: rdb-key-save-delay, a pause after each key (debugDelay()), which
+    tests use to keep a save running."""
     limits = limits or {}
     crc = 0
     total = 0
@@ -350,6 +362,9 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
                 write_value(w, value, limits, key)
             if len(chunks) > 8192:
                 flush()
+            if key_delay_us:
+                flush()  # what was written so far is in the file meanwhile
+                debug_delay(key_delay_us)
     w.byte(OP_EOF)
     flush()
     out.write(struct.pack("<Q", crc if checksum else 0))

@@ -68,7 +68,8 @@ class Snapshots:
         rdb.dump_snapshot(self.server.dbs if keep is None else (), out,
                           compression=_yes(config, "rdbcompression"),
                           functions=functions,
-                          checksum=_yes(config, "rdbchecksum"), limits=self._limits(), aux=aux)
+                          checksum=_yes(config, "rdbchecksum"), limits=self._limits(), aux=aux,
+                          key_delay_us=config["rdb-key-save-delay"])
 
     def write_file(self, path: str, aux: dict | None = None) -> None:
         """rdbSave(): write the snapshot to a temp file, fsync, rename over path. On
