@@ -707,3 +707,49 @@ def test_config_file_path_like_redis(tmp_path, first, files, names):
     if first == "missing.conf":
         assert got[3] == b"Fatal error, can't open config file 'T/missing.conf': No such " \
                          b"file or directory"
+
+
+def _oom_score(pid: int) -> int:
+    with open(f"/proc/{pid}/oom_score_adj") as f:
+        return int(f.read())
+
+
+def _child_of(pid: int):
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+def test_oom_score_adj_follows_the_role_and_children(pair):
+    """setOOMScoreAdj(): the class value over the score the process started with,
+    master/replica as the role changes, bgchild in a BGSAVE child; 'no' restores it."""
+    seen = []
+    for server in pair:
+        client = server.client()
+        base = _oom_score(server.proc.pid)
+        client.config_set("oom-score-adj-values", "10 20 30")
+        client.config_set("oom-score-adj", "yes")
+        scores = [_oom_score(server.proc.pid) - base]
+        client.config_set("oom-score-adj-values", "15 20 30")
+        scores.append(_oom_score(server.proc.pid) - base)
+        client.replicaof("localhost", 1)
+        scores.append(_oom_score(server.proc.pid) - base)
+        client.replicaof("no", "one")
+        scores.append(_oom_score(server.proc.pid) - base)
+        client.set("key-a", "value-a")
+        client.config_set("rdb-key-save-delay", 1000000)
+        client.bgsave()
+        deadline = time.time() + 5
+        child = None
+        while time.time() < deadline:
+            child = _child_of(server.proc.pid)
+            if child is not None and _oom_score(child) - base == 30:
+                break
+            time.sleep(0.02)
+        scores.append(_oom_score(child) - base if child else None)
+        client.config_set("rdb-key-save-delay", 0)
+        client.config_set("oom-score-adj", "no")
+        scores.append(_oom_score(server.proc.pid) - base)
+        seen.append(scores)
+    assert seen[0] == seen[1] == [10, 15, 20, 15, 30, 0]

@@ -17,7 +17,7 @@ from . import REDIS_VERSION, __version__
 from .connection import Connection
 from .commands import load_all
 from .commands.dispatch import process_command
-from .config import Config
+from .config import Config, ConfigError
 from .keyspace.blocking import BlockingState
 from .keyspace.database import Database
 from .keyspace.expiry import active_expire_cycle
@@ -33,6 +33,7 @@ from .pubsub import PubSub
 from .tracking import TrackingTable
 from .commands.introspection import keys_from_argv
 from .acl import AccessControl
+from .oomscore import BGCHILD, MASTER, REPLICA, OomScore
 from .commands.acl_cmds import build_catalogue, refresh_sessions
 from .scripting.library import FunctionsEngine
 from . import eviction, listeners
@@ -216,6 +217,7 @@ class Server:
         # for lagging replicas; the cron finishes it (isShutdownInitiated()).
         self.shutdown_deadline = 0.0
         self.shutdown_waiters: list = []  # SHUTDOWN clients blocked meanwhile
+        self.oom_score = OomScore()  # oom-score-adj (setOOMScoreAdj())
         self.pause_cron = False  # DEBUG PAUSE-CRON: the cron does nothing meanwhile
         self.apply_config()
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
@@ -254,6 +256,7 @@ class Server:
         apply["tls-auth-clients"] = self.tls.set_auth_clients
         apply["appendonly"] = apply_appendonly
         apply["requirepass"] = self._apply_requirepass
+        apply["oom-score-adj"] = apply["oom-score-adj-values"] = self._apply_oom_score
         self.config.rewrite_sources.append(self._rewrite_users)
         apply["acl-pubsub-default"] = apply["acllog-max-len"] = self._apply_acl_settings
         apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
@@ -322,6 +325,25 @@ class Server:
         return [("user", [("user %s %s" % (u.name.decode("utf-8", "surrogateescape"),
                                             u.describe()), True)
                           for u in self.acl.sorted_users()])]
+
+    def set_oom_score(self, process_class: int | None = None) -> bool:
+        """setOOMScoreAdj(): the score of this process's class (master or replica when
+        None, as the role changes; BGCHILD in a fork child)."""
+        if process_class is None:
+            process_class = REPLICA if self.master_link.host is not None else MASTER
+        config = self.config
+        return self.oom_score.apply(config["oom-score-adj"], config["oom-score-adj-values"],
+                                    process_class)
+
+    def enter_child(self) -> None:
+        """What every fork child does first (redisFork()): log as "C", and offer itself
+        to the OOM killer before its parent."""
+        logger.role = "C"
+        self.set_oom_score(BGCHILD)
+
+    def _apply_oom_score(self, server, value) -> None:
+        if not self.set_oom_score():
+            raise ConfigError("Failed to set current oom_score_adj. Check server logs.")
 
     def _apply_requirepass(self, server, value) -> None:
         # ACLUpdateDefaultUserPassword(): the default user's only password, or nopass.
@@ -601,6 +623,7 @@ class Server:
             logger.warning("Configured to not listen anywhere, exiting.")
             raise SystemExit(1)
         self._write_pidfile()
+        self.set_oom_score()  # main(): setOOMScoreAdj(-1)
         self.banner()  # Redis logs "Server initialized" before loading the data
         await self.load_data_in_background()
         if self.config["replicaof"] is not None and not self.stopping():

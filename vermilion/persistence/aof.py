@@ -487,7 +487,7 @@ class AppendOnlyFile:
             self.last_rewrite_ok = False
             return False
         if pid == 0:
-            logger.role = "C"
+            self.server.enter_child()
             code = 0
             try:
                 self._write_base_file(self._temp_base_path(os.getpid()))

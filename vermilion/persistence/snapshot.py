@@ -140,7 +140,7 @@ class Snapshots:
             logger.warning(f"Can't save in background: fork: {exc.strerror}")
             raise CommandError("ERR") from None
         if pid == 0:  # the child: write and leave without running any parent cleanup
-            logger.role = "C"
+            self.server.enter_child()
             code = 0
             try:
                 self.write_file(self.path)

@@ -307,7 +307,7 @@ class ReplicaSet:
     def _child(self, socket_target: bool, write_end: int, read_end: int, aux: dict,
                rdb_filter) -> None:
         """In the forked child: write the snapshot and leave without any cleanup."""
-        logger.role = "C"
+        self.server.enter_child()
         code = 0
         try:
             snapshots = self.server.snapshots

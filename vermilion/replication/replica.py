@@ -200,6 +200,7 @@ class MasterLink:
         repl = server.repl
         self.host = None
         logger.role = "M"
+        server.set_oom_score()  # the master's class again
         if self.session is not None:
             self.free_master(cache=True)
         self.discard_cached()
@@ -230,6 +231,7 @@ class MasterLink:
         if self._check not in server.hooks.command_checks:
             server.hooks.command_checks.append(self._check)
         logger.role = "S"
+        server.set_oom_score()  # the replica's class
 
     def _disconnect_blocked_clients(self) -> None:
         """disconnectAllBlockedClients(): a blocked client waits for a change this
