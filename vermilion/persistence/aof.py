@@ -595,16 +595,24 @@ class AppendOnlyFile:
                        f"will retry in {self.rewrite_delay_minutes} minutes")
         return True
 
+    def kill_rewrite_child(self) -> None:
+        """killAppendOnlyChild(): stop a running rewrite, wait for it, drop its file."""
+        child = self.rewrite_child
+        if not child:
+            return
+        logger.notice(f"Killing running AOF rewrite child: {child}")
+        try:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+        except OSError:
+            pass
+        _unlink_quietly(self._temp_base_path(child))
+        self.rewrite_child = 0
+
     def shutdown_hook(self, flags) -> None:
         if self.rewrite_child:
             logger.warning("There is a child rewriting the AOF. Killing it!")
-            try:
-                os.kill(self.rewrite_child, 9)
-                os.waitpid(self.rewrite_child, 0)
-            except OSError:
-                pass
-            _unlink_quietly(self._temp_base_path(self.rewrite_child))
-            self.rewrite_child = 0
+            self.kill_rewrite_child()
         if self.fd >= 0:
             logger.notice("Calling fsync() on the AOF file.")
             self.flush()
@@ -703,6 +711,7 @@ def apply_appendonly(server, value) -> None:
         server.enable_aof_logging()
     elif not value and aof.enabled:
         aof.flush()
+        aof.kill_rewrite_child()  # stopAppendOnly()
         aof.enabled = False
         server.disable_aof_logging()
         # stopAppendOnly(): what could not be written is dropped with the AOF itself,
