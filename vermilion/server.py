@@ -211,7 +211,8 @@ class Server:
         self.tls_port = 0
         self._stopping: asyncio.Future | None = None
         self._prepared = False
-        self.shutdown_asap = False
+        self.shutdown_asap = False  # a SIGTERM/SIGINT asked for a shutdown
+        self.signal_shutdown_flags: frozenset = frozenset()  # shutdown-on-sigterm/sigint's
         self.shutdown_flags: frozenset = frozenset()
         # shutdown_mstime: while non-zero a shutdown waits (writes paused) until then
         # for lagging replicas; the cron finishes it (isShutdownInitiated()).
@@ -680,6 +681,9 @@ class Server:
         if self.pause_cron:
             self._schedule_cron()
             return
+        if self.shutdown_asap and not self.shutdown_deadline:
+            self.request_shutdown(0, self.signal_shutdown_flags)  # a signal's, deferred
+            return
         try:
             # A CLIENT PAUSE also pauses active expiry: paused means no writes at all.
             if self.config["active-expire-enabled"] and not self.pause_until:
@@ -724,7 +728,11 @@ class Server:
             return  # already scheduled (or waiting for replicas)
         self.shutdown_asap = True
         words = self.config[f"shutdown-on-{name.lower()}"].split()
-        self.request_shutdown(0, frozenset(w for w in words if w != "default"))
+        self.signal_shutdown_flags = frozenset(w for w in words if w != "default")
+        if not self.pause_cron:
+            self.request_shutdown(0, self.signal_shutdown_flags)
+        # else serverCron() acts on it once DEBUG PAUSE-CRON 0 lets it run again (and
+        # SHUTDOWN ABORT may cancel it meanwhile)
 
     def request_shutdown(self, code: int = 0, flags: frozenset = frozenset(),
                          prepared: bool = False) -> None:
@@ -803,6 +811,24 @@ class Server:
     def _run_shutdown_hooks(self, flags: frozenset) -> bool:
         # No new connections while the final save runs.
         self._stop_accepting()
+        # The final save blocks the loop, whose signal handlers wait for it: a second
+        # Ctrl+C must still cut it short (sigShutdownHandler()), so a plain handler
+        # stands in meanwhile.
+        previous = signal.signal(signal.SIGINT, self._insist_on_exit)
+        try:
+            return self._shutdown_steps(flags)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _insist_on_exit(self, signum, frame) -> None:
+        logger.warning("You insist... exiting now.")
+        try:
+            os.unlink(self.snapshots.temp_path(os.getpid()))  # rdbRemoveTempFile()
+        except OSError:
+            pass
+        os._exit(1)
+
+    def _shutdown_steps(self, flags: frozenset) -> bool:
         for hook in self.hooks.shutdown:
             try:
                 hook(flags)
