@@ -106,6 +106,15 @@ def _make_plan(meta: dict):
     return tuple(plan)
 
 
+def last_key(first: int, lastkey: int, limit: int, argc: int) -> int:
+    """A range key spec's last key index for argc arguments (getKeysUsingKeySpecs())."""
+    if lastkey >= 0:
+        return first + lastkey
+    if not limit:
+        return argc + lastkey
+    return first + ((argc - first) // limit + lastkey)
+
+
 def planned_keys(spec, argv: list[bytes], exact: bool = True):
     """[(position, need)] from the plan, or None where the plan cannot say (exact:
     the needs of this very call, not the most any call may need)."""
@@ -117,12 +126,7 @@ def planned_keys(spec, argv: list[bytes], exact: bool = True):
     for first, lastkey, step, limit, need, is_exact in plan:
         if exact and not is_exact:
             return None
-        if lastkey >= 0:
-            last = first + lastkey
-        elif not limit:
-            last = argc + lastkey
-        else:
-            last = first + ((argc - first) // limit + lastkey)
+        last = last_key(first, lastkey, limit, argc)
         if last >= argc or last < first:
             return None  # an invalid spec for this argv: the generic path decides
         out += [(pos, need) for pos in range(first, last + 1, step)]
@@ -683,12 +687,7 @@ def _fast_checker(selector: Selector):
                 if first >= argc or not key_ok[need](argv[first]):
                     return False
                 continue
-            if lastkey > 0:
-                last = first + lastkey
-            elif not limit:
-                last = argc + lastkey
-            else:
-                last = first + ((argc - first) // limit + lastkey)
+            last = last_key(first, lastkey, limit, argc)
             if last >= argc or last < first:
                 return False
             ok = key_ok[need]
