@@ -789,18 +789,20 @@ class AccessControl:
         self.log: list[LogEntry] = []  # newest first
         self.log_max_len = 128
         self.to_load: list[list[bytes]] = []  # [name, rule...] from 'user' lines
-        default = self.default_user = self._new_user(b"default")
-        for rule in (b"+@all", b"~*", b"&*", b"on", b"nopass"):
-            default.apply(rule, False)
-        self.users[b"default"] = default
+        self.default_user = self.users[b"default"] = self._all_powerful(b"default")
         # Redis's internal clients have no user (c->user == NULL): every check passes.
         # The AOF loader and the master link run as this one; it is in no user list.
-        superuser = self.superuser = self._new_user(b"(superuser)")
-        for rule in (b"+@all", b"~*", b"&*", b"on", b"nopass"):
-            superuser.apply(rule, False)
+        self.superuser = self._all_powerful(b"(superuser)")
 
     def _new_user(self, name: bytes) -> User:
         return User(name, self.catalogue, self.pubsub_default_all)
+
+    def _all_powerful(self, name: bytes) -> User:
+        # ACLCreateDefaultUser()
+        user = self._new_user(name)
+        for rule in (b"+@all", b"~*", b"&*", b"on", b"nopass"):
+            user.apply(rule, False)
+        return user
 
     def auth_required(self) -> bool:
         # authRequired()'s server half: the default user asks for a password.
@@ -942,11 +944,7 @@ class AccessControl:
         """The end of a successful ACL LOAD: the default user object stays (sessions and
         the config point at it) with the file's rules; the other users are the file's.
         Returns the users that went away (their clients are disconnected)."""
-        default = users.pop(b"default", None)
-        if default is None:
-            default = self._new_user(b"default")
-            for rule in (b"+@all", b"~*", b"&*", b"on", b"nopass"):
-                default.apply(rule, False)
+        default = users.pop(b"default", None) or self._all_powerful(b"default")
         self.default_user.copy_from(default)
         gone = [u for name, u in self.users.items() if name != b"default"]
         self.users = {b"default": self.default_user, **users}

@@ -145,8 +145,7 @@ class Server:
         self._memory_release = None  # the timer of _release_memory
         self._client_ids = 0
         self.acl = AccessControl(build_catalogue())  # users (Session.user), the ACL LOG
-        self.acl.pubsub_default_all = config["acl-pubsub-default"] == "allchannels"
-        self.acl.log_max_len = config["acllog-max-len"]
+        self._apply_acl_settings()
         self.acl.set_default_password(config["requirepass"])
         self._load_users()
         self.monitors: set[Connection] = set()

@@ -108,9 +108,9 @@ class Session:
         self.user = server.acl.default_user  # the ACL user it is authenticated as (acl.py)
         # No check can refuse this session a command: it is authenticated as a user
         # with every permission; the dispatcher's fast path (refresh_access keeps it).
-        self.unchecked = self.authenticated and self.user.unrestricted
-        # A restricted user's quick check (acl.py _fast_checker), while authenticated.
-        self.acl_fast = self.user.fast_allows if self.authenticated else None
+        self.unchecked = False
+        self.acl_fast = None  # a restricted user's quick check (acl.py _fast_checker)
+        self.refresh_access()
         self.tracking = None  # CLIENT TRACKING's state while on (tracking.py)
 
     @property

@@ -22,6 +22,7 @@ from ..protocol.encode import OK, ReplySet
 from ..protocol.errors import CommandError
 from ..protocol.numbers import to_int
 from ..scripting.convert import ScriptCheckError
+from .client_cmds import client_info_line
 from .introspection import acl_categories, has_keys, keys_or_unknown
 from .registry import command
 from .spec import make_spec, redis_metadata
@@ -98,14 +99,11 @@ def _entries() -> tuple:
     return tuple(top.values())
 
 
+@cache
 def build_catalogue() -> Catalogue:
-    entries = [_copy_entry(e) for e in _entries()]
-    return Catalogue(entries)
-
-
-def _copy_entry(entry: CommandEntry) -> CommandEntry:
-    return CommandEntry(entry.fullname, entry.categories,
-                        [CommandEntry(c.fullname, c.categories) for c in entry.children])
+    """Built once per process: it is Redis's table, the same for every server (and
+    read-only once made)."""
+    return Catalogue(list(_entries()))
 
 
 def config_user_checker():
@@ -159,8 +157,6 @@ def denial(user, spec, argv: list[bytes]) -> tuple[int, int]:
 def log_denial(client, reason: int, context: str, argv: list[bytes], position: int = 0,
                username: bytes | None = None, obj: bytes | None = None) -> None:
     """addACLLogEntry() for client (a script's caller stands in for the Lua client)."""
-    from .client_cmds import client_info_line
-
     real = client
     if client.script:
         run = client.server.scripting.current if client.server.scripting else None

@@ -179,17 +179,14 @@ def _central_checks(client, server, spec, argv, gated=False):
     if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
         spec = server.commands.lookup(argv)  # raises the right error, or resolves a subcommand
     try:
-        if not client.unchecked:
-            if not client.authenticated and not spec.no_auth and server.auth_required():
-                raise CommandError(errors.NOAUTH)
-            if gated:
-                _multi_check(client, spec)
-            if not client.user.unrestricted:
-                check_command(client, spec, argv)  # -NOPERM, after NOAUTH and no_multi
-            if gated:
-                _pubsub_check(client, spec)
-        elif gated:
+        # processCommand()'s order: NOAUTH, no_multi, -NOPERM, then the subscribed mode.
+        if not client.authenticated and not spec.no_auth and server.auth_required():
+            raise CommandError(errors.NOAUTH)
+        if gated:
             _multi_check(client, spec)
+        if not client.user.unrestricted:
+            check_command(client, spec, argv)
+        if gated:
             _pubsub_check(client, spec)
         for check in server.hooks.command_checks:
             check(client, spec, argv)
