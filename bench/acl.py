@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import VERMILION, free_port, replace_section, run_benchmark, start, stop  # noqa: E402
+from harness import VERMILION, free_port, replace_section, run_benchmark, start, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTRICTED = "user bench on >benchpw ~key:* +@all\nuser default on nopass ~* &* +@all\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import VERMILION, free_port, replace_section, start, stop  # noqa: E402
+from harness import VERMILION, free_port, replace_section, start, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

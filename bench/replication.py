@@ -27,7 +27,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 from persistence import fill, server_argv  # noqa: E402
-from run import VERMILION, free_port, replace_section, start, stop  # noqa: E402
+from harness import VERMILION, free_port, replace_section, start, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from run import VERMILION, free_port, replace_section, run_benchmark, start, stop  # noqa: E402
+from harness import VERMILION, free_port, replace_section, run_benchmark, start, stop  # noqa: E402
 from tls_certs import Certs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
