@@ -7,8 +7,8 @@
    a cold set under a maxmemory that fits about half of the keys; a miss is answered
    by a SET, as a cache would. Reported: the fraction of hot-set reads that hit once
    the cache is warm, for allkeys-lru / allkeys-lfu with maxmemory-samples 5 and 10.
-3. The cost of eviction: redis-benchmark SET under allkeys-lru at the 2mb limit vs
-   without a limit.
+3. The seed configuration (2mb, allkeys-lru): what 100k SETs leave in each server.
+(The throughput cost of eviction is measured by bench/run.py, `make bench`.)
 
     .venv/bin/python bench/memory.py            # everything, prints markdown
     .venv/bin/python bench/memory.py --write    # and puts the section into BENCHMARKS.md
@@ -17,7 +17,6 @@
 
 import argparse
 import random
-import re
 import shutil
 import socket
 import subprocess
@@ -28,19 +27,14 @@ from pathlib import Path
 
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-VERMILION = Path(sys.executable).parent / "vermilion-server"
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import ROOT, VERMILION, free_port  # noqa: E402
+
 SECTION = "## Memory and eviction (bench/memory.py)"
 
 
 def servers() -> list[tuple[str, str]]:
     return [("redis", shutil.which("redis-server")), ("vermilion", str(VERMILION))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -126,19 +120,7 @@ def accounting(workdir: str, n: int) -> list[str]:
             "| vermilion ΔRSS/elem | Δused / ΔRSS | within ±25% |",
             "|---|---:|---:|---:|---:|---:|:---:|"]
     for label, make in DATASETS.items():
-        res = {}
-        for name, binary in servers():
-            server = Server(name, binary, workdir)
-            try:
-                c = server.client()
-                time.sleep(0.3)
-                used0, rss0 = c.info("memory")["used_memory"], server.rss()
-                send_batches(server.port, make(n))
-                time.sleep(0.5)  # a cron tick: client buffers settle
-                used1, rss1 = c.info("memory")["used_memory"], server.rss()
-                res[name] = (used1 - used0, rss1 - rss0)
-            finally:
-                server.stop()
+        res = growth(workdir, lambda: make(n))
         (ru, rr), (vu, vr) = res["redis"], res["vermilion"]
         ratio = vu / vr if vr else 0.0
         ok = "✓" if 0.75 <= ratio <= 1.25 else "✗"
@@ -147,6 +129,26 @@ def accounting(workdir: str, n: int) -> list[str]:
                     f"| {vu / n:.0f} | {vr / n:.0f} | {ratio:.2f} | {ok} |")
         print(rows[-1], flush=True)
     return rows
+
+
+def growth(workdir: str, commands) -> dict[str, tuple[int, int]]:
+    """Each server's growth of used_memory and of its RSS, in bytes, when the commands
+    `commands()` yields (argv lists answered by one-line replies) are pipelined into a
+    fresh, empty server."""
+    res = {}
+    for name, binary in servers():
+        server = Server(name, binary, workdir)
+        try:
+            c = server.client()
+            time.sleep(0.3)
+            used0, rss0 = c.info("memory")["used_memory"], server.rss()
+            send_batches(server.port, commands())
+            time.sleep(0.5)  # a cron tick: client buffers settle
+            used1, rss1 = c.info("memory")["used_memory"], server.rss()
+            res[name] = (used1 - used0, rss1 - rss0)
+        finally:
+            server.stop()
+    return res
 
 
 def _count(n: int) -> str:
@@ -232,36 +234,6 @@ def _lru_traffic(c, rng, hot, keys, value, seconds):
             return batch, replies
 
 
-def eviction_cost(workdir: str, requests: int) -> list[str]:
-    rows = ["| server | SET ops/s, no limit | SET ops/s, 2mb allkeys-lru (evicting) | ratio |",
-            "|---|---:|---:|---:|"]
-    for name, binary in servers():
-        results = []
-        for limited in (False, True):
-            args = ["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"] if limited else []
-            server = Server(name, binary, workdir, args)
-            try:
-                bench = ["redis-benchmark", "-p", str(server.port), "-t", "set", "-d", "100",
-                         "-r", "1000000", "-P", "16", "-c", "10", "-q", "--csv"]
-                # Fill to the limit first, so the measured run evicts all along.
-                subprocess.run(bench + ["-n", str(requests // 4)], capture_output=True)
-                run = subprocess.run(bench + ["-n", str(requests)], capture_output=True,
-                                     text=True)
-                found = re.findall(r'"SET","([0-9.]+)"', run.stdout)
-                if not found:
-                    raise SystemExit(f"{name}: no result\n{run.stdout}\n{run.stderr}")
-                results.append(float(found[0]))
-                evicted = server.client().info("stats")["evicted_keys"]
-                if limited and not evicted:
-                    raise SystemExit(f"{name}: nothing was evicted")
-            finally:
-                server.stop()
-        plain, limited = results
-        rows.append(f"| {name} | {plain:,.0f} | {limited:,.0f} | {limited / plain:.2f}× |")
-        print(rows[-1], flush=True)
-    return rows
-
-
 def seed_config(workdir: str) -> list[str]:
     """The seed's ConfigMap: maxmemory 2mb / allkeys-lru, 100k SETs of 100 bytes."""
     rows = ["| server | seconds | keys kept | evicted | used_memory | last 100 keys kept |",
@@ -309,11 +281,9 @@ def main() -> None:
     args = ap.parse_args()
     n = 200_000 if args.quick else 1_000_000
     lru_keys, lru_seconds = (10_000, 4.0) if args.quick else (20_000, 10.0)
-    requests = 100_000 if args.quick else 400_000
     with tempfile.TemporaryDirectory() as workdir:
         acc = accounting(workdir, n)
         lru = lru_quality(workdir, lru_keys, lru_seconds)
-        cost = eviction_cost(workdir, requests)
         seed = seed_config(workdir)
     text = "\n".join([
         SECTION, "",
@@ -332,10 +302,6 @@ def main() -> None:
         f"hot-set reads over the second half of a {lru_seconds:.0f} s run. Target: "
         "Vermilion ≥ Redis − 2 points.", "",
         *lru, "",
-        "### The cost of eviction", "",
-        f"redis-benchmark -t set -d 100 -r 1000000 -P 16 -c 10 -n {requests:,}, after a fill "
-        "run, with and without `maxmemory 2mb` / `allkeys-lru`.", "",
-        *cost, "",
         "### The seed configuration", "",
         "`maxmemory 2mb` / `allkeys-lru`, 100,000 SETs of 100-byte values pipelined by "
         "2,000. Both servers count the 2 MB on top of the same 876 KB base (Vermilion "
