@@ -29,8 +29,12 @@ test: install-test
 test-slow: install-test
 	VERMILION_DIFF_EXAMPLES=2000 $(PY) -m pytest -q tests/test_differential.py
 
+# Every redis-benchmark default test, P1 and -P 16, against redis-server, Vermilion and the
+# Python floor, then eviction cost, scripts, streams and bytes per key (about 10 minutes);
+# BENCH_ARGS="-n 20000 --rounds 1 --out /tmp/b.md" for a quick look (see bench/run.py).
+BENCH_ARGS ?=
 bench: install-test
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Reliability at scale (minutes, not run by `make test`, which runs a short version of each;
 # see README.md): 100 kill -9 cycles per appendfsync policy under concurrent writes, the
