@@ -93,28 +93,61 @@ G.setmetatable = function(t, mt)
     return raw_setmt(t, mt)
 end
 
--- The redis library. redis.call and friends are the Python callables themselves, so
--- that Lua sees C functions: a `return redis.call(...)` then keeps the script's frame
--- (a Lua wrapper would be tail-called away), and the error handler can report the
--- script line. A failing call raises a Python ScriptError carrying the error table,
--- which unwrap() turns back into that table.
+-- The redis library. redis.call and redis.pcall hand their arguments to Python, in
+-- one table when there are many: a call into Python cannot take more than ~7997
+-- arguments (lupa's own Lua C-stack slots on top of LUAI_MAXCSTACK = 8000), and
+-- `redis.call("lpush", "l", unpack(a))` may bring 8001. Scripts are compiled without
+-- tail calls (tailcalls.py), so `return redis.call(...)` keeps the script's frame as
+-- a call into Redis's C function does, and the error handler still finds the line.
+-- A failing call raises a Python ScriptError carrying the error table, which unwrap()
+-- turns back into that table.
+local select = select
+local py_call, py_pcall, py_call_table, py_pcall_table =
+    py.call, py.pcall, py.call_table, py.pcall_table
+local MANY_ARGS = 250   -- above this, one table (lupa builds its argument tuple in O(n²))
 local redis = {}
-redis.call = py.call
-redis.pcall = py.pcall
+redis.call = function(...)
+    local n = select("#", ...)
+    if n > MANY_ARGS then return py_call_table({...}, n) end
+    return py_call(...)
+end
+redis.pcall = function(...)
+    local n = select("#", ...)
+    if n > MANY_ARGS then return py_pcall_table({...}, n) end
+    return py_pcall(...)
+end
 redis.sha1hex = py.sha1hex
 redis.log = py.log
 redis.setresp = py.setresp
 redis.set_repl = py.set_repl
 redis.acl_check_cmd = py.acl_check_cmd
+-- luaPushErrorBuff(): "-CODE msg" keeps its code, anything else gets ERR; the message
+-- is trimmed of \r and \n at both ends.
+local function error_table(buf)
+    local code, msg
+    if buf:sub(1, 1) == "-" then
+        local space = buf:find(" ", 1, true)
+        if space then
+            code, msg = buf:sub(2, space - 1), buf:sub(space + 1)
+        else
+            code, msg = "ERR", buf:sub(2)
+        end
+    else
+        code, msg = "ERR", buf
+    end
+    msg = msg:gsub("^[\r\n]+", ""):gsub("[\r\n]+$", "")
+    return {err = code .. " " .. msg}
+end
 -- Bad arguments give an error *reply* (returned, not raised), as in script_lua.c.
-local BAD_ARGS = "ERR wrong number or type of arguments"
+local BAD_ARGS = "wrong number or type of arguments"
 redis.error_reply = function(msg, ...)
-    if type(msg) ~= "string" or select("#", ...) > 0 then return {err = BAD_ARGS} end
-    if msg:sub(1, 1) == "-" then msg = msg:sub(2) end
-    return {err = msg}
+    if type(msg) ~= "string" or select("#", ...) > 0 then return error_table(BAD_ARGS) end
+    msg = msg:match("^[^%z]*")   -- lua_tostring() read as a C string
+    if msg:sub(1, 1) ~= "-" then msg = "-" .. msg end
+    return error_table(msg)
 end
 redis.status_reply = function(msg, ...)
-    if type(msg) ~= "string" or select("#", ...) > 0 then return {err = BAD_ARGS} end
+    if type(msg) ~= "string" or select("#", ...) > 0 then return error_table(BAD_ARGS) end
     return {ok = msg}
 end
 redis.replicate_commands = function() return true end
@@ -161,8 +194,16 @@ G._G = env
 -- the real globals, with os and io), and precompiled bytecode is refused: it can
 -- break out of any sandbox (Redis 7.0 refuses binary chunks too).
 local raw_loadstring, raw_load, raw_setfenv = loadstring, load, setfenv
+local dump, without_tail_calls = string.dump, py.without_tail_calls
+-- A compiled chunk, reloaded without tail calls (see the redis library above).
+local function no_tail_calls(f)
+    return raw_loadstring(without_tail_calls(dump(f))) or f
+end
 local function sandboxed(f, err)
-    if f then raw_setfenv(f, env) end
+    if f then
+        f = no_tail_calls(f)
+        raw_setfenv(f, env)
+    end
     return f, err
 end
 G.loadstring = function(s, name)
@@ -187,34 +228,63 @@ raw_setmt(G, {__index = function(_, k)
 end})
 
 local loadstring, setfenv, xpcall, sethook = loadstring, setfenv, xpcall, dbg.sethook
-local killed = py.killed
+local interrupt = py.interrupt
 local KILLED = "ERR Script killed by user with SCRIPT KILL..."
 
+-- luaMaskCountHook: every 100000 instructions the engine may let the loop serve other
+-- clients (past busy-reply-threshold); it answers true when SCRIPT KILL asked.
+-- The hook stays set between scripts (it does nothing while none runs), so that a
+-- script's start costs no sethook.
+local HOOK_EVERY = 100000
+local hook_every_instruction = false
 local function hook()
-    if running and killed() then
+    if running and interrupt() then
         -- Fire on every instruction from now on, so a pcall in the script cannot
         -- swallow the kill.
+        hook_every_instruction = true
         sethook(hook, "", 1)
         error({err = KILLED}, 0)
     end
+end
+local function set_run_hook()
+    hook_every_instruction = false
+    sethook(hook, "", HOOK_EVERY)
+end
+set_run_hook()
+
+local function ended(ok, res)
+    running = false
+    if hook_every_instruction then set_run_hook() end
+    return ok, res
+end
+
+-- KEYS and ARGV from (nkeys, keys..., args...): for the usual few arguments, one call
+-- with plain values is cheaper than two tables made from Python.
+local function split(nk, ...)
+    local all = {...}
+    local keys, argv = {}, {}
+    for i = 1, nk do keys[i] = all[i] end
+    for i = nk + 1, select("#", ...) do argv[i - nk] = all[i] end
+    return keys, argv
 end
 
 local api = {}
 function api.compile(body)
     local f, err = loadstring(body, "@user_script")
     if not f then return nil, err end
+    f = no_tail_calls(f)
     setfenv(f, env)
     return f
 end
-function api.run(f, keys, argv)
+local function run(f, keys, argv)
     raw_rawset(G, "KEYS", keys)
     raw_rawset(G, "ARGV", argv)
     running = true
-    sethook(hook, "", 100000)
-    local ok, res = xpcall(f, err_handler)
-    running = false
-    sethook()
-    return ok, res
+    return ended(xpcall(f, err_handler))
+end
+api.run = run
+function api.run_args(f, nk, ...)
+    return run(f, split(nk, ...))
 end
 -- Functions (function_lua.c). A library's code runs once, at FUNCTION LOAD, in a
 -- restricted environment that only has `redis` with register_function, log and the
@@ -344,6 +414,7 @@ end
 function api.load_library(body, timeout)
     local f, err = loadstring(body, "@user_function")
     if not f then return nil, "Error compiling function: " .. tostring(err) end
+    f = no_tail_calls(f)
     setfenv(f, lib_env)
     lib_mt.__index = load_env
     loading = {names = {}}
@@ -352,7 +423,7 @@ function api.load_library(body, timeout)
     in_load = true
     local ok, e = raw_pcall(f)
     in_load = false
-    sethook()
+    set_run_hook()
     lib_mt.__index = env
     local registered = loading
     loading = nil
@@ -366,13 +437,13 @@ function api.load_library(body, timeout)
     return registered
 end
 
-function api.run_function(f, keys, args)
+local function run_function(f, keys, args)
     running = true
-    sethook(hook, "", 100000)
-    local ok, res = xpcall(function() return f(keys, args) end, err_handler)
-    running = false
-    sethook()
-    return ok, res
+    return ended(xpcall(function() return f(keys, args) end, err_handler))
+end
+api.run_function = run_function
+function api.run_function_args(f, nk, ...)
+    return run_function(f, split(nk, ...))
 end
 
 -- The shape of a returned table for luaReplyToRedisReply(), read with rawget as Redis
@@ -384,7 +455,7 @@ function api.shape(t)
     for _, shape in ipairs(SHAPES) do
         local v = raw_rawget(t, shape[1])
         if type(v) == shape[2] then
-            return shape[1], v, raw_rawget(t, "ignore_err_stats_update")
+            return shape[1], v, raw_rawget(t, "ignore_error_stats_update")
         end
     end
     local items, n = {}, 0

@@ -112,6 +112,13 @@ class _Parser:
             return self.table({b"double": float(rest)})
         if kind == b"(":
             return self.table({b"big_number": rest})
+        if kind == b"|":
+            # redisProtocolToLuaType_Attribute(): attributes are not shown to scripts;
+            # the reply that follows them is the value.
+            for _ in range(int(rest)):
+                self.value()
+                self.value()
+            return self.value()
         if kind == b"=":
             text = self._bulk(int(rest))
             return self.table({b"verbatim_string": self.table(
@@ -133,10 +140,10 @@ def reply_to_lua(lua, reply, resp: int):
 def error_table(lua, message: str, counted: bool = False):
     """luaPushErrorBuff(): {err="CODE message"}; messages here always carry their code.
     counted: a command's error, already in the error statistics, so the script's error
-    reply made of it must not count again (Redis's ignore_err_stats_update)."""
+    reply made of it must not count again (Redis's ignore_error_stats_update)."""
     fields = {b"err": message.strip("\r\n").encode("utf-8", "surrogateescape")}
     if counted:
-        fields[b"ignore_err_stats_update"] = True
+        fields[b"ignore_error_stats_update"] = True
     return lua.table_from(fields)
 
 
@@ -195,8 +202,10 @@ def _table_to_reply(table, script_resp, shape, depth):
     found = shape(table)
     kind, value = found[0], found[1]
     if kind == b"err":
+        # addReplyErrorFormatEx("-%s", msg): a C string, its trailing CR/LF trimmed.
         error_class = CountedError if found[2] else CommandError
-        return error_class(sanitize(value.decode("utf-8", "surrogateescape")))
+        text = c_string(value).rstrip(b"\r\n")
+        return error_class(sanitize(text.decode("utf-8", "surrogateescape")))
     if kind == b"ok":
         return value.decode("utf-8", "surrogateescape")
     if kind == b"double":
@@ -214,6 +223,12 @@ def _table_to_reply(table, script_resp, shape, depth):
     if kind == b"set":
         return ReplySet(lua_to_reply(k, script_resp, shape, depth) for k in value.keys())
     return [lua_to_reply(value[i], script_resp, shape, depth) for i in range(1, found[2] + 1)]
+
+
+def c_string(value: bytes) -> bytes:
+    """A Lua string as Redis reads it with lua_tostring() into an sds: up to a NUL."""
+    end = value.find(b"\0")
+    return value if end < 0 else value[:end]
 
 
 def _key(value):

@@ -1,30 +1,31 @@
 """The script engine: the scripts cache, running a script, BUSY and SCRIPT KILL.
 
 Redis runs a script on its only thread and, once the script has run longer than
-busy-reply-threshold (lua-time-limit), re-enters the event loop from a Lua hook to
-answer other clients with -BUSY. An asyncio loop cannot be re-entered from inside a
-callback, so the roles are split across two threads instead:
+busy-reply-threshold (lua-time-limit), re-enters the event loop from a Lua count hook
+(luaMaskCountHook → scriptInterrupt → processEventsWhileBlocked) to answer other
+clients with -BUSY. An asyncio loop cannot be re-entered from inside one of its
+callbacks, so the script runs on its own *stack* instead, on the loop thread:
 
-* The script always runs on the engine's worker thread (lupa releases the GIL while
-  Lua runs). The loop thread waits for it, blocked inside the EVAL handler, for up to
-  busy-reply-threshold: meanwhile the worker executes the script's commands directly
-  (the loop thread is parked, so the keyspace has one user, as in Redis).
-* Past the threshold the handler returns without a reply (the caller's reading is
-  paused, its reply is sent when the script ends) and the engine is *busy*: a
-  command check answers every other command with -BUSY except the allow_busy ones
-  (SCRIPT KILL, SHUTDOWN...), and the script's further commands are handed to the
-  loop thread to run (call_soon_threadsafe), so the keyspace is still touched by one
-  thread at a time and every command stays atomic.
-* SCRIPT KILL sets a flag the script's Lua count hook polls; the hook then raises
-  "Script killed by user with SCRIPT KILL..." (and keeps raising, so pcall cannot
-  swallow it). A script that already wrote cannot be killed (UNKILLABLE), as in Redis.
+* Every script runs in the engine's runner greenlet, a second C stack on the loop
+  thread (a switch costs well under a microsecond, no thread hop, no lock). A script
+  that ends before the threshold — nearly all — never leaves the EVAL handler.
+* The Lua count hook calls interrupt() every 100000 instructions, as Redis's does. Past
+  the threshold it switches back to the loop's greenlet: the EVAL handler returns
+  without a reply (the caller's reading is paused, its reply is sent when the script
+  ends) and the engine is *busy*: a command check answers every other command with
+  -BUSY except the allow_busy ones (SCRIPT KILL, SHUTDOWN NOSAVE...). The loop resumes
+  the script at its next iteration (call_soon), so from then on the script runs in
+  slices of 100000 instructions with the loop's events processed between them — Redis's
+  processEventsWhileBlocked at each hook call. The keyspace has one thread, and a
+  script never stops in the middle of one of its commands (the hook runs between Lua
+  instructions), so every command stays atomic.
+* SCRIPT KILL sets a flag that interrupt() returns when the script resumes; the hook
+  then raises "Script killed by user with SCRIPT KILL..." (and fires on every
+  instruction from then on, so pcall cannot swallow it). A script that already wrote
+  cannot be killed (UNKILLABLE), as in Redis.
 
-``exec_lock`` makes the switch from direct to handed-over execution atomic: the loop
-thread takes it to leave the handler, the worker holds it while running a command.
-Running commands on the worker while the loop thread is parked is safe for the same
-reason: only one thread touches the server at a time, and the lock hand-offs order
-their memory (a PUBLISH reaching a transport, a timer added to the loop, are seen by
-the loop thread when it resumes).
+A script that cannot answer later — inside MULTI/EXEC, or run by an internal client
+(the AOF loader, a master's stream) — runs to its end without giving the loop a turn.
 
 Commands the caller pipelined behind a busy EVAL wait for its reply (Redis blocks the
 caller), and a script's writes are collected while it runs, then propagated —
@@ -33,10 +34,11 @@ wrapped in MULTI/EXEC when there are several, filtered by redis.set_repl().
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import threading
 import time
+
+import greenlet
 
 from ..session import Session
 from ..keyspace import database
@@ -44,7 +46,8 @@ from ..log import logger
 from ..propagate import TO_ALL
 from ..protocol.encode import NO_REPLY
 from ..protocol.errors import CommandError, sanitize
-from .convert import CountedError, ScriptCheckError, finish_reply, lua_to_reply
+from .convert import (CountedError, ScriptCheckError, c_string, finish_reply,
+                      lua_to_reply)
 from .runtime import LuaState
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -62,6 +65,9 @@ READ_ONLY_WRITE = "ERR Write commands are not allowed from read-only scripts."
 
 DEFAULT_BUSY_THRESHOLD_MS = 5000
 
+# What the runner greenlet hands the loop when the script goes past the threshold.
+_SUSPENDED = object()
+
 
 
 def script_session(server) -> Session:
@@ -77,14 +83,15 @@ def script_session(server) -> Session:
 class ScriptRun:
     """One execution of a script."""
 
-    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "finished", "handed_over",
-                 "captured", "pending", "spec", "state", "function", "started")
+    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "deferrable", "timedout",
+                 "captured", "pending", "spec", "state", "function", "started", "threshold")
 
     def __init__(self, sha, caller, client, read_only, state=None, function=False):
         self.sha = sha  # the script's sha, or the function's name (FCALL)
         self.state = state
         self.function = function
         self.started = time.monotonic()
+        self.threshold = None  # busy-reply-threshold in seconds, None: no limit
         self.caller = caller
         self.spec = caller.cmd  # EVAL's spec, for its failed_calls
         self.client = client
@@ -92,8 +99,8 @@ class ScriptRun:
         self.captured = None
         self.pending: list = []  # the caller's commands pipelined behind a busy script
         self.wrote = False
-        self.finished = False
-        self.handed_over = False
+        self.deferrable = False  # runs in the runner greenlet: it may leave the handler
+        self.timedout = False  # past the threshold (SCRIPT_TIMEDOUT): others get -BUSY
 
 
 def engine_of(server) -> "ScriptEngine":
@@ -112,20 +119,22 @@ class ScriptEngine:
         self.server = server
         self.bodies: dict[bytes, bytes] = {}  # sha → body (SCRIPT EXISTS, the cache)
         self.functions: dict[bytes, object] = {}  # sha → compiled Lua function
+        self.flags: dict[bytes, set | None] = {}  # sha → shebang flags, None: legacy
         self._state: LuaState | None = None
         self.client = script_session(server)
         self.current: ScriptRun | None = None
         self.kill_requested = False
         self.busy = False  # a script is past the threshold: others get -BUSY
-        self.exec_lock = threading.Lock()
-        # The worker thread and its hand-off: two locks used as binary semaphores (a
-        # cheaper round trip than queue + Event; this is on every EVAL's path).
-        self._job = None
-        self._start = threading.Lock()
-        self._start.acquire()
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._worker: threading.Thread | None = None
+        # The greenlet scripts run in (made on first use, on the thread that runs
+        # them: the loop's), and that thread.
+        self._runner: greenlet.greenlet | None = None
+        self._runner_thread = None
+        # DEBUG SET-DISABLE-DENY-SCRIPTS (server.script_disable_deny_script): scripts may
+        # call noscript commands. Kept across SCRIPT FLUSH, as Redis keeps it.
+        self.disable_deny_script = False
+        # ACLCheckAllUserCommandPerm() for redis.acl_check_cmd: (user, spec, argv) →
+        # (reason, position), handed in by the commands layer (commands/scripting.py).
+        self.acl_denial = None
 
     # -- the cache ------------------------------------------------------------------
 
@@ -139,14 +148,17 @@ class ScriptEngine:
         """Compile and cache a script body (EVAL, SCRIPT LOAD); returns its sha."""
         sha = sha1hex(body)
         if sha not in self.functions:
+            flags = shebang_flags(body)
             self.functions[sha] = self.state.compile(_strip_shebang(body))
             self.bodies[sha] = body
+            self.flags[sha] = flags
         return sha
 
     def flush(self) -> None:
         """SCRIPT FLUSH: a fresh Lua state and an empty cache (scriptingReset)."""
         self.bodies.clear()
         self.functions.clear()
+        self.flags.clear()
         self._state = None
 
     # -- running ------------------------------------------------------------------
@@ -158,10 +170,10 @@ class ScriptEngine:
         if function is None:
             fn = self.functions[sha]
             state = self.state
-            runner = state.run
+            runner_fn = state.run
         else:
             state, fn = function
-            runner = state.run_function
+            runner_fn = state.run_function
         client = self.client
         client.db = caller.db
         # The script's commands are checked against the caller's user (scriptCall()).
@@ -171,45 +183,82 @@ class ScriptEngine:
         run = self.current = ScriptRun(sha, caller, client, read_only, state,
                                        function is not None)
         self.kill_requested = False
-        result: list = []
-
-        def job():
-            try:
-                ok, value = runner(fn, keys, args)
-                reply = self._final_reply(run, ok, value)
-            except Exception as exc:  # a bug of ours must not kill the worker
-                logger.warning(f"Lua script failed: {exc!r}")
-                reply = CommandError("ERR Error running script (call to f_%s): %s"
-                                     % (sha.decode(), sanitize(str(exc))))
-            with self.exec_lock:
-                run.finished = True
-                result.append(reply)
-                handed_over = run.handed_over
-            if handed_over:
-                self.server.loop.call_soon_threadsafe(self._finish_busy, run, reply)
-            else:
-                self._done.release()
-
-        captured = self._capture_writes()
-        run.captured = captured
+        captured = run.captured = self._capture_writes()
         _freeze_time(True)
-        self._submit(job)
         threshold = self.server.config.values.get("busy-reply-threshold",
                                                   DEFAULT_BUSY_THRESHOLD_MS)
-        if threshold <= 0 or not _can_defer(caller):
-            self._done.acquire()
-        elif not self._done.acquire(timeout=threshold / 1000):
-            with self.exec_lock:
-                if not run.finished:
-                    run.handed_over = True
-            if run.handed_over:
+        if threshold > 0:
+            run.threshold = threshold / 1000
+        runner = self._runner_here() if threshold > 0 and _can_defer(caller) else None
+        if runner is not None:
+            run.deferrable = True
+            reply = runner.switch((run, runner_fn, fn, keys, args))
+            if reply is _SUSPENDED:
                 self._enter_busy(run)
                 return NO_REPLY
-            self._done.acquire()  # it finished meanwhile: consume its signal
+        else:
+            reply = self._run(run, runner_fn, fn, keys, args)
         self.current = None
         _freeze_time(False)
         self._propagate_writes(captured)
-        return finish_reply(result[0], caller.resp)
+        return finish_reply(reply, caller.resp)
+
+    def _run(self, run: ScriptRun, runner_fn, fn, keys, args):
+        """The script's reply (a value or a CommandError)."""
+        try:
+            ok, value = runner_fn(fn, keys, args)
+            return self._final_reply(run, ok, value)
+        except Exception as exc:  # a bug of ours must not take the server down
+            logger.warning(f"Lua script failed: {exc!r}")
+            return CommandError("ERR Error running script (call to f_%s): %s"
+                                % (run.sha.decode(), sanitize(str(exc))))
+
+    # -- the runner greenlet ------------------------------------------------------------
+
+    def _runner_here(self):
+        """The runner greenlet, or None while it holds a suspended script (never
+        expected: others get -BUSY). A greenlet runs on the thread that made it only:
+        another thread gets its own."""
+        if self.busy:
+            return None
+        runner = self._runner
+        if runner is None or runner.dead or self._runner_thread != threading.get_ident():
+            runner = self._runner = greenlet.greenlet(self._runner_main)
+            self._runner_thread = threading.get_ident()
+        return runner
+
+    def _runner_main(self, job):
+        # Runs one script per switch into it; the reply (or _SUSPENDED, from
+        # interrupt()) goes back to the greenlet that switched in: the EVAL handler, or
+        # _resume() when the script was suspended.
+        while True:
+            reply = self._run(*job)
+            job = greenlet.getcurrent().parent.switch(reply)
+
+    def interrupt(self) -> bool:
+        """The Lua count hook (every 100000 instructions; scriptInterrupt()): past the
+        threshold, give the loop a turn; True when the script must die (SCRIPT KILL)."""
+        run = self.current
+        if run is None or not run.deferrable:
+            return False
+        if not run.timedout:
+            if run.threshold is None or time.monotonic() - run.started < run.threshold:
+                return False
+            run.timedout = True
+        greenlet.getcurrent().parent.switch(_SUSPENDED)
+        return self.kill_requested
+
+    def _resume(self) -> None:
+        """The busy script's next slice, from the loop (processEventsWhileBlocked's
+        turn is the loop iteration in between)."""
+        run = self.current
+        if run is None or self._runner is None:
+            return
+        reply = self._runner.switch()
+        if reply is _SUSPENDED:
+            self.server.loop.call_soon(self._resume)
+        else:
+            self._finish_busy(run, reply)
 
     # -- propagation ------------------------------------------------------------------
     # Each write of the script is propagated by the dispatcher as it runs (effects
@@ -226,23 +275,6 @@ class ScriptEngine:
         if captured:
             propagation.close_block()
 
-    def _submit(self, job) -> None:
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="lua", daemon=True)
-            self._worker.start()
-        self._job = job
-        self._start.release()
-
-    def _work(self) -> None:
-        while True:
-            self._start.acquire()
-            job, self._job = self._job, None
-            job()
-
-    def killed(self) -> bool:
-        """Polled by the script's Lua count hook."""
-        return self.kill_requested
-
     def _final_reply(self, run: ScriptRun, ok, value):
         if ok:
             return lua_to_reply(value, run.client.resp, run.state.shape)
@@ -251,14 +283,18 @@ class ScriptEngine:
     # -- BUSY -------------------------------------------------------------------------
 
     def _enter_busy(self, run: ScriptRun) -> None:
-        logger.warning(f"Slow script detected: still in execution after "
-                       f"{self.server.config.values.get('busy-reply-threshold', 5000)} "
+        # scriptInterrupt()'s warning; an EVAL's name is its Lua function's, f_<sha>.
+        elapsed = int((time.monotonic() - run.started) * 1000)
+        name = run.sha.decode() if run.function else "f_" + run.sha.decode()
+        logger.warning(f"Slow script detected: still in execution after {elapsed} "
                        f"milliseconds. You can try killing the script using the "
-                       f"SCRIPT KILL command. Script name is: {run.sha.decode()}.")
+                       f"{'FUNCTION KILL' if run.function else 'SCRIPT KILL'} command. "
+                       f"Script name is: {name}.")
         self.busy = True
         self.server.hooks.command_checks.append(self._refuse_while_busy)
         # The caller waits for its reply: its next commands must not run before it.
         run.caller._pause_reading()
+        self.server.loop.call_soon(self._resume)
 
     def _finish_busy(self, run: ScriptRun, reply) -> None:
         self.busy = False
@@ -309,46 +345,45 @@ class ScriptEngine:
 
     # -- redis.call -----------------------------------------------------------------
 
-    def script_call(self, argv: list[bytes]):
-        """A command from the running script (worker thread): run it here while the loop
-        thread waits in the handler, else on the loop thread."""
-        with self.exec_lock:
-            if not self.current.handed_over:
-                return self._call(argv)
-        future = concurrent.futures.Future()
-        self.server.loop.call_soon_threadsafe(self._call_into, argv, future)
-        return future.result()
-
-    def _call_into(self, argv, future) -> None:
-        try:
-            future.set_result(self._call(argv))
-        except BaseException as exc:
-            future.set_exception(exc)
-
     def _call(self, argv: list[bytes]):
         """scriptCall(): the script-specific checks, then the normal dispatcher (which
-        also propagates each write: effects replication, as Redis 7 does)."""
+        also propagates each write: effects replication, as Redis 7 does). The reply,
+        or a CommandError already counted in the error statistics."""
         run = self.current
-        spec = self.server.commands.get(argv[0].lower())
+        commands = self.server.commands
+        spec = commands.get(argv[0].lower())
         if spec is not None and spec.subcommands and len(argv) > 1:
             spec = spec.subcommands.get(argv[1].lower())
         if spec is None or (spec.handler is None and not spec.subcommands):
             # Not implemented here; a command Redis refuses in scripts gets its refusal.
-            if self.server.commands.noscript_in_redis(argv):
-                return ScriptCheckError(NOT_ALLOWED)
-            return ScriptCheckError(UNKNOWN_COMMAND)
+            if commands.noscript_in_redis(argv) and not self.disable_deny_script:
+                return self._refuse(spec, NOT_ALLOWED)
+            return self._refuse(spec, UNKNOWN_COMMAND)
         if not spec.check_arity(len(argv)):
-            return ScriptCheckError(WRONG_ARGS)
-        if "noscript" in spec.flags:
-            return ScriptCheckError(NOT_ALLOWED)
+            return self._refuse(spec, WRONG_ARGS)
+        flags = spec.flags
+        if "noscript" in flags and not self.disable_deny_script:
+            return self._refuse(spec, NOT_ALLOWED)
         if spec.is_write:
             if run.read_only:
-                return ScriptCheckError(READ_ONLY_WRITE)
+                return self._refuse(spec, READ_ONLY_WRITE)
             run.wrote = True
-        elif run.caller.tracking is not None and "readonly" in spec.flags:
+        elif run.read_only and "may_replicate" in flags:
+            # scriptVerifyWriteCommandAllow(): may-replicate counts as a write (PUBLISH).
+            return self._refuse(spec, READ_ONLY_WRITE)
+        elif run.caller.tracking is not None and "readonly" in flags:
             # call(): a script that reads makes its caller track the keys it declared.
             self.server.tracking.script_read(run.caller)
         return self.server.execute(run.client, argv)
+
+    def _refuse(self, spec, message: str) -> ScriptCheckError:
+        """scriptCall()'s error path: the error is counted now (afterErrorReply()) and
+        the command's rejected_calls (incrCommandStatsOnError(ERROR_COMMAND_REJECTED))."""
+        if spec is not None:
+            spec.rejected_calls += 1
+        error = ScriptCheckError(message)
+        self.server.count_error(error)
+        return error
 
 
 def _freeze_time(on: bool) -> None:
@@ -380,12 +415,12 @@ def _error_reply(sha: bytes, value) -> CommandError:
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         return CommandError("ERR Error running script %s, %.100s" % ("f_" + sha.decode(), text))
     err = value[b"err"]
-    message = err.decode("utf-8", "surrogateescape") if isinstance(err, bytes) else ""
+    message = c_string(err).decode("utf-8", "surrogateescape") if isinstance(err, bytes) else ""
     source, line = value[b"source"], value[b"line"]
     if source is not None and line is not None:
         message += " script: %s, on %s:%d." % (
             sha.decode(), source.decode("utf-8", "replace"), int(line))
-    counted = value[b"ignore_err_stats_update"]
+    counted = value[b"ignore_error_stats_update"]
     return (CountedError if counted else CommandError)(sanitize(message))
 
 

@@ -13,13 +13,18 @@ from importlib import resources
 from lupa import lua51
 
 from .. import REDIS_VERSION
+from ..acl import OK as ACL_OK
 from ..log import logger
 from . import luabit, luajson, luamsgpack, luastruct
-from .convert import ScriptCheckError, error_table, lua_args_to_argv, reply_to_lua
+from .tailcalls import without_tail_calls
+from .convert import error_table, lua_args_to_argv, reply_to_lua
 from ..protocol.errors import CommandError
 
 _BOOTSTRAP = resources.files("vermilion.scripting").joinpath("bootstrap.lua").read_bytes()
 _VERSION_NUM = sum(int(p) << s for p, s in zip(REDIS_VERSION.split("."), (16, 8, 0)))
+# Up to this many keys and arguments go to Lua as plain values (bootstrap.lua's
+# split), more as two tables (a call's arguments take Lua C-stack slots).
+_FEW_ARGS = 32
 _LOG_LEVELS = (logger.debug, logger.verbose, logger.notice, logger.warning)
 
 
@@ -74,6 +79,9 @@ class LuaState:
         py = lua.table_from({
             b"call": self._call,
             b"pcall": self._pcall,
+            b"call_table": self._call_table,
+            b"pcall_table": self._pcall_table,
+            b"without_tail_calls": without_tail_calls,
             b"unwrap": self._unwrap,
             b"type": _lua_type_of,
             b"sha1hex": self._sha1hex,
@@ -81,7 +89,7 @@ class LuaState:
             b"setresp": self._setresp,
             b"set_repl": self._set_repl,
             b"acl_check_cmd": self._acl_check_cmd,
-            b"killed": engine.killed,
+            b"interrupt": engine.interrupt,
             b"version": REDIS_VERSION.encode(),
             b"version_num": _VERSION_NUM,
             b"cjson": luajson.library(lua, self.null),
@@ -93,6 +101,8 @@ class LuaState:
         api = lua.execute(_BOOTSTRAP, py)
         self._compile = api[b"compile"]
         self._run = api[b"run"]
+        self._run_args = api[b"run_args"]
+        self._run_function_args = api[b"run_function_args"]
         self._load_library = api[b"load_library"]
         self._run_function = api[b"run_function"]
         self.shape = api[b"shape"]
@@ -109,6 +119,8 @@ class LuaState:
 
     def run(self, fn, keys: list[bytes], args: list[bytes]):
         """(ok, value): the script's return value or its error table."""
+        if len(keys) + len(args) <= _FEW_ARGS:
+            return self._run_args(fn, len(keys), *keys, *args)
         return self._run(fn, self.table(keys), self.table(args))
 
     def load_library(self, code: bytes, timeout: bool = True):
@@ -128,6 +140,8 @@ class LuaState:
 
     def run_function(self, fn, keys: list[bytes], args: list[bytes]):
         """(ok, value) of a registered function called with (keys, args)."""
+        if len(keys) + len(args) <= _FEW_ARGS:
+            return self._run_function_args(fn, len(keys), *keys, *args)
         return self._run_function(fn, self.table(keys), self.table(args))
 
     # -- the Python half of the redis library (see bootstrap.lua) -------------------------
@@ -147,10 +161,11 @@ class LuaState:
         argv = lua_args_to_argv(args)
         if type(argv) is str:
             return self._error(argv)
-        reply = self.engine.script_call(argv)
+        reply = self.engine._call(argv)
         if isinstance(reply, CommandError):
-            # A command's error is already counted; a refusal by the script checks is not.
-            return self._error(reply.message, counted=not isinstance(reply, ScriptCheckError))
+            # Counted already, by the dispatcher or the script checks (scriptCall()):
+            # ignore_error_stats_update.
+            return self._error(reply.message, counted=True)
         return reply_to_lua(self.lua, reply, self.engine.current.client.resp)
 
     def _pcall(self, *args):
@@ -159,6 +174,13 @@ class LuaState:
             return self._call(*args)
         except ScriptError as exc:
             return exc.table
+
+    def _call_table(self, table, n):
+        """redis.call with its many arguments packed in one table (bootstrap.lua)."""
+        return self._call(*[table[i] for i in range(1, n + 1)])
+
+    def _pcall_table(self, table, n):
+        return self._pcall(*[table[i] for i in range(1, n + 1)])
 
     def _sha1hex(self, *args):
         text = lua_tostring(args[0]) if len(args) == 1 else None
@@ -194,11 +216,20 @@ class LuaState:
         self.engine.server.propagation.targets = int(args[0])  # redis.set_repl()
 
     def _acl_check_cmd(self, *args):
+        """luaRedisAclCheckCmdPermissionsCommand(): whether the script's caller may run
+        the command (lookupCommand() finds it without an arity check)."""
         argv = lua_args_to_argv(args)
         if type(argv) is str:
             return self._error(argv)
-        try:
-            self.engine.server.commands.lookup(argv)
-        except CommandError:
+        engine = self.engine
+        commands = engine.server.commands
+        spec = commands.get(argv[0].lower())
+        if spec is not None and spec.subcommands and len(argv) > 1:
+            spec = spec.subcommands.get(argv[1].lower())
+        if spec is None:
             return self._error("ERR Invalid command passed to redis.acl_check_cmd()")
-        return True
+        run = engine.current
+        if run is None or engine.acl_denial is None:
+            return True
+        reason, _ = engine.acl_denial(run.caller.user, spec, argv)
+        return reason == ACL_OK
