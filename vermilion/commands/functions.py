@@ -11,11 +11,11 @@ from ..protocol import errors
 from ..protocol.encode import OK, ReplySet
 from ..protocol.errors import CommandError
 from ..scripting.convert import CountedError
-from ..scripting.engine import BUSY, engine_of
+from ..scripting.engine import BUSY
 from ..keyspace.glob import stringmatch
 from ..protocol.numbers import parse_int
 from .registry import command
-from .scripting import _feed_monitors
+from .scripting import _feed_monitors, prepare_run, refuse_on_oom, script_engine
 
 FUNCTION_HELP = [
     "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -59,8 +59,6 @@ FUNCTION_HELP = [
     "HELP",
     "    Prints this help.",
 ]
-
-RO_WITH_WRITE = "ERR Can not execute a script with write flag using *_ro command."
 
 
 def _subcommand_syntax(argv) -> CommandError:
@@ -150,7 +148,7 @@ def _match(pattern: bytes, name: bytes) -> bool:
 
 @command("function stats")
 def function_stats(client, argv):
-    engine = engine_of(client.server)
+    engine = script_engine(client.server)
     run = engine.current if engine.busy else None
     if run is not None and not run.function:
         raise CommandError(BUSY)  # functionStatsCommand(): not while an EVAL runs
@@ -166,7 +164,7 @@ def function_stats(client, argv):
 
 @command("function kill")
 def function_kill(client, argv):
-    engine_of(client.server).kill(function=True)
+    script_engine(client.server).kill(function=True)
     return OK
 
 
@@ -211,28 +209,18 @@ def _fcall(client, argv, read_only: bool):
     fn = server.functions_engine.lookup(argv[1])
     if fn is None:
         raise CommandError("ERR Function not found")
-    # fcallGetCommandFlags(): a function that may write and lacks allow-oom is a denyoom
-    # command, refused before its arguments are looked at when out of memory (the
-    # eviction check set evictor.script_oom at FCALL's start). With allow-oom or
-    # no-writes, its denyoom commands are not refused either (SCRIPT_ALLOW_OOM).
-    evictor = server.evictor
-    if evictor is not None and evictor.script_oom and server.config["maxmemory"]:
-        if b"allow-oom" not in fn.flags and b"no-writes" not in fn.flags:
-            raise CommandError(errors.OOM)
-        evictor.script_oom = False
+    # fcallGetCommandFlags(): a function's flags are its command flags.
+    refuse_on_oom(server, fn.flags)
     numkeys = parse_int(argv[2], "ERR Bad number of keys provided")
     if numkeys > len(argv) - 3:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
         raise CommandError("ERR Number of keys can't be negative")
-    # A function without no-writes may write: not as *_RO.
-    if b"no-writes" in fn.flags:
-        read_only = True
-    elif read_only:
-        raise CommandError(RO_WITH_WRITE)
+    prepare_run(client, fn.flags, read_only)
+    read_only = read_only or b"no-writes" in fn.flags
     keys = argv[3:3 + numkeys]
     args = argv[3 + numkeys:]
-    engine = engine_of(server)
+    engine = script_engine(server)
     engine.fcall_argv = argv  # FUNCTION STATS shows the running command
     reply = engine.execute(client, fn.name, keys, args, read_only,
                            function=(server.functions_engine.state, fn.callback))

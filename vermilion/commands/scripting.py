@@ -1,14 +1,22 @@
 """Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (eval.c).
 
 The Lua side lives in vermilion/scripting/: the runtime, the conversions and the
-engine that runs scripts (worker thread, BUSY replies, SCRIPT KILL).
+engine that runs scripts (BUSY replies, SCRIPT KILL). Here: what processCommand() and
+scriptPrepareForRun() check before a script runs (shared with FCALL).
 """
 
+import os
+
+from ..persistence.diskerror import RDB_MISCONF
+from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from ..scripting.convert import CountedError
 from ..scripting.engine import NOSCRIPT, engine_of, sha1hex, shebang_flags
 from ..protocol.numbers import parse_int
+from ..replication.master import NOREPLICAS
+from ..replication.replica import CONNECTED, MASTERDOWN
+from .acl_cmds import denial
 from .registry import command
 
 SCRIPT_HELP = [
@@ -52,35 +60,47 @@ def evalsha_ro(client, argv):
     return _eval(client, argv, by_sha=True, read_only=True)
 
 
+def script_engine(server):
+    """The server's script engine (engine_of()), with what it needs of this layer: the
+    ACL check redis.acl_check_cmd asks (ACLCheckAllUserCommandPerm())."""
+    engine = server.scripting
+    if engine is None or engine.acl_denial is None:
+        engine = engine_of(server)
+        engine.acl_denial = denial
+    return engine
+
+
 def _eval(client, argv, by_sha: bool, read_only: bool):
     """evalGenericCommand(): numkeys, the script (cached or compiled), then run it."""
     server = client.server
     if server.monitors:
         _feed_monitors(server, client, argv)
-    if by_sha and len(argv[1]) != 40:
-        raise CommandError(NOSCRIPT)  # evalShaCommand() checks the length first
+    engine = script_engine(server)
+    if by_sha:
+        if len(argv[1]) != 40:
+            raise CommandError(NOSCRIPT)  # evalShaCommand() checks the length first
+        sha = argv[1].lower()
+        flags = engine.flags.get(sha)
+    else:
+        sha = sha1hex(argv[1])
+        flags = engine.flags[sha] if sha in engine.flags else _declared_flags(argv[1])
+    if flags is not None:
+        refuse_on_oom(server, flags)
     numkeys = parse_int(argv[2])
     if numkeys > len(argv) - 3:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
         raise CommandError("ERR Number of keys can't be negative")
-    engine = engine_of(server)
-    if by_sha:
-        sha = argv[1].lower()
-        if sha not in engine.functions:
+    if sha not in engine.functions:
+        if by_sha:
             raise CommandError(NOSCRIPT)
+        engine.load(argv[1])
+        flags = engine.flags[sha]
+    if flags is None:
+        prepare_legacy_run(client)
     else:
-        sha = sha1hex(argv[1])
-        if sha not in engine.functions:
-            shebang_flags(argv[1])
-            engine.load(argv[1])
-    flags = shebang_flags(engine.bodies[sha])
-    if flags is not None:
-        # A script that declares its flags must declare no-writes to run as *_RO.
-        if b"no-writes" in flags:
-            read_only = True
-        elif read_only:
-            raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
+        prepare_run(client, flags, read_only)
+        read_only = read_only or b"no-writes" in flags
     keys = argv[3:3 + numkeys]
     args = argv[3 + numkeys:]
     reply = engine.execute(client, sha, keys, args, read_only)
@@ -93,6 +113,83 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
     return reply
 
 
+def _declared_flags(body: bytes):
+    """evalGetCommandFlags() of a script not cached yet: its shebang flags, or None
+    (legacy, and a malformed shebang, whose error comes later)."""
+    try:
+        return shebang_flags(body)
+    except CommandError:
+        return None
+
+
+def refuse_on_oom(server, flags) -> None:
+    """processCommand()'s OOM refusal of a script that declares its flags
+    (scriptFlagsToCmdFlags()): without allow-oom or no-writes it is a denyoom command,
+    refused before its arguments are looked at while out of memory (the eviction check
+    set evictor.script_oom at its start). With either, its denyoom commands are not
+    refused either (SCRIPT_ALLOW_OOM)."""
+    evictor = server.evictor
+    if evictor is not None and evictor.script_oom and server.config["maxmemory"]:
+        if b"allow-oom" not in flags and b"no-writes" not in flags:
+            raise CommandError(errors.OOM)
+        evictor.script_oom = False
+
+
+RO_WITH_WRITE = "ERR Can not execute a script with write flag using *_ro command."
+STALE_SCRIPT = ("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' "
+                "and 'allow-stale' flag is not set on the script.")
+READONLY_SCRIPT = "READONLY Can not run script with write flag on readonly replica"
+MISCONF_SCRIPT_RDB = ("MISCONF Redis is configured to save RDB snapshots, but it's currently "
+                      "unable to persist to disk. Writable scripts are blocked. Use 'no-writes' "
+                      "flag for read only scripts.")
+MISCONF_SCRIPT_AOF = ("MISCONF Redis is configured to persist data to AOF, but it's currently "
+                      "unable to persist to disk. Writable scripts are blocked. Use 'no-writes' "
+                      "flag for read only scripts. AOF error: %s")
+
+
+def _running_stale(server) -> bool:
+    link = server.master_link
+    return (link.host is not None and link.state != CONNECTED
+            and not server.config["replica-serve-stale-data"])
+
+
+def _must_obey(client) -> bool:
+    # mustObeyClient(): the master's stream and the AOF loader.
+    return "M" in client.flags or client.loading
+
+
+def prepare_legacy_run(client) -> None:
+    """scriptPrepareForRun() of an EVAL without a shebang (SCRIPT_FLAG_EVAL_COMPAT_MODE):
+    a stale replica refuses it (EVAL itself may run stale)."""
+    if _running_stale(client.server):
+        raise CommandError(MASTERDOWN)
+
+
+def prepare_run(client, flags, read_only: bool) -> None:
+    """scriptPrepareForRun()'s refusals of a script that declares its flags (an EVAL
+    with a shebang, every function), in its order."""
+    server = client.server
+    if _running_stale(server) and b"allow-stale" not in flags:
+        raise CommandError(STALE_SCRIPT)
+    if b"no-writes" in flags:
+        return
+    config = server.config
+    obey = _must_obey(client)
+    if server.master_link.host is not None and config["replica-read-only"] and not obey:
+        raise CommandError(READONLY_SCRIPT)
+    disk = server.disk_errors.denial()
+    if disk is not None and not obey:
+        if disk == RDB_MISCONF:
+            raise CommandError(MISCONF_SCRIPT_RDB)
+        raise CommandError(MISCONF_SCRIPT_AOF % os.strerror(server.aof.write_error))
+    if read_only:
+        raise CommandError(RO_WITH_WRITE)
+    if server.master_link.host is None and config["min-replicas-max-lag"] \
+            and config["min-replicas-to-write"] \
+            and server.replicas.good_replicas < config["min-replicas-to-write"]:
+        raise CommandError(NOREPLICAS)
+
+
 def _feed_monitors(server, client, argv) -> None:
     """EVAL* are skip_monitor for the dispatcher, yet Redis shows them to MONITOR."""
     if server.monitors:
@@ -103,12 +200,12 @@ def _feed_monitors(server, client, argv) -> None:
 def script_load(client, argv):
     body = argv[2]
     shebang_flags(body)
-    return engine_of(client.server).load(body)
+    return script_engine(client.server).load(body)
 
 
 @command("script exists")
 def script_exists(client, argv):
-    functions = engine_of(client.server).functions
+    functions = script_engine(client.server).functions
     return [1 if sha.lower() in functions else 0 for sha in argv[2:]]
 
 
@@ -116,13 +213,13 @@ def script_exists(client, argv):
 def script_flush(client, argv):
     if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"sync", b"async")):
         raise CommandError("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
-    engine_of(client.server).flush()
+    script_engine(client.server).flush()
     return OK
 
 
 @command("script kill")
 def script_kill(client, argv):
-    engine_of(client.server).kill()
+    script_engine(client.server).kill()
     return OK
 
 
@@ -135,6 +232,24 @@ def script_debug(client, argv):
         # The Lua debugger (LDB) is not implemented.
         raise CommandError("ERR SCRIPT DEBUG is not supported by this server")
     raise CommandError("ERR Use SCRIPT DEBUG YES/SYNC/NO")
+
+
+@command("debug set-disable-deny-scripts", argc=(3, 3))
+def debug_set_disable_deny_scripts(client, argv):
+    # debugCommand(): atoi() of the argument (anything not a number is 0).
+    script_engine(client.server).disable_deny_script = bool(_atoi(argv[2]))
+    return OK
+
+
+def _atoi(text: bytes) -> int:
+    digits = text.lstrip(b" \t\n\v\f\r")
+    sign = -1 if digits[:1] == b"-" else 1
+    if digits[:1] in (b"-", b"+"):
+        digits = digits[1:]
+    end = 0
+    while end < len(digits) and 48 <= digits[end] <= 57:
+        end += 1
+    return sign * int(digits[:end]) if end else 0
 
 
 @command("script help")
