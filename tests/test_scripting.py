@@ -80,6 +80,32 @@ SAME_AS_REDIS = [
     ("EVAL", "return loadfile", "0"),
     ("EVAL", "return dofile", "0"),
     ("EVAL", "return redis.call('nosuch')", "0"),
+    # a failed redis.call in tail position still reports the script's line (scripts
+    # are compiled without tail calls: tailcalls.py), however it is reached
+    ("EVAL", "local function f() return redis.call('nosuch') end\nreturn f()", "0"),
+    ("EVAL", "local c = redis.call\n\nreturn c('nosuch')", "0"),
+    ("EVAL", "local r = redis\nreturn r.pcall('nosuch'), 1", "0"),
+    ("EVAL", "local function f(n) if n == 0 then\nreturn redis.call('nosuch') end\n"
+             "return f(n - 1) end\nreturn f(100)", "0"),
+    ("EVAL", "return loadstring('return redis.call(\"nosuch\")')()", "0"),
+    ("EVAL", "return pcall(redis.call, 'nosuch')", "0"),
+    ("EVAL", "return redis.call('set', 'x')", "0"),
+    ("EVAL", "return redis.call()", "0"),
+    ("EVAL", "return redis.call({})", "0"),
+    # luaPushErrorBuff() and the error reply of a returned {err=} (C strings, trimmed)
+    ("EVAL", "return redis.error_reply('')", "0"),
+    ("EVAL", "return redis.error_reply('NOSPACE')", "0"),
+    ("EVAL", "return redis.error_reply('-NOSPACE')", "0"),
+    ("EVAL", "return redis.error_reply('x\\0y z')", "0"),
+    ("EVAL", "return redis.error_reply('\\r\\nX y\\r\\n')", "0"),
+    ("EVAL", "return redis.error_reply(' lead')", "0"),
+    ("EVAL", "return {err='\\r\\n'}", "0"),
+    ("EVAL", "return {err='a\\0b'}", "0"),
+    ("EVAL", "error('a\\0b')", "0"),
+    ("EVAL", "local t = redis.pcall('select', 99) local r = {} for k, v in pairs(t) do "
+             "r[#r+1] = k r[#r+1] = tostring(v) end table.sort(r) return r", "0"),
+    ("EVAL", "local t = redis.error_reply('x') local r = {} for k, v in pairs(t) do "
+             "r[#r+1] = k r[#r+1] = tostring(v) end table.sort(r) return r", "0"),
     ("EVAL", "return redis.call()", "0"),
     ("EVAL", "return redis.call('get')", "0"),
     ("EVAL", "return redis.call('get',{})", "0"),
@@ -314,11 +340,22 @@ def test_recursive_reply_is_cut_with_an_error(raw):
     assert raw.command("PING") == b"+PONG\r\n"
 
 
-def test_unpack_with_many_arguments(r):
-    # Redis's test uses 7999; lupa needs a few Lua stack slots of its own for a call
-    # into Python, so ~7995 arguments is our ceiling (Lua's LUAI_MAXCSTACK is 8000).
-    script = "local a = {} for i=1,7900 do a[i] = 1 end return redis.call('lpush', KEYS[1], unpack(a))"
-    assert r.eval(script, 1, "l") == 7900
+MASSIVE = "local a = {} for i=1,7999 do a[i] = 1 end\n"
+
+
+@pytest.mark.parametrize("script", [
+    # "Script check unpack with massive arguments": 8001 arguments reach the command.
+    MASSIVE + "return redis.call('lpush', KEYS[1], unpack(a))",
+    MASSIVE + "return redis.pcall('lpush', KEYS[1], unpack(a))",
+    MASSIVE + "return redis.call('nosuch', KEYS[1], unpack(a))",
+    MASSIVE + "return redis.pcall('nosuch', KEYS[1], unpack(a))",
+    MASSIVE + "a[3000] = {} return redis.call('lpush', KEYS[1], unpack(a))",
+    MASSIVE + "local n = redis.call('rpush', KEYS[1], unpack(a))\nreturn {n, redis.call('llen', KEYS[1])}",
+    "local a = {} for i=1,300 do a[i] = i end return redis.call('rpush', KEYS[1], unpack(a))",
+])
+def test_unpack_with_massive_arguments(raw, raw_real, script):
+    args = ("EVAL", script, "1", "l")
+    assert raw.command(*args) == raw_real.command(*args)
 
 
 def test_monitor_shows_eval_then_the_script_commands(vermilion_server, raw):
@@ -362,6 +399,37 @@ def test_error_statistics_match_redis(vermilion_server, real):
                       info["cmdstat_incr"]["failed_calls"]))
     mine.close()
     assert stats[0] == stats[1]
+
+
+@pytest.mark.parametrize("command", [
+    ("EVAL", "return redis.pcall('nosuch')", "0"),
+    ("EVAL", "return redis.call('set','x')", "0"),
+    ("EVAL", "local t = redis.pcall('set','x') return 1", "0"),
+    ("EVAL_RO", "return redis.call('set','x','y')", "1", "x"),
+    ("EVAL_RO", "local t = redis.pcall('set','x','y') return 1", "1", "x"),
+    ("EVAL_RO", "return redis.call('publish','c','m')", "0"),
+    ("EVAL", "return redis.call('client','list')", "0"),
+    ("EVAL", "local t = redis.pcall('select',99) return 1", "0"),
+    ("EVAL", "return redis.call('select',99)", "0"),
+    ("EVAL", "return redis.error_reply('')", "0"),
+    ("EVAL", "return redis.pcall()", "0"),
+    ("EVAL", "local t = redis.pcall({}) return 1", "0"),
+])
+def test_error_and_command_statistics_as_redis(raw, raw_real, command):
+    # scriptCall(): a refused command counts its error when refused and its
+    # rejected_calls; the script's own error reply does not count it again
+    # (unit/scripting "Consistent eval error reporting").
+    def stats(conn):
+        conn.command("CONFIG", "RESETSTAT")
+        reply = conn.command(*command)
+        lines = [line for line in conn.command("INFO", "all").split(b"\r\n")
+                 if line.startswith((b"errorstat_", b"total_error_replies"))
+                 or (line.startswith(b"cmdstat_") and not line.startswith(
+                     (b"cmdstat_config", b"cmdstat_info")))]
+        return reply, sorted(line.split(b",usec=")[0] + b"|" + line.split(b"usec_per_call=")[-1]
+                             .split(b",", 1)[-1] if b"usec=" in line else line for line in lines)
+
+    assert stats(raw) == stats(raw_real)
 
 
 def test_select_inside_script_changes_only_the_script_db(raw, raw_real):
@@ -528,6 +596,58 @@ def test_busy_and_script_kill(tmp_path):
         server.stop()
 
 
+def test_busy_script_stays_atomic_across_its_slices(tmp_path):
+    # Past the threshold the script runs in slices with the loop's events between them:
+    # each of its commands is whole, nobody else writes meanwhile, its reply is right.
+    server = start_vermilion(tmp_path)
+    try:
+        caller = server.client(socket_timeout=30)
+        other = server.client(socket_timeout=10)
+        other.config_set("busy-reply-threshold", 20)
+        outcome = {}
+        script = ("local n = 0 for i = 1, 300000 do n = n + redis.call('incr', KEYS[1]) "
+                  "redis.call('rpush', KEYS[2], i) redis.call('ltrim', KEYS[2], -1, -1) end "
+                  "return {redis.call('get', KEYS[1]), n, redis.call('lrange', KEYS[2], 0, -1)}")
+        runner = threading.Thread(target=lambda: outcome.setdefault(
+            "reply", caller.eval(script, 2, "counter", "list")))
+        runner.start()
+        refused = 0
+        deadline = time.time() + 20
+        while runner.is_alive() and time.time() < deadline:
+            try:
+                other.set("counter", "0")
+            except redis.ResponseError as exc:
+                assert str(exc).startswith("BUSY Redis is busy running a script")
+                refused += 1
+            time.sleep(0.005)
+        runner.join(20)
+        assert refused > 0
+        assert outcome["reply"] == [b"300000", 300000 * 300001 // 2, [b"300000"]]
+        assert other.get("counter") == b"300000"
+    finally:
+        server.stop()
+
+
+def test_no_busy_reply_when_the_threshold_is_zero(tmp_path):
+    # busy-reply-threshold 0: no hook (luaCallFunction), the script runs to its end and
+    # the others wait for it instead of getting -BUSY.
+    server = start_vermilion(tmp_path)
+    try:
+        caller = server.client(socket_timeout=30)
+        other = server.client(socket_timeout=30)
+        other.config_set("busy-reply-threshold", 0)
+        outcome = {}
+        runner = threading.Thread(target=lambda: outcome.setdefault("reply", caller.eval(
+            "local i = 0 while i < 1e7 do i = i + 1 end return i", 0)))
+        runner.start()
+        time.sleep(0.1)
+        assert other.ping()
+        runner.join(30)
+        assert outcome["reply"] == 10000000
+    finally:
+        server.stop()
+
+
 def test_busy_error_bytes(tmp_path):
     server = start_vermilion(tmp_path)
     try:
@@ -607,3 +727,80 @@ def _ignore(fn, *args):
         fn(*args)
     except redis.RedisError:
         pass
+
+
+def test_acl_check_cmd_as_redis(vermilion_server, redis_server):
+    from conftest import RawConnection
+
+    cases = [("return redis.acl_check_cmd('set','xx',1)", "1", "xx"),
+             ("return redis.acl_check_cmd('hset','xx','f',1)", "1", "xx"),
+             ("return redis.acl_check_cmd('set','yy',1)", "0"),
+             ("return redis.acl_check_cmd('set','xx')", "1", "xx"),
+             ("return redis.acl_check_cmd('config','get','x')", "0"),
+             ("return redis.acl_check_cmd('invalid-cmd','arg')", "0"),
+             ("return redis.acl_check_cmd('config','nosuch')", "0")]
+    replies = []
+    for server in (vermilion_server, redis_server):
+        admin = RawConnection(server.port)
+        admin.command("ACL", "SETUSER", "scriptbob", "on", ">123", "+@scripting", "+set",
+                      "~x*")
+        conn = RawConnection(server.port)
+        assert conn.command("AUTH", "scriptbob", "123") == b"+OK\r\n"
+        replies.append([conn.command("EVAL", *case) for case in cases])
+        conn.close()
+        admin.command("ACL", "DELUSER", "scriptbob")
+        admin.close()
+    assert replies[0] == replies[1]
+    assert replies[0][:3] == [b":1\r\n", b"$-1\r\n", b"$-1\r\n"]
+
+
+def test_debug_set_disable_deny_scripts(raw, raw_real):
+    script = ("EVAL", "return type(redis.call('client','list'))", "0")
+    replies = []
+    for conn in (raw, raw_real):
+        try:
+            assert conn.command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1") == b"+OK\r\n"
+            assert conn.command(*script) == b"$6\r\nstring\r\n"
+            assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"  # the switch stays on
+            assert conn.command(*script) == b"$6\r\nstring\r\n"
+            # RESP3 attributes are not shown to scripts (redisProtocolToLuaType_Attribute).
+            replies.append([conn.command("EVAL", "redis.setresp(%d) return redis.call("
+                                         "'debug', 'protocol', '%s')" % (resp, kind), "0")
+                            for resp in (2, 3) for kind in ("attrib", "bignum", "verbatim")])
+        finally:
+            assert conn.command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == b"+OK\r\n"
+    assert raw.command(*script) == raw_real.command(*script)
+    assert replies[0] == replies[1]
+    assert replies[0][3] == b"$39\r\nSome real reply following the attribute\r\n"
+
+
+def test_scripts_refused_before_they_run_as_redis(tmp_path):
+    # scriptPrepareForRun() and processCommand()'s OOM refusal for scripts that declare
+    # flags: min-replicas-to-write, maxmemory.
+    from conftest import RawConnection, start_redis
+
+    outputs = []
+    for start in (start_vermilion, start_redis):
+        (tmp_path / start.__name__).mkdir()
+        server = start(tmp_path / start.__name__)
+        try:
+            conn = RawConnection(server.port)
+            out = [conn.command("SET", "x", "some value"),
+                   conn.command("CONFIG", "SET", "min-replicas-to-write", "1")]
+            for body in ("#!lua flags=no-writes\nreturn redis.call('get','x')",
+                         "return redis.call('get','x')",
+                         "#!lua\nreturn redis.call('get','x')",
+                         "return redis.call('set','x', 1)"):
+                out.append(conn.command("EVAL", body, "1", "x"))
+            out.append(conn.command("CONFIG", "SET", "min-replicas-to-write", "0"))
+            out.append(conn.command("CONFIG", "SET", "maxmemory", "1"))
+            for body in ("#!lua flags=\nreturn 1", "#!lua flags=allow-oom\nreturn 1",
+                         "#!lua flags=no-writes\nreturn redis.call('get','x')",
+                         "redis.call('set','x',1) return 1", "return redis.call('get','x')"):
+                out.append(conn.command("EVAL", body, "1", "x"))
+            out.append(conn.command("CONFIG", "SET", "maxmemory", "0"))
+            outputs.append(out)
+            conn.close()
+        finally:
+            server.stop()
+    assert outputs[0] == outputs[1]
