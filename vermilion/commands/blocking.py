@@ -12,13 +12,13 @@ MULTI/EXEC or a script they never block: an empty wait answers as a timeout at o
 from ..datatypes.listtype import ListValue
 from ..datatypes.zset import ZSet
 from ..keyspace.blocking import can_block, parse_timeout_ms
-from ..notify import after_removal, notify_event
+from ..notify import notify_event
 from ..propagate import propagate_raw
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, to_int
-from .lists import lmove_generic, mpop, parse_mpop, parse_where
+from .lists import after_pop, lmove_generic, mpop, parse_mpop, parse_where
 from .registry import command, rewrite_for
 from .zsets import pop_first
 
@@ -51,7 +51,7 @@ def _list_pop(db, key: bytes, head: bool, count: int):
     if count == -1:
         value = lst.popleft() if head else lst.pop()
         notify_event(db.server, db, "lpop" if head else "rpop", key)
-        after_removal(db, key, lst)
+        after_pop(db, key, lst, (value,))
         return [key, value]
     return mpop(db, [key], head, count)
 

@@ -5,24 +5,34 @@ The value is a ListValue (a deque, see datatypes/listtype.py). As in Redis, argu
 errors are reported in the order t_list.c checks them — some commands parse their
 integers before looking the key up (LRANGE, LTRIM, LREM), others after (LINDEX, LSET) —
 and a list that becomes empty is deleted, never kept.
+
+Pushes and pops account their elements' cost (cost.touched_by) rather than have the
+list costed again, and the one-element forms (`LPUSH key x`, `LPOP key`: what
+redis-benchmark sends) take a path of their own once the key holds a list.
 """
 
 from itertools import islice
 from operator import indexOf
 
 from ..datatypes.listtype import ListValue
+from ..keyspace.cost import LIST_ELEMENT, touched_by
 from ..protocol import errors
-from ..protocol.encode import NULL_ARRAY, OK, BulkStrings
+from ..protocol.encode import NULL_ARRAY, OK, Raw
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MIN, parse_int, to_int
 from ..propagate import rewrite_mpop
 from .registry import command
-from ..notify import after_removal, notify, notify_event
+from ..notify import notify, notify_event
 
 
 # -- shared helpers (pushGenericCommand, popGenericCommand, lmoveGenericCommand...) -------
 # pop_many, parse_where, lmove_generic, parse_mpop and mpop are public
 # for the blocking variants (BLPOP, BLMOVE, BLMPOP...), which serve clients the same way.
+
+
+def elements_cost(values) -> int:
+    """What values cost in a list (cost.LIST_ELEMENT)."""
+    return sum(map(len, values)) + LIST_ELEMENT * len(values)
 
 
 def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
@@ -38,12 +48,32 @@ def _push(client, argv: list[bytes], head: bool, only_existing: bool) -> int:
         db.set(key, lst)
         notify(client, "lpush" if head else "rpush", key)
         return len(lst)
+    values = argv[2:]
     if head:
-        lst.extendleft(argv[2:])  # one at a time, like LPUSH's loop
+        lst.extendleft(values)  # one at a time, like LPUSH's loop
     else:
-        lst.extend(argv[2:])
-    db.touched(key)
+        lst.extend(values)
+    touched_by(db, key, elements_cost(values))
     notify(client, "lpush" if head else "rpush", key)
+    return len(lst)
+
+
+def _push_one(client, argv: list[bytes], head: bool) -> int:
+    """LPUSH/RPUSH key element onto an existing list; anything else (a new key, a
+    packed or expired value, WRONGTYPE) goes the general way."""
+    db = client.db
+    key = argv[1]
+    lst = db.data.get(key) if not db.expires else db.lookup(key)
+    if type(lst) is not ListValue:
+        return _push(client, argv, head, False)
+    value = argv[2]
+    if head:
+        lst.appendleft(value)
+    else:
+        lst.append(value)
+    touched_by(db, key, len(value) + LIST_ELEMENT)
+    if client.server.notifier.classes:
+        notify(client, "lpush" if head else "rpush", key)
     return len(lst)
 
 
@@ -58,6 +88,16 @@ def pop_many(lst: ListValue, count: int, head: bool) -> list[bytes]:
         return out
     take = lst.popleft if head else lst.pop
     return [take() for _ in range(count)]
+
+
+def after_pop(db, key: bytes, lst: ListValue, popped) -> None:
+    """after_removal() for elements popped from a list: the key goes once the list is
+    empty; otherwise the popped elements' cost leaves the key's."""
+    if lst:
+        touched_by(db, key, -elements_cost(popped))
+    else:
+        db.delete(key)
+        notify_event(db.server, db, "del", key)
 
 
 def parse_where(raw: bytes) -> bool:
@@ -111,6 +151,7 @@ def lmove_generic(client, src: bytes, dst: bytes, from_head: bool, to_head: bool
     # The destination's type is checked before anything is popped.
     target = db.lookup_typed(dst, ListValue)
     value = source.popleft() if from_head else source.pop()
+    cost = len(value) + LIST_ELEMENT
     if target is None:
         db.set(dst, ListValue((value,)))
     else:
@@ -118,11 +159,15 @@ def lmove_generic(client, src: bytes, dst: bytes, from_head: bool, to_head: bool
             target.appendleft(value)
         else:
             target.append(value)
-        db.touched(dst)
+        touched_by(db, dst, cost)
     notify(client, "lpush" if to_head else "rpush", dst)
     # Checked after the push: with src == dst a one-element list rotates onto itself.
     notify(client, "lpop" if from_head else "rpop", src)
-    after_removal(db, src, source)
+    if source:
+        touched_by(db, src, -cost)
+    else:
+        db.delete(src)
+        notify_event(db.server, db, "del", src)
     return value
 
 
@@ -131,11 +176,15 @@ def lmove_generic(client, src: bytes, dst: bytes, from_head: bool, to_head: bool
 
 @command("lpush")
 def lpush(client, argv):
+    if len(argv) == 3:
+        return _push_one(client, argv, True)
     return _push(client, argv, True, False)
 
 
 @command("rpush")
 def rpush(client, argv):
+    if len(argv) == 3:
+        return _push_one(client, argv, False)
     return _push(client, argv, False, False)
 
 
@@ -158,12 +207,19 @@ def _pop(client, argv: list[bytes], head: bool, name: str):
     db = client.db
     key = argv[1]
     if argc == 2:
-        lst = db.lookup_typed(key, ListValue)
-        if lst is None:
-            return None
+        lst = db.data.get(key) if not db.expires else db.lookup(key)
+        if type(lst) is not ListValue:
+            lst = db.lookup_typed(key, ListValue)  # WRONGTYPE, or a packed list unpacked
+            if lst is None:
+                return None
         value = lst.popleft() if head else lst.pop()
-        notify(client, name, key)
-        after_removal(db, key, lst)
+        if client.server.notifier.classes:
+            notify(client, name, key)
+        if lst:
+            touched_by(db, key, -len(value) - LIST_ELEMENT)
+        else:
+            db.delete(key)
+            notify_event(db.server, db, "del", key)
         return value
     count = _positive(argv[2], errors.MUST_BE_POSITIVE)
     lst = db.lookup_typed(key, ListValue)
@@ -174,7 +230,7 @@ def _pop(client, argv: list[bytes], head: bool, name: str):
         return []
     out = pop_many(lst, count, head)
     notify(client, name, key)
-    after_removal(db, key, lst)
+    after_pop(db, key, lst, out)
     return out
 
 
@@ -228,7 +284,7 @@ def mpop(db, keys: list[bytes], head: bool, count: int):
             continue
         out = pop_many(lst, count, head)
         notify_event(db.server, db, "lpop" if head else "rpop", key)
-        after_removal(db, key, lst)
+        after_pop(db, key, lst, out)
         return [key, out]
     return None
 
@@ -270,8 +326,37 @@ def lrange(client, argv):
         return []
     span = _clamp_range(start, end, len(lst))
     if span is None:
-        return []
-    return BulkStrings(lst.range(*span))
+        return _EMPTY_ARRAY
+    return bulk_array(lst.range(*span))
+
+
+_EMPTY_ARRAY = Raw(b"*0\r\n")  # the same bytes in RESP2 and RESP3
+# "$<length>" of the bulk strings up to 1 KB long: a lookup instead of a format each.
+_BULK_HEADERS = [b"$%d" % n for n in range(1024)]
+_bulk_header = _BULK_HEADERS.__getitem__
+
+
+def bulk_array(items: list[bytes]) -> Raw:
+    """The RESP array of bulk strings items (the same bytes in RESP2 and RESP3), built
+    by one join. Items of one length (ids, hashes, fixed-size records...) are joined
+    with "\r\n$len\r\n" between them; otherwise "*n", then "$len" and the item for
+    each, separated by CRLF — two pieces an item, their headers looked up rather than
+    formatted."""
+    n = len(items)
+    if not n:
+        return _EMPTY_ARRAY
+    lengths = list(map(len, items))
+    first = lengths[0]
+    if lengths.count(first) == n:
+        return Raw(b"*%d\r\n$%d\r\n%s\r\n" % (n, first, (b"\r\n$%d\r\n" % first).join(items)))
+    parts = [b""] * (2 * n + 2)
+    parts[0] = b"*%d" % n
+    try:
+        parts[1:-1:2] = map(_bulk_header, lengths)
+    except IndexError:  # an item of 1 KB or more
+        parts[1:-1:2] = map(b"$%d".__mod__, lengths)
+    parts[2:-1:2] = items
+    return Raw(b"\r\n".join(parts))
 
 
 @command("lpos")

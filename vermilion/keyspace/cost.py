@@ -14,9 +14,15 @@ COST_MASK). The stamp is evict.c's: the 24-bit LRU clock, or the LFU minutes and
 logarithmic counter; the helpers for both are here, with the LFU parameters passed in
 (they are per-server state, eviction.Evictor.lfu).
 
+A write that knows what it changed (a pushed or popped element, a new field) need
+not cost the whole collection again: touched_by() adds the change's cost instead
+(the element's bytes, its slot) to the key's recorded cost, the way Redis's zmalloc
+counter follows each allocation. The constants below (LIST_SLOT, ZSET_MEMBER...)
+are what the estimators count per element, so the two ways agree.
+
 What the costs add up to (used_memory, MEMORY STATS, INFO memory) is memory.py's.
-This module is pure: it imports nothing above datatypes/ and keeps no state but the
-table of estimators, filled at import time.
+This module imports nothing above datatypes/ and keeps no state but the table of
+estimators, filled at import time; touched_by() works on the Database it is given.
 """
 
 import random
@@ -165,17 +171,82 @@ def flat_zset_cost(value, flat: list) -> int:
             + int(n * (ALIGNED_HEADER + ZSET_MEMBER)))
 
 
+# A deque's pointer to one element: 64-slot blocks of 528 bytes, 8.25 bytes a slot.
+LIST_SLOT = 8
+# An element of n bytes costs n + LIST_ELEMENT in a list (the average of obj_bytes(n) -
+# n, as the estimators and flat_cost() count it, and its slot); a set member or hash
+# field or value n + ALIGNED_HEADER beside its table, a sorted-set member
+# n + ALIGNED_HEADER + ZSET_MEMBER.
+LIST_ELEMENT = ALIGNED_HEADER + LIST_SLOT
+
+
+def touched_by(db, key: bytes, delta: int) -> None:
+    """Database.touched() for a change of key whose cost change the caller knows
+    (delta bytes): the recorded cost moves by delta, no estimate is made. Falls back
+    to touched() for a key not costed yet (loaded behind the accounting's back) or
+    when delta would take the cost below zero (the sampled estimate it started from
+    was low): the cost shares its int with the access stamp, it must not borrow."""
+    meta = db.meta
+    old = meta.get(key)
+    if old is None or (delta < 0 and (old & COST_MASK) + delta < 0):
+        db.touched(key)
+        return
+    if delta:
+        meta[key] = old + delta
+        db.mem += delta
+    server = db.server
+    if server is not None:
+        server.dirty += 1
+        if server.key_watchers:
+            server.signal_modified(db, key)
+
+
+def recost(db, key: bytes) -> None:
+    """The key's cost estimated again and nothing else (no dirty count, no WATCH): for
+    a command that already counted its change through touched_by() and changed more
+    than it can tell (XADD's trimming)."""
+    meta = db.meta
+    old = meta.get(key)
+    value = db.data.get(key)
+    if old is None or value is None:
+        return
+    delta = key_cost(key, value) - (old & COST_MASK)
+    if delta:
+        meta[key] = old + delta
+        db.mem += delta
+
+
 def key_cost_of(key: bytes, value_bytes: int) -> int:
     """key_cost() given the value's cost."""
     cost = ((len(key) + 48) & -16) + value_bytes
     return cost + META_INT if cost > 256 else cost
 
 
+# A stream entry beyond its fields' bytes and its tuple: the id int (32), its slot in
+# the ids SortedList (8) and 16 more (_entry_cost()).
+STREAM_ENTRY = 32 + 8 + 16
+STREAM_NODE = 128  # one listpack node of the rax, as _stream_cost() counts it
+
+
 def _entry_cost(item) -> int:
     sid, fields = item
-    cost = 32 + 8 + _getsizeof(fields) + 16  # id int, SortedList slot, the tuple
+    cost = STREAM_ENTRY + _getsizeof(fields)  # id int, SortedList slot, the tuple
     for f in fields if isinstance(fields, tuple) else ():
         cost += _bytes_item(f) if type(f) is bytes else 32
+    return cost
+
+
+_TUPLE_BASE = _getsizeof(())  # a tuple of n items: this + 8 n
+
+
+def stream_entry_cost(fields: tuple) -> int:
+    """_entry_cost() of an entry whose fields are bytes (XADD's)."""
+    if len(fields) == 2:
+        return (STREAM_ENTRY + _TUPLE_BASE + 16 + ((len(fields[0]) + 48) & -16)
+                + ((len(fields[1]) + 48) & -16))
+    cost = STREAM_ENTRY + _TUPLE_BASE + 8 * len(fields)
+    for f in fields:
+        cost += (len(f) + 48) & -16
     return cost
 
 
@@ -184,7 +255,7 @@ def _stream_cost(value, samples) -> int:
     n = len(entries)
     avg = _average(reversed(entries.items()), n, samples, _entry_cost)
     groups = sum(512 + 64 * len(g.pel) for g in islice(value.groups.values(), 64))
-    return 512 + _getsizeof(entries) + int(n * avg) + 128 * len(value.nodes) + groups
+    return 512 + _getsizeof(entries) + int(n * avg) + STREAM_NODE * len(value.nodes) + groups
 
 
 _ESTIMATORS = {
