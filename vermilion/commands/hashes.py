@@ -10,7 +10,9 @@ import random
 from fractions import Fraction
 from itertools import islice
 
-from ..datatypes.hashtype import HashValue, listpack_limits
+from ..datatypes.hashtype import (DEFAULT_ENTRIES, DEFAULT_VALUE, ENTRIES_CONFIG, VALUE_CONFIG,
+                                  HashValue, listpack_limits)
+from ..keyspace.cost import ALIGNED_HEADER, touched_by
 from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..propagate import rewrite_hincrbyfloat
 from ..protocol import errors
@@ -25,6 +27,8 @@ from ..notify import after_removal, notify
 from .strings import _INF, _format_long_double, _ld_round, _parse_long_double
 
 _LONG_MAX_HALF = LLONG_MAX // 2  # HRANDFIELD WITHVALUES: count * 2 must fit a long
+# The table's size (sys.getsizeof less the constant GC header, without its lookup).
+_getsizeof = dict.__sizeof__
 
 
 # -- shared helpers -------------------------------------------------------------------
@@ -94,6 +98,32 @@ def _read_hash(client, key: bytes) -> HashValue | None:
 
 @command("hset")
 def hset(client, argv):
+    if len(argv) == 4:
+        # HSET key field value on an existing hash (what redis-benchmark sends): the
+        # cost moves by what changed, the encoding is checked against this pair only.
+        db = client.db
+        key = argv[1]
+        h = db.data.get(key) if not db.expires else db.lookup(key)
+        if type(h) is HashValue:
+            field, value = argv[2], argv[3]
+            old = h.get(field)
+            if old is None:
+                size = _getsizeof(h)
+                h[field] = value
+                delta = _getsizeof(h) - size + len(field) + len(value) + 2 * ALIGNED_HEADER
+            else:
+                h[field] = value
+                delta = len(value) - len(old)
+            if not h.ht:
+                values = client.server.config.values
+                max_value = values.get(VALUE_CONFIG, DEFAULT_VALUE)
+                if (len(field) > max_value or len(value) > max_value
+                        or len(h) > values.get(ENTRIES_CONFIG, DEFAULT_ENTRIES)):
+                    h.ht = True
+            touched_by(db, key, delta)
+            if client.server.notifier.classes:
+                notify(client, "hset", key)
+            return 0 if old is not None else 1
     return _hset_generic(client, argv, "hset")
 
 
@@ -125,16 +155,21 @@ def hdel(client, argv):
     h = db.lookup_typed(key, HashValue)
     if h is None:
         return 0
-    deleted = 0
+    deleted = freed = 0
     pop = h.pop
     for field in argv[2:]:
-        if pop(field, None) is not None:
+        value = pop(field, None)
+        if value is not None:
             deleted += 1
+            freed += len(field) + len(value) + 2 * ALIGNED_HEADER
             if not h:
                 break  # Redis stops at the first field that empties the hash
     if deleted:
         notify(client, "hdel", key)
-        after_removal(db, key, h)
+        if h:
+            touched_by(db, key, -freed)  # (a dict's table does not shrink)
+        else:
+            after_removal(db, key, h)
     return deleted
 
 

@@ -7,6 +7,7 @@ all-integer (intset) result comes out in ascending numeric order.
 """
 
 from ..datatypes.settype import DEFAULT_MAX_INTSET_ENTRIES, RedisSet, from_members
+from ..keyspace.cost import ALIGNED_HEADER, touched_by
 from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..propagate import rewrite_spop
 from ..protocol import errors
@@ -15,6 +16,9 @@ from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MIN, parse_int
 from .registry import command
 from ..notify import after_removal, notify, notify_event
+
+# The table's size (sys.getsizeof less the constant GC header, without its lookup).
+_getsizeof = set.__sizeof__
 
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
@@ -62,6 +66,11 @@ def _store(db, key: bytes, members, limit: int) -> int:
 @command("sadd")
 def sadd(client, argv):
     db, key = client.db, argv[1]
+    if len(argv) == 3:
+        # SADD key member: a member already there changes nothing (no dirty, no event).
+        value = db.data.get(key) if not db.expires else db.lookup(key)
+        if type(value) is RedisSet and argv[2] in value:
+            return 0
     value = _lookup(client, key)
     if value is None:
         value = RedisSet()
@@ -69,11 +78,35 @@ def sadd(client, argv):
         db.set(key, value)
         notify(client, "sadd", key)
         return added
+    size = _getsizeof(value)
     added = value.add_members(argv[2:], max_intset_entries(client))
     if added:
-        db.touched(key)
+        touched_by(db, key, set_growth(value, size, argv[2:], added))
         notify(client, "sadd", key)
     return added
+
+
+def set_growth(value: RedisSet, size_before: int, members, added: int) -> int:
+    """The cost of members added to a set of table size size_before: the table's
+    growth, their bytes (all of them when all were new, else as many times their
+    average as were added) and their slot in the random-pick pool if it is kept."""
+    if added == len(members):
+        elements = sum(map(len, members)) + ALIGNED_HEADER * added
+    else:
+        elements = (sum(map(len, members)) * added) // len(members) + ALIGNED_HEADER * added
+    if value._pool is not None:
+        elements += 8 * added
+    return _getsizeof(value) - size_before + elements
+
+
+def _after_removal(db, key: bytes, value: RedisSet, members, freed: int = 0) -> None:
+    """after_removal() for members removed from a set: their bytes (and freed, a
+    dropped pool) leave the key's cost (a set's table does not shrink as it empties)."""
+    if value:
+        touched_by(db, key, -(sum(map(len, members)) + ALIGNED_HEADER * len(members) + freed))
+    else:
+        db.delete(key)
+        notify_event(db.server, db, "del", key)
 
 
 @command("srem")
@@ -82,15 +115,16 @@ def srem(client, argv):
     value = _lookup(client, key)
     if value is None:
         return 0
-    removed = 0
+    pool = value._pool
+    gone = []
     for member in argv[2:]:
         if member in value:
-            value.discard(member)
-            removed += 1
-    if removed:
+            value.discard(member)  # (drops the random-pick pool)
+            gone.append(member)
+    if gone:
         notify(client, "srem", key)
-        after_removal(db, key, value)
-    return removed
+        _after_removal(db, key, value, gone, _getsizeof(pool) if pool is not None else 0)
+    return len(gone)
 
 
 @command("scard")
@@ -162,8 +196,13 @@ def spop(client, argv):
     if value is None:
         return None
     member = value.pop_random(1)[0]
-    notify(client, "spop", key)
-    after_removal(db, key, value)
+    if client.server.notifier.classes:
+        notify(client, "spop", key)
+    if value:
+        touched_by(db, key, -len(member) - ALIGNED_HEADER)
+    else:
+        db.delete(key)
+        notify_event(db.server, db, "del", key)
     return member
 
 
@@ -180,7 +219,7 @@ def _spop_count(client, key: bytes, count: int):
         notify(client, "del", key)
         return ReplySet(members)
     members = value.pop_random(count)
-    after_removal(db, key, value)
+    _after_removal(db, key, value, members)
     return ReplySet(members)
 
 

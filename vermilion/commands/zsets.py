@@ -15,9 +15,10 @@ import re
 from ..datatypes.settype import RedisSet
 from ..datatypes.zset import (DEFAULT_MAX_LISTPACK_ENTRIES, DEFAULT_MAX_LISTPACK_VALUE,
                               LEX_MAX, LEX_MIN, LexRange, ScoreRange, ZSet, from_scores)
+from ..keyspace.cost import ALIGNED_HEADER, ZSET_MEMBER, touched_by
 from ..keyspace.scan import parse_cursor, parse_options, scan
 from ..protocol import errors
-from ..protocol.encode import NULL_ARRAY, format_double
+from ..protocol.encode import NULL_ARRAY, Raw, format_double
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int
 from ..propagate import rewrite_mpop
@@ -41,6 +42,9 @@ LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
 OUT_OF_RANGE = "ERR value is out of range"
 RANDOM_COUNT_RANGE = ("ERR value is out of range, value must between "
                       "-9223372036854775807 and 9223372036854775807")
+EMPTY_ARRAY = Raw(b"*0\r\n")  # the same bytes in RESP2 and RESP3
+# The table's size (sys.getsizeof less the constant GC header, without its lookup).
+_getsizeof = dict.__sizeof__
 
 # -- number parsing ----------------------------------------------------------------------
 
@@ -196,8 +200,55 @@ def _store(client, dst: bytes, scores: dict) -> int:
 _ZADD_FLAGS = frozenset((b"nx", b"xx", b"ch", b"incr", b"gt", b"lt"))
 
 
+def members_cost(members) -> int:
+    """What members cost in a sorted set beyond its table (cost.py's _zset_cost)."""
+    return sum(map(len, members)) + (ALIGNED_HEADER + ZSET_MEMBER) * len(members)
+
+
+def _after_removal(db, key: bytes, zs: ZSet, members) -> None:
+    """after_removal() for members removed from a sorted set: their cost leaves the
+    key's (the dict's table does not shrink)."""
+    if zs:
+        touched_by(db, key, -members_cost(members))
+    else:
+        db.delete(key)
+        notify_event(db.server, db, "del", key)
+
+
+def _zadd_one(client, db, key: bytes, zs: ZSet, score: float, member: bytes) -> int:
+    """ZADD key score member without options on an existing sorted set."""
+    scores = zs.scores
+    current = scores.get(member)
+    if current is None:
+        size = _getsizeof(scores)
+        if zs.listpack:
+            zs.insert(member, score, *zset_limits(client))
+        else:
+            scores[member] = score
+            zs.order.add((score, member))
+        touched_by(db, key, _getsizeof(scores) - size + len(member) + ALIGNED_HEADER + ZSET_MEMBER)
+        if client.server.notifier.classes:
+            notify(client, "zadd", key)
+        return 1
+    if current == score:
+        return 0  # nothing changes: no dirty, no event
+    zs.set(member, score)
+    touched_by(db, key, 0)
+    if client.server.notifier.classes:
+        notify(client, "zadd", key)
+    return 0
+
+
 @command("zadd")
 def zadd(client, argv):
+    if len(argv) == 4:
+        raw = argv[2]
+        if raw.isdigit() and len(raw) < 16:  # a plain integer score (parse_score's fast case)
+            db = client.db
+            key = argv[1]
+            zs = db.data.get(key) if not db.expires else db.lookup(key)
+            if type(zs) is ZSet:
+                return _zadd_one(client, db, key, zs, float(raw), argv[3])
     i, flags = 2, set()
     while i < len(argv):
         flag = argv[i].lower()
@@ -321,11 +372,11 @@ def zrem(client, argv):
     zs = _lookup(client, key)
     if zs is None:
         return 0
-    removed = sum(zs.remove(member) for member in argv[2:])
-    if removed:
+    gone = [member for member in argv[2:] if zs.remove(member)]
+    if gone:
         notify(client, "zrem", key)
-        after_removal(db, key, zs)
-    return removed
+        _after_removal(db, key, zs, gone)
+    return len(gone)
 
 
 # -- counting and removing ranges --------------------------------------------------------
@@ -486,7 +537,7 @@ for _args in (("zrange", 1, False, None, None),
 def _pop_entries(client, key: bytes, zs: ZSet, count: int, maximum: bool) -> list:
     taken = zs.pop(count, maximum)
     notify(client, "zpopmax" if maximum else "zpopmin", key)
-    after_removal(client.db, key, zs)
+    _after_removal(client.db, key, zs, [member for _, member in taken])
     return taken
 
 
@@ -496,7 +547,7 @@ def _zpop(client, argv, maximum: bool):
     count = _positive(argv[2]) if len(argv) == 3 else None
     zs = _lookup(client, argv[1])
     if zs is None or count == 0:
-        return []
+        return EMPTY_ARRAY
     taken = _pop_entries(client, argv[1], zs, 1 if count is None else count, maximum)
     # RESP3 nests [member, score] pairs when a COUNT was given; RESP2 is always flat.
     return _scored(taken, True, client.resp if count is not None else 2)
