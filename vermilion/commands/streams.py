@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Stream, id_bytes,
                                 make_id)
 from ..keyspace import database as _database
+from ..keyspace.cost import STREAM_NODE, recost, stream_entry_cost, touched_by
 from ..notify import notify
 from ..protocol import errors
 from ..protocol.encode import NULL_ARRAY, OK
@@ -246,6 +247,7 @@ def _parse_add_or_trim(client, argv: list[bytes], xadd: bool) -> TrimArgs:
 
 
 _PLAIN_XADD = TrimArgs(idpos=2)  # shared and never mutated
+_dict_size = dict.__sizeof__  # sys.getsizeof less the constant GC header, without its lookup
 
 
 def _trim(s: Stream, a: TrimArgs) -> int:
@@ -254,8 +256,39 @@ def _trim(s: Stream, a: TrimArgs) -> int:
     return s.trim(a.maxlen, a.minid, a.approx, a.limit)
 
 
+def _xadd_plain(client, argv):
+    """XADD key * field value [field value ...] to an existing stream: the reply, or
+    None when the general path must answer (a new key, WRONGTYPE, an exhausted id)."""
+    db = client.db
+    key = argv[1]
+    s = db.data.get(key) if not db.expires else db.lookup(key)
+    if type(s) is not Stream:
+        return None
+    last = s.last_id
+    if last == MAX_ID:
+        return None
+    ms = _database.now_ms()
+    sid = ms << 64 if ms > (last >> 64) else last + 1
+    fields = tuple(argv[3:])
+    values = client.server.config.values
+    entries = s.entries
+    size = _dict_size(entries)
+    nodes = len(s.nodes)
+    s.append(sid, fields, values.get("stream-node-max-bytes", 4096),
+             values.get("stream-node-max-entries", 100))
+    touched_by(db, key, _dict_size(entries) - size + stream_entry_cost(fields)
+               + (STREAM_NODE if len(s.nodes) != nodes else 0))
+    if client.server.notifier.classes:
+        notify(client, "xadd", key)
+    return b"%d-%d" % (sid >> 64, sid & MAX64)
+
+
 @command("xadd")
 def xadd(client, argv):
+    if argv[2] == b"*" and len(argv) & 1 and len(argv) >= 5:
+        reply = _xadd_plain(client, argv)
+        if reply is not None:
+            return reply
     a = _parse_add_or_trim(client, argv, True)
     field_pos = a.idpos + 1
     nfields = len(argv) - field_pos
@@ -289,13 +322,21 @@ def xadd(client, argv):
     if sid <= last:
         raise CommandError(errors.XADD_ID_TOO_SMALL)
     max_bytes, max_entries = _node_limits(client)
-    s.append(sid, tuple(argv[field_pos:]), max_bytes, max_entries)
+    fields = tuple(argv[field_pos:])
     if created:
+        s.append(sid, fields, max_bytes, max_entries)
         db.set(key, s)
     else:
-        db.touched(key)
+        # The entry's cost is added to the key's, not the stream costed again.
+        entries = s.entries
+        size = _dict_size(entries)
+        nodes = len(s.nodes)
+        s.append(sid, fields, max_bytes, max_entries)
+        touched_by(db, key, _dict_size(entries) - size + stream_entry_cost(fields)
+                   + (STREAM_NODE if len(s.nodes) != nodes else 0))
     notify(client, "xadd", key)
-    if _trim(s, a):
+    if a is not _PLAIN_XADD and _trim(s, a):
+        recost(db, key)  # what the trimming freed (the change was counted once)
         notify(client, "xtrim", key)
     return id_bytes(sid)
 

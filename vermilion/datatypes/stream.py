@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from sortedcontainers import SortedDict, SortedList
 
-from .encodings import backlen_size
+from .encodings import NUMERIC_START as _NUMERIC_START, backlen_size
 
 MAX64 = (1 << 64) - 1
 MAX_ID = (MAX64 << 64) | MAX64
@@ -73,6 +73,8 @@ def _canonical_int(item: bytes):
 
 def lp_str_size(item: bytes) -> int:
     n = len(item)
+    if n < 64 and (not n or item[0] not in _NUMERIC_START):
+        return n + 2  # a short word: 6-bit length + data, a one-byte backlen
     if n <= 20:
         v = _canonical_int(item)
         if v is not None:
@@ -222,13 +224,17 @@ class Stream:
                max_entries: int = 100) -> None:
         """streamAppendItem() once the id is known to be valid: the node it lands in
         follows stream-node-max-bytes / stream-node-max-entries like Redis."""
-        names = fields[0::2]
+        # (The one-pair entry, `XADD key * field value`, is spelled out: this runs for
+        # every XADD.)
+        pair = len(fields) == 2
+        names = fields[:1] if pair else fields[0::2]
         keys = self.node_keys
-        node = self.nodes[keys[-1]] if keys else None
+        node = self.nodes[keys[-1]] if self.nodes else None  # (a dict answers faster)
         if node is not None:
             if max_bytes == 0 or max_bytes > 0xFFFFFFFF:
                 max_bytes = 0xFFFFFFFF  # STREAM_LISTPACK_MAX_SIZE
-            if node.nbytes + sum(map(len, fields)) >= max_bytes:
+            if node.nbytes + (len(fields[0]) + len(fields[1]) if pair
+                              else sum(map(len, fields))) >= max_bytes:
                 node = None
             elif max_entries and node.live + node.deleted >= max_entries:
                 node = None
@@ -250,7 +256,9 @@ class Stream:
         size = 2 + (2 if 0 <= ms_diff <= 127 else lp_int_size(ms_diff)) \
             + (2 if 0 <= seq_diff <= 127 else lp_int_size(seq_diff))
         if same:
-            size += sum(map(lp_str_size, fields[1::2])) + lp_int_size(nf + 3)
+            # The values, then lp-count = nf + 3 (one byte up to 127 fields).
+            size += (lp_str_size(fields[1]) if pair else sum(map(lp_str_size, fields[1::2]))) \
+                + (2 if nf < 125 else lp_int_size(nf + 3))
         else:
             size += lp_int_size(nf) + sum(map(lp_str_size, fields)) + lp_int_size(nf * 2 + 4)
         node.nbytes += size
