@@ -152,6 +152,19 @@ def test_srandmember_covers_every_member(r):
     assert seen == {f"m{i}".encode() for i in range(20)}
 
 
+def test_writes_after_random_picks(r):
+    """SRANDMEMBER and SPOP keep a list of the members for their picks: SADD, SREM and
+    SPOP after them change the set (and its memory accounting) as without it."""
+    r.sadd("s", *[f"m{i}" for i in range(50)])
+    r.srandmember("s")
+    assert r.srem("s", "m1", "m2", "zz") == 2
+    r.spop("s")
+    assert r.sadd("s", "new", "m3") == 1
+    assert r.srem("s", *[f"m{i}" for i in range(50)]) + r.srem("s", "new") == 48
+    assert r.exists("s") == 0
+    assert r.spop("s") is None
+
+
 def test_smembers_resp3_is_a_set(r):
     r.sadd("s", "a", "b")
     assert r.smembers("s") == {b"a", b"b"}

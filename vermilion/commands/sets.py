@@ -88,22 +88,20 @@ def sadd(client, argv):
 
 def set_growth(value: RedisSet, size_before: int, members, added: int) -> int:
     """The cost of members added to a set of table size size_before: the table's
-    growth, their bytes (all of them when all were new, else as many times their
-    average as were added) and their slot in the random-pick pool if it is kept."""
+    growth and their bytes (all of them when all were new, else as many times their
+    average as were added)."""
     if added == len(members):
         elements = sum(map(len, members)) + ALIGNED_HEADER * added
     else:
         elements = (sum(map(len, members)) * added) // len(members) + ALIGNED_HEADER * added
-    if value._pool is not None:
-        elements += 8 * added
     return _getsizeof(value) - size_before + elements
 
 
-def _after_removal(db, key: bytes, value: RedisSet, members, freed: int = 0) -> None:
-    """after_removal() for members removed from a set: their bytes (and freed, a
-    dropped pool) leave the key's cost (a set's table does not shrink as it empties)."""
+def _after_removal(db, key: bytes, value: RedisSet, members) -> None:
+    """after_removal() for members removed from a set: their bytes leave the key's
+    cost (a set's table does not shrink as it empties)."""
     if value:
-        touched_by(db, key, -(sum(map(len, members)) + ALIGNED_HEADER * len(members) + freed))
+        touched_by(db, key, -(sum(map(len, members)) + ALIGNED_HEADER * len(members)))
     else:
         db.delete(key)
         notify_event(db.server, db, "del", key)
@@ -115,15 +113,14 @@ def srem(client, argv):
     value = _lookup(client, key)
     if value is None:
         return 0
-    pool = value._pool
     gone = []
     for member in argv[2:]:
         if member in value:
-            value.discard(member)  # (drops the random-pick pool)
+            value.discard(member)
             gone.append(member)
     if gone:
         notify(client, "srem", key)
-        _after_removal(db, key, value, gone, _getsizeof(pool) if pool is not None else 0)
+        _after_removal(db, key, value, gone)
     return len(gone)
 
 

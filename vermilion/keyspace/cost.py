@@ -135,10 +135,11 @@ def _list_cost(value, samples) -> int:
 
 
 def _set_cost(value, samples) -> int:
+    # (A set's random-pick pool, settype.py, is a cache that reads build and any
+    # change may drop: it is not counted, so that adding and removing members can be
+    # accounted by what they change.)
     n = len(value)
-    pool = getattr(value, "_pool", None)
-    extra = _getsizeof(pool) if pool is not None else 0
-    return _getsizeof(value) + extra + int(n * _mean_cost(*_sampled(value, n, samples)))
+    return _getsizeof(value) + int(n * _mean_cost(*_sampled(value, n, samples)))
 
 
 # A sorted-set member beyond its bytes: the score float (32), the (score, member) tuple
