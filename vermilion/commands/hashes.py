@@ -43,11 +43,24 @@ def _write_hash(db, key: bytes) -> tuple[HashValue, bool]:
     return h, False
 
 
-def _commit(db, key: bytes, h: HashValue, created: bool) -> None:
+def _commit(db, key: bytes, h: HashValue, created: bool, delta: int) -> None:
+    """Store a created hash; account delta bytes of change to an existing one."""
     if created:
         db.set(key, h)
     else:
-        db.touched(key)
+        touched_by(db, key, delta)
+
+
+def _store_field(h: HashValue, field: bytes, value: bytes) -> int:
+    """h[field] = value; returns the cost it adds (a new field's bytes and the table's
+    growth, or the new value's length less the old one's)."""
+    old = h.get(field)
+    if old is None:
+        size = _getsizeof(h)
+        h[field] = value
+        return _getsizeof(h) - size + len(field) + len(value) + 2 * ALIGNED_HEADER
+    h[field] = value
+    return len(value) - len(old)
 
 
 def _convert_if_needed(client, h: HashValue, strings) -> None:
@@ -73,18 +86,24 @@ def _hset_generic(client, argv: list[bytes], name: str) -> int:
     key = argv[1]
     h, created = _write_hash(db, key)
     before = len(h)
-    if n == 4:
-        field, value = argv[2], argv[3]
-        h[field] = value
-        written = (field, value)
-    else:
+    delta = 0
+    if created:
         # Later duplicates win, as each pair is set in turn.
         h.update(zip(argv[2::2], argv[3::2]))
-        written = argv[2:]
+    else:
+        size = _getsizeof(h)
+        get = h.get
+        for i in range(2, n, 2):
+            field, value = argv[i], argv[i + 1]
+            old = get(field)
+            delta += (len(value) - len(old) if old is not None
+                      else len(field) + len(value) + 2 * ALIGNED_HEADER)
+            h[field] = value
+        delta += _getsizeof(h) - size
     if not h.ht:
         # hashTypeTryConversion looks at every argument, values of existing fields too.
-        _convert_if_needed(client, h, written)
-    _commit(db, key, h, created)
+        _convert_if_needed(client, h, argv[2:])
+    _commit(db, key, h, created, delta)
     notify(client, "hset", key)
     return len(h) - before
 
@@ -140,10 +159,10 @@ def hsetnx(client, argv):
     h, created = _write_hash(db, key)
     if argv[2] in h:
         return 0  # no conversion either: Redis checks the sizes only when it writes
-    h[argv[2]] = argv[3]
+    delta = _store_field(h, argv[2], argv[3])
     if not h.ht:
         _convert_if_needed(client, h, argv[2:4])
-    _commit(db, key, h, created)
+    _commit(db, key, h, created, delta)
     notify(client, "hset", key)
     return 1
 
@@ -191,10 +210,10 @@ def hincrby(client, argv):
     if value > LLONG_MAX or value < LLONG_MIN:
         raise CommandError(errors.OVERFLOW)
     new = b"%d" % value
-    h[field] = new
+    delta = _store_field(h, field, new)
     if not h.ht:
         _convert_if_needed(client, h, (field, new))
-    _commit(db, key, h, created)
+    _commit(db, key, h, created, delta)
     notify(client, "hincrby", key)
     return value
 
@@ -221,10 +240,10 @@ def hincrbyfloat(client, argv):
     if total is None:
         raise CommandError(errors.INCR_NAN_INF)
     new = _format_long_double(total)
-    h[field] = new
+    delta = _store_field(h, field, new)
     if not h.ht:
         _convert_if_needed(client, h, (field, new))
-    _commit(db, key, h, created)
+    _commit(db, key, h, created, delta)
     notify(client, "hincrbyfloat", key)
     return new
 

@@ -436,8 +436,9 @@ def lset(client, argv):
     index = parse_int(argv[2])
     if not -len(lst) <= index < len(lst):
         raise CommandError(errors.OUT_OF_RANGE)
+    old = lst[index]
     lst[index] = argv[3]
-    db.touched(key)
+    touched_by(db, key, len(argv[3]) - len(old))
     notify(client, "lset", key)
     return OK
 
@@ -489,7 +490,7 @@ def lrem(client, argv):
         notify(client, "del", key)
     else:
         lst.remove_indexes(indexes)
-        db.touched(key)
+        touched_by(db, key, -(len(element) + LIST_ELEMENT) * len(indexes))
     return len(indexes)
 
 
@@ -513,6 +514,6 @@ def linsert(client, argv):
     except ValueError:
         return -1
     lst.insert(index + 1 if after else index, argv[4])
-    db.touched(key)
+    touched_by(db, key, len(argv[4]) + LIST_ELEMENT)
     notify(client, "linsert", key)
     return len(lst)

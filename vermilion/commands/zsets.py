@@ -297,6 +297,8 @@ def _zadd_apply(client, key: bytes, items, flags):
     added = updated = processed = 0
     score = None
     scores, order_add = zs.scores, zs.order.add
+    size = _getsizeof(scores)
+    added_bytes = 0
     for score, member in items:
         current = scores.get(member)
         if current is None:
@@ -307,6 +309,7 @@ def _zadd_apply(client, key: bytes, items, flags):
             else:  # the hot path of big sorted sets, inlined
                 scores[member] = score
                 order_add((score, member))
+            added_bytes += len(member)
             added += 1
             processed += 1
             continue
@@ -326,7 +329,8 @@ def _zadd_apply(client, key: bytes, items, flags):
         db.set(key, zs)  # never empty: without XX the first pair is always added
         notify(client, "zincr" if incr else "zadd", key)
     elif added or updated:
-        db.touched(key)
+        touched_by(db, key, _getsizeof(scores) - size + added_bytes
+                   + (ALIGNED_HEADER + ZSET_MEMBER) * added)
         notify(client, "zincr" if incr else "zadd", key)
     return added, updated, processed, score
 
