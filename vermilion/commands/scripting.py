@@ -70,6 +70,10 @@ def script_engine(server):
     return engine
 
 
+# numkeys as most scripts give it (string2ll's result, without its checks).
+_SMALL_INTS = {b"%d" % i: i for i in range(32)}
+
+
 def _eval(client, argv, by_sha: bool, read_only: bool):
     """evalGenericCommand(): numkeys, the script (cached or compiled), then run it."""
     server = client.server
@@ -86,7 +90,9 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
         flags = engine.flags[sha] if sha in engine.flags else _declared_flags(argv[1])
     if flags is not None:
         refuse_on_oom(server, flags)
-    numkeys = parse_int(argv[2])
+    numkeys = _SMALL_INTS.get(argv[2])
+    if numkeys is None:
+        numkeys = parse_int(argv[2])
     if numkeys > len(argv) - 3:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
@@ -97,7 +103,8 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
         engine.load(argv[1])
         flags = engine.flags[sha]
     if flags is None:
-        prepare_legacy_run(client)
+        if server.master_link.host is not None:
+            prepare_legacy_run(client)
     else:
         prepare_run(client, flags, read_only)
         read_only = read_only or b"no-writes" in flags

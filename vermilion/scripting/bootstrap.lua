@@ -105,16 +105,30 @@ local select = select
 local py_call, py_pcall, py_call_table, py_pcall_table =
     py.call, py.pcall, py.call_table, py.pcall_table
 local MANY_ARGS = 250   -- above this, one table (lupa builds its argument tuple in O(n²))
+-- A status reply comes back from Python as (text, true): its {ok=} table is made
+-- here, cheaper than from Python.
 local redis = {}
 redis.call = function(...)
     local n = select("#", ...)
-    if n > MANY_ARGS then return py_call_table({...}, n) end
-    return py_call(...)
+    local reply, status
+    if n > MANY_ARGS then
+        reply, status = py_call_table({...}, n)
+    else
+        reply, status = py_call(...)
+    end
+    if status then return {ok = reply} end
+    return reply
 end
 redis.pcall = function(...)
     local n = select("#", ...)
-    if n > MANY_ARGS then return py_pcall_table({...}, n) end
-    return py_pcall(...)
+    local reply, status
+    if n > MANY_ARGS then
+        reply, status = py_pcall_table({...}, n)
+    else
+        reply, status = py_pcall(...)
+    end
+    if status then return {ok = reply} end
+    return reply
 end
 redis.sha1hex = py.sha1hex
 redis.log = py.log
@@ -252,9 +266,14 @@ local function set_run_hook()
 end
 set_run_hook()
 
+local shape  -- below
+
+-- The script's outcome for Python: (true, value), (true, nil, a table's shape...) or
+-- (false, error).
 local function ended(ok, res)
     running = false
     if hook_every_instruction then set_run_hook() end
+    if ok and type(res) == "table" then return ok, nil, shape(res) end
     return ok, res
 end
 
@@ -451,12 +470,16 @@ end
 local SHAPES = {{"err", "string"}, {"ok", "string"}, {"double", "number"},
                 {"big_number", "string"}, {"map", "table"}, {"set", "table"},
                 {"verbatim_string", "table"}}
-function api.shape(t)
-    for _, shape in ipairs(SHAPES) do
-        local v = raw_rawget(t, shape[1])
-        if type(v) == shape[2] then
-            return shape[1], v, raw_rawget(t, "ignore_error_stats_update")
-        end
+function shape(t)
+    -- The two shapes scripts return most, first (the order is Redis's).
+    local v = raw_rawget(t, "err")
+    if type(v) == "string" then return "err", v, raw_rawget(t, "ignore_error_stats_update") end
+    v = raw_rawget(t, "ok")
+    if type(v) == "string" then return "ok", v end
+    for i = 3, #SHAPES do
+        local kind = SHAPES[i]
+        v = raw_rawget(t, kind[1])
+        if type(v) == kind[2] then return kind[1], v end
     end
     local items, n = {}, 0
     while true do
@@ -467,6 +490,7 @@ function api.shape(t)
     end
     return "array", items, n
 end
+api.shape = shape
 api.globals = G
 api.null = py.null
 return api

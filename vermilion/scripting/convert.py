@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from lupa import lua51
 
-from ..protocol.encode import Raw, ReplySet, Verbatim, encode
+from ..protocol.encode import OK, PONG, QUEUED, Raw, ReplySet, Verbatim, encode
 from ..protocol.errors import CommandError, sanitize
 
 _lua_type = lua51.lua_type
@@ -126,14 +126,27 @@ class _Parser:
         raise ValueError(f"unexpected reply type {kind!r}")
 
 
+# Status replies handlers return as precomputed constants: their text, and back.
+_RAW_STATUS = {OK: b"OK", PONG: b"PONG", QUEUED: b"QUEUED"}
+_STATUS_LINES = {text: raw for raw, text in _RAW_STATUS.items()}
+_CRLF_AS_SPACES = bytes.maketrans(b"\r\n", b"  ")
+
+
 def reply_to_lua(lua, reply, resp: int):
-    """A command's reply value as the Lua value redis.call returns."""
+    """A command's reply value as what redis.call returns to Lua: the value, or a
+    status as (text, True), whose {ok=text} table the Lua side makes (bootstrap.lua)."""
     kind = type(reply)
-    # Fast paths for the common scalar replies.
-    if kind is bytes:
+    # Fast paths for the common replies.
+    if kind is bytes or kind is int:
         return reply
-    if kind is int:
-        return reply
+    if kind is Raw:
+        status = _RAW_STATUS.get(reply)
+        if status is not None:
+            return status, True
+    elif kind is str:
+        return sanitize(reply).encode(), True
+    elif reply is None:
+        return False if resp == 2 else None
     return _Parser(lua, encode(reply, resp)).value()
 
 
@@ -199,7 +212,11 @@ def lua_to_reply(value, script_resp: int, shape, depth: int = 0):
 
 
 def _table_to_reply(table, script_resp, shape, depth):
-    found = shape(table)
+    return shaped_to_reply(shape(table), script_resp, shape, depth)
+
+
+def shaped_to_reply(found, script_resp, shape, depth=1):
+    """The reply for a table given its shape: (kind, value, extra) from shape()."""
     kind, value = found[0], found[1]
     if kind == b"err":
         # addReplyErrorFormatEx("-%s", msg): a C string, its trailing CR/LF trimmed.
@@ -207,7 +224,10 @@ def _table_to_reply(table, script_resp, shape, depth):
         text = c_string(value).rstrip(b"\r\n")
         return error_class(sanitize(text.decode("utf-8", "surrogateescape")))
     if kind == b"ok":
-        return value.decode("utf-8", "surrogateescape")
+        # addReplyStatusLength(sdsnew(lua_tostring())) with CR/LF as spaces: the
+        # status line itself, precomputed for the common one.
+        text = c_string(value)
+        return _STATUS_LINES.get(text) or Raw(b"+%s\r\n" % text.translate(_CRLF_AS_SPACES))
     if kind == b"double":
         return float(value)
     if kind == b"big_number":

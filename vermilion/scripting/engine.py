@@ -35,8 +35,8 @@ wrapped in MULTI/EXEC when there are several, filtered by redis.set_repl().
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
+from threading import get_ident
 
 import greenlet
 
@@ -47,7 +47,7 @@ from ..propagate import TO_ALL
 from ..protocol.encode import NO_REPLY
 from ..protocol.errors import CommandError, sanitize
 from .convert import (CountedError, ScriptCheckError, c_string, finish_reply,
-                      lua_to_reply)
+                      lua_to_reply, shaped_to_reply)
 from .runtime import LuaState
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -166,7 +166,8 @@ class ScriptEngine:
     def execute(self, caller, sha: bytes, keys, args, read_only: bool, function=None):
         """Run a cached script for caller; its reply, or NO_REPLY when it went past
         the busy threshold (the reply is then sent when it finishes). function: a
-        (LuaState, callback) registered by a library (FCALL), sha is then its name."""
+        (LuaState, callback) registered by a library (FCALL), sha is then its name.
+        On every EVAL's path: kept flat."""
         if function is None:
             fn = self.functions[sha]
             state = self.state
@@ -174,6 +175,7 @@ class ScriptEngine:
         else:
             state, fn = function
             runner_fn = state.run_function
+        server = self.server
         client = self.client
         client.db = caller.db
         # The script's commands are checked against the caller's user (scriptCall()).
@@ -183,13 +185,26 @@ class ScriptEngine:
         run = self.current = ScriptRun(sha, caller, client, read_only, state,
                                        function is not None)
         self.kill_requested = False
-        captured = run.captured = self._capture_writes()
-        _freeze_time(True)
-        threshold = self.server.config.values.get("busy-reply-threshold",
-                                                  DEFAULT_BUSY_THRESHOLD_MS)
+        # Each write of the script is propagated by the dispatcher as it runs (effects
+        # replication, as in Redis 7), into a block, so more than one write goes out
+        # wrapped in MULTI/EXEC and the AOF and replicas apply the script atomically.
+        # Inside EXEC the transaction's own block holds them.
+        propagation = server.propagation
+        captured = run.captured = propagation.open_block()
+        if _FREEZE is not None:
+            _FREEZE(database.now_ms())
+        threshold = server.config.values.get("busy-reply-threshold", DEFAULT_BUSY_THRESHOLD_MS)
+        runner = None
+        # Only a connection's own command can answer later; inside MULTI/EXEC, for
+        # internal clients, or without a threshold (no hook in Redis), the script runs
+        # to its end.
         if threshold > 0:
             run.threshold = threshold / 1000
-        runner = self._runner_here() if threshold > 0 and _can_defer(caller) else None
+            if caller.connected and not caller.in_exec and not caller.script \
+                    and not self.busy and (caller._flags is None or "x" not in caller._flags):
+                runner = self._runner
+                if runner is None or runner.dead or self._runner_thread != get_ident():
+                    runner = self._new_runner()
         if runner is not None:
             run.deferrable = True
             reply = runner.switch((run, runner_fn, fn, keys, args))
@@ -199,15 +214,22 @@ class ScriptEngine:
         else:
             reply = self._run(run, runner_fn, fn, keys, args)
         self.current = None
-        _freeze_time(False)
-        self._propagate_writes(captured)
+        if _FREEZE is not None:
+            _FREEZE(None)
+        propagation.targets = TO_ALL
+        if captured:
+            propagation.close_block()
         return finish_reply(reply, caller.resp)
 
     def _run(self, run: ScriptRun, runner_fn, fn, keys, args):
         """The script's reply (a value or a CommandError)."""
         try:
-            ok, value = runner_fn(fn, keys, args)
-            return self._final_reply(run, ok, value)
+            outcome = runner_fn(fn, keys, args)
+            if not outcome[0]:
+                return _error_reply(run.sha, outcome[1])
+            if len(outcome) > 2:  # a table, and its shape (bootstrap.lua's ended())
+                return shaped_to_reply(outcome[2:], run.client.resp, run.state.shape)
+            return lua_to_reply(outcome[1], run.client.resp, run.state.shape)
         except Exception as exc:  # a bug of ours must not take the server down
             logger.warning(f"Lua script failed: {exc!r}")
             return CommandError("ERR Error running script (call to f_%s): %s"
@@ -215,16 +237,11 @@ class ScriptEngine:
 
     # -- the runner greenlet ------------------------------------------------------------
 
-    def _runner_here(self):
-        """The runner greenlet, or None while it holds a suspended script (never
-        expected: others get -BUSY). A greenlet runs on the thread that made it only:
-        another thread gets its own."""
-        if self.busy:
-            return None
-        runner = self._runner
-        if runner is None or runner.dead or self._runner_thread != threading.get_ident():
-            runner = self._runner = greenlet.greenlet(self._runner_main)
-            self._runner_thread = threading.get_ident()
+    def _new_runner(self):
+        """The runner greenlet (made on first use; a greenlet runs on the thread that
+        made it only: another thread gets its own)."""
+        runner = self._runner = greenlet.greenlet(self._runner_main)
+        self._runner_thread = get_ident()
         return runner
 
     def _runner_main(self, job):
@@ -260,25 +277,11 @@ class ScriptEngine:
         else:
             self._finish_busy(run, reply)
 
-    # -- propagation ------------------------------------------------------------------
-    # Each write of the script is propagated by the dispatcher as it runs (effects
-    # replication, as in Redis 7), into a block, so more than one write goes out wrapped
-    # in MULTI/EXEC and the AOF and replicas apply the script atomically. Inside EXEC the
-    # transaction's own block holds them.
-
-    def _capture_writes(self):
-        return self.server.propagation.open_block()
-
     def _propagate_writes(self, captured) -> None:
         propagation = self.server.propagation
         propagation.targets = TO_ALL
         if captured:
             propagation.close_block()
-
-    def _final_reply(self, run: ScriptRun, ok, value):
-        if ok:
-            return lua_to_reply(value, run.client.resp, run.state.shape)
-        return _error_reply(run.sha, value)
 
     # -- BUSY -------------------------------------------------------------------------
 
@@ -299,7 +302,8 @@ class ScriptEngine:
     def _finish_busy(self, run: ScriptRun, reply) -> None:
         self.busy = False
         self.current = None
-        _freeze_time(False)
+        if _FREEZE is not None:
+            _FREEZE(None)
         if self._refuse_while_busy in self.server.hooks.command_checks:
             self.server.hooks.command_checks.remove(self._refuse_while_busy)
         caller = run.caller
@@ -351,7 +355,7 @@ class ScriptEngine:
         or a CommandError already counted in the error statistics."""
         run = self.current
         commands = self.server.commands
-        spec = commands.get(argv[0].lower())
+        spec = commands.spellings.get(argv[0]) or commands.spelled(argv[0])
         if spec is not None and spec.subcommands and len(argv) > 1:
             spec = spec.subcommands.get(argv[1].lower())
         if spec is None or (spec.handler is None and not spec.subcommands):
@@ -386,25 +390,15 @@ class ScriptEngine:
         return error
 
 
-def _freeze_time(on: bool) -> None:
-    """Redis freezes the clock for a script's duration (keys don't expire mid-script,
-    TIME repeats): done through keyspace.database.freeze_time() when that exists."""
-    freeze = getattr(database, "freeze_time", None)
-    if freeze is not None:
-        freeze(database.now_ms() if on else None)
+# Redis freezes the clock for a script's duration (keys don't expire mid-script):
+# keyspace.database.freeze_time(ms or None), when the keyspace offers it.
+_FREEZE = getattr(database, "freeze_time", None)
 
 
 def _saving_shutdown(spec, argv) -> bool:
     # shutdownCommand(): while a script is busy, only SHUTDOWN NOSAVE may stop the server
     # (a save could capture the script's half-done writes).
     return spec.fullname == "shutdown" and not any(a.lower() == b"nosave" for a in argv[1:])
-
-
-def _can_defer(caller) -> bool:
-    # Only a connection's own command can answer later; inside MULTI/EXEC ('x', or
-    # in_exec while EXEC runs), or for internal clients, the script runs to its end.
-    return caller.connected and "x" not in caller.flags \
-        and not caller.in_exec and not caller.script
 
 
 def _error_reply(sha: bytes, value) -> CommandError:

@@ -17,7 +17,7 @@ from ..acl import OK as ACL_OK
 from ..log import logger
 from . import luabit, luajson, luamsgpack, luastruct
 from .tailcalls import without_tail_calls
-from .convert import error_table, lua_args_to_argv, reply_to_lua
+from .convert import NO_ARGS, error_table, lua_args_to_argv, reply_to_lua
 from ..protocol.errors import CommandError
 
 _BOOTSTRAP = resources.files("vermilion.scripting").joinpath("bootstrap.lua").read_bytes()
@@ -158,15 +158,26 @@ class LuaState:
 
     def _call(self, *args):
         """redis.call: a failing command raises its error."""
-        argv = lua_args_to_argv(args)
-        if type(argv) is str:
-            return self._error(argv)
-        reply = self.engine._call(argv)
+        for arg in args:
+            if type(arg) is not bytes:
+                argv = lua_args_to_argv(args)
+                if type(argv) is str:
+                    return self._error(argv)
+                break
+        else:
+            if not args:
+                return self._error(NO_ARGS)
+            argv = list(args)
+        engine = self.engine
+        reply = engine._call(argv)
+        kind = type(reply)
+        if kind is bytes or kind is int:
+            return reply
         if isinstance(reply, CommandError):
             # Counted already, by the dispatcher or the script checks (scriptCall()):
             # ignore_error_stats_update.
             return self._error(reply.message, counted=True)
-        return reply_to_lua(self.lua, reply, self.engine.current.client.resp)
+        return reply_to_lua(self.lua, reply, engine.client.resp)
 
     def _pcall(self, *args):
         """redis.pcall: every error, argument errors included, is returned as {err=}."""
