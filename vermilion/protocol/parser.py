@@ -16,6 +16,12 @@ inline line containing a NUL before its terminator is "not complete yet" (and, p
 64 KB, "too big"), never an error about its content. That is reproduced below, off
 the hot path (only when a header fails to parse).
 
+Fastest path: a batch that hiredis's reader (C) parses whole, into lists of bytes
+only, with none of the bytes that could start a RESP item Redis would read otherwise
+(see _hiredis_batch). hiredis reads the "*N" and "$len" headers with Redis's own
+string2ll and, like Redis, skips the two bytes after a payload unchecked, so for
+such bytes its reading is Redis's.
+
 Fast path: a batch of pipelined commands from an authenticated client is split on
 CRLF in one C call, and each command is accepted while it is in exactly canonical
 form: "*N" and "$len" headers spelled as string2ll would print them, each payload
@@ -25,6 +31,9 @@ partial tail...) and everything after it go through the general parser below.
 """
 
 from dataclasses import dataclass
+from itertools import chain
+
+import hiredis
 
 INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
 INT_MAX = 2**31 - 1
@@ -50,11 +59,63 @@ _FAST_BULK = _BULK_HEADERS.get
 
 _SPECIAL_BYTES = b"*\"'\0\v\f"
 
+# The RESP type bytes whose items hiredis turns into bytes or lists (status "+",
+# bignum "(", set "~", push ">", attribute "|", map "%"): Redis reads none of them as a
+# command or an argument. A batch containing one of these bytes anywhere (often only
+# inside a payload: "+inf", "a|b") is left to the parsers below. Every other item type
+# hiredis knows gives an int, float, bool, None, str or error object, which the
+# bytes-only check in _hiredis_batch refuses.
+_HIREDIS_UNSURE = b"+(~>|%"
+_PROBE = b":-1\r\n"
+_join_all = b"".join
+_chain = chain.from_iterable
+
 
 def _has_special(buf: bytes) -> bool:
     """Whether buf holds anything the plain inline fast path cannot take (one C pass:
     six `in` tests cost seven times more)."""
     return len(buf.translate(None, _SPECIAL_BYTES)) != len(buf)
+
+
+class _Scratch:
+    """A hiredis reader borrowed by _hiredis_batch. It holds nothing between calls:
+    each call either drains it or replaces it."""
+
+    reader = hiredis.Reader()
+
+
+def _hiredis_batch(buf: bytes) -> list[list[bytes]] | None:
+    """The commands of buf when hiredis reads them exactly as Redis would: buf holds
+    whole "*N" commands of "$len" arguments and nothing else. None when unsure (the
+    caller's parsers then decide, with Redis's errors)."""
+    if len(buf.translate(None, _HIREDIS_UNSURE)) != len(buf):
+        return None
+    reader = _Scratch.reader
+    try:
+        reader.feed(buf)
+        # gets() answers False once the buffer holds no whole item (and 0 for ":0",
+        # which stops the loop early; the probe below then finds more data).
+        out = list(iter(reader.gets, False))
+        # Was every byte used up by whole items? has_data() cannot tell (a partial
+        # item's bytes are consumed into the reader's state): a probe item fed after
+        # them comes back alone exactly when the reader was between items.
+        reader.feed(_PROBE)
+        probe = reader.gets()
+        whole = type(probe) is int and probe == -1 and not reader.has_data()
+    except hiredis.ProtocolError:
+        whole = False
+    if not whole:  # a partial tail (or an error): left to the parsers below
+        _Scratch.reader = hiredis.Reader()
+        return None
+    try:
+        # One C pass that fails on anything but lists of bytes (nested arrays, nulls,
+        # integers, a top-level bulk whose bytes iterate as ints...).
+        _join_all(_chain(out))
+    except TypeError:
+        return None
+    if not all(out):  # "*0": Redis reads no command there
+        return None
+    return out
 
 
 class ProtocolError(Exception):
@@ -187,6 +248,11 @@ class RequestParser:
         argv = self._argv
         if (argv is None and authenticated and not max_commands and n <= FAST_PATH_MAX
                 and n and buf[0] == 42):
+            out = _hiredis_batch(buf)
+            if out is not None:
+                self._buf = b""
+                self._base += n
+                return out
             out, pos = self._fast(buf)
             if pos == n:
                 self._buf = b""
