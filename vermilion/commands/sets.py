@@ -189,9 +189,11 @@ def spop(client, argv):
     if len(argv) == 3:
         return _spop_count(client, argv[1], _positive(argv[2], MUST_BE_POSITIVE))
     db, key = client.db, argv[1]
-    value = _lookup(client, key)
+    value = db.data.get(key) if not db.expires else db.lookup(key)
     if value is None:
         return None
+    if type(value) is not RedisSet:
+        value = _lookup(client, key)  # WRONGTYPE, or a packed set unpacked
     member = value.pop_random(1)[0]
     if client.server.notifier.classes:
         notify(client, "spop", key)

@@ -546,7 +546,11 @@ def _pop_entries(client, key: bytes, zs: ZSet, count: int, maximum: bool) -> lis
 
 
 def _zpop(client, argv, maximum: bool):
-    if len(argv) > 3:
+    if len(argv) == 2:
+        db = client.db
+        if (db.data.get(argv[1]) if not db.expires else db.lookup(argv[1])) is None:
+            return EMPTY_ARRAY  # (ZPOPMIN of a missing key: what redis-benchmark mostly sends)
+    elif len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     count = _positive(argv[2]) if len(argv) == 3 else None
     zs = _lookup(client, argv[1])
