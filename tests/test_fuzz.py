@@ -307,3 +307,27 @@ def test_generated_frames_over_tcp(fuzz_server):
                                     pid=fuzz_server.proc.pid, log=lambda line: None)
     assert not result.defects, "\n".join(result.defects)
     assert result.frames >= 2_000 and result.protocol_errors > 10
+
+
+@pytest.mark.parametrize("data", [
+    b"*1\r\n+OK\r\n",                          # a status item where Redis wants '$'
+    b"*2\r\n$3\r\nGET\r\n(12\r\n",             # a bignum item
+    b"~1\r\n$4\r\nPING\r\n",                   # a set at top level: Redis reads a line
+    b">1\r\n$4\r\nPING\r\n",                   # a push at top level
+    b"%1\r\n$1\r\na\r\n$1\r\nb\r\n",           # a map at top level
+    b"*1\r\n*1\r\n$1\r\na\r\n",                # a nested array
+    b"*1\r\n$-1\r\n",                          # a null argument
+    b"*1\r\n:5\r\n",                           # an integer argument
+    b"*0\r\n*1\r\n$4\r\nPING\r\n",             # no command, then one
+    b"*1\r\n$4\r\nPING\r\n:0\r\n",             # an integer item after a command
+    b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n",  # the bytes after a payload unchecked
+    b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n",  # a partial tail
+    b"*1\r\n$4\r\nPING\r\n*",                  # a tail of one byte
+    b"*1\r\n$4\r\nPING\r\nPING\r\n",           # an inline command after a multibulk one
+    b"*1\r\n$04\r\nPING\r\n",                  # a non-canonical length
+    b"*2000000000\r\n$1\r\na\r\n",             # a count hiredis would allocate for
+])
+def test_hiredis_front_end_reads_as_redis(data):
+    """The batch reader in C (hiredis) is only trusted where its reading is Redis's:
+    every shape it would read differently gives what the general parser gives."""
+    assert run_parser([data]) == run_parser_slow(data)

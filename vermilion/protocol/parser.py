@@ -30,6 +30,7 @@ first command that is anything else (inline, "$04", a payload containing CRLF, a
 partial tail...) and everything after it go through the general parser below.
 """
 
+import re
 from dataclasses import dataclass
 from itertools import chain
 
@@ -67,6 +68,10 @@ _SPECIAL_BYTES = b"*\"'\0\v\f"
 # bytes-only check in _hiredis_batch refuses.
 _HIREDIS_UNSURE = b"+(~>|%"
 _PROBE = b":-1\r\n"
+# hiredis allocates an array's list from its header: "*2000000000" alone would ask
+# for 16 GB. Counts of five digits or more (or such bytes in a payload) are left to
+# the parsers below, which allocate as arguments arrive.
+_big_count = re.compile(rb"\*[0-9]{5}").search
 _join_all = b"".join
 _chain = chain.from_iterable
 
@@ -88,14 +93,17 @@ def _hiredis_batch(buf: bytes) -> list[list[bytes]] | None:
     """The commands of buf when hiredis reads them exactly as Redis would: buf holds
     whole "*N" commands of "$len" arguments and nothing else. None when unsure (the
     caller's parsers then decide, with Redis's errors)."""
-    if len(buf.translate(None, _HIREDIS_UNSURE)) != len(buf):
+    if len(buf.translate(None, _HIREDIS_UNSURE)) != len(buf) or _big_count(buf):
         return None
     reader = _Scratch.reader
     try:
         reader.feed(buf)
-        # gets() answers False once the buffer holds no whole item (and 0 for ":0",
-        # which stops the loop early; the probe below then finds more data).
-        out = list(iter(reader.gets, False))
+        gets = reader.gets
+        out = []
+        item = gets()
+        while item is not False:  # (not iter(gets, False): ":0" gives 0, == False)
+            out.append(item)
+            item = gets()
         # Was every byte used up by whole items? has_data() cannot tell (a partial
         # item's bytes are consumed into the reader's state): a probe item fed after
         # them comes back alone exactly when the reader was between items.
