@@ -191,12 +191,15 @@ def persistence_section(server) -> dict:
     now = time.time()
     snap = server.snapshots
     aof = server.aof
-    bgsave_pid = snap.child_pid
+    # The child writing an RDB for replicas is an RDB child too (CHILD_TYPE_RDB).
+    sync_fork = server.replicas.fork
+    bgsave_pid = snap.child_pid or (sync_fork.pid if sync_fork is not None else 0)
     rewrite_pid = aof.rewrite_child
     aof_on = bool(server.config["appendonly"])
     fields = {
-        "loading": int(server.loading),
-        "async_loading": 0,
+        # A replica's swapdb load from its own master serves the old dataset meanwhile.
+        "loading": int(server.loading and not server.master_link.async_loading),
+        "async_loading": int(server.master_link.async_loading),
         "current_cow_peak": 0,
         "current_cow_size": 0,
         "current_cow_size_age": 0,
@@ -209,7 +212,8 @@ def persistence_section(server) -> dict:
         "rdb_last_bgsave_status": "ok" if snap.last_bgsave_ok else "err",
         "rdb_last_bgsave_time_sec": snap.last_bgsave_seconds,
         "rdb_current_bgsave_time_sec":
-            int(now - snap.child_started) if bgsave_pid else -1,
+            int(now - (snap.child_started if snap.child_pid else sync_fork.started))
+            if bgsave_pid else -1,
         "rdb_saves": snap.saves,
         "rdb_last_cow_size": 0,
         "rdb_last_load_keys_expired": snap.loaded_expired,

@@ -571,12 +571,13 @@ def _read_list_quicklist(r):
 
 def _quicklist2_entries(r) -> list[bytes]:
     buf, pos = r.buf, r.pos
-    if buf[pos] == 1 and buf[pos + 1] == QUICKLIST_NODE_PACKED:
+    if buf[pos : pos + 2] == b"\x01\x02":  # 1 node, QUICKLIST_NODE_PACKED
         r.pos = pos + 2  # one packed node: every list up to 8 KB
         return enc.listpack_entries(r.string())
     items: list[bytes] = []
     for _ in range(r.length()):
-        container = r.byte() if r.buf[r.pos] < 0x40 else r.length()  # (1 or 2: one byte)
+        # (1 or 2: one byte; past the end of a stream still arriving, a short read)
+        container = r.byte() if r.pos < len(r.buf) and r.buf[r.pos] < 0x40 else r.length()
         blob = r.string()
         if container == QUICKLIST_NODE_PLAIN:
             items.append(blob)
@@ -1003,6 +1004,206 @@ def _read_opcode(r: Reader, pos: int, op: int, result: LoadResult, log, expire_a
     else:
         raise RDBError(f"Unknown RDB encoding type {op}")
     return r.pos, db_index, expire_at
+
+
+class _GrowingReader(Reader):
+    """A Reader over the part of a stream received so far: a read past its end notes
+    how far the buffer must reach (short) before the entry can be read again."""
+
+    __slots__ = ("short",)
+
+    def __init__(self, buf: bytes, pos: int = 0):
+        Reader.__init__(self, buf, pos)
+        self.short = 0
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.buf):
+            self.short = end
+            raise RDBError(EOF_REASON)
+        chunk = self.buf[self.pos : end]
+        self.pos = end
+        return chunk
+
+
+class StreamLoad:
+    """An RDB read as it arrives (rdbLoadRio over the master's connection, for a
+    replica's repl-diskless-load): feed() it the bytes as they come, parse() reads
+    every entry they complete. An entry cut by the end of what arrived is read again
+    from its start once more bytes are in (want() says how many at least). Keys go to
+    staged databases (Redis's temp db of swapdb, or the main one loaded from empty):
+    nothing is visible before install_staged(). The checksum is computed as the bytes
+    go by (rdbLoadProgressCallback's rioGenericUpdateChecksum)."""
+
+    def __init__(self, databases: int, log=None, packed: bool = False,
+                 key_delay: int = 0):
+        self.databases = databases
+        self.log = log
+        self.packed = packed
+        self.key_delay = key_delay
+        self.result = LoadResult()
+        self.staged: dict[int, _Staged] = {}
+        self.buf = b""
+        self.pos = 0  # the next entry's offset in buf
+        self.base = 0  # the stream offset of buf[0]
+        self.crc = 0  # over the stream before buf
+        self.chunks: list[bytes] = []  # arrived, not yet joined to buf
+        self.pending = 0
+        self.ended = False  # no more bytes will come
+        # Stream offsets the bytes received must reach before parse() can go on, and
+        # had better reach (an entry cut several times).
+        self.need = 9
+        self.wish = 0
+        self.version = 0
+        self.done = False
+        self.rest = b""  # what came after the checksum
+        self._db_index = 0
+        self._target = None
+        self._expire_at = None
+        self._retries = 0  # reads of the same entry cut short
+
+    def offset(self) -> int:
+        """The stream bytes parsed so far."""
+        return self.base + self.pos
+
+    def feed(self, data: bytes) -> None:
+        """More of the stream; b"" when it ended (a short RDB then fails to load)."""
+        if data:
+            self.chunks.append(data)
+            self.pending += len(data)
+        else:
+            self.ended = True
+
+    def want(self) -> int:
+        """The bytes still missing before the entry in progress can be read (0: none)."""
+        missing = self.need - (self.base + len(self.buf) + self.pending)
+        return missing if missing > 0 else 0
+
+    def wished(self) -> int:
+        """The bytes worth waiting for beyond want(), if they come soon: an entry cut
+        several times asks for as much again as it holds, so that a value of many
+        elements is not read again for every few kilobytes that arrive."""
+        missing = self.wish - (self.base + len(self.buf) + self.pending)
+        return missing if missing > 0 else 0
+
+    def parse(self, budget: int = 0) -> bool:
+        """Read the entries the bytes received complete, stopping after budget bytes
+        (0: no limit) for the caller's loop to take a turn. True once the RDB is read
+        whole (self.rest is what followed it). Raises RDBError for a damaged or, once
+        ended, truncated RDB."""
+        if self.done:
+            return True
+        if self.chunks:
+            # Keep the bytes of the entry in progress only; the CRC takes the rest.
+            keep = self.buf[self.pos:]
+            if self.pos:
+                self.crc = CRC64.calc(memoryview(self.buf)[: self.pos], self.crc)
+                self.base += self.pos
+            self.buf = keep + b"".join(self.chunks) if keep else b"".join(self.chunks)
+            self.chunks = []
+            self.pending = 0
+            self.pos = 0
+        if self.need > self.base + len(self.buf) and not self.ended:
+            return False
+        if not self.version:
+            if len(self.buf) < 9:
+                raise RDBError(EOF_REASON, offset=0, doing="start", head=EOF_HEAD)
+            self.version = _check_header(self.buf)
+            self.result.version = self.version
+            self.pos = 9
+        buf = self.buf
+        size = len(buf)
+        pos = self.pos
+        stop = pos + budget if budget else size + 1
+        r = _GrowingReader(buf)
+        result, log, packed = self.result, self.log, self.packed
+        key_delay = self.key_delay
+        op = None
+        try:
+            while pos < stop:
+                start = pos
+                if pos >= size:
+                    raise RDBError(EOF_REASON)
+                op = buf[pos]
+                if op >= OP_FUNCTION2:
+                    if op == OP_EOF:
+                        end = pos + 1 + (8 if self.version >= 5 else 0)
+                        if end > size:
+                            r.short = end
+                            raise RDBError(EOF_REASON)
+                        self._finish(pos + 1)
+                        return True
+                    pos, selected, self._expire_at = _read_opcode(
+                        r, pos, op, result, log, self._expire_at, self._db_index,
+                        self.databases)
+                    if selected != self._db_index:
+                        self._db_index, self._target = selected, None
+                    self._retries = 0
+                    continue
+                key, value, cost = _read_key_value(r, pos, op, packed)
+                pos = r.pos
+                self._retries = 0
+                target = self._target
+                if target is None:
+                    target = self._target = self.staged.setdefault(self._db_index,
+                                                                   _Staged())
+                if self._expire_at is not None:
+                    # A replica keeps keys already expired: its master expires them.
+                    target.expires[key] = self._expire_at
+                    self._expire_at = None
+                target.data[key] = value
+                target.meta[key] = cost
+                if key_delay:
+                    debug_delay(key_delay)
+        except LOAD_ERRORS as exc:
+            short = (isinstance(exc, RDBError) and exc.reason == EOF_REASON) \
+                or isinstance(exc, IndexError)
+            if short and not self.ended:
+                # Cut by the end of what arrived: read again from its start later.
+                self.pos = start
+                self._retries += 1
+                held = size - start
+                self.need = self.base + max(r.short, size + 1)
+                self.wish = self.base + start + 2 * held if self._retries > 2 else 0
+                return False
+            if self.ended and short and op is not None and op == OP_EOF:
+                raise RDBError(EOF_REASON, offset=self.base + size, doing="check-sum",
+                               head=EOF_HEAD) from None
+            error = _located(exc, buf, r, start if op is not None else pos, op)
+            if error.offset is not None:
+                error.offset += self.base
+            raise error from None
+        self.pos = pos
+        self.need = self.wish = 0
+        return False
+
+    def _finish(self, at: int) -> None:
+        """The EOF opcode is at at - 1: check the checksum that follows it."""
+        buf = self.buf
+        if self.version >= 5:
+            stored = int.from_bytes(buf[at : at + 8], "little")
+            if stored == 0:
+                _note(self.log, "RDB file was saved with checksum disabled: no check "
+                                "performed.")
+            else:
+                computed = CRC64.calc(memoryview(buf)[:at], self.crc)
+                if computed != stored:
+                    raise RDBError("RDB CRC error", offset=self.base + at + 8,
+                                   doing="check-sum",
+                                   head=f"Wrong RDB checksum expected: ({computed:x}) but "
+                                        f"got ({stored:x}). Aborting now.")
+            at += 8
+        self.rest = buf[at:]
+        self.buf = b""
+        self.pos = 0
+        self.done = True
+        self.result.keys = sum(len(s.data) for s in self.staged.values())
+
+
+def install_staged(dbs, load: StreamLoad) -> None:
+    """A StreamLoad's keys become the databases' (which the caller emptied)."""
+    for index, loaded in load.staged.items():
+        _install(dbs[index], loaded)
 
 
 def _install(db, loaded: _Staged) -> None:

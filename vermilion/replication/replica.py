@@ -25,12 +25,15 @@ import asyncio
 import os
 import time
 
+from ..keyspace.database import now_ms
 from ..keyspace.watch import touch_all_watched_in_db
 from ..log import logger
 from ..persistence import rdb
 from ..persistence.aof import apply_appendonly, encode_command
 from ..persistence.snapshot import load_functions
-from ..protocol.errors import CommandError
+from ..propagate import TO_ALL
+from ..protocol.encode import sds_repr
+from ..protocol.errors import LOADING, CommandError
 from ..protocol.parser import RequestParser
 from ..session import Session
 from .master import FAILOVER_IN_PROGRESS
@@ -55,12 +58,25 @@ MAX_LINE = 64 * 1024  # a handshake reply or a multibulk header longer than this
 FSYNC_EVERY = 8 * 1024 * 1024  # REPL_MAX_WRITTEN_BEFORE_FSYNC
 
 
+class _Contents:
+    """What a database held before a swap, as touch_all_watched_in_db() reads it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict):
+        self.data = data
+
+
 class ProtocolError(Exception):
     """The master's stream cannot be parsed: the link is dropped (and not cached)."""
 
 
 class _LinkFailed(Exception):
     """A step of the handshake or the transfer failed (already logged)."""
+
+
+class _BrokenMark(_LinkFailed):
+    """The bytes after a diskless payload are not its EOF mark."""
 
 
 class MasterClient(Session):
@@ -151,6 +167,7 @@ class MasterLink:
         self.master_replid = ""  # from +FULLRESYNC
         self.initial_offset = -1  # master_initial_offset
         self.loading = False  # the received snapshot is being loaded
+        self.async_loading = False  # ... while the old dataset serves (swapdb, same id)
         self.aof_stopped = False  # the AOF was stopped for the load (restartAOFAfterSYNC)
         # The stream: bytes read and not yet applied (buf[:applied] ran but, inside a
         # MULTI, is not fed on until EXEC), and the parse position.
@@ -159,6 +176,9 @@ class MasterLink:
         self.pos = 0
         self.need = 0  # the buffer size before the next parse is worth trying
         self._last_cron = 0.0
+        # Keys a writable replica's own clients gave a TTL, (db id, key): they expire
+        # here, as nobody else will (expire.c's slaveKeysWithExpire).
+        self.expiring: dict = {}
 
     # -- REPLICAOF ----------------------------------------------------------------------
 
@@ -221,6 +241,7 @@ class MasterLink:
         checks = server.hooks.command_checks
         if self._check in checks:
             checks.remove(self._check)
+        self.configure()
         if self.aof_stopped:
             self._restart_aof()
 
@@ -232,6 +253,52 @@ class MasterLink:
             server.hooks.command_checks.append(self._check)
         logger.role = "S"
         server.set_oom_score()  # the replica's class
+        self.configure()
+
+    # -- keys with a TTL written on a writable replica (expireSlaveKeys) --------------------
+
+    def configure(self, server=None, value=None) -> None:
+        """A writable replica remembers the keys its own clients give a TTL
+        (rememberSlaveKeyWithExpire()): a propagation sink sees every write, installed
+        only while this server is a replica with replica-read-only off."""
+        server = self.server
+        propagation = server.propagation
+        if self.host is not None and not server.config["replica-read-only"]:
+            propagation.add_sink(self._remember_expiring, TO_ALL)
+        else:
+            propagation.remove_sink(self._remember_expiring)
+            if self.host is None:
+                self.expiring.clear()
+
+    def _remember_expiring(self, db_id: int, argv: list) -> None:
+        server = self.server
+        if server.master_executing or db_id < 0:
+            return  # the master's keys expire with its DELs
+        spec = server.commands.get(argv[0].lower())
+        if spec is None:
+            return
+        expires = server.dbs[db_id].expires
+        for position in spec.key_positions(len(argv)):
+            key = argv[position]
+            if key in expires:
+                self.expiring[(db_id, key)] = None
+
+    def _expire_replica_keys(self) -> None:
+        """expireSlaveKeys(): the remembered keys whose TTL passed are deleted (and
+        forgotten, as those that lost their TTL or are gone), at most 1 ms a cron."""
+        dbs = self.server.dbs
+        now = now_ms()
+        deadline = time.perf_counter() + 0.001
+        for n, entry in enumerate(list(self.expiring)):
+            if n % 64 == 63 and time.perf_counter() > deadline:
+                break
+            db = dbs[entry[0]]
+            when = db.expires.get(entry[1])
+            if when is None:
+                del self.expiring[entry]
+            elif when <= now:
+                del self.expiring[entry]
+                db.expire_now(entry[1])
 
     def _disconnect_blocked_clients(self) -> None:
         """disconnectAllBlockedClients(): a blocked client waits for a change this
@@ -652,7 +719,9 @@ class MasterLink:
                 self.transfer_size = 0
             logger.notice(f"MASTER <-> REPLICA sync: receiving {self.transfer_size} bytes "
                           f"from master {target}")
-        chunks = []  # diskless: the payload in memory
+        if diskless:
+            await self._load_from_socket(reader, writer, generation, mark)
+            return
         tail = b""  # the last bytes received, to find the mark across reads
         leftover = b""  # stream bytes that came after an EOF-marked payload
         synced_at = 0
@@ -688,7 +757,7 @@ class MasterLink:
                     keep = at - len(tail)
                     leftover = window[at + EOF_MARK_SIZE:]
                     if keep < 0:
-                        self._truncate_payload(chunks, -keep)
+                        self._truncate_payload(-keep)
                         data = b""
                     else:
                         data = data[:keep]
@@ -696,20 +765,16 @@ class MasterLink:
                 else:
                     tail = window[-EOF_MARK_SIZE:]
             if data:
-                self._store_payload(chunks, data)
+                self._store_payload(data)
             self.transfer_read += len(data) + (EOF_MARK_SIZE if done else 0)
-            if self.transfer_fd >= 0 and self.transfer_read - synced_at >= FSYNC_EVERY:
+            if self.transfer_read - synced_at >= FSYNC_EVERY:
                 os.fdatasync(self.transfer_fd)
                 synced_at = self.transfer_read
             if done:
                 break
-        await self._load_payload(reader, writer, generation, chunks, mark is not None,
-                                 diskless, leftover)
+        await self._load_from_disk(reader, writer, generation, mark is not None, leftover)
 
-    def _store_payload(self, chunks: list, data: bytes) -> None:
-        if self.transfer_fd < 0:
-            chunks.append(data)
-            return
+    def _store_payload(self, data: bytes) -> None:
         view = memoryview(data)
         try:
             while view:
@@ -719,23 +784,17 @@ class MasterLink:
                            f"needed for MASTER <-> REPLICA synchronization: {exc.strerror}")
             raise _LinkFailed from None
 
-    def _truncate_payload(self, chunks: list, extra: int) -> None:
+    def _truncate_payload(self, extra: int) -> None:
         """The first bytes of the mark were already stored: take them back."""
-        if self.transfer_fd < 0:
-            data = b"".join(chunks)
-            chunks[:] = [data[:len(data) - extra]]
-            return
         size = os.lseek(self.transfer_fd, 0, os.SEEK_END)
         os.ftruncate(self.transfer_fd, size - extra)
         os.lseek(self.transfer_fd, 0, os.SEEK_END)
         self.transfer_read -= extra
 
-    async def _load_payload(self, reader, writer, generation, chunks, usemark, diskless,
-                            leftover) -> None:
+    def _before_load(self, diskless: bool) -> None:
+        """stopAppendOnly() and killRDBChild() before the dataset is replaced."""
         server = self.server
-        config = server.config
-        # stopAppendOnly() and killRDBChild() before the dataset is replaced.
-        if config["appendonly"] and server.aof.enabled:
+        if server.config["appendonly"] and server.aof.enabled:
             apply_appendonly(server, False)
             self.aof_stopped = True
         if server.snapshots.child_pid:
@@ -745,26 +804,31 @@ class MasterLink:
                               f"process {server.snapshots.child_pid} and removing its temp "
                               f"file to avoid any race")
             server.snapshots.wait_child()
-        # replicationAttachToNewMaster(): a new history; our replicas start over too.
+
+    def _attach_to_new_master(self) -> None:
+        """replicationAttachToNewMaster(): a new history; our replicas start over too."""
         self.discard_cached()
-        server.replicas.drop_all()
-        server.repl.free_backlog()
-        if not diskless:
-            data = self._install_rdb_file()
-        else:
-            data = b"".join(chunks)
-        chunks.clear()
+        self.server.replicas.drop_all()
+        self.server.repl.free_backlog()
+
+    async def _load_from_disk(self, reader, writer, generation, usemark, leftover) -> None:
+        """readSyncBulkPayload() once the file is whole: it becomes our RDB file and is
+        loaded, while clients get -LOADING."""
+        server = self.server
+        config = server.config
+        self._before_load(diskless=False)
+        self._attach_to_new_master()
+        data = self._install_rdb_file()
         logger.notice("MASTER <-> REPLICA sync: Flushing old data")
         self._empty_data()
         logger.notice("MASTER <-> REPLICA sync: Loading DB in memory")
-        self._begin_loading()
+        self._begin_loading(async_loading=False)
         try:
             result = await self._load(data, writer, generation)
         except rdb.RDBError as exc:
             if generation != self.generation:
                 return
-            where = "from socket" if diskless else "from disk"
-            logger.warning(f"Failed trying to load the MASTER synchronization DB {where}: "
+            logger.warning(f"Failed trying to load the MASTER synchronization DB from disk: "
                            f"{exc}")
             self.cancel_handshake(reconnect=True)
             self._empty_data()  # the half-loaded data goes
@@ -775,16 +839,204 @@ class MasterLink:
         if result is None or generation != self.generation:
             return
         del data
-        if diskless:
-            server.dirty += 1  # the dataset changed without a save
-        elif config["rdb-del-sync-files"] and not config["save"] and not config["appendonly"]:
+        if config["rdb-del-sync-files"] and not config["save"] and not config["appendonly"]:
             logger.notice("Removing the RDB file obtained from the master. This replica has "
                           "persistence disabled")
             try:
                 os.unlink(server.snapshots.path)
             except OSError:
                 pass
-        # replicationCreateMasterClient()
+        await self._synced(reader, writer, generation, result.aux, usemark, leftover)
+
+    async def _load_from_socket(self, reader, writer, generation, mark) -> None:
+        """readSyncBulkPayload()'s diskless load: the RDB is parsed as it arrives
+        (rdbLoadRio over the connection). With repl-diskless-load swapdb it goes to a
+        temp db while the old dataset stays (disklessLoadInitTempDb), swapped in only
+        once loaded whole; clients meanwhile get -LOADING, unless the master is the
+        one we had (same replication id): then the old dataset keeps serving them
+        (async_loading). on-empty-db (and an empty replica) loads straight into the
+        emptied databases."""
+        server = self.server
+        config = server.config
+        swapdb = config["repl-diskless-load"] == "swapdb"
+        self._before_load(diskless=True)
+        if not swapdb:
+            self._attach_to_new_master()
+            logger.notice("MASTER <-> REPLICA sync: Flushing old data")
+            self._empty_data()
+        logger.notice("MASTER <-> REPLICA sync: Loading DB in memory")
+        # The old content is a different point in time of the same data set only
+        # while the master's replication id is ours.
+        self._begin_loading(async_loading=swapdb and server.repl.replid == self.master_replid)
+        load = rdb.StreamLoad(len(server.dbs), log=logger.warning, packed=True,
+                              key_delay=config["key-load-delay"])
+        try:
+            with rdb.paused_gc():
+                leftover = await self._read_rdb(load, reader, writer, generation, mark)
+            if leftover is None or generation != self.generation:
+                if generation == self.generation:
+                    self._end_loading()  # shutting down
+                return
+            if swapdb:
+                await self._no_script_running(generation)
+                if generation != self.generation:
+                    return
+                # We will soon swap in the new dataset and apply the new master's
+                # stream: the cached master and our replicas' history go.
+                self._attach_to_new_master()
+                logger.notice("MASTER <-> REPLICA sync: Swapping active DB with loaded DB")
+                self._swap_in(load)
+                logger.notice("MASTER <-> REPLICA sync: Discarding old DB in background")
+            else:
+                rdb.install_staged(server.dbs, load)
+                load_functions(server, load.result)
+        except (rdb.RDBError, _LinkFailed) as exc:
+            if generation != self.generation:
+                return
+            self._report_load_failure(exc, load)
+            self._end_loading()
+            self.cancel_handshake(reconnect=True)
+            if swapdb:
+                logger.notice("MASTER <-> REPLICA sync: Discarding temporary DB in background")
+            else:
+                self._empty_data()  # what was loaded of it goes
+            return
+        if generation != self.generation:
+            return
+        server.dirty += 1  # the dataset changed without a save
+        self._end_loading()
+        await self._synced(reader, writer, generation, load.result.aux, mark is not None,
+                           leftover)
+
+    @staticmethod
+    def _report_load_failure(exc, load) -> None:
+        """rdbLoadRio()'s report (rdbReportError() in diskless loading) and
+        readSyncBulkPayload()'s. A short read is a connection error: the replica
+        syncs again. (Redis exits on a corrupt payload from a socket; a replica here
+        drops the link and syncs again, as for a corrupt one received on disk.)"""
+        if isinstance(exc, _BrokenMark):
+            logger.warning("Replication stream EOF marker is broken")
+            return
+        reason = str(exc.args[0]) if exc.args else "connection lost"
+        short = isinstance(exc, _LinkFailed) or exc.reason == rdb.EOF_REASON
+        if short:
+            logger.warning("Short read or OOM loading DB. Unrecoverable error, aborting now.")
+            logger.warning(f"Internal error in RDB reading offset {load.offset()}, function at "
+                           f"rdb.c:3240 -> Unexpected EOF reading RDB file. Failure loading "
+                           f"rdb format from socket, assuming connection error, resuming "
+                           f"operation.")
+        else:
+            logger.warning(f"Internal error in RDB reading offset {load.offset()}, function at "
+                           f"rdb.c:0 -> {exc.reason}. Failure loading rdb format")
+        logger.warning(f"Failed trying to load the MASTER synchronization DB from socket: "
+                       f"{reason if isinstance(exc, _LinkFailed) else 'Invalid argument'}")
+
+    async def _read_rdb(self, load, reader, writer, generation: int, mark):
+        """Feed load from the socket until the RDB is read whole: returns the stream
+        bytes that followed it (and the EOF mark), or None if the link was dropped
+        meanwhile. Gives the loop a turn every loading-process-events-interval-bytes,
+        and the master a newline every second (replicationSendNewlineToMaster)."""
+        server = self.server
+        config = server.config
+        budget = config["loading-process-events-interval-bytes"]
+        timeout = config["repl-timeout"]
+        stats = server.stats
+        newline_at = time.time()
+        while True:
+            load.key_delay = config["key-load-delay"]  # read at each key, as Redis does
+            if load.parse(budget):
+                break
+            if generation != self.generation or server.stopping():
+                return None
+            now = time.time()
+            if now - newline_at >= 1:
+                newline_at = now
+                writer.write(b"\n")
+            if not load.want():  # a turn for the loop
+                await asyncio.sleep(0)
+                continue
+            quick = False  # past want(): only what comes at once (wished())
+            while load.want() or (load.wished() and not load.ended):
+                if mark is None:
+                    left = self.transfer_size - self.transfer_read
+                    if left <= 0:
+                        load.feed(b"")  # the RDB wants more than the payload holds
+                        break
+                else:
+                    left = 1 << 62
+                size = min(left, max(READ_SIZE, load.want(), load.wished()))
+                data = await self._read_some(reader, size, 0.05 if quick else timeout,
+                                             quick)
+                if generation != self.generation:
+                    return None
+                if data is None:  # nothing more soon: parse what there is
+                    break
+                stats.total_net_repl_input_bytes += len(data)
+                self.transfer_read += len(data)
+                self.transfer_lastio = time.time()
+                load.feed(data)
+                if not load.want():
+                    quick = True
+        rest = load.rest
+        if mark is None:
+            return rest
+        # The announced delimiter follows the RDB.
+        while len(rest) < EOF_MARK_SIZE:
+            data = await self._read_some(reader, EOF_MARK_SIZE - len(rest), timeout, False)
+            if generation != self.generation:
+                return None
+            stats.total_net_repl_input_bytes += len(data)
+            rest += data
+        if rest[:EOF_MARK_SIZE] != mark:
+            raise _BrokenMark
+        self.transfer_read += EOF_MARK_SIZE
+        return rest[EOF_MARK_SIZE:]
+
+    @staticmethod
+    async def _read_some(reader, size: int, timeout: float, quick: bool):
+        """Up to size bytes; None (quick) when nothing came within timeout."""
+        try:
+            data = await asyncio.wait_for(reader.read(size), timeout)
+        except asyncio.TimeoutError:
+            if quick:
+                return None
+            raise _LinkFailed("Resource temporarily unavailable") from None
+        except OSError as exc:
+            raise _LinkFailed(exc.strerror or str(exc)) from None
+        if not data:
+            raise _LinkFailed("connection lost")
+        return data
+
+    async def _no_script_running(self, generation: int) -> None:
+        """The swap waits for a script that is running (busy): it is atomic."""
+        scripting = self.server.scripting
+        while scripting is not None and scripting.current is not None \
+                and generation == self.generation:
+            await asyncio.sleep(0.01)
+
+    def _swap_in(self, load) -> None:
+        """swapMainDbWithTempDb(): the loaded databases replace the active ones, whose
+        clients (WATCH, blocked on keys, tracking) see the change; the function
+        libraries too (functionsLibCtxSwapWithCurrent)."""
+        server = self.server
+        dbs = server.dbs
+        old = [_Contents(db.data) for db in dbs]
+        for db in dbs:
+            db.flush()
+        rdb.install_staged(dbs, load)
+        for db, before in zip(dbs, old):
+            if before.data or db.data:
+                touch_all_watched_in_db(server, db.id, before, db)
+                server.blocking.swapped(db.id, db.id)
+        for hook in server.hooks.flushed:
+            hook()
+        server.functions_engine.flush()
+        load_functions(server, load.result)
+
+    async def _synced(self, reader, writer, generation, aux, usemark, leftover) -> None:
+        """The end of readSyncBulkPayload(): the link becomes the master's client
+        (replicationCreateMasterClient) and its stream is applied from here."""
+        server = self.server
         if len(self.master_replid) != EOF_MARK_SIZE:
             # SYNC (a master without PSYNC) or a malformed +FULLRESYNC: a history of
             # our own, that no PSYNC can continue.
@@ -792,7 +1044,7 @@ class MasterLink:
         session = MasterClient(self, self.master_replid, self.initial_offset)
         if session.pre_psync:
             session.reploff = session.read_reploff = 0
-        stream_db = result.aux.get(b"repl-stream-db")
+        stream_db = aux.get(b"repl-stream-db")
         if stream_db is not None:
             try:
                 db_id = int(stream_db)
@@ -862,27 +1114,43 @@ class MasterLink:
             db.flush()
         server.functions_engine.flush()
 
-    def _begin_loading(self) -> None:
+    def _begin_loading(self, async_loading: bool) -> None:
+        """startLoading(): clients get -LOADING, or with async_loading (the old dataset
+        serves them meanwhile) only for the commands flagged no-async-loading."""
         server = self.server
         self.loading = True
+        self.async_loading = async_loading
         server.loading = True
-        if server._refuse_while_loading not in server.hooks.command_checks:
-            server.hooks.command_checks.append(server._refuse_while_loading)
+        check = self._refuse_during_async_loading if async_loading \
+            else server._refuse_while_loading
+        if check not in server.hooks.command_checks:
+            server.hooks.command_checks.append(check)
 
     def _end_loading(self) -> None:
         if not self.loading:
             return
         server = self.server
         self.loading = False
+        self.async_loading = False
         server.loading = False
-        if server._refuse_while_loading in server.hooks.command_checks:
-            server.hooks.command_checks.remove(server._refuse_while_loading)
+        checks = server.hooks.command_checks
+        for check in (server._refuse_while_loading, self._refuse_during_async_loading):
+            if check in checks:
+                checks.remove(check)
+
+    def _refuse_during_async_loading(self, client, spec, argv) -> None:
+        # processCommand(): is_deny_async_loading_command, EXEC of one included.
+        if "no_async_loading" in spec.flags:
+            raise CommandError(LOADING)
+        multi = client.multi
+        if spec.name == "exec" and multi is not None and spec.container is None \
+                and any("no_async_loading" in s.flags for s, _ in multi.queue):
+            raise CommandError(LOADING)
 
     async def _load(self, data: bytes, writer, generation: int):
         """The snapshot into the databases, giving the loop a turn every
         loading-process-events-interval-bytes (clients get -LOADING meanwhile), and
-        a newline to the master every second so it does not time us out
-        (replicationSendNewlineToMaster)."""
+        a newline to the master every second (replicationSendNewlineToMaster)."""
         server = self.server
         steps = rdb.iter_load_snapshot(
             data, server.dbs, now_ms=0, log=logger.warning,
@@ -994,7 +1262,7 @@ class MasterLink:
                         finally:
                             server.master_executing = False
                         if isinstance(reply, CommandError):
-                            self._error_to_master(session, reply)
+                            self._error_to_master(session, reply, argv)
                         if self.session is not session:
                             # The command dropped the link: what ran is ours still.
                             self._feed(buf, fed, self.applied)
@@ -1024,11 +1292,26 @@ class MasterLink:
         if end > start:
             self.server.repl.feed(bytes(buf[start:end]))
 
-    def _error_to_master(self, session, error: CommandError) -> None:
-        self.server.stats.unexpected_error_replies += 1
-        name = session.cmd.fullname if session.cmd is not None else "<unknown>"
+    def _error_to_master(self, session, error: CommandError, argv) -> None:
+        """afterErrorReply() for the master's client: logged (with the end of the
+        backlog, showLatestBacklog()), never sent."""
+        server = self.server
+        server.stats.unexpected_error_replies += 1
+        # c->lastcmd: what argv named (an unknown command has none).
+        spec = server.commands.get(argv[0].lower())
+        ran = session.cmd
+        if spec is None:
+            name = "<unknown>"
+        elif ran is not None and (ran is spec or ran.container is spec):
+            name = ran.fullname
+        else:
+            name = spec.fullname
         logger.warning(f"== CRITICAL == This replica is sending an error to its master: "
                        f"'{error.message[:4096]}' after processing the command '{name}'")
+        backlog = server.repl.backlog
+        if backlog is not None and backlog.histlen:
+            tail = bytes(backlog.buf[-min(256, backlog.histlen):])
+            logger.warning(f"Latest backlog is: '{sds_repr(tail)}'")
 
     def _protocol_error(self, session, what: str) -> None:
         if what == "inline":
@@ -1143,6 +1426,8 @@ class MasterLink:
         """Once a second: connect / reconnect, ACK, repl-timeout (replicationCron)."""
         if self.host is None:
             return
+        if self.expiring:
+            self._expire_replica_keys()
         now = time.time()
         if now - self._last_cron < 1.0:
             return
