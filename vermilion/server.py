@@ -260,6 +260,7 @@ class Server:
         self.config.rewrite_sources.append(self._rewrite_users)
         apply["acl-pubsub-default"] = apply["acllog-max-len"] = self._apply_acl_settings
         apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
+        apply["replica-read-only"] = self.master_link.configure
         apply["tracking-table-max-keys"] = self.tracking.configure
         self.replicas.configure()
         self.tracking.configure()
@@ -334,6 +335,16 @@ class Server:
         config = self.config
         return self.oom_score.apply(config["oom-score-adj"], config["oom-score-adj-values"],
                                     process_class)
+
+    def kill_rdb_child(self) -> None:
+        """killRDBChild(): SIGUSR1 to the child writing an RDB, a BGSAVE's or one
+        writing for replicas (reaping it tells whoever waited for it)."""
+        if self.snapshots.child_pid:
+            try:
+                os.kill(self.snapshots.child_pid, signal.SIGUSR1)
+            except OSError:
+                pass
+        self.replicas.kill_child()
 
     def enter_child(self) -> None:
         """What every fork child does first (redisFork()): log as "C", and offer itself

@@ -95,7 +95,10 @@ def _value_address(db, key: bytes) -> int:
 
 @command("debug object", argc=(3, 3))
 def _debug_object(client, argv):
-    value = client.db.lookup(argv[2])
+    # dictFind(): a logically expired key is still found (not deleted on the way): a
+    # replica keeps one until its master's DEL.
+    db = client.db
+    value = db.data.get(argv[2]) if db.is_expired(argv[2]) else db.lookup(argv[2])
     if value is None:
         raise CommandError(errors.NO_SUCH_KEY)
     encoding = key_encoding(client.db, argv[2], value)
@@ -430,6 +433,15 @@ def _debug_change_repl_id(client, argv):
     # changeReplicationId(); clearReplicationId2()
     client.server.repl.change_replid()
     client.server.repl.clear_replid2()
+    return OK
+
+
+@command("debug replicate", argc=(3, None))
+def _debug_replicate(client, argv):
+    # replicationFeedSlaves(server.slaves, server.slaveseldb, argv + 2, ...): the
+    # arguments go to the replicas as a command (no AOF), with no SELECT before them.
+    repl = client.server.repl
+    repl.sink(repl.seldb, argv[2:])
     return OK
 
 

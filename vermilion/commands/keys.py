@@ -127,8 +127,10 @@ def flushall(client, argv):
             server.stats.lazyfreed_objects += len(db.data)
         removed += flush_db(server, db)
     server.dirty += removed
-    # flushAllDataAndResetRDB(): with save points configured the empty dataset is saved
-    # at once, which also resets the dirty counter.
+    # flushAllDataAndResetRDB(): an RDB child (BGSAVE, or one writing for replicas)
+    # saves a dataset that is gone: it is killed; with save points configured the
+    # empty dataset is saved at once, which also resets the dirty counter.
+    server.kill_rdb_child()
     if server.config["save"]:
         try:
             server.snapshots.save()

@@ -15,7 +15,9 @@ once per turn (Redis writes replicas' buffers from beforeSleep), after the AOF.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import time
 
 from ..log import logger
@@ -37,8 +39,23 @@ WAITING_FOR_SYNC = "waiting-for-sync"
 FAILOVER_IN_PROGRESS = "failover-in-progress"
 PAUSE_FOREVER = 10 ** 9  # seconds: until the failover ends
 STREAM_WRITE_DELAY = 0.001  # seconds the stream may wait to be written with more
-PIPE_READ = 64 * 1024  # bytes relayed from the diskless child per read
+PIPE_READ = 16 * 1024  # bytes relayed from the diskless child per read (PROTO_IOBUF_LEN)
+PIPE_POLL = 0.005  # seconds between looks at replicas the relay waits for
 EOF_MARK_SIZE = 40  # RDB_EOF_MARK_SIZE
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A child writing for replicas dies with its parent (Redis's child notices when
+    it reports its progress to the parent and the pipe is gone): the kernel sends it
+    SIGUSR1, the signal killRDBChild() uses, when the parent is gone."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # gone before the request took effect
+        os._exit(1)
 
 
 class ReplicaLink:
@@ -46,7 +63,8 @@ class ReplicaLink:
 
     __slots__ = ("state", "capa_eof", "capa_psync2", "listening_port", "announced_ip",
                  "ack_off", "ack_time", "pre_psync", "rdb_only",
-                 "pending", "streaming", "start_on_ack", "asked_at", "rdb_filter")
+                 "pending", "streaming", "start_on_ack", "asked_at", "rdb_filter",
+                 "last_partial_write", "unsent")
 
     def __init__(self):
         self.state = None
@@ -64,15 +82,25 @@ class ReplicaLink:
         # REPLCONF rdb-filter-only: None (everything), else what to keep, e.g.
         # {"functions"} (slave_req's SLAVE_REQ_RDB_EXCLUDE_* bits); forces diskless.
         self.rdb_filter: frozenset | None = None
+        # Diskless transfer: when a write of the child's bytes last left some unsent
+        # (repl_last_partial_write; 0: all sent), and how many were left then.
+        self.last_partial_write = 0.0
+        self.unsent = 0
 
 
 class SyncFork:
-    """The child writing an RDB for replicas, and the replicas that wait for it."""
+    """The child writing an RDB for replicas, and the replicas that wait for it. A
+    diskless child writes into a pipe that the loop relays to the replicas it was
+    started for (rdb_pipe_conns): the pipe is read only while every one of them took
+    all it was given (rdb_pipe_numconns_writing == 0), so the slowest replica paces
+    the child. The child exits only once its parent closed exit_pipe, after the
+    pipe was drained (rdb_child_exit_pipe)."""
 
     __slots__ = ("pid", "socket_target", "started", "offset", "pipe", "replicas", "mark",
-                 "dirty")
+                 "dirty", "exit_pipe", "conns", "writing", "reading", "poll", "killed")
 
-    def __init__(self, pid, socket_target, offset, replicas, pipe=-1, mark=b""):
+    def __init__(self, pid, socket_target, offset, replicas, pipe=-1, mark=b"",
+                 exit_pipe=-1):
         self.pid = pid
         self.socket_target = socket_target
         self.started = time.time()
@@ -81,6 +109,12 @@ class SyncFork:
         self.replicas = replicas
         self.mark = mark
         self.dirty = 0
+        self.exit_pipe = exit_pipe
+        self.conns = list(replicas) if socket_target else []  # still fed by the pipe
+        self.writing: set = set()  # ... and not done with the last bytes read
+        self.reading = False  # the pipe's reader is installed
+        self.poll = None  # the timer that watches the writing ones drain
+        self.killed = False  # no replica left to feed: the child was told to exit
 
 
 class ReplicaSet:
@@ -92,6 +126,7 @@ class ReplicaSet:
         self.fork: SyncFork | None = None
         self.batch: list[bytes] = []  # stream bytes of this turn, not yet written
         self._flush_scheduled = False
+        self._last_flush = 0.0  # loop time of the last write of the stream
         self.waits: list = []  # (waiter, offset, numreplicas) of blocked WAITs
         self.get_ack = False  # send REPLCONF GETACK * before the loop sleeps
         self.good_replicas = 0  # repl_good_slaves_count
@@ -274,77 +309,221 @@ class ReplicaSet:
         self.flush()
         aux = repl.save_info()
         offset = repl.offset
-        read_end = write_end = -1
+        read_end = write_end = exit_read = exit_write = -1
         mark = b""
         if socket_target:
             read_end, write_end = os.pipe()
+            exit_read, exit_write = os.pipe()
             mark = os.urandom(EOF_MARK_SIZE // 2).hex().encode()
         try:
             pid = os.fork()
         except OSError as exc:
             logger.warning(f"Can't save in background: fork: {exc.strerror}")
-            for fd in (read_end, write_end):
+            for fd in (read_end, write_end, exit_read, exit_write):
                 if fd >= 0:
                     os.close(fd)
             self._fail_waiting(waiting, "BGSAVE failed, replication can't continue")
             return
         if pid == 0:
-            self._child(socket_target, write_end, read_end, aux, rdb_filter)
+            self._child(socket_target, write_end, read_end, aux, rdb_filter, mark,
+                        exit_read, exit_write)
         if socket_target:
             os.close(write_end)
+            os.close(exit_read)
             os.set_blocking(read_end, False)
-            server.loop.add_reader(read_end, self._relay_pipe)
             logger.notice(f"Background RDB transfer started by pid {pid}")
         else:
             logger.notice(f"Background saving started by pid {pid}")
-        self.fork = SyncFork(pid, socket_target, offset, waiting, read_end, mark)
+        self.fork = SyncFork(pid, socket_target, offset, waiting, read_end, mark, exit_write)
         self.fork.dirty = server.dirty
         for client in waiting:
             self._setup_full_resync(client, offset)
             if socket_target:
                 client.write(b"$EOF:" + mark + b"\r\n")
+        if socket_target:
+            self._read_pipe(self.fork, True)
 
     def _child(self, socket_target: bool, write_end: int, read_end: int, aux: dict,
-               rdb_filter) -> None:
-        """In the forked child: write the snapshot and leave without any cleanup."""
+               rdb_filter, mark: bytes, exit_read: int, exit_write: int) -> None:
+        """In the forked child: write the snapshot and leave without any cleanup. A
+        diskless one writes the RDB and the EOF mark into the pipe (the read end
+        closed: if the parent dies, the child gets a write error and exits), then
+        waits for the parent to say it read everything (rdbSaveToSlavesSockets)."""
+        parent = os.getppid()
         self.server.enter_child()
+        _exit_with_parent(parent)
         code = 0
         try:
             snapshots = self.server.snapshots
             if socket_target:
                 os.close(read_end)
-                with os.fdopen(write_end, "wb", buffering=1024 * 1024) as out:
+                os.close(exit_write)
+                # rioFdWrite(): small writes gather up to PROTO_IOBUF_LEN first.
+                with os.fdopen(write_end, "wb", buffering=PIPE_READ) as out:
                     snapshots.write_stream(out, aux, rdb_filter)
+                    out.write(mark)
             else:
                 snapshots.write_file(snapshots.path, aux)
                 logger.notice("DB saved on disk")
         except BaseException:
             code = 1
+        if socket_target:
+            try:
+                os.read(exit_read, 1)  # returns once the parent closed its end
+            except BaseException:
+                pass
         os._exit(code)
 
-    def _relay_pipe(self) -> None:
-        """rdbPipeReadHandler(): the child's bytes straight to the replicas' sockets."""
-        fork = self.fork
+    # -- relaying the diskless child's pipe (rdbPipeReadHandler, rdbPipeWriteHandler) --
+
+    def _read_pipe(self, fork: SyncFork, on: bool) -> None:
+        if fork.pipe < 0 or fork.reading == on or (on and fork.killed):
+            return
+        fork.reading = on
+        if on:
+            self.server.loop.add_reader(fork.pipe, self._relay_pipe)
+        else:
+            self.server.loop.remove_reader(fork.pipe)
+
+    @staticmethod
+    def _unsent(client) -> int:
+        transport = client.transport
         try:
-            data = os.read(fork.pipe, PIPE_READ)
-        except BlockingIOError:
+            return transport.get_write_buffer_size()
+        except Exception:
+            return 0
+
+    def _relay_pipe(self) -> None:
+        """rdbPipeReadHandler(): the child's bytes to every replica it feeds; as soon as
+        one could not take them all, the pipe waits until it has."""
+        fork = self.fork
+        if fork is None or fork.pipe < 0:
             return
+        stats = self.server.stats
+        while True:
+            try:
+                data = os.read(fork.pipe, PIPE_READ)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                logger.warning(f"Diskless rdb transfer, read error sending DB to replicas: "
+                               f"{exc.strerror}")
+                for client in list(fork.conns):
+                    self._drop(client)
+                self._kill_child(fork)
+                return
+            if not data:
+                # The write end was closed: everything was read.
+                self._read_pipe(fork, False)
+                logger.warning(f"Diskless rdb transfer, done reading from pipe, "
+                               f"{len(fork.conns)} replicas still up.")
+                # The child may exit now; once it is reaped, the replicas go online.
+                self._close_exit_pipe(fork)
+                return
+            now = time.time()
+            alive = 0
+            for client in list(fork.conns):
+                if client.closing or client.transport is None \
+                        or client.transport.is_closing():
+                    logger.warning("Diskless rdb transfer, write error sending DB to "
+                                   "replica: Connection reset by peer")
+                    self._drop(client)
+                    continue
+                client.transport.write(data)
+                stats.total_net_repl_output_bytes += len(data)
+                unsent = self._unsent(client)
+                if unsent:
+                    link = client.replica
+                    link.last_partial_write = now
+                    link.unsent = unsent
+                    fork.writing.add(client)
+                alive += 1
+            if not alive:
+                logger.warning("Diskless rdb transfer, last replica dropped, killing fork "
+                               "child.")
+                self._kill_child(fork)
+            if fork.writing or not alive:
+                self._read_pipe(fork, False)
+                if fork.writing:
+                    self._watch_writing(fork)
+                return
+
+    def _watch_writing(self, fork: SyncFork) -> None:
+        if fork.poll is None:
+            fork.poll = self.server.loop.call_later(PIPE_POLL, self._writing_progress, fork)
+
+    def _writing_progress(self, fork: SyncFork) -> None:
+        """rdbPipeWriteHandler(): the replicas a write left bytes for, as their sockets
+        take them; once none is left behind the pipe is read again."""
+        fork.poll = None
+        if self.fork is not fork:
+            return
+        now = time.time()
+        for client in list(fork.writing):
+            unsent = self._unsent(client) if client.transport is not None else 0
+            link = client.replica
+            if not unsent:
+                fork.writing.discard(client)
+                if link is not None:
+                    link.last_partial_write = 0.0
+            elif link is not None and unsent < link.unsent:
+                link.last_partial_write = now  # a partial write
+                link.unsent = unsent
+        if fork.writing:
+            self._watch_writing(fork)
+        elif fork.pipe >= 0:
+            self._read_pipe(fork, True)
+
+    def _conn_removed(self, fork: SyncFork, client) -> None:
+        """A replica the pipe fed is gone (rdbPipeWriteHandlerConnRemoved)."""
+        if client in fork.conns:
+            fork.conns.remove(client)
+        if client in fork.writing:
+            fork.writing.discard(client)
+            if not fork.writing and fork.pipe >= 0:
+                self._read_pipe(fork, True)
+
+    def _drop(self, client) -> None:
+        """freeClient() of a replica: what its socket holds unsent is dropped too."""
+        self.detach(client)
+        client.abort()
+
+    def _close_exit_pipe(self, fork: SyncFork) -> None:
+        if fork.exit_pipe >= 0:
+            os.close(fork.exit_pipe)
+            fork.exit_pipe = -1
+
+    def _close_pipes(self, fork: SyncFork) -> None:
+        self._close_exit_pipe(fork)
+        if fork.poll is not None:
+            fork.poll.cancel()
+            fork.poll = None
+        if fork.pipe >= 0:
+            self._read_pipe(fork, False)
+            os.close(fork.pipe)
+            fork.pipe = -1
+        fork.conns = []
+        fork.writing.clear()
+
+    def kill_child(self) -> None:
+        """killRDBChild() of the child writing for replicas, if one runs."""
+        if self.fork is not None:
+            self._kill_child(self.fork)
+
+    @staticmethod
+    def _kill_child(fork: SyncFork) -> None:
+        """killRDBChild(): the cron reaps it (and tells its replicas)."""
+        fork.killed = True
+        try:
+            os.kill(fork.pid, signal.SIGUSR1)
         except OSError:
-            data = b""
-        if data:
-            for client in fork.replicas:
-                if not client.closing and client.transport is not None:
-                    self._send(client, data)
-            return
-        self.server.loop.remove_reader(fork.pipe)
-        os.close(fork.pipe)
-        fork.pipe = -1
-        self._reap(block=True)
+            pass
 
     def _reap(self, block: bool = False) -> None:
+        """checkChildrenDone() for the replication child."""
         fork = self.fork
-        if fork is None or fork.pipe >= 0:
-            return  # a diskless child is reaped once its pipe is drained
+        if fork is None:
+            return
         try:
             pid, status = os.waitpid(fork.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
@@ -352,15 +531,27 @@ class ReplicaSet:
         if pid == 0:
             return
         self.fork = None
-        ok = os.waitstatus_to_exitcode(status) == 0
+        code = os.waitstatus_to_exitcode(status)
+        ok = code == 0
         if fork.socket_target:
-            logger.notice("Background RDB transfer terminated with success" if ok else
-                          "Background transfer error")
+            self._close_pipes(fork)
+            if ok:
+                logger.notice("Background RDB transfer terminated with success")
+            elif code > 0:
+                logger.warning("Background transfer error")
+            else:
+                logger.warning(f"Background transfer terminated by signal {-code}")
         elif ok:
             logger.notice("Background saving terminated with success")
             self.server.snapshots.saved(fork.started, fork.dirty)
-        else:
+        elif code > 0:
             logger.warning("Background saving error")
+        else:
+            logger.warning(f"Background saving terminated by signal {-code}")
+            try:  # rdbRemoveTempFile(): a killed child leaves its temp file
+                os.unlink(self.server.snapshots.temp_path(fork.pid))
+            except OSError:
+                pass
         self._child_done(fork, ok)
 
     def _child_done(self, fork: SyncFork, ok: bool) -> None:
@@ -368,12 +559,15 @@ class ReplicaSet:
         waiting = [c for c in fork.replicas
                    if not c.closing and c.replica is not None and c.replica.state == WAIT_BGSAVE_END]
         if not ok:
-            logger.warning("SYNC failed. BGSAVE child returned an error")
-            self._fail_waiting(waiting, None)
+            for client in waiting:
+                logger.warning("SYNC failed. BGSAVE child returned an error")
+                self._fail_waiting([client], None)
             return
         if fork.socket_target:
             for client in waiting:
-                self._send(client, fork.mark)
+                logger.notice(f"Streamed RDB transfer with replica {self.name(client)} "
+                              f"succeeded (socket). Waiting for REPLCONF ACK from slave to "
+                              f"enable streaming")
                 # The replica loads what it got; its first ACK starts the stream.
                 client.replica.start_on_ack = True
                 self._put_online(client, stream=False)
@@ -437,20 +631,30 @@ class ReplicaSet:
         if not self.replicas:
             return
         self.batch.append(data)
-        if not self._flush_scheduled and self.server.loop is not None:
+        loop = self.server.loop
+        if not self._flush_scheduled and loop is not None:
             # Redis writes the stream once per event-loop turn; a Python write call per
             # turn costs as much as the command when each turn runs one (clients that
-            # do not pipeline), so the stream goes out once per STREAM_WRITE_DELAY
-            # instead. The backlog and offsets are current at once; WAIT (GETACK) and
-            # every replica state change flush without waiting.
+            # do not pipeline), so under load the stream goes out at most once per
+            # STREAM_WRITE_DELAY; a write after a quiet spell goes out with this turn,
+            # as Redis's would (a client reading a replica right after its write to
+            # the master finds it there). The backlog and offsets are current at once;
+            # WAIT (GETACK) and every replica state change flush without waiting.
             self._flush_scheduled = True
-            self.server.loop.call_later(STREAM_WRITE_DELAY, self.flush)
+            wait = self._last_flush + STREAM_WRITE_DELAY - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self.flush)
+            else:
+                loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write this turn's stream: to online replicas, or to the pending list of those
         still syncing. Called before any replica changes state, so each gets exactly
         the bytes produced after its starting offset."""
         self._flush_scheduled = False
+        loop = self.server.loop
+        if loop is not None:
+            self._last_flush = loop.time()
         if self.get_ack:
             self.get_ack = False
             self.server.repl.sink(self.server.repl.seldb, [b"REPLCONF", b"GETACK", b"*"])
@@ -710,6 +914,13 @@ class ReplicaSet:
                 and not self.fork.socket_target)
             if presync and client.transport is not None:
                 client.transport.write(b"\n")
+            fork = self.fork
+            if link.state == WAIT_BGSAVE_END and fork is not None and fork.socket_target \
+                    and link.last_partial_write and now - link.last_partial_write > timeout:
+                logger.warning(f"Disconnecting timedout replica (full sync): "
+                               f"{self.name(client)}")
+                self._drop(client)
+                continue
             if link.state == ONLINE and not link.pre_psync and now - link.ack_time > timeout:
                 logger.warning(f"Disconnecting timedout replica (streaming sync): "
                                f"{self.name(client)}")
@@ -750,13 +961,21 @@ class ReplicaSet:
         client.clear_flag("S")
         if link.state == ONLINE:
             logger.notice(f"Connection with replica {self.name(client)} lost.")
+        fork = self.fork
+        if link.state == WAIT_BGSAVE_END and fork is not None and not fork.socket_target \
+                and not self.server.config["save"] \
+                and not any(c.replica.state == WAIT_BGSAVE_END for c in self.replicas):
+            # freeClient(): the snapshot no other replica waits for is not worth its
+            # memory (with save points, it still is: it will be the RDB file).
+            self._kill_child(fork)
         link.state = None
         link.pending = None
         link.streaming = False
         if not self.replicas:
             self.server.repl.no_replicas_since = time.time()
-        if self.fork is not None and client in self.fork.replicas:
-            self.fork.replicas.remove(client)
+        if fork is not None and client in fork.replicas:
+            fork.replicas.remove(client)
+            self._conn_removed(fork, client)
         self.refresh_good_replicas()
 
     def drop_all(self) -> None:
