@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..datatypes.stream import (INVALID_ENTRIES_READ, MAX64, MAX_ID, Nack, Stream, id_bytes,
-                                make_id)
+from ..datatypes.stream import (INVALID_ENTRIES_READ, KEY_MASK, KEY_MUL, MAX64, MAX_ID, Nack,
+                                Stream, id_bytes, make_id)
 from ..keyspace import database as _database
 from ..keyspace.cost import STREAM_NODE, recost, stream_entry_cost, touched_by
 from ..notify import notify
@@ -134,9 +134,9 @@ def _entry(s: Stream, sid: int) -> list:
 def _entries(s: Stream, start: int, end: int, count: int, rev: bool = False) -> list:
     """streamReplyWithRange without a group: count 0 means all."""
     out = []
-    entries = s.entries
+    table = s.table
     for sid in s.range(start, end, rev):
-        out.append([id_bytes(sid), list(entries[sid])])
+        out.append([id_bytes(sid), list(table[sid * KEY_MUL & KEY_MASK])])
         if len(out) == count:
             break
     return out
@@ -271,12 +271,12 @@ def _xadd_plain(client, argv):
     sid = ms << 64 if ms > (last >> 64) else last + 1
     fields = tuple(argv[3:])
     values = client.server.config.values
-    entries = s.entries
-    size = _dict_size(entries)
+    table = s.table
+    size = _dict_size(table)
     nodes = len(s.nodes)
     s.append(sid, fields, values.get("stream-node-max-bytes", 4096),
              values.get("stream-node-max-entries", 100))
-    touched_by(db, key, _dict_size(entries) - size + stream_entry_cost(fields)
+    touched_by(db, key, _dict_size(table) - size + stream_entry_cost(fields)
                + (STREAM_NODE if len(s.nodes) != nodes else 0))
     if client.server.notifier.classes:
         notify(client, "xadd", key)
@@ -328,11 +328,11 @@ def xadd(client, argv):
         db.set(key, s)
     else:
         # The entry's cost is added to the key's, not the stream costed again.
-        entries = s.entries
-        size = _dict_size(entries)
+        table = s.table
+        size = _dict_size(table)
         nodes = len(s.nodes)
         s.append(sid, fields, max_bytes, max_entries)
-        touched_by(db, key, _dict_size(entries) - size + stream_entry_cost(fields)
+        touched_by(db, key, _dict_size(table) - size + stream_entry_cost(fields)
                    + (STREAM_NODE if len(s.nodes) != nodes else 0))
     notify(client, "xadd", key)
     if a is not _PLAIN_XADD and _trim(s, a):
@@ -362,7 +362,7 @@ def xtrim(client, argv):
 @command("xlen")
 def xlen(client, argv):
     s = _stream(client.db, argv[1])
-    return len(s.entries) if s is not None else 0
+    return len(s.table) if s is not None else 0
 
 
 def _xrange(client, argv, rev: bool):
@@ -412,7 +412,7 @@ def xdel(client, argv):
                 s.max_deleted_id = sid
             deleted += 1
     if deleted:
-        if not s.entries:
+        if not s.table:
             s.first_id = 0
         elif first_deleted:
             s.first_id = s.ids[0]
@@ -447,10 +447,10 @@ def xsetid(client, argv):
     if s is None:
         raise CommandError(errors.NO_SUCH_KEY)
     # 7.0.15 has no check against the current max_deleted_entry_id (7.2 added one).
-    if s.entries:
+    if s.table:
         if sid < s.last_valid_id():
             raise CommandError(errors.XSETID_SMALLER_THAN_TOP)
-        if entries_added != -1 and len(s.entries) > entries_added:
+        if entries_added != -1 and len(s.table) > entries_added:
             raise CommandError(errors.XSETID_ENTRIES_ADDED_SMALL)
     s.last_id = sid
     if entries_added != -1:
@@ -564,7 +564,7 @@ def _resolve_ids(client, argv, req: ReadRequest, streams_arg: int) -> list:
 def _serve_group(client, s: Stream, key: bytes, req: ReadRequest, gt, now: int) -> list | None:
     """One stream of an XREADGROUP: the entries, or None when nothing to serve."""
     group = s.groups[req.group]
-    if gt is GT_ID and (not s.entries or s.last_valid_id() <= group.last_id):
+    if gt is GT_ID and (not s.table or s.last_valid_id() <= group.last_id):
         return None  # nothing new: Redis does not even create the consumer
     consumer = _consumer_for_read(client, key, group, req.consumer, now)
     if gt is not GT_ID:
@@ -573,9 +573,9 @@ def _serve_group(client, s: Stream, key: bytes, req: ReadRequest, gt, now: int) 
         _bump_dirty(client)
         return _serve_history(s, consumer, gt + 1 if gt != MAX_ID else gt, req.count, now)
     out = []
-    entries = s.entries
+    table = s.table
     for sid in s.range(group.last_id + 1, MAX_ID):
-        out.append([id_bytes(sid), list(entries[sid])])
+        out.append([id_bytes(sid), list(table[sid * KEY_MUL & KEY_MASK])])
         _deliver(s, group, consumer, sid, req.noack, now)
         if len(out) == req.count:
             break
@@ -675,7 +675,7 @@ def try_serve(client, req: ReadRequest, streams=None):
             if served is None:
                 continue
         else:
-            if s is None or not s.entries or s.last_valid_id() <= gt:
+            if s is None or not s.table or s.last_valid_id() <= gt:
                 continue
             served = _entries(s, gt + 1, MAX_ID, req.count)
         pairs.append((key, served))
@@ -1209,7 +1209,7 @@ def xinfo_stream(client, argv):
             if count < 0:
                 count = 10
     info = {
-        b"length": len(s.entries),
+        b"length": len(s.table),
         b"radix-tree-keys": len(s.node_keys),
         b"radix-tree-nodes": s.radix_tree_nodes(),
         b"last-generated-id": id_bytes(s.last_id),
@@ -1291,7 +1291,7 @@ def _rewrite_approx_trim(db, argv: list, xadd: bool) -> None:
                 return
             argv[i + 1] = b"="
             if low == b"maxlen":
-                argv[i + 2] = b"%d" % len(s.entries)
+                argv[i + 2] = b"%d" % len(s.table)
             else:
                 argv[i + 2] = id_bytes(s.ids[0] if s.ids else MAX_ID)
             return

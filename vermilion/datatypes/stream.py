@@ -2,8 +2,16 @@
 
 Entries live in a dict id → flat (field, value, ...) tuple plus a SortedList of the
 live ids, so XADD is O(log n) (amortised O(1) in practice: it appends at the end) and
-XRANGE is O(log n + m). An ID is one Python int, ``ms << 64 | seq``: ints hash and
-compare fast and order exactly like Redis's 128-bit big-endian rax keys.
+XRANGE is O(log n + m). An ID is one Python int, ``ms << 64 | seq``: ints compare fast
+and order exactly like Redis's 128-bit big-endian rax keys.
+
+They do not hash well, though: an int's hash is its value modulo 2**61 - 1, and
+2**64 is 8 modulo that, so ms-seq hashes as 8 ms + seq — a stream taking more than 8
+entries a millisecond puts ids of equal hash in the dict (250 a millisecond: 30 of
+them a hash, inserts 9x slower), and ids can be chosen to share one hash (a quadratic
+XADD). So the dict (Stream.table) is keyed by entry_key(id), the id times a random
+odd 128-bit number modulo 2**128 (a bijection whose hashes look random), and
+Stream.entries maps ids to fields over it, as a dict would.
 
 Redis keeps the entries in a rax of listpacks ("nodes"). The node boundaries are
 visible to clients (XADD/XTRIM with ``~`` only remove whole nodes; XINFO STREAM
@@ -18,6 +26,8 @@ as in Redis.
 """
 
 from __future__ import annotations
+
+import random
 
 from sortedcontainers import SortedDict, SortedList
 
@@ -179,18 +189,94 @@ class Group:
         return dup
 
 
+# -- entry keys ----------------------------------------------------------------------
+
+# entry_key(id) = id * KEY_MUL mod 2**128, inlined where entries are read in bulk.
+KEY_MUL = random.SystemRandom().getrandbits(128) | 1
+KEY_MASK = (1 << 128) - 1
+_KEY_INV = pow(KEY_MUL, -1, 1 << 128)
+
+
+def entry_key(sid: int) -> int:
+    """The key of entry sid in Stream.table (see the module docstring)."""
+    return sid * KEY_MUL & KEY_MASK
+
+
+def entry_id(key: int) -> int:
+    return key * _KEY_INV & KEY_MASK
+
+
+class Entries:
+    """Stream.entries: id → fields over the stream's table, with a dict's interface
+    (the persistence and digest code read and fill streams through it)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __bool__(self) -> bool:
+        return bool(self.table)
+
+    def __getitem__(self, sid: int) -> tuple:
+        return self.table[sid * KEY_MUL & KEY_MASK]
+
+    def __setitem__(self, sid: int, fields: tuple) -> None:
+        self.table[sid * KEY_MUL & KEY_MASK] = fields
+
+    def __delitem__(self, sid: int) -> None:
+        del self.table[sid * KEY_MUL & KEY_MASK]
+
+    def __contains__(self, sid: int) -> bool:
+        return sid * KEY_MUL & KEY_MASK in self.table
+
+    def get(self, sid: int, default=None):
+        return self.table.get(sid * KEY_MUL & KEY_MASK, default)
+
+    def pop(self, sid: int, *default):
+        return self.table.pop(sid * KEY_MUL & KEY_MASK, *default)
+
+    def __iter__(self):
+        """The ids, in the order they were added."""
+        return map(entry_id, self.table)
+
+    keys = __iter__
+
+    def values(self):
+        return self.table.values()
+
+    def items(self):
+        return zip(map(entry_id, self.table), self.table.values())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Entries):
+            return self.table == other.table
+        if isinstance(other, dict):
+            return dict(self.items()) == other
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Entries({dict(self.items())!r})"
+
+
 # -- the stream -------------------------------------------------------------------------
 
 
 class Stream:
-    __slots__ = ("entries", "ids", "nodes", "node_keys", "last_id", "max_deleted_id",
-                 "entries_added", "first_id", "groups")
+    __slots__ = ("table", "entries", "ids", "nodes", "node_keys", "last_id",
+                 "max_deleted_id", "entries_added", "first_id", "groups")
 
     type_name = "stream"
     encoding = "stream"
 
     def __init__(self):
-        self.entries: dict[int, tuple] = {}
+        self.table: dict[int, tuple] = {}  # entry_key(id) → (field, value, ...)
+        self.entries = Entries(self.table)
         self.ids = SortedList()
         self.nodes: dict[int, Node] = {}
         self.node_keys = SortedList()
@@ -201,11 +287,12 @@ class Stream:
         self.groups: dict[bytes, Group] = {}
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.table)
 
     def copy(self) -> "Stream":
         dup = Stream()
-        dup.entries = dict(self.entries)
+        dup.table = dict(self.table)
+        dup.entries = Entries(dup.table)
         dup.ids = SortedList(self.ids)
         dup.nodes = {k: n.copy() for k, n in self.nodes.items()}
         dup.node_keys = SortedList(self.node_keys)
@@ -263,11 +350,12 @@ class Stream:
             size += lp_int_size(nf) + sum(map(lp_str_size, fields)) + lp_int_size(nf * 2 + 4)
         node.nbytes += size
         node.last = sid
-        self.entries[sid] = fields
+        table = self.table
+        table[sid * KEY_MUL & KEY_MASK] = fields
         self.ids.add(sid)
         self.entries_added += 1
         self.last_id = sid
-        if len(self.entries) == 1:
+        if len(table) == 1:
             self.first_id = sid
 
     def _node_of(self, sid: int) -> Node:
@@ -276,7 +364,7 @@ class Stream:
 
     def delete(self, sid: int) -> bool:
         """streamDeleteItem: mark deleted in its node, drop an emptied node."""
-        if self.entries.pop(sid, None) is None:
+        if self.table.pop(sid * KEY_MUL & KEY_MASK, None) is None:
             return False
         self.ids.remove(sid)
         node = self._node_of(sid)
@@ -289,9 +377,9 @@ class Stream:
 
     def _drop_front(self, count: int) -> None:
         ids = self.ids
-        entries = self.entries
+        table = self.table
         for sid in ids[:count]:
-            del entries[sid]
+            del table[sid * KEY_MUL & KEY_MASK]
         del ids[:count]
 
     def trim(self, maxlen: int | None, minid: int | None, approx: bool, limit: int) -> int:
@@ -300,14 +388,14 @@ class Stream:
         deleted = 0
         keys = self.node_keys
         while keys:
-            if maxlen is not None and len(self.entries) <= maxlen:
+            if maxlen is not None and len(self.table) <= maxlen:
                 break
             node = self.nodes[keys[0]]
             live = node.live
             if limit and deleted + live > limit:
                 break
             if maxlen is not None:
-                remove_node = len(self.entries) - live >= maxlen
+                remove_node = len(self.table) - live >= maxlen
             else:
                 remove_node = node.last < minid
             if remove_node:
@@ -321,7 +409,7 @@ class Stream:
             # Exact: mark the node's leading entries deleted (its live entries are the
             # first `live` ids of the stream, the nodes before it being gone).
             if maxlen is not None:
-                n = min(len(self.entries) - maxlen, live)
+                n = min(len(self.table) - maxlen, live)
             else:
                 n = min(self.ids.bisect_left(minid), live)
             if n:
@@ -346,7 +434,7 @@ class Stream:
         of sid, or INVALID_ENTRIES_READ when it cannot be known."""
         if not self.entries_added:
             return 0
-        if not self.entries and sid <= self.last_id:
+        if not self.table and sid <= self.last_id:
             return self.entries_added
         if sid == self.last_id:
             return self.entries_added
@@ -354,14 +442,14 @@ class Stream:
             return INVALID_ENTRIES_READ
         if self.max_deleted_id == 0 or self.max_deleted_id < self.first_id:
             if sid < self.first_id:
-                return self.entries_added - len(self.entries)
+                return self.entries_added - len(self.table)
             if sid == self.first_id:
-                return self.entries_added - len(self.entries) + 1
+                return self.entries_added - len(self.table) + 1
         return INVALID_ENTRIES_READ
 
     def range_has_tombstones(self, start: int | None) -> bool:
         """streamRangeHasTombstones(s, start, NULL)."""
-        if not self.entries or self.max_deleted_id == 0:
+        if not self.table or self.max_deleted_id == 0:
             return False
         if self.first_id > self.max_deleted_id:
             return False

@@ -252,7 +252,7 @@ def stream_entry_cost(fields: tuple) -> int:
 
 
 def _stream_cost(value, samples) -> int:
-    entries = value.entries
+    entries = value.table  # entry key → fields (the key is not what is costed)
     n = len(entries)
     avg = _average(reversed(entries.items()), n, samples, _entry_cost)
     groups = sum(512 + 64 * len(g.pel) for g in islice(value.groups.values(), 64))
