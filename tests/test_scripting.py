@@ -648,6 +648,57 @@ def test_no_busy_reply_when_the_threshold_is_zero(tmp_path):
         server.stop()
 
 
+def test_a_busy_script_holds_the_cron_as_redis(tmp_path):
+    # processEventsWhileBlocked() serves clients, not serverCron: no active expiry
+    # while the script is busy (its DBSIZE still counts the expired key).
+    from conftest import RawConnection, start_redis
+
+    replies = []
+    for start in (start_vermilion, start_redis):
+        (tmp_path / start.__name__).mkdir()
+        server = start(tmp_path / start.__name__)
+        try:
+            conn = RawConnection(server.port)
+            conn.sock.settimeout(30)
+            conn.command("CONFIG", "SET", "busy-reply-threshold", "20")
+            conn.command("SET", "gone", "x", "PX", "30")
+            replies.append(conn.command(
+                "EVAL", "local t = redis.call('time') local i = 0 "
+                        "while i < 1e7 do i = i + 1 if i % 1e6 == 0 then redis.call('ping') end end "
+                        "return redis.call('dbsize')", "0"))
+            conn.close()
+        finally:
+            server.stop()
+    assert replies == [b":1\r\n", b":1\r\n"]
+
+
+def test_sigterm_waits_for_a_busy_script(tmp_path):
+    # A signal is acted on by serverCron, which does not run while a script is busy:
+    # the script ends (its caller gets the reply), then the server shuts down.
+    import signal
+
+    from conftest import RawConnection
+
+    server = start_vermilion(tmp_path)
+    try:
+        conn = RawConnection(server.port)
+        conn.sock.settimeout(30)
+        conn.command("CONFIG", "SET", "busy-reply-threshold", "20")
+        body = b"redis.call('set', 'k', 'v') local i = 0 while i < 3e7 do i = i + 1 end return i"
+        conn.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(body), body))
+        other = RawConnection(server.port)
+        deadline = time.time() + 5
+        while time.time() < deadline and not other.command("PING").startswith(b"-BUSY"):
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert server.proc.poll() is None
+        assert conn.read_reply() == b":30000000\r\n"
+        assert server.proc.wait(10) == 0
+    finally:
+        server.stop()
+
+
 def test_busy_error_bytes(tmp_path):
     server = start_vermilion(tmp_path)
     try:

@@ -125,6 +125,7 @@ class ScriptEngine:
         self.current: ScriptRun | None = None
         self.kill_requested = False
         self.busy = False  # a script is past the threshold: others get -BUSY
+        self._cron_was_paused = False  # DEBUG PAUSE-CRON's state before a busy script
         # The greenlet scripts run in (made on first use, on the thread that runs
         # them: the loop's), and that thread.
         self._runner: greenlet.greenlet | None = None
@@ -294,6 +295,11 @@ class ScriptEngine:
                        f"{'FUNCTION KILL' if run.function else 'SCRIPT KILL'} command. "
                        f"Script name is: {name}.")
         self.busy = True
+        # processEventsWhileBlocked() serves file events only: no serverCron while a
+        # script is busy (no active expiry or eviction in the middle of it, a SIGTERM
+        # waits for its end), as DEBUG PAUSE-CRON holds the cron.
+        self._cron_was_paused = self.server.pause_cron
+        self.server.pause_cron = True
         self.server.hooks.command_checks.append(self._refuse_while_busy)
         # The caller waits for its reply: its next commands must not run before it.
         run.caller._pause_reading()
@@ -301,6 +307,7 @@ class ScriptEngine:
 
     def _finish_busy(self, run: ScriptRun, reply) -> None:
         self.busy = False
+        self.server.pause_cron = self._cron_was_paused
         self.current = None
         if _FREEZE is not None:
             _FREEZE(None)
