@@ -244,7 +244,7 @@ class Server:
             when += [discard_transaction, self.pubsub.unsubscribe_everything,
                      self.tracking.disable]
         hooks.client_close += [self.blocking.client_closed, self.replicas.client_closed]
-        hooks.resetstat.append(self._reset_own_stats)
+        hooks.resetstat += [self._reset_own_stats, self.replicas.reset_stats]
         apply = hooks.config_apply
         for name in eviction.DIRECTIVES:
             apply[name] = eviction.configure

@@ -726,6 +726,9 @@ class LoadResult:
         self.aux: dict[bytes, bytes] = {}
         self.version = 0
         self.functions: list[bytes] = []  # library code (FUNCTION2 entries)
+        # (db index, key) of the keys skipped as expired: a master restarting on its
+        # replication history feeds their DEL to its backlog (RDBFLAGS_FEED_REPL).
+        self.expired_keys: list = []
 
 
 @contextlib.contextmanager
@@ -821,6 +824,7 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
                 expiring, expire_at = expire_at, None
                 if expiring < now_ms:  # already expired: skipped, as a master does
                     result.expired += 1
+                    result.expired_keys.append((db_index, key))
                     continue
                 target.expires[key] = expiring
             target.data[key] = value

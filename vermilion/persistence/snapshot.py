@@ -38,6 +38,7 @@ class Snapshots:
         # The aux fields of the RDB file loaded at startup ({} without one): its
         # repl-id/repl-offset let replication continue from it (loadDataFromDisk's rsi).
         self.loaded_aux: dict[bytes, bytes] = {}
+        self.loaded_expired_keys: list = []  # (db, key) it skipped as expired
         self.saves = 0
 
     # -- paths ------------------------------------------------------------------
@@ -264,6 +265,7 @@ class Snapshots:
         self.loaded_keys = result.keys
         self.loaded_expired = result.expired
         self.loaded_aux = aux
+        self.loaded_expired_keys = result.expired_keys
         self.server.dirty = 0
         self.server.lastsave = int(time.time())
 

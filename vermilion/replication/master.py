@@ -142,6 +142,10 @@ class ReplicaSet:
 
     # -- naming and INFO -------------------------------------------------------------
 
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT (resetServerStats()): the sync counters start over."""
+        self.sync_full = self.sync_partial_ok = self.sync_partial_err = 0
+
     @staticmethod
     def name(client) -> str:
         """replicationGetSlaveName()"""
@@ -895,6 +899,9 @@ class ReplicaSet:
             if self.fork is not None:
                 self._reap()
             return
+        # Redis's first replicationCron() runs as the server starts, before any replica
+        # can attach (its loop counter then says 1); ours runs a cron period later.
+        first = self._last_cron == 0.0
         self._last_cron = now
         server = self.server
         repl = server.repl
@@ -902,7 +909,8 @@ class ReplicaSet:
         self._failover_cron(now)
         if self.fork is not None:
             self._reap()
-        if self.replicas and self._cron_loops % config["repl-ping-replica-period"] == 0 \
+        if self.replicas and not first \
+                and self._cron_loops % config["repl-ping-replica-period"] == 0 \
                 and not repl.replica_of_master and self.failover_state == NO_FAILOVER:
             repl.sink(repl.seldb, [b"PING"])
         self._cron_loops += 1

@@ -142,6 +142,13 @@ class ReplicationState:
         self.offset = offset
         self.create_backlog()
         self.no_replicas_since = time.time()
+        # rdbLoadRio() with RDBFLAGS_FEED_REPL: the keys that expired while the server
+        # was down leave its history as DELs, so its replicas drop them too.
+        server = self.server
+        delete = b"UNLINK" if server.config["lazyfree-lazy-expire"] else b"DEL"
+        for db_id, key in server.snapshots.loaded_expired_keys:
+            self.sink(db_id, [delete, key])
+        server.snapshots.loaded_expired_keys = []
 
     def save_info(self) -> dict | None:
         """rdbPopulateSaveInfo(): the aux fields every RDB file of ours carries while it
