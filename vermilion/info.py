@@ -103,7 +103,8 @@ def server_section(server) -> dict:
 
 def clients_section(server) -> dict:
     return {
-        "connected_clients": len(server.clients),
+        # listLength(server.clients) - listLength(server.slaves): replicas are not counted
+        "connected_clients": len(server.clients) - len(server.replicas.replicas),
         "cluster_connections": 0,
         "maxclients": server.config["maxclients"],
         "client_recent_max_input_buffer": server.recent_max_input_buffer(),
