@@ -7,20 +7,25 @@ limit a denyoom command gets -OOM, reads and DEL still run. Nothing of this cost
 thing while maxmemory is 0 and the policy is not LRU/LFU: the check is not installed.
 
 The policies pick as Redis does: LRU/LFU/volatile-ttl sample maxmemory-samples keys per
-database into a pool of the 16 best candidates kept across calls (evictionPoolPopulate),
-evicting the best one still present; *-random take a random key of the next database
-round robin; volatile-* sample only keys with a TTL. maxmemory-eviction-tenacity bounds
-the time of one call; the rest continues from the event loop (evictionTimeProc).
+database for each eviction into a pool of the best candidates kept across calls
+(evictionPoolPopulate), evicting the best one still present; *-random take random keys
+of the databases in turn; volatile-* sample only keys with a TTL. The sampling is done
+in batches of whole-list operations (see "choosing keys"): one SET that evicts one key
+costs about a microsecond more than one that does not. maxmemory-eviction-tenacity
+bounds the time of one call; the rest continues from the event loop (evictionTimeProc).
 """
 
 import random
 import time
+from bisect import bisect_left
+from itertools import compress, islice, repeat
+from operator import eq, gt, itemgetter
 
-_time = time.time
 _random = random.random
-_choices = random.choices
+_perf = time.perf_counter
 
 from . import memory
+from .memory import used_memory_fast as _used_memory_fast
 from .keyspace.cost import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, LFUParams, lfu_decr, lru_clock
 from .log import logger
 from .propagate import propagate_raw
@@ -32,7 +37,6 @@ except ImportError:  # pragma: no cover
 from .protocol import errors
 from .protocol.errors import CommandError
 
-EVPOOL_SIZE = 16
 EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
 ULLONG_MAX = (1 << 64) - 1
 
@@ -56,10 +60,12 @@ class Evictor:
         self.kind = None  # "lru" | "lfu" | "ttl" | "random" | None
         self.samples = 5
         self.tenacity = 10
-        self.pool: list = []  # (idle, key, dbid), ascending idle, at most EVPOOL_SIZE
+        self.pool: list = []  # (stamp or TTL seen, key, db): the best candidate last
+        self.served = 0  # candidates taken from the pool since it was last refilled
+        self.serve = 16  # how many to take before the next refill (REFILL_EVERY, or TIES)
         self.next_db = 0
         self.timer = None  # evictionTimeProc pending
-        self.samplers: dict = {}  # (db id, "data" | "expires") → Sampler
+        self.samplers: dict = {}  # (db id, allkeys) → Sampler
         self.key_ranges: dict = {}  # spec → (first, last, step) or None
         self.installed = False
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
@@ -123,8 +129,9 @@ def configure(server, _value=None) -> None:
     ev.lfu.decay_time = config["lfu-decay-time"]
     ev.track = track = {"lru": 1, "lfu": 2}.get(ev.kind, 0)
     for db in server.dbs:
+        db.clock = ev.lru_stamp
         if db.track != track:
-            _restamp(db, track)
+            db.restamp(track)
     # A lower limit takes effect at the next command, whatever it is (Redis evicts in
     # performEvictions() before every command).
     ev.over = bool(ev.maxmemory) and \
@@ -138,40 +145,29 @@ def configure(server, _value=None) -> None:
         ev.installed = False
 
 
-def _restamp(db, track: int) -> None:
-    # A policy switch: every key starts afresh in the new scheme (Redis reinterprets
-    # the old bits, "LRU and LFU data will take some time to adjust").
-    db.track = track
-    meta = db.meta
-    if not meta:
-        return
-    stamp = db.new_stamp() if track else 0
-    for key, old in meta.items():
-        meta[key] = stamp | (old & COST_MASK)
-
-
 def swap_accounting(server, a: int, b: int) -> None:
     # SWAPDB swaps data and expires; the accounting goes with them.
     x, y = server.dbs[a], server.dbs[b]
     x.meta, y.meta = y.meta, x.meta
     x.mem, y.mem = y.mem, x.mem
+    server.evictor.pool = []  # candidates name keys of the databases they came from
     _refresh_live(server)
 
 
 def _refresh_live(server) -> None:
-    # Databases filled behind the accounting (an RDB load) are found and costed here.
-    live = []
-    for db in server.dbs:
-        if db.data or db.meta:
-            if len(db.data) != len(db.meta):
-                db.resync_accounting()
-            live.append(db)
-    server.evictor.live = live
+    # The databases that hold keys (a database emptied since is dropped here; one that
+    # gets a first key joins at once, through Database.on_first_key).
+    server.evictor.live = [db for db in server.dbs if db.data]
 
 
 def cron(server) -> None:
     ev = server.evictor
-    ev.lru_stamp = lru_clock() << STAMP_SHIFT
+    stamp = lru_clock() << STAMP_SHIFT
+    if stamp != ev.lru_stamp:
+        # A new second: one new int object, shared by every key stamped until the next.
+        ev.lru_stamp = stamp
+        for db in server.dbs:
+            db.clock = stamp
     memory.refresh_clients(server)
     evict_clients(server)
     memory.shrink_tables(server)
@@ -190,38 +186,48 @@ def ev_check(client, spec, argv) -> None:
     # Runs before every command while installed: keep it to a few dict operations.
     server = client.server
     ev = server.evictor
-    if ev.track:
-        ranges = ev.key_ranges.get(spec, _UNSET)
-        if ranges is _UNSET:
-            ranges = _key_range(ev, spec)
-        if ranges is not None:
-            first = ranges[0]
-            if ev.track == 1 and first == ranges[1] and first < len(argv):
-                # One key under LRU (GET, SET, HSET...): the clock the cron keeps.
-                meta = client.db.meta
-                key = argv[first]
-                old = meta.get(key)
-                if old is not None:
-                    meta[key] = ev.lru_stamp | (old & COST_MASK)
-            else:
-                _note_keys(ev, client.db, ranges, argv)
-    if ev.maxmemory and (spec.denyoom or ev.over or spec.fullname in _CHECKED
-                         or client.multi is not None):
+    track = ev.track
+    if track:
+        # lookupKey()'s access update for the command's keys.
+        where = ev.key_ranges.get(spec, _UNSET)
+        if where is _UNSET:
+            where = _key_range(ev, spec)
+        if where.__class__ is int:  # one key (GET, SET, HSET...)
+            if where < len(argv):
+                if track == 1:
+                    # The clock the cron keeps: the shared int itself for a string (its
+                    # entry holds no cost).
+                    meta = client.db.meta
+                    key = argv[where]
+                    old = meta.get(key)
+                    if old is not None:
+                        cost = old & COST_MASK
+                        meta[key] = ev.lru_stamp | cost if cost else ev.lru_stamp
+                else:
+                    client.db.note_access(argv[where])
+        elif where is not None:
+            _note_keys(ev, client.db, where, argv)
+    maxmemory = ev.maxmemory
+    if maxmemory and (spec.denyoom or ev.over or spec.fullname in _CHECKED
+                      or client.multi is not None):
         # performEvictions() before the commands whose outcome depends on it (denyoom,
         # EXEC, anything queued in MULTI, a script's start), and before every command
         # while memory is known to be over the limit (after CONFIG SET maxmemory, or
         # when the cron found it so), as Redis runs it before all commands.
         scripting = server.scripting
-        run = scripting.current if scripting is not None else None
-        if run is not None and client is run.client:
-            _script_check(ev, run, spec)
+        if scripting is not None and scripting.current is not None \
+                and client is scripting.current.client:
+            _script_check(ev, scripting.current, spec)
             return
-        used = memory.used_memory_fast(server, ev.live)
-        oom = used > ev.maxmemory and perform_evictions(server, used) == EVICT_FAIL
-        if used <= ev.maxmemory:
+        used = _used_memory_fast(server, ev.live)
+        if used <= maxmemory:
             # A write may take memory over the limit: measure again before the next
             # command, whatever it is (a GETBIT after a big SETBIT evicts first).
             ev.over = spec.denyoom
+            if ev.script_oom and spec.fullname in _SCRIPT_STARTS:
+                ev.script_oom = False
+            return
+        oom = perform_evictions(server, used) == EVICT_FAIL
         if spec.fullname in _SCRIPT_STARTS:
             ev.script_oom = oom
         if oom and _reject_on_oom(client, spec):
@@ -264,11 +270,16 @@ _UNSET = object()
 
 
 def _key_range(ev, spec):
-    ranges = None
+    # Where the command's keys are: the position of its one key, (first, last, step)
+    # for several, None for none (or a command that does not count as an access).
+    where = None
     if spec.first_key and spec.fullname not in NOTOUCH:
-        ranges = (spec.first_key, spec.last_key, spec.key_step or 1)
-    ev.key_ranges[spec] = ranges
-    return ranges
+        if spec.first_key == spec.last_key:
+            where = spec.first_key
+        else:
+            where = (spec.first_key, spec.last_key, spec.key_step or 1)
+    ev.key_ranges[spec] = where
+    return where
 
 
 def _note_keys(ev, db, ranges, argv) -> None:
@@ -290,7 +301,8 @@ def _note_keys(ev, db, ranges, argv) -> None:
             key = argv[i]
             old = get(key)
             if old is not None:
-                meta[key] = stamp | (old & COST_MASK)
+                cost = old & COST_MASK
+                meta[key] = stamp | cost if cost else stamp
     else:
         note = db.note_access
         for i in range(first, last + 1, step):
@@ -325,44 +337,78 @@ def perform_evictions(server, used: int | None = None) -> int:
     """Evict keys until used_memory is under maxmemory: EVICT_OK, EVICT_RUNNING (the
     time limit was hit, the rest continues from the loop) or EVICT_FAIL."""
     ev = server.evictor
-    if not _safe_to_evict(server):
+    if (server.loading or server.replica_mode or server.pause_until) \
+            and not _safe_to_evict(server):
         return EVICT_OK
     if used is None:
         used = memory.used_memory_fast(server, ev.live)
-    if used <= ev.maxmemory:
+    maxmemory = ev.maxmemory
+    if used <= maxmemory:
         ev.over = False
-        _note_exceeded(ev, False)
+        if ev.exceeded_since:
+            _note_exceeded(ev, False)
         return EVICT_OK
-    ev.over = True
-    if ev.kind is None:
+    kind = ev.kind
+    if kind is None:
+        ev.over = True
         _note_exceeded(ev, True)
         return EVICT_FAIL
-    to_free = used - ev.maxmemory
-    limit_us = eviction_time_limit_us(ev.tenacity)
-    start = time.perf_counter()
+    to_free = used - maxmemory
+    start = _perf()
     freed = keys_freed = 0
     result = EVICT_OK
-    pick = _pick_random if ev.kind == "random" else _pick_from_pool
+    allkeys = ev.allkeys
+    stamped = kind == "lru" or kind == "lfu"
+    stats = server.stats
+    pool = ev.pool
     while freed < to_free:
-        found = pick(ev, server)
-        if found is None:
-            result = EVICT_FAIL
-            break
-        db, key = found
-        freed += _evict(server, db, key)
+        # The best candidate of the pool, checked: a key gone, renewed or accessed since
+        # it was sampled (its stamp or TTL changed) is a ghost and is dropped, as
+        # evictionPoolPopulate()'s picks are when their key is gone.
+        if not pool or ev.served >= ev.serve:
+            _refill(ev, server)
+            pool = ev.pool
+            if not pool:
+                # Nothing to evict: no key (with a TTL, for volatile-*), or a sample of
+                # only ghosts, which a fresh copy of the keys fixes (a copy that is
+                # fresh is all live keys: one more try then decides).
+                _refill(ev, server)
+                pool = ev.pool
+                if not pool:
+                    result = EVICT_FAIL
+                    break
+        ev.served += 1
+        seen, key, db = pool.pop()
+        if stamped:
+            if db.meta.get(key) != seen or not (allkeys or key in db.expires):
+                continue
+        elif kind == "ttl":
+            if db.expires.get(key) != seen:
+                continue
+        elif key not in (db.data if allkeys else db.expires):
+            continue
+        # dbSyncDelete() and what performEvictions() does around it.
+        freed += db.evict(key)
+        stats.evicted_keys += 1
+        if server.notifier.classes:
+            notify_event(server, db, "evicted", key, flag="e")
+        if server.propagation.sinks:
+            cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
+            propagate_raw(server, db.id, [cmd, key])
         keys_freed += 1
-        if keys_freed % 16 == 0:
+        if not keys_freed & 15:
             # The dict tables do not shrink, so measure again rather than trust the sum.
-            if memory.used_memory_fast(server, ev.live) <= ev.maxmemory:
+            if memory.used_memory_fast(server, ev.live) <= maxmemory:
                 break
-            if (time.perf_counter() - start) * 1e6 > limit_us:
+            if (_perf() - start) * 1e6 > eviction_time_limit_us(ev.tenacity):
                 _start_timer(server)
                 result = EVICT_RUNNING
                 break
     if result == EVICT_OK and ev.timer is not None:
         result = EVICT_RUNNING
-    ev.over = result != EVICT_OK
-    _note_exceeded(ev, result != EVICT_OK)
+    ev.over = over = result != EVICT_OK
+    if over or ev.exceeded_since:
+        _note_exceeded(ev, over)
     return result
 
 
@@ -400,26 +446,29 @@ def _start_timer(server) -> None:
     ev.timer = server.loop.call_soon(proc)
 
 
-def _evict(server, db, key: bytes) -> int:
-    """Delete an evicted key as Redis does: WATCH signalled, counted, DEL propagated
-    (propagateDeletion(): UNLINK under lazyfree-lazy-eviction)."""
-    freed = db.evict(key)
-    server.stats.evicted_keys += 1
-    if notify_event is not None:
-        notify_event(server, db, "evicted", key, flag="e")
-    if server.propagation.sinks:
-        cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
-        propagate_raw(server, db.id, [cmd, key])
-    return freed
-
-
 # -- choosing keys -----------------------------------------------------------------------------
+# evictionPoolPopulate() samples maxmemory-samples keys of every database before each
+# eviction into a pool of the 16 best candidates kept across calls, and evicts the best.
+# Here the same sampling rate is taken in batches: every REFILL_EVERY evictions (or when
+# the pool runs dry) samples * REFILL_EVERY keys of every database are scored at once,
+# with the candidates left in the pool, and the best POOL_SIZE kept — map/sort/compress
+# over whole lists, not a Python step per sampled key. A candidate is checked again
+# when its turn comes (perform_evictions), so a key used since it was sampled survives.
+
+REFILL_EVERY = 16
+POOL_SIZE = 32
+TIES = 64  # at most this many candidates of one second (LRU) served between refills
+GHOST = 1 << 128  # the sort value of a sampled key that is gone: after every real one
 
 
 class Sampler:
-    """Random keys of a dict in O(1) amortised: a list copy of its keys taken again
-    after it served len/8 picks or when the dict object changed (as Database's
-    sample_key); stale picks are skipped by the caller."""
+    """Random keys of a dict in O(1) amortised: a list copy of its keys, read in
+    lattice slices keys[offset::step] at a random offset (every key equally likely,
+    spread over the whole dict, one C-level slice). The copy is taken again when the
+    dict object changed, after it served twice its length in samples, or when a
+    quarter of a sample were ghosts (keys deleted since): keys added since the copy
+    wait for the next one. (A copy costs ~20 ns a key, mostly cache misses on the
+    keys' reference counts: taken every n/4 evictions, it adds ~80 ns to each.)"""
     __slots__ = ("keys", "source", "picks")
 
     def __init__(self):
@@ -428,111 +477,157 @@ class Sampler:
         self.picks = 0
 
     def sample(self, d: dict, count: int) -> list:
-        """Up to count distinct-ish live keys (dictGetSomeKeys() returns live keys)."""
+        """About count keys of d (all of them when d is that small); some may be gone."""
         n = len(d)
         if n <= count:
             return list(d)
         keys = self.keys
-        if self.source is not d or self.picks > len(keys) // 8 or not keys:
+        if self.source is not d or self.picks > len(keys) << 1 or len(keys) <= count:
             self.keys = keys = list(d)
             self.source = d
             self.picks = 0
         self.picks += count
-        out = [key for key in _choices(keys, k=count) if key in d]
-        if len(out) < count:
-            # Stale picks (keys deleted since the copy): once more, then a fresh copy.
-            out += [key for key in _choices(keys, k=count - len(out)) if key in d]
-            if len(out) < count:
-                self.picks = len(keys)
-        return out
+        step = len(keys) // count
+        return keys[int(_random() * step)::step]
+
+    def stale(self) -> None:
+        """The last sample held too many ghosts: take a new copy next time."""
+        self.source = None
 
 
-def _sampler(ev, db_id: int, which: str) -> Sampler:
-    sampler = ev.samplers.get((db_id, which))
+def _sampler(ev, db, allkeys: bool) -> Sampler:
+    sampler = ev.samplers.get((db.id, allkeys))
     if sampler is None:
-        sampler = ev.samplers[(db_id, which)] = Sampler()
+        sampler = ev.samplers[(db.id, allkeys)] = Sampler()
     return sampler
 
 
-def _populate(ev, db, keys: list) -> None:
-    """evictionPoolPopulate(): insert the sampled keys by idle score into the pool."""
-    pool = ev.pool
+def _refill(ev, server) -> None:
+    """evictionPoolPopulate() for a batch of evictions: ev.pool = the best candidates,
+    (what was seen, key, db) with the best last, from fresh samples of every database
+    and the candidates still in the pool."""
+    ev.served = 0
+    ev.serve = REFILL_EVERY
+    allkeys = ev.allkeys
     kind = ev.kind
-    meta = db.meta
-    expires = db.expires
-    clock = int(_time()) & LRU_CLOCK_MAX
-    decay_time = ev.lfu.decay_time
-    dbid = db.id
-    for key in keys:
-        if kind == "lru":
-            stamp = meta.get(key)
-            if stamp is None:
+    want = ev.samples * REFILL_EVERY
+    dbs = [db for db in ev.live if (db.data if allkeys else db.expires)]
+    leftovers = ev.pool
+    if kind == "random":
+        ev.pool = _random_candidates(ev, server, want)
+        return
+    if len(dbs) == 1 and kind != "lfu":
+        ev.pool = _best_of_one(ev, dbs[0], want, leftovers)
+        return
+    scored = []
+    clock = ev.lru_stamp >> STAMP_SHIFT
+    decay = ev.lfu.decay_time
+    for db in dbs:
+        d = db.data if allkeys else db.expires
+        sampler = _sampler(ev, db, allkeys)
+        keys = sampler.sample(d, want)
+        keys += [key for _, key, owner in leftovers if owner is db]
+        source = db.expires if kind == "ttl" else db.meta
+        get = source.get
+        ghosts = 0
+        for key in dict.fromkeys(keys):
+            seen = get(key)
+            if seen is None:
+                ghosts += 1
                 continue
-            lru = stamp >> STAMP_SHIFT
-            # estimateObjectIdleTime(), in clock units (the order is what matters).
-            idle = clock - lru if clock >= lru else clock + (LRU_CLOCK_MAX - lru)
-        elif kind == "lfu":
-            stamp = meta.get(key)
-            if stamp is None:
-                continue
-            idle = 255 - lfu_decr(stamp >> STAMP_SHIFT, decay_time)
-        else:
-            when = expires.get(key)
-            if when is None:
-                continue
-            idle = ULLONG_MAX - when
-        # The first slot whose candidate is not worse (smaller idle) than this one.
-        k = 0
-        size = len(pool)
-        while k < size and pool[k][0] < idle:
-            k += 1
-        if k == 0 and size == EVPOOL_SIZE:
-            continue  # worse than every candidate of a full pool
-        if size < EVPOOL_SIZE:
-            pool.insert(k, (idle, key, dbid))
-        else:
-            # Full: drop the worst (leftmost) candidate to make room.
-            pool.pop(0)
-            pool.insert(k - 1, (idle, key, dbid))
+            if kind == "lru":
+                # estimateObjectIdleTime(), in clock units (the order is what matters).
+                lru = seen >> STAMP_SHIFT
+                score = clock - lru if clock >= lru else clock + (LRU_CLOCK_MAX - lru)
+            elif kind == "lfu":
+                score = 255 - lfu_decr(seen >> STAMP_SHIFT, decay)
+            else:
+                score = ULLONG_MAX - seen
+            scored.append((score, seen, key, db))
+        if ghosts * 4 > len(keys):
+            sampler.stale()
+    scored.sort(key=_first)
+    ev.pool = [(seen, key, db) for _, seen, key, db in scored[-POOL_SIZE:]]
 
 
-def _pick_from_pool(ev, server):
-    """LRU, LFU and volatile-ttl: refill the pool from every database, then take the
-    best candidate that still exists ("ghosts" are dropped)."""
-    pool = ev.pool
-    samples = ev.samples
-    for _ in range(64):  # bounded: a pool only of ghosts round after round ends it
-        total = 0
-        for db in ev.live:
-            d = db.data if ev.allkeys else db.expires
-            if d:
-                total += len(d)
-                which = "data" if ev.allkeys else "expires"
-                _populate(ev, db, _sampler(ev, db.id, which).sample(d, samples))
-        if not total:
-            return None
-        while pool:
-            idle, key, dbid = pool.pop()
-            db = server.dbs[dbid]
-            if key in (db.data if ev.allkeys else db.expires):
-                return db, key
-    return None
+_first = itemgetter(0)
 
 
-def _pick_random(ev, server):
-    """allkeys-random / volatile-random: a random key of the next non-empty database."""
+def _best_of_one(ev, db, want: int, leftovers: list) -> list:
+    """_refill() for one database under an LRU or TTL policy, in whole-list steps: the
+    sampled keys' stamps (or expire times) in one map, sorted as plain ints, the best
+    picked out by a threshold and merged with the candidates left (whose key is not
+    looked up again: perform_evictions checks each as it comes). Every sampled key is
+    read once, and only the picked ones again: on a big keyspace each read is a cache
+    miss.
+
+    A stamp is the LRU clock (seconds) of the last access: oldest first is smallest
+    first, except across the 24-bit clock's wrap (every 194 days), where stamps above
+    the clock are from before it, older than all the others. Keys of the same second
+    are equally old: when more of them than a pool's worth top the sample, a pool of
+    16 (Redis's) would hold only them whatever the next samples bring, so they are all
+    kept (up to TIES) and served before the next refill."""
+    allkeys = ev.allkeys
+    lru = ev.kind == "lru"
+    d = db.data if allkeys else db.expires
+    sampler = _sampler(ev, db, allkeys)
+    keys = sampler.sample(d, want)
+    seen = list(map((db.meta if lru else db.expires).get, keys, repeat(GHOST)))
+    order = sorted(seen)
+    live = bisect_left(order, GHOST)
+    if live * 4 < len(keys) * 3:
+        sampler.stale()
+    if live and lru and order[live - 1] > ev.lru_stamp | COST_MASK:
+        # Stamps from before the clock's wrap: order by the idle time itself.
+        clock = ev.lru_stamp >> STAMP_SHIFT
+        scored = sorted((((clock - (v >> STAMP_SHIFT)) & LRU_CLOCK_MAX), v, k)
+                        for v, k in zip(seen, keys) if v is not GHOST)
+        return [(v, k, db) for _, v, k in scored[-POOL_SIZE:]]
+    picked = []
+    if live:
+        cap = TIES if lru else POOL_SIZE
+        threshold = order[min(live, cap) - 1]
+        below = bisect_left(order, threshold)
+        if below:
+            chosen = list(map(gt, repeat(threshold), seen))
+            picked = list(zip(compress(seen, chosen), compress(keys, chosen), repeat(db)))
+        chosen = list(map(eq, repeat(threshold), seen))
+        picked += islice(zip(compress(seen, chosen), compress(keys, chosen), repeat(db)),
+                         cap - below)
+    for entry in leftovers:
+        if entry[2] is db:
+            picked.append(entry)
+    picked.sort(key=_first)
+    keep = POOL_SIZE
+    if lru and picked:
+        # How many candidates share the oldest second (seen < the next second's stamp).
+        oldest = bisect_left(picked, (((picked[0][0] >> STAMP_SHIFT) + 1) << STAMP_SHIFT,))
+        if oldest > keep:
+            keep = min(oldest, TIES)
+            ev.serve = keep
+    del picked[keep:]
+    picked.reverse()  # the best (smallest) last
+    return picked
+
+
+def _random_candidates(ev, server, want: int) -> list:
+    """allkeys-random / volatile-random: random keys of the non-empty databases taken
+    in turn (performEvictions() takes one from the next database each time), the first
+    to be evicted last in the list."""
     dbs = server.dbs
     n = len(dbs)
+    per_db = []
     for _ in range(n):
         ev.next_db = j = (ev.next_db + 1) % n
         db = dbs[j]
         d = db.data if ev.allkeys else db.expires
         if d:
-            keys = _sampler(ev, j, "data" if ev.allkeys else "expires").sample(d, 1)
-            if keys:
-                return db, keys[0]
-            return db, next(iter(d))
-    return None
+            keys = _sampler(ev, db, ev.allkeys).sample(d, REFILL_EVERY)
+            per_db.append([(None, key, db) for key in keys[:REFILL_EVERY]])
+    out = [entry for round_ in zip(*per_db) for entry in round_] if len(per_db) > 1 \
+        else (per_db[0] if per_db else [])
+    out.reverse()
+    return out
 
 
 # -- client eviction (maxmemory-clients) -------------------------------------------------------

@@ -4,6 +4,16 @@ Values are stored bare: a string is a ``bytes`` object (the cheapest thing Pytho
 see DESIGN.md's memory figures); other types are objects with a ``type_name``.
 Expiries live in a separate dict of absolute unix milliseconds, as Redis keeps
 ``db->expires``. Every read goes through lookup(), which expires lazily.
+
+Memory accounting (cost.py's model): ``mem`` is the sum of every key's cost, kept as
+keys change, so used_memory never walks the keyspace. A string's cost is a function of
+the lengths of its key and value (string_cost()), so a string key needs no record of
+its own: its cost is taken again from the value being replaced or deleted. ``meta``
+holds an entry only for the keys that need one: collections (their cost is estimated,
+then followed change by change: key → cost) and, while the eviction policy is LRU or
+LFU (``track``), every key's access stamp (key → stamp << STAMP_SHIFT | cost, the
+cost bits 0 for a string). A string key under no LRU/LFU policy thus costs what a
+``dict[bytes, bytes]`` entry costs, as Redis's dictEntry + robj + sds do.
 """
 
 import random
@@ -11,8 +21,15 @@ import time
 
 from ..datatypes.packed import PackedValue, unpack
 from ..protocol import errors
-from .cost import (COST_MASK, LFU_INIT_VAL, META_INT, STAMP_SHIFT, LFUParams, key_cost,
+from .cost import (COST_MASK, LFU_INIT_VAL, STAMP_BITS, STAMP_SHIFT, LFUParams, key_cost,
                    lfu_decr, lfu_incr, lfu_minutes, lru_clock, lru_idle_ms)
+
+
+def string_cost(key: bytes, value: bytes) -> int:
+    """The bytes a string key costs: its key and value objects (cost.obj_bytes: a
+    33-byte header plus the data, in pymalloc's 16-byte steps); its slot in the main
+    table is counted with the table (memory.dataset_bytes)."""
+    return ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
 
 
 def now_ms() -> int:
@@ -27,7 +44,8 @@ class Database:
     __slots__ = ("id", "data", "expires", "server", "avg_ttl", "expires_cursor",
                  "expire_keys", "expire_keys_source",
                  "random_keys", "random_keys_source", "random_picks",
-                 "meta", "mem", "track", "lfu", "on_first_key", "encodings")
+                 "meta", "mem", "track", "clock", "lfu", "lfu_stamps", "on_first_key",
+                 "encodings")
 
     def __init__(self, db_id: int, server=None):
         self.id = db_id
@@ -43,10 +61,12 @@ class Database:
         self.random_keys: list = []
         self.random_keys_source = None
         self.random_picks = 0
-        # Memory accounting (cost.py): key → (access stamp << STAMP_SHIFT) | cost in
-        # bytes of the key and its value, and mem = the sum of the costs. The stamp is the
-        # 24-bit LRU clock or LFU (minutes << 8 | counter), kept only while `track` says
-        # the eviction policy needs it (0 none, 1 LRU, 2 LFU): one small int per key.
+        # Memory accounting (the module docstring): mem = the sum of the keys' costs;
+        # meta = key → (access stamp << STAMP_SHIFT) | cost for the collections, and for
+        # every key while `track` says the eviction policy needs access stamps (0 none,
+        # 1 LRU, 2 LFU). The stamp is the 24-bit LRU clock or LFU (minutes << 8 |
+        # counter); a string's entry holds the stamp alone (its cost is string_cost()),
+        # so keys stamped in the same second share one int object (`clock`).
         self.meta: dict[bytes, int] = {}
         # String keys whose Redis encoding is not the one their content implies: "raw"
         # for strings changed in place (APPEND, SETRANGE, SETBIT...), "embstr" for an
@@ -54,9 +74,15 @@ class Database:
         self.encodings: dict[bytes, str] = {}
         self.mem = 0
         self.track = 0
+        # server.lruclock pre-shifted into meta's stamp bits: the eviction cron keeps it
+        # (evict.c's LRU_CLOCK() reads the cron's clock too), one int object per second.
+        self.clock = lru_clock() << STAMP_SHIFT
         # lfu-log-factor / lfu-decay-time: the server's (eviction.install shares its
         # Evictor's with every database), Redis's defaults for a database on its own.
         self.lfu = LFUParams()
+        # LFU stamps (pre-shifted) as shared int objects: 256 counters a minute, so keys
+        # with the same counter share one int rather than own one each.
+        self.lfu_stamps: dict[int, int] = {}
         self.on_first_key = None  # (db) when the database gets its first key (eviction)
 
     def __len__(self) -> int:
@@ -129,44 +155,114 @@ class Database:
 
     def set(self, key: bytes, value, keep_ttl: bool = False) -> None:
         """Store value, dropping any TTL unless keep_ttl (SET semantics)."""
-        self.data[key] = value
+        data = self.data
+        old = data.get(key)
+        data[key] = value
         if self.encodings:
             self.encodings.pop(key, None)
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
-        self.touched(key)
+        self._account(key, old, value)
 
     def replace(self, key: bytes, value) -> None:
         """Overwrite the value of an existing key keeping its TTL (APPEND, INCR...)."""
-        self.data[key] = value
+        data = self.data
+        old = data.get(key)
+        data[key] = value
         if self.encodings:
             self.encodings.pop(key, None)
-        self.touched(key)
+        self._account(key, old, value)
+
+    def _account(self, key: bytes, old, value) -> None:
+        """key's value went from old (None: a new key) to value: the cost difference
+        into mem, meta kept (stamps survive an overwrite: dbSetValue() keeps the LFU
+        data of the value it replaces), then dirty and WATCH."""
+        meta = self.meta
+        track = self.track
+        if type(value) is bytes:
+            cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
+            entry = 0  # a string's cost is not recorded
+        else:
+            cost = entry = key_cost(key, value)
+        if old is None:
+            if track:
+                stamp = self.new_stamp()
+                meta[key] = stamp | entry if entry else stamp
+            elif entry:
+                meta[key] = entry
+            self.mem += cost
+            if len(self.data) == 1 and self.on_first_key is not None:
+                self.on_first_key(self)
+        else:
+            recorded = meta.get(key)
+            if type(old) is bytes:
+                self.mem += cost - ((len(key) + 48) & -16) - ((len(old) + 48) & -16)
+            elif recorded is not None:
+                self.mem += cost - (recorded & COST_MASK)
+            else:
+                self.mem += cost
+            if recorded is not None:
+                if entry:
+                    meta[key] = (recorded & STAMP_BITS) | entry
+                elif not track:
+                    del meta[key]
+                elif recorded & COST_MASK:  # a collection became a string
+                    meta[key] = recorded & STAMP_BITS
+            elif track:
+                stamp = self.new_stamp()
+                meta[key] = stamp | entry if entry else stamp
+            elif entry:
+                meta[key] = entry
+        server = self.server
+        if server is not None:
+            server.dirty += 1
+            if server.key_watchers:
+                server.signal_modified(self, key)
+
+    def _forget(self, key: bytes, value) -> int:
+        """The accounting of a key just removed from data (value its value): its cost,
+        taken out of mem and returned, and its meta entry gone."""
+        old = self.meta.pop(key, None) if self.meta else None
+        if type(value) is bytes:
+            cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
+        else:
+            cost = old & COST_MASK if old is not None else 0
+        self.mem -= cost
+        return cost
 
     def delete(self, key: bytes) -> bool:
-        if self.data.pop(key, _MISSING) is _MISSING:
+        value = self.data.pop(key, None)
+        if value is None:
             return False
         if self.encodings:
             self.encodings.pop(key, None)
         if self.expires:
             self.expires.pop(key, None)
-        self.touched(key)
+        self._forget(key, value)
+        server = self.server
+        if server is not None:
+            server.dirty += 1
+            if server.key_watchers:
+                server.signal_modified(self, key)
         return True
 
     def evict(self, key: bytes) -> int:
         """Remove key for maxmemory (evict.c dbSyncDelete): WATCH sees it, the dirty
-        counter does not. Returns the bytes the accounting freed."""
-        self.data.pop(key, None)
+        counter does not. Returns the bytes the accounting freed. (_forget() inlined:
+        this runs for every eviction.)"""
+        value = self.data.pop(key, None)
+        if value is None:
+            return 0
         if self.encodings:
             self.encodings.pop(key, None)
-        freed = 0
-        if self.expires.pop(key, None) is not None:
-            freed = EXPIRE_COST
-        old = self.meta.pop(key, None)
-        if old is not None:
-            cost = old & COST_MASK
-            self.mem -= cost
-            freed += cost
+        recorded = self.meta.pop(key, None)
+        if type(value) is bytes:
+            freed = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
+        else:
+            freed = recorded & COST_MASK if recorded is not None else 0
+        self.mem -= freed
+        if self.expires and self.expires.pop(key, None) is not None:
+            freed += EXPIRE_COST
         server = self.server
         if server is not None and server.key_watchers:
             server.signal_modified(self, key)
@@ -174,13 +270,12 @@ class Database:
 
     def expire_now(self, key: bytes) -> None:
         """Remove a key whose TTL has passed (lazily or from the active cycle)."""
-        self.data.pop(key, None)
+        value = self.data.pop(key, None)
         if self.encodings:
             self.encodings.pop(key, None)
         self.expires.pop(key, None)
-        old = self.meta.pop(key, None)
-        if old is not None:
-            self.mem -= old & COST_MASK
+        if value is not None:
+            self._forget(key, value)
         server = self.server
         if server is not None:
             server.stats.expired_keys += 1
@@ -188,28 +283,32 @@ class Database:
 
     def set_plain_string(self, key: bytes, value: bytes, keep_ttl: bool = False) -> None:
         """SET key value without options (or INCR, keep_ttl) — the benchmarked paths —
-        in one call: store, drop the TTL, account the cost (touched()'s string branch),
+        in one call: store, drop the TTL, account the cost (_account()'s string case),
         count the change."""
-        self.data[key] = value
+        data = self.data
+        old = data.get(key)
+        data[key] = value
         if self.encodings:
             self.encodings.pop(key, None)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
-        cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
-        if cost > 256:
-            cost += META_INT
-        meta = self.meta
-        old = meta.get(key)
+        track = self.track
+        if track == 1 and (old is None or type(old) is bytes):
+            # An LRU policy: a new object's stamp, the clock shared by the second's keys.
+            self.meta[key] = self.clock
+        elif track:
+            self._account(key, old, value)
+            return
         if old is None:
-            meta[key] = self.new_stamp() | cost if self.track else cost
-            self.mem += cost
-            if len(meta) == 1 and self.on_first_key is not None:
+            self.mem += ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
+            if len(data) == 1 and self.on_first_key is not None:
                 self.on_first_key(self)
+        elif type(old) is bytes:
+            # The usual overwrite: no meta entry on either side.
+            self.mem += ((len(value) + 48) & -16) - ((len(old) + 48) & -16)
         else:
-            delta = cost - (old & COST_MASK)
-            if delta:
-                meta[key] = old + delta
-                self.mem += delta
+            self._account(key, old, value)
+            return
         server = self.server
         if server is not None:
             server.dirty += 1
@@ -217,32 +316,21 @@ class Database:
                 server.signal_modified(self, key)
 
     def touched(self, key: bytes) -> None:
-        """Called after every change of key: memory accounting, WATCH, dirty counter.
+        """Called after a change of key that is not a new value (a collection changed in
+        place, a TTL set or removed): memory accounting, WATCH, dirty counter.
 
-        The key's cost is estimated again (O(1): strings by length, collections from
-        their table size and a few sampled elements) and the difference to the cost
-        recorded in meta goes into mem, so used_memory never needs a keyspace walk."""
+        A collection's cost is estimated again (O(1): its table size and a few sampled
+        elements) and the difference to the cost recorded in meta goes into mem, so
+        used_memory never needs a keyspace walk. A string's cost changes only with its
+        value, which set()/replace() account."""
         value = self.data.get(key)
-        meta = self.meta
-        old = meta.get(key)
-        if type(value) is bytes:
-            # key_cost() inlined for strings: this runs on every SET.
-            cost = ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
-            if cost > 256:
-                cost += META_INT
-        elif value is None:
-            if old is not None:
-                del meta[key]
-                self.mem -= old & COST_MASK
-            cost = None
-        else:
+        if value is not None and type(value) is not bytes:
+            meta = self.meta
+            old = meta.get(key)
             cost = key_cost(key, value)
-        if cost is not None:
             if old is None:
                 meta[key] = self.new_stamp() | cost if self.track else cost
                 self.mem += cost
-                if len(meta) == 1 and self.on_first_key is not None:
-                    self.on_first_key(self)
             else:
                 delta = cost - (old & COST_MASK)
                 if delta:  # the cost sits in the low bits: adding keeps the stamp
@@ -286,40 +374,86 @@ class Database:
         self.encodings = {}
         return removed
 
-    def merge_loaded(self, data: dict, expires: dict) -> None:
-        """Loaded keys on top of the dataset (DEBUG RELOAD MERGE): the keys they replace
-        lose their cost and string encoding; the accounting costs them again (resync)
-        on its next read."""
-        for key in data:
-            old = self.meta.pop(key, None)
+    def merge_loaded(self, data: dict, expires: dict, costs: dict | None = None) -> None:
+        """Loaded keys on top of the dataset (DEBUG RELOAD MERGE): each replaces the key
+        of its name, if any, as set() would (the replaced key's cost and string encoding
+        go). costs: the load's meta for its keys that need an entry (collections)."""
+        costs = costs or {}
+        current = self.data
+        encodings = self.encodings
+        for key, value in data.items():
+            old = current.get(key)
             if old is not None:
-                self.mem -= old & COST_MASK
-            self.encodings.pop(key, None)
-        self.data.update(data)
+                self._forget(key, old)
+                del current[key]
+                encodings.pop(key, None)
+            current[key] = value
+            if type(value) is bytes:
+                cost = string_cost(key, value)
+                entry = 0
+            else:
+                cost = entry = costs.get(key, 0) or key_cost(key, value)
+            if entry or self.track:
+                self.meta[key] = (self.new_stamp() if self.track else 0) | entry
+            self.mem += cost
         self.expires.update(expires)
+        if current and self.on_first_key is not None:
+            self.on_first_key(self)
 
-    def adopt_accounting(self, costs: dict) -> None:
-        """Take over the per-key costs an RDB load computed for the keys it installed."""
+    def adopt_accounting(self, costs: dict, strings: int = 0) -> None:
+        """Take over the accounting an RDB load made for the keys it installed (data is
+        the load's dict): costs = key → cost of the keys that need a meta entry (the
+        collections), strings = the summed cost of the string keys."""
+        data = self.data
+        mem = strings + sum(costs.values())
         if self.track:
             stamp = self.new_stamp()
-            costs = {key: stamp | cost for key, cost in costs.items()}
-        self.meta = costs
-        self.mem = sum(cost & COST_MASK for cost in costs.values()) if self.track \
-            else sum(costs.values())
-
-    def resync_accounting(self) -> None:
-        """Account keys added behind the Database's back (an RDB load fills data in one
-        update): cost the missing ones, forget the gone ones. O(n), run only when the
-        number of accounted keys differs from the number of keys."""
-        data, meta = self.data, self.meta
-        for key in [k for k in meta if k not in data]:
-            self.mem -= meta.pop(key) & COST_MASK
-        stamp = self.new_stamp() if self.track else 0
-        for key, value in data.items():
-            if key not in meta:
-                cost = key_cost(key, value)
+            meta = dict.fromkeys(data, stamp)  # in C: the strings' entries, all at once
+            for key, cost in costs.items():
                 meta[key] = stamp | cost
-                self.mem += cost
+            costs = meta
+        self.meta = costs
+        self.mem = mem
+        if data and self.on_first_key is not None:
+            self.on_first_key(self)
+
+    def recount(self) -> int:
+        """The accounting taken again from the keyspace, O(n): mem recomputed and meta's
+        entries made to match the keys (DEBUG and tests; nothing on a command's path
+        needs it). Returns the bytes mem was off by."""
+        old_mem, meta = self.mem, self.meta
+        stamp = self.new_stamp() if self.track else 0
+        fresh = {}
+        mem = 0
+        for key, value in self.data.items():
+            if type(value) is bytes:
+                mem += string_cost(key, value)
+                if self.track:
+                    fresh[key] = meta.get(key, stamp) & STAMP_BITS
+            else:
+                cost = key_cost(key, value)
+                mem += cost
+                fresh[key] = (meta.get(key, stamp) & STAMP_BITS) | cost
+        self.meta = fresh
+        self.mem = mem
+        return old_mem - mem
+
+    def restamp(self, track: int) -> None:
+        """The eviction policy now needs (1 LRU, 2 LFU) or no longer needs (0) access
+        stamps: every key starts afresh in the new scheme (Redis reinterprets the old
+        bits, "LRU and LFU data will take some time to adjust"). O(n), on CONFIG SET."""
+        self.track = track
+        meta = self.meta
+        if track:
+            stamp = self.new_stamp()
+            fresh = dict.fromkeys(self.data, stamp)
+            for key, old in meta.items():
+                cost = old & COST_MASK
+                if cost:
+                    fresh[key] = stamp | cost
+        else:
+            fresh = {key: old & COST_MASK for key, old in meta.items() if old & COST_MASK}
+        self.meta = fresh
 
     # -- access metadata (OBJECT IDLETIME / FREQ, TOUCH, eviction) -------------------------
     # Kept in the high bits of meta[key] only while the maxmemory-policy is LRU or LFU
@@ -328,21 +462,33 @@ class Database:
     def new_stamp(self) -> int:
         # A new object: lru = LRU_CLOCK(), or LFU minutes << 8 | LFU_INIT_VAL.
         if self.track == 1:
-            return lru_clock() << STAMP_SHIFT
-        return ((lfu_minutes() << 8) | LFU_INIT_VAL) << STAMP_SHIFT
+            return self.clock
+        return self.lfu_stamp((lfu_minutes() << 8) | LFU_INIT_VAL)
+
+    def lfu_stamp(self, stamp: int) -> int:
+        """stamp << STAMP_SHIFT, one int object per value (lfu_stamps)."""
+        shifted = stamp << STAMP_SHIFT
+        stamps = self.lfu_stamps
+        found = stamps.get(shifted)
+        if found is None:
+            if len(stamps) >= 1024:  # minutes gone by: their stamps are rare now
+                stamps.clear()
+            stamps[shifted] = found = shifted
+        return found
 
     def note_access(self, key: bytes) -> None:
         """lookupKey()'s access update: the LRU clock, or updateLFU()."""
         old = self.meta.get(key)
         if old is None or not self.track:
             return
+        cost = old & COST_MASK
         if self.track == 1:
-            stamp = lru_clock()
+            stamp = self.clock
         else:
             lfu = self.lfu
             counter = lfu_incr(lfu_decr(old >> STAMP_SHIFT, lfu.decay_time), lfu.log_factor)
-            stamp = (lfu_minutes() << 8) | counter
-        self.meta[key] = (stamp << STAMP_SHIFT) | (old & COST_MASK)
+            stamp = self.lfu_stamp((lfu_minutes() << 8) | counter)
+        self.meta[key] = stamp | cost if cost else stamp
 
     def idle_ms(self, key: bytes) -> int:
         old = self.meta.get(key)
@@ -358,6 +504,9 @@ class Database:
 
     def cost(self, key: bytes) -> int:
         """The accounted bytes of key (0 if unknown)."""
+        value = self.data.get(key)
+        if type(value) is bytes:
+            return string_cost(key, value)
         return self.meta.get(key, 0) & COST_MASK
 
     def random_key(self) -> bytes | None:

@@ -767,8 +767,8 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
     hashes, sorted sets and lists stay as their listpack blob until first read
     (datatypes/packed.py); without, every value is decoded and checked now.
 
-    Each key's memory cost is taken as it is read (the accounting that
-    Database.resync_accounting would otherwise redo over the whole keyspace)."""
+    Each key's memory cost is taken as it is read (Database.adopt_accounting takes
+    it over), so used_memory needs no walk over the loaded keyspace."""
     version = _check_header(data)
     result = LoadResult()
     result.version = version
@@ -828,7 +828,10 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
                     continue
                 target.expires[key] = expiring
             target.data[key] = value
-            target.meta[key] = cost
+            if type(value) is bytes:  # a string's cost needs no entry (Database.meta)
+                target.strings += cost
+            else:
+                target.meta[key] = cost
         _check_checksum(data, pos + 1, version, log)
     except LOAD_ERRORS as exc:
         raise _located(exc, data, r, pos, op) from None
@@ -902,12 +905,15 @@ OP_EOF_MISSING = -1  # past the end of the buffer: a truncated file
 class _Staged:
     """One database's keys as they are read, made visible only once all loaded."""
 
-    __slots__ = ("data", "expires", "meta")
+    __slots__ = ("data", "expires", "meta", "strings")
 
     def __init__(self):
         self.data: dict = {}
         self.expires: dict = {}
-        self.meta: dict = {}  # key -> memory cost, as Database.meta holds it
+        # The memory accounting Database.adopt_accounting takes over: key -> cost of
+        # the keys that need a meta entry (not strings), and the strings' summed cost.
+        self.meta: dict = {}
+        self.strings = 0
 
 
 def _check_header(data: bytes) -> int:
@@ -939,6 +945,8 @@ def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
     flat_value = FLAT_VALUES.get(op)
     if flat_value is None:
         value = read_value(r, op, key)
+        if type(value) is bytes:  # Database.string_cost(): no META_INT, no meta entry
+            return key, value, ((len(key) + 48) & -16) + ((len(value) + 48) & -16)
         return key, value, key_cost(key, value)
     read, build, value_cost = flat_value
     try:
@@ -1156,7 +1164,10 @@ class StreamLoad:
                     target.expires[key] = self._expire_at
                     self._expire_at = None
                 target.data[key] = value
-                target.meta[key] = cost
+                if type(value) is bytes:
+                    target.strings += cost
+                else:
+                    target.meta[key] = cost
                 if key_delay:
                     debug_delay(key_delay)
         except LOAD_ERRORS as exc:
@@ -1212,13 +1223,13 @@ def install_staged(dbs, load: StreamLoad) -> None:
 
 def _install(db, loaded: _Staged) -> None:
     if db.data:  # DEBUG RELOAD NOFLUSH / MERGE: on top of what is there
-        db.merge_loaded(loaded.data, loaded.expires)
+        db.merge_loaded(loaded.data, loaded.expires, loaded.meta)
         return
     # The usual start-up: the staged dicts become the keyspace, no copy.
     db.data = loaded.data
     db.expires = loaded.expires
     if hasattr(db, "meta"):
-        db.adopt_accounting(loaded.meta)
+        db.adopt_accounting(loaded.meta, loaded.strings)
 
 
 # ===================================================================== DUMP / RESTORE
