@@ -443,3 +443,28 @@ def test_a_small_string_key_costs_what_its_objects_take(m, real):
         assert used(m) / n < 230
     finally:
         m.config_set("maxmemory-policy", "noeviction")
+
+
+def test_the_arguments_of_a_command_being_received_are_counted(msrv, m, real):
+    """c->argv_len_sum: the bulks already read of a command still arriving count in the
+    clients' memory (mem_clients_normal), as Redis counts them."""
+    results = {}
+    for name, port, c in (("vermilion", msrv.port, m), ("redis", real.connection_pool
+                                                         .connection_kwargs["port"], real)):
+        base = c.info("memory")["mem_clients_normal"]
+        s = socket.create_connection(("127.0.0.1", port))
+        try:
+            # 20 of 30 arguments of 100 KB each: 2 MB of parsed arguments, no query buffer.
+            s.sendall(b"*30\r\n$4\r\nMSET\r\n" + (b"$100000\r\n" + b"x" * 100_000 + b"\r\n") * 20)
+            deadline = time.time() + 3
+            grown = 0
+            while time.time() < deadline:
+                grown = c.info("memory")["mem_clients_normal"] - base
+                if grown >= 1_900_000:
+                    break
+                time.sleep(0.05)
+            results[name] = grown
+        finally:
+            s.close()
+    assert results["vermilion"] >= 1_900_000, results
+    assert results["redis"] >= 1_900_000, results

@@ -71,6 +71,7 @@ class Evictor:
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
         self.live: list = []  # the databases that hold keys (or did since the cron)
         self.over = False  # used_memory was over maxmemory at the last measure
+        self.clients_counted = 0  # len(server.clients) when their memory was last summed
         # server.lruclock: LRU_CLOCK() as the cron refreshes it (hz times a second, far
         # finer than the 1 s resolution), pre-shifted into meta's stamp bits.
         self.lru_stamp = lru_clock() << STAMP_SHIFT
@@ -107,7 +108,7 @@ def install(server) -> None:
         db.lfu = ev.lfu
     _refresh_live(server)
     server.memory_usage = lambda: memory.used_memory(server)
-    memory.refresh_clients(server)
+    refresh_clients(server)
     configure(server)
 
 
@@ -160,6 +161,12 @@ def _refresh_live(server) -> None:
     server.evictor.live = [db for db in server.dbs if db.data]
 
 
+def refresh_clients(server) -> int:
+    """memory.refresh_clients(), noting how many clients were summed."""
+    server.evictor.clients_counted = len(server.clients)
+    return memory.refresh_clients(server)
+
+
 def cron(server) -> None:
     ev = server.evictor
     stamp = lru_clock() << STAMP_SHIFT
@@ -168,7 +175,7 @@ def cron(server) -> None:
         ev.lru_stamp = stamp
         for db in server.dbs:
             db.clock = stamp
-    memory.refresh_clients(server)
+    refresh_clients(server)
     evict_clients(server)
     memory.shrink_tables(server)
     _refresh_live(server)
@@ -343,6 +350,11 @@ def perform_evictions(server, used: int | None = None) -> int:
     if used is None:
         used = memory.used_memory_fast(server, ev.live)
     maxmemory = ev.maxmemory
+    if used > maxmemory and len(server.clients) != ev.clients_counted:
+        # Clients came or went since the cron summed their buffers: a client gone with
+        # megabytes of replies must not cost keys (Redis frees its buffers at once).
+        before = server.clients_memory
+        used += refresh_clients(server) - before
     if used <= maxmemory:
         ev.over = False
         if ev.exceeded_since:
@@ -633,8 +645,7 @@ def _random_candidates(ev, server, want: int) -> list:
 # -- client eviction (maxmemory-clients) -------------------------------------------------------
 
 
-def client_memory(client) -> int:
-    return memory.CLIENT_COST + client.parser.buffered() + client.output_buffer_size()
+client_memory = memory.client_bytes
 
 
 def clients_limit(server) -> int:

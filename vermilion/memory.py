@@ -54,11 +54,31 @@ def dataset_bytes(server, dbs=None) -> int:
     return total
 
 
+def client_bytes(client) -> int:
+    """One client's memory: its fixed cost, its query buffer with the arguments of the
+    command it is receiving (c->argv_len_sum), its replies not sent yet."""
+    parser = client.parser
+    argv = getattr(parser, "argv_bytes", None)  # (a replica's master link has none)
+    return CLIENT_COST + parser.buffered() + (argv() if argv is not None else 0) \
+        + client.output_buffer_size()
+
+
+def _is_replica(client) -> bool:
+    flags = getattr(client, "_flags", None)  # (Session.flags would make the set)
+    return bool(flags) and "S" in flags
+
+
 def clients_bytes(server) -> int:
-    total = 0
-    for client in list(server.clients.values()):
-        total += CLIENT_COST + client.parser.buffered() + client.output_buffer_size()
-    return total
+    """The clients' memory but the replicas': what maxmemory counts (Redis leaves the
+    replicas' output out, freeMemoryGetNotCountedMemory(), so that a slow replica
+    cannot make the master evict its keys)."""
+    return sum(client_bytes(c) for c in list(server.clients.values()) if not _is_replica(c))
+
+
+def replicas_bytes(server) -> int:
+    """The replica connections' memory (INFO mem_clients_slaves): in used_memory, not
+    counted for eviction."""
+    return sum(client_bytes(c) for c in list(server.clients.values()) if _is_replica(c))
 
 
 def refresh_clients(server) -> int:
@@ -68,8 +88,8 @@ def refresh_clients(server) -> int:
 
 
 def used_memory(server) -> int:
-    """used_memory as INFO / MEMORY STATS report it: every database."""
-    return BASE + dataset_bytes(server) + server.clients_memory
+    """used_memory as INFO / MEMORY STATS report it: every database, every client."""
+    return BASE + dataset_bytes(server) + server.clients_memory + replicas_bytes(server)
 
 
 def used_memory_fast(server, live: list) -> int:
@@ -135,10 +155,11 @@ def memory_stats(server) -> dict:
     """The figures MEMORY STATS and INFO memory share (objectComputeSize's
     getMemoryOverheadData())."""
     clients = refresh_clients(server)
-    used = used_memory(server)
+    replicas = replicas_bytes(server)
+    used = BASE + dataset_bytes(server) + clients + replicas
     peak = server.note_memory_peak(used)
     dbs = []
-    overhead = BASE + clients
+    overhead = BASE + clients + replicas
     keys = 0
     for db in server.dbs:
         if not db.data:
@@ -151,6 +172,7 @@ def memory_stats(server) -> dict:
     rss = rss_bytes()
     return {
         "used": used, "peak": peak, "startup": BASE, "clients": clients, "dbs": dbs,
+        "replicas": replicas,
         "overhead": overhead, "keys": keys, "dataset": dataset, "rss": rss,
         # (backlog, total replication buffers): replication/master.py, via the server
         "replication": server.replicas.buffer_bytes(),
@@ -194,10 +216,10 @@ def memory_fields(server) -> dict:
         "rss_overhead_bytes": 0,
         "mem_fragmentation_ratio": round(frag, 2),
         "mem_fragmentation_bytes": rss - used,
-        "mem_not_counted_for_evict": 0,
+        "mem_not_counted_for_evict": s["replicas"],
         "mem_replication_backlog": s["replication"][0],
         "mem_total_replication_buffers": s["replication"][1],
-        "mem_clients_slaves": 0,
+        "mem_clients_slaves": s["replicas"],
         "mem_clients_normal": s["clients"],
         "mem_cluster_links": 0,
         "mem_aof_buffer": 0,

@@ -56,7 +56,7 @@ def memory_stats(client, argv):
         b"total.allocated": used,
         b"startup.allocated": startup,
         b"replication.backlog": 0,
-        b"clients.slaves": 0,
+        b"clients.slaves": s["replicas"],
         b"clients.normal": s["clients"],
         b"cluster.links": 0,
         b"aof.buffer": 0,
