@@ -433,6 +433,8 @@ class Server:
         if client.closing:
             return
         hard, soft, seconds = self.obuf_limits[self._obuf_class(client)]
+        if hard and "S" in client.flags:
+            hard = max(hard, self.config["repl-backlog-size"])  # see hard_output_limit
         used = client.output_buffer_size()
         over = False
         if hard and used >= hard:
@@ -455,8 +457,14 @@ class Server:
             self.schedule_memory_release()  # that buffer was up to the hard limit
 
     def hard_output_limit(self, client: Connection) -> int:
-        """The hard client-output-buffer-limit of the client's class (0: none)."""
-        return self.obuf_limits[self._obuf_class(client)][0]
+        """The hard client-output-buffer-limit of the client's class (0: none). A
+        replica's is at least repl-backlog-size (checkClientOutputBufferLimits(): a
+        replica's output shares the backlog's memory, and a lower limit would drop a
+        replica right after the partial resync that sent it the backlog)."""
+        hard = self.obuf_limits[self._obuf_class(client)][0]
+        if hard and "S" in client.flags:
+            hard = max(hard, self.config["repl-backlog-size"])
+        return hard
 
     @staticmethod
     def _obuf_class(client: Connection) -> str:

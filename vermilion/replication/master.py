@@ -5,7 +5,10 @@ A client that sends PSYNC (or the old SYNC) becomes a replica. A partial resync
 forks a child that writes an RDB snapshot — to the RDB file (repl-diskless-sync no),
 sent as "$<len>" bulk once the child is done, or into a pipe that the loop relays
 straight to the replicas' sockets between "$EOF:<mark>" and the mark (diskless). The
-stream produced meanwhile waits in each replica's pending list; a disk-synced replica
+stream produced meanwhile stays in the backlog from each replica's starting offset
+(Redis 7.0's shared replication buffer: the backlog holds what a syncing replica
+still needs beyond repl-backlog-size, and a replica's output buffer is that part of
+it, limited by max(its hard limit, repl-backlog-size)); a disk-synced replica
 gets it right after the file, a diskless one on its first REPLCONF ACK (the replica
 finds the end of an EOF-marked payload only if nothing follows it in the same read).
 
@@ -63,7 +66,7 @@ class ReplicaLink:
 
     __slots__ = ("state", "capa_eof", "capa_psync2", "listening_port", "announced_ip",
                  "ack_off", "ack_time", "pre_psync", "rdb_only",
-                 "pending", "streaming", "start_on_ack", "asked_at", "rdb_filter",
+                 "pending_from", "streaming", "start_on_ack", "asked_at", "rdb_filter",
                  "last_partial_write", "unsent")
 
     def __init__(self):
@@ -75,7 +78,9 @@ class ReplicaLink:
         self.ack_time = 0.0
         self.pre_psync = False  # attached with SYNC: no REPLCONF ACKs expected
         self.rdb_only = False
-        self.pending: bytearray | None = None  # the stream produced while it syncs
+        # While it syncs: the offset of the first byte of the stream it will be sent
+        # after the snapshot (the backlog keeps everything from there).
+        self.pending_from: int | None = None
         self.streaming = False  # takes the stream as it is produced
         self.start_on_ack = False  # diskless: the stream starts on the first ACK
         self.asked_at = 0.0
@@ -240,7 +245,8 @@ class ReplicaSet:
             if other is not None and link.capa_eof >= other.replica.capa_eof:
                 self.flush()
                 self._setup_full_resync(client, fork.offset)
-                link.pending = bytearray(other.replica.pending or b"")
+                link.pending_from = other.replica.pending_from
+                self.refresh_backlog_pin()
                 fork.replicas.append(client)
                 logger.notice("Waiting for end of BGSAVE for SYNC")
             else:
@@ -276,7 +282,8 @@ class ReplicaSet:
         """replicationSetupSlaveForFullResync()"""
         link = client.replica
         link.state = WAIT_BGSAVE_END
-        link.pending = bytearray()
+        link.pending_from = offset + 1
+        self.refresh_backlog_pin()
         self.server.repl.seldb = -1  # the stream re-selects its database for it
         if not link.pre_psync:
             client.write(b"+FULLRESYNC %s %d\r\n" % (self.server.repl.replid.encode(), offset))
@@ -623,10 +630,14 @@ class ReplicaSet:
         link = client.replica
         self.flush()
         link.start_on_ack = False
-        pending, link.pending = link.pending, None
-        if pending:
-            client.write(bytes(pending))
+        start, link.pending_from = link.pending_from, None
+        backlog = self.server.repl.backlog
+        if start is not None and backlog is not None:
+            pending = backlog.since(start)
+            if pending:
+                client.write(pending)
         link.streaming = True
+        self.refresh_backlog_pin()
 
     # -- the stream ------------------------------------------------------------------
 
@@ -672,15 +683,14 @@ class ReplicaSet:
             link = client.replica
             if link.streaming:
                 client.write(data)
-            elif link.pending is not None:
-                link.pending += data
+            elif link.pending_from is not None:
                 self._check_pending_limit(client)
 
     def _check_pending_limit(self, client) -> None:
         """The stream a syncing replica has not received yet is part of its output
         buffer (Redis keeps it there): past the hard replica limit, it is dropped."""
         hard = self.server.hard_output_limit(client)
-        if hard and len(client.replica.pending) >= hard:
+        if hard and self._pending_bytes(client) >= hard:
             logger.warning(f"Client {self.name(client)} scheduled to be closed ASAP for "
                            f"overcoming of output buffer limits.")
             self.detach(client)
@@ -710,9 +720,22 @@ class ReplicaSet:
         backlog keeps and what the slowest replica has not taken yet."""
         backlog = self.server.repl.backlog
         held = backlog.histlen if backlog is not None else 0
-        behind = max((c.output_buffer_size() + len(c.replica.pending or b"")
-                      for c in self.replicas), default=0)
+        behind = max((c.output_buffer_size() for c in self.replicas), default=0)
         return held, held + behind
+
+    def _pending_bytes(self, client) -> int:
+        start = client.replica.pending_from
+        return 0 if start is None else self.server.repl.offset - start + 1
+
+    def refresh_backlog_pin(self) -> None:
+        """The backlog keeps every byte a syncing replica will be sent, even past
+        repl-backlog-size (a block referenced by a replica is never trimmed)."""
+        backlog = self.server.repl.backlog
+        if backlog is None:
+            return
+        starts = [c.replica.pending_from for c in self.replicas
+                  if c.replica is not None and c.replica.pending_from is not None]
+        backlog.pin(min(starts) if starts else None)
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -977,13 +1000,14 @@ class ReplicaSet:
             # memory (with save points, it still is: it will be the RDB file).
             self._kill_child(fork)
         link.state = None
-        link.pending = None
+        link.pending_from = None
         link.streaming = False
         if not self.replicas:
             self.server.repl.no_replicas_since = time.time()
         if fork is not None and client in fork.replicas:
             fork.replicas.remove(client)
             self._conn_removed(fork, client)
+        self.refresh_backlog_pin()
         self.refresh_good_replicas()
 
     def drop_all(self) -> None:

@@ -31,23 +31,39 @@ class Backlog:
     A bytearray trimmed from the front once it holds twice its size, so appending
     stays amortised O(1): histlen never reports more than size."""
 
-    __slots__ = ("buf", "size", "end")
+    __slots__ = ("buf", "size", "end", "pinned")
 
     def __init__(self, size: int, offset: int):
         self.buf = bytearray()
         self.size = size
         self.end = offset  # the offset of the last byte held (master_repl_offset)
+        # The first offset a replica still needs (None: none): everything from there
+        # is kept, however far past size (Redis 7.0's shared replication buffer).
+        self.pinned: int | None = None
+
+    def _keep(self) -> int:
+        pinned = self.pinned
+        return self.size if pinned is None else max(self.size, self.end - pinned + 1)
 
     def append(self, data: bytes) -> None:
         buf = self.buf
         buf += data
         self.end += len(data)
         if len(buf) > 2 * self.size:
-            del buf[: len(buf) - self.size]
+            keep = self._keep()
+            if len(buf) > 2 * keep:
+                del buf[: len(buf) - keep]
+
+    def pin(self, offset: int | None) -> None:
+        """Keep the bytes from offset on (None: only the last size bytes)."""
+        self.pinned = offset
+        keep = self._keep()
+        if len(self.buf) > 2 * keep:
+            del self.buf[: len(self.buf) - keep]
 
     @property
     def histlen(self) -> int:
-        return min(len(self.buf), self.size)
+        return min(len(self.buf), self._keep())
 
     @property
     def first_offset(self) -> int:
@@ -61,8 +77,9 @@ class Backlog:
 
     def resize(self, size: int) -> None:
         self.size = size
-        if len(self.buf) > size:
-            del self.buf[: len(self.buf) - size]
+        keep = self._keep()
+        if len(self.buf) > keep:
+            del self.buf[: len(self.buf) - keep]
 
 
 class ReplicationState:
