@@ -23,11 +23,13 @@ import time
 from .commands.dispatch import process_command
 from .keyspace.blocking import BLOCKED
 from .log import logger
-from .protocol.encode import (_ENCODERS, NO_REPLY, NULL_ARRAY, BulkStrings, Raw, Verbatim,
-                              _encode)
+from .protocol.encode import (_ENCODERS, _SMALL_INTS, NO_REPLY, NULL_ARRAY, BulkStrings, Raw,
+                              Verbatim, _encode)
 from .protocol.errors import CommandError
 from .protocol.parser import RequestParser
 from .session import Session
+
+_perf = time.perf_counter_ns
 
 
 
@@ -155,7 +157,9 @@ class Connection(Session, asyncio.Protocol):
         parser = self.parser
         ready = server.blocking.ready  # keys that a write made ready for blocked clients
         out: list[bytes] = []  # one piece per reply
+        append = out.append
         unsent = 0  # bytes in out
+        self.clock = _perf()  # the first command's start (see Session.clock)
         for i, argv in enumerate(commands):
             if server.pause_until and server.must_postpone(self, argv):
                 # CLIENT PAUSE: this command and the rest of the batch wait for unpause.
@@ -170,19 +174,25 @@ class Connection(Session, asyncio.Protocol):
                 # handleClientsBlockedOnKeys() after call(): a pipelined LLEN after the
                 # LPUSH that served a BLPOP already sees the list without that element.
                 server.blocking.handle_ready()
-            if reply is not NO_REPLY and not (self.reply_off or self.reply_skip):
-                encode = _one_piece_encoder(type(reply))
-                if encode is not None:
-                    encode(out, reply, self.resp)
+                self.clock = _perf()  # (the clients it served are not the next command's time)
+            if self.reply_off or self.reply_skip or self.reply_skip_next:
+                unsent += self._silenced_reply(out, reply)
+            elif reply is not NO_REPLY:
+                # The usual replies are framed here (precomputed constants, bulks, small
+                # integers, nil), the rest by _encode.
+                kind = type(reply)
+                if kind is Raw:
+                    piece = reply
+                elif kind is bytes:
+                    piece = b"$%d\r\n%s\r\n" % (len(reply), reply)
+                elif kind is int and -1 <= reply < 1023:
+                    piece = _SMALL_INTS[reply + 1]
+                elif reply is None:
+                    piece = b"_\r\n" if self.resp == 3 else b"$-1\r\n"
                 else:
-                    pieces: list[bytes] = []
-                    _encode(pieces, reply, self.resp)
-                    out.append(b"".join(pieces))
-                unsent += len(out[-1])
-            if self.reply_skip or self.reply_skip_next:
-                # CLIENT REPLY SKIP silences exactly the command after it (networking.c).
-                self.reply_skip = self.reply_skip_next
-                self.reply_skip_next = False
+                    piece = self._encoded(reply)
+                append(piece)
+                unsent += len(piece)
             if self.closing or self.close_after_reply:
                 break
             if unsent >= FLUSH_BYTES:
@@ -190,7 +200,9 @@ class Connection(Session, asyncio.Protocol):
                 # the output buffer limits see them, rather than build the whole batch's
                 # replies first (200 pipelined 10 MB LRANGEs would be 2 GB).
                 self._send(out)
+                self.clock = _perf()
                 out = []
+                append = out.append
                 unsent = 0
                 if self.closing:
                     break  # over its output buffer limit: the rest is not run
@@ -214,6 +226,29 @@ class Connection(Session, asyncio.Protocol):
             self.close()  # (with deferred replies, the server closes after writing them)
         else:
             self._check_query_limit()
+
+    def _encoded(self, reply) -> bytes:
+        """A reply of any type as one piece (HELLO's own is in the version it sets)."""
+        pieces: list[bytes] = []
+        encode = _one_piece_encoder(type(reply))
+        if encode is not None:
+            encode(pieces, reply, self.resp)
+            return pieces[0]
+        _encode(pieces, reply, self.resp)
+        return b"".join(pieces)
+
+    def _silenced_reply(self, out: list[bytes], reply) -> int:
+        """Under CLIENT REPLY OFF/SKIP (or right after SKIP): the bytes of the reply, if
+        it is sent at all, appended to out; returns their size."""
+        size = 0
+        if reply is not NO_REPLY and not (self.reply_off or self.reply_skip):
+            out.append(self._encoded(reply))
+            size = len(out[-1])
+        if self.reply_skip or self.reply_skip_next:
+            # CLIENT REPLY SKIP silences exactly the command after it (networking.c).
+            self.reply_skip = self.reply_skip_next
+            self.reply_skip_next = False
+        return size
 
     def _send(self, out: list[bytes]) -> None:
         if self.transport is None:

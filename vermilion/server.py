@@ -662,6 +662,7 @@ class Server:
     def execute(self, session, argv: list[bytes]):
         """Run one command for a session without a socket (the Lua client, the AOF
         loader) on the path a client's command takes; its reply value."""
+        session.clock = time.perf_counter_ns()
         return process_command(session, argv)
 
     def new_connection(self, unix: bool) -> Connection:

@@ -60,7 +60,8 @@ NO_SUBSCRIPTIONS = Subscriptions()  # what a client without any reads; never wri
 class Session:
     __slots__ = (
         "server", "id", "db", "resp", "name", "lib_name", "lib_ver",
-        "authenticated", "unchecked", "acl_fast", "_flags", "cmd", "created", "last_interaction", "addr", "laddr", "unix",
+        "authenticated", "unchecked", "acl_fast", "_flags", "cmd", "clock", "created",
+        "last_interaction", "addr", "laddr", "unix",
         # CLIENT REPLY OFF / SKIP (SKIP silences exactly the next command's reply)
         "reply_off", "reply_skip", "reply_skip_next",
         "closing", "close_after_reply", "no_evict",
@@ -84,6 +85,10 @@ class Session:
         self.authenticated = not server.acl.auth_required()  # clientSetDefaultAuth()
         self._flags: set | None = None  # see flags
         self.cmd = None  # the spec of the command running or last run
+        # perf_counter_ns() when the session's next command is taken to start: set before
+        # a batch (or a lone command) and moved to each command's end, so that timing a
+        # command for INFO commandstats and the slowlog reads the clock once, not twice.
+        self.clock = 0
         self.created = self.last_interaction = time.time()
         self.addr = self.laddr = addr  # the peer's and our end, as CLIENT LIST shows them
         self.unix = False  # connected through the unix socket
