@@ -32,7 +32,6 @@ partial tail...) and everything after it go through the general parser below.
 
 import re
 from dataclasses import dataclass
-from itertools import chain
 
 import hiredis
 
@@ -73,7 +72,6 @@ _PROBE = b":-1\r\n"
 # the parsers below, which allocate as arguments arrive.
 _big_count = re.compile(rb"\*[0-9]{5}").search
 _join_all = b"".join
-_chain = chain.from_iterable
 
 
 def _has_special(buf: bytes) -> bool:
@@ -116,9 +114,9 @@ def _hiredis_batch(buf: bytes) -> list[list[bytes]] | None:
         _Scratch.reader = hiredis.Reader()
         return None
     try:
-        # One C pass that fails on anything but lists of bytes (nested arrays, nulls,
-        # integers, a top-level bulk whose bytes iterate as ints...).
-        _join_all(_chain(out))
+        # Fails on anything but lists of bytes (nested arrays, nulls, integers, a
+        # top-level bulk whose bytes iterate as ints...), in C.
+        list(map(_join_all, out))
     except TypeError:
         return None
     if not all(out):  # "*0": Redis reads no command there
