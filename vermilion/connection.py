@@ -185,8 +185,8 @@ class Connection(Session, asyncio.Protocol):
                     piece = reply
                 elif kind is bytes:
                     piece = b"$%d\r\n%s\r\n" % (len(reply), reply)
-                elif kind is int and -1 <= reply < 1023:
-                    piece = _SMALL_INTS[reply + 1]
+                elif kind is int:
+                    piece = _SMALL_INTS[reply + 1] if -1 <= reply < 1023 else b":%d\r\n" % reply
                 elif reply is None:
                     piece = b"_\r\n" if self.resp == 3 else b"$-1\r\n"
                 else:

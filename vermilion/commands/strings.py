@@ -172,7 +172,8 @@ def set_(client, argv):
         # Plain SET key value: the benchmarked path, no option parsing at all.
         key = argv[1]
         client.db.set_plain_string(key, argv[2])
-        notify(client, "set", key)
+        if client.server.notifier.classes:
+            notify(client, "set", key)
         return OK
     flags, expire = _parse_extended(argv, 3, True)
     return _set_generic(client, flags, argv[1], argv[2], expire, "set")
@@ -342,8 +343,9 @@ def incr(client, argv):
     old = db.lookup(key) if db.expires else db.data.get(key)
     if type(old) is bytes and len(old) <= 18 and old.isdigit() and (old[0] != 48 or len(old) == 1):
         value = int(old) + 1
-        db.set_plain_string(key, b"%d" % value, keep_ttl=True)
-        notify(client, "incrby", key)
+        db.set_plain_string(key, b"%d" % value, True)
+        if client.server.notifier.classes:
+            notify(client, "incrby", key)
         return value
     return _incr_by(client, key, 1)
 
