@@ -354,7 +354,8 @@ class Connection(Session, asyncio.Protocol):
             return self.deferred_bytes
 
     def _check_query_limit(self) -> None:
-        if self.parser.buffered() > self.server.config["client-query-buffer-limit"]:
+        buffered = self.parser.buffered()  # (usually 0: the batch was parsed whole)
+        if buffered and buffered > self.server.config["client-query-buffer-limit"]:
             logger.warning(f"Closing client that reached max query buffer length: id={self.id} addr={self.addr}")
             self.close()
 
