@@ -53,6 +53,9 @@ _BULK_HEADERS = {b"$%d" % i: i for i in range(0, 4097)}
 # per read); its headers come from these tables, so that an accepted argument is
 # always within proto-max-bulk-len (at least 1 MB) and a count within INT_MAX.
 FAST_PATH_MAX = 256 * 1024
+# Below this size (one or two short commands: what a client that waits for each reply
+# sends) the checks around hiredis cost more than they save; _fast reads them.
+HIREDIS_MIN = 128
 _FAST_COUNT = {b"*%d" % i: i for i in range(1, 1025)}.get
 _FAST_BULK = _BULK_HEADERS.get
 
@@ -254,7 +257,7 @@ class RequestParser:
         argv = self._argv
         if (argv is None and authenticated and not max_commands and n <= FAST_PATH_MAX
                 and n and buf[0] == 42):
-            out = _hiredis_batch(buf)
+            out = _hiredis_batch(buf) if n >= HIREDIS_MIN else None
             if out is not None:
                 self._buf = b""
                 self._base += n
