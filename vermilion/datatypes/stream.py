@@ -268,7 +268,7 @@ class Entries:
 
 
 class Stream:
-    __slots__ = ("table", "entries", "ids", "nodes", "node_keys", "last_id",
+    __slots__ = ("table", "entries", "ids", "nodes", "node_keys", "tail", "last_id",
                  "max_deleted_id", "entries_added", "first_id", "groups")
 
     type_name = "stream"
@@ -280,6 +280,9 @@ class Stream:
         self.ids = SortedList()
         self.nodes: dict[int, Node] = {}
         self.node_keys = SortedList()
+        # The last node, where XADD appends; None when not known (a stream just loaded,
+        # or whose last node went): then it is nodes[node_keys[-1]].
+        self.tail: Node | None = None
         self.last_id = 0
         self.max_deleted_id = 0
         self.entries_added = 0
@@ -315,8 +318,9 @@ class Stream:
         # every XADD.)
         pair = len(fields) == 2
         names = fields[:1] if pair else fields[0::2]
-        keys = self.node_keys
-        node = self.nodes[keys[-1]] if self.nodes else None  # (a dict answers faster)
+        node = self.tail
+        if node is None and self.nodes:
+            node = self.nodes[self.node_keys[-1]]
         if node is not None:
             if max_bytes == 0 or max_bytes > 0xFFFFFFFF:
                 max_bytes = 0xFFFFFFFF  # STREAM_LISTPACK_MAX_SIZE
@@ -328,10 +332,11 @@ class Stream:
         if node is None:
             node = Node(sid, names)
             self.nodes[sid] = node
-            keys.add(sid)
+            self.node_keys.add(sid)
             same = True
         else:
             same = names == node.fields
+        self.tail = node
         live = node.live + 1
         node.live = live
         if live in _INT_SIZE_STEPS:  # the count's listpack encoding grows
@@ -371,6 +376,8 @@ class Stream:
         if node.live == 1:
             del self.nodes[node.master]
             self.node_keys.remove(node.master)
+            if node is self.tail:
+                self.tail = None
         else:
             node.set_counts(node.live - 1, node.deleted + 1)
         return True
@@ -401,6 +408,8 @@ class Stream:
             if remove_node:
                 self._drop_front(live)
                 del self.nodes[node.master]
+                if node is self.tail:
+                    self.tail = None
                 keys.pop(0)
                 deleted += live
                 continue
