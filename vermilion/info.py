@@ -109,7 +109,8 @@ def clients_section(server) -> dict:
         "maxclients": server.config["maxclients"],
         "client_recent_max_input_buffer": server.recent_max_input_buffer(),
         "client_recent_max_output_buffer": server.recent_max_output_buffer(),
-        "blocked_clients": server.blocking.blocked_clients,
+        # Clients held by CLIENT PAUSE count too (blockClient(c, BLOCKED_POSTPONE)).
+        "blocked_clients": server.blocking.blocked_clients + len(server.postponed),
         "tracking_clients": server.tracking.clients,
         "clients_in_timeout_table": server.blocking.clients_in_timeout_table,
     }

@@ -32,6 +32,7 @@ from .notify import Notifier
 from .pubsub import PubSub
 from .tracking import TrackingTable
 from .commands.introspection import keys_from_argv
+from .commands.scripting import declared_script_flags
 from .acl import AccessControl
 from .oomscore import BGCHILD, MASTER, REPLICA, OomScore
 from .commands.acl_cmds import build_catalogue, refresh_sessions
@@ -509,27 +510,43 @@ class Server:
             self._pause_timer = None
         waiting, self.postponed = self.postponed, []
         for client in waiting:
+            client.clear_flag("b")
             client.resume_postponed()
 
     def must_postpone(self, client: Connection, argv: list[bytes]) -> bool:
         """processCommand(): during a pause, every command waits (ALL) or only those that
-        may write (WRITE: write or may_replicate commands); replicas never wait."""
+        may write (WRITE: getCommandFlags() has write or may_replicate — a script's own
+        declared flags for EVAL*/FCALL*, the queued commands' for EXEC); replicas never
+        wait. A command refused at lookup (unknown, wrong arity) gets its error at once."""
         if time.time() >= self.pause_until:
             self.unpause_clients()
             return False
         if "S" in client.flags or "M" in client.flags:
             return False
-        if not self.pause_writes_only:
-            return True
         try:
             spec = self.commands.lookup(argv)
         except CommandError:
             return False
+        if not self.pause_writes_only:
+            return True
+        if self._may_replicate(spec, argv):
+            return True
+        # EXEC: c->mstate.cmd_flags, the union of its queued commands' flags.
+        multi = client.multi
+        return (spec.fullname == "exec" and multi is not None
+                and any(self._may_replicate(s, a) for s, a in multi.queue))
+
+    def _may_replicate(self, spec, argv: list[bytes]) -> bool:
+        flags = declared_script_flags(self, spec, argv)
+        if flags is not None:  # scriptFlagsToCmdFlags(): write unless no-writes
+            return b"no-writes" not in flags
         return spec.is_write or "may_replicate" in spec.flags
 
     def postpone(self, client: Connection) -> None:
+        # blockClient(c, BLOCKED_POSTPONE): flag "b", counted in INFO's blocked_clients.
         if client not in self.postponed:
             self.postponed.append(client)
+            client.flags.add("b")
 
     # -- memory and rates for INFO --------------------------------------------------------
 

@@ -129,6 +129,33 @@ def _declared_flags(body: bytes):
         return None
 
 
+_SCRIPT_COMMANDS = frozenset({"eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"})
+
+
+def declared_script_flags(server, spec, argv):
+    """getCommandFlags()'s script part (evalGetCommandFlags(), fcallGetCommandFlags()):
+    the flags an EVAL*/FCALL* script declares, which replace the command's own
+    (scriptFlagsToCmdFlags(): write unless no-writes, and no may_replicate); None when
+    the command's flags stand (not a script command, a legacy script, an unknown sha or
+    function, a malformed shebang)."""
+    name = spec.fullname
+    if name not in _SCRIPT_COMMANDS or len(argv) < 2:
+        return None
+    if name.startswith("fcall"):
+        fn = server.functions_engine.lookup(argv[1])
+        return None if fn is None else fn.flags
+    engine = server.scripting
+    if name.startswith("evalsha"):
+        if len(argv[1]) != 40 or engine is None:
+            return None
+        return engine.flags.get(argv[1].lower())
+    if engine is not None:
+        sha = sha1hex(argv[1])
+        if sha in engine.flags:
+            return engine.flags[sha]
+    return _declared_flags(argv[1])
+
+
 def refuse_on_oom(server, flags) -> None:
     """processCommand()'s OOM refusal of a script that declares its flags
     (scriptFlagsToCmdFlags()): without allow-oom or no-writes it is a denyoom command,
