@@ -1009,3 +1009,46 @@ def test_chain_of_three_vermilion_servers(servers):
     wait_until(lambda: caught_up(top, leaf))
     assert info(middle, "stats")["sync_partial_ok"] == 1
     same_data(top, leaf)
+
+
+@pytest.mark.parametrize("kind", ["vermilion", "redis"])
+def test_the_masters_stream_waits_for_a_busy_script_and_is_applied_after(servers, kind):
+    """processInputBuffer(): while a script is busy the master's stream accumulates
+    (never answered -BUSY, so never lost) and is applied once the script ends."""
+    master_server = servers("redis")
+    master = master_server.client()
+    replica_server = servers(kind, "--lua-time-limit", "200")
+    replica = follow(replica_server, master_server)
+    raw = RawConnection(replica_server.port)
+    script = b"local i = 0 while true do i = i + 1 end"
+    raw.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(script), script))
+    time.sleep(0.5)  # busy from here
+    for _ in range(100):
+        master.incr("n")
+    wait_until(lambda: info(master)["master_repl_offset"] > 0)
+    time.sleep(0.3)
+    with pytest.raises(redis.ResponseError, match="BUSY"):
+        replica.get("n")
+    replica.script_kill()
+    raw.close()
+    # (-BUSY until the killed script is seen to stop)
+    wait_until(lambda: caught_up(master, replica), 10, "the stream applied",
+               tolerate=(redis.ResponseError,))
+    assert replica.get("n") == b"100"
+    assert "CRITICAL" not in log_of(replica_server)
+
+
+def test_a_read_on_the_replica_right_after_the_masters_write_sees_it(servers):
+    """The stream goes out with the reply that acknowledges the write, and the replica
+    applies it in the turn that reads it: most reads right after a write see it (Redis:
+    all of them on this machine)."""
+    master_server = servers("vermilion")
+    master = master_server.client()
+    replica = follow(servers("vermilion"), master_server)
+    time.sleep(1.2)  # past the first writes of the link
+    seen = 0
+    for _ in range(40):
+        value = master.incr("x")
+        seen += int(replica.get("x") or 0) == value
+        time.sleep(0.01)
+    assert seen >= 20

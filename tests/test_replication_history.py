@@ -164,6 +164,7 @@ def test_debug_replicate_and_errors_applying_the_stream(servers, kind):
     replica.replicaof("127.0.0.1", master_server.port)
     wait_until(lambda: link_up(replica), 15, "sync")
     master.set("before", 1)
+    wait_until(lambda: caught_up(master, replica), 10, "the replica's backlog to hold it")
     assert master.execute_command("DEBUG", "REPLICATE", "fake-command-1") == b"OK"
     master.set("foo", "bar")
     assert master.execute_command("WAIT", 1, 2000) == 1

@@ -43,6 +43,7 @@ FAILOVER_IN_PROGRESS = "failover-in-progress"
 PAUSE_FOREVER = 10 ** 9  # seconds: until the failover ends
 STREAM_WRITE_DELAY = 0.001  # seconds the stream may wait to be written with more
 PIPE_READ = 16 * 1024  # bytes relayed from the diskless child per read (PROTO_IOBUF_LEN)
+_MORE_TO_COME = (b"*2\r\n$6\r\nSELECT\r\n", b"*1\r\n$5\r\nMULTI\r\n")
 PIPE_POLL = 0.005  # seconds between looks at replicas the relay waits for
 EOF_MARK_SIZE = 40  # RDB_EOF_MARK_SIZE
 PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -651,16 +652,23 @@ class ReplicaSet:
             # Redis writes the stream once per event-loop turn; a Python write call per
             # turn costs as much as the command when each turn runs one (clients that
             # do not pipeline), so under load the stream goes out at most once per
-            # STREAM_WRITE_DELAY; a write after a quiet spell goes out with this turn,
-            # as Redis's would (a client reading a replica right after its write to
-            # the master finds it there). The backlog and offsets are current at once;
-            # WAIT (GETACK) and every replica state change flush without waiting.
-            self._flush_scheduled = True
+            # STREAM_WRITE_DELAY; a write after a quiet spell goes out at once, before
+            # the reply that acknowledges it (a client reading a replica right after
+            # its write to the master finds it there, as with Redis). The backlog and
+            # offsets are current at once; WAIT (GETACK) and every replica state
+            # change flush without waiting.
             wait = self._last_flush + STREAM_WRITE_DELAY - loop.time()
             if wait > 0:
+                self._flush_scheduled = True
                 loop.call_later(wait, self.flush)
-            else:
+            elif data.startswith(_MORE_TO_COME) or self.server.aof.enabled:
+                # A SELECT or a MULTI: the rest comes in this turn, and goes with them.
+                # With the AOF on, the stream waits for the turn's end, when the AOF
+                # has every record of it (beforeSleep writes the AOF first).
+                self._flush_scheduled = True
                 loop.call_soon(self.flush)
+            else:
+                self.flush()
 
     def flush(self) -> None:
         """Write this turn's stream: to online replicas, or to the pending list of those

@@ -56,6 +56,24 @@ EOF_MARK_SIZE = 40  # CONFIG_RUN_ID_SIZE
 READ_SIZE = 64 * 1024  # PROTO_IOBUF_LEN-ish: bytes asked of the socket per read
 MAX_LINE = 64 * 1024  # a handshake reply or a multibulk header longer than this is garbage
 FSYNC_EVERY = 8 * 1024 * 1024  # REPL_MAX_WRITTEN_BEFORE_FSYNC
+BUSY_RETRY = 0.01  # seconds between looks at a busy script holding the stream back
+
+
+class _MasterStream(asyncio.Protocol):
+    """The master's connection once synchronized: what arrives is applied at once."""
+
+    def __init__(self, link, generation: int):
+        self.link = link
+        self.generation = generation
+
+    def data_received(self, data: bytes) -> None:
+        self.link._received(self.generation, data)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes; connection_lost follows
+
+    def connection_lost(self, exc) -> None:
+        self.link._stream_lost(self.generation)
 
 
 class _Contents:
@@ -175,6 +193,7 @@ class MasterLink:
         self.applied = 0
         self.pos = 0
         self.need = 0  # the buffer size before the next parse is worth trying
+        self._resume_scheduled = False  # a retry of _apply() after a busy script
         self._last_cron = 0.0
         # Keys a writable replica's own clients gave a TTL, (db id, key): they expire
         # here, as nobody else will (expire.c's slaveKeysWithExpire).
@@ -1188,26 +1207,62 @@ class MasterLink:
     # -- the stream ------------------------------------------------------------------------------
 
     async def _stream(self, reader, generation: int) -> None:
-        """readQueryFromClient() for the master: read, split, apply, until the link goes."""
-        while True:
-            try:
-                data = await reader.read(READ_SIZE)
-            except OSError:
-                data = b""
-            if generation != self.generation:
-                return
-            session = self.session
-            if session is None:
-                return
-            if not data:
-                if self.server.stopping():
-                    return
-                self.free_master(cache=True)
-                return
-            session.last_interaction = time.time()
-            session.read_reploff += len(data)
-            self.server.stats.total_net_repl_input_bytes += len(data)
-            self.buf += data
+        """readQueryFromClient() for the master from here on: its bytes are applied in
+        the loop turn that reads them (a client reading this replica right after its
+        write reached the master finds it here, as with Redis), by a protocol that
+        takes the connection over from the handshake's stream reader."""
+        writer = self.writer
+        if generation != self.generation or writer is None or self.session is None:
+            return
+        transport = writer.transport
+        # What the reader holds already comes first (asyncio's StreamReader keeps it in
+        # its _buffer: there is no public way to take it without waiting).
+        held = bytes(reader._buffer)
+        reader._buffer.clear()
+        eof = reader.at_eof()
+        transport.set_protocol(_MasterStream(self, generation))
+        if not eof and not transport.is_closing() and not transport.is_reading():
+            transport.resume_reading()  # the reader may have paused it
+        if held:
+            self._received(generation, held)
+        if eof:
+            self._stream_lost(generation)
+
+    def _received(self, generation: int, data: bytes) -> None:
+        if generation != self.generation:
+            return
+        session = self.session
+        if session is None:
+            return
+        session.last_interaction = time.time()
+        session.read_reploff += len(data)
+        self.server.stats.total_net_repl_input_bytes += len(data)
+        self.buf += data
+        self._apply(session)
+
+    def _stream_lost(self, generation: int) -> None:
+        if generation != self.generation or self.session is None:
+            return
+        if self.server.stopping():
+            return
+        self.free_master(cache=True)
+
+    def _busy_script(self) -> bool:
+        """processInputBuffer(): the master's stream waits while a script is busy (it
+        is accumulated, not answered -BUSY), and is applied once the script ended."""
+        scripting = self.server.scripting
+        if scripting is None or not scripting.busy:
+            return False
+        if not self._resume_scheduled:
+            self._resume_scheduled = True
+            self.server.loop.call_later(BUSY_RETRY, self._resume_after_script,
+                                        self.generation)
+        return True
+
+    def _resume_after_script(self, generation: int) -> None:
+        self._resume_scheduled = False
+        session = self.session
+        if generation == self.generation and session is not None:
             self._apply(session)
 
     def buffered(self) -> int:
@@ -1223,6 +1278,8 @@ class MasterLink:
         size = len(buf)
         if size < self.need:
             return  # a big argument still arriving: nothing to parse yet
+        if self._busy_script():
+            return
         self.need = 0
         server = self.server
         pos = self.pos
