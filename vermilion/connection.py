@@ -196,6 +196,16 @@ class Connection(Session, asyncio.Protocol):
             if self.closing or self.close_after_reply:
                 break
             if unsent >= FLUSH_BYTES:
+                if server.hard_output_limit(self):
+                    # Redis builds the replies of a read in the client's output buffer
+                    # and writes them afterwards, checking the limits as they grow
+                    # (_addReplyProtoToList): a client with a hard limit is judged on all
+                    # of them before any is sent, and past it gets none (its memory stays
+                    # bounded by that limit meanwhile).
+                    server.check_output_limits(self, unsent)
+                    if self.closing:
+                        break
+                    continue
                 # Big replies or a long pipeline: hand them to the transport now, where
                 # the output buffer limits see them, rather than build the whole batch's
                 # replies first (200 pipelined 10 MB LRANGEs would be 2 GB).
@@ -221,7 +231,11 @@ class Connection(Session, asyncio.Protocol):
         if server.aof.buffer:
             server.schedule_append_flush()  # even when no reply leaves (CLIENT REPLY OFF)
         if out and not self.closing:
-            self._send(out)
+            if unsent >= server.obuf_check_from:
+                # A big reply or batch: judged whole before it goes, as in Redis's buffer.
+                server.check_output_limits(self, unsent)
+            if not self.closing:
+                self._send(out)
         if self.close_after_reply and not self.deferred:
             self.close()  # (with deferred replies, the server closes after writing them)
         else:

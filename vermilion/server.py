@@ -425,18 +425,19 @@ class Server:
 
     # -- client-output-buffer-limit ----------------------------------------------------
 
-    def check_output_limits(self, client: Connection) -> None:
+    def check_output_limits(self, client: Connection, pending: int = 0) -> None:
         """closeClientOnOutputBufferLimitReached(c, async=1): the client's unsent
         replies (transport buffer + those waiting for the AOF) against its class limits;
         past the hard limit, or past the soft limit for longer than its seconds, the
         client is closed at once and its replies are dropped. The client calls this as
-        its output grows (client.py), the cron for soft limits."""
+        its output grows (client.py), the cron for soft limits. pending: replies built
+        but not handed to the transport yet, which Redis already holds in its buffer."""
         if client.closing:
             return
         hard, soft, seconds = self.obuf_limits[self._obuf_class(client)]
         if hard and "S" in client.flags:
             hard = max(hard, self.config["repl-backlog-size"])  # see hard_output_limit
-        used = client.output_buffer_size()
+        used = client.output_buffer_size() + pending
         over = False
         if hard and used >= hard:
             over = True
