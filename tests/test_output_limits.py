@@ -212,3 +212,54 @@ def test_idle_connections_cost_little(tmp_path, many_files, which):
             f"{which} kept {(status(pid, 'VmRSS') - before) / grown:.0%} of what they took"
     finally:
         server.stop()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(10)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+BIG_REPLY_CASES = {
+    # one reply past the limit (unit/obuf-limits: "No response for single command")
+    "single reply": [resp("LRANGE", "biglist", 0, -1)],
+    # a pipeline whose replies together pass it ("No response for multi commands")
+    "pipeline": [resp("SET", "k", "v"), resp("GET", "bigkey")] * 15,
+    # EXEC's reply: the transaction runs whole, then the client is dropped
+    "exec": [resp("MULTI"), resp("SET", "t1", "v"), resp("LRANGE", "biglist", 0, -1),
+             resp("SET", "t2", "v"), resp("EXEC")],
+}
+
+
+@pytest.mark.parametrize("case", list(BIG_REPLY_CASES))
+@pytest.mark.parametrize("which", ["vermilion", "redis"])
+def test_replies_past_the_hard_limit_are_never_sent(tmp_path, which, case):
+    """Redis builds a read's replies in the client's buffer and checks the limit as it
+    grows: a reply (or batch) that crosses the hard limit gets nothing sent at all, even
+    when the socket could have taken it; the commands before the limit did run."""
+    start = start_vermilion if which == "vermilion" else start_redis
+    server = start(tmp_path, ["--client-output-buffer-limit", "normal 100000 0 0"])
+    try:
+        admin = server.client()
+        admin.config_set("client-output-buffer-limit", "normal 0 0 0")
+        admin.rpush("biglist", *[b"x" * 1000] * 150)
+        admin.set("bigkey", b"x" * 10000)
+        admin.config_set("client-output-buffer-limit", "normal 100000 0 0")
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"".join(BIG_REPLY_CASES[case]))
+        assert _read_all(sock) == b""  # (one read: not even EXEC's +OK/+QUEUED)
+        sock.close()
+        if case == "exec":
+            assert admin.get("t1") == admin.get("t2") == b"v"
+        assert wait_for(lambda: admin.info("clients")["connected_clients"] == 1)
+        admin.close()
+    finally:
+        server.stop()
