@@ -263,3 +263,34 @@ def test_replies_past_the_hard_limit_are_never_sent(tmp_path, which, case):
         admin.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("which", ["vermilion", "redis"])
+def test_under_maxmemory_unread_output_grows_and_evicts_keys(tmp_path, which):
+    """unit/maxmemory's MGET clients: with maxmemory set and no hard limit, a client
+    that doesn't read is not throttled (as in Redis): its output counts in used_memory
+    and evicts keys."""
+    start = start_vermilion if which == "vermilion" else start_redis
+    server = start(tmp_path, ["--maxmemory", "11mb", "--maxmemory-policy", "allkeys-lru"])
+    socks = []
+    try:
+        admin = server.client()
+        for j in range(50):
+            admin.setrange(str(j), 100000, "x")
+        socks = [non_reading_socket(server.port) for _ in range(20)]
+        for s in socks:
+            s.setblocking(False)
+        deadline = time.time() + 20
+        while time.time() < deadline and not admin.info("stats")["evicted_keys"]:
+            for s in socks:
+                try:
+                    s.send(resp("MGET", "1"))
+                except BlockingIOError:
+                    pass
+        assert admin.info("stats")["evicted_keys"] > 0
+        assert admin.dbsize() < 50
+        admin.close()
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()

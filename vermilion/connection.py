@@ -8,7 +8,9 @@ and what waits to be sent (the transport's buffer and the replies held back for 
 AOF) is held to client-output-buffer-limit as it grows, as Redis checks it in
 _addReplyProtoToList(). A client whose class has no hard limit (normal clients, by
 default) gets flow control instead: once it stops reading its replies, it stops being
-read from and the rest of its batch waits, so it cannot grow our memory either.
+read from and the rest of its batch waits, so it cannot grow our memory either —
+unless maxmemory is set: then, as in Redis, its output grows and counts in used_memory,
+where eviction (of keys, or of clients under maxmemory-clients) answers it.
 
 A server may hold tens of thousands of idle connections: Session and Connection declare
 their fields in __slots__ (no per-instance dict) and allocate nothing a client may never
@@ -107,7 +109,7 @@ class Connection(Session, asyncio.Protocol):
         # The transport's buffer is past its high-water mark: the peer is not reading.
         self.paused_writing = True
         server = self.server
-        if not server.hard_output_limit(self):
+        if server.throttles_output(self):
             self._pause_reading()  # flow control (see the module docstring)
         server.check_output_limits(self)
 
@@ -217,7 +219,7 @@ class Connection(Session, asyncio.Protocol):
                 if self.closing:
                     break  # over its output buffer limit: the rest is not run
                 if (self.paused_writing and i + 1 < len(commands)
-                        and not server.hard_output_limit(self)):
+                        and server.throttles_output(self)):
                     # Flow control: the peer isn't reading, hold the rest of the batch
                     # until it drains (resume_writing).
                     self.postponed = commands[i + 1:]

@@ -468,6 +468,14 @@ class Server:
             hard = max(hard, self.config["repl-backlog-size"])
         return hard
 
+    def throttles_output(self, client: Connection) -> bool:
+        """Whether a client that stops reading its replies is stopped being read from
+        (flow control, Vermilion's own bound): only when nothing else bounds its output.
+        Under a hard limit the limit closes it; under maxmemory Redis lets its output
+        grow and counts it in used_memory, where it evicts keys (or, with
+        maxmemory-clients, the biggest clients) — unit/maxmemory's MGET clients."""
+        return not self.hard_output_limit(client) and not self.config["maxmemory"]
+
     @staticmethod
     def _obuf_class(client: Connection) -> str:
         # getClientType(): MONITOR clients and masters count as normal here.
