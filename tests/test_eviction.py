@@ -415,3 +415,99 @@ def test_scripts_follow_redis_oom_rules(vsrv, rsrv, v, rr):
         for conn in conns:
             conn.command("CONFIG", "SET", "maxmemory", "0")
             conn.close()
+
+
+# -- choosing the victims ----------------------------------------------------------------------
+
+
+def evict_down(c, by: int) -> None:
+    """CONFIG SET maxmemory `by` bytes under used_memory, and wait until the evictions
+    it starts are over (each call is time-bound; the rest runs from the event loop)."""
+    limit = used(c) - by
+    c.config_set("maxmemory", limit)
+    deadline = time.time() + 5
+    while used(c) > limit + 1024 and time.time() < deadline:  # (INFO's own buffers vary)
+        time.sleep(0.02)
+    assert used(c) <= limit + 1024
+
+
+def test_keys_restored_long_idle_go_first_like_redis(vsrv, rsrv, v, rr):
+    """RESTORE ... IDLETIME sets the LRU clock back (objectSetLRUOrLFU); an idle time
+    longer than the 24-bit clock's age wraps it to half a cycle ahead, which still
+    reads as the oldest. Both kinds are evicted far sooner than the fresh keys, on both
+    servers (sampled LRU: not all of them, and not in the same numbers)."""
+    for name, c in (("vermilion", v), ("redis", rr)):
+        c.config_set("maxmemory-policy", "allkeys-lru")
+        c.config_set("maxmemory-samples", 10)
+        fill(c, "fresh", 2000)
+        payload = c.dump("fresh:0")
+        for i in range(20):
+            c.restore(f"idle:{i}", 0, payload, idletime=100_000)
+            c.restore(f"ancient:{i}", 0, payload, idletime=1_000_000_000)
+        assert c.object("idletime", "idle:0") == 100_000
+        assert c.object("idletime", "ancient:0") > 100_000
+        while evicted(c) < 400:  # (the servers' keys cost different bytes)
+            evict_down(c, 20_000)
+        gone = evicted(c)
+        idle_gone = sum(not c.exists(f"idle:{i}") for i in range(20))
+        ancient_gone = sum(not c.exists(f"ancient:{i}") for i in range(20))
+        fresh_rate = (gone - idle_gone - ancient_gone) / 2000
+        assert idle_gone / 20 > min(0.85, 3 * fresh_rate), (name, gone, idle_gone, ancient_gone)
+        assert ancient_gone / 20 > min(0.85, 3 * fresh_rate), (name, gone, idle_gone, ancient_gone)
+
+
+def test_every_database_gives_keys(v):
+    """evictionPoolPopulate() samples every database: under allkeys-lru the victims are
+    the older keys, whichever database they are in (the evicting client's or another);
+    under volatile-lru, only keys with a TTL go, from whichever database holds them."""
+    v.config_set("maxmemory-policy", "allkeys-lru")
+    other = v.connection_pool.connection_kwargs.copy()
+    other["db"] = 5
+    v5 = redis.Redis(**other)
+    try:
+        fill(v5, "five", 1500)
+        time.sleep(2.1)  # LRU clock ticks (1 s): db 5's keys are the older, all of them
+        fill(v, "zero", 1500)
+        evict_down(v, 100_000)
+        assert evicted(v) > 200
+        assert v.dbsize() == 1500
+        assert v5.dbsize() == 1500 - evicted(v)
+        v.config_set("maxmemory", 0)
+        v.flushall()
+        v.config_resetstat()
+        v.config_set("maxmemory-policy", "volatile-lru")
+        fill(v5, "five", 1500, ttl=1000)
+        fill(v, "zero", 1500)
+        evict_down(v, 100_000)
+        assert evicted(v) > 200
+        assert v.dbsize() == 1500
+        assert v5.dbsize() == 1500 - evicted(v)
+    finally:
+        v5.close()
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random",
+                                    "volatile-ttl"])
+def test_evicting_all_along_keeps_under_the_limit_like_redis(vsrv, rsrv, v, rr, policy):
+    """Random keys written under a limit far below the dataset (the seed's workload):
+    every SET evicts, used_memory stays at the limit, every key written is either held
+    or counted evicted; the keys held are as many as Redis holds within a factor (the
+    dict tables' and the stamps' overheads differ)."""
+    import random
+
+    held = {}
+    for name, c in (("vermilion", v), ("redis", rr)):
+        c.config_set("maxmemory-policy", policy)
+        limit = limit_above_now(c, 1_000_000)
+        keys = [b"r:%d" % i for i in random.Random(7).sample(range(1_000_000), 10_000)]
+        for start in range(0, len(keys), 500):
+            p = c.pipeline(transaction=False)
+            for key in keys[start:start + 500]:
+                p.set(key, VALUE, ex=10_000) if policy == "volatile-ttl" else p.set(key, VALUE)
+            assert not any(isinstance(r, Exception) for r in p.execute(raise_on_error=False))
+            assert used(c) <= limit + 1024
+        # One command for both figures: every command may evict before it runs.
+        info = c.execute_command("INFO", "stats", "keyspace")
+        assert info["db0"]["keys"] + info["evicted_keys"] == len(keys)
+        held[name] = info["db0"]["keys"]
+    assert 0.4 < held["vermilion"] / held["redis"] < 1.5

@@ -10,22 +10,22 @@ The policies pick as Redis does: LRU/LFU/volatile-ttl sample maxmemory-samples k
 database for each eviction into a pool of the best candidates kept across calls
 (evictionPoolPopulate), evicting the best one still present; *-random take random keys
 of the databases in turn; volatile-* sample only keys with a TTL. The sampling is done
-in batches of whole-list operations (see "choosing keys"): one SET that evicts one key
-costs about a microsecond more than one that does not. maxmemory-eviction-tenacity
+in batches of whole-list operations (see "choosing keys"): what an evicted key costs
+is mostly the Python of deleting it (~1 µs). maxmemory-eviction-tenacity
 bounds the time of one call; the rest continues from the event loop (evictionTimeProc).
 """
 
 import random
 import time
 from bisect import bisect_left
-from itertools import compress, islice, repeat
+from itertools import chain, compress, islice, repeat
 from operator import eq, gt, itemgetter
 
 _random = random.random
 _perf = time.perf_counter
 
 from . import memory
-from .memory import used_memory_fast as _used_memory_fast
+from .memory import BASE, GC_HEAD, GC_HEADERS
 from .keyspace.cost import COST_MASK, LRU_CLOCK_MAX, STAMP_SHIFT, LFUParams, lfu_decr, lru_clock
 from .log import logger
 from .propagate import propagate_raw
@@ -60,9 +60,9 @@ class Evictor:
         self.kind = None  # "lru" | "lfu" | "ttl" | "random" | None
         self.samples = 5
         self.tenacity = 10
-        self.pool: list = []  # (stamp or TTL seen, key, db): the best candidate last
+        self.pool: list = []  # (rank, stamp or TTL seen, key, Sampler, slot): best last
+        self.pool_mode = None  # how the pool's candidates were ranked (_refill)
         self.served = 0  # candidates taken from the pool since it was last refilled
-        self.serve = 16  # how many to take before the next refill (REFILL_EVERY, or TIES)
         self.next_db = 0
         self.timer = None  # evictionTimeProc pending
         self.samplers: dict = {}  # (db id, allkeys) → Sampler
@@ -120,7 +120,7 @@ def configure(server, _value=None) -> None:
     ev.maxmemory = config["maxmemory"]
     policy = config["maxmemory-policy"]
     if policy != ev.policy:
-        ev.pool = []  # idle scores of another policy do not compare
+        ev.pool = []  # candidates ranked for another policy
     ev.policy = policy
     ev.allkeys = policy.startswith("allkeys")
     ev.kind = None if policy == "noeviction" else policy.split("-")[1]
@@ -226,7 +226,12 @@ def ev_check(client, spec, argv) -> None:
                 and client is scripting.current.client:
             _script_check(ev, scripting.current, spec)
             return
-        used = _used_memory_fast(server, ev.live)
+        used = BASE + server.clients_memory  # memory.used_memory_fast() inlined
+        for db in ev.live:
+            used += db.mem + db.data.__sizeof__() + db.meta.__sizeof__() + GC_HEADERS
+            if db.expires:
+                expires = db.expires
+                used += expires.__sizeof__() + GC_HEAD + 32 * len(expires)
         if used <= maxmemory:
             # A write may take memory over the limit: measure again before the next
             # command, whatever it is (a GETBIT after a big SETBIT evicts first).
@@ -372,12 +377,15 @@ def perform_evictions(server, used: int | None = None) -> int:
     allkeys = ev.allkeys
     stamped = kind == "lru" or kind == "lfu"
     stats = server.stats
+    notifier = server.notifier
+    sinks = server.propagation.sinks
     pool = ev.pool
+    served = ev.served
     while freed < to_free:
         # The best candidate of the pool, checked: a key gone, renewed or accessed since
         # it was sampled (its stamp or TTL changed) is a ghost and is dropped, as
         # evictionPoolPopulate()'s picks are when their key is gone.
-        if not pool or ev.served >= ev.serve:
+        if not pool or served >= REFILL_EVERY:
             _refill(ev, server)
             pool = ev.pool
             if not pool:
@@ -389,8 +397,21 @@ def perform_evictions(server, used: int | None = None) -> int:
                 if not pool:
                     result = EVICT_FAIL
                     break
-        ev.served += 1
-        seen, key, db = pool.pop()
+            served = 0
+        served += 1
+        _, seen, key, sampler, slot = pool.pop()
+        # Its slot in the snapshot is not to be sampled again (Sampler.drop() inlined;
+        # a snapshot taken again since is another list, checked by the key's identity).
+        try:
+            if sampler.keys[slot] is key:
+                if sampler.vals is not None:
+                    sampler.vals[slot] = GHOST
+                else:
+                    sampler.keys[slot] = _GHOST_KEY
+                sampler.ghosts += 1
+        except IndexError:
+            pass
+        db = sampler.db
         if stamped:
             if db.meta.get(key) != seen or not (allkeys or key in db.expires):
                 continue
@@ -402,9 +423,9 @@ def perform_evictions(server, used: int | None = None) -> int:
         # dbSyncDelete() and what performEvictions() does around it.
         freed += db.evict(key)
         stats.evicted_keys += 1
-        if server.notifier.classes:
+        if notifier.classes:
             notify_event(server, db, "evicted", key, flag="e")
-        if server.propagation.sinks:
+        if sinks:
             cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
             propagate_raw(server, db.id, [cmd, key])
         keys_freed += 1
@@ -416,6 +437,7 @@ def perform_evictions(server, used: int | None = None) -> int:
                 _start_timer(server)
                 result = EVICT_RUNNING
                 break
+    ev.served = served
     if result == EVICT_OK and ev.timer is not None:
         result = EVICT_RUNNING
     ev.over = over = result != EVICT_OK
@@ -462,167 +484,177 @@ def _start_timer(server) -> None:
 # evictionPoolPopulate() samples maxmemory-samples keys of every database before each
 # eviction into a pool of the 16 best candidates kept across calls, and evicts the best.
 # Here the same sampling rate is taken in batches: every REFILL_EVERY evictions (or when
-# the pool runs dry) samples * REFILL_EVERY keys of every database are scored at once,
-# with the candidates left in the pool, and the best POOL_SIZE kept — map/sort/compress
-# over whole lists, not a Python step per sampled key. A candidate is checked again
-# when its turn comes (perform_evictions), so a key used since it was sampled survives.
+# the pool runs dry) samples * REFILL_EVERY keys of every database are sampled at once
+# and the best POOL_SIZE of them and of the candidates left are kept.
+#
+# A sample is a lattice slice of a snapshot (Sampler) of the keys and, for LRU, LFU and
+# TTL, of what ranks them: the access stamps (shared ints, a handful of objects) or the
+# expire times. Slicing, sorting and picking are whole-list operations on those ints;
+# only the picked keys are touched, which matters on a big keyspace where every key
+# read is a cache miss. A snapshot value can be stale (the key was read, renewed or
+# deleted since): every candidate is checked again when its turn comes
+# (perform_evictions), and its slot in the snapshot is dropped either way.
 
 REFILL_EVERY = 16
 POOL_SIZE = 32
-TIES = 64  # at most this many candidates of one second (LRU) served between refills
-GHOST = 1 << 128  # the sort value of a sampled key that is gone: after every real one
+GHOST = 1 << 128  # a dropped slot's value: after every real stamp or expire time
+_GHOST_KEY = object()  # a dropped slot's key where the snapshot has no values: in no dict
 
 
 class Sampler:
-    """Random keys of a dict in O(1) amortised: a list copy of its keys, read in
-    lattice slices keys[offset::step] at a random offset (every key equally likely,
-    spread over the whole dict, one C-level slice). The copy is taken again when the
-    dict object changed, after it served twice its length in samples, or when a
-    quarter of a sample were ghosts (keys deleted since): keys added since the copy
-    wait for the next one. (A copy costs ~20 ns a key, mostly cache misses on the
-    keys' reference counts: taken every n/4 evictions, it adds ~80 ns to each.)"""
-    __slots__ = ("keys", "source", "picks")
+    """A snapshot of one database's keys (and, when asked, their values) sampled in
+    lattice slices [offset::step] at a random offset: every key equally likely, spread
+    over the whole keyspace, one C-level slice. It is taken again when the dict object
+    changed, after it served twice its length in samples, when a quarter of its slots
+    were dropped (keys evicted or found stale), or when the dict grew a quarter past it
+    (keys added since the snapshot are not sampled until the next one). A snapshot costs
+    ~20 ns a key (mostly cache misses on the keys' reference counts): under steady
+    eviction one is taken every n/4 evictions."""
+    __slots__ = ("db", "keys", "vals", "source", "picks", "ghosts")
 
-    def __init__(self):
+    def __init__(self, db):
+        self.db = db
         self.keys: list = []
+        self.vals: list | None = None
         self.source = None
         self.picks = 0
+        self.ghosts = 0
 
-    def sample(self, d: dict, count: int) -> list:
-        """About count keys of d (all of them when d is that small); some may be gone."""
-        n = len(d)
-        if n <= count:
-            return list(d)
-        keys = self.keys
-        if self.source is not d or self.picks > len(keys) << 1 or len(keys) <= count:
-            self.keys = keys = list(d)
-            self.source = d
-            self.picks = 0
+    def lattice(self, source: dict, count: int, values: bool) -> tuple[int, int]:
+        """(offset, step) of a sample of about count slots of a snapshot of source
+        (all of them when it is that small)."""
+        m = len(self.keys)
+        n = len(source)
+        if self.source is not source or n <= count or self.ghosts * 4 > m \
+                or self.picks > m << 1 or n * 4 > m * 5 or (values and self.vals is None):
+            self.keys = list(source)
+            self.vals = list(source.values()) if values else None
+            self.source = source
+            self.picks = self.ghosts = 0
+            m = n
         self.picks += count
-        step = len(keys) // count
-        return keys[int(_random() * step)::step]
+        if m <= count:
+            return 0, 1
+        step = m // count
+        return int(_random() * step), step
 
-    def stale(self) -> None:
-        """The last sample held too many ghosts: take a new copy next time."""
-        self.source = None
+    def drop(self, index: int, key) -> None:
+        """The candidate at index was evicted or found stale: not to be sampled again."""
+        keys = self.keys
+        if index < len(keys) and keys[index] is key:
+            if self.vals is not None:
+                self.vals[index] = GHOST
+            else:
+                keys[index] = _GHOST_KEY
+            self.ghosts += 1
 
 
 def _sampler(ev, db, allkeys: bool) -> Sampler:
     sampler = ev.samplers.get((db.id, allkeys))
-    if sampler is None:
-        sampler = ev.samplers[(db.id, allkeys)] = Sampler()
+    if sampler is None or sampler.db is not db:
+        sampler = ev.samplers[(db.id, allkeys)] = Sampler(db)
     return sampler
-
-
-def _refill(ev, server) -> None:
-    """evictionPoolPopulate() for a batch of evictions: ev.pool = the best candidates,
-    (what was seen, key, db) with the best last, from fresh samples of every database
-    and the candidates still in the pool."""
-    ev.served = 0
-    ev.serve = REFILL_EVERY
-    allkeys = ev.allkeys
-    kind = ev.kind
-    want = ev.samples * REFILL_EVERY
-    dbs = [db for db in ev.live if (db.data if allkeys else db.expires)]
-    leftovers = ev.pool
-    if kind == "random":
-        ev.pool = _random_candidates(ev, server, want)
-        return
-    if len(dbs) == 1 and kind != "lfu":
-        ev.pool = _best_of_one(ev, dbs[0], want, leftovers)
-        return
-    scored = []
-    clock = ev.lru_stamp >> STAMP_SHIFT
-    decay = ev.lfu.decay_time
-    for db in dbs:
-        d = db.data if allkeys else db.expires
-        sampler = _sampler(ev, db, allkeys)
-        keys = sampler.sample(d, want)
-        keys += [key for _, key, owner in leftovers if owner is db]
-        source = db.expires if kind == "ttl" else db.meta
-        get = source.get
-        ghosts = 0
-        for key in dict.fromkeys(keys):
-            seen = get(key)
-            if seen is None:
-                ghosts += 1
-                continue
-            if kind == "lru":
-                # estimateObjectIdleTime(), in clock units (the order is what matters).
-                lru = seen >> STAMP_SHIFT
-                score = clock - lru if clock >= lru else clock + (LRU_CLOCK_MAX - lru)
-            elif kind == "lfu":
-                score = 255 - lfu_decr(seen >> STAMP_SHIFT, decay)
-            else:
-                score = ULLONG_MAX - seen
-            scored.append((score, seen, key, db))
-        if ghosts * 4 > len(keys):
-            sampler.stale()
-    scored.sort(key=_first)
-    ev.pool = [(seen, key, db) for _, seen, key, db in scored[-POOL_SIZE:]]
 
 
 _first = itemgetter(0)
 
 
-def _best_of_one(ev, db, want: int, leftovers: list) -> list:
-    """_refill() for one database under an LRU or TTL policy, in whole-list steps: the
-    sampled keys' stamps (or expire times) in one map, sorted as plain ints, the best
-    picked out by a threshold and merged with the candidates left (whose key is not
-    looked up again: perform_evictions checks each as it comes). Every sampled key is
-    read once, and only the picked ones again: on a big keyspace each read is a cache
-    miss.
+def _take(seq, positions: list) -> list:
+    """[seq[i] for i in positions], in C."""
+    if len(positions) == 1:
+        return [seq[positions[0]]]
+    return list(itemgetter(*positions)(seq))
 
-    A stamp is the LRU clock (seconds) of the last access: oldest first is smallest
-    first, except across the 24-bit clock's wrap (every 194 days), where stamps above
-    the clock are from before it, older than all the others. Keys of the same second
-    are equally old: when more of them than a pool's worth top the sample, a pool of
-    16 (Redis's) would hold only them whatever the next samples bring, so they are all
-    kept (up to TIES) and served before the next refill."""
+
+def _refill(ev, server) -> None:
+    """evictionPoolPopulate() for a batch of evictions: ev.pool = the best candidates,
+    (rank, what was seen, key, sampler, slot) with the best (smallest rank) last, from
+    fresh samples of every database and the candidates still in the pool."""
+    kind = ev.kind
     allkeys = ev.allkeys
-    lru = ev.kind == "lru"
-    d = db.data if allkeys else db.expires
-    sampler = _sampler(ev, db, allkeys)
-    keys = sampler.sample(d, want)
-    seen = list(map((db.meta if lru else db.expires).get, keys, repeat(GHOST)))
-    order = sorted(seen)
+    if kind == "random":
+        ev.pool = _random_candidates(ev, server)
+        return
+    want = ev.samples * REFILL_EVERY
+    samples = []  # (sampler, offset, step, values seen, their ranks: smaller is better)
+    for db in ev.live:
+        if not (db.data if allkeys else db.expires):
+            continue
+        sampler = _sampler(ev, db, allkeys)
+        if kind == "ttl" or allkeys:
+            # The snapshot's values order the keys: expire times, or the access stamps
+            # (under an LRU/LFU policy every key has its meta entry).
+            offset, step = sampler.lattice(db.expires if kind == "ttl" else db.meta,
+                                           want, True)
+            seen = sampler.vals[offset::step]
+        else:
+            # volatile-lru/lfu: the keys with a TTL, their stamps looked up.
+            offset, step = sampler.lattice(db.expires, want, False)
+            seen = list(map(db.meta.get, sampler.keys[offset::step], repeat(GHOST)))
+        samples.append([sampler, offset, step, seen, seen])
+    mode = kind
+    if kind == "lfu":
+        # The counter after its decay (LFUDecrAndReturn): the smaller, the better. The
+        # stamps are shared ints, so a table of the few distinct ones does it.
+        decay = ev.lfu.decay_time
+        _rank_by(samples, lambda value: lfu_decr(value >> STAMP_SHIFT, decay))
+    order = _order(samples)
     live = bisect_left(order, GHOST)
-    if live * 4 < len(keys) * 3:
-        sampler.stale()
-    if live and lru and order[live - 1] > ev.lru_stamp | COST_MASK:
-        # Stamps from before the clock's wrap: order by the idle time itself.
+    if kind == "lru" and live and order[live - 1] > ev.lru_stamp | COST_MASK:
+        # Stamps from before the 24-bit clock's wrap (every 194 days, or set back by
+        # RESTORE IDLETIME): rank by the idle time itself (negated: the smaller, the
+        # better), as estimateObjectIdleTime() measures it.
         clock = ev.lru_stamp >> STAMP_SHIFT
-        scored = sorted((((clock - (v >> STAMP_SHIFT)) & LRU_CLOCK_MAX), v, k)
-                        for v, k in zip(seen, keys) if v is not GHOST)
-        return [(v, k, db) for _, v, k in scored[-POOL_SIZE:]]
-    picked = []
+        _rank_by(samples, lambda value: -((clock - (value >> STAMP_SHIFT)) & LRU_CLOCK_MAX))
+        mode = "lru-wrapped"
+        order = _order(samples)
+    # Candidates left from a refill that ranked another way are dropped (their slots
+    # stay in the snapshots, to be sampled again).
+    picked = ev.pool if ev.pool_mode == mode else []
+    ev.pool_mode = mode
     if live:
-        cap = TIES if lru else POOL_SIZE
-        threshold = order[min(live, cap) - 1]
-        below = bisect_left(order, threshold)
-        if below:
-            chosen = list(map(gt, repeat(threshold), seen))
-            picked = list(zip(compress(seen, chosen), compress(keys, chosen), repeat(db)))
-        chosen = list(map(eq, repeat(threshold), seen))
-        picked += islice(zip(compress(seen, chosen), compress(keys, chosen), repeat(db)),
-                         cap - below)
-    for entry in leftovers:
-        if entry[2] is db:
-            picked.append(entry)
+        threshold = order[min(live, POOL_SIZE) - 1]
+        # Every rank under the threshold, and as many equal to it as fit the pool.
+        quota = POOL_SIZE - bisect_left(order, threshold)
+        for sampler, offset, step, seen, ranks in samples:
+            slots = range(offset, offset + step * len(seen), step)
+            if order[0] == threshold:  # the usual LRU case: one second's stamps
+                below = ()
+            else:
+                below = list(compress(range(len(seen)), map(gt, repeat(threshold), ranks)))
+            ties = ()
+            if quota > 0:
+                ties = list(islice(compress(range(len(seen)), map(eq, repeat(threshold), ranks)),
+                                   quota))
+                quota -= len(ties)
+            if below or ties:
+                chosen = [*below, *ties]
+                where = _take(slots, chosen)
+                picked += zip(_take(ranks, chosen), _take(seen, chosen),
+                              _take(sampler.keys, where), repeat(sampler), where)
     picked.sort(key=_first)
-    keep = POOL_SIZE
-    if lru and picked:
-        # How many candidates share the oldest second (seen < the next second's stamp).
-        oldest = bisect_left(picked, (((picked[0][0] >> STAMP_SHIFT) + 1) << STAMP_SHIFT,))
-        if oldest > keep:
-            keep = min(oldest, TIES)
-            ev.serve = keep
-    del picked[keep:]
-    picked.reverse()  # the best (smallest) last
-    return picked
+    del picked[POOL_SIZE:]
+    picked.reverse()  # the best (smallest rank) last
+    ev.pool = picked
 
 
-def _random_candidates(ev, server, want: int) -> list:
+def _order(samples: list) -> list:
+    """The samples' ranks, sorted."""
+    if len(samples) == 1:
+        return sorted(samples[0][4])
+    return sorted(chain.from_iterable(sample[4] for sample in samples))
+
+
+def _rank_by(samples: list, rank) -> None:
+    """Each sample's ranks: rank(value) for each value seen, computed once per distinct
+    value (the stamps are shared ints), a dropped slot ranking last."""
+    for sample in samples:
+        seen = sample[3]
+        table = {value: rank(value) for value in set(seen) if value is not GHOST}
+        sample[4] = list(map(table.get, seen, repeat(GHOST)))
+
+
+def _random_candidates(ev, server) -> list:
     """allkeys-random / volatile-random: random keys of the non-empty databases taken
     in turn (performEvictions() takes one from the next database each time), the first
     to be evicted last in the list."""
@@ -632,10 +664,13 @@ def _random_candidates(ev, server, want: int) -> list:
     for _ in range(n):
         ev.next_db = j = (ev.next_db + 1) % n
         db = dbs[j]
-        d = db.data if ev.allkeys else db.expires
-        if d:
-            keys = _sampler(ev, db, ev.allkeys).sample(d, REFILL_EVERY)
-            per_db.append([(None, key, db) for key in keys[:REFILL_EVERY]])
+        keyspace = db.data if ev.allkeys else db.expires
+        if keyspace:
+            sampler = _sampler(ev, db, ev.allkeys)
+            offset, step = sampler.lattice(keyspace, REFILL_EVERY, False)
+            keys = sampler.keys[offset::step][:REFILL_EVERY]
+            per_db.append([(0, None, key, sampler, offset + i * step)
+                           for i, key in enumerate(keys)])
     out = [entry for round_ in zip(*per_db) for entry in round_] if len(per_db) > 1 \
         else (per_db[0] if per_db else [])
     out.reverse()
