@@ -294,3 +294,22 @@ def test_under_maxmemory_unread_output_grows_and_evicts_keys(tmp_path, which):
         for s in socks:
             s.close()
         server.stop()
+
+
+@pytest.mark.parametrize("which", ["vermilion", "redis"])
+def test_soft_limit_clock_stops_once_the_reply_is_read(tmp_path, which):
+    """A reply past the soft limit that the client reads starts the soft limit's clock;
+    once it has gone the clock stops, so a second such reply much later is sent too."""
+    start = start_vermilion if which == "vermilion" else start_redis
+    server = start(tmp_path, ["--client-output-buffer-limit", "normal 1000000 100000 1"])
+    try:
+        admin = server.client()
+        admin.set("big", b"x" * 150000)
+        client = server.client()
+        assert len(client.get("big")) == 150000
+        time.sleep(1.5)
+        assert len(client.get("big")) == 150000
+        client.close()
+        admin.close()
+    finally:
+        server.stop()

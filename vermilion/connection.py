@@ -236,7 +236,13 @@ class Connection(Session, asyncio.Protocol):
             if unsent >= server.obuf_check_from:
                 # A big reply or batch: judged whole before it goes, as in Redis's buffer.
                 server.check_output_limits(self, unsent)
-            if not self.closing:
+                if not self.closing:
+                    self._send(out)
+                    if self.obuf_soft_since and not self.closing:
+                        # What the socket took is no longer buffered: the soft limit's
+                        # clock stops if the rest is under it (as Redis's next check).
+                        server.check_output_limits(self)
+            else:
                 self._send(out)
         if self.close_after_reply and not self.deferred:
             self.close()  # (with deferred replies, the server closes after writing them)
