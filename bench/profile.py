@@ -15,6 +15,8 @@ in process): what a thin Python server costs for that command.
     .venv/bin/python bench/profile.py                 # every command
     .venv/bin/python bench/profile.py LPUSH HSET      # some of them
     .venv/bin/python bench/profile.py --cprofile ZADD # cProfile of the handler path
+
+THIN_SERVER=path/to/thin_server.py when the repository is not beside ../shared.
 """
 
 import os
@@ -38,8 +40,8 @@ from vermilion.protocol.parser import RequestParser  # noqa: E402
 
 BATCH = 16
 ROUNDS = 4000
-THIN_SERVER = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench",
-                           "thin_server.py")
+THIN_SERVER = os.environ.get("THIN_SERVER") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench", "thin_server.py")
 
 
 class NullTransport:
