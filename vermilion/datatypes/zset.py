@@ -324,6 +324,10 @@ class ZSet:
     def pop(self, count: int, maximum: bool) -> list:
         """Remove and return up to count (score, member), lowest (or highest) first."""
         n = len(self.scores)
+        if count == 1 and n:  # ZPOPMIN/ZPOPMAX key, BZPOPMIN...: SortedList's own end pop
+            entry = self.order.pop(-1 if maximum else 0)
+            del self.scores[entry[1]]
+            return [entry]
         count = min(count, n)
         if maximum:
             taken = list(self.order.islice(n - count, n, reverse=True))
