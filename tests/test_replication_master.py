@@ -305,3 +305,29 @@ def test_shutdown_waits_for_a_lagging_replica_and_can_be_aborted(servers, kind):
     assert "Waiting for replicas before shutting down." in log
     assert "Shutdown manually aborted." in log
     assert "Lagging replica" in log and "0 of 1 replicas are in sync when shutting down." in log
+
+
+@pytest.mark.parametrize("kind", ["vermilion", "redis"])
+def test_failover_to_a_stopped_replica_times_out_on_time(servers, kind):
+    """FAILOVER TO ... TIMEOUT 500 to a replica that never catches up is aborted about
+    500 ms later: replicationCron runs ten times a second while failing over."""
+    master_server = servers(kind)
+    master = master_server.client()
+    replica_server = servers("redis")
+    replica = replica_server.client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: info(master).get("slave0", {}).get("state") == "online", 15, "sync")
+    os.kill(replica_server.proc.pid, signal.SIGSTOP)
+    try:
+        master.set("case", 1)
+        started = time.time()
+        assert master.execute_command("FAILOVER", "TO", "127.0.0.1", replica_server.port,
+                                      "TIMEOUT", 500) == b"OK"
+        wait_until(lambda: info(master)["master_failover_state"] == "no-failover", 2.0,
+                   "the failover to be aborted")
+        assert time.time() - started < 0.8
+        assert info(master)["role"] == "master"
+        assert master.set("after", 1)  # writes are no longer paused
+    finally:
+        os.kill(replica_server.proc.pid, signal.SIGCONT)
+    wait_until(lambda: caught_up(master, replica), 15, "caught up")

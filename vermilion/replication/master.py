@@ -924,9 +924,11 @@ class ReplicaSet:
     # -- cron and detaching ------------------------------------------------------------------
 
     def cron(self) -> None:
-        """replicationCron()'s master half, once a second."""
+        """replicationCron()'s master half, once a second (ten times a second while
+        failing over, so that the failover progresses and times out on time)."""
         now = time.time()
-        if now - self._last_cron < 1.0:
+        period = 1.0 if self.failover_state == NO_FAILOVER else 0.1
+        if now - self._last_cron < period:
             if self.fork is not None:
                 self._reap()
             return
