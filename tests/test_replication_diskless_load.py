@@ -179,6 +179,9 @@ def test_a_corrupt_or_cut_stream_fails_the_load_and_syncs_again(servers, kind):
         master.rpush(f"l{i}", *[f"e{j}" * (j + 1) for j in range(200)])
         master.xadd("stream", {"a": i})
     master.config_set("rdb-key-save-delay", 10000)  # 1.2 s a sync
+    # A cut replica asks again at once: the master's next transfer waits 1 s, so that
+    # the replica is seen between two loads, serving its old dataset.
+    master.config_set("repl-diskless-sync-delay", 1)
     replica_server = servers(kind, "--repl-diskless-load", "swapdb",
                              "--loading-process-events-interval-bytes", "1024")
     replica = replica_server.client()
@@ -196,6 +199,7 @@ def test_a_corrupt_or_cut_stream_fails_the_load_and_syncs_again(servers, kind):
     if kind == "vermilion":
         assert log_of(replica_server).count("Internal error in RDB reading offset") == 4
     master.config_set("rdb-key-save-delay", 0)
+    master.config_set("repl-diskless-sync-delay", 0)
     wait_until(lambda: caught_up(master, replica), 30, "sync")
     assert replica.execute_command("DEBUG", "DIGEST") == master.execute_command("DEBUG", "DIGEST")
     assert replica.function_list(withcode=True)[0][-1] == LIB2.encode()
@@ -282,5 +286,6 @@ def test_flushall_kills_the_child_writing_for_replicas(servers, kind):
                > started, 15, "a new child")
     assert master.ping()
     master.config_set("rdb-key-save-delay", 0)
+    master.config_set("repl-diskless-sync-delay", 0)
     wait_until(lambda: caught_up(master, replica), 30, "sync")
     assert replica.dbsize() == 0
