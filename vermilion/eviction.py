@@ -16,6 +16,7 @@ bounds the time of one call; the rest continues from the event loop (evictionTim
 """
 
 import random
+import sys
 import time
 from bisect import bisect_left
 from itertools import chain, compress, islice, repeat
@@ -23,6 +24,7 @@ from operator import eq, gt, itemgetter
 
 _random = random.random
 _perf = time.perf_counter
+_getsizeof = sys.getsizeof
 
 from . import memory
 from .memory import BASE, GC_HEAD, GC_HEADERS
@@ -66,6 +68,7 @@ class Evictor:
         self.next_db = 0
         self.timer = None  # evictionTimeProc pending
         self.samplers: dict = {}  # (db id, allkeys) → Sampler
+        self.snapshot_bytes = 0  # the samplers' lists, counted in used_memory
         self.key_ranges: dict = {}  # spec → (first, last, step) or None
         self.installed = False
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
@@ -119,8 +122,10 @@ def configure(server, _value=None) -> None:
     config = server.config
     ev.maxmemory = config["maxmemory"]
     policy = config["maxmemory-policy"]
-    if policy != ev.policy:
-        ev.pool = []  # candidates ranked for another policy
+    if policy != ev.policy or not config["maxmemory"]:
+        ev.pool = []  # candidates ranked for another policy (or no more eviction)
+        ev.samplers = {}  # snapshots of what ranked them
+        ev.snapshot_bytes = 0
     ev.policy = policy
     ev.allkeys = policy.startswith("allkeys")
     ev.kind = None if policy == "noeviction" else policy.split("-")[1]
@@ -177,6 +182,7 @@ def cron(server) -> None:
             db.clock = stamp
     refresh_clients(server)
     evict_clients(server)
+    _drop_stale_snapshots(ev)
     memory.shrink_tables(server)
     _refresh_live(server)
     ev = server.evictor
@@ -226,7 +232,8 @@ def ev_check(client, spec, argv) -> None:
                 and client is scripting.current.client:
             _script_check(ev, scripting.current, spec)
             return
-        used = BASE + server.clients_memory  # memory.used_memory_fast() inlined
+        # memory.used_memory_fast() inlined
+        used = BASE + server.clients_memory + ev.snapshot_bytes
         for db in ev.live:
             used += db.mem + db.data.__sizeof__() + db.meta.__sizeof__() + GC_HEADERS
             if db.expires:
@@ -510,10 +517,11 @@ class Sampler:
     (keys added since the snapshot are not sampled until the next one). A snapshot costs
     ~20 ns a key (mostly cache misses on the keys' reference counts): under steady
     eviction one is taken every n/4 evictions."""
-    __slots__ = ("db", "keys", "vals", "source", "picks", "ghosts")
+    __slots__ = ("db", "keys", "vals", "source", "picks", "ghosts", "nbytes")
 
     def __init__(self, db):
         self.db = db
+        self.nbytes = 0  # the snapshot lists' size (Evictor.snapshot_bytes sums them)
         self.keys: list = []
         self.vals: list | None = None
         self.source = None
@@ -531,6 +539,7 @@ class Sampler:
             self.vals = list(source.values()) if values else None
             self.source = source
             self.picks = self.ghosts = 0
+            self.nbytes = _getsizeof(self.keys) + (_getsizeof(self.vals) if values else 0)
             m = n
         self.picks += count
         if m <= count:
@@ -636,6 +645,25 @@ def _refill(ev, server) -> None:
     del picked[POOL_SIZE:]
     picked.reverse()  # the best (smallest rank) last
     ev.pool = picked
+    _count_snapshots(ev)
+
+
+def _count_snapshots(ev) -> None:
+    ev.snapshot_bytes = sum(sampler.nbytes for sampler in ev.samplers.values())
+
+
+def _drop_stale_snapshots(ev) -> None:
+    """From the cron: a snapshot of a dict its database no longer uses (FLUSHDB, SWAPDB,
+    a load) holds the old keys alive; it goes (a new one is taken when needed)."""
+    stale = [where for where, sampler in ev.samplers.items()
+             if sampler.source is not None and sampler.source is not sampler.db.meta
+             and sampler.source is not sampler.db.data
+             and sampler.source is not sampler.db.expires]
+    for where in stale:
+        del ev.samplers[where]
+    if stale:
+        ev.pool = []
+        _count_snapshots(ev)
 
 
 def _order(samples: list) -> list:
@@ -674,6 +702,7 @@ def _random_candidates(ev, server) -> list:
     out = [entry for round_ in zip(*per_db) for entry in round_] if len(per_db) > 1 \
         else (per_db[0] if per_db else [])
     out.reverse()
+    _count_snapshots(ev)
     return out
 
 

@@ -89,14 +89,22 @@ def refresh_clients(server) -> int:
 
 def used_memory(server) -> int:
     """used_memory as INFO / MEMORY STATS report it: every database, every client."""
-    return BASE + dataset_bytes(server) + server.clients_memory + replicas_bytes(server)
+    return BASE + dataset_bytes(server) + server.clients_memory + replicas_bytes(server) \
+        + eviction_bytes(server)
+
+
+def eviction_bytes(server) -> int:
+    """The eviction's own memory: its snapshots of the keys (eviction.Sampler)."""
+    evictor = getattr(server, "evictor", None)
+    return evictor.snapshot_bytes if evictor is not None else 0
 
 
 def used_memory_fast(server, live: list) -> int:
-    """The same figure for the OOM check before a command: only the databases known to
-    hold keys, a handful of operations (dict.__sizeof__() is what sys.getsizeof() adds
-    the GC header to, without getsizeof's special-method lookup: a fifth of the time)."""
-    total = BASE + server.clients_memory
+    """The same figure for the OOM check before a command (what maxmemory counts: no
+    replica buffers): only the databases known to hold keys, a handful of operations
+    (dict.__sizeof__() is what sys.getsizeof() adds the GC header to, without
+    getsizeof's special-method lookup: a fifth of the time)."""
+    total = BASE + server.clients_memory + server.evictor.snapshot_bytes
     for db in live:
         total += db.mem + db.data.__sizeof__() + db.meta.__sizeof__() + GC_HEADERS
         expires = db.expires
@@ -156,10 +164,11 @@ def memory_stats(server) -> dict:
     getMemoryOverheadData())."""
     clients = refresh_clients(server)
     replicas = replicas_bytes(server)
-    used = BASE + dataset_bytes(server) + clients + replicas
+    eviction = eviction_bytes(server)
+    used = BASE + dataset_bytes(server) + clients + replicas + eviction
     peak = server.note_memory_peak(used)
     dbs = []
-    overhead = BASE + clients + replicas
+    overhead = BASE + clients + replicas + eviction
     keys = 0
     for db in server.dbs:
         if not db.data:
