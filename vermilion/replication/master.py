@@ -4,7 +4,8 @@ A client that sends PSYNC (or the old SYNC) becomes a replica. A partial resync
 (+CONTINUE) gets the backlog from its offset and then the stream. A full resync
 forks a child that writes an RDB snapshot — to the RDB file (repl-diskless-sync no),
 sent as "$<len>" bulk once the child is done, or into a pipe that the loop relays
-straight to the replicas' sockets between "$EOF:<mark>" and the mark (diskless). The
+to the replicas' sockets between "$EOF:<mark>" and the mark (diskless), as fast as
+the slowest of them takes it (rdbPipeReadHandler). The
 stream produced meanwhile stays in the backlog from each replica's starting offset
 (Redis 7.0's shared replication buffer: the backlog holds what a syncing replica
 still needs beyond repl-backlog-size, and a replica's output buffer is that part of
@@ -12,8 +13,9 @@ it, limited by max(its hard limit, repl-backlog-size)); a disk-synced replica
 gets it right after the file, a diskless one on its first REPLCONF ACK (the replica
 finds the end of an EOF-marked payload only if nothing follows it in the same read).
 
-Stream bytes for online replicas are gathered during a turn of the loop and written
-once per turn (Redis writes replicas' buffers from beforeSleep), after the AOF.
+Stream bytes for online replicas are written at once after a quiet spell and, under
+load, gathered and written at most once a millisecond (Redis writes replicas' buffers
+from beforeSleep), after the AOF.
 """
 
 from __future__ import annotations

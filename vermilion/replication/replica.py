@@ -3,10 +3,14 @@
 REPLICAOF host port (or `replicaof` in the config) makes this server follow a master:
 the cron connects (connectWithMaster), a coroutine runs the handshake (PING, AUTH,
 REPLCONF listening-port / ip-address / capa, PSYNC — syncWithMaster), then either
-receives the master's snapshot (a "$<len>" or "$EOF:<mark>" payload, to a temp file in
-`dir` that becomes the RDB file, or to memory with repl-diskless-load) and loads it
-while clients get -LOADING (readSyncBulkPayload), or continues from where it was
-(+CONTINUE). From there the master's stream is split into commands that run through
+receives the master's snapshot (a "$<len>" or "$EOF:<mark>" payload) and loads it
+(readSyncBulkPayload), or continues from where it was (+CONTINUE). The snapshot goes
+to a temp file in `dir` that becomes the RDB file and is loaded once whole, while
+clients get -LOADING; with repl-diskless-load (swapdb, or on-empty-db into an empty
+replica) it is parsed as it arrives, into databases staged aside and swapped in once
+loaded whole — served from the old dataset meanwhile when the master's replication id
+is ours (async_loading). From there the master's stream is split into commands that
+run, in the loop turn that reads them, through
 the master's client (a Session without a socket, flag "M": server.master), and the
 exact bytes of each applied command go on through server.repl.feed() — into our
 backlog and to our own replicas — so that offsets and replication ids stay the
