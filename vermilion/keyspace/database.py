@@ -393,8 +393,11 @@ class Database:
                 entry = 0
             else:
                 cost = entry = costs.get(key, 0) or key_cost(key, value)
-            if entry or self.track:
-                self.meta[key] = (self.new_stamp() if self.track else 0) | entry
+            if self.track:
+                stamp = self.new_stamp()
+                self.meta[key] = stamp | entry if entry else stamp
+            elif entry:
+                self.meta[key] = entry
             self.mem += cost
         self.expires.update(expires)
         if current and self.on_first_key is not None:
@@ -416,27 +419,6 @@ class Database:
         self.mem = mem
         if data and self.on_first_key is not None:
             self.on_first_key(self)
-
-    def recount(self) -> int:
-        """The accounting taken again from the keyspace, O(n): mem recomputed and meta's
-        entries made to match the keys (DEBUG and tests; nothing on a command's path
-        needs it). Returns the bytes mem was off by."""
-        old_mem, meta = self.mem, self.meta
-        stamp = self.new_stamp() if self.track else 0
-        fresh = {}
-        mem = 0
-        for key, value in self.data.items():
-            if type(value) is bytes:
-                mem += string_cost(key, value)
-                if self.track:
-                    fresh[key] = meta.get(key, stamp) & STAMP_BITS
-            else:
-                cost = key_cost(key, value)
-                mem += cost
-                fresh[key] = (meta.get(key, stamp) & STAMP_BITS) | cost
-        self.meta = fresh
-        self.mem = mem
-        return old_mem - mem
 
     def restamp(self, track: int) -> None:
         """The eviction policy now needs (1 LRU, 2 LFU) or no longer needs (0) access
@@ -553,5 +535,4 @@ class Database:
         return keys
 
 
-_MISSING = object()
 EXPIRE_COST = 40  # an expires entry: the int of the absolute time plus its dict slot
