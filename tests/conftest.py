@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,6 +105,32 @@ def start_vermilion(tmp_path, args=(), config_text=None) -> ServerProcess:
 def start_redis(tmp_path, args=(), config_text=None) -> ServerProcess:
     return ServerProcess(require_binary("redis-server"), args, cwd=tmp_path,
                          config_text=config_text).start()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """start(kind, *args, config_text=None): a vermilion-server or redis-server in a
+    directory of its own, DEBUG enabled; every one is stopped after the test (resumed
+    first if a test left it SIGSTOPped). The replication tests' fixture."""
+    started = []
+
+    def start(kind, *args, config_text=None):
+        directory = tmp_path / f"s{len(started)}"
+        directory.mkdir()
+        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
+        starter = start_vermilion if kind == "vermilion" else start_redis
+        server = starter(directory, args, config_text=config_text)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            try:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            except OSError:
+                pass
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,13 @@ serves a real Redis sub-replica (chained replication), follows a Vermilion maste
 authenticates with masterauth, survives its master's death mid-sync; READONLY,
 MASTERDOWN and REPLICAOF's replies as Redis gives them."""
 
-import os
 import signal
 import time
 
 import pytest
 import redis
 
-from conftest import RawConnection, start_redis, start_vermilion
+from conftest import RawConnection
 from replication_helpers import caught_up, dataset, in_db, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
@@ -105,28 +104,6 @@ def write_families(client) -> None:
     client.sinterstore("inter", ["set:ints", "set:ints"])
     client.zunionstore("zu", ["zset:small", "zset:big"])
 
-
-@pytest.fixture
-def servers(tmp_path):
-    started = []
-
-    def start(kind, *args, config_text=None):
-        directory = tmp_path / f"s{len(started)}"
-        directory.mkdir()
-        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
-        starter = start_vermilion if kind == "vermilion" else start_redis
-        server = starter(directory, args, config_text=config_text)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            try:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-        server.stop()
 
 
 def follow(replica_server, master_server, timeout=15.0):

@@ -10,31 +10,8 @@ import signal
 
 import pytest
 
-from conftest import start_redis, start_vermilion
 from replication_helpers import caught_up, link_up, wait_until
 
-
-@pytest.fixture
-def servers(tmp_path):
-    started = []
-
-    def start(kind, *args):
-        directory = tmp_path / f"s{len(started)}"
-        directory.mkdir()
-        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
-        starter = start_vermilion if kind == "vermilion" else start_redis
-        server = starter(directory, args)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            try:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-        server.stop()
 
 
 def repl(client) -> dict:

@@ -15,34 +15,12 @@ import time
 
 import pytest
 
-from conftest import RawConnection, start_redis, start_vermilion
+from conftest import RawConnection
 from replication_helpers import caught_up, link_up, wait_until
 
 LIB1 = "#!lua name=test\nredis.register_function('test', function() return 'hello1' end)"
 LIB2 = "#!lua name=test\nredis.register_function('test', function() return 'hello2' end)"
 
-
-@pytest.fixture
-def servers(tmp_path):
-    started = []
-
-    def start(kind, *args):
-        directory = tmp_path / f"s{len(started)}"
-        directory.mkdir()
-        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
-        starter = start_vermilion if kind == "vermilion" else start_redis
-        server = starter(directory, args)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            try:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-        server.stop()
 
 
 def persistence(client, field):
