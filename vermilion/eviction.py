@@ -247,7 +247,7 @@ def ev_check(client, spec, argv) -> None:
                 ev.script_oom = False
             return
         oom = perform_evictions(server, used) == EVICT_FAIL
-        if spec.fullname in _SCRIPT_STARTS:
+        if (oom or ev.script_oom) and spec.fullname in _SCRIPT_STARTS:
             ev.script_oom = oom
         if oom and _reject_on_oom(client, spec):
             raise CommandError(errors.OOM)
