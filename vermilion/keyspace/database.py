@@ -342,6 +342,15 @@ class Database:
             if server.key_watchers:
                 server.signal_modified(self, key)
 
+    def rewrite_string(self, key: bytes, value: bytes) -> None:
+        """The string at an existing key edited in place behind the command's back (a
+        corrupt HLL keeps the registers set before the bad opcode): its cost follows,
+        nothing is signalled (no dirty, no WATCH, its encoding kept). Writing data[key]
+        directly would leave the accounting with the old length's cost."""
+        old = self.data[key]
+        self.data[key] = value
+        self.mem += ((len(value) + 48) & -16) - ((len(old) + 48) & -16)
+
     def mark_encoding(self, key: bytes, encoding: str) -> None:
         """The string at key has the Redis encoding given, whatever its content."""
         self.encodings[key] = encoding
