@@ -90,7 +90,7 @@ def pfadd(client, argv):
     except Corrupted:
         # Registers set before the bad opcode stay set (Redis edits in place), but
         # nothing is signalled and the cache is left as it was.
-        db.data[key] = opened.to_bytes()
+        db.rewrite_string(key, opened.to_bytes())
         db.mark_encoding(key, "raw")
         raise CommandError(hll.INVALID_HLL) from None
     if updated:
