@@ -109,7 +109,11 @@ class Database:
                 if server is not None and server.replica_mode:
                     # expireIfNeeded() on a replica: the key stays until its master's
                     # DEL arrives; clients see it gone, the master's commands do not.
-                    return self.data.get(key) if server.master_executing else None
+                    if server.master_executing:
+                        return self.data.get(key)
+                    if not server.master_link.write_lookups:
+                        return None
+                    # ...but a write on a writable replica deletes it (LOOKUP_WRITE).
                 self.expire_now(key)
                 return None
         return self.data.get(key)

@@ -202,6 +202,11 @@ class MasterLink:
         # Keys a writable replica's own clients gave a TTL, (db id, key): they expire
         # here, as nobody else will (expire.c's slaveKeysWithExpire).
         self.expiring: dict = {}
+        # The command being checked is a write on a writable replica: its lookups delete
+        # a logically expired key (lookupKey() with LOOKUP_WRITE sets
+        # EXPIRE_FORCE_DELETE_EXPIRED unless the replica is read-only), so INCR on an
+        # expired key starts from a fresh key without TTL. Database.peek reads it.
+        self.write_lookups = False
 
     # -- REPLICAOF ----------------------------------------------------------------------
 
@@ -1463,9 +1468,10 @@ class MasterLink:
         config = self.server.config
         multi = client.multi
         is_exec = spec.name == "exec" and multi is not None and spec.container is None
-        if config["replica-read-only"] and (
-                spec.is_write or (is_exec and multi.holds("is_write"))) \
-                and not self._obeyed(client):
+        writes = spec.is_write or (is_exec and multi.holds("is_write"))
+        read_only = config["replica-read-only"]
+        self.write_lookups = writes and not read_only
+        if read_only and writes and not self._obeyed(client):
             raise CommandError(READONLY)
         if self.state != CONNECTED and not config["replica-serve-stale-data"] and (
                 "stale" not in spec.flags
