@@ -16,59 +16,113 @@ class EncodingError(ValueError):
 
 
 def listpack_entries(blob: bytes) -> list[bytes]:
-    """Every entry of a listpack, integers rendered as their decimal text."""
-    if len(blob) < 7:
-        raise EncodingError("listpack too short")
-    total = int.from_bytes(blob[0:4], "little")
-    if total != len(blob) or blob[-1] != 0xFF:
+    """Every entry of a listpack, integers rendered as their decimal text, after the
+    checks of lpValidateIntegrity() with deep=1: the header's byte count and the
+    terminator, each entry inside the blob with a backlen that matches its size, and
+    the header's element count (unless 65535, "unknown"). A value Vermilion decodes is
+    walked whole anyway, so the walk is the deep check: a blob Redis would only
+    check shallowly (sanitize-dump-payload no) is refused here rather than held
+    half-broken."""
+    size = len(blob)
+    if size < 7 or int.from_bytes(blob[0:4], "little") != size or blob[-1] != 0xFF:
         raise EncodingError("listpack header or terminator mismatch")
     out = []
     append = out.append
-    pos, end = 6, len(blob) - 1
+    pos, end = 6, size - 1
     while pos < end:
         b = blob[pos]
         # Fast paths for what small hashes, lists and sorted sets are made of: short
-        # strings (6-bit length, backlen of 1 byte) and 7-bit integers.
+        # strings (6-bit length) and 7-bit integers, whose backlen is one byte (the
+        # entry's size).
         if 0x80 <= b < 0xC0:
             stop = pos + 1 + (b & 0x3F)
-            if stop < end:
+            if stop < end and blob[stop] == stop - pos:
                 append(blob[pos + 1 : stop])
                 pos = stop + 1
                 continue
-        elif b < 0x80 and pos + 2 <= end:
+        elif b < 0x80 and pos + 1 < end and blob[pos + 1] == 1:
             append(_SMALL_INTS[b])
             pos += 2
             continue
-        if b < 0x80:  # 7-bit uint
-            value, size = str(b).encode(), 1
-        elif b < 0xC0:  # 6-bit string length
-            n = b & 0x3F
-            value, size = blob[pos + 1 : pos + 1 + n], 1 + n
-        elif b < 0xE0:  # 13-bit int
-            raw = ((b & 0x1F) << 8) | blob[pos + 1]
-            if raw >= 1 << 12:
-                raw -= 1 << 13
-            value, size = str(raw).encode(), 2
-        elif b < 0xF0:  # 12-bit string length
-            n = ((b & 0x0F) << 8) | blob[pos + 1]
-            value, size = blob[pos + 2 : pos + 2 + n], 2 + n
-        elif b == 0xF0:  # 32-bit string length
-            n = int.from_bytes(blob[pos + 1 : pos + 5], "little")
-            value, size = blob[pos + 5 : pos + 5 + n], 5 + n
-        elif b in _LP_INT_SIZES:
-            width = _LP_INT_SIZES[b]
-            raw = int.from_bytes(blob[pos + 1 : pos + 1 + width], "little", signed=True)
-            value, size = str(raw).encode(), 1 + width
-        else:
-            raise EncodingError("bad listpack entry encoding")
-        pos += size
-        if pos > end:
-            raise EncodingError("listpack entry overflows")
-        pos += backlen_size(size)
-        out.append(value)
-    if pos != end:
-        raise EncodingError("listpack entries overflow")
+        value, pos = _lp_entry_at(blob, pos, end)
+        append(value)
+    count = blob[4] | (blob[5] << 8)
+    if count != 65535 and count != len(out):
+        raise EncodingError("listpack element count mismatch")
     return out
+
+
+def _lp_entry_at(blob: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    """lpValidateNext() + lpGet(): the entry at pos (end: the terminator's offset) and
+    the offset after its backlen."""
+    b = blob[pos]
+    if b < 0x80:  # 7-bit uint
+        value, size = _SMALL_INTS[b], 1
+    elif b < 0xC0:  # 6-bit string length
+        n = b & 0x3F
+        value, size = blob[pos + 1 : pos + 1 + n], 1 + n
+    elif b < 0xE0:  # 13-bit int
+        if pos + 1 >= end:
+            raise EncodingError("listpack entry header overflows")
+        raw = ((b & 0x1F) << 8) | blob[pos + 1]
+        if raw >= 1 << 12:
+            raw -= 1 << 13
+        value, size = b"%d" % raw, 2
+    elif b < 0xF0:  # 12-bit string length
+        if pos + 2 > end:
+            raise EncodingError("listpack entry header overflows")
+        n = ((b & 0x0F) << 8) | blob[pos + 1]
+        value, size = blob[pos + 2 : pos + 2 + n], 2 + n
+    elif b == 0xF0:  # 32-bit string length
+        if pos + 5 > end:
+            raise EncodingError("listpack entry header overflows")
+        n = int.from_bytes(blob[pos + 1 : pos + 5], "little")
+        value, size = blob[pos + 5 : pos + 5 + n], 5 + n
+    elif b in _LP_INT_SIZES:
+        width = _LP_INT_SIZES[b]
+        raw = int.from_bytes(blob[pos + 1 : pos + 1 + width], "little", signed=True)
+        value, size = b"%d" % raw, 1 + width
+    else:  # an unknown encoding, or the terminator before the end
+        raise EncodingError("bad listpack entry encoding")
+    backlen = backlen_size(size)
+    nxt = pos + size + backlen
+    if nxt > end:
+        raise EncodingError("listpack entry overflows")
+    if _decode_backlen(blob, nxt - 1) != size:
+        raise EncodingError("listpack entry backlen mismatch")
+    return value, nxt
+
+
+def _decode_backlen(blob: bytes, pos: int) -> int:
+    """lpDecodeBacklen(): 7 bits a byte read right to left, the high bit = "more";
+    -1 for one longer than 5 bytes."""
+    value = shift = 0
+    while True:
+        b = blob[pos]
+        value |= (b & 127) << shift
+        if not b & 128:
+            return value
+        shift += 7
+        pos -= 1
+        if shift > 28:
+            return -1
+
+
+def listpack_frame_ok(blob: bytes) -> bool:
+    """lpValidateIntegrity() with deep=0: the header's byte count and the terminator."""
+    return len(blob) >= 7 and int.from_bytes(blob[0:4], "little") == len(blob) \
+        and blob[-1] == 0xFF
+
+
+def unique_pairs(flat: list[bytes]) -> list[bytes]:
+    """The pairs checks of lpPairsValidateIntegrityAndDups() and
+    ziplistPairsConvertAndValidateIntegrity(): an even count, no field twice."""
+    if len(flat) % 2:
+        raise EncodingError("odd number of elements in a paired encoding")
+    fields = flat[0::2]
+    if len(set(fields)) != len(fields):
+        raise EncodingError("duplicate field in a paired encoding")
+    return flat
 
 
 _LP_INT_SIZES = {0xF1: 2, 0xF2: 3, 0xF3: 4, 0xF4: 8}
@@ -159,48 +213,63 @@ def canonical_int(item: bytes) -> int | None:
 
 # -- ziplist (RDB types 10, 12, 13 and quicklist v1 nodes) -----------------------------
 
+# zipEncodingLenSize(): string lengths of 1, 2 or 5 bytes; integers (16, 32, 64, 24 and
+# 8 bits) one encoding byte, as the 4-bit immediates 0xF1-0xFD.
+_ZIP_LENSIZE = {0x00: 1, 0x40: 2, 0x80: 5, 0xC0: 1, 0xD0: 1, 0xE0: 1, 0xF0: 1, 0xFE: 1}
+_ZIP_INT_BYTES = {0xFE: 1, 0xC0: 2, 0xF0: 3, 0xD0: 4, 0xE0: 8}
+
 
 def ziplist_entries(blob: bytes) -> list[bytes]:
-    if len(blob) < 11 or blob[-1] != 0xFF:
-        raise EncodingError("ziplist malformed")
-    total = int.from_bytes(blob[0:4], "little")
-    if total != len(blob):
-        raise EncodingError("ziplist size mismatch")
-    pos, end = 10, len(blob) - 1
+    """Every entry of a ziplist (integers as decimal text), after the checks of
+    ziplistValidateIntegrity() with deep=1 — what rdbLoadObject() always runs on a
+    ziplist, since it converts each one anyway: the header's byte count, tail offset
+    and count, each entry inside the blob (zipEntrySafe()) with a prevlen equal to the
+    previous entry's size, and the tail offset pointing at the last entry."""
+    size = len(blob)
+    if size < 11 or int.from_bytes(blob[0:4], "little") != size or blob[-1] != 0xFF:
+        raise EncodingError("ziplist header or terminator mismatch")
+    tail = int.from_bytes(blob[4:8], "little")
+    if tail > size - 1:
+        raise EncodingError("ziplist tail offset out of range")
+    first, last = 10, size - 1
     out = []
-    while pos < end:
-        prevlen = blob[pos]
-        pos += 5 if prevlen == 254 else 1
-        b = blob[pos]
-        kind = b >> 6
-        if kind == 0:
-            n = b & 0x3F
-            value, pos = blob[pos + 1 : pos + 1 + n], pos + 1 + n
-        elif kind == 1:
-            n = ((b & 0x3F) << 8) | blob[pos + 1]
-            value, pos = blob[pos + 2 : pos + 2 + n], pos + 2 + n
-        elif kind == 2:
-            n = int.from_bytes(blob[pos + 1 : pos + 5], "big")
-            value, pos = blob[pos + 5 : pos + 5 + n], pos + 5 + n
+    pos, prev, prev_raw = first, None, 0
+    while blob[pos] != 0xFF:
+        prevlen_size = 1 if blob[pos] < 254 else 5
+        at = pos + prevlen_size
+        if at > last:
+            raise EncodingError("ziplist entry header overflows")
+        b = blob[at]
+        encoding = b if b >= 0xC0 else b & 0xC0
+        lensize = _ZIP_LENSIZE.get(encoding, 1 if 0xF1 <= encoding <= 0xFD else 0)
+        if not lensize or at + lensize > last:
+            raise EncodingError("bad ziplist entry encoding")
+        prevlen = blob[pos] if prevlen_size == 1 else int.from_bytes(blob[pos + 1 : pos + 5],
+                                                                      "little")
+        if encoding == 0x00:
+            length = b & 0x3F
+        elif encoding == 0x40:
+            length = ((b & 0x3F) << 8) | blob[at + 1]
+        elif encoding == 0x80:
+            length = int.from_bytes(blob[at + 1 : at + 5], "big")
         else:
-            if b == 0xC0:
-                raw, width = int.from_bytes(blob[pos + 1 : pos + 3], "little", signed=True), 2
-            elif b == 0xD0:
-                raw, width = int.from_bytes(blob[pos + 1 : pos + 5], "little", signed=True), 4
-            elif b == 0xE0:
-                raw, width = int.from_bytes(blob[pos + 1 : pos + 9], "little", signed=True), 8
-            elif b == 0xF0:
-                raw, width = int.from_bytes(blob[pos + 1 : pos + 4], "little", signed=True), 3
-            elif b == 0xFE:
-                raw, width = int.from_bytes(blob[pos + 1 : pos + 2], "little", signed=True), 1
-            elif 0xF1 <= b <= 0xFD:
-                raw, width = (b & 0x0F) - 1, 0
-            else:
-                raise EncodingError("bad ziplist entry encoding")
-            value, pos = str(raw).encode(), pos + 1 + width
-        out.append(value)
-    if pos != end:
-        raise EncodingError("ziplist entries overflow")
+            length = _ZIP_INT_BYTES.get(encoding, 0)
+        header = prevlen_size + lensize
+        stop = pos + header + length
+        if stop > last or pos - prevlen < first or prevlen != prev_raw:
+            raise EncodingError("ziplist entry out of range or prevlen mismatch")
+        if encoding < 0xC0:
+            out.append(blob[pos + header : stop])
+        elif length:
+            out.append(b"%d" % int.from_bytes(blob[pos + header : stop], "little", signed=True))
+        else:  # a 4-bit immediate, 0 to 12
+            out.append(_SMALL_INTS[(encoding & 0x0F) - 1])
+        prev_raw = header + length
+        prev = pos
+        pos = stop
+    count = int.from_bytes(blob[8:10], "little")
+    if (prev is not None and prev != tail) or (count != 0xFFFF and count != len(out)):
+        raise EncodingError("ziplist tail offset or count mismatch")
     return out
 
 
@@ -208,13 +277,19 @@ def ziplist_entries(blob: bytes) -> list[bytes]:
 
 
 def intset_members(blob: bytes) -> list[bytes]:
+    """The members of an intset, after intsetValidateIntegrity() with deep=1: a known
+    width, a byte count that fits the header's count, not empty, and strictly
+    ascending (no member twice)."""
     if len(blob) < 8:
         raise EncodingError("intset too short")
     width, count = struct.unpack_from("<II", blob, 0)
-    if width not in (2, 4, 8) or len(blob) != 8 + width * count:
+    if width not in (2, 4, 8) or len(blob) != 8 + width * count or count == 0:
         raise EncodingError("intset size mismatch")
     fmt = {2: "h", 4: "i", 8: "q"}[width]
-    return [str(v).encode() for v in struct.unpack_from("<%d%s" % (count, fmt), blob, 8)]
+    values = struct.unpack_from("<%d%s" % (count, fmt), blob, 8)
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise EncodingError("intset out of order")
+    return [b"%d" % v for v in values]
 
 
 def build_intset(values: list[int]) -> bytes:
@@ -233,28 +308,38 @@ def build_intset(values: list[int]) -> bytes:
 
 
 def zipmap_pairs(blob: bytes) -> list[bytes]:
-    pos = 1
+    """field, value, ... of a zipmap, after zipmapValidateIntegrity() with deep=1
+    (every length inside the blob, not empty, the header's count right unless 254:
+    "too many to count")."""
+    size = len(blob)
+    if size < 2 or blob[-1] != 0xFF:
+        raise EncodingError("zipmap header or terminator mismatch")
     out = []
-    while True:
-        if pos >= len(blob):
-            raise EncodingError("zipmap unterminated")
-        if blob[pos] == 0xFF:
-            return out
-        n, pos = _zipmap_len(blob, pos)
-        key = blob[pos : pos + n]
-        pos += n
-        n, pos = _zipmap_len(blob, pos)
+    pos = 1
+    while blob[pos] != 0xFF:
+        pos, field = _zipmap_item(blob, pos, size, with_free=False)
+        pos, value = _zipmap_item(blob, pos, size, with_free=True)
+        out += [field, value]
+    count = len(out) // 2
+    if count == 0 or (blob[0] != 254 and blob[0] != count):
+        raise EncodingError("zipmap empty or count mismatch")
+    return out
+
+
+def _zipmap_item(blob: bytes, pos: int, size: int, with_free: bool) -> tuple[int, bytes]:
+    """A length (1 byte, or 5 from 254 up) then the data (after a free-space byte for
+    a value), each step checked to stay inside [2, size - 1] as Redis's OUT_OF_RANGE."""
+    lensize = 1 if blob[pos] < 254 else 5
+    if pos + lensize > size - 1:
+        raise EncodingError("zipmap length out of range")
+    n = blob[pos] if lensize == 1 else int.from_bytes(blob[pos + 1 : pos + 5], "little")
+    pos += lensize
+    free = 0
+    if with_free:
         free = blob[pos]
         pos += 1
-        value = blob[pos : pos + n]
-        pos += n + free
-        out += [key, value]
-
-
-def _zipmap_len(blob: bytes, pos: int) -> tuple[int, int]:
-    b = blob[pos]
-    if b < 254:
-        return b, pos + 1
-    if b == 254:
-        return int.from_bytes(blob[pos + 1 : pos + 5], "little"), pos + 5
-    raise EncodingError("bad zipmap length")
+    data = blob[pos : pos + n]
+    pos += n + free
+    if pos > size - 1:
+        raise EncodingError("zipmap entry out of range")
+    return pos, data

@@ -306,10 +306,11 @@ _EXPIRE_MS_OP = bytes((OP_EXPIRETIME_MS,))
 
 def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
                   limits: dict | None = None, aux: dict | None = None,
-                  functions=(), key_delay_us: int = 0) -> int:
+                  functions=(), key_delay_us: int = 0, progress=None) -> int:
     """Write a whole RDB file to the binary file object out; returns bytes written.
     key_delay_us: rdb-key-save-delay, a pause after each key (debugDelay()), which
-    tests use to keep a save running."""
+    tests use to keep a save running. progress: called with the count of keys written
+    so far, every 1024 keys (rdbSaveRio()'s sendChildInfo())."""
     limits = limits or {}
     crc = 0
     total = 0
@@ -340,6 +341,7 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
     for code in functions:  # rdbSaveFunctions(): one FUNCTION2 entry per library
         w.byte(OP_FUNCTION2)
         w.string(code)
+    written = 0  # keys
     for db in dbs:
         if not db.data:
             continue
@@ -350,7 +352,7 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
         w.length(len(db.expires))
         expires = db.expires
         chunks = w.chunks
-        for key, value in db.data.items():
+        for written, (key, value) in enumerate(db.data.items(), written + 1):
             if expires:
                 when = expires.get(key)
                 if when is not None:
@@ -365,6 +367,8 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
             if key_delay_us:
                 flush()  # what was written so far is in the file meanwhile
                 debug_delay(key_delay_us)
+            if progress is not None and not written & 1023:
+                progress(written)
     w.byte(OP_EOF)
     flush()
     out.write(struct.pack("<Q", crc if checksum else 0))
@@ -375,13 +379,14 @@ def dump_snapshot(dbs, out, compression: bool = True, checksum: bool = True,
 
 
 class Reader:
-    """A cursor over an RDB byte buffer."""
+    """A cursor over an RDB byte buffer, with the options values are built by."""
 
-    __slots__ = ("buf", "pos")
+    __slots__ = ("buf", "pos", "opts")
 
-    def __init__(self, buf: bytes, pos: int = 0):
+    def __init__(self, buf: bytes, pos: int = 0, opts: "LoadOptions | None" = None):
         self.buf = buf
         self.pos = pos
+        self.opts = opts or DEFAULT_OPTIONS
 
     def take(self, n: int) -> bytes:
         end = self.pos + n
@@ -484,7 +489,8 @@ def _plain_string(r: Reader) -> bytes | None:
 
 
 def read_value(r: Reader, rdb_type: int, key: bytes):
-    """Decode one value of rdb_type into Vermilion's representation."""
+    """Decode one value of rdb_type into Vermilion's representation (EmptyKey for a
+    collection with nothing in it)."""
     try:
         loader = _VALUE_READERS[rdb_type]
     except KeyError:
@@ -498,6 +504,54 @@ def read_value(r: Reader, rdb_type: int, key: bytes):
         return loader(r)
     except CORRUPTION as exc:
         raise _corrupt(rdb_type, exc) from None
+
+
+class EmptyKey(RDBError):
+    """rdbLoadObject()'s goto emptykey: a collection with no element. A file load
+    skips the key (with a warning, as Redis has done since empty keys were a bug it
+    shipped, #8453); RESTORE replies Bad data format."""
+
+    def __init__(self):
+        super().__init__("empty key")
+
+
+class LoadOptions:
+    """What rdbLoadObject() reads off the server as it builds a value: the encoding
+    limits (each loaded collection is encoded by them, whatever encoding the file used)
+    and deep_integrity_validation (sanitize-dump-payload). Vermilion decodes every
+    value it loads but the start-up load's packed ones, which is itself the deep walk
+    of each blob: deep only decides that those are decoded (and so checked) at load,
+    and which of Redis's words a duplicate hash field gets."""
+
+    __slots__ = ("hash_max_entries", "hash_max_value", "zset_max_entries", "zset_max_value",
+                 "set_max_intset_entries", "deep")
+
+    def __init__(self, hash_max_entries: int = 512, hash_max_value: int = 64,
+                 zset_max_entries: int = 128, zset_max_value: int = 64,
+                 set_max_intset_entries: int = 512, deep: bool = False):
+        self.hash_max_entries = hash_max_entries
+        self.hash_max_value = hash_max_value
+        self.zset_max_entries = zset_max_entries
+        self.zset_max_value = zset_max_value
+        self.set_max_intset_entries = set_max_intset_entries
+        self.deep = deep
+
+    @classmethod
+    def from_config(cls, config, deep: bool | None = None) -> "LoadOptions":
+        """The server's limits; deep as sanitize-dump-payload says for a load (yes;
+        clients skips loads) unless given (RESTORE decides it per client)."""
+        if deep is None:
+            deep = config["sanitize-dump-payload"] == "yes"
+        return cls(config["hash-max-listpack-entries"], config["hash-max-listpack-value"],
+                   config["zset-max-listpack-entries"], config["zset-max-listpack-value"],
+                   config["set-max-intset-entries"], deep)
+
+
+DEFAULT_OPTIONS = LoadOptions()
+_UNLIMITED = 1 << 62
+# A packed value was checked against the entry limits when it was loaded, and a blob's
+# values are not measured (rdbLoadObject skips that O(N) scan): it unpacks as it is.
+_AS_PACKED = LoadOptions(_UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED)
 
 
 # What decoding a damaged value can raise.
@@ -517,6 +571,41 @@ INTEGRITY_FAILED = {
     T_HASH_LISTPACK: "Hash listpack integrity check failed.",
     T_SET_LISTPACK: "Set listpack integrity check failed.",
 }
+
+# The line of each rdbReportCorruptRDB() message in Debian's build of rdb.c 7.0.15, for
+# the "function at rdb.c:N" of the log line (tools.py's RDB_C_LINES, read off the
+# real tool).
+RDB_C_LINES = {
+    "Duplicate set members detected": 1829, "Zset with NAN score detected": 1882,
+    "Duplicate zset fields detected": 1894, "Hash with dup elements": 1951,
+    "Duplicate hash fields detected": 2019, "Quicklist integrity check failed.": 2048,
+    "Listpack integrity check failed.": 2071, "Ziplist integrity check failed.": 2081,
+    "Zipmap integrity check failed.": 2130, "List ziplist integrity check failed.": 2189,
+    "Intset integrity check failed.": 2214, "Zset ziplist integrity check failed.": 2229,
+    "Zset listpack integrity check failed.": 2255,
+    "Hash ziplist integrity check failed.": 2275,
+    "Hash listpack integrity check failed.": 2301,
+    "Stream node key entry is not the size of a stream ID": 2343,
+    "Stream listpack integrity check failed.": 2362, "Empty listpack inside stream": 2374,
+    "Listpack re-added with existing key": 2386,
+    "Stream length inconsistent with rax entries": 2430,
+    "Duplicate stream consumer detected.": 2543,
+    "Consumer entry not found in group global PEL": 2573,
+    "Stream CG PEL entry without consumer": 2611,
+    "Invalid LZF compressed string": 413,
+}
+
+
+def corruption_log_line(reason: str, offset: int = 0) -> str:
+    """rdbReportError()'s line for a value that failed to load."""
+    head = reason.split(" (", 1)[0]
+    line = RDB_C_LINES.get(head)
+    if line is None and head.startswith("Hash zipmap with dup elements"):
+        line = 2154
+    elif line is None and head.startswith("Duplicated consumer group name"):
+        line = 2480
+    return (f"Internal error in RDB reading offset {offset}, function at "
+            f"rdb.c:{line or 0} -> {reason}")
 
 
 def _corrupt(rdb_type: int, exc: Exception) -> RDBError:
@@ -547,96 +636,165 @@ def _strings(r: Reader, count: int) -> list[bytes]:
     return out
 
 
-def _even(flat: list[bytes]) -> list[bytes]:
-    """A flat list of pairs (field, value, ...): an odd length is a corrupt blob."""
-    if len(flat) % 2:
-        raise EncodingError("odd number of elements in a paired encoding")
-    return flat
+def _nonempty(count: int) -> int:
+    if not count:
+        raise EmptyKey()
+    return count
 
 
 def _read_list_plain(r):
-    return _types.make_list(_strings(r, r.length()))
+    return _types.make_list(_strings(r, _nonempty(r.length())))
 
 
 def _read_list_ziplist(r):
-    return _types.make_list(enc.ziplist_entries(r.string()))
+    try:
+        items = enc.ziplist_entries(r.string())
+    except EncodingError:
+        raise RDBError(INTEGRITY_FAILED[T_LIST_ZIPLIST]) from None
+    return _types.make_list(_nonempty_list(items))
+
+
+def _nonempty_list(items: list) -> list:
+    if not items:
+        raise EmptyKey()
+    return items
 
 
 def _read_list_quicklist(r):
     items: list[bytes] = []
-    for _ in range(r.length()):
-        items += enc.ziplist_entries(r.string())
-    return _types.make_list(items)
+    for _ in range(_nonempty(r.length())):
+        blob = r.string()
+        if not blob:
+            raise RDBError("Empty quicklist node")  # rdbLoadObject: encoded_len 0
+        try:
+            items += enc.ziplist_entries(blob)  # empty nodes are skipped, as Redis does
+        except EncodingError:
+            raise RDBError(INTEGRITY_FAILED[T_LIST_QUICKLIST]) from None
+    return _types.make_list(_nonempty_list(items))
 
 
 def _quicklist2_entries(r) -> list[bytes]:
     buf, pos = r.buf, r.pos
     if buf[pos : pos + 2] == b"\x01\x02":  # 1 node, QUICKLIST_NODE_PACKED
         r.pos = pos + 2  # one packed node: every list up to 8 KB
-        return enc.listpack_entries(r.string())
+        blob = r.string()
+        if not blob:
+            raise RDBError("Empty quicklist node")
+        return _nonempty_list(listpack_entries(blob))
     items: list[bytes] = []
-    for _ in range(r.length()):
+    for _ in range(_nonempty(r.length())):
         # (1 or 2: one byte; past the end of a stream still arriving, a short read)
         container = r.byte() if r.pos < len(r.buf) and r.buf[r.pos] < 0x40 else r.length()
+        if container not in (QUICKLIST_NODE_PLAIN, QUICKLIST_NODE_PACKED):
+            raise RDBError("Quicklist integrity check failed.")
         blob = r.string()
+        if not blob:
+            raise RDBError("Empty quicklist node")  # rdbLoadObject: encoded_len 0
         if container == QUICKLIST_NODE_PLAIN:
             items.append(blob)
-        elif container == QUICKLIST_NODE_PACKED:
-            items += enc.listpack_entries(blob)
-        else:
-            raise EncodingError(f"unknown quicklist node container {container}")
-    return items
+        else:  # an empty listpack node is skipped, as Redis does
+            items += listpack_entries(blob)
+    return _nonempty_list(items)
 
 
 def _set_entries(r) -> list[bytes]:
-    return _strings(r, r.length())
+    members = _strings(r, _nonempty(r.length()))
+    if len(set(members)) != len(members):
+        raise RDBError("Duplicate set members detected")
+    return members
 
 
 def _read_set_intset(r):
-    return _types.make_set(enc.intset_members(r.string()))
+    return _types.make_set(enc.intset_members(r.string()), r.opts.set_max_intset_entries)
 
 
 def _read_hash(r):
-    n = r.length()
-    return _types.make_hash([(r.string(), r.string()) for _ in range(n)])
+    n = _nonempty(r.length())
+    pairs = [(r.string(), r.string()) for _ in range(n)]
+    opts = r.opts
+    value = _types.make_hash(pairs, opts.hash_max_entries, opts.hash_max_value)
+    if len(value) != n:
+        # A listpack-sized hash is checked for duplicates only under deep sanitization
+        # (Redis would keep a listpack with the field twice); a dict cannot hold them.
+        raise RDBError("Hash with dup elements" if opts.deep and n <= opts.hash_max_entries
+                       else "Duplicate hash fields detected")
+    return value
 
 
-def _read_zset(r):
-    n = r.length()
-    return _types.make_zset([(r.string(), r.double_text()) for _ in range(n)])
+def _read_zset(r, read_score):
+    n = _nonempty(r.length())
+    scores = {}
+    for _ in range(n):
+        member = r.string()
+        score = read_score(r)
+        if score != score:
+            raise RDBError("Zset with NAN score detected")
+        scores[member] = score
+    if len(scores) != n:
+        raise RDBError("Duplicate zset fields detected")
+    opts = r.opts
+    return _types.make_zset_scores(scores, opts.zset_max_entries, opts.zset_max_value)
+
+
+def _read_zset1(r):
+    return _read_zset(r, Reader.double_text)
 
 
 def _read_zset2(r):
-    n = r.length()
-    return _types.make_zset([(r.string(), r.double_binary()) for _ in range(n)])
+    return _read_zset(r, Reader.double_binary)
 
 
 # Values stored as one blob of a compact encoding: its decoder, then a builder of the
 # value from the flat entries (field, value, ... for hashes; member, score, ... for
-# sorted sets).
+# sorted sets) and the load options.
 
 
-def _hash_from_flat(flat: list[bytes]):
-    return _types.make_hash_flat(_even(flat))
+def _hash_from_pairs(flat: list[bytes], opts: LoadOptions):
+    """A ziplist or listpack hash: only its length decides the encoding (the values'
+    sizes are not scanned, as rdbLoadObject does not)."""
+    return _types.make_hash_flat(_nonempty_list(flat), opts.hash_max_entries, _UNLIMITED)
 
 
-def _zset_from_flat(flat: list[bytes]):
-    it = iter(_even(flat))
-    return _types.make_zset_scores(dict(zip(it, map(float, it))))
+def _hash_from_zipmap(flat: list[bytes], opts: LoadOptions):
+    # A zipmap is converted entry by entry: its longest field or value counts too.
+    return _types.make_hash_flat(flat, opts.hash_max_entries, opts.hash_max_value)
 
 
-def _set_from_flat(flat: list[bytes]):
-    return _types.make_set(flat)
+def _zset_from_pairs(flat: list[bytes], opts: LoadOptions):
+    it = iter(_nonempty_list(flat))
+    return _types.make_zset_scores(dict(zip(it, map(float, it))), opts.zset_max_entries,
+                                   _UNLIMITED)
+
+
+def _set_from_flat(flat: list[bytes], opts: LoadOptions):
+    return _types.make_set(flat, opts.set_max_intset_entries)
+
+
+def _zipmap_checked(blob: bytes) -> list[bytes]:
+    flat = enc.zipmap_pairs(blob)
+    try:
+        return enc.unique_pairs(flat)
+    except EncodingError:
+        raise RDBError("Hash zipmap with dup elements, or big length (%d)"
+                       % len(flat[0])) from None
+
+
+def _ziplist_pairs(blob: bytes) -> list[bytes]:
+    return enc.unique_pairs(enc.ziplist_entries(blob))
+
+
+def _listpack_pairs(blob: bytes) -> list[bytes]:
+    return enc.unique_pairs(listpack_entries(blob))
 
 
 PACKED_VALUES = {
-    T_HASH_ZIPMAP: (enc.zipmap_pairs, _hash_from_flat),
-    T_HASH_ZIPLIST: (enc.ziplist_entries, _hash_from_flat),
-    T_ZSET_ZIPLIST: (enc.ziplist_entries, _zset_from_flat),
+    T_HASH_ZIPMAP: (_zipmap_checked, _hash_from_zipmap),
+    T_HASH_ZIPLIST: (_ziplist_pairs, _hash_from_pairs),
+    T_ZSET_ZIPLIST: (_ziplist_pairs, _zset_from_pairs),
 }
 
 
-def _list_from_flat(flat: list[bytes]):
+def _list_from_flat(flat: list[bytes], opts: LoadOptions):
     return _types.make_list(flat)
 
 
@@ -644,36 +802,56 @@ def _listpack_entries(r) -> list[bytes]:
     return listpack_entries(r.string())
 
 
+def _listpack_pairs_of(r) -> list[bytes]:
+    return _listpack_pairs(r.string())
+
+
+def _set_listpack_entries(r) -> list[bytes]:
+    members = _nonempty_list(listpack_entries(r.string()))
+    if len(set(members)) != len(members):
+        raise EncodingError("duplicate set member")
+    return members
+
+
+def _set_members(flat: list[bytes], opts: LoadOptions):
+    return _types.make_set(flat, opts.set_max_intset_entries)
+
+
 # What Redis 7 writes for lists, sets, and small hashes and sorted sets, read by the
 # loader's main loop without read_value() and costed from the decoded entries:
 # (read the flat entries, build the value, the value's cost from it and the entries).
 FLAT_VALUES = {
     T_LIST_QUICKLIST_2: (_quicklist2_entries, _list_from_flat, flat_cost),
-    T_SET: (_set_entries, _set_from_flat, flat_cost),
-    T_SET_LISTPACK: (_listpack_entries, _set_from_flat, flat_cost),
-    T_HASH_LISTPACK: (_listpack_entries, _hash_from_flat, flat_cost),
-    T_ZSET_LISTPACK: (_listpack_entries, _zset_from_flat, flat_zset_cost),
+    T_SET: (_set_entries, _set_members, flat_cost),
+    T_SET_LISTPACK: (_set_listpack_entries, _set_members, flat_cost),
+    T_HASH_LISTPACK: (_listpack_pairs_of, _hash_from_pairs, flat_cost),
+    T_ZSET_LISTPACK: (_listpack_pairs_of, _zset_from_pairs, flat_zset_cost),
 }
 
 
 # The types kept packed by a start-up load: their Redis type.
 PACKABLE = {T_HASH_LISTPACK: "hash", T_ZSET_LISTPACK: "zset", T_LIST_QUICKLIST_2: "list"}
 
+# A packed value's blob is one listpack, whatever its RDB type: checked and decoded
+# when it is first read.
+_UNPACK_DECODERS = {T_HASH_LISTPACK: _listpack_pairs, T_ZSET_LISTPACK: _listpack_pairs,
+                    T_LIST_QUICKLIST_2: listpack_entries}
 
-def _unpacker(build):
-    return lambda blob: build(listpack_entries(blob))
+
+def _unpacker(decode, build):
+    return lambda blob: build(decode(blob), _AS_PACKED)
 
 
-# A packed value's blob is one listpack, whatever its RDB type: FLAT_VALUES's builders.
-UNPACKERS.update({op: _unpacker(FLAT_VALUES[op][1]) for op in PACKABLE})
+UNPACKERS.update({op: _unpacker(_UNPACK_DECODERS[op], FLAT_VALUES[op][1])
+                  for op in PACKABLE})
 
 
 def _packed_reader(decode, build):
-    return lambda r: build(decode(r.string()))
+    return lambda r: build(decode(r.string()), r.opts)
 
 
 def _flat_reader(read, build):
-    return lambda r: build(read(r))
+    return lambda r: build(read(r), r.opts)
 
 
 _VALUE_READERS = {
@@ -683,7 +861,7 @@ _VALUE_READERS = {
     T_LIST_QUICKLIST: _read_list_quicklist,
     T_SET_INTSET: _read_set_intset,
     T_HASH: _read_hash,
-    T_ZSET: _read_zset,
+    T_ZSET: _read_zset1,
     T_ZSET_2: _read_zset2,
     **{op: _packed_reader(*codec) for op, codec in PACKED_VALUES.items()},
     **{op: _flat_reader(read, build) for op, (read, build, _) in FLAT_VALUES.items()},
@@ -726,6 +904,7 @@ class LoadResult:
         self.aux: dict[bytes, bytes] = {}
         self.version = 0
         self.functions: list[bytes] = []  # library code (FUNCTION2 entries)
+        self.empty_keys = 0  # empty collections skipped (rdbLoad's empty_keys_skipped)
         # (db index, key) of the keys skipped as expired: a master restarting on its
         # replication history feeds their DEL to its backlog (RDBFLAGS_FEED_REPL).
         self.expired_keys: list = []
@@ -747,10 +926,10 @@ def paused_gc():
 
 
 def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
-                  packed: bool = False) -> LoadResult:
+                  packed: bool = False, options: LoadOptions | None = None) -> LoadResult:
     """Load a whole RDB file into dbs (a list of Database). Keys already expired are
     skipped, as a master does. Raises RDBError without touching dbs on failure."""
-    steps = iter_load_snapshot(data, dbs, now_ms, log, packed=packed)
+    steps = iter_load_snapshot(data, dbs, now_ms, log, packed=packed, options=options)
     while True:
         try:
             next(steps)
@@ -759,7 +938,8 @@ def load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
 
 
 def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
-                       pause_every: int = 0, packed: bool = False):
+                       pause_every: int = 0, packed: bool = False,
+                       options: LoadOptions | None = None):
     """load_snapshot() as a generator that pauses (yields the offset reached) every
     pause_every bytes, so that the server's event loop can answer -LOADING in between
     (rdbLoadProgressCallback's processEventsWhileBlocked(), on the loop's own thread).
@@ -768,14 +948,20 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
     (datatypes/packed.py); without, every value is decoded and checked now.
 
     Each key's memory cost is taken as it is read (Database.adopt_accounting takes
-    it over), so used_memory needs no walk over the loaded keyspace."""
+    it over), so used_memory needs no walk over the loaded keyspace.
+
+    options: the limits and sanitization values are built by (by default those of
+    the server the databases belong to); under deep sanitization nothing stays
+    packed, every blob is checked as it is loaded."""
+    options = options or options_of(dbs)
+    packed = packed and not options.deep
     version = _check_header(data)
     result = LoadResult()
     result.version = version
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     staged: dict[int, _Staged] = {}
     buf, size = data, len(data)
-    r = Reader(data, 9)
+    r = Reader(data, 9, options)
     pos = 9
     op = None
     db_index = 0
@@ -818,6 +1004,10 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
                     raise RDBError(EOF_REASON)
                 key, value, cost = _read_key_value(r, pos, op, packed)
                 pos = r.pos
+                if value is None:
+                    _skip_empty_key(result, log, key)
+                    expire_at = None
+                    continue
             if target is None:
                 target = staged.setdefault(db_index, _Staged())
             if expire_at is not None:
@@ -932,12 +1122,35 @@ def _check_header(data: bytes) -> int:
     return version
 
 
+def options_of(dbs) -> LoadOptions:
+    """The load options of the server that owns dbs (Database.server); Redis's
+    defaults for databases without one (the offline tools)."""
+    server = getattr(dbs[0], "server", None) if dbs else None
+    config = getattr(server, "config", None)
+    return LoadOptions.from_config(config) if config is not None else DEFAULT_OPTIONS
+
+
 def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
-    """(key, value, memory cost) of an entry of type op at pos (the type byte)."""
+    """(key, value, memory cost) of an entry of type op at pos (the type byte); the
+    value is None for an empty collection, which the loaders skip."""
     r.pos = pos + 1
     key = _plain_string(r)
     if key is None:
         key = r.string()
+    try:
+        return _read_costed_value(r, op, key, packed)
+    except EmptyKey:
+        return key, None, 0
+
+
+def _skip_empty_key(result: "LoadResult", log, key: bytes) -> None:
+    """rdbLoad(): an empty key is dropped with a warning (the first 10 of them)."""
+    result.empty_keys += 1
+    if result.empty_keys <= 10:
+        _note(log, f"rdbLoadObject skipping empty key: {_printable(key)}")
+
+
+def _read_costed_value(r: Reader, op: int, key: bytes, packed: bool):
     if packed and op in PACKABLE:
         value = _read_packed(r, op, key)
         if value is not None:
@@ -951,24 +1164,36 @@ def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
     read, build, value_cost = flat_value
     try:
         flat = read(r)
-        value = build(flat)
+        value = build(flat, r.opts)
     except CORRUPTION as exc:
         raise _corrupt(op, exc) from None
     return key, value, key_cost_of(key, value_cost(value, flat))
 
 
 def _read_packed(r: Reader, op: int, key: bytes) -> PackedValue | None:
-    """The value's listpack blob, framing checked; None (nothing read) for a list of
-    more than one quicklist node, which is decoded as usual."""
+    """The value's listpack blob, framing checked (lpValidateIntegrity() with deep=0);
+    None, with nothing read, for what is decoded as usual instead: a list of more than
+    one quicklist node, and a blob whose header says it is empty (an empty key to
+    skip), of unknown length, or longer than the encoding limit (to be converted)."""
     buf, pos = r.buf, r.pos
     if op == T_LIST_QUICKLIST_2:
         if buf[pos : pos + 2] != b"\x01\x02":  # one node, QUICKLIST_NODE_PACKED
             return None
         r.pos = pos + 2
     blob = r.string()
-    if len(blob) < 7 or int.from_bytes(blob[:4], "little") != len(blob) or blob[-1] != 0xFF:
+    if not enc.listpack_frame_ok(blob):
         raise RDBError(INTEGRITY_FAILED[op])
+    count = blob[4] | (blob[5] << 8)
+    if count == 0 or count == 65535 or count // 2 > _PACKED_LIMIT[op](r.opts):
+        r.pos = pos
+        return None
     return PackedValue(op, blob, PACKABLE[op])
+
+
+# The most entries (pairs for hashes and sorted sets) a packed value may have.
+_PACKED_LIMIT = {T_HASH_LISTPACK: lambda opts: opts.hash_max_entries,
+                 T_ZSET_LISTPACK: lambda opts: opts.zset_max_entries,
+                 T_LIST_QUICKLIST_2: lambda opts: _UNLIMITED}
 
 
 def _write_packed(w: Writer, value: PackedValue, key: bytes | None) -> None:
@@ -1024,8 +1249,8 @@ class _GrowingReader(Reader):
 
     __slots__ = ("short",)
 
-    def __init__(self, buf: bytes, pos: int = 0):
-        Reader.__init__(self, buf, pos)
+    def __init__(self, buf: bytes, pos: int = 0, opts: "LoadOptions | None" = None):
+        Reader.__init__(self, buf, pos, opts)
         self.short = 0
 
     def take(self, n: int) -> bytes:
@@ -1048,10 +1273,11 @@ class StreamLoad:
     go by (rdbLoadProgressCallback's rioGenericUpdateChecksum)."""
 
     def __init__(self, databases: int, log=None, packed: bool = False,
-                 key_delay: int = 0):
+                 key_delay: int = 0, options: LoadOptions | None = None):
         self.databases = databases
         self.log = log
-        self.packed = packed
+        self.options = options or DEFAULT_OPTIONS
+        self.packed = packed and not self.options.deep
         self.key_delay = key_delay
         self.result = LoadResult()
         self.staged: dict[int, _Staged] = {}
@@ -1127,7 +1353,7 @@ class StreamLoad:
         size = len(buf)
         pos = self.pos
         stop = pos + budget if budget else size + 1
-        r = _GrowingReader(buf)
+        r = _GrowingReader(buf, 0, self.options)
         result, log, packed = self.result, self.log, self.packed
         key_delay = self.key_delay
         op = None
@@ -1155,6 +1381,10 @@ class StreamLoad:
                 key, value, cost = _read_key_value(r, pos, op, packed)
                 pos = r.pos
                 self._retries = 0
+                if value is None:
+                    _skip_empty_key(result, log, key)
+                    self._expire_at = None
+                    continue
                 target = self._target
                 if target is None:
                     target = self._target = self.staged.setdefault(self._db_index,
@@ -1243,22 +1473,34 @@ def dump_payload(value, limits: dict | None = None) -> bytes:
     return body + struct.pack("<Q", CRC64.calc(body))
 
 
-def restore_payload(payload: bytes):
-    """The value in a DUMP payload; RDBError when the version or checksum is wrong."""
+CHECKSUM_WRONG = "DUMP payload version or checksum are wrong"
+
+
+def verify_payload(payload: bytes, skip_checksum: bool = False) -> None:
+    """verifyDumpPayload(): the 2-byte RDB version (at most Redis 7.0's) and the CRC64
+    of the rest; DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 skips the CRC."""
     if len(payload) < 10:
-        raise RDBError("DUMP payload version or checksum are wrong")
-    version = struct.unpack("<H", payload[-10:-8])[0]
-    if version > MAX_READ_VERSION:
-        raise RDBError("DUMP payload version or checksum are wrong")
-    crc = struct.unpack("<Q", payload[-8:])[0]
-    if crc != 0 and CRC64.calc(payload[:-8]) != crc:
-        raise RDBError("DUMP payload version or checksum are wrong")
-    r = Reader(payload[:-10])
+        raise RDBError(CHECKSUM_WRONG)
+    version = int.from_bytes(payload[-10:-8], "little")
+    if version > RDB_VERSION:
+        raise RDBError(CHECKSUM_WRONG)
+    if not skip_checksum and CRC64.calc(payload[:-8]) != int.from_bytes(payload[-8:], "little"):
+        raise RDBError(CHECKSUM_WRONG)
+
+
+def restore_payload(payload: bytes, options: LoadOptions | None = None,
+                    skip_checksum: bool = False):
+    """The value in a DUMP payload (restoreCommand): RDBError with CHECKSUM_WRONG when
+    the version or checksum is wrong, else with what was wrong in the value (EmptyKey
+    for an empty collection). Like Redis, bytes left after the value are ignored."""
+    verify_payload(payload, skip_checksum)
+    r = Reader(payload, 0, options)
     rdb_type = r.byte()
-    value = read_value(r, rdb_type, b"")
-    if r.pos != len(r.buf):
-        raise RDBError("Bad data format")
-    return value
+    if not (0 <= rdb_type <= 7 or 9 <= rdb_type <= T_STREAM_LISTPACKS_2):
+        # rdbLoadObjectType(): what Redis 7.0 does not know is no object type.
+        raise RDBError(f"Unknown RDB encoding type {rdb_type}")
+    # (Redis reads the value from the whole payload, footer included.)
+    return read_value(r, rdb_type, b"")
 
 
 # ===================================================================== type bridge

@@ -120,49 +120,113 @@ def _corrupt(message: str):
     return EncodingError(message)
 
 
-def _read_node(s: Stream, master: int, blob: bytes) -> None:
-    items = enc.listpack_entries(blob)
+# rdbLoadObject()'s message for a node listpack that fails
+# streamValidateListpackIntegrity().
+LISTPACK_FAILED = "Stream listpack integrity check failed."
+
+
+def _check_node_layout(items: list[bytes]) -> None:
+    """streamValidateListpackIntegrity() with deep=1, over the node's entries (the
+    listpack itself already walked): the master entry (count, deleted, the field
+    names, a 0), then count + deleted entries of flags, id deltas, the fields unless
+    SAMEFIELDS, the values and an lp-count that matches, and nothing after them. Every
+    integer slot must hold an integer (lpGetIntegerIfValid())."""
+    n = len(items)
+    pos = 0
+
+    def integer() -> int:
+        nonlocal pos
+        if pos >= n:
+            raise _corrupt(LISTPACK_FAILED)
+        value = enc.canonical_int(items[pos])
+        if value is None:
+            raise _corrupt(LISTPACK_FAILED)
+        pos += 1
+        return value
+
+    def skip(count: int) -> None:
+        nonlocal pos
+        if count < 0 or pos + count > n:
+            raise _corrupt(LISTPACK_FAILED)
+        pos += count
+
+    entries = integer()
+    entries += integer()  # deleted ones are walked too
+    master_fields = integer()
+    skip(master_fields)
+    if integer() != 0:
+        raise _corrupt(LISTPACK_FAILED)
+    for _ in range(entries):
+        flags = integer()
+        integer(), integer()  # the id, as deltas from the master id
+        fields, extra = master_fields, 3
+        if not flags & FLAG_SAMEFIELDS:
+            fields = integer()
+            skip(fields)
+            extra += fields + 1
+        skip(fields)
+        if integer() != fields + extra:
+            raise _corrupt(LISTPACK_FAILED)
+    if pos != n:
+        raise _corrupt(LISTPACK_FAILED)
+
+
+def _read_node(s: Stream, master: int, blob: bytes, floor: int) -> int:
+    """A node's live entries into s; floor: the last entry id of the nodes before
+    (ids must keep increasing). Returns the node's last entry id."""
+    try:
+        items = enc.listpack_entries(blob)
+    except EncodingError:
+        raise _corrupt(LISTPACK_FAILED) from None
     if not items:
         raise _corrupt("Empty listpack inside stream")
-    try:
-        ints = int
-        count, deleted, nmaster = ints(items[0]), ints(items[1]), ints(items[2])
-        fields = tuple(items[3:3 + nmaster])
-        pos = 3 + nmaster
-        if items[pos] != b"0":
-            raise _corrupt("bad stream master entry terminator")
-        pos += 1
-        node = Node(master, fields)
-        node.live, node.deleted, node.nbytes = count, deleted, len(blob)
-        master_ms, master_seq = master >> 64, master & MAX64
-        live = 0
-        n = len(items)
-        while pos < n:
-            flags = ints(items[pos])
-            sid = make_id(master_ms + ints(items[pos + 1]), master_seq + ints(items[pos + 2]))
-            pos += 3
-            if flags & FLAG_SAMEFIELDS:
-                values = items[pos:pos + nmaster]
-                pos += nmaster
-                flat = [None] * (nmaster * 2)
-                flat[0::2] = fields
-                flat[1::2] = values
-            else:
-                nf = ints(items[pos])
-                flat = items[pos + 1:pos + 1 + nf * 2]
-                pos += 1 + nf * 2
-            pos += 1  # lp-count
-            if pos > n:
-                raise _corrupt("truncated stream entry")
-            node.last = sid
-            if not flags & FLAG_DELETED:
-                s.entries[sid] = tuple(flat)
-                live += 1
-        if live != count:
-            raise _corrupt("stream node count mismatch")
-    except (ValueError, IndexError):
-        raise _corrupt("bad stream listpack") from None
+    _check_node_layout(items)
+    if master in s.nodes:
+        raise _corrupt("Listpack re-added with existing key")
+    ints = int
+    count, deleted, nmaster = ints(items[0]), ints(items[1]), ints(items[2])
+    fields = tuple(items[3:3 + nmaster])
+    pos = 4 + nmaster
+    node = Node(master, fields)
+    node.live, node.deleted, node.nbytes = count, deleted, len(blob)
+    master_ms, master_seq = master >> 64, master & MAX64
+    live = 0
+    n = len(items)
+    last = floor
+    while pos < n:
+        flags = ints(items[pos])
+        ms, seq = master_ms + ints(items[pos + 1]), master_seq + ints(items[pos + 2])
+        # Vermilion keeps the entries in id order, node by node: ids below their
+        # node's master id, out of order or out of range cannot be held (Redis
+        # would take them and misbehave later).
+        if not (0 <= ms <= MAX64 and 0 <= seq <= MAX64):
+            raise _corrupt("Stream entry ID out of range")
+        sid = make_id(ms, seq)
+        if sid < master or sid <= last:
+            raise _corrupt("Stream entry IDs out of order")
+        last = sid
+        pos += 3
+        if flags & FLAG_SAMEFIELDS:
+            values = items[pos:pos + nmaster]
+            pos += nmaster
+            flat = [None] * (nmaster * 2)
+            flat[0::2] = fields
+            flat[1::2] = values
+        else:
+            nf = ints(items[pos])
+            flat = items[pos + 1:pos + 1 + nf * 2]
+            pos += 1 + nf * 2
+        pos += 1  # lp-count
+        node.last = sid
+        if not flags & FLAG_DELETED:
+            s.entries[sid] = tuple(flat)
+            live += 1
+    if live != count or count + deleted == 0:
+        # The master entry's counts are what the node model keeps; live entries
+        # that disagree with them cannot be held.
+        raise _corrupt("Stream node entry count mismatch")
     s.nodes[master] = node
+    return last
 
 
 def _id_pair(r) -> int:
@@ -181,18 +245,29 @@ def _signed(n: int) -> int:
 def read_stream(r, rdb_type: int) -> Stream:
     """A Stream from an RDB value of type 15, 19 or 21 (the type byte already read)."""
     s = Stream()
+    last = -1
     for _ in range(r.length()):
         raw_key = r.string()
         if len(raw_key) != 16:
             raise _corrupt("Stream node key entry is not the size of a stream ID")
         blob = r.string()
-        _read_node(s, int.from_bytes(raw_key, "big"), blob)
+        master = int.from_bytes(raw_key, "big")
+        if master <= last and master not in s.nodes:
+            raise _corrupt("Stream entry IDs out of order")
+        last = _read_node(s, master, blob, last)
     s.node_keys.update(s.nodes)
     s.ids.update(s.entries)
     length = r.length()
+    if length and not s.nodes:
+        raise _corrupt("Stream length inconsistent with rax entries")
     if length != len(s.entries):
-        raise _corrupt("stream length mismatch")
+        # Vermilion counts the entries it holds; a stored length that disagrees
+        # cannot be kept (Redis keeps it and replies with it).
+        raise _corrupt("Stream length inconsistent with its entries")
     s.last_id = _id_pair(r)
+    if s.ids and s.last_id < s.ids[-1]:
+        # XADD * would then make an id that exists already.
+        raise _corrupt("Stream last ID below its last entry")
     if rdb_type >= T_STREAM_LISTPACKS_2:
         s.first_id = _id_pair(r)
         s.max_deleted_id = _id_pair(r)
@@ -209,11 +284,14 @@ def read_stream(r, rdb_type: int) -> Stream:
         else:
             entries_read = s.estimate_distance(last_id)
         if name in s.groups:
-            raise _corrupt("Duplicated consumer group name")
+            raise _corrupt("Duplicated consumer group name %s"
+                           % name.decode("utf-8", "backslashreplace"))
         g = s.groups[name] = Group(name, last_id, entries_read)
         for _ in range(r.length()):
             sid = int.from_bytes(r.take(16), "big")
             delivery_time = _ms(r)
+            if sid in g.pel:
+                raise _corrupt("Duplicated global PEL entry loading stream consumer group")
             g.pel[sid] = Nack(None, delivery_time, r.length())
         for _ in range(r.length()):
             cname = r.string()
@@ -221,15 +299,22 @@ def read_stream(r, rdb_type: int) -> Stream:
             if rdb_type >= T_STREAM_LISTPACKS_3:
                 _ms(r)  # active-time (7.2); 7.0 has seen-time only
             if cname in g.consumers:
-                raise _corrupt("Duplicate stream consumer detected")
+                raise _corrupt("Duplicate stream consumer detected.")
             g.consumers[cname] = c
             for _ in range(r.length()):
                 sid = int.from_bytes(r.take(16), "big")
                 nack = g.pel.get(sid)
                 if nack is None:
                     raise _corrupt("Consumer entry not found in group global PEL")
+                if sid in c.pel or nack.consumer is not None:
+                    # (Redis lets a second consumer take a NACK over; two owners
+                    # would leave one of them with a NACK that is not its own.)
+                    raise _corrupt("Duplicated consumer PEL entry  loading a stream "
+                                   "consumer group")
                 nack.consumer = c
                 c.pel[sid] = nack
         if any(n.consumer is None for n in g.pel.values()):
-            raise _corrupt("Stream PEL NACK missing a consumer")
+            # Checked by Redis under deep sanitization only; a NACK without its
+            # consumer cannot be held here at all.
+            raise _corrupt("Stream CG PEL entry without consumer")
     return s
