@@ -88,11 +88,18 @@ class Evictor:
         self.script_wrote = False
         self.exceeded_since = 0.0
         self.exceeded_total = 0.0
+        # -- the clients' memory (updateClientMemUsageAndBucket()) and maxmemory-clients
+        self.clients_limit = 0  # getClientEvictionLimit(): bytes, 0 = no client eviction
+        self.client_mem: dict = {}  # client id → its bytes as counted in clients_memory
+        self.multi_sizes: dict = {}  # client id → its MULTI queue's size (memory.multi_bytes)
+        self.traffic_seen = 0  # net input + output bytes when the clients were last summed
+        self.last_client = None  # who ran the last command: its buffers changed since
 
 
 # The directives configure() applies (Server.__init__ registers it for each).
 DIRECTIVES = ("maxmemory", "maxmemory-policy", "maxmemory-samples",
-              "maxmemory-eviction-tenacity", "lfu-log-factor", "lfu-decay-time")
+              "maxmemory-eviction-tenacity", "lfu-log-factor", "lfu-decay-time",
+              "maxmemory-clients")
 
 
 def install(server) -> None:
@@ -117,10 +124,11 @@ def install(server) -> None:
 
 def configure(server, _value=None) -> None:
     """The apply callback of maxmemory, maxmemory-policy, maxmemory-samples,
-    maxmemory-eviction-tenacity, lfu-log-factor and lfu-decay-time."""
+    maxmemory-eviction-tenacity, lfu-log-factor, lfu-decay-time and maxmemory-clients."""
     ev = server.evictor
     config = server.config
     ev.maxmemory = config["maxmemory"]
+    ev.clients_limit = clients_limit(server)
     policy = config["maxmemory-policy"]
     if policy != ev.policy or not config["maxmemory"]:
         ev.pool = []  # candidates ranked for another policy (or no more eviction)
@@ -142,7 +150,10 @@ def configure(server, _value=None) -> None:
     # performEvictions() before every command).
     ev.over = bool(ev.maxmemory) and \
         memory.used_memory_fast(server, ev.live) > ev.maxmemory
-    wanted = bool(ev.maxmemory) or bool(track)
+    # A lower maxmemory-clients evicts at the next command (processCommand()'s
+    # evictClients()); the clients are summed again before it.
+    ev.traffic_seen = -1 << 62 if ev.clients_limit else ev.traffic_seen
+    wanted = bool(ev.maxmemory) or bool(track) or bool(ev.clients_limit)
     if wanted and not ev.installed:
         server.hooks.command_checks.append(ev_check)
         ev.installed = True
@@ -167,9 +178,63 @@ def _refresh_live(server) -> None:
 
 
 def refresh_clients(server) -> int:
-    """memory.refresh_clients(), noting how many clients were summed."""
-    server.evictor.clients_counted = len(server.clients)
+    """memory.refresh_clients(), noting how many clients were summed and the traffic
+    since which they were."""
+    ev = server.evictor
+    ev.clients_counted = len(server.clients)
+    stats = server.stats
+    ev.traffic_seen = stats.total_net_input_bytes + stats.total_net_output_bytes
     return memory.refresh_clients(server)
+
+
+def client_closed(server, client) -> None:
+    """A client left (hooks.client_close): its memory no longer counts (freeClient())."""
+    ev = server.evictor
+    size = ev.client_mem.pop(client.id, None)
+    if size is not None:
+        server.clients_memory -= size
+    ev.multi_sizes.pop(client.id, None)
+    if ev.last_client is client:
+        ev.last_client = None
+
+
+# Bytes of network traffic (per client, at least REFRESH_BYTES in all) after which the
+# clients are summed again before a command: query buffers filled by clients that do not
+# complete a command, replies piling up for clients that do not read them (a PUBLISH to
+# subscribers) — what Redis's incremental updateClientMemUsage() follows at each read and
+# write. O(clients) per that much traffic.
+REFRESH_BYTES = 64 * 1024
+REFRESH_BYTES_PER_CLIENT = 1024
+
+
+def _update_clients(server, ev, client, argv) -> bool:
+    """The clients' memory before a command: all of them again after enough traffic,
+    and under maxmemory-clients the client about to run and the one that ran last
+    (processCommandAndResetClient()'s updateClientMemUsageAndBucket() after a command,
+    which its replies made grow). True when all were summed again."""
+    stats = server.stats
+    traffic = stats.total_net_input_bytes + stats.total_net_output_bytes
+    clients = server.clients
+    refreshed = traffic - ev.traffic_seen > max(
+        REFRESH_BYTES, REFRESH_BYTES_PER_CLIENT * len(clients))
+    if refreshed:
+        refresh_clients(server)
+    if ev.clients_limit:
+        last = ev.last_client
+        if last is not None and last is not client:
+            _recount(server, ev, last, None)
+        _recount(server, ev, client, argv)
+        ev.last_client = client
+    return refreshed
+
+
+def _recount(server, ev, client, argv) -> None:
+    # updateClientMemoryUsage() of one client (not replicas, nor one being closed).
+    if client.closing or memory._is_replica(client):
+        return
+    size = memory.client_bytes(client, argv, ev.multi_sizes)
+    server.clients_memory += size - ev.client_mem.get(client.id, 0)
+    ev.client_mem[client.id] = size
 
 
 def cron(server) -> None:
@@ -181,7 +246,8 @@ def cron(server) -> None:
         for db in server.dbs:
             db.clock = stamp
     refresh_clients(server)
-    evict_clients(server)
+    if ev.clients_limit:
+        evict_clients(server)
     _drop_stale_snapshots(ev)
     memory.shrink_tables(server)
     _refresh_live(server)
@@ -199,6 +265,17 @@ def ev_check(client, spec, argv) -> None:
     # Runs before every command while installed: keep it to a few dict operations.
     server = client.server
     ev = server.evictor
+    if (ev.clients_limit or ev.maxmemory) and client.connected:
+        if _update_clients(server, ev, client, argv):
+            ev.over = True  # measure used_memory below with the clients as they are now
+        if ev.clients_limit and server.clients_memory >= ev.clients_limit:
+            # processCommand(): evictClients() before the key eviction, after the last
+            # command's replies grew some client's output buffer.
+            evict_clients(server)
+            if client.closing:
+                # It evicted the client itself: the command is not run (C_ERR), and
+                # nothing reaches it any more.
+                raise CommandError(errors.OOM)
     track = ev.track
     if track:
         # lookupKey()'s access update for the command's keys.
@@ -709,38 +786,46 @@ def _random_candidates(ev, server) -> list:
 # -- client eviction (maxmemory-clients) -------------------------------------------------------
 
 
-client_memory = memory.client_bytes
-
-
 def clients_limit(server) -> int:
-    # maxmemory-clients: bytes, or a negative percentage of maxmemory (0 = off).
+    """getClientEvictionLimit(): maxmemory-clients in bytes (a negative value is a
+    percentage of maxmemory, nothing while maxmemory is 0), at least 128 KB so that a
+    bad setting cannot cut every client off; 0 = no client eviction."""
     limit = server.config["maxmemory-clients"]
     if limit < 0:
         limit = server.config["maxmemory"] * -limit // 100
-    return limit
+        if not limit:
+            return 0
+    elif not limit:
+        return 0
+    return max(limit, 128 * 1024)
 
 
 def evict_clients(server) -> int:
-    """evictClients(): while the clients' memory passes maxmemory-clients, close the
-    biggest evictable client (normal or pub/sub, not CLIENT NO-EVICT). From the cron."""
-    limit = clients_limit(server)
-    if not limit:
+    """evictClients(): while the normal and pub/sub clients' memory is at or over
+    maxmemory-clients, free the biggest evictable client (not CLIENT NO-EVICT, not a
+    replica nor the master link) — at once, its buffers with it. From the cron and
+    before every command (see ev_check)."""
+    ev = server.evictor
+    limit = ev.clients_limit
+    if not limit or server.clients_memory < limit:
         return 0
-    clients = list(server.clients.values())
-    sizes = [(client_memory(c), i, c) for i, c in enumerate(clients)]
-    total = sum(size for size, _, _ in sizes)
-    if total <= limit:
-        return 0
-    candidates = sorted((x for x in sizes if _evictable_client(x[2])), reverse=True)
+    clients = server.clients
+    sizes = ev.client_mem
+    candidates = sorted(((size, cid) for cid, size in sizes.items()), reverse=True)
     evicted = 0
-    for size, _, client in candidates:
-        if total <= limit:
+    for size, cid in candidates:
+        if server.clients_memory < limit:
             break
-        logger.verbose("Evicting client: id=%d" % getattr(client, "id", 0))
-        client.close()
-        total -= size
+        client = clients.get(cid)
+        if client is None or client.closing or not _evictable_client(client):
+            continue
+        logger.notice("Evicting client: %s" % server.describe_client(client))
+        client.abort()  # freeClient(): its unsent replies go with it
+        server.clients_memory -= sizes.pop(cid)
         server.stats.evicted_clients += 1
         evicted += 1
+    if server.clients_memory >= limit:
+        logger.warning("Over client maxmemory after evicting all evictable clients")
     return evicted
 
 

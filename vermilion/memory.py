@@ -54,13 +54,56 @@ def dataset_bytes(server, dbs=None) -> int:
     return total
 
 
-def client_bytes(client) -> int:
-    """One client's memory: its fixed cost, its query buffer with the arguments of the
-    command it is receiving (c->argv_len_sum), its replies not sent yet."""
+# What getClientMemoryUsage() adds for a client's state beside its buffers (pointers and
+# list/dict entries, not the keys or channels themselves, which are shared).
+WATCHED_KEY_COST = 48  # listNode + watchedKey (multiStateMemOverhead)
+QUEUED_CMD_COST = 24  # multiCmd, per command queued in MULTI
+ARGV_POINTER = 8  # sizeof(robj*) per argument (c->argv)
+PATTERN_COST = 24  # listNode in c->pubsub_patterns (pubsubMemOverhead)
+CHANNEL_COST = 32  # dictEntry + its table slot in c->pubsub_channels / shard channels
+PREFIX_COST = 32  # sizeof(raxNode) * sizeof(raxNode*) per tracking prefix node
+
+
+def client_bytes(client, argv=None, multi_sizes: dict | None = None) -> int:
+    """getClientMemoryUsage(): one client's memory: its fixed cost, its query buffer with
+    the arguments of the command it is receiving (c->argv_len_sum) or running (argv),
+    its replies not sent yet, its MULTI queue, WATCHed keys, subscriptions and tracking
+    prefixes. multi_sizes: a cache of MULTI queue sizes (multi_bytes())."""
     parser = client.parser
-    argv = getattr(parser, "argv_bytes", None)  # (a replica's master link has none)
-    return CLIENT_COST + parser.buffered() + (argv() if argv is not None else 0) \
+    argv_len = getattr(parser, "argv_bytes", None)  # (a replica's master link has none)
+    total = CLIENT_COST + parser.buffered() + (argv_len() if argv_len is not None else 0) \
         + client.output_buffer_size()
+    if argv is not None:
+        total += sum(map(len, argv)) + ARGV_POINTER * len(argv)
+    if client.multi is not None:
+        total += multi_bytes(client, multi_sizes)
+    if client.watched:
+        total += WATCHED_KEY_COST * len(client.watched)
+    subscriptions = client.subscriptions
+    if subscriptions.channels or subscriptions.patterns or subscriptions.shard_channels:
+        total += PATTERN_COST * len(subscriptions.patterns) + CHANNEL_COST * (
+            len(subscriptions.channels) + len(subscriptions.shard_channels))
+    tracking = client.tracking
+    if tracking is not None and tracking.prefixes:
+        total += PREFIX_COST * len(tracking.prefixes)
+    return total
+
+
+def multi_bytes(client, cache: dict | None) -> int:
+    """multiStateMemOverhead()'s queue part: the queued commands' arguments
+    (mstate.argv_len_sums) and entries. With a cache (client id → (queue, entries
+    counted, bytes)) only the commands queued since the last call are summed."""
+    queue = client.multi.queue
+    counted, total = 0, 0
+    if cache is not None:
+        seen = cache.get(client.id)
+        if seen is not None and seen[0] is queue and seen[1] <= len(queue):
+            _, counted, total = seen
+    for _spec, argv in queue[counted:]:
+        total += sum(map(len, argv)) + QUEUED_CMD_COST
+    if cache is not None:
+        cache[client.id] = (queue, len(queue), total)
+    return total
 
 
 def _is_replica(client) -> bool:
@@ -72,7 +115,7 @@ def clients_bytes(server) -> int:
     """The clients' memory but the replicas': what maxmemory counts (Redis leaves the
     replicas' output out, freeMemoryGetNotCountedMemory(), so that a slow replica
     cannot make the master evict its keys)."""
-    return sum(client_bytes(c) for c in list(server.clients.values()) if not _is_replica(c))
+    return refresh_clients(server)
 
 
 def replicas_bytes(server) -> int:
@@ -82,8 +125,26 @@ def replicas_bytes(server) -> int:
 
 
 def refresh_clients(server) -> int:
-    """Sum the clients again into server.clients_memory (the cron, MEMORY STATS, INFO)."""
-    server.clients_memory = total = clients_bytes(server)
+    """Sum the clients again into server.clients_memory (the cron, MEMORY STATS, INFO),
+    noting each one's figure in the evictor's client_mem (what client eviction and the
+    per-command updates adjust). A client being closed no longer counts: Redis frees
+    it (its buffers with it) at once."""
+    evictor = getattr(server, "evictor", None)
+    if evictor is None:
+        server.clients_memory = total = sum(
+            client_bytes(c) for c in list(server.clients.values())
+            if not _is_replica(c) and not c.closing)
+        return total
+    sizes = evictor.client_mem
+    sizes.clear()
+    cache = evictor.multi_sizes
+    total = 0
+    for client in list(server.clients.values()):
+        if client.closing or _is_replica(client):
+            continue
+        sizes[client.id] = size = client_bytes(client, None, cache)
+        total += size
+    server.clients_memory = total
     return total
 
 

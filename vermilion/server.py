@@ -244,7 +244,8 @@ class Server:
         for when in (hooks.client_close, hooks.client_reset):
             when += [discard_transaction, self.pubsub.unsubscribe_everything,
                      self.tracking.disable]
-        hooks.client_close += [self.blocking.client_closed, self.replicas.client_closed]
+        hooks.client_close += [self.blocking.client_closed, self.replicas.client_closed,
+                               lambda client: eviction.client_closed(self, client)]
         hooks.resetstat += [self._reset_own_stats, self.replicas.reset_stats]
         apply = hooks.config_apply
         for name in eviction.DIRECTIVES:
@@ -474,7 +475,8 @@ class Server:
         Under a hard limit the limit closes it; under maxmemory Redis lets its output
         grow and counts it in used_memory, where it evicts keys (or, with
         maxmemory-clients, the biggest clients) — unit/maxmemory's MGET clients."""
-        return not self.hard_output_limit(client) and not self.config["maxmemory"]
+        return not self.hard_output_limit(client) and not self.config["maxmemory"] \
+            and not self.config["maxmemory-clients"]
 
     @staticmethod
     def _obuf_class(client: Connection) -> str:

@@ -5,6 +5,7 @@ line), client_flags(), client_type(). Replies and errors follow Redis 7.0 byte f
 
 import time
 
+from .. import memory
 from ..protocol import errors
 from ..protocol.encode import NO_REPLY, OK, Raw, ReplySet, Verbatim
 from ..protocol.errors import CommandError
@@ -155,7 +156,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
         f"psub={len(subscriptions.patterns)} ssub={len(subscriptions.shard_channels)} "
         f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
         f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
-        f"tot-mem={qbuf + argv_mem + omem} events={events} cmd={cmd} user={user} redir={redir} "
+        f"tot-mem={memory.client_bytes(client, argv)} events={events} cmd={cmd} user={user} redir={redir} "
         f"resp={client.resp}"
     )
 
