@@ -101,7 +101,7 @@ def test_truncated_incr_file_loads_with_aof_load_truncated(tmp_path):
     again = _vermilion(tmp_path)
     try:
         assert again.client().get("complete") == b"yes"
-        assert "truncating" in again.log_path.read_text()
+        assert "Truncating the AOF" in again.log_path.read_text()  # loadSingleAppendOnlyFile()
     finally:
         again.stop()
 

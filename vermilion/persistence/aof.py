@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,44 +30,195 @@ from ..config import ConfigError
 from ..datatypes.packed import PackedValue, unpack
 from ..datatypes.stream import id_bytes
 from ..log import logger
-from ..protocol.parser import RequestParser
+from ..protocol.encode import sds_repr
+from ..protocol.parser import split_args
 from ..session import Session
 from . import rdb
 
 TYPE_BASE, TYPE_HIST, TYPE_INCR = "b", "h", "i"
+AOF_OFF, AOF_ON, AOF_WAIT_REWRITE = 0, 1, 2  # server.aof_state
+# loadAppendOnlyFiles() / loadSingleAppendOnlyFile() results (server.h AOF_OK ...).
+AOF_OK, AOF_NOT_EXIST, AOF_EMPTY, AOF_OPEN_ERR, AOF_FAILED, AOF_TRUNCATED = range(6)
 WRITE_ERROR_LOG_RATE = 30  # AOF_WRITE_LOG_ERROR_RATE: seconds between write-error logs
 # aofRewriteLimited(): after this many failed rewrites in a row, automatic rewrites back
 # off (1, 2, 4 ... 60 minutes) so a full disk is not hit by a fork every cron tick.
 REWRITE_LIMIT_THRESHOLD = 3
 REWRITE_LIMIT_MAX_MINUTES = 60
-
-
-class ManifestEntry:
-    __slots__ = ("name", "seq", "type")
-
-    def __init__(self, name: str, seq: int, kind: str):
-        self.name, self.seq, self.type = name, seq, kind
-
-    def line(self) -> str:
-        return f"file {self.name} seq {self.seq} type {self.type}\n"
+MANIFEST_MAX_LINE = 1024  # aofLoadManifestFromFile()'s fgets buffer, less its NUL
+ANNOTATION_LINE_MAX_LEN = 1024  # AOF_ANNOTATION_LINE_MAX_LEN: the loader's line buffer
 
 
 class AOFError(Exception):
     pass
 
 
-def parse_manifest(text: str) -> list[ManifestEntry]:
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = line.split()
-        fields = dict(zip(words[0::2], words[1::2]))
-        if len(words) % 2 or "file" not in fields or "seq" not in fields or "type" not in fields:
-            raise AOFError(f"Invalid AOF manifest file format (line {number})")
-        entries.append(ManifestEntry(fields["file"], int(fields["seq"]), fields["type"]))
-    return entries
+class AofInfo:
+    """aofInfo: one line of the manifest."""
+    __slots__ = ("name", "seq", "type")
+
+    def __init__(self, name: str, seq: int, kind: str):
+        self.name, self.seq, self.type = name, seq, kind
+
+    def line(self) -> str:
+        """aofInfoFormat(): a name with spaces, quotes or control characters is written
+        quoted (sdscatrepr), so sdssplitargs() reads it back whole."""
+        raw = os.fsencode(self.name)
+        name = sds_repr(raw) if _needs_repr(raw) else self.name
+        return f"file {name} seq {self.seq} type {self.type}\n"
+
+    def copy(self, kind: str | None = None) -> "AofInfo":
+        return AofInfo(self.name, self.seq, self.type if kind is None else kind)
+
+
+class AofManifest:
+    """aofManifest: at most one base, the history files (waiting to be deleted) and
+    the incr files, with the last sequence numbers handed out."""
+
+    def __init__(self):
+        self.base: AofInfo | None = None
+        self.incrs: list[AofInfo] = []
+        self.history: list[AofInfo] = []
+        self.base_seq = 0  # curr_base_file_seq
+        self.incr_seq = 0  # curr_incr_file_seq
+        self.dirty = False
+
+    def dup(self) -> "AofManifest":
+        am = AofManifest()
+        am.base = self.base.copy() if self.base else None
+        am.incrs = [i.copy() for i in self.incrs]
+        am.history = [i.copy() for i in self.history]
+        am.base_seq, am.incr_seq, am.dirty = self.base_seq, self.incr_seq, self.dirty
+        return am
+
+    def text(self) -> str:
+        """getAofManifestAsString(): base first, then history, then incr files."""
+        infos = ([self.base] if self.base else []) + self.history + self.incrs
+        return "".join(info.line() for info in infos)
+
+    def new_base_name(self, prefix: str, rdb_format: bool) -> str:
+        """getNewBaseFileNameAndMarkPreAsHistory()."""
+        if self.base is not None:
+            self.history.insert(0, self.base.copy(TYPE_HIST))
+        self.base_seq += 1
+        suffix = ".rdb" if rdb_format else ".aof"
+        self.base = AofInfo(f"{prefix}.{self.base_seq}.base{suffix}", self.base_seq, TYPE_BASE)
+        self.dirty = True
+        return self.base.name
+
+    def new_incr_name(self, prefix: str) -> str:
+        """getNewIncrAofName()."""
+        self.incr_seq += 1
+        info = AofInfo(f"{prefix}.{self.incr_seq}.incr.aof", self.incr_seq, TYPE_INCR)
+        self.incrs.append(info)
+        self.dirty = True
+        return info.name
+
+    def last_incr_name(self, prefix: str) -> str:
+        """getLastIncrAofName(): the last incr file, or a new one."""
+        return self.incrs[-1].name if self.incrs else self.new_incr_name(prefix)
+
+    def mark_rewritten_incrs_as_history(self, keep_last: bool) -> None:
+        """markRewrittenIncrAofAsHistory(): every incr file the new base covers, i.e.
+        all but the one being written (keep_last: the AOF is on)."""
+        if not self.incrs:
+            return
+        kept = self.incrs[-1:] if keep_last else []
+        covered = self.incrs[:-1] if keep_last else self.incrs
+        for info in covered:
+            self.history.insert(0, info.copy(TYPE_HIST))
+        self.incrs = kept
+        self.dirty = True
+
+    def files_num(self) -> int:
+        return (1 if self.base else 0) + len(self.incrs)
+
+
+class ManifestError(Exception):
+    """aofLoadManifestFromFile()'s loaderr: the reason and the line it was read at."""
+
+    def __init__(self, reason: str, line: str | None = None, number: int = 0):
+        super().__init__(reason)
+        self.reason, self.line, self.number = reason, line, number
+
+    def log(self) -> None:
+        logger.warning("\n*** FATAL AOF MANIFEST FILE ERROR ***\n")
+        if self.line is not None:
+            logger.warning(f"Reading the manifest file, at line {self.number}\n")
+            logger.warning(f">>> '{self.line}'\n")
+        logger.warning(f"{self.reason}\n")
+
+
+def parse_manifest(data: bytes) -> AofManifest:
+    """aofLoadManifestFromFile(): strict, line by line as fgets() reads them (at most
+    1024 bytes a line); raises ManifestError with Redis's wording."""
+    am = AofManifest()
+    max_incr_seq = 0
+    pos, number = 0, 0
+    while True:
+        if pos >= len(data):
+            if number == 0:
+                raise ManifestError("Found an empty AOF manifest")
+            return am
+        newline = data.find(b"\n", pos, pos + MANIFEST_MAX_LINE)
+        end = newline + 1 if newline >= 0 else min(len(data), pos + MANIFEST_MAX_LINE)
+        chunk, pos = data[pos:end], end
+        number += 1
+        if chunk[:1] == b"#":
+            continue  # a comment
+        if newline < 0:
+            raise ManifestError("The AOF manifest file contains too long line")
+        line = chunk.strip(b" \t\r\n")
+        text = line.decode("utf-8", "surrogateescape")
+        if not line:
+            raise ManifestError("Invalid AOF manifest file format", text, number)
+        argv = split_args(line)
+        # 'argc < 6' leaves room for keys a later version may add.
+        if argv is None or len(argv) < 6 or len(argv) % 2:
+            raise ManifestError("Invalid AOF manifest file format", text, number)
+        name, seq, kind = None, 0, ""
+        for key, value in zip(argv[0::2], argv[1::2]):
+            key = key.lower()
+            if key == b"file":
+                name = os.fsdecode(value)
+                if "/" in name or "\\" in name:  # pathIsBaseName()
+                    raise ManifestError("File can't be a path, just a filename", text, number)
+            elif key == b"seq":
+                seq = _atoll(value)
+            elif key == b"type":
+                kind = value[:1].decode("latin-1")
+        if name is None or not seq or not kind:
+            raise ManifestError("Invalid AOF manifest file format", text, number)
+        info = AofInfo(name, seq, kind)
+        if kind == TYPE_BASE:
+            if am.base is not None:
+                raise ManifestError("Found duplicate base file information", text, number)
+            am.base, am.base_seq = info, seq
+        elif kind == TYPE_HIST:
+            am.history.append(info)
+        elif kind == TYPE_INCR:
+            if seq <= max_incr_seq:
+                raise ManifestError("Found a non-monotonic sequence number", text, number)
+            am.incrs.append(info)
+            am.incr_seq = max_incr_seq = seq
+        else:
+            raise ManifestError("Unknown AOF file type", text, number)
+
+
+def _atoll(text: bytes) -> int:
+    """atoll(): leading blanks, a sign, then digits up to the first non-digit."""
+    text = text.lstrip(b" \t\n\r\v\f")
+    sign = -1 if text[:1] == b"-" else 1
+    if text[:1] in (b"-", b"+"):
+        text = text[1:]
+    digits = 0
+    while digits < len(text) and 48 <= text[digits] <= 57:
+        digits += 1
+    return sign * int(text[:digits]) if digits else 0
+
+
+def _needs_repr(name: bytes) -> bool:
+    """sdsneedsrepr()."""
+    return any(b in b'\\"\n\r\t\a\b' or b < 33 or b > 126 for b in name)
 
 
 def encode_command(argv: list[bytes]) -> bytes:
@@ -85,7 +237,10 @@ class AppendOnlyFile:
         self.buffer: list[bytes] = []
         self.selected_db = -1
         self.fd = -1
-        self.entries: list[ManifestEntry] = []
+        self.state = AOF_OFF  # server.aof_state
+        self.manifest = AofManifest()
+        self.manifest_loaded = False
+        self.flush_sleep_us = 0  # DEBUG AOF-FLUSH-SLEEP (server.aof_flush_sleep)
         self.last_fsync = time.time()
         self.rewrite_child = 0
         self.rewrite_started = 0.0
@@ -100,9 +255,9 @@ class AppendOnlyFile:
         self.next_rewrite_time = 0.0
         self.current_size = 0
         self.base_size = 0
-        self.enabled = False
         self.pending_fsync = False
         self.rewrites = 0
+        self.forks = 0
         self.consecutive_failures = 0
         self.last_rewrite_seconds = -1
         # Redis's bio thread: everysec fsyncs and closes of old files happen off the loop.
@@ -110,7 +265,15 @@ class AppendOnlyFile:
         self.fsync_in_flight = None
         self.last_timestamp = 0
 
+    @property
+    def enabled(self) -> bool:
+        return self.state != AOF_OFF
+
     # -- paths -------------------------------------------------------------------------
+
+    @property
+    def server_dir(self) -> str:
+        return self.server.config["dir"] or "."
 
     @property
     def directory(self) -> str:
@@ -131,6 +294,10 @@ class AppendOnlyFile:
     # -- propagation sink ----------------------------------------------------------------
 
     def feed(self, db_id: int, argv: list[bytes]) -> None:
+        if self.state != AOF_ON and not (self.state == AOF_WAIT_REWRITE and self.rewrite_child):
+            # feedAppendOnlyFile(): AOF_WAIT_REWRITE with no child yet (scheduled behind
+            # a BGSAVE) keeps nothing: the rewrite's base will hold it.
+            return
         if db_id != self.selected_db or self.config_values.get("aof-timestamp-enabled"):
             self._annotate(db_id)
         self.buffer.append(encode_command(argv))
@@ -153,6 +320,8 @@ class AppendOnlyFile:
         if not self.buffer or self.fd < 0:
             return
         data = b"".join(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
+        if self.flush_sleep_us:
+            time.sleep(self.flush_sleep_us / 1e6)  # flushAppendOnlyFile(): aof_flush_sleep
         written, error = _write_all(self.fd, data)
         if written != len(data):
             self._write_failed(data, written, error)
@@ -248,8 +417,8 @@ class AppendOnlyFile:
         """Runs whether or not appendonly is on (BGREWRITEAOF works either way): reap
         the rewrite child, start a rewrite that waited for a BGSAVE to end."""
         self._check_rewrite_child()
-        if self.rewrite_scheduled and not self.rewrite_child \
-                and not self.server.snapshots.child_pid and not self._rewrite_limited():
+        if self.rewrite_scheduled and not self.has_active_child() \
+                and not self._rewrite_limited():
             self.rewrite()
 
     def _fsync_done(self, error: int) -> None:
@@ -264,150 +433,420 @@ class AppendOnlyFile:
             self.pending_fsync = True  # the data is not known to be on disk: try again
         self.server.disk_errors.refresh()
 
+    # -- the manifest -------------------------------------------------------------------------
+
+    def load_manifest_from_disk(self) -> None:
+        """aofLoadManifestFromDisk(): no directory or no manifest is an empty manifest
+        (an upgrade from an old-style AOF, or a first start); a manifest that cannot be
+        read or parsed raises ManifestError (already logged; Redis exits)."""
+        self.manifest = AofManifest()
+        self.manifest_loaded = True
+        if not os.path.isdir(self.directory) or not os.path.exists(self.manifest_path):
+            return
+        try:
+            with open(self.manifest_path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            logger.warning(f"Fatal error: can't open the AOF manifest file "
+                           f"{self.manifest_path} for reading: {_strerror(exc)}")
+            raise ManifestError(_strerror(exc)) from None
+        try:
+            self.manifest = parse_manifest(data)
+        except ManifestError as exc:
+            exc.log()
+            raise
+
+    def load_manifest_at_startup(self) -> None:
+        """main(): the manifest is read (and its history files deleted) whatever
+        appendonly says, so a later CONFIG SET appendonly yes or BGREWRITEAOF continues
+        its sequence numbers; a bad manifest stops the start-up as Redis's exit(1)."""
+        try:
+            self.load_manifest_from_disk()
+        except ManifestError:
+            os._exit(1)
+        self.delete_history_files()
+
+    def _ensure_manifest(self) -> None:
+        if not self.manifest_loaded:
+            try:
+                self.load_manifest_from_disk()
+            except ManifestError as exc:
+                raise AOFError(exc.reason) from None
+
+    def persist_manifest(self, am: AofManifest) -> bool:
+        """persistAofManifest(): only when changed; a temp file, fsynced, renamed over
+        the manifest, the directory fsynced. False (logged) on failure."""
+        if not am.dirty:
+            return True
+        temp_name = "temp-" + self.prefix + ".manifest"
+        temp = self._path(temp_name)
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o644)
+        except OSError as exc:
+            logger.warning(f"Can't open the AOF manifest file {temp_name}: {_strerror(exc)}")
+            return False
+        try:
+            written, error = _write_all(fd, os.fsencode(am.text()))
+            if error is not None:
+                logger.warning(f"Error trying to write the temporary AOF manifest file "
+                               f"{temp_name}: {_strerror(error)}")
+                return False
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                logger.warning(f"Fail to fsync the temp AOF file {temp_name}: {_strerror(exc)}.")
+                return False
+            try:
+                os.replace(temp, self.manifest_path)
+            except OSError as exc:
+                logger.warning(f"Error trying to rename the temporary AOF manifest file "
+                               f"{temp_name} into {self.prefix}.manifest: {_strerror(exc)}")
+                return False
+        finally:
+            os.close(fd)
+        _fsync_dir(self.directory)
+        am.dirty = False
+        return True
+
+    def delete_history_files(self) -> bool:
+        """aofDelHistoryFiles(): unless aof-disable-auto-gc, the history files go (in
+        the background) and the manifest forgets them."""
+        am = self.manifest
+        if self.config_values.get("aof-disable-auto-gc") or not am.history:
+            return True
+        for info in am.history:
+            logger.notice(f"Removing the history file {info.name} in the background")
+            _unlink_quietly(self._path(info.name))  # bg_unlink(): the unlink itself is synchronous
+        am.history = []
+        am.dirty = True
+        return self.persist_manifest(am)
+
+    def apply_auto_gc(self, server, disabled) -> None:
+        """updateAofAutoGCEnabled(): turning the collection back on deletes at once."""
+        if not disabled:
+            self.delete_history_files()
+
     # -- start-up ---------------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Load the AOF if it exists, then open the incr file for appending.
-        Returns True when data was loaded from the AOF."""
-        self.enabled = True
-        loaded = False
-        if os.path.exists(self.manifest_path):
-            with open(self.manifest_path) as f:
-                self.entries = parse_manifest(f.read())
-            with rdb.paused_gc():
-                self._load_all()
-            loaded = True
-        else:
+        """main() with appendonly yes: read the manifest, load the files it names
+        (loadDataFromDisk()), then open the last incr file for appending (creating a
+        base first when there is no AOF at all). A failure logs Redis's lines and exits
+        the process, as Redis does. Returns True when data was loaded from the AOF."""
+        self.state = AOF_ON
+        try:
+            self.load_manifest_from_disk()
+        except ManifestError:
+            os._exit(1)
+        start = time.time()
+        with rdb.paused_gc():
+            status = self.load_files(self.manifest)
+        if status in (AOF_FAILED, AOF_OPEN_ERR):
+            os._exit(1)
+        if status != AOF_NOT_EXIST:
+            logger.notice("DB loaded from append only file: %.3f seconds" % (time.time() - start))
+        if not self._open_on_server_start():
+            os._exit(1)
+        self.delete_history_files()
+        return status in (AOF_OK, AOF_TRUNCATED)
+
+    def _open_on_server_start(self) -> bool:
+        """aofOpenIfNeededOnServerStart(): a base of the (empty) dataset when there is
+        no AOF yet, then the last incr file (or a new one) opened for appending."""
+        am = self.manifest
+        try:
             os.makedirs(self.directory, exist_ok=True)
-            # No AOF yet: the current dataset (perhaps loaded from an RDB) becomes the base.
-            self.entries = []
-            self._write_base_sync()
-        incrs = [e for e in self.entries if e.type == TYPE_INCR]
-        if incrs:
-            self._open_last_incr(incrs[-1])
+        except OSError as exc:
+            logger.warning(f"Can't open or create append-only dir {self.directory}: "
+                           f"{_strerror(exc)}")
+            return False
+        had_incrs = bool(am.incrs)
+        if am.base is None and not am.incrs:
+            name = am.new_base_name(self.prefix, self._rdb_preamble())
+            if not self._rewrite_to_file(self._path(name)):
+                return False
+            logger.notice(f"Creating AOF base file {name} on server start")
+        name = am.last_incr_name(self.prefix)
+        try:
+            self.fd = os.open(self._path(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            logger.warning(f"Can't open the append-only file {name}: {_strerror(exc)}")
+            return False
+        if not self.persist_manifest(am):
+            return False
+        self.incr_size = os.fstat(self.fd).st_size
+        if had_incrs:
+            logger.notice(f"Opening AOF incr file {name} on server start")
         else:
-            self._open_new_incr()
-        return loaded
+            logger.notice(f"Creating AOF incr file {name} on server start")
+        return True
 
     def reload(self) -> None:
         """DEBUG LOADAOF (debug.c): flush what is buffered, empty the dataset, read the
         manifest from disk again and replay every file, as a start-up load would. The
-        replayed commands go nowhere (loading propagates nothing); a manifest that is
-        missing or names a missing file raises AOFError (Redis exits)."""
+        replayed commands go nowhere (loading propagates nothing). Raises AOFError
+        (logged; Redis exits) unless the files loaded or were empty."""
         server = self.server
-        if self.enabled:
+        if self.state == AOF_ON:
             self.flush()
         for db in server.dbs:
             db.flush()
         server.functions_engine.flush()  # emptyData() takes the libraries too
-        if not os.path.exists(self.manifest_path):
-            raise AOFError("The AOF manifest file doesn't exist")
-        with open(self.manifest_path) as f:
-            self.entries = parse_manifest(f.read())
-        self.current_size = 0
+        try:
+            self.load_manifest_from_disk()
+        except ManifestError as exc:
+            raise AOFError(exc.reason) from None
+        self.delete_history_files()
         propagation = server.propagation
         sinks, propagation.sinks = propagation.sinks, []
         try:
             with rdb.paused_gc():
-                self._load_all()
+                status = self.load_files(self.manifest)
         finally:
             propagation.sinks = sinks
+        if status not in (AOF_OK, AOF_EMPTY):
+            raise AOFError("the AOF could not be loaded")
 
-    def _load_all(self) -> None:
-        start = time.time()
-        keys_before = sum(len(db.data) for db in self.server.dbs)
-        for entry in self.entries:
-            if entry.type == TYPE_HIST:
-                continue
-            path = self._path(entry.name)
-            if not os.path.exists(path):
-                raise AOFError(f"The AOF file {entry.name} doesn't exist")
+    def load_files(self, am: AofManifest) -> int:
+        """loadAppendOnlyFiles(): the base, then each incr file, in order. Only the last
+        file may be truncated (aof-load-truncated)."""
+        old_style = os.path.join(self.server_dir, self.prefix)
+        if os.path.exists(old_style):
+            base = am.base
+            if (not os.path.isdir(self.directory)
+                    or (base is None and not am.incrs)
+                    or (base is not None and not am.incrs and base.name == self.prefix
+                        and not os.path.exists(self._path(self.prefix)))):
+                if not self._upgrade_prepare(am):
+                    return AOF_FAILED
+        if am.base is None and not am.incrs:
+            return AOF_NOT_EXIST
+        total_num = am.files_num()
+        total_size = 0
+        for info in ([am.base] if am.base else []) + am.incrs:
+            size, status = self.file_size(info.name)
+            if status != AOF_OK:
+                # A file the manifest names but the disk lacks is fatal.
+                return AOF_FAILED if status == AOF_NOT_EXIST else status
+            total_size += size
+        if total_size == 0:
+            return AOF_EMPTY
+        self.current_size = 0
+        base_size = 0
+        number = 0
+        status = AOF_OK
+        for info in ([am.base] if am.base else []) + am.incrs:
+            kind = "base" if info is am.base else "incr"
+            if info is am.base:
+                base_size, _ = self.file_size(info.name)
+            number += 1
+            last_file = number == total_num
+            start = time.time()
+            status = self._load_single_file(info.name)
+            if status == AOF_OK or (status == AOF_TRUNCATED and last_file):
+                logger.notice(f"DB loaded from {kind} file {info.name}: "
+                              "%.3f seconds" % (time.time() - start))
+            if status == AOF_EMPTY and kind == "incr":
+                # Some file has data (total_size > 0): an empty incr file is fine.
+                status = AOF_OK
+            if status == AOF_TRUNCATED and not last_file:
+                status = AOF_FAILED
+                logger.warning("Fatal error: the truncated file is not the last file")
+            if status in (AOF_OPEN_ERR, AOF_FAILED):
+                return status
+        self.current_size = total_size
+        # Not persisted anywhere: the base alone, so the first automatic rewrite may
+        # come early (as Redis says of aof_rewrite_base_size after a restart).
+        self.base_size = base_size
+        return status
+
+    def file_size(self, name: str) -> tuple[int, int]:
+        """getAppendOnlyFileSize(): (size, status); a stat failure is logged."""
+        try:
+            return os.stat(self._path(name)).st_size, AOF_OK
+        except OSError as exc:
+            logger.warning(f"Unable to obtain the AOF file {name} length. stat: "
+                           f"{_strerror(exc)}")
+            return 0, AOF_NOT_EXIST if exc.errno == errno.ENOENT else AOF_OPEN_ERR
+
+    def _upgrade_prepare(self, am: AofManifest) -> bool:
+        """aofUpgradePrepare(): an old-style AOF (appendfilename in dir) becomes the base
+        of a manifest in appenddirname: the manifest first, then the file moved, so an
+        interrupted upgrade is simply done again at the next start."""
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as exc:
+            logger.warning(f"Can't open or create append-only dir {self.directory}: "
+                           f"{_strerror(exc)}")
+            return False
+        am.base = AofInfo(self.prefix, 1, TYPE_BASE)
+        am.base_seq = 1
+        am.dirty = True
+        if not self.persist_manifest(am):
+            return False
+        try:
+            os.rename(os.path.join(self.server_dir, self.prefix), self._path(self.prefix))
+        except OSError as exc:
+            logger.warning(f"Error trying to move the old AOF file {self.prefix} into dir "
+                           f"{self.config_values.get('appenddirname')}: {_strerror(exc)}")
+            return False
+        logger.notice(f"Successfully migrated an old-style AOF file ({self.prefix}) into the "
+                      f"AOF directory ({self.config_values.get('appenddirname')}).")
+        return True
+
+    def _load_single_file(self, name: str) -> int:
+        """loadSingleAppendOnlyFile(): an RDB part (a base, or an old-style preamble)
+        then RESP commands, replayed by a client without a socket. Its results and log
+        lines are Redis's; a short read is truncated away with aof-load-truncated."""
+        path = self._path(name)
+        try:
             with open(path, "rb") as f:
                 data = f.read()
-            last = entry is self.entries[-1]
-            if data.startswith(b"REDIS"):
+        except OSError as exc:
+            if os.path.exists(path) or exc.errno != errno.ENOENT:
+                logger.warning(f"Fatal error: can't open the append log file {name} for "
+                               f"reading: {_strerror(exc)}")
+                return AOF_OPEN_ERR
+            logger.warning(f"The append log file {name} doesn't exist: {_strerror(exc)}")
+            return AOF_NOT_EXIST
+        if not data:
+            return AOF_EMPTY
+        pos = 0
+        if data.startswith(b"REDIS"):
+            old_style = name == self.prefix
+            logger.notice("Reading RDB preamble from AOF file..." if old_style
+                          else "Reading RDB base file on AOF loading...")
+            try:
                 from .snapshot import load_functions
 
                 # Packed as a start-up RDB load is (small collections until first read).
                 load_functions(self.server, rdb.load_snapshot(data, self.server.dbs,
                                                               packed=True))
-                logger.notice(f"Reading RDB base file on AOF loading...")
-            else:
-                self._replay(data, entry.name, last)
-            if entry.type == TYPE_BASE:
-                self.base_size = len(data)
-            self.current_size += len(data)
-            logger.notice(f"DB loaded from {'base' if entry.type == TYPE_BASE else 'incr'} "
-                          f"file {entry.name}: %.3f seconds" % (time.time() - start))
-        keys = sum(len(db.data) for db in self.server.dbs) - keys_before
-        logger.notice("DB loaded from append only file: %.3f seconds (%d keys)"
-                      % (time.time() - start, keys))
+            except rdb.RDBError as exc:
+                logger.warning(f"Error reading the RDB {'preamble of the AOF file' if old_style else 'base file'} "
+                               f"{name}, AOF loading aborted")
+                # Not truncated away even with aof-load-truncated (Redis would cut the
+                # file at offset 0): a damaged base is never silently dropped.
+                logger.warning(f"Unrecoverable error reading the append only file {name}: "
+                               f"{exc}")
+                return AOF_FAILED
+            if not old_style:
+                return AOF_OK  # a base file is the RDB alone
+            pos = rdb_length(data)
+            logger.notice("Reading the remaining AOF tail...")
+        return self._replay(data, pos, name)
 
-    def _replay(self, data: bytes, name: str, is_last: bool) -> None:
+    def _replay(self, data: bytes, pos: int, name: str) -> int:
+        """The RESP part of loadSingleAppendOnlyFile(), read as its fgets()/fread() do."""
         from ..protocol.errors import CommandError
 
-        parser = RequestParser()
-        parser.limits.proto_max_bulk_len = 2**62
-        parser.feed(data)
-        commands = parser.parse()
-        leftover = parser.incomplete_bytes()
-        if parser.error is not None:
-            raise AOFError(f"Bad file format reading the append only file {name}: {parser.error}")
-        if leftover:
-            if not (is_last and self.server.config.values.get("aof-load-truncated", True)):
-                raise AOFError(f"Unexpected end of file reading the append only file {name}")
-            logger.warning(f"!!! Warning: short read while loading the AOF file {name}!!! "
-                           f"AOF loaded anyway because aof-load-truncated is enabled; "
-                           f"truncating {leftover} bytes")
-            with open(self._path(name), "r+b") as f:
-                f.truncate(len(data) - leftover)
-        client = Session(self.server, 0, addr="aof")  # the AOF client: no replies
+        server = self.server
+        truncated_ok = self.config_values.get("aof-load-truncated", True)
+        client = Session(server, 0, addr="aof")  # the AOF client: no replies
         client.run_as_server()
         client.loading = True
-        for argv in commands:
-            if len(argv) == 1 and argv[0].startswith(b"#"):
-                continue  # an annotation (#TS:...), not a command
-            reply = self.server.execute(client, argv)
+        valid_up_to = valid_before_multi = pos
+        size = len(data)
+        commands = server.commands
+        failure = None
+        while pos < size:
+            line, pos = _read_line(data, pos)
+            first = line[:1]
+            if first == b"#":
+                continue  # an annotation (#TS:...)
+            if first != b"*":
+                failure = "format"
+                break
+            if len(line) == 1:
+                failure = "eof"
+                break
+            argc = _atoll(line[1:])
+            if argc < 1:
+                failure = "format"
+                break
+            argv = []
+            for _ in range(argc):
+                if pos >= size:
+                    failure = "eof"
+                    break
+                line, pos = _read_line(data, pos)
+                if line[:1] != b"$":
+                    failure = "format"
+                    break
+                length = _atoll(line[1:])
+                if length < 0 or pos + length > size:
+                    failure = "eof"
+                    break
+                argv.append(data[pos : pos + length])
+                pos += length
+                if pos + 2 > size:  # the CRLF, read and not checked
+                    failure = "eof"
+                    break
+                pos += 2
+            if failure:
+                break
+            spec = commands.get(argv[0].lower())
+            if spec is not None and spec.subcommands and len(argv) > 1 \
+                    and argv[1].lower() not in spec.subcommands:
+                spec = None  # lookupCommand(): an unknown subcommand is no command
+            if spec is None:
+                logger.warning(f"Unknown command '{argv[0].decode('utf-8', 'replace')}' "
+                               f"reading the append only file {name}")
+                return AOF_FAILED
+            if client.multi is None and argv[0].lower() == b"multi":
+                valid_before_multi = valid_up_to
+            reply = server.execute(client, argv)
             if isinstance(reply, CommandError):
                 logger.warning(f"Error replaying AOF command {argv[0]!r}: {reply.message}")
+            valid_up_to = pos
+        if failure is None and client.multi is not None:
+            # The protocol is whole but the transaction never ended: drop its tail.
+            logger.warning(f"Revert incomplete MULTI/EXEC transaction in AOF file {name}")
+            valid_up_to = valid_before_multi
+            failure = "eof"
+        if failure is None:
+            return AOF_OK
+        if failure == "format":
+            logger.warning(f"Bad file format reading the append only file {name}: make a "
+                           "backup of your AOF file, then use ./redis-check-aof --fix "
+                           "<filename.manifest>")
+            return AOF_FAILED
+        if truncated_ok:
+            logger.warning(f"!!! Warning: short read while loading the AOF file {name}!!!")
+            logger.warning(f"!!! Truncating the AOF {name} at offset {valid_up_to} !!!")
+            try:
+                os.truncate(self._path(name), valid_up_to)
+            except OSError as exc:
+                logger.warning(f"Error truncating the AOF file {name}: {_strerror(exc)}")
+            else:
+                logger.warning(f"AOF {name} loaded anyway because aof-load-truncated is "
+                               "enabled")
+                return AOF_TRUNCATED
+        logger.warning(f"Unexpected end of file reading the append only file {name}. You can: "
+                       "1) Make a backup of your AOF file, then use ./redis-check-aof --fix "
+                       "<filename.manifest>. 2) Alternatively you can set the "
+                       "'aof-load-truncated' configuration option to yes and restart the "
+                       "server.")
+        return AOF_FAILED
 
     # -- files ---------------------------------------------------------------------------------
 
-    def _next_seq(self, kind: str) -> int:
-        return max((e.seq for e in self.entries if e.type == kind), default=0) + 1
-
-    def _write_manifest(self, entries: list[ManifestEntry] | None = None) -> None:
-        """persistAofManifest(): a temp file, fsynced, renamed over the manifest, the
-        directory fsynced. Raises OSError (after removing the temp file) on failure."""
-        temp = os.path.join(self.directory, "temp-" + self.prefix + ".manifest")
-        try:
-            with open(temp, "w") as f:
-                for entry in self.entries if entries is None else entries:
-                    f.write(entry.line())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, self.manifest_path)
-        except OSError as exc:
-            logger.warning(f"Error trying to write the temporary AOF manifest file "
-                           f"{os.path.basename(temp)}: {_strerror(exc)}")
-            _unlink_quietly(temp)
-            raise
-        _fsync_dir(self.directory)
-
-    def _base_name(self, seq: int) -> str:
-        preamble = self.server.config.values.get("aof-use-rdb-preamble", True)
-        return f"{self.prefix}.{seq}.base.{'rdb' if preamble else 'aof'}"
+    def _rdb_preamble(self) -> bool:
+        return bool(self.config_values.get("aof-use-rdb-preamble", True))
 
     def _write_base_file(self, path: str) -> None:
         """Write a base (the dataset as RDB or as commands) to path, fsynced; on any
         failure the partial file is removed before the error propagates."""
         try:
             with open(path, "wb") as f:
-                if self.server.config.values.get("aof-use-rdb-preamble", True):
+                if self._rdb_preamble():
                     rdb.dump_snapshot(self.server.dbs, f, aux={b"aof-base": b"1"},
                                       functions=self.server.functions_engine.codes(),
                                       key_delay_us=self.server.config["rdb-key-save-delay"])
                 else:
+                    if self.config_values.get("aof-timestamp-enabled"):
+                        # rewriteAppendOnlyFileRio(): the base starts with its time.
+                        f.write(b"#TS:%d\r\n" % int(time.time()))
                     # rewriteFunctions(): one FUNCTION LOAD per library, before the dbs.
                     for code in self.server.functions_engine.codes():
                         f.write(encode_command([b"FUNCTION", b"LOAD", code]))
@@ -419,35 +858,49 @@ class AppendOnlyFile:
             _unlink_quietly(path)
             raise
 
-    def _write_base_sync(self) -> None:
-        seq = self._next_seq(TYPE_BASE)
-        name = self._base_name(seq)
-        temp = self._path(name) + ".tmp"
-        self._write_base_file(temp)
-        os.replace(temp, self._path(name))
-        self.entries = [e for e in self.entries if e.type != TYPE_BASE]
-        self.entries.insert(0, ManifestEntry(name, seq, TYPE_BASE))
-        self.base_size = os.path.getsize(self._path(name))
+    def _rewrite_to_file(self, path: str) -> bool:
+        """rewriteAppendOnlyFile(): a temp file in dir renamed to path once whole."""
+        temp = os.path.join(self.server_dir, "temp-rewriteaof-%d.aof" % os.getpid())
+        try:
+            self._write_base_file(temp)
+        except OSError as exc:
+            logger.warning(f"Write error writing append only file on disk: {_strerror(exc)}")
+            return False
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            logger.warning("Error moving temp append only file on the final destination: "
+                           f"{_strerror(exc)}")
+            _unlink_quietly(temp)
+            return False
+        return True
 
-    def _open_new_incr(self) -> None:
-        """openNewIncrAofForAppend(): the new file and the manifest naming it first; only
-        once both exist does the server switch to them (raises OSError, changing
-        nothing, when either fails)."""
-        seq = self._next_seq(TYPE_INCR)
-        name = f"{self.prefix}.{seq}.incr.aof"
-        entries = self.entries + [ManifestEntry(name, seq, TYPE_INCR)]
+    def _temp_incr_name(self) -> str:
+        return "temp-" + self.prefix + ".incr"  # getTempIncrAofName()
+
+    def open_new_incr(self) -> bool:
+        """openNewIncrAofForAppend(): with the AOF on, a new incr file and the manifest
+        naming it, both or neither (False, logged, nothing changed); while waiting for
+        the first rewrite, the temp incr file that collects writes until it is done."""
+        if self.state == AOF_OFF:
+            return True
+        temp_am = None
+        if self.state == AOF_WAIT_REWRITE:
+            name = self._temp_incr_name()
+        else:
+            temp_am = self.manifest.dup()
+            name = temp_am.new_incr_name(self.prefix)
         try:
             fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
                          0o644)
         except OSError as exc:
             logger.warning(f"Can't open the append-only file {name}: {_strerror(exc)}")
-            raise
-        try:
-            self._write_manifest(entries)
-        except OSError:
+            return False
+        if temp_am is not None and not self.persist_manifest(temp_am):
             os.close(fd)
             _unlink_quietly(self._path(name))
-            raise
+            return False
+        logger.notice(f"Creating AOF incr file {name} on background rewrite")
         if self.fd >= 0:
             # In everysec a late fsync is fine as long as it happens; in always the old
             # file is already synced (openNewIncrAofForAppend()).
@@ -455,36 +908,49 @@ class AppendOnlyFile:
             self.last_fsync = time.time()
         self.fd = fd
         self.incr_size = 0
-        self.entries = entries
-        self.selected_db = -1
-
-    def _open_last_incr(self, entry: ManifestEntry) -> None:
-        # Keep appending to the last incr file, as Redis does after a restart.
-        self.fd = os.open(self._path(entry.name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.incr_size = os.fstat(self.fd).st_size
+        if temp_am is not None:
+            self.manifest = temp_am
+        return True
 
     # -- rewrite (BGREWRITEAOF) -------------------------------------------------------------------
+
+    def has_active_child(self) -> bool:
+        """hasActiveChildProcess(): a rewrite, a BGSAVE or an RDB for replicas."""
+        return bool(self.rewrite_child or self.server.snapshots.child_pid
+                    or self.server.replicas.fork is not None)
 
     def _temp_base_path(self, pid: int) -> str:
         # rewriteAppendOnlyFileBackground(): the child's file, in the server's dir,
         # renamed into appenddirname by the parent once the child succeeded.
-        return os.path.join(self.server.config["dir"] or ".", "temp-rewriteaof-bg-%d.aof" % pid)
+        return os.path.join(self.server_dir, "temp-rewriteaof-bg-%d.aof" % pid)
 
     def rewrite(self) -> bool:
-        """Fork a child writing a new base; the parent switches to a new incr file now,
-        so nothing written meanwhile is lost or needs merging (Redis 7's design).
-        False (logged, aof_last_bgrewrite_status err) when it could not start."""
-        self.selected_db = -1
-        self.flush()
+        """rewriteAppendOnlyFileBackground(): fork a child writing a new base; the
+        parent switches to a new incr file now, so nothing written meanwhile is lost or
+        needs merging (Redis 7's design). False (logged, aof_last_bgrewrite_status err)
+        when it could not start."""
+        if self.has_active_child():
+            return False
+        self._ensure_manifest()
         try:
             os.makedirs(self.directory, exist_ok=True)
-            self._open_new_incr()
+        except OSError as exc:
+            logger.warning(f"Can't open or create append-only dir {self.directory}: "
+                           f"{_strerror(exc)}")
+            self.last_rewrite_ok = False
+            return False
+        self.selected_db = -1  # the next write starts with a SELECT
+        self.flush()
+        if not self.open_new_incr():
+            self.last_rewrite_ok = False
+            return False
+        self.rewrites += 1  # stat_aof_rewrites counts the rewrites started
+        try:
             pid = os.fork()
         except OSError as exc:
-            if exc.filename is None:
-                logger.warning("Can't rewrite append only file in background: fork: "
-                               f"{_strerror(exc)}")
             self.last_rewrite_ok = False
+            logger.warning(f"Can't rewrite append only file in background: fork: "
+                           f"{_strerror(exc)}")
             return False
         if pid == 0:
             self.server.enter_child()
@@ -499,10 +965,10 @@ class AppendOnlyFile:
                                    f"{_strerror(exc)}")
                 code = 1
             os._exit(code)
+        self.forks += 1  # part of INFO's total_forks
         self.rewrite_child = pid
         self.rewrite_started = time.time()
         self.rewrite_scheduled = False
-        self._incr_at_fork = self.entries[-1]
         logger.notice(f"Background append only file rewriting started by pid {pid}")
         return True
 
@@ -515,62 +981,99 @@ class AppendOnlyFile:
             pid, status = self.rewrite_child, 1 << 8
         if pid == 0:
             return
+        self._rewrite_done(pid, status)
+
+    def _rewrite_done(self, pid: int, status: int) -> None:
+        """backgroundRewriteDoneHandler()."""
         self.rewrite_child = 0
-        self.last_rewrite_seconds = int(time.time() - self.rewrite_started)
-        temp = self._temp_base_path(pid)
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 or not self._install_new_base(temp):
-            _unlink_quietly(temp)  # aofRemoveTempFile(): never left to fill the disk
+        if code == 0:
+            logger.notice("Background AOF rewrite terminated with success")
+            if self._install_new_base(pid):
+                self.last_rewrite_ok = True
+                self.consecutive_failures = 0
+                logger.notice("Background AOF rewrite finished successfully")
+                if self.state == AOF_WAIT_REWRITE:
+                    self.state = AOF_ON
+            else:
+                self.last_rewrite_ok = False
+                self.consecutive_failures += 1
+        elif code > 0:
             self.last_rewrite_ok = False
             self.consecutive_failures += 1
-            if code < 0:
-                logger.warning(f"Background AOF rewrite terminated by signal {-code}")
-            elif code > 0:
-                logger.warning("Background AOF rewrite terminated with error")
-            return
-        self.last_rewrite_ok = True
-        self.rewrites += 1
-        self.consecutive_failures = 0
-        logger.notice("Background AOF rewrite terminated with success")
-        logger.notice("Background AOF rewrite finished successfully")
+            logger.warning("Background AOF rewrite terminated with error")
+        else:
+            if -code != signal.SIGUSR1:  # the way to stop a child without an error
+                self.last_rewrite_ok = False
+                self.consecutive_failures += 1
+            logger.warning(f"Background AOF rewrite terminated by signal {-code}")
+        self._remove_temp_files(pid)
+        if self.state == AOF_WAIT_REWRITE:
+            self.buffer.clear()
+            name = self._temp_incr_name()
+            logger.notice(f"Removing the temp incr aof file {name} in the background")
+            _unlink_quietly(self._path(name))  # bg_unlink(): the unlink itself is synchronous
+        self.last_rewrite_seconds = int(time.time() - self.rewrite_started)
+        if self.state == AOF_WAIT_REWRITE:
+            self.rewrite_scheduled = True  # until the AOF is on, try again
 
-    def _install_new_base(self, temp: str) -> bool:
-        """backgroundRewriteDoneHandler(): rename the child's file to the next base and
-        persist a manifest that drops the files it replaces; False on any failure,
-        with the old manifest (and so the old files) still in force."""
-        seq = self._next_seq(TYPE_BASE)
-        name = self._base_name(seq)
-        keep_from = self.entries.index(self._incr_at_fork)
-        obsolete = self.entries[:keep_from]
-        entries = [ManifestEntry(name, seq, TYPE_BASE)] + self.entries[keep_from:]
+    def _remove_temp_files(self, pid: int) -> None:
+        """aofRemoveTempFile(): never left to fill the disk."""
+        _unlink_quietly(self._temp_base_path(pid))
+        _unlink_quietly(os.path.join(self.server_dir, "temp-rewriteaof-%d.aof" % pid))
+
+    def _install_new_base(self, pid: int) -> bool:
+        """backgroundRewriteDoneHandler()'s success: the child's file becomes the next
+        base (and, while waiting for the first rewrite, the temp incr file the next
+        incr), the files the base covers become history, the manifest is persisted;
+        False on any failure, with the old manifest (and so the old files) in force."""
+        temp = self._temp_base_path(pid)
+        temp_am = self.manifest.dup()
+        name = temp_am.new_base_name(self.prefix, self._rdb_preamble())
         try:
-            os.replace(temp, self._path(name))
+            os.rename(temp, self._path(name))
         except OSError as exc:
-            logger.warning(f"Error trying to rename the temporary AOF file {os.path.basename(temp)} "
-                           f"into {name}: {_strerror(exc)}")
+            logger.warning(f"Error trying to rename the temporary AOF base file "
+                           f"{os.path.basename(temp)} into {name}: {_strerror(exc)}")
             return False
-        try:
-            self._write_manifest(entries)
-        except OSError:
+        logger.notice(f"Successfully renamed the temporary AOF base file "
+                      f"{os.path.basename(temp)} into {name}")
+        new_incr = None
+        if self.state == AOF_WAIT_REWRITE:
+            temp_incr = self._temp_incr_name()
+            new_incr = temp_am.new_incr_name(self.prefix)
+            try:
+                os.rename(self._path(temp_incr), self._path(new_incr))
+            except OSError as exc:
+                logger.warning(f"Error trying to rename the temporary AOF incr file "
+                               f"{temp_incr} into {new_incr}: {_strerror(exc)}")
+                _unlink_quietly(self._path(name))
+                return False
+            logger.notice(f"Successfully renamed the temporary AOF incr file {temp_incr} "
+                          f"into {new_incr}")
+        temp_am.mark_rewritten_incrs_as_history(keep_last=self.fd >= 0)
+        if not self.persist_manifest(temp_am):
             _unlink_quietly(self._path(name))
+            if new_incr is not None:
+                _unlink_quietly(self._path(new_incr))
             return False
-        self.entries = entries
-        for entry in obsolete:
-            _unlink_quietly(self._path(entry.name))
-        self.base_size = os.path.getsize(self._path(name))
-        self.current_size = self.base_size + sum(
-            os.path.getsize(self._path(e.name)) for e in self.entries if e.type == TYPE_INCR)
+        self.manifest = temp_am
+        if self.state != AOF_OFF:
+            self.current_size = self.file_size(name)[0] + self.incr_size
+            self.base_size = self.current_size
+        self.delete_history_files()
         return True
+
 
     def _maybe_auto_rewrite(self) -> None:
         config = self.server.config.values
         percentage = config.get("auto-aof-rewrite-percentage", 100)
         min_size = config.get("auto-aof-rewrite-min-size", 64 * 1024 * 1024)
-        if self.rewrite_child or not percentage or self.current_size < min_size \
-                or self.server.snapshots.child_pid:
+        if self.state != AOF_ON or not percentage or self.current_size <= min_size \
+                or self.has_active_child():
             return
         base = self.base_size or 1
-        growth = (self.current_size - base) * 100 // base
+        growth = self.current_size * 100 // base - 100
         if growth >= percentage and not self._rewrite_limited():
             logger.notice(f"Starting automatic rewriting of AOF on {growth}% growth")
             self.rewrite()
@@ -606,11 +1109,19 @@ class AppendOnlyFile:
             os.waitpid(child, 0)
         except OSError:
             pass
-        _unlink_quietly(self._temp_base_path(child))
+        self._remove_temp_files(child)
         self.rewrite_child = 0
 
     def shutdown_hook(self, flags) -> None:
+        """prepareForShutdown()'s AOF part: kill a rewrite (the AOF we have holds the
+        whole dataset anyway), except the first one after CONFIG SET appendonly yes:
+        until it ends there is no AOF, so the server refuses to exit without FORCE."""
         if self.rewrite_child:
+            if self.state == AOF_WAIT_REWRITE:
+                if "force" in flags:
+                    logger.warning("Writing initial AOF. Exit anyway.")
+                else:
+                    raise AOFError("Writing initial AOF, can't exit.")
             logger.warning("There is a child rewriting the AOF. Killing it!")
             self.kill_rewrite_child()
         if self.fd >= 0:
@@ -693,33 +1204,88 @@ def stream_as_commands(key: bytes, s) -> list[list[bytes]]:
 
 
 def apply_appendonly(server, value) -> None:
-    """CONFIG SET appendonly: yes builds the AOF (a base of the current dataset) before
-    logging to it, as Redis's startAppendOnly does; no stops logging."""
+    """CONFIG SET appendonly: startAppendOnly() / stopAppendOnly()."""
     aof = server.aof
     if value and not aof.enabled:
-        os.makedirs(aof.directory, exist_ok=True)
-        if os.path.exists(aof.manifest_path):
-            with open(aof.manifest_path) as f:
-                aof.entries = parse_manifest(f.read())
-        # A new incr file now, a new base from the forked child (startAppendOnly()).
+        _start_appendonly(server, aof)
+    elif not value and aof.enabled:
+        _stop_appendonly(server, aof)
+
+
+def _start_appendonly(server, aof) -> None:
+    """startAppendOnly(): nothing is logged until the first rewrite's base exists
+    (AOF_WAIT_REWRITE); writes meanwhile go to a temp incr file while its child runs."""
+    try:
+        aof._ensure_manifest()
+    except AOFError as exc:
+        raise ConfigError(f"Unable to turn on AOF. Check server logs. ({exc})") from None
+    aof.state = AOF_WAIT_REWRITE
+    if aof.has_active_child() and not aof.rewrite_child:
+        aof.rewrite_scheduled = True
+        logger.warning("AOF was enabled but there is already another background operation. "
+                       "An AOF background was scheduled to start when possible.")
+    else:
+        if aof.rewrite_child:
+            logger.warning("AOF was enabled but there is already an AOF rewriting in "
+                           "background. Stopping background AOF and starting a rewrite now.")
+            aof.kill_rewrite_child()
         if not aof.rewrite():
+            aof.state = AOF_OFF
             logger.warning("Redis needs to enable the AOF but can't trigger a background AOF "
                            "rewrite operation. Check the above logs for more info about the "
                            "error.")
             raise ConfigError("Unable to turn on AOF. Check server logs.")
-        aof.enabled = True
-        server.enable_aof_logging()
-    elif not value and aof.enabled:
-        aof.flush()
-        aof.kill_rewrite_child()  # stopAppendOnly()
-        aof.enabled = False
-        server.disable_aof_logging()
-        # stopAppendOnly(): what could not be written is dropped with the AOF itself,
-        # and its write error no longer stops writes.
-        aof.buffer.clear()
-        aof.last_write_ok = True
+    aof.last_fsync = time.time()
+    # A write error of the AOF before it was turned off no longer stops writes.
+    if aof.fsync_errno:
+        logger.warning("AOF reopen, just ignore the AOF fsync error in bio job")
         aof.fsync_errno = 0
-        server.disk_errors.refresh()
+    if not aof.last_write_ok:
+        logger.warning("AOF reopen, just ignore the last error.")
+        aof.last_write_ok = True
+    server.disk_errors.refresh()
+    server.enable_aof_logging()
+
+
+def _stop_appendonly(server, aof) -> None:
+    """stopAppendOnly(): flush and fsync what is buffered, close the incr file, stop a
+    rewrite; what could not be written is dropped with the AOF itself."""
+    aof.flush()
+    if aof.fd >= 0:
+        try:
+            os.fsync(aof.fd)
+            aof.last_fsync = time.time()
+        except OSError as exc:
+            logger.warning(f"Fail to fsync the AOF file: {_strerror(exc)}")
+        os.close(aof.fd)
+    aof.fd = -1
+    aof.selected_db = -1
+    aof.state = AOF_OFF
+    aof.rewrite_scheduled = False
+    aof.incr_size = 0
+    aof.kill_rewrite_child()
+    aof.buffer.clear()
+    server.disable_aof_logging()
+    aof.last_write_ok = True
+    aof.fsync_errno = 0
+    server.disk_errors.refresh()
+
+
+def rdb_length(data: bytes) -> int:
+    """Where the RDB preamble of an old-style AOF ends (its tail of commands follows),
+    found as redis-check-rdb walks it."""
+    from .tools import rdb_preamble_length
+
+    return rdb_preamble_length(data)
+
+
+def _read_line(data: bytes, pos: int) -> tuple[bytes, int]:
+    """fgets() with the loader's buffer: up to and including a newline, at most
+    AOF_ANNOTATION_LINE_MAX_LEN - 1 bytes."""
+    limit = pos + ANNOTATION_LINE_MAX_LEN - 1
+    newline = data.find(b"\n", pos, limit)
+    end = newline + 1 if newline >= 0 else min(len(data), limit)
+    return data[pos:end], end
 
 
 def _write_all(fd: int, data: bytes) -> tuple[int, OSError | None]:

@@ -1072,6 +1072,20 @@ _BLOB_CHECKS = {
 }
 
 
+def rdb_preamble_length(data: bytes) -> int:
+    """How many bytes of data the RDB preamble of an old-style AOF takes (the server's
+    loader continues with the commands after it). The file already loaded, so the walk
+    only measures; its output is discarded."""
+    import io
+
+    check = RDBCheck(data, _Out(io.BytesIO()))
+    try:
+        check.run()
+    except _Exit:
+        pass
+    return check.pos
+
+
 def check_rdb(path: str, stream=None) -> int:
     """redis-check-rdb FILE: its report on stdout, its exit code."""
     out = _Out(stream)
