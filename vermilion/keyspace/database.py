@@ -114,6 +114,11 @@ class Database:
                     if not server.master_link.write_lookups:
                         return None
                     # ...but a write on a writable replica deletes it (LOOKUP_WRITE).
+                if server is not None and server.pause_until:
+                    # expireIfNeeded(): while clients are paused the key reads as
+                    # expired but stays (checkClientPauseTimeoutAndReturnIfPaused()),
+                    # so that no DEL is propagated while writes are paused.
+                    return None
                 self.expire_now(key)
                 return None
         return self.data.get(key)
