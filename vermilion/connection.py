@@ -22,12 +22,13 @@ import socket
 import sys
 import time
 
-from .commands.dispatch import process_command
+from .commands.dispatch import internal_error, process_command
 from .keyspace.blocking import BLOCKED
 from .log import logger
 from .protocol.encode import (_ENCODERS, _SMALL_INTS, NO_REPLY, NULL_ARRAY, BulkStrings, Raw,
                               Verbatim, _encode)
 from .protocol.errors import CommandError
+from .propagate import propagate
 from .protocol.parser import RequestParser
 from .session import Session
 
@@ -158,26 +159,73 @@ class Connection(Session, asyncio.Protocol):
         server = self.server
         parser = self.parser
         ready = server.blocking.ready  # keys that a write made ready for blocked clients
+        spelled = server.commands.spellings.get
+        sinks = server.propagation.sinks
+        tracking = server.tracking
         out: list[bytes] = []  # one piece per reply
         append = out.append
         unsent = 0  # bytes in out
-        self.clock = _perf()  # the first command's start (see Session.clock)
+        lean = self._lean_allowed(server)
+        slow_from = server._slowlog_threshold
+        processed = 0  # lean commands not yet in total_commands_processed
+        clock = _perf()  # the first command's start (see Session.clock)
         for i, argv in enumerate(commands):
-            if server.pause_until and server.must_postpone(self, argv):
-                # CLIENT PAUSE: this command and the rest of the batch wait for unpause.
-                self.postponed = commands[i:]
-                server.postpone(self)
-                break
-            reply = process_command(self, argv)
-            if reply is BLOCKED:
-                self._hold_while_blocked(commands[i + 1:])
-                break
+            spec = spelled(argv[0])
+            if lean and spec is not None and spec.lean_min <= len(argv) <= spec.lean_max:
+                # The lean path: process_command()'s fast path (its twin: keep them
+                # alike) for a data command (CommandSpec.set_lean()), with what no such
+                # command can change (checks, gates, MONITOR, pause, reply mode, the
+                # slowlog threshold) judged once, in _lean_allowed().
+                quiet = False
+                self.cmd = spec
+                dirty = server.dirty
+                try:
+                    reply = spec.handler(self, argv)
+                except CommandError as exc:
+                    spec.failed_calls += 1
+                    server.count_error(exc)
+                    reply = exc
+                except Exception as exc:  # a bug must cost one reply, never the connection
+                    reply = internal_error(server, spec, argv, exc)
+                else:
+                    if sinks and server.dirty != dirty:
+                        if spec.is_write:
+                            propagate(server, self.db, spec, argv, reply)
+                        self.woff = server.repl.offset
+                end = _perf()
+                elapsed = (end - clock) // 1000
+                clock = end
+                spec.calls += 1
+                spec.usec += elapsed
+                processed += 1
+                if elapsed >= slow_from >= 0:
+                    server.slowlog.record(self, argv, elapsed)
+                if tracking.due:
+                    tracking.broadcast()  # BCAST invalidations leave before this reply
+            else:
+                if processed:
+                    server.stats.total_commands_processed += processed
+                    processed = 0
+                if server.pause_until and server.must_postpone(self, argv):
+                    # CLIENT PAUSE: this command and the rest of the batch wait for unpause.
+                    self.postponed = commands[i:]
+                    server.postpone(self)
+                    break
+                self.clock = clock
+                reply = process_command(self, argv)
+                clock = self.clock
+                if reply is BLOCKED:
+                    self._hold_while_blocked(commands[i + 1:])
+                    break
+                quiet = self.reply_off or self.reply_skip or self.reply_skip_next
+                lean = self._lean_allowed(server)
+                slow_from = server._slowlog_threshold
             if ready:
                 # handleClientsBlockedOnKeys() after call(): a pipelined LLEN after the
                 # LPUSH that served a BLPOP already sees the list without that element.
                 server.blocking.handle_ready()
-                self.clock = _perf()  # (the clients it served are not the next command's time)
-            if self.reply_off or self.reply_skip or self.reply_skip_next:
+                clock = _perf()  # (the clients it served are not the next command's time)
+            if quiet:
                 unsent += self._silenced_reply(out, reply)
             elif reply is not NO_REPLY:
                 # The usual replies are framed here (precomputed constants, bulks, small
@@ -212,7 +260,7 @@ class Connection(Session, asyncio.Protocol):
                 # the output buffer limits see them, rather than build the whole batch's
                 # replies first (200 pipelined 10 MB LRANGEs would be 2 GB).
                 self._send(out)
-                self.clock = _perf()
+                clock = _perf()
                 out = []
                 append = out.append
                 unsent = 0
@@ -225,6 +273,8 @@ class Connection(Session, asyncio.Protocol):
                     self.postponed = commands[i + 1:]
                     self._pause_reading()
                     break
+        if processed:
+            server.stats.total_commands_processed += processed
         if parser.error is not None and not self.close_after_reply and self.postponed is None:
             out.append(b"-ERR %s\r\n" % parser.error.encode())
             server.count_error_code("ERR")
@@ -248,6 +298,15 @@ class Connection(Session, asyncio.Protocol):
             self.close()  # (with deferred replies, the server closes after writing them)
         else:
             self._check_query_limit()
+
+    def _lean_allowed(self, server) -> bool:
+        """Whether the data commands of this batch may take _run's lean path: nothing
+        process_command() checks or feeds applies to this session right now. Only a
+        command that takes the full path can change that, so _run asks again after each."""
+        return (self.unchecked and not server.hooks.command_checks and not server.monitors
+                and not server.pause_until and not server.notifier.tracking
+                and self not in server.gated and self.blocked is None
+                and not (self.reply_off or self.reply_skip or self.reply_skip_next))
 
     def _encoded(self, reply) -> bytes:
         """A reply of any type as one piece (HELLO's own is in the version it sets)."""

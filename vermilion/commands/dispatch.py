@@ -77,7 +77,7 @@ def process_command(client, argv: list[bytes]):
         server.count_error(exc)
         reply = exc
     except Exception as exc:  # a bug must cost one reply, never the connection
-        reply = _internal_error(server, spec, argv, exc)
+        reply = internal_error(server, spec, argv, exc)
     else:
         if server.propagation.sinks and server.dirty != dirty:
             if spec.is_write:
@@ -124,7 +124,7 @@ def call(client, spec, argv: list[bytes]):
         server.count_error(exc)
         reply = exc
     except Exception as exc:
-        reply = _internal_error(server, spec, argv, exc)
+        reply = internal_error(server, spec, argv, exc)
     else:
         if server.propagation.sinks and server.dirty != dirty:
             if spec.is_write:
@@ -171,7 +171,7 @@ def _gated_call(client, spec, argv):
     return reply
 
 
-def _internal_error(server, spec, argv, exc) -> CommandError:
+def internal_error(server, spec, argv, exc) -> CommandError:
     logger.warning("Internal error in '%s': %s" % (spec.fullname, traceback.format_exc()))
     spec.failed_calls += 1
     error = CommandError(f"ERR internal error executing '{spec.fullname}': {type(exc).__name__}")

@@ -104,6 +104,8 @@ class CommandTable:
         self.commands: dict[bytes, CommandSpec] = {
             name: _copy_spec(spec) for name, spec in REGISTRY.items()}
         self.spellings: dict[bytes, CommandSpec] = {}
+        for spec in self.commands.values():
+            spec.set_lean()
         for old, new in renames:
             self.rename(old, new)
 

@@ -48,7 +48,20 @@ class CommandSpec:
         self.denyoom = "denyoom" in self.flags
         self.no_auth = "no_auth" in self.flags
         self.allow_loading = "loading" in self.flags
+        # The argument counts Connection._run's lean path takes this command with (see
+        # set_lean()): none until the server's table says so.
+        self.lean_min, self.lean_max = _NEVER, 0
         _derive_legacy_keys(self)
+
+    def set_lean(self) -> None:
+        """Mark a data command the lean path may run (Connection._run): a handler of
+        its own, no subcommands, and nothing it can do changes what that path hoists out
+        of its loop (gates, checks, MONITOR, pause, reply mode, propagation sinks): the
+        data types' commands, but not the blocking or administrative ones."""
+        if (self.group in LEAN_GROUPS and self.handler is not None and not self.subcommands
+                and not self.flags & _NOT_LEAN):
+            a = self.arity
+            self.lean_min, self.lean_max = (a, a) if a > 0 else (-a, _NEVER)
 
     def check_arity(self, argc: int) -> bool:
         a = self.arity
@@ -60,6 +73,13 @@ class CommandSpec:
             return []
         last = self.last_key if self.last_key >= 0 else argc + self.last_key
         return list(range(self.first_key, min(last, argc - 1) + 1, self.key_step or 1))
+
+
+_NEVER = 1 << 62
+LEAN_GROUPS = frozenset({"string", "list", "hash", "set", "sorted_set", "stream", "bitmap",
+                         "hyperloglog", "geo"})
+_NOT_LEAN = frozenset({"blocking", "admin", "noscript", "no_multi", "skip_monitor",
+                       "skip_slowlog", "pubsub"})
 
 
 @dataclass(eq=False)
