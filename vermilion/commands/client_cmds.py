@@ -161,6 +161,28 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
     )
 
 
+# The fewest bytes one pick of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER adds to a reply: an
+# empty bulk string, "$0\r\n\r\n".
+MIN_PICK_BYTES = 6
+
+
+def picks_overflow_output(client, picks: int) -> bool:
+    """Whether a reply of `picks` random picks (a negative count: repetitions allowed,
+    no bound but the count) certainly passes the client's hard output buffer limit.
+    Redis adds the picks one at a time and stops once the client is scheduled to be
+    closed for that limit (hrandfieldWithCountCommand()'s CLIENT_CLOSE_ASAP break, and
+    SRANDMEMBER's, ZRANDMEMBER's): here the client is closed at once, before building a
+    reply that would be dropped. False (build it) when its class has no hard limit."""
+    if not client.connected:
+        return False
+    server = client.server
+    hard = server.hard_output_limit(client)
+    if not hard or picks * MIN_PICK_BYTES < hard:
+        return False
+    server.check_output_limits(client, picks * MIN_PICK_BYTES)
+    return client.closing
+
+
 @command("client id")
 def client_id(client, argv):
     return client.id

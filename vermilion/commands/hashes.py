@@ -19,6 +19,7 @@ from ..protocol import errors
 from ..protocol.encode import OK
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int, to_int
+from .client_cmds import picks_overflow_output
 from .registry import command
 from ..notify import after_removal, notify
 
@@ -338,6 +339,8 @@ def hrandfield(client, argv):
     h = _read_hash(client, argv[1])
     if h is None or count == 0:
         return []
+    if count < 0 and picks_overflow_output(client, -count * (2 if withvalues else 1)):
+        return []  # (the client is closed: nothing reaches it)
     fields = _random_fields(h, count)
     if not withvalues:
         return fields

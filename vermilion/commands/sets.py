@@ -14,6 +14,7 @@ from ..protocol import errors
 from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MIN, parse_int
+from .client_cmds import picks_overflow_output
 from .registry import command
 from ..notify import after_removal, notify, notify_event
 
@@ -240,6 +241,8 @@ def _srandmember_count(client, argv):
     if value is None or count == 0:
         return []
     if count < 0:
+        if picks_overflow_output(client, -count):
+            return []  # (the client is closed: nothing reaches it)
         # A negative count may repeat members, and always gives exactly -count of them.
         return value.random_members(-count, unique=False)
     if count >= len(value):

@@ -22,6 +22,7 @@ from ..protocol.encode import NULL_ARRAY, Raw, format_double
 from ..protocol.errors import CommandError
 from ..protocol.numbers import LLONG_MAX, LLONG_MIN, parse_int
 from ..propagate import rewrite_mpop
+from .client_cmds import picks_overflow_output
 from .registry import command
 from ..notify import after_removal, notify, notify_event, notify_store
 
@@ -625,6 +626,8 @@ def zrandmember(client, argv):
     zs = _lookup(client, argv[1])
     if zs is None or count == 0:
         return []
+    if count < 0 and picks_overflow_output(client, -count * (2 if withscores else 1)):
+        return []  # (the client is closed: nothing reaches it)
     # A negative count may repeat members and always gives exactly -count of them.
     entries = zs.random_entries(abs(count), unique=count > 0)
     return _scored(entries, withscores, client.resp)
