@@ -108,6 +108,22 @@ def _decode_backlen(blob: bytes, pos: int) -> int:
             return -1
 
 
+def iter_listpack(blob: bytes):
+    """The entries of a listpack whose frame is checked, one at a time, each checked
+    as lpValidateNext() checks it before it is yielded (an EncodingError where one is
+    damaged): a walk that stops early checks no further."""
+    pos, end = 6, len(blob) - 1
+    while pos < end:
+        value, pos = _lp_entry_at(blob, pos, end)
+        yield value
+
+
+def first_listpack_entry(blob: bytes) -> bytes:
+    """lpFirst() on a listpack whose frame is checked: its first entry, which must be
+    whole (lpAssertValidEntry())."""
+    return _lp_entry_at(blob, 6, len(blob) - 1)[0]
+
+
 def listpack_frame_ok(blob: bytes) -> bool:
     """lpValidateIntegrity() with deep=0: the header's byte count and the terminator."""
     return len(blob) >= 7 and int.from_bytes(blob[0:4], "little") == len(blob) \
@@ -268,7 +284,8 @@ def ziplist_entries(blob: bytes) -> list[bytes]:
         prev = pos
         pos = stop
     count = int.from_bytes(blob[8:10], "little")
-    if (prev is not None and prev != tail) or (count != 0xFFFF and count != len(out)):
+    if pos != last or (prev is not None and prev != tail) \
+            or (count != 0xFFFF and count != len(out)):
         raise EncodingError("ziplist tail offset or count mismatch")
     return out
 

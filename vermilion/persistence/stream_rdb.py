@@ -242,25 +242,91 @@ def _signed(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
 
-def read_stream(r, rdb_type: int) -> Stream:
-    """A Stream from an RDB value of type 15, 19 or 21 (the type byte already read)."""
+def _check_node_shallow(blob: bytes, master: int, masters: set) -> None:
+    """What rdbLoadObject() checks of a node without deep sanitization: the listpack's
+    header (lpValidateIntegrity() with deep=0), a first entry (lpFirst()), and a master
+    id not seen before. (A first entry that is itself damaged makes Redis's lpFirst()
+    assert; it is refused here.)"""
+    if not enc.listpack_frame_ok(blob):
+        raise _corrupt(LISTPACK_FAILED)
+    if blob[6] == 0xFF:
+        raise _corrupt("Empty listpack inside stream")
+    try:
+        enc.first_listpack_entry(blob)
+    except EncodingError:
+        raise _corrupt(LISTPACK_FAILED) from None
+    if master in masters:
+        raise _corrupt("Listpack re-added with existing key")
+    masters.add(master)
+
+
+def _first_entry_walk(nodes: list[tuple[int, bytes]]) -> None:
+    """streamGetEdgeID(first) as rdbLoadObject() runs it on a Redis 5/6 stream, whose
+    first id is not stored, over node listpacks only frame-checked: the iterator's
+    walk (streamIteratorGetID()) up to the first live entry, each step an lpNext()
+    that asserts the entry it lands on is whole and each count an lpGetInteger() that
+    asserts it is a number. Where Redis would assert (or read a missing entry), an
+    EncodingError."""
+
+    def integer(item) -> int:
+        value = None if item is None else enc.canonical_int(item)
+        if value is None:
+            raise _corrupt(LISTPACK_FAILED)
+        return value
+
+    for _master, blob in sorted(nodes):
+        entries = enc.iter_listpack(blob)
+        step = lambda: next(entries, None)  # noqa: E731 (lpNext(): None past the end)
+        step(), step()  # count, deleted
+        master_fields = integer(step())
+        for _ in range(master_fields + 1):  # the fields, then the master's 0
+            if step() is None:
+                raise _corrupt(LISTPACK_FAILED)
+        while True:
+            flags_item = step()
+            if flags_item is None:
+                break  # this node has no live entry: on to the next one
+            flags = integer(flags_item)
+            integer(step()), integer(step())  # the id
+            fields = master_fields if flags & FLAG_SAMEFIELDS else integer(step())
+            if fields < 0:
+                raise _corrupt(LISTPACK_FAILED)
+            if not flags & FLAG_DELETED:
+                return
+            for _ in range(fields if flags & FLAG_SAMEFIELDS else fields * 2):
+                if step() is None:
+                    raise _corrupt(LISTPACK_FAILED)
+
+
+def read_stream(r, rdb_type: int, shallow: bool = False) -> Stream:
+    """A Stream from an RDB value of type 15, 19 or 21 (the type byte already read).
+
+    shallow: only rdbLoadObject()'s checks without deep sanitization — the node
+    listpacks' headers, and all of the rest (ids, lengths, groups, PELs, consumers) —
+    for a RESTORE that keeps the value packed; what is returned then holds no entries."""
     s = Stream()
     last = -1
+    masters: set[int] = set()
+    shallow_nodes = []
     for _ in range(r.length()):
         raw_key = r.string()
         if len(raw_key) != 16:
             raise _corrupt("Stream node key entry is not the size of a stream ID")
         blob = r.string()
         master = int.from_bytes(raw_key, "big")
+        if shallow:
+            _check_node_shallow(blob, master, masters)
+            shallow_nodes.append((master, blob))
+            continue
         if master <= last and master not in s.nodes:
             raise _corrupt("Stream entry IDs out of order")
         last = _read_node(s, master, blob, last)
     s.node_keys.update(s.nodes)
     s.ids.update(s.entries)
     length = r.length()
-    if length and not s.nodes:
+    if length and not (masters if shallow else s.nodes):
         raise _corrupt("Stream length inconsistent with rax entries")
-    if length != len(s.entries):
+    if length != len(s.entries) and not shallow:
         # Vermilion counts the entries it holds; a stored length that disagrees
         # cannot be kept (Redis keeps it and replies with it).
         raise _corrupt("Stream length inconsistent with its entries")
@@ -268,6 +334,8 @@ def read_stream(r, rdb_type: int) -> Stream:
     if s.ids and s.last_id < s.ids[-1]:
         # XADD * would then make an id that exists already.
         raise _corrupt("Stream last ID below its last entry")
+    if shallow and rdb_type < T_STREAM_LISTPACKS_2:
+        _first_entry_walk(shallow_nodes)
     if rdb_type >= T_STREAM_LISTPACKS_2:
         s.first_id = _id_pair(r)
         s.max_deleted_id = _id_pair(r)
@@ -313,7 +381,7 @@ def read_stream(r, rdb_type: int) -> Stream:
                                    "consumer group")
                 nack.consumer = c
                 c.pel[sid] = nack
-        if any(n.consumer is None for n in g.pel.values()):
+        if not shallow and any(n.consumer is None for n in g.pel.values()):
             # Checked by Redis under deep sanitization only; a NACK without its
             # consumer cannot be held here at all.
             raise _corrupt("Stream CG PEL entry without consumer")
