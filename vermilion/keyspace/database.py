@@ -129,9 +129,10 @@ class Database:
         try:
             value = unpack(packed)
         except (ValueError, IndexError, KeyError) as exc:
+            # (Packed by a start-up load, or by a RESTORE without deep sanitization.)
             raise errors.CommandError(
-                f"ERR Corrupt value for key '{key.decode('utf-8', 'replace')}' in the "
-                f"dataset loaded at start-up: {exc}") from None
+                f"ERR Corrupt value for key '{key.decode('utf-8', 'replace')}': {exc}"
+            ) from None
         self.data[key] = value
         old = self.meta.get(key)
         if old is not None:
