@@ -249,6 +249,21 @@ def _debug_pause_cron(client, argv):
     return OK
 
 
+@command("debug replybuffer", argc=(4, 4))
+def _debug_replybuffer(client, argv):
+    # DEBUG REPLYBUFFER PEAK-RESET-TIME <never|reset|ms> / RESIZING <0|1>: tune how the
+    # cron resizes each client's 16 KB reply buffer. Replies here go straight to the
+    # transport, with no such buffer to resize: the arguments are checked, then OK.
+    option = argv[2].lower()
+    if option == b"peak-reset-time":
+        if argv[3].lower() not in (b"never", b"reset") and to_int(argv[3]) is None:
+            raise CommandError(errors.NOT_INTEGER)
+    elif option != b"resizing":  # (addReplySubcommandSyntaxError names argv[1])
+        raise CommandError(errors.SUBCOMMAND_SYNTAX.format(
+            argv[1].decode("utf-8", "replace"), "DEBUG"))
+    return OK
+
+
 def _atoi(raw: bytes) -> int:
     # C's atoi(): the leading integer, 0 when there is none.
     match = re.match(rb"\s*([+-]?\d+)", raw)
