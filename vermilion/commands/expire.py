@@ -54,8 +54,9 @@ def _expire_generic(client, argv, relative: bool, seconds: bool, name: str):
         return 0
     if flags and not _condition_holds(flags, when, db.get_expire(key)):
         return 0
-    if when <= now:
-        # checkAlreadyExpired(): a time in the past deletes the key (logged as DEL).
+    if when <= now and not client.server.loading:
+        # checkAlreadyExpired(): a time in the past deletes the key (logged as DEL),
+        # except while loading: an AOF's PEXPIREAT sets it, the key expires afterwards.
         db.delete(key)
         notify(client, "del", key)
         return 1

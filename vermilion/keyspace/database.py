@@ -106,6 +106,10 @@ class Database:
             when = self.expires.get(key)
             if when is not None and when <= now_ms():
                 server = self.server
+                if server is not None and server.loading:
+                    # keyIsExpired(): never while loading. An AOF replays PEXPIREAT
+                    # then later writes to the key, as they happened: it expires after.
+                    return self.data.get(key)
                 if server is not None and server.replica_mode:
                     # expireIfNeeded() on a replica: the key stays until its master's
                     # DEL arrives; clients see it gone, the master's commands do not.
