@@ -109,6 +109,15 @@ class CrashLog:
         self.print_crash_report(client, argv)
         self.bug_report_end(kill_via_signal=True, sig=sig)
 
+    def segfault(self, client=None, argv=None, frame=None) -> None:
+        """DEBUG SEGFAULT: what a write to a read-only page ends in, the report only
+        while the SIGSEGV handler is installed (crash-log-enabled)."""
+        if self.installed:
+            self.crash_by_signal(signal.SIGSEGV, SEGV_ACCERR, frame, client, argv)
+        faulthandler.disable()
+        signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGSEGV)
+
     def assertion_failed(self, expression: str, where: str, client=None,
                          argv: list | None = None, frame=None) -> None:
         """_serverAssertWithInfo(): the client's context, the assertion, the report,
