@@ -705,10 +705,7 @@ def _quicklist2_entries(r) -> list[bytes]:
 
 
 def _set_entries(r) -> list[bytes]:
-    members = _strings(r, _nonempty(r.length()))
-    if len(set(members)) != len(members):
-        raise RDBError("Duplicate set members detected")
-    return members
+    return _strings(r, _nonempty(r.length()))
 
 
 def _read_set_intset(r):
@@ -758,8 +755,15 @@ def _read_zset2(r):
 
 def _hash_from_pairs(flat: list[bytes], opts: LoadOptions):
     """A ziplist or listpack hash: only its length decides the encoding (the values'
-    sizes are not scanned, as rdbLoadObject does not)."""
-    return _types.make_hash_flat(_nonempty_list(flat), opts.hash_max_entries, _UNLIMITED)
+    sizes are not scanned, as rdbLoadObject does not). A field twice (or an odd count)
+    fails the pairs check (lpPairsValidateIntegrityAndDups, ziplistPairs...): found
+    after the build, by its size."""
+    if len(flat) % 2:
+        raise EncodingError("odd number of elements in a paired encoding")
+    value = _types.make_hash_flat(_nonempty_list(flat), opts.hash_max_entries, _UNLIMITED)
+    if 2 * len(value) != len(flat):
+        raise EncodingError("duplicate field in a paired encoding")
+    return value
 
 
 def _hash_from_zipmap(flat: list[bytes], opts: LoadOptions):
@@ -768,13 +772,13 @@ def _hash_from_zipmap(flat: list[bytes], opts: LoadOptions):
 
 
 def _zset_from_pairs(flat: list[bytes], opts: LoadOptions):
+    if len(flat) % 2:
+        raise EncodingError("odd number of elements in a paired encoding")
     it = iter(_nonempty_list(flat))
-    return _types.make_zset_scores(dict(zip(it, map(float, it))), opts.zset_max_entries,
-                                   _UNLIMITED)
-
-
-def _set_from_flat(flat: list[bytes], opts: LoadOptions):
-    return _types.make_set(flat, opts.set_max_intset_entries)
+    scores = dict(zip(it, map(float, it)))
+    if 2 * len(scores) != len(flat):
+        raise EncodingError("duplicate member in a paired encoding")
+    return _types.make_zset_scores(scores, opts.zset_max_entries, _UNLIMITED)
 
 
 def _zipmap_checked(blob: bytes) -> list[bytes]:
@@ -786,18 +790,10 @@ def _zipmap_checked(blob: bytes) -> list[bytes]:
                        % len(flat[0])) from None
 
 
-def _ziplist_pairs(blob: bytes) -> list[bytes]:
-    return enc.unique_pairs(enc.ziplist_entries(blob))
-
-
-def _listpack_pairs(blob: bytes) -> list[bytes]:
-    return enc.unique_pairs(listpack_entries(blob))
-
-
 PACKED_VALUES = {
     T_HASH_ZIPMAP: (_zipmap_checked, _hash_from_zipmap),
-    T_HASH_ZIPLIST: (_ziplist_pairs, _hash_from_pairs),
-    T_ZSET_ZIPLIST: (_ziplist_pairs, _zset_from_pairs),
+    T_HASH_ZIPLIST: (enc.ziplist_entries, _hash_from_pairs),
+    T_ZSET_ZIPLIST: (enc.ziplist_entries, _zset_from_pairs),
 }
 
 
@@ -809,19 +805,11 @@ def _listpack_entries(r) -> list[bytes]:
     return listpack_entries(r.string())
 
 
-def _listpack_pairs_of(r) -> list[bytes]:
-    return _listpack_pairs(r.string())
-
-
-def _set_listpack_entries(r) -> list[bytes]:
-    members = _nonempty_list(listpack_entries(r.string()))
-    if len(set(members)) != len(members):
-        raise EncodingError("duplicate set member")
-    return members
-
-
 def _set_members(flat: list[bytes], opts: LoadOptions):
-    return _types.make_set(flat, opts.set_max_intset_entries)
+    value = _types.make_set(_nonempty_list(flat), opts.set_max_intset_entries)
+    if len(value) != len(flat):
+        raise EncodingError("Duplicate set members detected")
+    return value
 
 
 # What Redis 7 writes for lists, sets, and small hashes and sorted sets, read by the
@@ -830,9 +818,9 @@ def _set_members(flat: list[bytes], opts: LoadOptions):
 FLAT_VALUES = {
     T_LIST_QUICKLIST_2: (_quicklist2_entries, _list_from_flat, flat_cost),
     T_SET: (_set_entries, _set_members, flat_cost),
-    T_SET_LISTPACK: (_set_listpack_entries, _set_members, flat_cost),
-    T_HASH_LISTPACK: (_listpack_pairs_of, _hash_from_pairs, flat_cost),
-    T_ZSET_LISTPACK: (_listpack_pairs_of, _zset_from_pairs, flat_zset_cost),
+    T_SET_LISTPACK: (_listpack_entries, _set_members, flat_cost),
+    T_HASH_LISTPACK: (_listpack_entries, _hash_from_pairs, flat_cost),
+    T_ZSET_LISTPACK: (_listpack_entries, _zset_from_pairs, flat_zset_cost),
 }
 
 
@@ -841,7 +829,7 @@ PACKABLE = {T_HASH_LISTPACK: "hash", T_ZSET_LISTPACK: "zset", T_LIST_QUICKLIST_2
 
 # A packed value's blob is one listpack, whatever its RDB type: checked and decoded
 # when it is first read.
-_UNPACK_DECODERS = {T_HASH_LISTPACK: _listpack_pairs, T_ZSET_LISTPACK: _listpack_pairs,
+_UNPACK_DECODERS = {T_HASH_LISTPACK: listpack_entries, T_ZSET_LISTPACK: listpack_entries,
                     T_LIST_QUICKLIST_2: listpack_entries}
 
 
