@@ -622,8 +622,10 @@ def test_busy_script_stays_atomic_across_its_slices(tmp_path):
             time.sleep(0.005)
         runner.join(20)
         assert refused > 0
+        # The script's own last reads prove no SET got in between its slices. (Its key
+        # is not read back here: a SET sent after the script ended, before this thread
+        # saw the reply, may legitimately have overwritten it.)
         assert outcome["reply"] == [b"300000", 300000 * 300001 // 2, [b"300000"]]
-        assert other.get("counter") == b"300000"
     finally:
         server.stop()
 
