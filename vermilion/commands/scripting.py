@@ -17,6 +17,7 @@ from ..protocol.numbers import parse_int
 from ..replication.master import NOREPLICAS
 from ..replication.replica import CONNECTED, MASTERDOWN
 from .acl_cmds import denial
+from .dispatch import process_command
 from .registry import command
 
 SCRIPT_HELP = [
@@ -42,31 +43,33 @@ SCRIPT_HELP = [
 
 @command("eval")
 def eval_(client, argv):
-    return _eval(client, argv, by_sha=False, read_only=False)
+    return _eval(client, argv, False, False)
 
 
 @command("eval_ro")
 def eval_ro(client, argv):
-    return _eval(client, argv, by_sha=False, read_only=True)
+    return _eval(client, argv, False, True)
 
 
 @command("evalsha")
 def evalsha(client, argv):
-    return _eval(client, argv, by_sha=True, read_only=False)
+    return _eval(client, argv, True, False)
 
 
 @command("evalsha_ro")
 def evalsha_ro(client, argv):
-    return _eval(client, argv, by_sha=True, read_only=True)
+    return _eval(client, argv, True, True)
 
 
 def script_engine(server):
     """The server's script engine (engine_of()), with what it needs of this layer: the
-    ACL check redis.acl_check_cmd asks (ACLCheckAllUserCommandPerm())."""
+    ACL check redis.acl_check_cmd asks (ACLCheckAllUserCommandPerm()) and the
+    dispatcher that runs the script's commands."""
     engine = server.scripting
     if engine is None or engine.acl_denial is None:
         engine = engine_of(server)
         engine.acl_denial = denial
+        engine.process_command = process_command
     return engine
 
 
@@ -79,12 +82,19 @@ def _eval(client, argv, by_sha: bool, read_only: bool):
     server = client.server
     if server.monitors:
         _feed_monitors(server, client, argv)
-    engine = script_engine(server)
+    engine = server.scripting
+    if engine is None or engine.acl_denial is None:
+        engine = script_engine(server)
     if by_sha:
-        if len(argv[1]) != 40:
+        sha = argv[1]
+        if len(sha) != 40:
             raise CommandError(NOSCRIPT)  # evalShaCommand() checks the length first
-        sha = argv[1].lower()
-        flags = engine.flags.get(sha)
+        declared = engine.flags  # (a sha given in lower case is looked up as it is)
+        if sha in declared:
+            flags = declared[sha]
+        else:
+            sha = sha.lower()
+            flags = declared.get(sha)
     else:
         sha = sha1hex(argv[1])
         flags = engine.flags[sha] if sha in engine.flags else _declared_flags(argv[1])

@@ -279,11 +279,16 @@ end
 
 -- KEYS and ARGV from (nkeys, keys..., args...): for the usual few arguments, one call
 -- with plain values is cheaper than two tables made from Python.
+-- The usual numbers of keys (none, one, all) are made by table constructors.
 local function split(nk, ...)
+    local n = select("#", ...)
+    if nk == 0 then return {}, {...} end
+    if nk == n then return {...}, {} end
+    if nk == 1 then return {(...)}, {select(2, ...)} end
     local all = {...}
     local keys, argv = {}, {}
     for i = 1, nk do keys[i] = all[i] end
-    for i = nk + 1, select("#", ...) do argv[i - nk] = all[i] end
+    for i = nk + 1, n do argv[i - nk] = all[i] end
     return keys, argv
 end
 
@@ -296,8 +301,9 @@ function api.compile(body)
     return f
 end
 local function run(f, keys, argv)
-    raw_rawset(G, "KEYS", keys)
-    raw_rawset(G, "ARGV", argv)
+    -- (G's metatable has no __newindex: these are raw sets.)
+    G.KEYS = keys
+    G.ARGV = argv
     running = true
     return ended(xpcall(f, err_handler))
 end

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from time import perf_counter_ns as _perf
 from threading import get_ident
 
 import greenlet
@@ -44,10 +45,10 @@ from ..session import Session
 from ..keyspace import database
 from ..log import logger
 from ..propagate import TO_ALL
-from ..protocol.encode import NO_REPLY
+from ..protocol.encode import NO_REPLY, Raw
 from ..protocol.errors import CommandError, sanitize
-from .convert import (CountedError, ScriptCheckError, c_string, finish_reply,
-                      lua_to_reply, shaped_to_reply)
+from .convert import (_STATUS_LINES, CountedError, ScriptCheckError, c_string,
+                      finish_reply, lua_to_reply, shaped_to_reply)
 from .runtime import LuaState
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -97,7 +98,8 @@ class ScriptRun:
         self.client = client
         self.read_only = read_only
         self.captured = None
-        self.pending: list = []  # the caller's commands pipelined behind a busy script
+        # The caller's commands pipelined behind a busy script (a list once it is busy).
+        self.pending: list | None = None
         self.wrote = False
         self.deferrable = False  # runs in the runner greenlet: it may leave the handler
         self.timedout = False  # past the threshold (SCRIPT_TIMEDOUT): others get -BUSY
@@ -130,12 +132,17 @@ class ScriptEngine:
         # them: the loop's), and that thread.
         self._runner: greenlet.greenlet | None = None
         self._runner_thread = None
+        self._job = None  # (run, runner_fn, fn, keys, args) handed to the runner
         # DEBUG SET-DISABLE-DENY-SCRIPTS (server.script_disable_deny_script): scripts may
         # call noscript commands. Kept across SCRIPT FLUSH, as Redis keeps it.
         self.disable_deny_script = False
         # ACLCheckAllUserCommandPerm() for redis.acl_check_cmd: (user, spec, argv) →
         # (reason, position), handed in by the commands layer (commands/scripting.py).
         self.acl_denial = None
+        # The dispatcher's process_command(), handed in by the commands layer too: a
+        # script's commands take the path a client's command takes (server.execute()
+        # until then).
+        self.process_command = None
 
     # -- the cache ------------------------------------------------------------------
 
@@ -180,8 +187,11 @@ class ScriptEngine:
         client = self.client
         client.db = caller.db
         # The script's commands are checked against the caller's user (scriptCall()).
-        client.user = caller.user
-        client.refresh_access()
+        user = client.user = caller.user
+        # Session.refresh_access() of an authenticated session (the script client
+        # always is), inlined: it runs for every script.
+        client.unchecked = user.unrestricted
+        client.acl_fast = user.fast_allows
         client.resp = 2
         run = self.current = ScriptRun(sha, caller, client, read_only, state,
                                        function is not None)
@@ -208,7 +218,8 @@ class ScriptEngine:
                     runner = self._new_runner()
         if runner is not None:
             run.deferrable = True
-            reply = runner.switch((run, runner_fn, fn, keys, args))
+            self._job = (run, runner_fn, fn, keys, args)
+            reply = runner.switch()
             if reply is _SUSPENDED:
                 self._enter_busy(run)
                 return NO_REPLY
@@ -220,6 +231,9 @@ class ScriptEngine:
         propagation.targets = TO_ALL
         if captured:
             propagation.close_block()
+        kind = type(reply)
+        if kind is Raw or kind is bytes or kind is int:
+            return reply  # (finish_reply() leaves these as they are)
         return finish_reply(reply, caller.resp)
 
     def _run(self, run: ScriptRun, runner_fn, fn, keys, args):
@@ -229,6 +243,12 @@ class ScriptEngine:
             if not outcome[0]:
                 return _error_reply(run.sha, outcome[1])
             if len(outcome) > 2:  # a table, and its shape (bootstrap.lua's ended())
+                if outcome[2] == b"ok":
+                    # A status table: the common ones are precomputed (shaped_to_reply()
+                    # gives the same constant, for a text without NUL or CR/LF).
+                    status = _STATUS_LINES.get(outcome[3])
+                    if status is not None:
+                        return status
                 return shaped_to_reply(outcome[2:], run.client.resp, run.state.shape)
             return lua_to_reply(outcome[1], run.client.resp, run.state.shape)
         except Exception as exc:  # a bug of ours must not take the server down
@@ -245,13 +265,16 @@ class ScriptEngine:
         self._runner_thread = get_ident()
         return runner
 
-    def _runner_main(self, job):
-        # Runs one script per switch into it; the reply (or _SUSPENDED, from
-        # interrupt()) goes back to the greenlet that switched in: the EVAL handler, or
-        # _resume() when the script was suspended.
+    def _runner_main(self):
+        # Runs one script (self._job) per switch into it; the reply (or _SUSPENDED,
+        # from interrupt()) goes back to the runner's parent, the greenlet that made
+        # it (the loop's), which switched in: the EVAL handler, or _resume() when the
+        # script was suspended.
+        back = greenlet.getcurrent().parent.switch
+        run = self._run
         while True:
-            reply = self._run(*job)
-            job = greenlet.getcurrent().parent.switch(reply)
+            job, self._job = self._job, None
+            back(run(*job))
 
     def interrupt(self) -> bool:
         """The Lua count hook (every 100000 instructions; scriptInterrupt()): past the
@@ -301,6 +324,7 @@ class ScriptEngine:
         self._cron_was_paused = self.server.pause_cron
         self.server.pause_cron = True
         self.server.hooks.command_checks.append(self._refuse_while_busy)
+        run.pending = []
         # The caller waits for its reply: its next commands must not run before it.
         run.caller._pause_reading()
         self.server.loop.call_soon(self._resume)
@@ -370,7 +394,8 @@ class ScriptEngine:
             if commands.noscript_in_redis(argv) and not self.disable_deny_script:
                 return self._refuse(spec, NOT_ALLOWED)
             return self._refuse(spec, UNKNOWN_COMMAND)
-        if not spec.check_arity(len(argv)):
+        arity = spec.arity  # (CommandSpec.check_arity(), inlined)
+        if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
             return self._refuse(spec, WRONG_ARGS)
         flags = spec.flags
         if "noscript" in flags and not self.disable_deny_script:
@@ -385,7 +410,12 @@ class ScriptEngine:
         elif run.caller.tracking is not None and "readonly" in flags:
             # call(): a script that reads makes its caller track the keys it declared.
             self.server.tracking.script_read(run.caller)
-        return self.server.execute(run.client, argv)
+        process_command = self.process_command
+        if process_command is None:
+            return self.server.execute(run.client, argv)
+        client = run.client
+        client.clock = _perf()  # (server.execute(), inlined)
+        return process_command(client, argv)
 
     def _refuse(self, spec, message: str) -> ScriptCheckError:
         """scriptCall()'s error path: the error is counted now (afterErrorReply()) and

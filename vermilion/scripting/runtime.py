@@ -17,7 +17,8 @@ from ..acl import OK as ACL_OK
 from ..log import logger
 from . import luabit, luajson, luamsgpack, luastruct
 from .tailcalls import without_tail_calls
-from .convert import NO_ARGS, error_table, lua_args_to_argv, reply_to_lua
+from .convert import _RAW_STATUS, NO_ARGS, error_table, lua_args_to_argv, reply_to_lua
+from ..protocol.encode import Raw
 from ..protocol.errors import CommandError
 
 _BOOTSTRAP = resources.files("vermilion.scripting").joinpath("bootstrap.lua").read_bytes()
@@ -173,6 +174,10 @@ class LuaState:
         kind = type(reply)
         if kind is bytes or kind is int:
             return reply
+        if kind is Raw:  # (reply_to_lua()'s first case, inlined: SET's +OK...)
+            status = _RAW_STATUS.get(reply)
+            if status is not None:
+                return status, True
         if isinstance(reply, CommandError):
             # Counted already, by the dispatcher or the script checks (scriptCall()):
             # ignore_error_stats_update.
