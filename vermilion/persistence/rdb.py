@@ -1027,6 +1027,7 @@ def iter_load_snapshot(data: bytes, dbs, now_ms: int | None = None, log=None,
     except LOAD_ERRORS as exc:
         raise _located(exc, data, r, pos, op) from None
     result.keys = sum(len(s.data) for s in staged.values())
+    _note_empty_keys(result, log)
     # Only now, with the whole file parsed, does the dataset become visible.
     for index, loaded in staged.items():
         _install(dbs[index], loaded)
@@ -1146,6 +1147,14 @@ def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
         return _read_costed_value(r, op, key, packed)
     except EmptyKey:
         return key, None, 0
+
+
+def _note_empty_keys(result: "LoadResult", log) -> None:
+    """rdbLoadRio()'s last line when it skipped empty keys, a warning (the plain "Done
+    loading RDB" notice without them is the caller's)."""
+    if result.empty_keys:
+        _note(log, f"Done loading RDB, keys loaded: {result.keys}, keys expired: "
+                   f"{result.expired}, empty keys skipped: {result.empty_keys}.")
 
 
 def _skip_empty_key(result: "LoadResult", log, key: bytes) -> None:
@@ -1453,6 +1462,7 @@ class StreamLoad:
         self.pos = 0
         self.done = True
         self.result.keys = sum(len(s.data) for s in self.staged.values())
+        _note_empty_keys(self.result, self.log)
 
 
 def install_staged(dbs, load: StreamLoad) -> None:
