@@ -161,6 +161,7 @@ class Connection(Session, asyncio.Protocol):
         ready = server.blocking.ready  # keys that a write made ready for blocked clients
         spelled = server.commands.spellings.get
         sinks = server.propagation.sinks
+        checks = server.hooks.command_checks
         tracking = server.tracking
         out: list[bytes] = []  # one piece per reply
         append = out.append
@@ -174,34 +175,37 @@ class Connection(Session, asyncio.Protocol):
             if lean and spec is not None and spec.lean_min <= len(argv) <= spec.lean_max:
                 # The lean path: process_command()'s fast path (its twin: keep them
                 # alike) for a data command (CommandSpec.set_lean()), with what no such
-                # command can change (checks, gates, MONITOR, pause, reply mode, the
+                # command can change (ACL, gates, MONITOR, pause, reply mode, the
                 # slowlog threshold) judged once, in _lean_allowed().
                 quiet = False
-                self.cmd = spec
-                dirty = server.dirty
-                try:
-                    reply = spec.handler(self, argv)
-                except CommandError as exc:
-                    spec.failed_calls += 1
-                    server.count_error(exc)
-                    reply = exc
-                except Exception as exc:  # a bug must cost one reply, never the connection
-                    reply = internal_error(server, spec, argv, exc)
-                else:
-                    if sinks and server.dirty != dirty:
-                        if spec.is_write:
-                            propagate(server, self.db, spec, argv, reply)
-                        self.woff = server.repl.offset
-                end = _perf()
-                elapsed = (end - clock) // 1000
-                clock = end
-                spec.calls += 1
-                spec.usec += elapsed
-                processed += 1
-                if elapsed >= slow_from >= 0:
-                    server.slowlog.record(self, argv, elapsed)
-                if tracking.due:
-                    tracking.broadcast()  # BCAST invalidations leave before this reply
+                # _central_checks()' part that applies here: the server's hooks (OOM...).
+                reply = self._rejection(checks, spec, argv) if checks else None
+                if reply is None:
+                    self.cmd = spec
+                    dirty = server.dirty
+                    try:
+                        reply = spec.handler(self, argv)
+                    except CommandError as exc:
+                        spec.failed_calls += 1
+                        server.count_error(exc)
+                        reply = exc
+                    except Exception as exc:  # a bug costs one reply, not the connection
+                        reply = internal_error(server, spec, argv, exc)
+                    else:
+                        if sinks and server.dirty != dirty:
+                            if spec.is_write:
+                                propagate(server, self.db, spec, argv, reply)
+                            self.woff = server.repl.offset
+                    end = _perf()
+                    elapsed = (end - clock) // 1000
+                    clock = end
+                    spec.calls += 1
+                    spec.usec += elapsed
+                    processed += 1
+                    if elapsed >= slow_from >= 0:
+                        server.slowlog.record(self, argv, elapsed)
+                    if tracking.due:
+                        tracking.broadcast()  # BCAST invalidations leave before this reply
             else:
                 if processed:
                     server.stats.total_commands_processed += processed
@@ -299,11 +303,22 @@ class Connection(Session, asyncio.Protocol):
         else:
             self._check_query_limit()
 
+    def _rejection(self, checks, spec, argv) -> CommandError | None:
+        """The error of the first of the server's command checks that refuses argv."""
+        try:
+            for check in checks:
+                check(self, spec, argv)
+        except CommandError as exc:
+            spec.rejected_calls += 1
+            self.server.count_error(exc)
+            return exc
+        return None
+
     def _lean_allowed(self, server) -> bool:
         """Whether the data commands of this batch may take _run's lean path: nothing
         process_command() checks or feeds applies to this session right now. Only a
         command that takes the full path can change that, so _run asks again after each."""
-        return (self.unchecked and not server.hooks.command_checks and not server.monitors
+        return (self.unchecked and not server.monitors
                 and not server.pause_until and not server.notifier.tracking
                 and self not in server.gated and self.blocked is None
                 and not (self.reply_off or self.reply_skip or self.reply_skip_next))
