@@ -233,6 +233,7 @@ class ReplicaSet:
         link.state = WAIT_BGSAVE_START
         link.asked_at = time.time()
         client.flags.add("S")
+        client.refresh_access()  # an attached replica takes the checked path
         self.replicas.append(client)
         if len(self.replicas) == 1 and repl.backlog is None:
             repl.change_replid()
@@ -269,6 +270,7 @@ class ReplicaSet:
         link = client.replica
         self.flush()  # what this turn produced so far is in the backlog already
         client.flags.add("S")
+        client.refresh_access()  # an attached replica takes the checked path
         link.state = ONLINE
         link.ack_time = time.time()
         self.replicas.append(client)
@@ -1002,6 +1004,7 @@ class ReplicaSet:
         link = client.replica
         self.replicas.remove(client)
         client.clear_flag("S")
+        client.refresh_access()
         if link.state == ONLINE:
             logger.notice(f"Connection with replica {self.name(client)} lost.")
         fork = self.fork
