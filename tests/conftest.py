@@ -124,24 +124,33 @@ def start_redis(tmp_path, args=(), config_text=None) -> ServerProcess:
                          config_text=config_text).start()
 
 
+# A master's first diskless transfer at once, not after the 5 s Redis gives latecomers.
+NO_SYNC_DELAY = ("--repl-diskless-sync-delay", "0")
+
+
 @pytest.fixture
 def servers(tmp_path):
     """start(kind, *args, config_text=None): a vermilion-server or redis-server in a
     directory of its own, DEBUG enabled; every one is stopped after the test (resumed
-    first if a test left it SIGSTOPped). The replication tests' fixture."""
+    first if a test left it SIGSTOPped). The replication tests' fixture: as a master, a
+    server starts a diskless transfer at once (repl-diskless-sync-delay 0, where the
+    default waits 5 s for more replicas), unless a test's args set the delay."""
     started = []
 
     def start(kind, *args, config_text=None):
         directory = tmp_path / f"s{len(started)}"
         directory.mkdir()
-        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
+        args = ["--dir", str(directory), "--enable-debug-command", "yes",
+                *NO_SYNC_DELAY, *args]
         starter = start_vermilion if kind == "vermilion" else start_redis
         server = starter(directory, args, config_text=config_text)
         started.append(server)
         return server
 
     yield start
-    for server in started:
+    # Replicas (started after their master) first: a master stopping with a replica
+    # attached waits for it (shutdown-timeout) when it lags or is mid-sync.
+    for server in reversed(started):
         if server.proc.poll() is None:
             try:
                 os.kill(server.proc.pid, signal.SIGCONT)

@@ -319,7 +319,7 @@ def test_aof_replay_and_the_master_link_are_not_acl_checked(tmp_path):
     """Redis's internal clients have no user: a default user restricted to app:* keys
     still gets every key back from the AOF, and a replica applies every write."""
     conf = ("user default on nopass ~app:* &* +@all\nuser admin on >pw ~* &* +@all\n"
-            "appendonly yes\nappendfsync always\n")
+            "appendonly yes\nappendfsync always\nrepl-diskless-sync-delay 0\n")
     server = start_vermilion(tmp_path, config_text=conf)
     try:
         admin = server.client(username="admin", password="pw")

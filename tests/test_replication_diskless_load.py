@@ -58,6 +58,7 @@ def test_swapdb_from_a_new_master_loads_aside_and_keeps_the_old_data_on_failure(
     assert replica.get("mykey") == b"myvalue"
     assert replica.dbsize() == 201
     master.config_set("rdb-key-save-delay", 0)
+    master.config_set("repl-diskless-sync-delay", 0)  # seen: the next sync can start
     wait_until(lambda: link_up(replica), 30, "the next sync")
     assert replica.get("mykey") is None
     assert replica.dbsize() == 300
@@ -243,6 +244,7 @@ def test_a_replica_stuck_mid_transfer_is_dropped_after_repl_timeout(servers, kin
                15, "the timeout")
     wait_until(lambda: persistence(master, "rdb_bgsave_in_progress") == 0, 15, "the child")
     os.kill(replica_server.proc.pid, signal.SIGCONT)
+    replica.config_set("key-load-delay", 0)  # stuck no more: the next sync at full speed
     master.config_set("repl-timeout", 60)
     wait_until(lambda: caught_up(master, replica), 60, "the next sync")
 
@@ -252,8 +254,10 @@ def test_flushall_kills_the_child_writing_for_replicas(servers, kind):
     master_server = servers(kind, "--repl-diskless-sync", "yes",
                             "--repl-diskless-sync-delay", "0")
     master = master_server.client()
-    master.config_set("rdb-key-save-delay", 100000)
-    master.execute_command("DEBUG", "POPULATE", 200, "test", 10000)
+    # 10 ms a key: the replica sees its first bytes after ~1 MB (1-3 s), the child would
+    # go on for 10 s.
+    master.config_set("rdb-key-save-delay", 10000)
+    master.execute_command("DEBUG", "POPULATE", 1000, "test", 10000)
     replica_server = servers("redis", "--repl-diskless-load", "swapdb")
     replica = replica_server.client()
     replica.replicaof("127.0.0.1", master_server.port)

@@ -20,7 +20,7 @@ import time
 import pytest
 import redis
 
-from conftest import VERMILION, ServerProcess, require_binary
+from conftest import NO_SYNC_DELAY, VERMILION, ServerProcess, require_binary
 from replication_helpers import caught_up, in_db, link_up, wait_until
 
 
@@ -32,7 +32,8 @@ def servers(tmp_path):
         if directory is None:
             directory = tmp_path / f"s{len(started)}"
             directory.mkdir()
-        args = ["--dir", str(directory), "--enable-debug-command", "yes", *args]
+        args = ["--dir", str(directory), "--enable-debug-command", "yes", *NO_SYNC_DELAY,
+                *args]
         binary = VERMILION if kind == "vermilion" else require_binary("redis-server")
         server = ServerProcess(binary, args, cwd=directory)
         if port is not None:
@@ -43,7 +44,7 @@ def servers(tmp_path):
         return server
 
     yield start
-    for server in started:
+    for server in reversed(started):  # replicas first (conftest.servers says why)
         if server.proc.poll() is None:
             try:
                 os.kill(server.proc.pid, signal.SIGCONT)
