@@ -7,10 +7,12 @@ the client whose command was running, the debug-flagged config — then the proc
 the way Redis's does: by the same signal (core dump and all), by abort(), or with exit
 code 1 under use-exit-on-panic.
 
-Signals: SIGABRT (and SIGSEGV, SIGBUS, SIGFPE, SIGILL sent by kill) get a Python handler
-that writes the report, as Redis's sigaction(SA_SIGINFO) handler does; a real fault in
-native code cannot be survived long enough for Python code to run, so faulthandler
-(installed first, for those signals) writes the interpreter's stack trace there instead.
+Signals: SIGABRT gets a Python handler that writes the report, as Redis's
+sigaction(SA_SIGINFO) handler does (a real abort() still ends the process: it restores
+the default action and raises again once a handler returns). SIGSEGV, SIGBUS, SIGFPE and
+SIGILL must not: a Python handler only sets a flag and returns, and the faulting
+instruction would fault again forever. faulthandler takes them, writing the
+interpreter's stack trace of every thread to the log before the default action.
 crash-log-enabled no leaves every one of them at the default action (setupSignalHandlers()).
 """
 
@@ -27,6 +29,7 @@ from .commands.client_cmds import client_info_line
 from .log import logger
 
 FATAL_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT)
+REPORTED_SIGNALS = (signal.SIGABRT,)  # the ones a Python handler can report (above)
 SI_USER = 0  # siginfo's si_code for a signal sent by kill()
 SEGV_ACCERR = 2  # si_code of a write to a read-only page (DEBUG SEGFAULT's)
 WARNING = 3
@@ -66,7 +69,7 @@ class CrashLog:
         """Install or remove the fatal-signal handlers as crash-log-enabled says."""
         if self.server.config["crash-log-enabled"]:
             self._enable_faulthandler()
-            for sig in FATAL_SIGNALS:
+            for sig in REPORTED_SIGNALS:
                 signal.signal(sig, self._on_fatal_signal)
             self.installed = True
         else:
