@@ -167,12 +167,15 @@ def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
 IDLE = 3000
 
 
-def open_idle(port: int, count: int) -> list[socket.socket]:
+def open_idle(server, count: int) -> list[socket.socket]:
+    """count connections, opened 50 at a time: each batch waits until the server has
+    accepted it. A connect the server is slow to take is dropped, and its SYN sent again
+    only a second later (a fixed pause every 500 connections cost Vermilion 15 s)."""
     socks = []
     for i in range(count):
-        socks.append(socket.create_connection(("127.0.0.1", port)))
-        if i % 500 == 499:
-            time.sleep(0.02)  # let the server accept: the listen backlog is 511
+        socks.append(socket.create_connection(("127.0.0.1", server.port)))
+        if i % 50 == 49:
+            wait_for(lambda: connected_clients(server) >= len(socks) + 1, timeout=10)
     return socks
 
 
@@ -197,7 +200,7 @@ def test_idle_connections_cost_little(tmp_path, many_files, which):
         pid = server.proc.pid
         time.sleep(0.2)
         before = status(pid, "VmRSS")
-        socks = open_idle(server.port, IDLE)
+        socks = open_idle(server, IDLE)
         assert wait_for(lambda: connected_clients(server) == IDLE + 1)
         per_connection = (status(pid, "VmRSS") - before) / IDLE
         assert per_connection <= 2300, f"{which}: {per_connection:.0f} bytes per idle connection"
