@@ -356,7 +356,8 @@ def test_replication_over_tls(tmp_path, certs, master_kind, replica_kind):
     (tmp_path / "m").mkdir()
     (tmp_path / "r").mkdir()
     # The replica is pointed at the master's TLS port (the plain one is for dataset()).
-    master = TlsServer(kinds[master_kind], tmp_path / "m", certs).start()
+    master = TlsServer(kinds[master_kind], tmp_path / "m", certs,  # the sync at once
+                       ["--repl-diskless-sync-delay", "0"]).start()
     replica = None
     try:
         m = master.tls_client()
