@@ -24,6 +24,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import hiredis
 from hiredis import pack_command
 
 from ..config import ConfigError
@@ -216,6 +217,68 @@ def _atoll(text: bytes) -> int:
     return sign * int(text[:digits]) if digits else 0
 
 
+def _whole_commands(data: bytes, pos: int) -> list | None:
+    """Every command of data[pos:] when it is nothing but well-formed multibulk
+    commands (what the loader reads the same way), else None: hiredis stops at an
+    annotation, a stray byte or a cut command, and the careful reader takes over."""
+    reader = hiredis.Reader()
+    out = []
+    size = len(data)
+    try:
+        # Fed a slice at a time: hiredis moves what is left of its buffer as it
+        # consumes it, which over a whole large file would be quadratic.
+        for start in range(pos, size, 65536):
+            reader.feed(data, start, min(65536, size - start))
+            while True:
+                item = reader.gets()
+                if item is False:
+                    break
+                if type(item) is not list or not item \
+                        or any(type(arg) is not bytes for arg in item):
+                    return None
+                out.append(item)
+    except hiredis.ProtocolError:
+        return None
+    return None if reader.has_data() else out
+
+
+def _offset_after(data: bytes, pos: int, count: int) -> int:
+    """The offset after the first count commands from pos (all well-formed)."""
+    find = data.find
+    for _ in range(count):
+        end = find(b"\n", pos) + 1
+        argc = int(data[pos + 1 : end])
+        pos = end
+        for _ in range(argc):
+            end = find(b"\n", pos) + 1
+            pos = end + int(data[pos + 1 : end]) + 2
+    return pos
+
+
+def _known_command(commands, argv: list, name_lower: bytes, filename: str) -> bool:
+    """lookupCommand() for the loader (an unknown subcommand is no command either);
+    logs Redis's line for an unknown one."""
+    spec = commands.get(name_lower)
+    if spec is not None and spec.subcommands and len(argv) > 1 \
+            and argv[1].lower() not in spec.subcommands:
+        spec = None
+    if spec is None:
+        logger.warning(f"Unknown command '{argv[0].decode('utf-8', 'replace')}' "
+                       f"reading the append only file {filename}")
+        return False
+    return True
+
+
+def _c_integer(text: bytes) -> int:
+    """atoi()/strtol() of a line of the AOF: int() for the usual digits (and their
+    CRLF), atoll()'s walk for anything else (int() would also take "1_000")."""
+    try:
+        value = int(text)
+    except ValueError:
+        return _atoll(text)
+    return _atoll(text) if b"_" in text else value
+
+
 def _needs_repr(name: bytes) -> bool:
     """sdsneedsrepr()."""
     return any(b in b'\\"\n\r\t\a\b' or b < 33 or b > 126 for b in name)
@@ -257,7 +320,6 @@ class AppendOnlyFile:
         self.base_size = 0
         self.pending_fsync = False
         self.rewrites = 0
-        self.forks = 0
         self.consecutive_failures = 0
         self.last_rewrite_seconds = -1
         # Redis's bio thread: everysec fsyncs and closes of old files happen off the loop.
@@ -599,11 +661,13 @@ class AppendOnlyFile:
         self.delete_history_files()
         propagation = server.propagation
         sinks, propagation.sinks = propagation.sinks, []
+        was_loading, server.loading = server.loading, True  # startLoading()
         try:
             with rdb.paused_gc():
                 status = self.load_files(self.manifest)
         finally:
             propagation.sinks = sinks
+            server.loading = was_loading
         if status not in (AOF_OK, AOF_EMPTY):
             raise AOFError("the AOF could not be loaded")
 
@@ -741,26 +805,33 @@ class AppendOnlyFile:
         from ..protocol.errors import CommandError
 
         server = self.server
-        truncated_ok = self.config_values.get("aof-load-truncated", True)
         client = Session(server, 0, addr="aof")  # the AOF client: no replies
         client.run_as_server()
         client.loading = True
+        whole = _whole_commands(data, pos)
+        if whole is not None:
+            return self._replay_whole(client, whole, data, pos, name)
         valid_up_to = valid_before_multi = pos
         size = len(data)
         commands = server.commands
         failure = None
+        find = data.find
+        limit = ANNOTATION_LINE_MAX_LEN - 1  # what one fgets() returns at most
         while pos < size:
-            line, pos = _read_line(data, pos)
-            first = line[:1]
-            if first == b"#":
-                continue  # an annotation (#TS:...)
-            if first != b"*":
+            # fgets(): a line through its newline, or what is left of the file.
+            end = find(b"\n", pos, pos + limit) + 1 or min(size, pos + limit)
+            first = data[pos]
+            if first == 35:  # '#': an annotation (#TS:...)
+                pos = end
+                continue
+            if first != 42:  # not '*'
                 failure = "format"
                 break
-            if len(line) == 1:
+            if end == pos + 1:  # "*" and the end of the file
                 failure = "eof"
                 break
-            argc = _atoll(line[1:])
+            argc = _c_integer(data[pos + 1 : end])
+            pos = end
             if argc < 1:
                 failure = "format"
                 break
@@ -769,31 +840,26 @@ class AppendOnlyFile:
                 if pos >= size:
                     failure = "eof"
                     break
-                line, pos = _read_line(data, pos)
-                if line[:1] != b"$":
+                end = find(b"\n", pos, pos + limit) + 1 or min(size, pos + limit)
+                if data[pos] != 36:  # not '$'
                     failure = "format"
                     break
-                length = _atoll(line[1:])
-                if length < 0 or pos + length > size:
+                length = _c_integer(data[pos + 1 : end])
+                pos = end + length
+                if length < 0 or pos > size:
                     failure = "eof"
                     break
-                argv.append(data[pos : pos + length])
-                pos += length
-                if pos + 2 > size:  # the CRLF, read and not checked
+                argv.append(data[end:pos])
+                pos += 2  # the CRLF, read and not checked
+                if pos > size:
                     failure = "eof"
                     break
-                pos += 2
             if failure:
                 break
-            spec = commands.get(argv[0].lower())
-            if spec is not None and spec.subcommands and len(argv) > 1 \
-                    and argv[1].lower() not in spec.subcommands:
-                spec = None  # lookupCommand(): an unknown subcommand is no command
-            if spec is None:
-                logger.warning(f"Unknown command '{argv[0].decode('utf-8', 'replace')}' "
-                               f"reading the append only file {name}")
+            name_lower = argv[0].lower()
+            if not _known_command(commands, argv, name_lower, name):
                 return AOF_FAILED
-            if client.multi is None and argv[0].lower() == b"multi":
+            if name_lower == b"multi" and client.multi is None:
                 valid_before_multi = valid_up_to
             reply = server.execute(client, argv)
             if isinstance(reply, CommandError):
@@ -811,7 +877,35 @@ class AppendOnlyFile:
                            "backup of your AOF file, then use ./redis-check-aof --fix "
                            "<filename.manifest>")
             return AOF_FAILED
-        if truncated_ok:
+        return self._short_read(name, valid_up_to)
+
+    def _replay_whole(self, client, whole: list, data: bytes, pos: int, name: str) -> int:
+        """_replay() for a file that is nothing but whole commands (hiredis parsed it in
+        one go, at C speed): only an unknown command or an unfinished MULTI can fail it."""
+        from ..protocol.errors import CommandError
+
+        server = self.server
+        execute = server.execute
+        commands = server.commands
+        multi_at = 0
+        for index, argv in enumerate(whole):
+            name_lower = argv[0].lower()
+            if not _known_command(commands, argv, name_lower, name):
+                return AOF_FAILED
+            if name_lower == b"multi" and client.multi is None:
+                multi_at = index
+            reply = execute(client, argv)
+            if isinstance(reply, CommandError):
+                logger.warning(f"Error replaying AOF command {argv[0]!r}: {reply.message}")
+        if client.multi is None:
+            return AOF_OK
+        logger.warning(f"Revert incomplete MULTI/EXEC transaction in AOF file {name}")
+        return self._short_read(name, _offset_after(data, pos, multi_at))
+
+    def _short_read(self, name: str, valid_up_to: int) -> int:
+        """loadSingleAppendOnlyFile()'s uxeof: cut the file back to its last whole
+        command with aof-load-truncated, else fail."""
+        if self.config_values.get("aof-load-truncated", True):
             logger.warning(f"!!! Warning: short read while loading the AOF file {name}!!!")
             logger.warning(f"!!! Truncating the AOF {name} at offset {valid_up_to} !!!")
             try:
@@ -965,7 +1059,6 @@ class AppendOnlyFile:
                                    f"{_strerror(exc)}")
                 code = 1
             os._exit(code)
-        self.forks += 1  # part of INFO's total_forks
         self.rewrite_child = pid
         self.rewrite_started = time.time()
         self.rewrite_scheduled = False
@@ -1112,16 +1205,22 @@ class AppendOnlyFile:
         self._remove_temp_files(child)
         self.rewrite_child = 0
 
+    def refuses_shutdown(self, flags) -> bool:
+        """prepareForShutdown(): while the first rewrite after CONFIG SET appendonly yes
+        runs there is no AOF yet, so the server refuses to exit without FORCE. Asked
+        before anything stops (the listeners stay open when it refuses)."""
+        if self.state != AOF_WAIT_REWRITE or not self.rewrite_child:
+            return False
+        if "force" in flags:
+            logger.warning("Writing initial AOF. Exit anyway.")
+            return False
+        logger.warning("Writing initial AOF, can't exit.")
+        return True
+
     def shutdown_hook(self, flags) -> None:
         """prepareForShutdown()'s AOF part: kill a rewrite (the AOF we have holds the
-        whole dataset anyway), except the first one after CONFIG SET appendonly yes:
-        until it ends there is no AOF, so the server refuses to exit without FORCE."""
+        whole dataset anyway), then flush and fsync."""
         if self.rewrite_child:
-            if self.state == AOF_WAIT_REWRITE:
-                if "force" in flags:
-                    logger.warning("Writing initial AOF. Exit anyway.")
-                else:
-                    raise AOFError("Writing initial AOF, can't exit.")
             logger.warning("There is a child rewriting the AOF. Killing it!")
             self.kill_rewrite_child()
         if self.fd >= 0:
@@ -1277,15 +1376,6 @@ def rdb_length(data: bytes) -> int:
     from .tools import rdb_preamble_length
 
     return rdb_preamble_length(data)
-
-
-def _read_line(data: bytes, pos: int) -> tuple[bytes, int]:
-    """fgets() with the loader's buffer: up to and including a newline, at most
-    AOF_ANNOTATION_LINE_MAX_LEN - 1 bytes."""
-    limit = pos + ANNOTATION_LINE_MAX_LEN - 1
-    newline = data.find(b"\n", pos, limit)
-    end = newline + 1 if newline >= 0 else min(len(data), limit)
-    return data[pos:end], end
 
 
 def _write_all(fd: int, data: bytes) -> tuple[int, OSError | None]:
