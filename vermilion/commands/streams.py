@@ -268,7 +268,12 @@ def _xadd_plain(client, argv):
     if last == MAX_ID:
         return None
     ms = _database.now_ms()
-    sid = ms << 64 if ms > (last >> 64) else last + 1
+    if ms > (last >> 64):
+        sid = ms << 64
+        reply = b"%d-0" % ms
+    else:
+        sid = last + 1
+        reply = b"%d-%d" % (sid >> 64, sid & MAX64)
     fields = tuple(argv[3:])
     values = client.server.config.values
     table = s.table
@@ -280,7 +285,7 @@ def _xadd_plain(client, argv):
                + (STREAM_NODE if len(s.nodes) != nodes else 0))
     if client.server.notifier.classes:
         notify(client, "xadd", key)
-    return b"%d-%d" % (sid >> 64, sid & MAX64)
+    return reply
 
 
 @command("xadd")

@@ -267,6 +267,22 @@ class Entries:
 # -- the stream -------------------------------------------------------------------------
 
 
+def _add_last(ids: SortedList, sid: int) -> None:
+    """ids.add(sid) for an id above every other (XADD's): SortedList.add() and its
+    _expand() for that case, spelled out on sortedcontainers 2.x's fields (_lists,
+    _maxes, _index, _load, _len) when the last sublist has room and no positional index
+    is built; SortedList.add() itself otherwise."""
+    lists = ids._lists
+    if lists and not ids._index and sid > ids._maxes[-1] \
+            and len(lists[-1]) < ids._load << 1:
+        lists[-1].append(sid)
+        ids._maxes[-1] = sid
+        ids._len += 1
+    else:
+        ids.add(sid)
+
+
+
 class Stream:
     __slots__ = ("table", "entries", "ids", "nodes", "node_keys", "tail", "last_id",
                  "max_deleted_id", "entries_added", "first_id", "groups")
@@ -314,8 +330,36 @@ class Stream:
                max_entries: int = 100) -> None:
         """streamAppendItem() once the id is known to be valid: the node it lands in
         follows stream-node-max-bytes / stream-node-max-entries like Redis."""
-        # (The one-pair entry, `XADD key * field value`, is spelled out: this runs for
-        # every XADD.)
+        node = self.tail
+        if node is not None and len(fields) == 2 and 0 < max_bytes <= 0xFFFFFFFF:
+            # The usual XADD, `XADD key * field value` with the field of the last node,
+            # which has room: the general path below spelled out (same results).
+            names = node.fields
+            value = fields[1]
+            if len(names) == 1 and names[0] == fields[0] \
+                    and node.nbytes + len(fields[0]) + len(value) < max_bytes \
+                    and not (max_entries and node.live + node.deleted >= max_entries):
+                live = node.live = node.live + 1
+                if live in _INT_SIZE_STEPS:
+                    node.nbytes += lp_int_size(live) - lp_int_size(live - 1)
+                master = node.master
+                ms_diff = (sid >> 64) - (master >> 64)
+                seq_diff = (sid & MAX64) - (master & MAX64)
+                n = len(value)
+                node.nbytes += (
+                    (2 if 0 <= ms_diff <= 127 else lp_int_size(ms_diff))
+                    + (2 if 0 <= seq_diff <= 127 else lp_int_size(seq_diff))
+                    + (n + 6 if n < 64 and (not n or value[0] not in _NUMERIC_START)
+                       else lp_str_size(value) + 4))
+                node.last = sid
+                table = self.table
+                table[sid * KEY_MUL & KEY_MASK] = fields
+                _add_last(self.ids, sid)
+                self.entries_added += 1
+                self.last_id = sid
+                if len(table) == 1:
+                    self.first_id = sid
+                return
         pair = len(fields) == 2
         names = fields[:1] if pair else fields[0::2]
         node = self.tail
