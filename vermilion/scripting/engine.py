@@ -178,8 +178,8 @@ class ScriptEngine:
         On every EVAL's path: kept flat."""
         if function is None:
             fn = self.functions[sha]
-            state = self.state
-            runner_fn = state.run
+            state = self._state  # (the state property, without its call: the script is
+            runner_fn = state.run  # cached, so the state exists)
         else:
             state, fn = function
             runner_fn = state.run_function
