@@ -47,6 +47,9 @@ _one_piece_encoder = {t: _ENCODERS[t] for t in (
 # connection pool): empty and never fed, only read (buffered() for CLIENT LIST, INFO).
 _NO_INPUT = RequestParser()
 
+_BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
+CRLF = b"\r\n"
+
 # uvloop's default write high-water mark: past it the transport calls pause_writing().
 HIGH_WATER = 64 * 1024
 # Bytes of replies gathered before a mid-batch write (see _run): one high-water mark's
@@ -238,7 +241,14 @@ class Connection(Session, asyncio.Protocol):
                 if kind is Raw:
                     piece = reply
                 elif kind is bytes:
-                    piece = b"$%d\r\n%s\r\n" % (len(reply), reply)
+                    # A bulk goes out as its header, itself and CRLF: no formatting, and
+                    # a big value is copied once, by the transport's join.
+                    size = len(reply)
+                    header = _BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size
+                    append(header)
+                    append(reply)
+                    piece = CRLF
+                    unsent += len(header) + size
                 elif kind is int:
                     piece = _SMALL_INTS[reply + 1] if -1 <= reply < 1023 else b":%d\r\n" % reply
                 elif reply is None:
