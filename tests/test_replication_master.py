@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from conftest import RawConnection, start_redis, start_vermilion, require_binary
+from conftest import NO_SYNC_DELAY, RawConnection, require_binary, start_redis, start_vermilion
 from replication_helpers import caught_up, dataset, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
@@ -70,13 +70,14 @@ def write_families(client) -> None:
 def servers(tmp_path):
     started = []
 
-    def start(kind, *args):
-        server = (start_vermilion if kind == "vermilion" else start_redis)(tmp_path, list(args))
+    def start(kind, *args):  # a master's sync at once, unless args set the delay
+        server = (start_vermilion if kind == "vermilion" else start_redis)(
+            tmp_path, [*NO_SYNC_DELAY, *args])
         started.append(server)
         return server
 
     yield start
-    for server in started:
+    for server in reversed(started):  # replicas first (conftest.servers says why)
         if server.proc.poll() is None:
             try:
                 os.kill(server.proc.pid, signal.SIGCONT)
