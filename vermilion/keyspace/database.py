@@ -36,6 +36,24 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _ExpiryClock:
+    """The time keys expire by. A running script freezes it at its start (keyIsExpired()
+    uses scriptTimeSnapshot() while server.script_caller is set): a key the script saw
+    does not vanish halfway through it. One per process, as the script running is."""
+
+    frozen: int | None = None
+
+
+def freeze_time(ms: int | None) -> None:
+    """The scripting engine's hook: freeze expiry at ms, or thaw it (None)."""
+    _ExpiryClock.frozen = ms
+
+
+def expiry_now() -> int:
+    frozen = _ExpiryClock.frozen
+    return time.time_ns() // 1_000_000 if frozen is None else frozen
+
+
 def type_name(value) -> str:
     return "string" if type(value) is bytes else value.type_name
 
@@ -104,7 +122,7 @@ class Database:
         (DEL, EXISTS, TYPE, SCAN TYPE), so a corrupt packed value can still be deleted."""
         if self.expires:
             when = self.expires.get(key)
-            if when is not None and when <= now_ms():
+            if when is not None and when <= expiry_now():
                 server = self.server
                 if server is not None and server.loading:
                     # keyIsExpired(): never while loading. An AOF replays PEXPIREAT
@@ -163,7 +181,7 @@ class Database:
 
     def is_expired(self, key: bytes) -> bool:
         when = self.expires.get(key)
-        return when is not None and when <= now_ms()
+        return when is not None and when <= expiry_now()
 
     # -- writing -----------------------------------------------------------------
 

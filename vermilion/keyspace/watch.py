@@ -9,12 +9,12 @@ watchedKey.expired — and session.dirty_cas (EXEC will fail).
 
 from __future__ import annotations
 
-from .database import now_ms
+from .database import expiry_now
 
 
 def key_is_expired(db, key: bytes) -> bool:
     when = db.expires.get(key)
-    return when is not None and when <= now_ms()
+    return when is not None and when <= expiry_now()
 
 
 def watch_keys(client, keys) -> None:
