@@ -223,9 +223,17 @@ def _update_clients(server, ev, client, argv) -> bool:
         last = ev.last_client
         if last is not None and last is not client:
             _recount(server, ev, last, None)
+        # Redis counts a command's arguments when it saw the command incomplete at the
+        # end of a read (updateClientMemUsage() in readQueryFromClient()): one bigger
+        # than a read buffer (PROTO_IOBUF_LEN). A small one is counted after it ran.
+        if sum(map(len, argv)) <= PROTO_IOBUF_LEN:
+            argv = None
         _recount(server, ev, client, argv)
         ev.last_client = client
     return refreshed
+
+
+PROTO_IOBUF_LEN = 16 * 1024
 
 
 def _recount(server, ev, client, argv) -> None:

@@ -223,8 +223,11 @@ def client_list(client, argv):
     elif len(argv) != 2:
         raise CommandError(errors.SYNTAX)
     now = time.time()
+    # A client closed (killed, evicted, over its output limit) is gone for Redis at once
+    # (freeClient(), or freeClientAsync() before the next command): here it stays in
+    # server.clients until its transport reports the connection lost.
     return Verbatim("".join(client_info_line(c, now, argv if c is client else None) + "\n"
-                            for c in clients).encode())
+                            for c in clients if c is client or not c.closing).encode())
 
 
 @command("client kill")
