@@ -5,6 +5,15 @@ snapshot, ``appendonly.aof.N.base.rdb``, or RESP commands with aof-use-rdb-pream
 and incremental files of RESP commands (``appendonly.aof.N.incr.aof``). Real Redis 7.0
 loads this directory and we load its.
 
+The manifest (AofManifest, aofManifest) is read strictly at start-up, with Redis's
+errors; every change to it (a new incr file, a rewrite done, history deleted) is made on
+a copy, persisted, and only then adopted. A rewrite forks a child writing the next base
+while the parent switches to a new incr file; once the child is done, the base and the
+incr files it covers become history, deleted unless aof-disable-auto-gc. CONFIG SET
+appendonly yes waits for its first rewrite (AOF_WAIT_REWRITE): writes meanwhile go to
+a temp incr file that becomes the first incr file. An old-style single AOF in dir is
+moved into the directory as its base (aofUpgradePrepare()).
+
 Durability: every propagated write is appended to a buffer; ``flush()`` writes the
 buffer before any reply of that batch leaves the server, and with ``appendfsync always``
 fsyncs it too, so an acknowledged write survives kill -9. ``everysec`` fsyncs from the
@@ -787,8 +796,8 @@ class AppendOnlyFile:
                 load_functions(self.server, rdb.load_snapshot(data, self.server.dbs,
                                                               packed=True))
             except rdb.RDBError as exc:
-                logger.warning(f"Error reading the RDB {'preamble of the AOF file' if old_style else 'base file'} "
-                               f"{name}, AOF loading aborted")
+                what = "preamble of the AOF file" if old_style else "base file"
+                logger.warning(f"Error reading the RDB {what} {name}, AOF loading aborted")
                 # Not truncated away even with aof-load-truncated (Redis would cut the
                 # file at offset 0): a damaged base is never silently dropped.
                 logger.warning(f"Unrecoverable error reading the append only file {name}: "
@@ -1323,6 +1332,11 @@ def _start_appendonly(server, aof) -> None:
         aof.rewrite_scheduled = True
         logger.warning("AOF was enabled but there is already another background operation. "
                        "An AOF background was scheduled to start when possible.")
+    elif any(client.in_exec for client in server.clients.values()):
+        # server.in_exec: the fork waits for the transaction's end (the cron starts it).
+        aof.rewrite_scheduled = True
+        logger.warning("AOF was enabled during a transaction. An AOF background was "
+                       "scheduled to start when possible.")
     else:
         if aof.rewrite_child:
             logger.warning("AOF was enabled but there is already an AOF rewriting in "
