@@ -22,8 +22,10 @@ install-test: $(VENV)/bin/python
 run: install
 	$(VENV)/bin/vermilion-server examples/redis.conf
 
+# Two workers, each file whole on one (-n 2 --dist loadfile): the tests mostly wait on
+# the servers they start, so two overlap well even on two cores.
 test: install-test
-	$(PY) -m pytest -q -x --durations=10 tests
+	$(PY) -m pytest -q -x -n 2 --dist loadfile --durations=15 tests
 
 # The differential test with many more examples (minutes, not run by `make test`).
 test-slow: install-test

@@ -5,6 +5,7 @@ Nothing is mocked: every test talks TCP to a server process. The real redis-serv
 """
 
 import inspect
+import itertools
 import os
 import re
 import shlex
@@ -39,10 +40,36 @@ ROOT = Path(__file__).resolve().parent.parent
 VERMILION = Path(sys.executable).parent / "vermilion-server"
 
 
+def _port_sequence():
+    """The ports this process hands out, in turn: its own slice of 20000-31999, below the
+    kernel's ephemeral ports (32768+, which bind(0) and every outgoing connection take
+    from), one slice per pytest-xdist worker, so that two workers never pick the same
+    port between the check and the server's bind. Starting at a random point of it (the
+    pid): separate pytest runs on one machine rarely meet."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    index = int(worker) if worker.isdigit() else 0
+    size = 12000 // max(workers, 1)
+    low = 20000 + (index % max(workers, 1)) * size
+    start = os.getpid() % size
+    return itertools.cycle([low + (start + i) % size for i in range(size)]), size
+
+
+_PORTS, _PORT_COUNT = _port_sequence()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """The next port of this process's slice that nothing holds (bound without
+    SO_REUSEADDR: a port still in TIME_WAIT is passed over too)."""
+    for _ in range(_PORT_COUNT):
+        port = next(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's range")
 
 
 def require_binary(name: str) -> str:
