@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 
+from .commands.client_cmds import client_info_line
 from .commands.dispatch import internal_error, process_command
 from .keyspace.blocking import BLOCKED
 from .log import logger
@@ -224,6 +225,9 @@ class Connection(Session, asyncio.Protocol):
                 if reply is BLOCKED:
                     self._hold_while_blocked(commands[i + 1:])
                     break
+                if self.replica is not None and reply is not NO_REPLY and self.is_replica():
+                    self._replica_replied(argv, reply)
+                    break
                 quiet = self.reply_off or self.reply_skip or self.reply_skip_next
                 lean = self._lean_allowed(server)
                 slow_from = server._slowlog_threshold
@@ -312,6 +316,23 @@ class Connection(Session, asyncio.Protocol):
             self.close()  # (with deferred replies, the server closes after writing them)
         else:
             self._check_query_limit()
+
+    def _replica_replied(self, argv: list[bytes], reply) -> None:
+        """_addReplyToBufferOrList(): a replica's link carries the replication stream,
+        never replies. A command of the replica's that made one (an error included,
+        logged first as afterErrorReply() does) gets the replica disconnected instead."""
+        server = self.server
+        try:
+            name = server.commands.lookup(argv).fullname  # c->lastcmd
+        except CommandError:
+            name = "<unknown>"
+        if isinstance(reply, CommandError):
+            server.stats.unexpected_error_replies += 1
+            logger.warning(f"== CRITICAL == This master is sending an error to its replica: "
+                           f"'{reply.message[:4096]}' after processing the command '{name}'")
+        logger.warning(f"Replica generated a reply to command '{name}', disconnecting it: "
+                       f"{client_info_line(self)}")
+        self.close()
 
     def _rejection(self, checks, spec, argv) -> CommandError | None:
         """The error of the first of the server's command checks that refuses argv."""

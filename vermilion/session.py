@@ -183,9 +183,18 @@ class Session:
         authentication and ACL checks for this session (authRequired() is dynamic:
         a default user without password lets unauthenticated sessions in)."""
         user = self.user
+        if self.is_replica():
+            # An attached replica's commands always take the checked path: it may not
+            # touch the keyspace (processCommand()), nor get a reply (_run).
+            self.unchecked, self.acl_fast = False, None
+            return
         self.unchecked = user.unrestricted and (
             self.authenticated or not self.server.acl.auth_required())
         self.acl_fast = user.fast_allows if self.authenticated else None
+
+    def is_replica(self) -> bool:
+        """CLIENT_SLAVE: a replica attached by SYNC/PSYNC (flag S)."""
+        return bool(self._flags) and "S" in self._flags
 
     def discard_transaction(self) -> None:
         """discardTransaction(): leave MULTI, forget the flags and every WATCH."""

@@ -31,6 +31,8 @@ _PUBSUB_CONTEXT = frozenset({"ping", "subscribe", "ssubscribe", "unsubscribe", "
 PUBSUB_CONTEXT_ERROR = ("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                         "PING / QUIT / RESET are allowed in this context")
 NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
+REPLICA_KEYSPACE_ERROR = "ERR Replica can't interact with the keyspace"
+_KEYSPACE_FLAGS = frozenset({"readonly", "may_replicate"})
 EXEC_REJECTED = "EXECABORT Transaction discarded because of: "
 
 
@@ -194,6 +196,10 @@ def _central_checks(client, server, spec, argv, gated=False):
             _pubsub_check(client, spec)
         for check in server.hooks.command_checks:
             check(client, spec, argv)
+        if client.is_replica() and (spec.is_write or spec.flags & _KEYSPACE_FLAGS):
+            # processCommand(): a replica may not touch the keyspace (it is exempt from
+            # CLIENT PAUSE, which this would let it get around).
+            raise CommandError(REPLICA_KEYSPACE_ERROR)
     except CommandError:
         spec.rejected_calls += 1
         raise
