@@ -1136,9 +1136,10 @@ class Config:
 
     # -- CONFIG REWRITE --------------------------------------------------------------------
 
-    def rewrite(self, path: str | None = None) -> None:
+    def rewrite(self, path: str | None = None, force_all: bool = False) -> None:
         """rewriteConfig(): keep the file's comments and order, reuse each option's old
-        lines, blank the ones no longer used, append the rest after the signature."""
+        lines, blank the ones no longer used, append the rest after the signature.
+        force_all (DEBUG CONFIG-REWRITE-FORCE-ALL): every option is written, defaults too."""
         path = path or self.config_file
         try:
             with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -1146,6 +1147,7 @@ class Config:
         except FileNotFoundError:
             old = ""
         state = _RewriteState(old)
+        state.force_all = force_all
         for spec in TABLE:
             state.rewrite(spec.name, spec.rewrite(self.values[spec.name]))
         for source in self.rewrite_sources:
@@ -1161,6 +1163,7 @@ class _RewriteState:
         self.option_lines: dict[str, list[int]] = {}
         self.processed: set[str] = set()
         self.needs_signature = True
+        self.force_all = False  # rewriteConfigRewriteLine()'s force: write defaults too
         if not text:
             return
         for raw in text.split("\n"):
@@ -1184,7 +1187,7 @@ class _RewriteState:
             slots = self.option_lines.get(option)
             if slots:
                 self.lines[slots.pop(0)] = line
-            elif force:
+            elif force or self.force_all:
                 if self.needs_signature:
                     self.lines.append(REWRITE_SIGNATURE)
                     self.needs_signature = False

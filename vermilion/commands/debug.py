@@ -249,6 +249,17 @@ def _debug_pause_cron(client, argv):
     return OK
 
 
+@command("debug config-rewrite-force-all", argc=(2, 2))
+def _debug_config_rewrite_force_all(client, argv):
+    # CONFIG REWRITE writing every option, defaults included (rewriteConfig(file, 1)).
+    config = client.server.config
+    try:
+        config.rewrite(force_all=True)
+    except OSError as exc:
+        raise CommandError("ERR CONFIG-REWRITE-FORCE-ALL failed: %s" % exc.strerror) from None
+    return OK
+
+
 @command("debug replybuffer", argc=(4, 4))
 def _debug_replybuffer(client, argv):
     # DEBUG REPLYBUFFER PEAK-RESET-TIME <never|reset|ms> / RESIZING <0|1>: tune how the
