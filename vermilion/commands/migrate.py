@@ -142,7 +142,8 @@ def migrate(client, argv):
     db = client.db
     # Keys missing now are skipped; none at all is +NOKEY, not an error (they may just
     # have expired meanwhile).
-    found = [(key, value) for key in names if (value := db.lookup(key)) is not None]
+    # (peek: a value still packed is sent as it is held, as DUMP does.)
+    found = [(key, value) for key in names if (value := db.peek(key)) is not None]
     if not found:
         return Raw(b"+NOKEY\r\n")
     limits = client.server.snapshots._limits()

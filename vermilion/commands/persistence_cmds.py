@@ -2,6 +2,7 @@
 
 from ..keyspace import cost
 from ..keyspace.database import now_ms
+from ..log import logger
 from ..persistence import rdb
 from ..propagate import rewrite_restore
 from ..protocol import errors
@@ -40,10 +41,26 @@ def bgsave(client, argv):
 
 @command("dump")
 def dump(client, argv):
-    value = client.db.lookup(argv[1])
+    # A value still packed (as loaded, or restored unchecked) is dumped as it is held,
+    # without decoding it: DUMP never walks the value in Redis either.
+    value = client.db.peek(argv[1])
     if value is None:
         return None
     return rdb.dump_payload(value, client.server.snapshots._limits())
+
+
+def _restore_options(client) -> rdb.LoadOptions:
+    """rdbLoadObject()'s deep_integrity_validation for a RESTORE: sanitize-dump-payload
+    yes, or clients for a client that is neither the master (nor another internal
+    client: the superuser) nor an ACL user with skip-sanitize-payload."""
+    config = client.server.config
+    mode = config["sanitize-dump-payload"]
+    deep = mode == "yes"
+    if mode == "clients":
+        user = client.user
+        deep = not (user is client.server.acl.superuser
+                    or user.sanitize == "skip-sanitize-payload")
+    return rdb.LoadOptions.from_config(config, deep)
 
 
 def _set_lru_or_lfu(db, key: bytes, freq: int | None, idle: int | None) -> None:
@@ -100,11 +117,13 @@ def restore(client, argv):
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     try:
-        value = rdb.restore_payload(argv[3])
+        value = rdb.restore_payload(argv[3], _restore_options(client))
     except rdb.RDBError as exc:
-        message = str(exc)
-        if "version or checksum" in message:
-            raise CommandError("ERR DUMP payload version or checksum are wrong") from None
+        if exc.reason == rdb.CHECKSUM_WRONG:
+            raise CommandError("ERR " + rdb.CHECKSUM_WRONG) from None
+        if not isinstance(exc, rdb.EmptyKey) and exc.reason != rdb.EOF_REASON:
+            # rdbReportError() in a RESTORE: logged at verbose level, not fatal.
+            logger.verbose(rdb.corruption_log_line(exc.reason))
         raise CommandError("ERR Bad data format") from None
     deleted = db.delete(key) if replace else False
     if ttl and not absttl:
