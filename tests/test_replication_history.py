@@ -138,6 +138,11 @@ def test_a_writable_replica_expires_only_the_keys_its_clients_gave_a_ttl(servers
     replica = replica_server.client()
     replica.replicaof("127.0.0.1", master_server.port)
     wait_until(lambda: link_up(replica), 15, "sync")
+    # The master's stream reaches the replica (after a diskless sync a master streams to
+    # a replica once its first ACK has come, replicaPutOnline): the master's key below
+    # then arrives well within the 300 ms the replica's own keys live.
+    master.set("flowing", 1)
+    wait_until(lambda: replica.get("flowing") == b"1", 15, "the stream")
     replica.config_set("replica-read-only", "no")
     mine = in_db(replica, 5)
     mine.set("key1", 1, px=300)
