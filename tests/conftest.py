@@ -4,9 +4,10 @@ Nothing is mocked: every test talks TCP to a server process. The real redis-serv
 (Debian's package) must be installed; a missing binary fails the run, never skips.
 """
 
+import collections
 import inspect
-import itertools
 import os
+import random
 import re
 import shlex
 import shutil
@@ -40,36 +41,39 @@ ROOT = Path(__file__).resolve().parent.parent
 VERMILION = Path(sys.executable).parent / "vermilion-server"
 
 
-def _port_sequence():
-    """The ports this process hands out, in turn: its own slice of 20000-31999, below the
-    kernel's ephemeral ports (32768+, which bind(0) and every outgoing connection take
-    from), one slice per pytest-xdist worker, so that two workers never pick the same
-    port between the check and the server's bind. Starting at a random point of it (the
-    pid): separate pytest runs on one machine rarely meet."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+def _port_slice() -> range:
+    """The ports this process hands out: its own slice of 20000-31999, below the kernel's
+    ephemeral ports (32768+, which bind(0) and every outgoing connection take from),
+    one slice per pytest-xdist worker, so that two workers never pick the same port
+    between the check and the server's bind."""
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
-    index = int(worker) if worker.isdigit() else 0
-    size = 12000 // max(workers, 1)
-    low = 20000 + (index % max(workers, 1)) * size
-    start = os.getpid() % size
-    return itertools.cycle([low + (start + i) % size for i in range(size)]), size
+    index = int(worker) % workers if worker.isdigit() else 0
+    size = 12000 // workers
+    return range(20000 + index * size, 20000 + (index + 1) * size)
 
 
-_PORTS, _PORT_COUNT = _port_sequence()
+_PORTS = _port_slice()
+_recent_ports = collections.deque(maxlen=256)  # handed out, maybe not bound yet
+_port_picker = random.Random(os.getpid())  # separate pytest runs on one machine: apart
 
 
 def free_port() -> int:
-    """The next port of this process's slice that nothing holds (bound without
-    SO_REUSEADDR: a port still in TIME_WAIT is passed over too)."""
-    for _ in range(_PORT_COUNT):
-        port = next(_PORTS)
+    """A random port of this process's slice that nothing holds (bound without
+    SO_REUSEADDR: a port still in TIME_WAIT is passed over too) and that this process
+    has not handed out lately."""
+    for _ in range(1000):
+        port = _port_picker.choice(_PORTS)
+        if port in _recent_ports:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
-    raise RuntimeError("no free port in this worker's range")
+        _recent_ports.append(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 def require_binary(name: str) -> str:
