@@ -121,7 +121,9 @@ def clients_bytes(server) -> int:
 def replicas_bytes(server) -> int:
     """The replica connections' memory (INFO mem_clients_slaves): in used_memory, not
     counted for eviction."""
-    return sum(client_bytes(c) for c in list(server.clients.values()) if _is_replica(c))
+    # (A replica being closed no longer counts: CLIENT KILL TYPE SLAVE frees it at once.)
+    return sum(client_bytes(c) for c in list(server.clients.values())
+               if _is_replica(c) and not c.closing)
 
 
 def refresh_clients(server) -> int:
