@@ -152,7 +152,8 @@ def configure(server, _value=None) -> None:
         memory.used_memory_fast(server, ev.live) > ev.maxmemory
     # A lower maxmemory-clients evicts at the next command (processCommand()'s
     # evictClients()); the clients are summed again before it.
-    ev.traffic_seen = -1 << 62 if ev.clients_limit else ev.traffic_seen
+    if ev.clients_limit:
+        ev.traffic_seen = SUM_AGAIN
     wanted = bool(ev.maxmemory) or bool(track) or bool(ev.clients_limit)
     if wanted and not ev.installed:
         server.hooks.command_checks.append(ev_check)
@@ -204,6 +205,7 @@ def client_closed(server, client) -> None:
 # subscribers) — what Redis's incremental updateClientMemUsage() follows at each read and
 # write. O(clients) per that much traffic.
 REFRESH_BYTES = 64 * 1024
+SUM_AGAIN = -(1 << 62)  # a traffic mark that any traffic passes: sum at the next command
 REFRESH_BYTES_PER_CLIENT = 1024
 
 
@@ -238,7 +240,7 @@ PROTO_IOBUF_LEN = 16 * 1024
 
 def _recount(server, ev, client, argv) -> None:
     # updateClientMemoryUsage() of one client (not replicas, nor one being closed).
-    if client.closing or memory._is_replica(client):
+    if client.closing or memory.is_replica(client):
         return
     size = memory.client_bytes(client, argv, ev.multi_sizes)
     server.clients_memory += size - ev.client_mem.get(client.id, 0)

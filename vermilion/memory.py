@@ -106,7 +106,7 @@ def multi_bytes(client, cache: dict | None) -> int:
     return total
 
 
-def _is_replica(client) -> bool:
+def is_replica(client) -> bool:
     flags = getattr(client, "_flags", None)  # (Session.flags would make the set)
     return bool(flags) and "S" in flags
 
@@ -123,7 +123,7 @@ def replicas_bytes(server) -> int:
     counted for eviction."""
     # (A replica being closed no longer counts: CLIENT KILL TYPE SLAVE frees it at once.)
     return sum(client_bytes(c) for c in list(server.clients.values())
-               if _is_replica(c) and not c.closing)
+               if is_replica(c) and not c.closing)
 
 
 def refresh_clients(server) -> int:
@@ -135,14 +135,14 @@ def refresh_clients(server) -> int:
     if evictor is None:
         server.clients_memory = total = sum(
             client_bytes(c) for c in list(server.clients.values())
-            if not _is_replica(c) and not c.closing)
+            if not is_replica(c) and not c.closing)
         return total
     sizes = evictor.client_mem
     sizes.clear()
     cache = evictor.multi_sizes
     total = 0
     for client in list(server.clients.values()):
-        if client.closing or _is_replica(client):
+        if client.closing or is_replica(client):
             continue
         sizes[client.id] = size = client_bytes(client, None, cache)
         total += size
