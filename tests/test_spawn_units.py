@@ -104,3 +104,19 @@ def test_random_picks_stop_at_the_output_limit(pair):
                 victim.execute_command(*command)
         control.config_set("client-output-buffer-limit", "normal 0 0 0")
         assert control.ping()
+
+
+def test_debug_config_rewrite_force_all_writes_defaults(tmp_path):
+    # introspection.tcl: DEBUG CONFIG-REWRITE-FORCE-ALL, a restart, the same CONFIG GET.
+    for start in (start_vermilion, start_redis):
+        directory = tmp_path / start.__name__
+        directory.mkdir()
+        server = start(directory, ["--enable-debug-command", "yes"], config_text="hz 11\n")
+        try:
+            client = server.client()
+            assert client.execute_command("DEBUG", "CONFIG-REWRITE-FORCE-ALL") == b"OK"
+            written = next(directory.glob("server-*.conf")).read_text()
+            assert "hz 11" in written
+            assert "\nmaxmemory-clients 0\n" in written  # a default, written all the same
+        finally:
+            server.stop()
