@@ -256,17 +256,21 @@ def _trim(s: Stream, a: TrimArgs) -> int:
     return s.trim(a.maxlen, a.minid, a.approx, a.limit)
 
 
-def _xadd_plain(client, argv):
-    """XADD key * field value [field value ...] to an existing stream: the reply, or
-    None when the general path must answer (a new key, WRONGTYPE, an exhausted id)."""
+@command("xadd")
+def xadd(client, argv):
+    """XADD key * field value [field value ...] to an existing stream, the usual XADD,
+    is answered here; everything else (options, an explicit id, a new key, WRONGTYPE,
+    an exhausted id) by _xadd()."""
+    if argv[2] != b"*" or not len(argv) & 1 or len(argv) < 5:
+        return _xadd(client, argv)
     db = client.db
     key = argv[1]
     s = db.data.get(key) if not db.expires else db.lookup(key)
     if type(s) is not Stream:
-        return None
+        return _xadd(client, argv)
     last = s.last_id
     if last == MAX_ID:
-        return None
+        return _xadd(client, argv)
     ms = _database.now_ms()
     if ms > (last >> 64):
         sid = ms << 64
@@ -288,12 +292,7 @@ def _xadd_plain(client, argv):
     return reply
 
 
-@command("xadd")
-def xadd(client, argv):
-    if argv[2] == b"*" and len(argv) & 1 and len(argv) >= 5:
-        reply = _xadd_plain(client, argv)
-        if reply is not None:
-            return reply
+def _xadd(client, argv):
     a = _parse_add_or_trim(client, argv, True)
     field_pos = a.idpos + 1
     nfields = len(argv) - field_pos
