@@ -40,8 +40,11 @@ def _ratio_table(results: Results, targets: list[Target], labels: list[str],
     """Rows of redis vs vermilion ops/s per label and pipelining mode; with a
     `reference` label, each server's rate as a share of its own reference rate too."""
     redis_name, ours_name = targets[0].name, targets[1].name
-    head = "| command | mode | redis-server ops/s | vermilion ops/s | ratio | target |"
-    rule = "|---|---|---:|---:|---:|---:|"
+    # Server CPU per request beside ops/s: unlike ops/s it hardly moves with the load
+    # the shared machine's other jobs put on it.
+    head = ("| command | mode | redis-server ops/s | vermilion ops/s | ratio | target "
+            "| redis CPU µs/req | vermilion CPU µs/req |")
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
     if reference:
         head += f" redis: of its {reference} | vermilion: of its {reference} |"
         rule += "---:|---:|"
@@ -53,6 +56,9 @@ def _ratio_table(results: Results, targets: list[Target], labels: list[str],
             row = (f"| {label} | P{pipeline} | {ops(theirs)} | {ops(ours)} | "
                    f"{times(ratio(ours, theirs))} | "
                    f"{goal(ratio(ours, theirs), goals.get((label, pipeline)))} |")
+            for name in (redis_name, ours_name):
+                cpu = results.cpu.get((name, label, pipeline))
+                row += f" {cpu:.2f} |" if cpu else " — |"
             if reference:
                 for name, rate in ((redis_name, theirs), (ours_name, ours)):
                     share = ratio(rate, results.best(name, pipeline, reference))
