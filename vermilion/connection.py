@@ -183,7 +183,15 @@ class Connection(Session, asyncio.Protocol):
                 # slowlog threshold) judged once, in _lean_allowed().
                 quiet = False
                 # _central_checks()' part that applies here: the server's hooks (OOM...).
-                reply = self._rejection(checks, spec, argv) if checks else None
+                reply = None
+                if checks:
+                    try:
+                        for check in checks:
+                            check(self, spec, argv)
+                    except CommandError as exc:
+                        spec.rejected_calls += 1
+                        server.count_error(exc)
+                        reply = exc
                 if reply is None:
                     self.cmd = spec
                     dirty = server.dirty
@@ -333,17 +341,6 @@ class Connection(Session, asyncio.Protocol):
         logger.warning(f"Replica generated a reply to command '{name}', disconnecting it: "
                        f"{client_info_line(self)}")
         self.close()
-
-    def _rejection(self, checks, spec, argv) -> CommandError | None:
-        """The error of the first of the server's command checks that refuses argv."""
-        try:
-            for check in checks:
-                check(self, spec, argv)
-        except CommandError as exc:
-            spec.rejected_calls += 1
-            self.server.count_error(exc)
-            return exc
-        return None
 
     def _lean_allowed(self, server) -> bool:
         """Whether the data commands of this batch may take _run's lean path: nothing
