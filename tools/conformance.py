@@ -9,7 +9,7 @@ baseline-spawn.txt). The table and the totals are rewritten between the markers 
 docs/compatibility.md; the prose around them (deliberate differences) is kept.
 
     .venv/bin/python tools/conformance.py [--modes external,spawn] [--units U ...]
-        [--redis-from MODE=FILE] [--runner PATH]
+        [--redis-from MODE=FILE] [--vermilion-from MODE=FILE] [--runner PATH]
 """
 
 import argparse
@@ -83,15 +83,22 @@ def main(argv=None) -> int:
     parser.add_argument("--units", nargs="*", default=[])
     parser.add_argument("--redis-from", action="append", default=[],
                         help="MODE=FILE: Redis's counts from runner output instead of a run")
+    parser.add_argument("--vermilion-from", action="append", default=[],
+                        help="MODE=FILE: Vermilion's counts from runner output of an earlier "
+                             "run (e.g. one left running in the background)")
     parser.add_argument("--runner", default=str(RUNNER))
     args = parser.parse_args(argv)
     runner = Path(args.runner)
     if not runner.exists():
         raise SystemExit(f"the conformance runner is missing: {runner} (set CONFORMANCE_DIR)")
     reuse = dict(item.split("=", 1) for item in args.redis_from)
+    earlier = dict(item.split("=", 1) for item in args.vermilion_from)
     sections = []
     for mode in args.modes.split(","):
-        mine = run(runner, str(SERVER), mode, args.units)
+        if mode in earlier:
+            mine = parse(Path(earlier[mode]).read_text())
+        else:
+            mine = run(runner, str(SERVER), mode, args.units)
         if mode in reuse:
             redis = parse(Path(reuse[mode]).read_text())
         else:
