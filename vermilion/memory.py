@@ -64,6 +64,22 @@ CHANNEL_COST = 32  # dictEntry + its table slot in c->pubsub_channels / shard ch
 PREFIX_COST = 32  # sizeof(raxNode) * sizeof(raxNode*) per tracking prefix node
 
 
+PROTO_MBULK_BIG_ARG = 32 * 1024
+
+
+def query_buffer_bytes(parser) -> int:
+    """sdsZmallocSize(c->querybuf): the bytes received and not parsed yet — or, while a
+    big bulk argument (PROTO_MBULK_BIG_ARG or more) is arriving, all of it: Redis sizes
+    the query buffer for the whole argument as soon as it has read its header
+    (processMultibulkBuffer()'s sdsMakeRoomForNonGreedy(querybuf, ll+2))."""
+    buffered = parser.buffered()
+    # The pending bulk's length with its CRLF (RequestParser._need; 0 when none).
+    pending = getattr(parser, "_need", 0)
+    if pending - 2 >= PROTO_MBULK_BIG_ARG and pending > buffered:
+        return pending
+    return buffered
+
+
 def client_bytes(client, argv=None, multi_sizes: dict | None = None) -> int:
     """getClientMemoryUsage(): one client's memory: its fixed cost, its query buffer with
     the arguments of the command it is receiving (c->argv_len_sum) or running (argv),
@@ -71,8 +87,9 @@ def client_bytes(client, argv=None, multi_sizes: dict | None = None) -> int:
     prefixes. multi_sizes: a cache of MULTI queue sizes (multi_bytes())."""
     parser = client.parser
     argv_len = getattr(parser, "argv_bytes", None)  # (a replica's master link has none)
-    total = CLIENT_COST + parser.buffered() + (argv_len() if argv_len is not None else 0) \
-        + client.output_buffer_size()
+    total = CLIENT_COST + query_buffer_bytes(parser) + client.output_buffer_size()
+    if argv_len is not None:
+        total += argv_len()
     if argv is not None:
         total += sum(map(len, argv)) + ARGV_POINTER * len(argv)
     if client.multi is not None:

@@ -139,6 +139,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
     multi = client.multi.queue if client.multi is not None else None
     subscriptions = client.subscriptions
     qbuf = client.parser.buffered()
+    qbuf_free = memory.query_buffer_bytes(client.parser) - qbuf  # (a big argument's room)
     argv_mem = 0
     if argv is not None:
         qbuf += _request_size(argv)
@@ -154,7 +155,7 @@ def client_info_line(client, now: float | None = None, argv: list[bytes] | None 
         f"idle={int(now - client.last_interaction)} flags={client_flags(client)} "
         f"db={client.db.id} sub={len(subscriptions.channels)} "
         f"psub={len(subscriptions.patterns)} ssub={len(subscriptions.shard_channels)} "
-        f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free=0 "
+        f"multi={len(multi) if multi is not None else -1} qbuf={qbuf} qbuf-free={qbuf_free} "
         f"argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
         f"tot-mem={memory.client_bytes(client, argv)} events={events} cmd={cmd} user={user} redir={redir} "
         f"resp={client.resp}"
