@@ -309,6 +309,14 @@ local function run(f, keys, argv)
 end
 api.run = run
 function api.run_args(f, nk, ...)
+    if nk == 1 and select("#", ...) == 2 then
+        -- EVALSHA sha 1 key arg, the usual call: run() and split() in one frame.
+        local key, arg = ...
+        G.KEYS = {key}
+        G.ARGV = {arg}
+        running = true
+        return ended(xpcall(f, err_handler))
+    end
     return run(f, split(nk, ...))
 end
 -- Functions (function_lua.c). A library's code runs once, at FUNCTION LOAD, in a
