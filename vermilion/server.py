@@ -220,6 +220,7 @@ class Server:
         self.shutdown_waiters: list = []  # SHUTDOWN clients blocked meanwhile
         self.oom_score = OomScore()  # oom-score-adj (setOOMScoreAdj())
         self.pause_cron = False  # DEBUG PAUSE-CRON: the cron does nothing meanwhile
+        self.skip_checksum_validation = False  # DEBUG SET-SKIP-CHECKSUM-VALIDATION (RESTORE)
         self.apply_config()
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
         self._wire()

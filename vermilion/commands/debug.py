@@ -243,6 +243,13 @@ def _debug_set_active_expire(client, argv):
     return OK
 
 
+@command("debug set-skip-checksum-validation", argc=(3, 3))
+def _debug_set_skip_checksum_validation(client, argv):
+    # verifyDumpPayload() then checks the RDB version of a RESTORE payload only.
+    client.server.skip_checksum_validation = bool(_atoi(argv[2]))
+    return OK
+
+
 @command("debug pause-cron", argc=(3, 3))
 def _debug_pause_cron(client, argv):
     client.server.pause_cron = bool(_atoi(argv[2]))

@@ -117,7 +117,8 @@ def restore(client, argv):
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     try:
-        value = rdb.restore_payload(argv[3], _restore_options(client))
+        value = rdb.restore_payload(argv[3], _restore_options(client),
+                                    client.server.skip_checksum_validation)
     except rdb.RDBError as exc:
         if exc.reason == rdb.CHECKSUM_WRONG:
             raise CommandError("ERR " + rdb.CHECKSUM_WRONG) from None

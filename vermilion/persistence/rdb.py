@@ -1133,7 +1133,7 @@ def options_of(dbs) -> LoadOptions:
     config = getattr(server, "config", None)
     if config is None:
         return DEFAULT_OPTIONS
-    return LoadOptions.from_config(config)
+    return LoadOptions.from_config(config, checksum=not server.skip_checksum_validation)
 
 
 def _read_key_value(r: Reader, pos: int, op: int, packed: bool = False):
