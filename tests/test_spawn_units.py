@@ -120,3 +120,23 @@ def test_debug_config_rewrite_force_all_writes_defaults(tmp_path):
             assert "\nmaxmemory-clients 0\n" in written  # a default, written all the same
         finally:
             server.stop()
+
+
+def test_client_unblock_error_counts_a_failed_call(pair):
+    # info.tcl "errorstats: blocking commands": BLPOP calls=1, failed_calls=1.
+    for server in _both(pair):
+        control = server.client()
+        control.config_resetstat()
+        blocked = server.client(socket_timeout=5)
+        blocked_id = blocked.client_id()
+        conn = blocked.connection_pool.get_connection()
+        conn.send_command("BLPOP", "nolist", 0)
+        for _ in range(200):
+            if control.info("clients")["blocked_clients"]:
+                break
+            time.sleep(0.01)
+        assert control.client_unblock(blocked_id, error=True)
+        with pytest.raises(redis.ResponseError):
+            conn.read_response()
+        stats = control.info("commandstats")["cmdstat_blpop"]
+        assert (stats["calls"], stats["failed_calls"]) == (1, 1)

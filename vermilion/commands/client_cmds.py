@@ -354,7 +354,15 @@ def client_unblock(client, argv):
     target = to_int(argv[2])
     if target is None:
         raise CommandError(errors.NOT_INTEGER)
-    return 1 if client.server.blocking.unblock_by_id(target, error) else 0
+    server = client.server
+    victim = server.clients.get(target)
+    blocked_by = victim.cmd if victim is not None and victim.blocked is not None else None
+    if not server.blocking.unblock_by_id(target, error):
+        return 0
+    if error and blocked_by is not None:
+        # updateStatsOnUnblock(target, 0, 0, had_errors=1): the blocked command failed.
+        blocked_by.failed_calls += 1
+    return 1
 
 
 # -- CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO (client-side caching) ----------
