@@ -275,10 +275,16 @@ def ev_check(client, spec, argv) -> None:
     # Runs before every command while installed: keep it to a few dict operations.
     server = client.server
     ev = server.evictor
-    if (ev.clients_limit or ev.maxmemory) and client.connected:
-        if _update_clients(server, ev, client, argv):
+    clients_limit = ev.clients_limit
+    if clients_limit or ev.maxmemory:
+        stats = server.stats
+        # (Under maxmemory alone, only past REFRESH_BYTES of traffic: _update_clients()
+        # then decides by the number of clients.)
+        if (clients_limit or stats.total_net_input_bytes + stats.total_net_output_bytes
+                - ev.traffic_seen > REFRESH_BYTES) and client.connected \
+                and _update_clients(server, ev, client, argv):
             ev.over = True  # measure used_memory below with the clients as they are now
-        if ev.clients_limit and server.clients_memory >= ev.clients_limit:
+        if clients_limit and server.clients_memory >= clients_limit and client.connected:
             # processCommand(): evictClients() before the key eviction, after the last
             # command's replies grew some client's output buffer.
             evict_clients(server)
