@@ -12,7 +12,10 @@ AOF's RDB base loads the same way.)
 
 Only the blob's frame (its total-bytes header and terminator) is checked at load, as
 Redis checks a listpack without sanitize-dump-payload; a blob that turns out corrupt
-when unpacked gets the reading command an error reply, never a wrong value.
+when unpacked gets the reading command an error reply, never a wrong value. A RESTORE
+without deep sanitization holds the same way a value that passes only Redis's shallow
+checks (a listpack or intset, or a whole stream value, whose blob is then its RDB
+bytes): Redis would take it and assert later, Vermilion errs on the first read.
 """
 
 from collections.abc import Callable
