@@ -46,8 +46,11 @@ def _node_listpack(s: Stream, node: Node, sids: list[int]) -> bytes:
         names = flat[0::2]
         nf = len(names)
         same = names == fields
+        # streamAppendItem(): the deltas go in as int64, a uint64 difference cast
+        # (a seq delta past 2^63 is stored negative; the reader wraps it back).
         items += [b"%d" % (FLAG_SAMEFIELDS if same else 0),
-                  b"%d" % ((sid >> 64) - master_ms), b"%d" % ((sid & MAX64) - master_seq)]
+                  b"%d" % _int64((sid >> 64) - master_ms),
+                  b"%d" % _int64((sid & MAX64) - master_seq)]
         if same:
             items += flat[1::2]
             items.append(b"%d" % (nf + 3))
@@ -56,6 +59,10 @@ def _node_listpack(s: Stream, node: Node, sids: list[int]) -> bytes:
             items += flat
             items.append(b"%d" % (nf * 2 + 4))
     return enc.build_listpack(items)
+
+
+def _int64(delta: int) -> int:
+    return delta - (1 << 64) if delta >= 1 << 63 else delta
 
 
 def _ms_time(ms: int) -> bytes:
@@ -195,12 +202,14 @@ def _read_node(s: Stream, master: int, blob: bytes, floor: int) -> int:
     last = floor
     while pos < n:
         flags = ints(items[pos])
-        ms, seq = master_ms + ints(items[pos + 1]), master_seq + ints(items[pos + 2])
+        # The deltas are int64 in the listpack and Redis adds them to the master id
+        # as uint64 (lpGetInteger() into a uint64_t): they wrap, as a seq delta
+        # past 2^63 has to.
+        ms = (master_ms + ints(items[pos + 1])) & MAX64
+        seq = (master_seq + ints(items[pos + 2])) & MAX64
         # Vermilion keeps the entries in id order, node by node: ids below their
-        # node's master id, out of order or out of range cannot be held (Redis
-        # would take them and misbehave later).
-        if not (0 <= ms <= MAX64 and 0 <= seq <= MAX64):
-            raise _corrupt("Stream entry ID out of range")
+        # node's master id or out of order cannot be held (Redis would take them and
+        # misbehave later).
         sid = make_id(ms, seq)
         if sid < master or sid <= last:
             raise _corrupt("Stream entry IDs out of order")
