@@ -405,7 +405,7 @@ class RequestParser:
             if end > last:
                 break
             # Each "$len" header must be canonical and equal its payload's length
-            # (size_of gives None otherwise). Unrolled for the usual 1-3 arguments:
+            # (size_of gives None otherwise). Unrolled for the usual 1-5 arguments:
             # this loop runs once per command, and slicing + map cost twice as much.
             if count == 1:
                 a = parts[i + 2]
@@ -423,6 +423,20 @@ class RequestParser:
                         or size_of(parts[i + 5]) != len(c)):
                     break
                 append([a, b, c])
+            elif count == 4:  # HSET h f v, LRANGE l 0 99, EVALSHA sha 1 k...
+                a, b, c, d = parts[i + 2], parts[i + 4], parts[i + 6], parts[i + 8]
+                if (size_of(parts[i + 1]) != len(a) or size_of(parts[i + 3]) != len(b)
+                        or size_of(parts[i + 5]) != len(c) or size_of(parts[i + 7]) != len(d)):
+                    break
+                append([a, b, c, d])
+            elif count == 5:  # XADD s * f v, EVALSHA sha 1 k a...
+                a, b, c = parts[i + 2], parts[i + 4], parts[i + 6]
+                d, e = parts[i + 8], parts[i + 10]
+                if (size_of(parts[i + 1]) != len(a) or size_of(parts[i + 3]) != len(b)
+                        or size_of(parts[i + 5]) != len(c) or size_of(parts[i + 7]) != len(d)
+                        or size_of(parts[i + 9]) != len(e)):
+                    break
+                append([a, b, c, d, e])
             else:
                 args = parts[i + 2:end:2]
                 if list(map(size_of, parts[i + 1:end:2])) != list(map(len, args)):
