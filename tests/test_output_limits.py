@@ -125,15 +125,17 @@ def test_hard_limit_applies_to_pubsub_clients(tmp_path):
 
 
 def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
-    """normal 0 0 0 (the default): Redis would buffer all 50 MB. Vermilion stops running
-    the batch while the peer doesn't read, then sends every reply once it does."""
+    """normal 0 0 0 (the default): Redis would buffer all 80 MB. Vermilion lets a client's
+    unsent replies grow to FLOW_CONTROL_BYTES (32 MB: a pipeline that reads its replies at
+    the end must not deadlock on its own send), then stops running the batch while the
+    peer doesn't read, and sends every reply once it does."""
     server = start_vermilion(tmp_path)
     try:
         fill(server)
         pid = server.proc.pid
         before = status(pid, "VmRSS")
         sock = non_reading_socket(server.port)
-        count = 50
+        count = 80
         sock.sendall(resp("GET", "str") * count)
         control = server.client()
 
@@ -145,7 +147,7 @@ def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
 
         assert wait_for(lambda: omem() > 0)
         time.sleep(0.3)
-        assert status(pid, "VmHWM") - before <= 16 * MB
+        assert status(pid, "VmHWM") - before <= 48 * MB
         assert control.info("clients")["connected_clients"] == 2
         # Reading resumes the batch: every reply arrives, complete and in order.
         expected = b"$%d\r\n%s\r\n" % (len(ELEMENT) * 1024, ELEMENT * 1024)
@@ -157,6 +159,31 @@ def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
             got += chunk
         assert bytes(got) == expected * count
         control.close()
+        sock.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("which", ["vermilion", "redis"])
+def test_a_pipeline_that_reads_its_replies_at_the_end_does_not_deadlock(tmp_path, which):
+    """Tcl's deferring clients and big redis-py pipelines send every command before they
+    read a reply: 20 MB of ECHOs, more than the sockets' buffers hold. The server must keep
+    reading while their replies wait (Redis never stops reading a client)."""
+    start = start_vermilion if which == "vermilion" else start_redis
+    server = start(tmp_path)
+    try:
+        payload = b"x" * 1000
+        count = 20_000
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.settimeout(20)  # a deadlock shows as a send that never finishes
+        sock.sendall(resp("ECHO", payload) * count)
+        expected = b"$%d\r\n%s\r\n" % (len(payload), payload)
+        got = bytearray()
+        while len(got) < count * len(expected):
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection closed"
+            got += chunk
+        assert bytes(got) == expected * count
         sock.close()
     finally:
         server.stop()

@@ -401,6 +401,8 @@ class Connection(Session, asyncio.Protocol):
         if self.paused_writing or server.obuf_check_from < HIGH_WATER:
             # The peer is not keeping up (or a limit is below the high-water mark).
             server.check_output_limits(self)
+            if self.paused_writing and not self.paused_reading and server.throttles_output(self):
+                self._pause_reading()  # flow control, past its bound (see pause_writing)
 
     def _hold_while_blocked(self, rest: list) -> None:
         """The command blocked: nothing is sent for it now, and the rest of the batch
