@@ -79,6 +79,13 @@ def _obuf_check_from(limits: dict) -> int:
                + [OBUF_CHECK_FROM])
 
 
+# Unsent replies past which a client that does not read them stops being read from
+# (Server.throttles_output): a bound on what one such client can make the server hold
+# (Redis has none by default), above what a pipeline of a million small commands that
+# reads its replies at the end needs.
+FLOW_CONTROL_BYTES = 32 * 1024 * 1024
+
+
 @dataclass
 class Stats:
     total_connections_received: int = 0
@@ -472,12 +479,16 @@ class Server:
 
     def throttles_output(self, client: Connection) -> bool:
         """Whether a client that stops reading its replies is stopped being read from
-        (flow control, Vermilion's own bound): only when nothing else bounds its output.
-        Under a hard limit the limit closes it; under maxmemory Redis lets its output
-        grow and counts it in used_memory, where it evicts keys (or, with
-        maxmemory-clients, the biggest clients) — unit/maxmemory's MGET clients."""
+        (flow control, Vermilion's own bound): only when nothing else bounds its output,
+        and only past FLOW_CONTROL_BYTES of unsent replies. Redis never stops reading a
+        client: one that pipelines a million commands before it reads a reply (Tcl's
+        deferring clients, a big redis-py pipeline) must not deadlock on its own send,
+        so its replies may grow that far first. Under a hard limit the limit closes it;
+        under maxmemory Redis lets its output grow and counts it in used_memory, where
+        it evicts keys (or, with maxmemory-clients, the biggest clients)."""
         return not self.hard_output_limit(client) and not self.config["maxmemory"] \
-            and not self.config["maxmemory-clients"]
+            and not self.config["maxmemory-clients"] \
+            and client.output_buffer_size() >= FLOW_CONTROL_BYTES
 
     @staticmethod
     def _obuf_class(client: Connection) -> str:
