@@ -7,8 +7,10 @@ one write, at most FLUSH_BYTES (plus one reply) are ever encoded ahead of the tr
 and what waits to be sent (the transport's buffer and the replies held back for the
 AOF) is held to client-output-buffer-limit as it grows, as Redis checks it in
 _addReplyProtoToList(). A client whose class has no hard limit (normal clients, by
-default) gets flow control instead: once it stops reading its replies, it stops being
-read from and the rest of its batch waits, so it cannot grow our memory either —
+default) gets flow control instead: once 32 MB of its replies wait unread
+(server.FLOW_CONTROL_BYTES: Redis never stops reading, and a client that pipelines
+everything before it reads must not deadlock), it stops being read from and the rest of
+its batch waits, so it cannot grow our memory without bound either —
 unless maxmemory is set: then, as in Redis, its output grows and counts in used_memory,
 where eviction (of keys, or of clients under maxmemory-clients) answers it.
 
