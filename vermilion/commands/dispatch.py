@@ -183,7 +183,13 @@ def internal_error(server, spec, argv, exc) -> CommandError:
 
 def _central_checks(client, server, spec, argv, gated=False):
     if spec is None or spec.subcommands or not spec.check_arity(len(argv)):
-        spec = server.commands.lookup(argv)  # raises the right error, or resolves a subcommand
+        try:
+            spec = server.commands.lookup(argv)  # the right error, or the subcommand
+        except CommandError:
+            named = _named_command(server, argv)
+            if named is not None:  # rejectCommand(): c->cmd's rejected_calls (wrong arity)
+                named.rejected_calls += 1
+            raise
     try:
         # processCommand()'s order: NOAUTH, no_multi, -NOPERM, then the subscribed mode.
         if not client.authenticated and not spec.no_auth and server.auth_required():
@@ -204,6 +210,15 @@ def _central_checks(client, server, spec, argv, gated=False):
         spec.rejected_calls += 1
         raise
     return spec
+
+
+def _named_command(server, argv):
+    """lookupCommand(): what c->cmd is for argv, found or not — the command, a container
+    named alone, or its subcommand (an unknown subcommand names none)."""
+    spec = server.commands.get(argv[0].lower())
+    if spec is None or not spec.subcommands or len(argv) == 1:
+        return spec
+    return spec.subcommands.get(argv[1].lower())
 
 
 def _multi_check(client, spec) -> None:
