@@ -52,6 +52,7 @@ TRANSFER = "sync"
 CONNECTED = "connected"
 
 READONLY = "READONLY You can't write against a read only replica."
+STALE_FROM_SCRIPT = "ERR Can not execute the command on a stale replica"
 MASTERDOWN = ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
               "'no'.")
 UNBLOCKED_STATE = ("UNBLOCKED force unblock from blocking operation, instance state "
@@ -1477,6 +1478,10 @@ class MasterLink:
                 "stale" not in spec.flags
                 or (is_exec and any("stale" not in s.flags for s, _ in multi.queue))) \
                 and not self._obeyed(client):
+            if client.script:
+                # scriptVerifyAllowStale(): a command from an allow-stale script (the
+                # script itself got this far) that is not flagged stale.
+                raise CommandError(STALE_FROM_SCRIPT)
             raise CommandError(MASTERDOWN)
 
     def shutdown_hook(self, flags) -> None:
