@@ -559,6 +559,11 @@ class Server:
         return (spec.fullname == "exec" and multi is not None
                 and any(self._may_replicate(s, a) for s, a in multi.queue))
 
+    def script_flags(self, spec, argv: list[bytes]):
+        """getCommandFlags()'s script part for the layers below commands (the flags an
+        EVAL*/FCALL* script declares, or None: commands/scripting.py)."""
+        return declared_script_flags(self, spec, argv)
+
     def _may_replicate(self, spec, argv: list[bytes]) -> bool:
         flags = declared_script_flags(self, spec, argv)
         if flags is not None:  # scriptFlagsToCmdFlags(): write unless no-writes

@@ -1470,6 +1470,11 @@ class MasterLink:
         multi = client.multi
         is_exec = spec.name == "exec" and multi is not None and spec.container is None
         writes = spec.is_write or (is_exec and multi.holds("is_write"))
+        if not writes and "no_mandatory_keys" in spec.flags:
+            # getCommandFlags(): a script that declares its flags writes unless no-writes
+            # (EVAL* and FCALL* are the no_mandatory_keys commands it concerns).
+            flags = self.server.script_flags(spec, argv)
+            writes = flags is not None and b"no-writes" not in flags
         read_only = config["replica-read-only"]
         self.write_lookups = writes and not read_only
         if read_only and writes and not self._obeyed(client):
