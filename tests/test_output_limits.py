@@ -36,6 +36,16 @@ def resp(*args) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
 
 
+def receive(sock: socket.socket, size: int) -> bytes:
+    """Exactly size bytes from sock (fails if the server closes it first)."""
+    got = bytearray()
+    while len(got) < size:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "connection closed"
+        got += chunk
+    return bytes(got)
+
+
 def connected_clients(server) -> int:
     client = server.client()
     try:
@@ -152,12 +162,7 @@ def test_without_a_limit_a_client_that_does_not_read_is_throttled(tmp_path):
         # Reading resumes the batch: every reply arrives, complete and in order.
         expected = b"$%d\r\n%s\r\n" % (len(ELEMENT) * 1024, ELEMENT * 1024)
         sock.settimeout(30)
-        got = bytearray()
-        while len(got) < count * len(expected):
-            chunk = sock.recv(1 << 20)
-            assert chunk, "connection closed"
-            got += chunk
-        assert bytes(got) == expected * count
+        assert receive(sock, count * len(expected)) == expected * count
         control.close()
         sock.close()
     finally:
@@ -178,12 +183,7 @@ def test_a_pipeline_that_reads_its_replies_at_the_end_does_not_deadlock(tmp_path
         sock.settimeout(20)  # a deadlock shows as a send that never finishes
         sock.sendall(resp("ECHO", payload) * count)
         expected = b"$%d\r\n%s\r\n" % (len(payload), payload)
-        got = bytearray()
-        while len(got) < count * len(expected):
-            chunk = sock.recv(1 << 20)
-            assert chunk, "connection closed"
-            got += chunk
-        assert bytes(got) == expected * count
+        assert receive(sock, count * len(expected)) == expected * count
         sock.close()
     finally:
         server.stop()
