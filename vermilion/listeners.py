@@ -28,8 +28,9 @@ _UNSUPPORTED = (errno.ENOPROTOOPT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT,
 
 
 def bind_tcp(bind: list[str], port: int, backlog: int) -> list[socket.socket]:
-    """Bound, listening, non-blocking sockets for every usable address of bind; raises
-    OSError (with nothing left bound) when an address that must work does not."""
+    """Bound, listening, non-blocking sockets for every usable address of bind (none
+    for an empty bind); raises OSError (with nothing left bound) when an address that
+    must work does not."""
     sockets = []
     try:
         for entry in bind:
@@ -43,8 +44,8 @@ def bind_tcp(bind: list[str], port: int, backlog: int) -> list[socket.socket]:
                 if (optional and exc.errno == errno.EADDRNOTAVAIL) or exc.errno in _UNSUPPORTED:
                     continue
                 raise
-        if not sockets:
-            raise OSError(errno.EADDRNOTAVAIL, "no address to listen on")
+        # No address at all (bind "") listens nowhere on TCP, as listenToPort() does;
+        # start-up then checks that something listens somewhere.
     except OSError:
         for sock in sockets:
             sock.close()
