@@ -519,9 +519,11 @@ class MasterLink:
         # tls-replication: connCreateTLS() with the client context (tls.py), which
         # verifies the master's certificate against the CA, not its name.
         ctx = server.tls.client_ctx if config["tls-replication"] else None
+        source = config["bind-source-addr"]  # connectWithMaster(): the link's own address
         try:
-            reader, writer = await asyncio.open_connection(self.host, self.port,
-                                                           limit=MAX_LINE, ssl=ctx)
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, limit=MAX_LINE, ssl=ctx,
+                local_addr=(source, 0) if source else None)
         except OSError as exc:
             if generation == self.generation:
                 logger.warning(f"Error condition on socket for SYNC: "
