@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import REDIS_VERSION, __version__
 from .connection import Connection
+from .crashlog import CrashLog
 from .commands import load_all
 from .commands.dispatch import process_command
 from .config import Config, ConfigError
@@ -228,6 +229,7 @@ class Server:
         self.oom_score = OomScore()  # oom-score-adj (setOOMScoreAdj())
         self.pause_cron = False  # DEBUG PAUSE-CRON: the cron does nothing meanwhile
         self.skip_checksum_validation = False  # DEBUG SET-SKIP-CHECKSUM-VALIDATION (RESTORE)
+        self.crashlog = CrashLog(self)  # the crash report on a fatal signal (debug.c)
         self.apply_config()
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
         self._wire()
@@ -272,6 +274,7 @@ class Server:
         apply["min-replicas-to-write"] = apply["min-replicas-max-lag"] = self.replicas.configure
         apply["replica-read-only"] = self.master_link.configure
         apply["tracking-table-max-keys"] = self.tracking.configure
+        apply["crash-log-enabled"] = self.crashlog.configure
         self.replicas.configure()
         self.tracking.configure()
         self.repl.outputs.append(self.replicas.stream)
@@ -679,6 +682,7 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = self.loop.create_future()
+        self.crashlog.install()  # initServer(): setupSignalHandlers(), before the load
         if tls.enabled(self.config) and not self.tls.configure():
             logger.warning("Failed to configure TLS. Check logs for more info.")
             raise SystemExit(1)

@@ -7,6 +7,7 @@ CLIENT LIST see only "debug".
 
 import os
 import re
+import sys
 import time
 
 from .. import info
@@ -321,6 +322,39 @@ def _debug_error(client, argv):
 def _debug_log(client, argv):
     logger.warning("DEBUG LOG: %s" % _text(argv[2]))
     return OK
+
+
+# Crashes on purpose, each the way Redis's comes about (debugCommand()): a write to a
+# read-only page (the SIGSEGV handler's report), serverAssertWithInfo(c, argv[0], 1 == 2),
+# serverPanic(), and an allocation zmalloc cannot satisfy (redisOutOfMemoryHandler()).
+@command("debug segfault", argc=(2, None))
+def _debug_segfault(client, argv):
+    client.server.crashlog.segfault(client, argv, sys._getframe())
+
+
+@command("debug assert", argc=(2, None))
+def _debug_assert(client, argv):
+    client.server.crashlog.assertion_failed("1 == 2", _here(), client, argv, sys._getframe())
+
+
+@command("debug panic", argc=(2, None))
+def _debug_panic(client, argv):
+    client.server.crashlog.panic("DEBUG PANIC called at Unix time %d" % int(time.time()),
+                                 _here(), client, argv, sys._getframe())
+
+
+@command("debug oom", argc=(2, None))
+def _debug_oom(client, argv):
+    size = (1 << 63) - 1  # SIZE_MAX/2
+    logger.warning("Out Of Memory allocating %d bytes!" % size)
+    client.server.crashlog.panic(
+        "Redis aborting for OUT OF MEMORY. Allocating %d bytes!" % size, _here(), client,
+        argv, sys._getframe())
+
+
+def _here() -> str:
+    caller = sys._getframe(1)
+    return "%s:%d" % (os.path.basename(caller.f_code.co_filename), caller.f_lineno)
 
 
 # OK and nothing else: these tune or exercise Redis's C internals (the quicklist's
