@@ -202,12 +202,8 @@ def persistence_section(server) -> dict:
         # A replica's swapdb load from its own master serves the old dataset meanwhile.
         "loading": int(server.loading and not server.master_link.async_loading),
         "async_loading": int(server.master_link.async_loading),
-        "current_cow_peak": 0,
-        "current_cow_size": 0,
-        "current_cow_size_age": 0,
-        "current_fork_perc": "0.00",
-        "current_save_keys_processed": 0,
-        "current_save_keys_total": 0,
+        # What the BGSAVE child reported so far (zeros without one: resetChildState()).
+        **snap.child_info.read(),
         "rdb_changes_since_last_save": server.dirty,
         "rdb_bgsave_in_progress": int(bool(bgsave_pid)),
         "rdb_last_save_time": server.lastsave,
@@ -217,7 +213,7 @@ def persistence_section(server) -> dict:
             int(now - (snap.child_started if snap.child_pid else sync_fork.started))
             if bgsave_pid else -1,
         "rdb_saves": snap.saves,
-        "rdb_last_cow_size": 0,
+        "rdb_last_cow_size": snap.last_cow_size,
         "rdb_last_load_keys_expired": snap.loaded_expired,
         "rdb_last_load_keys_loaded": snap.loaded_keys,
         "aof_enabled": int(aof_on),

@@ -16,6 +16,7 @@ import time
 from ..log import logger
 from ..protocol.errors import CommandError
 from . import rdb
+from .childinfo import ChildInfo
 
 BGSAVE_RETRY_DELAY = 5  # CONFIG_BGSAVE_RETRY_DELAY: seconds after a failed bgsave
 
@@ -40,6 +41,8 @@ class Snapshots:
         self.loaded_aux: dict[bytes, bytes] = {}
         self.loaded_expired_keys: list = []  # (db, key) it skipped as expired
         self.saves = 0
+        self.child_info = ChildInfo()  # what the BGSAVE child reports (childinfo.c)
+        self.last_cow_size = 0  # rdb_last_cow_size
 
     # -- paths ------------------------------------------------------------------
 
@@ -58,7 +61,7 @@ class Snapshots:
         # rdbSave(): "temp-<pid>.rdb" beside the target, so the rename is atomic.
         return os.path.join(os.path.dirname(self.path) or ".", "temp-%d.rdb" % pid)
 
-    def write_stream(self, out, aux: dict | None = None, keep=None) -> None:
+    def write_stream(self, out, aux: dict | None = None, keep=None, progress=None) -> None:
         """The snapshot, to a binary file object (a replica's pipe, diskless sync).
         keep: None for everything, else a set naming the parts kept: "functions" (the
         keys go only when keep is None; REPLCONF rdb-filter-only)."""
@@ -70,9 +73,9 @@ class Snapshots:
                           compression=_yes(config, "rdbcompression"),
                           functions=functions,
                           checksum=_yes(config, "rdbchecksum"), limits=self._limits(), aux=aux,
-                          key_delay_us=config["rdb-key-save-delay"])
+                          key_delay_us=config["rdb-key-save-delay"], progress=progress)
 
-    def write_file(self, path: str, aux: dict | None = None) -> None:
+    def write_file(self, path: str, aux: dict | None = None, progress=None) -> None:
         """rdbSave(): write the snapshot to a temp file, fsync, rename over path. On
         failure the temp file is removed (a full disk must not stay full because of
         it), the reason is logged as Redis logs it, and OSError propagates."""
@@ -89,7 +92,7 @@ class Snapshots:
         step = "rdbSaveRio"
         try:
             with f:
-                self.write_stream(f, aux)
+                self.write_stream(f, aux, progress=progress)
                 step = "fflush"
                 f.flush()
                 step = "fsync"
@@ -134,6 +137,8 @@ class Snapshots:
         point-in-time snapshot, and the parent keeps serving."""
         self.last_bgsave_try = time.time()
         self.dirty_at_fork = self.server.dirty
+        info = self.child_info
+        info.start(sum(len(db.data) for db in self.server.dbs))
         try:
             pid = os.fork()
         except OSError as exc:
@@ -144,8 +149,9 @@ class Snapshots:
             self.server.enter_child()
             code = 0
             try:
-                self.write_file(self.path)
+                self.write_file(self.path, progress=info.progress)
                 logger.notice("DB saved on disk")
+                info.report_final(info.keys_total)  # sendChildCowInfo(..., "RDB")
             except BaseException:
                 code = 1
             os._exit(code)
@@ -166,6 +172,9 @@ class Snapshots:
         self.child_pid = 0
         self.last_bgsave_seconds = int(time.time() - self.child_started)
         code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            self.last_cow_size = self.child_info.final_cow()
+        self.child_info.finish()
         if code == 0:
             logger.notice("Background saving terminated with success")
             self.saved(self.child_started, self.dirty_at_fork)
