@@ -139,6 +139,66 @@ def test_old_style_aof_is_upgraded_like_redis(tmp_path):
     assert ours[2] == {"k1": b"v1", "k2": b"v2", "k3": b"v3"}
 
 
+def _shutdown_during_initial_rewrite(binary, workdir) -> tuple[str, bool]:
+    server = start_in_dir(binary, workdir)
+    client = server.client()
+    try:
+        client.set("k", "v")
+        client.config_set("rdb-key-save-delay", 1_000_000)  # one key: 1 s
+        client.config_set("appendonly", "yes")
+        with pytest.raises(redis.ResponseError) as refused:
+            client.shutdown()
+        alive = client.ping()
+        with socket.create_connection(("127.0.0.1", server.port)) as conn:
+            conn.sendall(b"SHUTDOWN NOSAVE FORCE\r\n")
+            assert conn.recv(64) == b""  # it exits anyway
+        server.proc.wait(10)
+    finally:
+        server.stop()
+    assert "Writing initial AOF, can't exit." in server.log_path.read_text()
+    return str(refused.value), alive
+
+
+def test_shutdown_refused_while_the_initial_aof_is_written(tmp_path):
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "redis").mkdir()
+    ours = _shutdown_during_initial_rewrite(VERMILION, tmp_path / "ours")
+    theirs = _shutdown_during_initial_rewrite(require_binary("redis-server"), tmp_path / "redis")
+    assert ours == theirs == ("Errors trying to SHUTDOWN. Check logs.", True)
+
+
+def test_history_files_and_auto_gc_like_redis(tmp_path):
+    """Two rewrites with aof-disable-auto-gc yes keep the history in the manifest;
+    turning the collection back on deletes it at once (updateAofAutoGCEnabled())."""
+    results = []
+    for name, binary in (("ours", VERMILION), ("redis", require_binary("redis-server"))):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        server = start_in_dir(binary, workdir, "--appendonly", "yes",
+                              "--aof-disable-auto-gc", "yes")
+        manifest = workdir / "appendonlydir" / "appendonly.aof.manifest"
+        try:
+            client = server.client()
+            for seq in (2, 3):
+                client.set("k", seq)
+                client.execute_command("BGREWRITEAOF")
+                for _ in range(200):
+                    if f"seq {seq} type b" in manifest.read_text() and \
+                            client.info("persistence")["aof_rewrite_in_progress"] == 0:
+                        break
+                    time.sleep(0.05)
+            kept = manifest.read_text()
+            client.config_set("aof-disable-auto-gc", "no")
+            collected = manifest.read_text()
+            files = sorted(p.name for p in (workdir / "appendonlydir").iterdir())
+        finally:
+            server.stop()
+        results.append((kept, collected, files))
+        shutil.rmtree(workdir)
+    assert results[0] == results[1]
+    assert "type h" in results[0][0] and "type h" not in results[0][1]
+
+
 def test_expiry_in_the_past_is_replayed_as_written(tmp_path):
     """checkAlreadyExpired()/keyIsExpired() while loading: PEXPIREAT 1000 then RPUSH on
     the same key leaves one list that has expired by the end of the load, not a new list

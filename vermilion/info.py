@@ -284,7 +284,7 @@ def _base_stats_section(server) -> dict:
         "pubsub_patterns": len(server.pubsub.patterns),
         "pubsubshard_channels": len(server.pubsub.shard),
         "latest_fork_usec": 0,
-        "total_forks": 0,
+        "total_forks": st.total_forks,
         "migrate_cached_sockets": 0,
         "slave_expires_tracked_keys": 0,
         "active_defrag_hits": 0,

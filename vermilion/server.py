@@ -112,6 +112,7 @@ class Stats:
     unexpected_error_replies: int = 0
     total_reads_processed: int = 0
     total_writes_processed: int = 0
+    total_forks: int = 0  # stat_total_forks: every redisFork() (BGSAVE, AOF rewrite)
     errorstats: dict = field(default_factory=dict)
 
 
@@ -267,6 +268,7 @@ class Server:
         apply["tls-port"] = listeners.apply_tls_port
         apply["tls-auth-clients"] = self.tls.set_auth_clients
         apply["appendonly"] = apply_appendonly
+        apply["aof-disable-auto-gc"] = self.aof.apply_auto_gc
         apply["requirepass"] = self._apply_requirepass
         apply["oom-score-adj"] = apply["oom-score-adj-values"] = self._apply_oom_score
         self.config.rewrite_sources.append(self._rewrite_users)
@@ -877,6 +879,10 @@ class Server:
         return True
 
     def _run_shutdown_hooks(self, flags: frozenset) -> bool:
+        if self.aof.refuses_shutdown(flags):
+            logger.warning("Errors trying to shut down the server. Check the logs for more "
+                           "information.")
+            return False
         # No new connections while the final save runs.
         self._stop_accepting()
         # The final save blocks the loop, whose signal handlers wait for it: a second
@@ -972,12 +978,16 @@ class Server:
         if self.config["appendonly"]:
             await self.loop.run_in_executor(None, self.load_aof)
         else:
+            self.aof.load_manifest_at_startup()  # main() reads it whatever appendonly says
             await self.snapshots.load_at_startup()
         self.hooks.command_checks.remove(self._refuse_while_loading)
         self.loading = False
 
     def _refuse_while_loading(self, client, spec, argv) -> None:
-        if self.loading and not spec.allow_loading and not client.loading:
+        # A script's commands during a load are the AOF loader's (processCommand() is
+        # not on scriptCall()'s path): no client can start one while loading.
+        if self.loading and not spec.allow_loading and not client.loading \
+                and not client.script:
             raise CommandError(LOADING)
 
     def flush_appends(self) -> None:

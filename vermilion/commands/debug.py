@@ -251,6 +251,13 @@ def _debug_set_skip_checksum_validation(client, argv):
     return OK
 
 
+@command("debug aof-flush-sleep", argc=(3, 3))
+def _debug_aof_flush_sleep(client, argv):
+    # server.aof_flush_sleep: microseconds flushAppendOnlyFile() sleeps before writing.
+    client.server.aof.flush_sleep_us = max(_atoi(argv[2]), 0)
+    return OK
+
+
 @command("debug pause-cron", argc=(3, 3))
 def _debug_pause_cron(client, argv):
     client.server.pause_cron = bool(_atoi(argv[2]))

@@ -1068,6 +1068,7 @@ class AppendOnlyFile:
                                    f"{_strerror(exc)}")
                 code = 1
             os._exit(code)
+        self.server.stats.total_forks += 1
         self.rewrite_child = pid
         self.rewrite_started = time.time()
         self.rewrite_scheduled = False

@@ -155,6 +155,7 @@ class Snapshots:
             except BaseException:
                 code = 1
             os._exit(code)
+        self.server.stats.total_forks += 1
         self.child_pid = pid
         self.child_started = time.time()
         logger.notice(f"Background saving started by pid {pid}")
