@@ -149,8 +149,11 @@ def bgrewriteaof(client, argv):
     aof = server.aof
     if aof.rewrite_child:
         raise CommandError("ERR Background append only file rewriting already in progress")
-    if server.snapshots.child_pid:
+    if aof.has_active_child() or client.in_exec:
+        # bgrewriteaofCommand(): no fork inside a transaction or beside another child;
+        # the cron starts it later, at once since a manual trigger resets the failures.
         aof.rewrite_scheduled = True
+        aof.consecutive_failures = 0
         return "Background append only file rewriting scheduled"
     # Redis rewrites even with appendonly no (the files are simply not used).
     if not aof.rewrite():
