@@ -343,6 +343,7 @@ class ReplicaSet:
         if pid == 0:
             self._child(socket_target, write_end, read_end, aux, rdb_filter, mark,
                         exit_read, exit_write)
+        server.stats.total_forks += 1  # redisFork() counts the full sync's child too
         if socket_target:
             os.close(write_end)
             os.close(exit_read)
