@@ -1,10 +1,12 @@
 """Small conformance fixes (issue 18), each beside real redis-server where it can be."""
 
+import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import start_redis, start_vermilion
+from conftest import VERMILION, require_binary, start_redis, start_vermilion
 from replication_helpers import link_up, wait_until
 
 
@@ -52,3 +54,49 @@ def test_total_forks_counts_the_full_sync_fork(servers, kind, diskless):
     wait_until(lambda: master.info("persistence")["rdb_bgsave_in_progress"] == 0,
                what="the sync's child to end")
     assert master.info("stats")["total_forks"] == 1
+
+
+def _saved_rdb(tmp_path) -> bytes:
+    """An RDB file redis-server saved: a few strings and a small hash."""
+    server = start_redis(tmp_path, ["--dir", str(tmp_path)])
+    try:
+        client = server.client()
+        for i in range(20):
+            client.set(f"key:{i}", f"value-{i}" * 3)
+        client.hset("hash", mapping={"a": "1", "b": "2"})
+        client.save()
+    finally:
+        server.stop()
+    return (tmp_path / "dump.rdb").read_bytes()
+
+
+def _failed_start(binary, workdir, data: bytes) -> tuple[int, list[str]]:
+    """Start a server on a damaged dump.rdb: its exit code, and what it printed from
+    the first line about the failure on (log lines without their pid:role and time)."""
+    workdir.mkdir()
+    (workdir / "dump.rdb").write_bytes(data)
+    done = subprocess.run([binary, "--port", "0", "--unixsocket", str(workdir / "s.sock"),
+                           "--dir", str(workdir), "--save", ""],
+                          cwd=workdir, capture_output=True, timeout=30)
+    lines = [re.sub(r"^\d+:[A-Z] \d\d \w+ \d{4} [\d:.]+ [#*.-] ", "", line)
+             for line in done.stdout.decode().splitlines()]
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith(("Short read", "Wrong RDB checksum", "Internal error")))
+    return done.returncode, lines[start:]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc"])
+def test_a_damaged_rdb_at_startup_is_reported_as_redis_does(tmp_path, damage):
+    """loadDataFromDisk() -> rdbLoad() -> rdbReportError(): the error line, then the
+    redis-check-rdb report on the file, and the exit."""
+    data = _saved_rdb(tmp_path)
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        at = data.index(b"value-7")
+        data = data[:at] + b"V" + data[at + 1:]
+    redis_code, redis_lines = _failed_start(require_binary("redis-server"),
+                                            tmp_path / "redis", data)
+    code, lines = _failed_start(str(VERMILION), tmp_path / "vermilion", data)
+    assert (code, lines) == (redis_code, redis_lines)
+    assert code == 1
