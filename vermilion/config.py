@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .protocol.encode import sds_repr as _sds_repr
 from .protocol.parser import split_args
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -131,23 +132,8 @@ def format_memory(value: int) -> str:
 
 
 def sds_repr(text: str) -> str:
-    """sdscatrepr(): a double-quoted string with C escapes, \\xHH for the rest."""
-    out = ['"']
-    for byte in text.encode("utf-8", "surrogateescape"):
-        ch = chr(byte)
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch in _REPR_ESCAPES:
-            out.append(_REPR_ESCAPES[ch])
-        elif 32 <= byte < 127:
-            out.append(ch)
-        else:
-            out.append("\\x%02x" % byte)
-    out.append('"')
-    return "".join(out)
-
-
-_REPR_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\a": "\\a", "\b": "\\b"}
+    """sdscatrepr() of a config value (protocol.encode.sds_repr on its bytes)."""
+    return _sds_repr(text.encode("utf-8", "surrogateescape"))
 
 
 def format_double(value: float) -> str:

@@ -27,6 +27,7 @@ import traceback
 from . import REDIS_VERSION, info
 from .commands.client_cmds import client_info_line
 from .log import logger
+from .protocol.encode import sds_repr
 
 FATAL_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT)
 REPORTED_SIGNALS = (signal.SIGABRT,)  # the ones a Python handler can report (above)
@@ -198,7 +199,7 @@ class CrashLog:
         logger.raw(WARNING, "\n------ CURRENT CLIENT INFO ------\n")
         logger.raw(WARNING, _client_line(client, now, argv))
         for n, arg in enumerate(argv):
-            logger.raw(WARNING, "argv[%d]: '%s'\n" % (n, _repr(arg[:128])))
+            logger.raw(WARNING, "argv[%d]: '%s'\n" % (n, sds_repr(arg[:128])))
         if len(argv) > 1:
             value = client.db.data.get(argv[1])
             if value is not None:
@@ -242,26 +243,3 @@ def _config_line(config, name: str) -> str:
         return ""
 
 
-def _repr(data: bytes) -> str:
-    """sdscatrepr(): a quoted string with C-style escapes."""
-    out = ['"']
-    for byte in data:
-        ch = chr(byte)
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif 32 <= byte < 127:
-            out.append(ch)
-        else:
-            out.append("\\x%02x" % byte)
-    out.append('"')
-    return "".join(out)
