@@ -68,7 +68,7 @@ class Session:
         "multi", "in_exec", "watched", "dirty_cas", "deny_blocking",
         "subscriptions", "push_buffer", "blocked",
         "script", "loading", "woff", "replica",
-        "user", "tracking",
+        "user", "tracking", "lua_debug",
     )
 
     # A Connection (connection.py) is a Session with a socket; these are not.
@@ -117,6 +117,7 @@ class Session:
         self.acl_fast = None  # a restricted user's quick check (acl.py _fast_checker)
         self.refresh_access()
         self.tracking = None  # CLIENT TRACKING's state while on (tracking.py)
+        self.lua_debug = None  # SCRIPT DEBUG SYNC: b"sync" (CLIENT_LUA_DEBUG_SYNC)
 
     @property
     def flags(self) -> set:

@@ -78,13 +78,37 @@ _SMALL_INTS = {b"%d" % i: i for i in range(32)}
 
 
 def _eval(client, argv, by_sha: bool, read_only: bool):
-    """evalGenericCommand(): numkeys, the script (cached or compiled), then run it."""
+    """evalCommand(): a SCRIPT DEBUG client's EVAL runs in a debugging session."""
     server = client.server
     if server.monitors:
         _feed_monitors(server, client, argv)
     engine = server.scripting
     if engine is None or engine.acl_denial is None:
         engine = script_engine(server)
+    if client.lua_debug is None:
+        return _eval_generic(client, argv, by_sha, read_only, engine)
+    if by_sha:
+        if len(argv[1]) != 40:
+            raise CommandError(NOSCRIPT)  # evalShaCommand() checks the length first
+        raise CommandError("ERR Please use EVAL instead of EVALSHA for debugging")
+    return _eval_debugging(client, argv, read_only, engine)
+
+
+def _eval_debugging(client, argv, read_only: bool, engine):
+    """evalGenericCommandWithDebugging(): the whole EVAL, its errors too, inside the
+    session; the connection is closed after its reply, which marks the session's end
+    for the client (ldbEndSession()'s CLIENT_CLOSE_AFTER_REPLY)."""
+    engine.debug_session(getattr(client, "fd", -1), argv[1])
+    try:
+        return _eval_generic(client, argv, False, read_only, engine)
+    finally:
+        engine.end_debug_session()
+        client.close_after_reply = True
+
+
+def _eval_generic(client, argv, by_sha: bool, read_only: bool, engine):
+    """evalGenericCommand(): numkeys, the script (cached or compiled), then run it."""
+    server = client.server
     if by_sha:
         sha = argv[1]
         if len(sha) != 40:
@@ -271,9 +295,15 @@ def script_kill(client, argv):
 def script_debug(client, argv):
     mode = argv[2].lower()
     if mode == b"no":
+        client.lua_debug = None  # ldbDisable()
         return OK
-    if mode in (b"yes", b"sync"):
-        # The Lua debugger (LDB) is not implemented.
+    if mode == b"sync":
+        # ldbEnable() + CLIENT_LUA_DEBUG_SYNC: the client's next EVAL is debugged, the
+        # server blocked meanwhile (scripting/debugger.py).
+        client.lua_debug = b"sync"
+        return OK
+    if mode == b"yes":
+        # The forked session (changes rolled back) is not implemented.
         raise CommandError("ERR SCRIPT DEBUG is not supported by this server")
     raise CommandError("ERR Use SCRIPT DEBUG YES/SYNC/NO")
 

@@ -165,8 +165,57 @@ redis.status_reply = function(msg, ...)
     return {ok = msg}
 end
 redis.replicate_commands = function() return true end
-redis.breakpoint = function() return false end
-redis.debug = function() end
+-- The Lua debugger's value dumps (ldbCatStackValueRec()): strings as sdscatrepr()
+-- writes them, numbers with %g, tables as arrays or as [key]=value lists.
+local ldb_on = false    -- a SCRIPT DEBUG session runs the script (ldb.active)
+local REPR_ESCAPES = {["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ["\a"] = "\\a",
+                      ["\b"] = "\\b", ['"'] = '\\"', ["\\"] = "\\\\"}
+local function repr_char(c)
+    return REPR_ESCAPES[c] or string.format("\\x%02x", c:byte())
+end
+local raw_next_ = next
+local function ldb_repr(v, level)
+    if level == 10 then return "<max recursion level reached! Nested table?>" end
+    level = level + 1
+    local t = type(v)
+    if t == "string" then
+        return '"' .. (v:gsub('[%z\1-\31"\\\127-\255]', repr_char)) .. '"'
+    elseif t == "boolean" then
+        return v and "true" or "false"
+    elseif t == "number" then
+        return string.format("%g", v)
+    elseif t == "nil" then
+        return "nil"
+    elseif t == "table" then
+        local expected, is_array = 1, true
+        local as_array, as_map = {}, {}
+        local k, val = raw_next_(v)
+        while k ~= nil do
+            if is_array and (type(k) ~= "number" or k ~= expected) then is_array = false end
+            as_array[#as_array + 1] = ldb_repr(val, level)
+            as_map[#as_map + 1] = "[" .. ldb_repr(k, level) .. "]=" .. ldb_repr(val, level)
+            expected = expected + 1
+            k, val = raw_next_(v, k)
+        end
+        return "{" .. table.concat(is_array and as_array or as_map, "; ") .. "}"
+    end
+    local names = {["function"] = "function", userdata = "userdata", thread = "thread"}
+    return '"' .. (names[t] or "unknown") .. "@" .. (tostring(v):match("0x%x+") or "0x0") .. '"'
+end
+local py_ldb_debug, py_ldb_breakpoint = py.ldb_debug, py.ldb_breakpoint
+-- redis.breakpoint(): stop at the next line, as a breakpoint there would.
+redis.breakpoint = function()
+    if not ldb_on then return false end
+    py_ldb_breakpoint()
+    return true
+end
+-- redis.debug(): log the values, comma-separated, in the debugger console.
+redis.debug = function(...)
+    if not ldb_on then return end
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = ldb_repr((select(i, ...)), 0) end
+    py_ldb_debug(table.concat(parts, ", "))
+end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION = py.version
@@ -318,6 +367,104 @@ function api.run_args(f, nk, ...)
         return ended(xpcall(f, err_handler))
     end
     return run(f, split(nk, ...))
+end
+-- A debugged EVAL (SCRIPT DEBUG SYNC): luaLdbLineHook on every line of the script, and
+-- every 100000 instructions for its timeout, instead of the kill hook.
+local py_ldb_line = py.ldb_line
+local function ldb_hook(event, line)
+    local i = dbg.getinfo(2, "Sl")
+    if not i or not i.short_src:find("user_script", 1, true) then return end
+    local err = py_ldb_line(event == "count", i.currentline)
+    if err then error(err, 0) end
+end
+function api.run_debug(f, keys, argv)
+    G.KEYS = keys
+    G.ARGV = argv
+    running = true
+    ldb_on = true
+    sethook(ldb_hook, "l", HOOK_EVERY)
+    local ok, res = xpcall(f, err_handler)
+    ldb_on = false
+    set_run_hook()
+    return ended(ok, res)
+end
+-- The level of the script's running frame, seen from the caller of this function (the
+-- debugger's commands run inside the hook, a few frames above the script's).
+local function ldb_script_level()
+    local level = 3
+    while true do
+        local i = dbg.getinfo(level, "S")
+        if not i then return nil end
+        if i.short_src:find("user_script", 1, true) then return level - 1 end
+        level = level + 1
+    end
+end
+-- ldbPrint(): the first local of that name from the running frame outwards, then the
+-- KEYS and ARGV globals; nil when there is none.
+function api.ldb_print(name)
+    local level = ldb_script_level()
+    while level and dbg.getinfo(level, "f") do
+        local i = 1
+        while true do
+            local n, v = dbg.getlocal(level, i)
+            if n == nil then break end
+            if n == name then return ldb_repr(v, 0) end
+            i = i + 1
+        end
+        level = level + 1
+    end
+    if name == "ARGV" or name == "KEYS" then return ldb_repr(G[name], 0) end
+    return nil
+end
+-- ldbPrintAll(): the running frame's locals, as name, value, name, value...
+function api.ldb_print_all()
+    local out = {}
+    local level = ldb_script_level()
+    if not level then return out end
+    local i = 1
+    while true do
+        local n, v = dbg.getlocal(level, i)
+        if n == nil then break end
+        if not n:find("(*temporary)", 1, true) then
+            out[#out + 1] = n
+            out[#out + 1] = ldb_repr(v, 0)
+        end
+        i = i + 1
+    end
+    return out
+end
+-- ldbTrace(): the script's frames, as "In|From <name>:", line, ...
+function api.ldb_trace()
+    local out = {}
+    local base = ldb_script_level()
+    if not base then return out end
+    local level = base
+    while true do
+        local i = dbg.getinfo(level, "Snl")
+        if not i then break end
+        if i.short_src:find("user_script", 1, true) then
+            out[#out + 1] = (level == base and "In " or "From ") .. (i.name or "top level") .. ":"
+            out[#out + 1] = i.currentline
+        end
+        level = level + 1
+    end
+    return out
+end
+-- ldbEval(): the code as an expression ("return " prepended), else as a statement.
+function api.ldb_eval(code)
+    local f = raw_loadstring("return " .. code, "@ldb_eval")
+    if not f then
+        local err
+        f, err = raw_loadstring(code, "@ldb_eval")
+        if not f then return false, err end
+    end
+    setfenv(f, env)
+    local ok, res = pcall(f)
+    if not ok then
+        local t = type(res)
+        return false, (t == "string" or t == "number") and tostring(res) or "(null)"
+    end
+    return true, ldb_repr(res, 0)
 end
 -- Functions (function_lua.c). A library's code runs once, at FUNCTION LOAD, in a
 -- restricted environment that only has `redis` with register_function, log and the

@@ -49,6 +49,7 @@ from ..protocol.encode import NO_REPLY, Raw
 from ..protocol.errors import CommandError, sanitize
 from .convert import (_STATUS_LINES, CountedError, ScriptCheckError, c_string,
                       finish_reply, lua_to_reply, shaped_to_reply)
+from .debugger import LuaDebugger
 from .runtime import LuaState
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -143,6 +144,9 @@ class ScriptEngine:
         # script's commands take the path a client's command takes (server.execute()
         # until then).
         self.process_command = None
+        # The Lua debugger's session while a SCRIPT DEBUG SYNC client's EVAL runs
+        # (debugger.py), else None.
+        self.debugger = None
 
     # -- the cache ------------------------------------------------------------------
 
@@ -180,6 +184,8 @@ class ScriptEngine:
             fn = self.functions[sha]
             state = self._state  # (the state property, without its call: the script is
             runner_fn = state.run  # cached, so the state exists)
+            if self.debugger is not None:
+                runner_fn = state.run_debug
         else:
             state, fn = function
             runner_fn = state.run_function
@@ -209,7 +215,9 @@ class ScriptEngine:
         # Only a connection's own command can answer later; inside MULTI/EXEC, for
         # internal clients, or without a threshold (no hook in Redis), the script runs
         # to its end.
-        if threshold > 0:
+        if threshold > 0 and self.debugger is None:
+            # (A debugged script has the debugger's hook instead, luaLdbLineHook: it
+            # blocks the server until the session ends.)
             run.threshold = threshold / 1000
             if caller.connected and not caller.in_exec and not caller.script \
                     and not self.busy and (caller._flags is None or "x" not in caller._flags):
@@ -235,6 +243,20 @@ class ScriptEngine:
         if kind is Raw or kind is bytes or kind is int:
             return reply  # (finish_reply() leaves these as they are)
         return finish_reply(reply, caller.resp)
+
+    def debug_session(self, fd: int, body: bytes):
+        """ldbStartSession() for a SCRIPT DEBUG SYNC client's EVAL: the session, which
+        the caller ends (end_debug_session()) whatever happens to the EVAL."""
+        logger.warning("Redis synchronous debugging eval session started")
+        self.debugger = LuaDebugger(self, fd, body)
+        return self.debugger
+
+    def end_debug_session(self) -> None:
+        """ldbEndSession(): the last logs and the <endsession> mark."""
+        debugger, self.debugger = self.debugger, None
+        if debugger is not None:
+            debugger.end()
+            logger.warning("Redis synchronous debugging eval session ended")
 
     def _run(self, run: ScriptRun, runner_fn, fn, keys, args):
         """The script's reply (a value or a CommandError)."""

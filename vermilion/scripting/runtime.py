@@ -17,7 +17,8 @@ from ..acl import OK as ACL_OK
 from ..log import logger
 from . import luabit, luajson, luamsgpack, luastruct
 from .tailcalls import without_tail_calls
-from .convert import _RAW_STATUS, NO_ARGS, error_table, lua_args_to_argv, reply_to_lua
+from .convert import (_RAW_STATUS, NO_ARGS, ScriptCheckError, error_table, lua_args_to_argv,
+                      reply_to_lua)
 from ..protocol.encode import Raw
 from ..protocol.errors import CommandError
 
@@ -91,6 +92,9 @@ class LuaState:
             b"set_repl": self._set_repl,
             b"acl_check_cmd": self._acl_check_cmd,
             b"interrupt": engine.interrupt,
+            b"ldb_line": self._ldb_line,
+            b"ldb_debug": self._ldb_debug,
+            b"ldb_breakpoint": self._ldb_breakpoint,
             b"version": REDIS_VERSION.encode(),
             b"version_num": _VERSION_NUM,
             b"cjson": luajson.library(lua, self.null),
@@ -107,6 +111,11 @@ class LuaState:
         self._load_library = api[b"load_library"]
         self._run_function = api[b"run_function"]
         self.shape = api[b"shape"]
+        self._run_debug = api[b"run_debug"]
+        self.ldb_print = api[b"ldb_print"]
+        self.ldb_print_all = api[b"ldb_print_all"]
+        self.ldb_trace = api[b"ldb_trace"]
+        self.ldb_eval = api[b"ldb_eval"]
         self.table = lua.table_from
 
     def compile(self, body: bytes):
@@ -123,6 +132,10 @@ class LuaState:
         if len(keys) + len(args) <= _FEW_ARGS:
             return self._run_args(fn, len(keys), *keys, *args)
         return self._run(fn, self.table(keys), self.table(args))
+
+    def run_debug(self, fn, keys: list[bytes], args: list[bytes]):
+        """run() under the Lua debugger's line hook (a SCRIPT DEBUG SYNC session)."""
+        return self._run_debug(fn, self.table(keys), self.table(args))
 
     def load_library(self, code: bytes, timeout: bool = True):
         """Run a library's code (FUNCTION LOAD): [(name, callback, flags, description)],
@@ -148,6 +161,11 @@ class LuaState:
     # -- the Python half of the redis library (see bootstrap.lua) -------------------------
 
     def _error(self, message: str, counted: bool = False):
+        debugger = self.engine.debugger
+        if debugger is not None and debugger.enabled and not counted:
+            # luaPushErrorBuff() logs the error while the debugger steps (a command's
+            # error was logged by _call(), with its reply).
+            debugger.log("<error> " + message.removeprefix("ERR "))
         raise ScriptError(error_table(self.lua, message, counted))
 
     @staticmethod
@@ -170,6 +188,9 @@ class LuaState:
                 return self._error(NO_ARGS)
             argv = list(args)
         engine = self.engine
+        debugger = engine.debugger
+        if debugger is not None and debugger.enabled:
+            return self._logged_call(debugger, argv)
         reply = engine._call(argv)
         kind = type(reply)
         if kind is bytes or kind is int:
@@ -183,6 +204,53 @@ class LuaState:
             # ignore_error_stats_update.
             return self._error(reply.message, counted=True)
         return reply_to_lua(self.lua, reply, engine.client.resp)
+
+    def _logged_call(self, debugger, argv):
+        """redis.call while the debugger steps: the command and its reply are logged
+        (luaRedisGenericCommand()'s "<redis>", then ldbLogRedisReply())."""
+        debugger.log_command(argv)
+        engine = self.engine
+        reply = engine._call(argv)
+        if isinstance(reply, ScriptCheckError):
+            # scriptCall()'s refusals: their text, without an error code.
+            debugger.log("<error> " + reply.message.removeprefix("ERR "))
+        elif isinstance(reply, CommandError):
+            # redisProtocolToLuaType_Error() logs "-CODE msg", then the reply itself.
+            debugger.log("<error> -" + reply.message)
+            debugger.log_reply(reply, engine.client.resp)
+        else:
+            debugger.log_reply(reply, engine.client.resp)
+        if isinstance(reply, CommandError):
+            return self._error(reply.message, counted=True)
+        if type(reply) is Raw:
+            status = _RAW_STATUS.get(reply)
+            if status is not None:
+                return status, True
+        if type(reply) in (bytes, int):
+            return reply
+        return reply_to_lua(self.lua, reply, engine.client.resp)
+
+    def debugger_call(self, argv):
+        """The debugger's redis command (ldbRedis())."""
+        return self._call(*argv)
+
+    # -- the Lua debugger's hooks -----------------------------------------------------
+
+    def _ldb_line(self, is_count, line):
+        debugger = self.engine.debugger
+        if debugger is None:
+            return None
+        return debugger.line_hook(bool(is_count), int(line))
+
+    def _ldb_debug(self, text):
+        debugger = self.engine.debugger
+        if debugger is not None:
+            debugger.debug_log(text)
+
+    def _ldb_breakpoint(self):
+        debugger = self.engine.debugger
+        if debugger is not None:
+            debugger.luabp = True
 
     def _pcall(self, *args):
         """redis.pcall: every error, argument errors included, is returned as {err=}."""
