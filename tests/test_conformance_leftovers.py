@@ -100,3 +100,21 @@ def test_a_damaged_rdb_at_startup_is_reported_as_redis_does(tmp_path, damage):
     code, lines = _failed_start(str(VERMILION), tmp_path / "vermilion", data)
     assert (code, lines) == (redis_code, redis_lines)
     assert code == 1
+
+
+@pytest.mark.parametrize("load", ["swapdb", "disabled"])
+@pytest.mark.parametrize("kind", ["vermilion", "redis"])
+def test_a_replica_encodes_what_it_loads_by_its_own_limits(servers, kind, load):
+    """rdbLoadObject() on the replica converts a listpack past the replica's
+    hash-max-listpack-entries / zset-max-listpack-entries, from a socket as from a file."""
+    master_server = servers("redis", "--repl-diskless-sync", "yes")
+    master = master_server.client()
+    master.hset("hash", mapping={f"f{i}": i for i in range(10)})
+    master.zadd("zset", {f"m{i}": i for i in range(10)})
+    replica = servers(kind, "--repl-diskless-load", load, "--hash-max-listpack-entries", "4",
+                      "--zset-max-listpack-entries", "4").client()
+    replica.replicaof("127.0.0.1", master_server.port)
+    wait_until(lambda: link_up(replica), what="the replica's link")
+    assert master.object("encoding", "hash") == b"listpack"
+    assert replica.object("encoding", "hash") == b"hashtable"
+    assert replica.object("encoding", "zset") == b"skiplist"

@@ -899,8 +899,11 @@ class MasterLink:
         # The old content is a different point in time of the same data set only
         # while the master's replication id is ours.
         self._begin_loading(async_loading=swapdb and server.repl.replid == self.master_replid)
+        # rdbLoadObject() encodes what it loads by the replica's own limits (and
+        # sanitize-dump-payload), as iter_load_snapshot's options_of() does for a file.
         load = rdb.StreamLoad(len(server.dbs), log=logger.warning, packed=True,
-                              key_delay=config["key-load-delay"])
+                              key_delay=config["key-load-delay"],
+                              options=rdb.options_of(server.dbs))
         try:
             with rdb.paused_gc():
                 leftover = await self._read_rdb(load, reader, writer, generation, mark)
