@@ -168,3 +168,23 @@ def test_other_clients_wait_for_the_session(kind, vermilion_server, redis_server
     assert other._reply() == b":1\r\n"
     assert server.client().get("ldb:after") == b"1"
     server.client().delete("ldb:waiting", "ldb:after")
+
+
+def test_forked_session_rolls_back_and_others_are_served(vermilion_server, redis_server):
+    # SCRIPT DEBUG YES: a forked child runs the session; the server serves the others
+    # meanwhile and the script's writes die with the child.
+    def session(server):
+        server.client().delete("ldb:forked")
+        conn = Debugging(server.port)
+        conn.send("SCRIPT", "DEBUG", "YES")
+        conn.send("EVAL", "redis.call('set','ldb:forked','1')\n"
+                          "return redis.call('get','ldb:forked')", 0)
+        conn.send("s")
+        assert server.client().ping()  # answered while the session is stopped
+        conn.send("c", replies=2)
+        assert conn.closed()
+        assert server.client().get("ldb:forked") is None
+        return conn.transcript
+
+    transcript = both(vermilion_server, redis_server, session)
+    assert transcript[-1] == b"$1\r\n1\r\n"

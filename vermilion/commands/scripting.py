@@ -9,7 +9,7 @@ import os
 
 from ..persistence.diskerror import RDB_MISCONF
 from ..protocol import errors
-from ..protocol.encode import OK
+from ..protocol.encode import NO_REPLY, OK, encode
 from ..protocol.errors import CommandError
 from ..scripting.convert import CountedError
 from ..scripting.engine import NOSCRIPT, engine_of, sha1hex, shebang_flags
@@ -98,12 +98,47 @@ def _eval_debugging(client, argv, read_only: bool, engine):
     """evalGenericCommandWithDebugging(): the whole EVAL, its errors too, inside the
     session; the connection is closed after its reply, which marks the session's end
     for the client (ldbEndSession()'s CLIENT_CLOSE_AFTER_REPLY)."""
+    if client.lua_debug == b"yes":
+        return _eval_forked_debugging(client, argv, read_only, engine)
     engine.debug_session(getattr(client, "fd", -1), argv[1])
     try:
         return _eval_generic(client, argv, False, read_only, engine)
     finally:
         engine.end_debug_session()
         client.close_after_reply = True
+
+
+def _eval_forked_debugging(client, argv, read_only: bool, engine):
+    """ldbStartSession()'s forked session (SCRIPT DEBUG YES): a child runs the debugged
+    script, talking to the client on its own copy of the socket, and exits after the
+    reply, so the script's changes die with it; the parent forgets the client (closing
+    only its copy of the socket) and goes on serving the others."""
+    fd = getattr(client, "fd", -1)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        client.lua_debug = None  # ldbDisable()
+        raise CommandError("ERR Fork() failed: can't run EVAL in debugging mode: %s"
+                           % exc.strerror) from None
+    if pid:
+        engine.adopt_debugging_child(pid)
+        client.lua_debug = None
+        client.close()  # freeClientAsync(): the child has the conversation now
+        return NO_REPLY
+    code = 0
+    try:
+        engine.enter_debugging_child()
+        engine.debug_session(fd, argv[1], forked=True)
+        try:
+            reply = _eval_generic(client, argv, False, read_only, engine)
+        except CommandError as exc:
+            reply = exc
+        engine.end_debug_session()
+        # ldbEndSession(): writeToClient() of the EVAL's reply, then exitFromChild().
+        engine.send_to_debugging_client(fd, encode(reply, client.resp))
+    except BaseException:
+        code = 1
+    os._exit(code)
 
 
 def _eval_generic(client, argv, by_sha: bool, read_only: bool, engine):
@@ -303,8 +338,9 @@ def script_debug(client, argv):
         client.lua_debug = b"sync"
         return OK
     if mode == b"yes":
-        # The forked session (changes rolled back) is not implemented.
-        raise CommandError("ERR SCRIPT DEBUG is not supported by this server")
+        # ldbEnable(): the next EVAL is debugged in a forked child (changes rolled back).
+        client.lua_debug = b"yes"
+        return OK
     raise CommandError("ERR Use SCRIPT DEBUG YES/SYNC/NO")
 
 

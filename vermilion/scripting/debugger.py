@@ -180,6 +180,7 @@ class LuaDebugger:
     def __init__(self, engine, fd: int, body: bytes):
         self.engine = engine
         self.fd = fd
+        self.forked = False  # SCRIPT DEBUG YES: a child runs the session
         self.logs: list[bytes] = []
         self.cbuf = b""
         self.step = True  # ldbEnable(): the script stops at its first line
@@ -222,7 +223,7 @@ class LuaDebugger:
         for entry in self.logs:
             out.append(b"+" + entry.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n")
         self.logs = []
-        self._write(b"".join(out))
+        self.write(b"".join(out))
 
     def log_command(self, argv) -> None:
         """luaRedisGenericCommand()'s "<redis> ..." line (the count is Redis's)."""
@@ -250,7 +251,7 @@ class LuaDebugger:
 
     # -- the socket -----------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         # A blocking write with Redis's 5 s send timeout; errors are left for the next
         # read to find (ldbSendLogs() ignores them too).
         deadline = time.monotonic() + SEND_TIMEOUT

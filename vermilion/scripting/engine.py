@@ -35,6 +35,8 @@ wrapped in MULTI/EXEC when there are several, filtered by redis.set_repl().
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import time
 from time import perf_counter_ns as _perf
 from threading import get_ident
@@ -147,6 +149,7 @@ class ScriptEngine:
         # The Lua debugger's session while a SCRIPT DEBUG SYNC client's EVAL runs
         # (debugger.py), else None.
         self.debugger = None
+        self.debugging_children: set[int] = set()  # forked sessions' pids (ldb.children)
 
     # -- the cache ------------------------------------------------------------------
 
@@ -244,19 +247,77 @@ class ScriptEngine:
             return reply  # (finish_reply() leaves these as they are)
         return finish_reply(reply, caller.resp)
 
-    def debug_session(self, fd: int, body: bytes):
-        """ldbStartSession() for a SCRIPT DEBUG SYNC client's EVAL: the session, which
-        the caller ends (end_debug_session()) whatever happens to the EVAL."""
-        logger.warning("Redis synchronous debugging eval session started")
+    def debug_session(self, fd: int, body: bytes, forked: bool = False):
+        """ldbStartSession() for a SCRIPT DEBUG client's EVAL: the session, which the
+        caller ends (end_debug_session()) whatever happens to the EVAL."""
+        if not forked:
+            logger.warning("Redis synchronous debugging eval session started")
         self.debugger = LuaDebugger(self, fd, body)
+        self.debugger.forked = forked
         return self.debugger
+
+    # -- forked debugging sessions (SCRIPT DEBUG YES) -----------------------------------
+
+    def enter_debugging_child(self) -> None:
+        """The forked session's child (ldbStartSession()): it serves its one client and
+        exits. Its writes must reach no one: nothing is propagated, and every other
+        connection's socket is left alone (Redis's child never flushes their replies;
+        ours would write at once), nor is the child stopped by the signals the parent
+        handles."""
+        server = self.server
+        server.enter_child()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        logger.warning("Redis forked for debugging eval")
+        server.propagation.sinks.clear()
+        for client in list(server.clients.values()):
+            if getattr(client, "transport", None) is not None:
+                client.transport = _DETACHED
+
+    def send_to_debugging_client(self, fd: int, data: bytes) -> None:
+        LuaDebugger(self, fd, b"").write(data)
+        logger.warning("Lua debugging session child exiting")
+
+    def adopt_debugging_child(self, pid: int) -> None:
+        """The parent's side: the child is reaped when it exits (ldbRemoveChild())."""
+        self.server.stats.total_forks += 1
+        self.debugging_children.add(pid)
+        shutdown_hooks = self.server.hooks.shutdown
+        if self._kill_at_shutdown not in shutdown_hooks:
+            shutdown_hooks.append(self._kill_at_shutdown)
+        self.server.loop.call_later(0.1, self._reap_debugging_children)
+
+    def _reap_debugging_children(self) -> None:
+        for pid in list(self.debugging_children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.debugging_children.discard(pid)
+        if self.debugging_children:
+            self.server.loop.call_later(0.1, self._reap_debugging_children)
+
+    def _kill_at_shutdown(self, flags) -> None:
+        # prepareForShutdown(): ldbKillForkedSessions().
+        self.kill_debugging_children()
+
+    def kill_debugging_children(self) -> None:
+        """ldbKillForkedSessions()."""
+        for pid in list(self.debugging_children):
+            logger.warning(f"Killing debugging session {pid}")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def end_debug_session(self) -> None:
         """ldbEndSession(): the last logs and the <endsession> mark."""
         debugger, self.debugger = self.debugger, None
         if debugger is not None:
             debugger.end()
-            logger.warning("Redis synchronous debugging eval session ended")
+            if not debugger.forked:
+                logger.warning("Redis synchronous debugging eval session ended")
 
     def _run(self, run: ScriptRun, runner_fn, fn, keys, args):
         """The script's reply (a value or a CommandError)."""
@@ -452,6 +513,21 @@ class ScriptEngine:
 # Redis freezes the clock for a script's duration (keys don't expire mid-script):
 # keyspace.database.freeze_time(ms or None), when the keyspace offers it.
 _FREEZE = getattr(database, "freeze_time", None)
+
+
+class _Detached:
+    """A forked debugging child's stand-in for the other clients' transports: whatever
+    the child would write to them is dropped, as Redis's child never flushes them."""
+
+    def __getattr__(self, name):
+        return _ignore
+
+
+def _ignore(*args, **kwargs):
+    return None
+
+
+_DETACHED = _Detached()
 
 
 def _saving_shutdown(spec, argv) -> bool:
