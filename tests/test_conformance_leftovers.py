@@ -1,6 +1,7 @@
 """Small conformance fixes (issue 18), each beside real redis-server where it can be."""
 
 import re
+import socket
 import subprocess
 import time
 
@@ -118,3 +119,45 @@ def test_a_replica_encodes_what_it_loads_by_its_own_limits(servers, kind, load):
     assert master.object("encoding", "hash") == b"listpack"
     assert replica.object("encoding", "hash") == b"hashtable"
     assert replica.object("encoding", "zset") == b"skiplist"
+
+
+@pytest.mark.parametrize("kind", ["vermilion", "redis"])
+def test_a_refused_shutdown_keeps_listening(tmp_path, kind):
+    """prepareForShutdown()/finishShutdown(): a final save that fails refuses the
+    shutdown before any listener is closed; new connections are still accepted."""
+    import redis
+    workdir = tmp_path / "gone"
+    workdir.mkdir()
+    starter = start_vermilion if kind == "vermilion" else start_redis
+    server = starter(tmp_path, ["--dir", str(workdir), "--enable-debug-command", "yes"])
+    try:
+        workdir.rmdir()  # the final save cannot create its temp file
+        for _ in range(3):
+            client = server.client()
+            with pytest.raises(redis.ResponseError, match="Errors trying to SHUTDOWN"):
+                client.shutdown(save=True)
+            client.close()
+        # A connection the kernel completed while the server was busy, before the
+        # refused SHUTDOWN: still in the listener's backlog, accepted afterwards.
+        with socket.create_connection(("127.0.0.1", server.port)) as busy:
+            busy.sendall(b"DEBUG SLEEP 0.3\r\nSHUTDOWN SAVE\r\n")
+            time.sleep(0.05)  # the server is inside DEBUG SLEEP
+            with socket.create_connection(("127.0.0.1", server.port)) as waiting:
+                waiting.sendall(b"PING\r\n")
+                assert _read_until(busy, b"SHUTDOWN") .startswith(b"+OK\r\n-ERR Errors")
+                assert _read_until(waiting, b"\r\n") == b"+PONG\r\n"
+        assert server.client().ping()
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def _read_until(sock, end: bytes) -> bytes:
+    data = b""
+    sock.settimeout(10)
+    while end not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -883,16 +883,20 @@ class Server:
             logger.warning("Errors trying to shut down the server. Check the logs for more "
                            "information.")
             return False
-        # No new connections while the final save runs.
-        self._stop_accepting()
         # The final save blocks the loop, whose signal handlers wait for it: a second
         # Ctrl+C must still cut it short (sigShutdownHandler()), so a plain handler
         # stands in meanwhile.
         previous = signal.signal(signal.SIGINT, self._insist_on_exit)
         try:
-            return self._shutdown_steps(flags)
+            done = self._shutdown_steps(flags)
         finally:
             signal.signal(signal.SIGINT, previous)
+        if done:
+            # finishShutdown() closes the listeners only once the exit is certain: a
+            # refused shutdown keeps serving on its sockets (listening again could find
+            # the port taken). The blocked loop accepted nothing during the steps.
+            self._stop_accepting()
+        return done
 
     def _insist_on_exit(self, signum, frame) -> None:
         logger.warning("You insist... exiting now.")
@@ -911,7 +915,6 @@ class Server:
                 if "force" not in flags:
                     logger.warning("Errors trying to shut down the server. Check the logs "
                                    "for more information.")
-                    self.loop.create_task(listeners.listen_at_startup(self))  # keep serving
                     return False
         return True
 
