@@ -82,17 +82,20 @@ def _failed_start(binary, workdir, data: bytes) -> tuple[int, list[str]]:
     lines = [re.sub(r"^\d+:[A-Z] \d\d \w+ \d{4} [\d:.]+ [#*.-] ", "", line)
              for line in done.stdout.decode().splitlines()]
     start = next(i for i, line in enumerate(lines)
-                 if line.startswith(("Short read", "Wrong RDB checksum", "Internal error")))
+                 if line.startswith(("Short read", "Wrong RDB checksum", "Internal error",
+                                     "Wrong signature")))
     return done.returncode, lines[start:]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "crc"])
+@pytest.mark.parametrize("damage", ["truncated", "crc", "signature"])
 def test_a_damaged_rdb_at_startup_is_reported_as_redis_does(tmp_path, damage):
     """loadDataFromDisk() -> rdbLoad() -> rdbReportError(): the error line, then the
     redis-check-rdb report on the file, and the exit."""
     data = _saved_rdb(tmp_path)
     if damage == "truncated":
         data = data[: len(data) // 2]
+    elif damage == "signature":  # no rdbReportError(): loadDataFromDisk()'s errno line
+        data = b"RADIS" + data[5:]
     else:
         at = data.index(b"value-7")
         data = data[:at] + b"V" + data[at + 1:]
