@@ -23,15 +23,34 @@ from .protocol.encode import _encode
 class MultiState:
     """multiState: the commands queued between MULTI and EXEC."""
 
-    __slots__ = ("queue", "aborted")
+    __slots__ = ("queue", "aborted", "script_flags")
 
     def __init__(self):
         self.queue: list = []  # (spec, argv) in arrival order
         self.aborted = False  # a command was refused while queueing: EXEC → EXECABORT
+        # What the queued scripts that declare flags add ("is_write", "denyoom"): their
+        # declared flags replace EVAL's and FCALL's own (scriptFlagsToCmdFlags()).
+        self.script_flags: set | None = None
+
+    def queue_script(self, declared) -> None:
+        """queueMultiCommand()'s cmd_flags |= getCommandFlags(c) for a script whose
+        shebang (or function) declares flags: write unless no-writes, denyoom unless
+        no-writes or allow-oom."""
+        if declared is None:
+            return
+        added = self.script_flags
+        if added is None:
+            added = self.script_flags = set()
+        if b"no-writes" not in declared:
+            added.add("is_write")
+            if b"allow-oom" not in declared:
+                added.add("denyoom")
 
     def holds(self, flag: str) -> bool:
         """processCommand()'s mstate.cmd_flags: EXEC counts as a write (or denyoom)
         command when a queued command is one; flag is a CommandSpec attribute."""
+        if self.script_flags is not None and flag in self.script_flags:
+            return True
         return any(getattr(spec, flag) for spec, _argv in self.queue)
 
 

@@ -154,6 +154,8 @@ def _gated_call(client, spec, argv):
         # queueMultiCommand(): nothing runs (nor reaches MONITOR) before EXEC.
         if not multi.aborted:
             multi.queue.append((spec, argv))
+            if "no_mandatory_keys" in spec.flags:  # EVAL*, FCALL*: their declared flags
+                multi.queue_script(client.server.script_flags(spec, argv))
         return QUEUED
     # Messages this client publishes to itself go out before this command's reply, not
     # ahead of the earlier replies of its pipeline still waiting in the read batch.
