@@ -270,6 +270,15 @@ class ScriptEngine:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         logger.warning("Redis forked for debugging eval")
         server.propagation.sinks.clear()
+        # closeChildUnusedResourceAfterFork(): the listening sockets closed (this copy of
+        # them only: the parent's event loop keeps watching its own), so that clients
+        # are refused if the parent dies.
+        for listener in [*server.listeners, *server.tls_listeners]:
+            for sock in listener.sockets or ():
+                try:
+                    os.close(sock.fileno())
+                except OSError:
+                    pass
         for client in list(server.clients.values()):
             if getattr(client, "transport", None) is not None:
                 client.transport = _DETACHED
