@@ -54,6 +54,7 @@ class DiskErrors:
                 spec.fullname == "exec" and client.multi is not None
                 and client.multi.holds("is_write")):
             message = self.denial()
-            if message is not None:
+            if message is not None and not (
+                    client.script and self.server.scripting.past_first_write(client)):
                 raise CommandError(message)
 

@@ -844,7 +844,8 @@ class ReplicaSet:
         multi = client.multi
         writes = spec.is_write or (spec.name == "exec" and multi is not None
                                    and multi.holds("is_write"))
-        if writes and self.good_replicas < self.server.config["min-replicas-to-write"]:
+        if writes and self.good_replicas < self.server.config["min-replicas-to-write"] \
+                and not (client.script and self.server.scripting.past_first_write(client)):
             raise CommandError(NOREPLICAS)
 
     # -- FAILOVER --------------------------------------------------------------------------

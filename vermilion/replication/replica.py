@@ -1482,7 +1482,8 @@ class MasterLink:
             writes = flags is not None and b"no-writes" not in flags
         read_only = config["replica-read-only"]
         self.write_lookups = writes and not read_only
-        if read_only and writes and not self._obeyed(client):
+        if read_only and writes and not self._obeyed(client) and not (
+                client.script and self.server.scripting.past_first_write(client)):
             raise CommandError(READONLY)
         if self.state != CONNECTED and not config["replica-serve-stale-data"] and (
                 "stale" not in spec.flags

@@ -87,8 +87,9 @@ def script_session(server) -> Session:
 class ScriptRun:
     """One execution of a script."""
 
-    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "deferrable", "timedout",
-                 "captured", "pending", "spec", "state", "function", "started", "threshold")
+    __slots__ = ("sha", "caller", "client", "read_only", "wrote", "write_dirty", "deferrable",
+                 "timedout", "captured", "pending", "spec", "state", "function", "started",
+                 "threshold")
 
     def __init__(self, sha, caller, client, read_only, state=None, function=False):
         self.sha = sha  # the script's sha, or the function's name (FCALL)
@@ -104,6 +105,10 @@ class ScriptRun:
         # The caller's commands pipelined behind a busy script (a list once it is busy).
         self.pending: list | None = None
         self.wrote = False
+        # SCRIPT_WRITE_DIRTY: a write command of the script got past its checks; the
+        # server-state checks (READONLY replica, MISCONF, NOREPLICAS) no longer apply
+        # (scriptVerifyWriteCommandAllow(): a script half done cannot be failed).
+        self.write_dirty = False
         self.deferrable = False  # runs in the runner greenlet: it may leave the handler
         self.timedout = False  # past the threshold (SCRIPT_TIMEDOUT): others get -BUSY
 
@@ -507,7 +512,19 @@ class ScriptEngine:
             return self.server.execute(run.client, argv)
         client = run.client
         client.clock = _perf()  # (server.execute(), inlined)
-        return process_command(client, argv)
+        if not spec.is_write or run.write_dirty:
+            return process_command(client, argv)
+        rejected = spec.rejected_calls
+        reply = process_command(client, argv)
+        if spec.rejected_calls == rejected:
+            run.write_dirty = True  # scriptCall(): past the checks, then call()
+        return reply
+
+    def past_first_write(self, client) -> bool:
+        """Whether client is the running script's and it already wrote (SCRIPT_WRITE_DIRTY):
+        the server-state checks of writes skip it."""
+        run = self.current
+        return run is not None and run.client is client and run.write_dirty
 
     def _refuse(self, spec, message: str) -> ScriptCheckError:
         """scriptCall()'s error path: the error is counted now (afterErrorReply()) and
