@@ -1486,7 +1486,7 @@ class MasterLink:
                 client.script and self.server.scripting.past_first_write(client)):
             raise CommandError(READONLY)
         if self.state != CONNECTED and not config["replica-serve-stale-data"] and (
-                "stale" not in spec.flags
+                not self._stale_allowed(spec, argv)
                 or (is_exec and any("stale" not in s.flags for s, _ in multi.queue))) \
                 and not self._obeyed(client):
             if client.script:
@@ -1494,6 +1494,15 @@ class MasterLink:
                 # script itself got this far) that is not flagged stale.
                 raise CommandError(STALE_FROM_SCRIPT)
             raise CommandError(MASTERDOWN)
+
+    def _stale_allowed(self, spec, argv) -> bool:
+        """CMD_STALE in getCommandFlags(): a script that declares its flags is stale
+        only with allow-stale (scriptFlagsToCmdFlags() replaces EVAL's/FCALL's own)."""
+        if "no_mandatory_keys" in spec.flags:  # EVAL*, FCALL*
+            flags = self.server.script_flags(spec, argv)
+            if flags is not None:
+                return b"allow-stale" in flags
+        return "stale" in spec.flags
 
     def shutdown_hook(self, flags) -> None:
         """Shutting down: a transfer in progress is abandoned with its temp file, the
