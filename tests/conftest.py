@@ -155,6 +155,20 @@ def start_redis(tmp_path, args=(), config_text=None) -> ServerProcess:
                          config_text=config_text).start()
 
 
+def side_by_side(tmp_path, run) -> tuple:
+    """run(server) on a fresh vermilion-server, then on a fresh redis-server, each in a
+    directory of its own: (Vermilion's result, Redis's)."""
+    results = []
+    for start, name in ((start_vermilion, "vermilion"), (start_redis, "redis")):
+        (tmp_path / name).mkdir()
+        server = start(tmp_path / name)
+        try:
+            results.append(run(server))
+        finally:
+            server.stop()
+    return tuple(results)
+
+
 # A master's first diskless transfer at once, not after the 5 s Redis gives latecomers.
 NO_SYNC_DELAY = ("--repl-diskless-sync-delay", "0")
 

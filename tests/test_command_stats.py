@@ -4,7 +4,7 @@ command (or subcommand) with the wrong number of arguments counts a rejected cal
 
 import redis
 
-from conftest import start_redis, start_vermilion
+from conftest import side_by_side
 
 
 def _refused_then_stats(server) -> dict:
@@ -28,14 +28,6 @@ def _refused_then_stats(server) -> dict:
 
 
 def test_wrong_arity_counts_a_rejected_call_like_redis(tmp_path):
-    results = []
-    for start, name in ((start_vermilion, "vermilion"), (start_redis, "redis")):
-        (tmp_path / name).mkdir()
-        server = start(tmp_path / name)
-        try:
-            results.append(_refused_then_stats(server))
-        finally:
-            server.stop()
-    mine, theirs = results
+    mine, theirs = side_by_side(tmp_path, _refused_then_stats)
     assert mine == theirs
     assert mine["cmdstat_get"] == (0, 1, 0)

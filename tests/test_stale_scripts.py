@@ -6,7 +6,7 @@ stale flag gets scriptVerifyAllowStale()'s error."""
 
 import redis
 
-from conftest import start_redis, start_vermilion
+from conftest import side_by_side
 
 LIBRARY = """#!lua name=stale
 redis.register_function{function_name='plain', callback=function() return 'hello' end,
@@ -43,14 +43,6 @@ def _replies(server) -> list:
 
 
 def test_stale_replica_script_replies_match_redis(tmp_path):
-    results = []
-    for start, name in ((start_vermilion, "vermilion"), (start_redis, "redis")):
-        (tmp_path / name).mkdir()
-        server = start(tmp_path / name)
-        try:
-            results.append(_replies(server))
-        finally:
-            server.stop()
-    mine, theirs = results
+    mine, theirs = side_by_side(tmp_path, _replies)
     assert mine == theirs
     assert mine[1].startswith("Link with MASTER is down and")  # (redis-py drops the prefix)
