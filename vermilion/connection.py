@@ -320,8 +320,10 @@ class Connection(Session, asyncio.Protocol):
                         # What the socket took is no longer buffered: the soft limit's
                         # clock stops if the rest is under it (as Redis's next check).
                         server.check_output_limits(self)
-            else:
+            elif self.deferred or server.aof.buffer or self.transport is None:
                 self._send(out)
+            else:  # (_send()'s usual case, inline: what a client waiting for each reply pays)
+                self.write_now(b"".join(out))
         if self.close_after_reply and not self.deferred:
             self.close()  # (with deferred replies, the server closes after writing them)
         else:
