@@ -366,6 +366,14 @@ def failover_round(cluster: HACluster, round_no: int, out) -> dict:
     rejoined = time.monotonic() - killed_at
     writer.stop_flag.set()
     writer.join(10)
+    # The Sentinels may still be moving the restarted pod to the new master (a first
+    # REPLICAOF from ha.sh, then theirs): it must end up following the new master.
+    def follows_new():
+        role = old.client().execute_command("ROLE")
+        return role[0] == b"slave" and int(role[2]) == new.redis_port \
+            and role[3] == b"connected"
+    cluster.wait(follows_new, 30, f"{old.name} replicating from {new.name}")
+
     # Until the old pod has applied everything the master has.
     def caught_up():
         info = new.client().info("replication")
