@@ -193,8 +193,13 @@ def servers(tmp_path):
         return server
 
     yield start
-    # Replicas (started after their master) first: a master stopping with a replica
-    # attached waits for it (shutdown-timeout) when it lags or is mid-sync.
+    stop_all(started)
+
+
+def stop_all(started: list) -> None:
+    """Stop servers in the reverse order of their start, resuming any left SIGSTOPped.
+    Replicas (started after their master) go first: a master stopping with a replica
+    attached waits for it (shutdown-timeout) when it lags or is mid-sync."""
     for server in reversed(started):
         if server.proc.poll() is None:
             try:

@@ -13,14 +13,12 @@ redis-server in the same role, and both must be seen doing the same.
 - DEBUG REPLICATE feeds a command to the replicas only; an error applying the
   master's stream is logged with the command and the end of the backlog."""
 
-import os
-import signal
 import time
 
 import pytest
 import redis
 
-from conftest import NO_SYNC_DELAY, VERMILION, ServerProcess, require_binary
+from conftest import NO_SYNC_DELAY, VERMILION, ServerProcess, require_binary, stop_all
 from replication_helpers import caught_up, in_db, link_up, wait_until
 
 
@@ -44,13 +42,7 @@ def servers(tmp_path):
         return server
 
     yield start
-    for server in reversed(started):  # replicas first (conftest.servers says why)
-        if server.proc.poll() is None:
-            try:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-        server.stop()
+    stop_all(started)  # replicas first
 
 
 def repl(client) -> dict:

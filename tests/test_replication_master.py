@@ -10,7 +10,8 @@ import time
 import pytest
 import redis
 
-from conftest import NO_SYNC_DELAY, RawConnection, require_binary, start_redis, start_vermilion
+from conftest import (NO_SYNC_DELAY, RawConnection, require_binary, start_redis, start_vermilion,
+                      stop_all)
 from replication_helpers import caught_up, dataset, info, link_up, wait_until
 
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the same absolute TTL on both sides
@@ -77,13 +78,7 @@ def servers(tmp_path):
         return server
 
     yield start
-    for server in reversed(started):  # replicas first (conftest.servers says why)
-        if server.proc.poll() is None:
-            try:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-        server.stop()
+    stop_all(started)  # replicas first
 
 
 def attach(replica_server, master_server):
