@@ -6,7 +6,6 @@ CLIENT LIST see only "debug".
 """
 
 import os
-import re
 import sys
 import time
 
@@ -22,6 +21,7 @@ from ..persistence.snapshot import load_functions
 from ..protocol import errors
 from ..protocol.encode import OK, Raw, ReplySet, Verbatim
 from ..protocol.errors import CommandError
+from ..protocol.parser import c_atoi
 from ..protocol.numbers import to_float, to_int
 from .keys import key_encoding
 from .registry import command, subcommand_runner
@@ -247,20 +247,20 @@ def _debug_set_active_expire(client, argv):
 @command("debug set-skip-checksum-validation", argc=(3, 3))
 def _debug_set_skip_checksum_validation(client, argv):
     # verifyDumpPayload() then checks the RDB version of a RESTORE payload only.
-    client.server.skip_checksum_validation = bool(_atoi(argv[2]))
+    client.server.skip_checksum_validation = bool(c_atoi(argv[2]))
     return OK
 
 
 @command("debug aof-flush-sleep", argc=(3, 3))
 def _debug_aof_flush_sleep(client, argv):
     # server.aof_flush_sleep: microseconds flushAppendOnlyFile() sleeps before writing.
-    client.server.aof.flush_sleep_us = max(_atoi(argv[2]), 0)
+    client.server.aof.flush_sleep_us = max(c_atoi(argv[2]), 0)
     return OK
 
 
 @command("debug pause-cron", argc=(3, 3))
 def _debug_pause_cron(client, argv):
-    client.server.pause_cron = bool(_atoi(argv[2]))
+    client.server.pause_cron = bool(c_atoi(argv[2]))
     return OK
 
 
@@ -288,12 +288,6 @@ def _debug_replybuffer(client, argv):
         raise CommandError(errors.SUBCOMMAND_SYNTAX.format(
             argv[1].decode("utf-8", "replace"), "DEBUG"))
     return OK
-
-
-def _atoi(raw: bytes) -> int:
-    # C's atoi(): the leading integer, 0 when there is none.
-    match = re.match(rb"\s*([+-]?\d+)", raw)
-    return int(match.group(1)) if match else 0
 
 
 @command("debug populate", argc=(3, 5))

@@ -8,11 +8,11 @@ those subcommands. The replies are static, so they are built once per spec and c
 """
 
 import fnmatch
-import re
 
 from ..protocol import errors
 from ..protocol.encode import ReplySet
 from ..protocol.errors import CommandError
+from ..protocol.parser import c_atoi
 from ..protocol.numbers import to_int
 from .registry import command
 
@@ -510,17 +510,11 @@ def _migrate_keys(args: list[bytes]):
     return [(p, ("RW", "ACCESS", "DELETE")) for p in range(first, first + num)]
 
 
-def _atoi(raw: bytes) -> int:
-    # atoi(): leading digits with an optional sign, 0 when there are none.
-    match = re.match(rb"\s*([+-]?\d+)", raw)
-    return int(match.group(1)) if match else 0
-
-
 def _generic_keys(store: int, count_at: int, first: int, step: int = 1):
     """genericGetKeys(): numkeys at count_at, keys from first; none when the count
     is out of range (the command answers a syntax error); flags are not known."""
     def keys(args: list[bytes]) -> list[tuple[int, tuple]]:
-        num = _atoi(args[count_at]) if count_at < len(args) else 0
+        num = c_atoi(args[count_at]) if count_at < len(args) else 0
         if num < 1 or num > (len(args) - first) // step:
             return []
         out = [(first + i * step, ()) for i in range(num)]

@@ -11,6 +11,7 @@ from ..persistence.diskerror import RDB_MISCONF
 from ..protocol import errors
 from ..protocol.encode import NO_REPLY, OK, encode
 from ..protocol.errors import CommandError
+from ..protocol.parser import c_atoi
 from ..scripting.convert import CountedError
 from ..scripting.engine import NOSCRIPT, engine_of, sha1hex, shebang_flags
 from ..protocol.numbers import parse_int
@@ -347,19 +348,8 @@ def script_debug(client, argv):
 @command("debug set-disable-deny-scripts", argc=(3, 3))
 def debug_set_disable_deny_scripts(client, argv):
     # debugCommand(): atoi() of the argument (anything not a number is 0).
-    script_engine(client.server).disable_deny_script = bool(_atoi(argv[2]))
+    script_engine(client.server).disable_deny_script = bool(c_atoi(argv[2]))
     return OK
-
-
-def _atoi(text: bytes) -> int:
-    digits = text.lstrip(b" \t\n\v\f\r")
-    sign = -1 if digits[:1] == b"-" else 1
-    if digits[:1] in (b"-", b"+"):
-        digits = digits[1:]
-    end = 0
-    while end < len(digits) and 48 <= digits[end] <= 57:
-        end += 1
-    return sign * int(digits[:end]) if end else 0
 
 
 @command("script help")

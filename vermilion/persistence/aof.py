@@ -41,7 +41,7 @@ from ..datatypes.packed import PackedValue, unpack
 from ..datatypes.stream import id_bytes
 from ..log import logger
 from ..protocol.encode import sds_repr
-from ..protocol.parser import split_args
+from ..protocol.parser import c_atoi, split_args
 from ..session import Session
 from . import rdb
 
@@ -193,7 +193,7 @@ def parse_manifest(data: bytes) -> AofManifest:
                 if "/" in name or "\\" in name:  # pathIsBaseName()
                     raise ManifestError("File can't be a path, just a filename", text, number)
             elif key == b"seq":
-                seq = _atoll(value)
+                seq = c_atoi(value)
             elif key == b"type":
                 kind = value[:1].decode("latin-1")
         if name is None or not seq or not kind:
@@ -212,18 +212,6 @@ def parse_manifest(data: bytes) -> AofManifest:
             am.incr_seq = max_incr_seq = seq
         else:
             raise ManifestError("Unknown AOF file type", text, number)
-
-
-def _atoll(text: bytes) -> int:
-    """atoll(): leading blanks, a sign, then digits up to the first non-digit."""
-    text = text.lstrip(b" \t\n\r\v\f")
-    sign = -1 if text[:1] == b"-" else 1
-    if text[:1] in (b"-", b"+"):
-        text = text[1:]
-    digits = 0
-    while digits < len(text) and 48 <= text[digits] <= 57:
-        digits += 1
-    return sign * int(text[:digits]) if digits else 0
 
 
 def _whole_commands(data: bytes, pos: int) -> list | None:
@@ -284,8 +272,8 @@ def _c_integer(text: bytes) -> int:
     try:
         value = int(text)
     except ValueError:
-        return _atoll(text)
-    return _atoll(text) if b"_" in text else value
+        return c_atoi(text)
+    return c_atoi(text) if b"_" in text else value
 
 
 def _needs_repr(name: bytes) -> bool:

@@ -23,7 +23,7 @@ import lzf
 
 from . import rdb
 from ..datatypes.encodings import canonical_int
-from ..protocol.parser import split_args
+from ..protocol.parser import c_atoi, split_args
 
 # ===================================================================== output
 
@@ -325,7 +325,7 @@ class RDBCheck:
         header = self.read(9)
         if header[:5] != b"REDIS":
             raise _Failed("Wrong signature trying to load DB from file")
-        version = _atoi(header[5:9])
+        version = c_atoi(header[5:9])
         if not 1 <= version <= RDB_VERSION_7_0:
             raise _Failed(f"Can't handle RDB format version {version}")
         expire_at = -1
@@ -701,12 +701,6 @@ def _short_as(where: str, message: str):
         yield
     except _Short:
         raise _Corrupt(where, message) from None
-
-
-def _atoi(text: bytes) -> int:
-    """C's atoi(): leading space, a sign, digits; 0 when there are none."""
-    m = re.match(rb"[ \t\n\v\f\r]*([+-]?\d+)", text)
-    return int(m.group(1)) if m else 0
 
 
 _DOUBLE = re.compile(
@@ -1436,7 +1430,7 @@ class AOFCheck:
                         error = "File can't be a path, just a filename"
                         break
                 elif key == b"seq":
-                    seq = _atoi(value)
+                    seq = c_atoi(value)
                 elif key == b"type":
                     kind = value[:1] or b"\0"
             if error:

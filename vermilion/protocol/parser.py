@@ -146,6 +146,17 @@ class ParserLimits:
     proto_max_bulk_len: int = 512 * 1024 * 1024
 
 
+_C_ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)").match
+
+
+def c_atoi(text: bytes) -> int:
+    """C's atoi()/atoll(): leading blanks, a sign, the digits that follow; 0 when there
+    are none. Where Redis parses with them (manifest fields, DEBUG and SCRIPT DEBUG
+    arguments, numkeys in key extraction), a malformed number is not an error."""
+    match = _C_ATOI(text)
+    return int(match.group(1)) if match else 0
+
+
 def string2ll(raw: bytes) -> int | None:
     """util.c string2ll(): optional '-', then digits without leading zeros ("0" alone
     is fine, "-0" is not), no spaces or '+', fits a signed 64-bit integer."""

@@ -19,6 +19,7 @@ import time
 
 from ..log import logger
 from ..protocol.encode import encode, sds_repr
+from ..protocol.parser import c_atoi
 from .convert import error_table
 
 MAX_BREAKPOINTS = 64  # LDB_BREAKPOINTS_MAX
@@ -68,18 +69,8 @@ class ProtocolError(Exception):
 
 
 def atoi(text: bytes) -> int:
-    """C's atoi(): leading blanks, a sign, the digits that follow; 0 if none."""
-    text = text.lstrip(b" \t\n\v\f\r")
-    sign, digits = 1, 0
-    if text[:1] in (b"-", b"+"):
-        sign = -1 if text[:1] == b"-" else 1
-        text = text[1:]
-    for byte in text:
-        if not 48 <= byte <= 57:
-            break
-        digits = digits * 10 + byte - 48
-    value = sign * digits
-    return (value + 2**31) % 2**32 - 2**31  # an int's wrap-around
+    """C's atoi() into an int: c_atoi() wrapped to 32 bits."""
+    return (c_atoi(text) + 2**31) % 2**32 - 2**31
 
 
 def string2l(text: bytes):
