@@ -582,5 +582,17 @@ def test_lazyfreed_objects_counts_what_redis_frees_in_background(vermilion_serve
         client.unlink("big", "small", "tiny", "biglist")
         client.mset({"k1": 1, "k2": 2})
         client.flushall(asynchronous=True)
-        counts.append(client.info("memory")["lazyfreed_objects"])
+        counts.append(_lazyfreed_once_settled(client))
     assert counts[0] == counts[1] == 3  # the big set, then k1 and k2
+
+
+def _lazyfreed_once_settled(client, deadline_seconds=5.0):
+    """lazyfreed_objects once nothing is pending: Redis's lazyfree thread counts an
+    object only after freeing it, so a read right after FLUSHALL ASYNC can come early."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        memory = client.info("memory")
+        if memory["lazyfree_pending_objects"] == 0 or time.monotonic() > deadline:
+            # read once more: the thread lowers pending just before it raises freed
+            return client.info("memory")["lazyfreed_objects"]
+        time.sleep(0.01)
