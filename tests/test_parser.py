@@ -26,6 +26,20 @@ def parse_chunks(chunks, authenticated=True, limits=None):
     return out, parser.error, parser
 
 
+def read_chunks(chunks):
+    """The chunks as a connection reads them: take_one() first (one whole canonical
+    command), feed() and parse() otherwise; returns (commands, error, parser)."""
+    parser = RequestParser()
+    out = []
+    for chunk in chunks:
+        argv = parser.take_one(chunk)
+        if argv is not None:
+            out.append(argv)
+        elif parser.feed(chunk):
+            out += parser.parse()
+    return out, parser.error, parser
+
+
 def parse_all(data: bytes, **kw):
     return parse_chunks([data], **kw)
 
@@ -74,6 +88,31 @@ def test_every_split_point_gives_the_same_commands():
             assert commands == expected, (data[:40], i)
 
 
+def test_reading_one_command_at_a_time_gives_the_same_commands():
+    for data, expected in zip(STREAMS, EXPECTED):
+        step = 1 if len(data) < 20000 else 97
+        for i in range(0, len(data) + 1, step):
+            commands, error, parser = read_chunks([data[:i], data[i:]])
+            assert (commands, error) == (expected, None), (data[:40], i)
+            assert parser.buffered() == 0 and parser.incomplete_bytes() == 0
+
+
+def test_take_one_takes_only_one_whole_canonical_command():
+    parser = RequestParser()
+    assert parser.take_one(encode(b"SET", b"k", b"v")) == [b"SET", b"k", b"v"]
+    assert parser.take_one(encode(b"X", *[b"a"] * 7)) == [b"X"] + [b"a"] * 7
+    for refused in (encode(b"GET", b"k") * 2,  # a batch: parse() reads it
+                    encode(b"GET", b"k")[:-1],  # incomplete
+                    b"*2\r\n$3\r\nGET\r\n$01\r\nk\r\n",  # not as string2ll prints it
+                    encode(b"SET", b"k", b"a\r\nb"),  # a CRLF inside a payload
+                    b"GET k\r\n",  # inline
+                    encode(b"SET", b"k", b"v" * 600)):  # past TAKE_ONE_MAX
+        assert parser.take_one(refused) is None, refused
+        assert parser.buffered() == 0  # nothing was taken
+    parser.feed(b"*1\r\n")  # something buffered: the next bytes continue it
+    assert parser.take_one(encode(b"PING")) is None
+
+
 def test_three_way_splits():
     data = STREAMS[0] + STREAMS[3] + STREAMS[4]
     expected = EXPECTED[0] + EXPECTED[3] + EXPECTED[4]
@@ -102,10 +141,11 @@ def test_random_commands_random_chunking(commands, sizes):
         chunks.append(data[pos:pos + size])
         pos += size
         k += 1
-    got, error, parser = parse_chunks(chunks)
-    assert error is None
-    assert got == commands
-    assert parser.buffered() == 0
+    for read in (parse_chunks, read_chunks):
+        got, error, parser = read(chunks)
+        assert error is None
+        assert got == commands
+        assert parser.buffered() == 0
 
 
 def test_incomplete_command_waits():

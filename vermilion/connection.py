@@ -137,6 +137,12 @@ class Connection(Session, asyncio.Protocol):
         parser = self.parser
         if parser is _NO_INPUT:
             parser = self.parser = RequestParser(self.server.parser_limits)
+        if self.authenticated and self.postponed is None:
+            argv = parser.take_one(data)
+            if argv is not None:  # what a client that waits for each reply sends
+                self.last_interaction = time.time()
+                self._run_one(argv)
+                return
         if not parser.feed(data) or self.postponed is not None:
             # Incomplete, or paused by CLIENT PAUSE: the bytes wait in the query buffer.
             self._check_query_limit()
@@ -308,6 +314,12 @@ class Connection(Session, asyncio.Protocol):
             server.count_error_code("ERR")
             logger.verbose(f"Protocol error ({parser.error}) from client: id={self.id} addr={self.addr}")
             self.close_after_reply = True
+        self._finish(out, unsent)
+
+    def _finish(self, out: list[bytes], unsent: int) -> None:
+        """The end of a read: its replies (unsent bytes in out) leave, or wait for the
+        AOF; then a close asked for by a command, or the query buffer's limit."""
+        server = self.server
         if server.aof.buffer:
             server.schedule_append_flush()  # even when no reply leaves (CLIENT REPLY OFF)
         if out and not self.closing:
@@ -328,6 +340,82 @@ class Connection(Session, asyncio.Protocol):
             self.close()  # (with deferred replies, the server closes after writing them)
         else:
             self._check_query_limit()
+
+    def _run_one(self, argv: list[bytes]) -> None:
+        """_run() for a read that held exactly one command, the lean way when it may
+        (a client that waits for each reply: redis-benchmark without -P, most
+        applications): the same steps, without a batch's loop and bookkeeping."""
+        server = self.server
+        spec = server.commands.spellings.get(argv[0])
+        if (spec is None or not spec.lean_min <= len(argv) <= spec.lean_max
+                or not self._lean_allowed(server)):
+            self._run([argv])
+            return
+        self.clock = _perf()
+        reply = self._call_lean(server, spec, argv)
+        if server.blocking.ready:
+            server.blocking.handle_ready()  # (see _run)
+        kind = type(reply)
+        if kind is Raw:
+            data = reply
+        elif kind is bytes:
+            size = len(reply)
+            data = b"".join((_BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size,
+                             reply, CRLF))
+        elif kind is int:
+            data = _SMALL_INTS[reply + 1] if -1 <= reply < 1023 else b":%d\r\n" % reply
+        elif reply is None:
+            data = b"_\r\n" if self.resp == 3 else b"$-1\r\n"
+        elif reply is NO_REPLY:
+            self._finish([], 0)
+            return
+        else:
+            data = self._encoded(reply)
+        if (server.aof.buffer or self.deferred or self.closing or self.close_after_reply
+                or self.transport is None or len(data) >= server.obuf_check_from):
+            self._finish([data], len(data))
+        else:
+            self.write_now(data)  # (_finish()'s usual case: the query buffer is empty)
+
+    def _call_lean(self, server, spec, argv: list[bytes]):
+        """The lean path's call of a data command (CommandSpec.set_lean()):
+        process_command()'s fast path (its twin: keep them alike) without what
+        _lean_allowed() has ruled out. Timed from self.clock, left at its end."""
+        checks = server.hooks.command_checks
+        if checks:  # _central_checks()' part that applies here: the server's (OOM...)
+            try:
+                for check in checks:
+                    check(self, spec, argv)
+            except CommandError as exc:
+                spec.rejected_calls += 1
+                server.count_error(exc)
+                return exc
+        self.cmd = spec
+        dirty = server.dirty
+        try:
+            reply = spec.handler(self, argv)
+        except CommandError as exc:
+            spec.failed_calls += 1
+            server.count_error(exc)
+            reply = exc
+        except Exception as exc:  # a bug costs one reply, not the connection
+            reply = internal_error(server, spec, argv, exc)
+        else:
+            if server.propagation.sinks and server.dirty != dirty:
+                if spec.is_write:
+                    propagate(server, self.db, spec, argv, reply)
+                self.woff = server.repl.offset
+        end = _perf()
+        elapsed = (end - self.clock) // 1000
+        self.clock = end
+        spec.calls += 1
+        spec.usec += elapsed
+        server.stats.total_commands_processed += 1
+        if elapsed >= server._slowlog_threshold >= 0:
+            server.slowlog.record(self, argv, elapsed)
+        if server.tracking.due:
+            server.tracking.broadcast()  # BCAST invalidations leave before this reply
+        return reply
 
     def _replica_replied(self, argv: list[bytes], reply) -> None:
         """_addReplyToBufferOrList(): a replica's link carries the replication stream,

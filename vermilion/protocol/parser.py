@@ -56,6 +56,9 @@ FAST_PATH_MAX = 256 * 1024
 # Below this size (one or two short commands: what a client that waits for each reply
 # sends) the checks around hiredis cost more than they save; _fast reads them.
 HIREDIS_MIN = 128
+# take_one() is tried on reads up to this size: one command of the usual sizes (MSET of
+# ten keys is 325 bytes), while a pipelined batch mostly exceeds it and costs one len().
+TAKE_ONE_MAX = 512
 _FAST_COUNT = {b"*%d" % i: i for i in range(1, 1025)}.get
 _FAST_BULK = _BULK_HEADERS.get
 
@@ -75,6 +78,48 @@ _PROBE = b":-1\r\n"
 # the parsers below, which allocate as arguments arrive.
 _big_count = re.compile(rb"\*[0-9]{5}").search
 _join_all = b"".join
+
+
+def _canonical_args(parts: list[bytes], i: int, count: int) -> list[bytes] | None:
+    """The arguments of the command whose "*count" header is parts[i] in a buffer split
+    on CRLF, when every "$len" header is canonical and equals its payload's length
+    (_FAST_BULK gives None otherwise); else None. Unrolled for the usual 1-5 arguments:
+    slicing and map cost twice as much."""
+    if count == 1:
+        a = parts[i + 2]
+        if _FAST_BULK(parts[i + 1]) != len(a):
+            return None
+        return [a]
+    if count == 2:
+        a, b = parts[i + 2], parts[i + 4]
+        if _FAST_BULK(parts[i + 1]) != len(a) or _FAST_BULK(parts[i + 3]) != len(b):
+            return None
+        return [a, b]
+    if count == 3:
+        a, b, c = parts[i + 2], parts[i + 4], parts[i + 6]
+        if (_FAST_BULK(parts[i + 1]) != len(a) or _FAST_BULK(parts[i + 3]) != len(b)
+                or _FAST_BULK(parts[i + 5]) != len(c)):
+            return None
+        return [a, b, c]
+    if count == 4:  # HSET h f v, LRANGE l 0 99, EVALSHA sha 1 k...
+        a, b, c, d = parts[i + 2], parts[i + 4], parts[i + 6], parts[i + 8]
+        if (_FAST_BULK(parts[i + 1]) != len(a) or _FAST_BULK(parts[i + 3]) != len(b)
+                or _FAST_BULK(parts[i + 5]) != len(c) or _FAST_BULK(parts[i + 7]) != len(d)):
+            return None
+        return [a, b, c, d]
+    if count == 5:  # XADD s * f v, EVALSHA sha 1 k a...
+        a, b, c = parts[i + 2], parts[i + 4], parts[i + 6]
+        d, e = parts[i + 8], parts[i + 10]
+        if (_FAST_BULK(parts[i + 1]) != len(a) or _FAST_BULK(parts[i + 3]) != len(b)
+                or _FAST_BULK(parts[i + 5]) != len(c) or _FAST_BULK(parts[i + 7]) != len(d)
+                or _FAST_BULK(parts[i + 9]) != len(e)):
+            return None
+        return [a, b, c, d, e]
+    end = i + 1 + 2 * count
+    args = parts[i + 2:end:2]
+    if list(map(_FAST_BULK, parts[i + 1:end:2])) != list(map(len, args)):
+        return None
+    return args
 
 
 def _has_special(buf: bytes) -> bool:
@@ -252,6 +297,26 @@ class RequestParser:
             self._buf = data
         return True
 
+    def take_one(self, data: bytes) -> list[bytes] | None:
+        """The command data holds when it is exactly one command in canonical form (see
+        _fast) and nothing is buffered: what a client that waits for each reply sends,
+        read in one step instead of feed() and parse(). None otherwise, and nothing is
+        taken: the caller feeds data as usual. For authenticated clients only."""
+        if (len(data) > TAKE_ONE_MAX or self._buf or self._need or self.error is not None
+                or self._argv is not None):
+            return None
+        parts = data.split(b"\r\n")
+        count = _FAST_COUNT(parts[0])
+        if count is None or len(parts) != 2 * count + 2 or parts[-1]:
+            return None
+        args = _canonical_args(parts, 0, count)
+        if args is None:
+            return None
+        size = len(data)
+        self._fed += size
+        self._base += size
+        return args
+
     def parse(self, authenticated: bool = True, max_commands: int = 0) -> list[list[bytes]]:
         """Every complete command in the buffer (at most max_commands if given). On a
         protocol error, the commands before it are returned and ``self.error`` is set
@@ -407,7 +472,7 @@ class RequestParser:
         append = out.append
         i = 0
         last = len(parts) - 1  # the bytes after the final CRLF (often b"")
-        count_of, size_of = _FAST_COUNT, _FAST_BULK
+        count_of = _FAST_COUNT
         while i < last:
             count = count_of(parts[i])
             if count is None:
@@ -415,44 +480,10 @@ class RequestParser:
             end = i + 1 + 2 * count
             if end > last:
                 break
-            # Each "$len" header must be canonical and equal its payload's length
-            # (size_of gives None otherwise). Unrolled for the usual 1-5 arguments:
-            # this loop runs once per command, and slicing + map cost twice as much.
-            if count == 1:
-                a = parts[i + 2]
-                if size_of(parts[i + 1]) != len(a):
-                    break
-                append([a])
-            elif count == 2:
-                a, b = parts[i + 2], parts[i + 4]
-                if size_of(parts[i + 1]) != len(a) or size_of(parts[i + 3]) != len(b):
-                    break
-                append([a, b])
-            elif count == 3:
-                a, b, c = parts[i + 2], parts[i + 4], parts[i + 6]
-                if (size_of(parts[i + 1]) != len(a) or size_of(parts[i + 3]) != len(b)
-                        or size_of(parts[i + 5]) != len(c)):
-                    break
-                append([a, b, c])
-            elif count == 4:  # HSET h f v, LRANGE l 0 99, EVALSHA sha 1 k...
-                a, b, c, d = parts[i + 2], parts[i + 4], parts[i + 6], parts[i + 8]
-                if (size_of(parts[i + 1]) != len(a) or size_of(parts[i + 3]) != len(b)
-                        or size_of(parts[i + 5]) != len(c) or size_of(parts[i + 7]) != len(d)):
-                    break
-                append([a, b, c, d])
-            elif count == 5:  # XADD s * f v, EVALSHA sha 1 k a...
-                a, b, c = parts[i + 2], parts[i + 4], parts[i + 6]
-                d, e = parts[i + 8], parts[i + 10]
-                if (size_of(parts[i + 1]) != len(a) or size_of(parts[i + 3]) != len(b)
-                        or size_of(parts[i + 5]) != len(c) or size_of(parts[i + 7]) != len(d)
-                        or size_of(parts[i + 9]) != len(e)):
-                    break
-                append([a, b, c, d, e])
-            else:
-                args = parts[i + 2:end:2]
-                if list(map(size_of, parts[i + 1:end:2])) != list(map(len, args)):
-                    break
-                append(args)
+            args = _canonical_args(parts, i, count)
+            if args is None:
+                break
+            append(args)
             i = end
         if i == last:
             return out, len(buf) - len(parts[last])
