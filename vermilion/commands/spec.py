@@ -54,11 +54,13 @@ class CommandSpec:
         _derive_legacy_keys(self)
 
     def set_lean(self) -> None:
-        """Mark a data command the lean path may run (Connection._run): a handler of
-        its own, no subcommands, and nothing it can do changes what that path hoists out
-        of its loop (gates, checks, MONITOR, pause, reply mode, propagation sinks): the
-        data types' commands, but not the blocking or administrative ones."""
-        if (self.group in LEAN_GROUPS and self.handler is not None and not self.subcommands
+        """Mark a command the lean path may run (Connection._run): a handler of its
+        own, no subcommands, and nothing it can do changes what that path hoists out of
+        its loop (gates, checks, MONITOR, pause, reply mode, propagation sinks): the
+        data types' commands but not the blocking or administrative ones, and
+        LEAN_COMMANDS."""
+        if ((self.group in LEAN_GROUPS or self.fullname in LEAN_COMMANDS)
+                and self.handler is not None and not self.subcommands
                 and not self.flags & _NOT_LEAN):
             a = self.arity
             self.lean_min, self.lean_max = (a, a) if a > 0 else (-a, _NEVER)
@@ -78,6 +80,9 @@ class CommandSpec:
 _NEVER = 1 << 62
 LEAN_GROUPS = frozenset({"string", "list", "hash", "set", "sorted_set", "stream", "bitmap",
                          "hyperloglog", "geo"})
+# Outside those groups, commands as plain: their reply is all they do (PING is what
+# health checks and connection pools send).
+LEAN_COMMANDS = frozenset({"ping", "echo"})
 _NOT_LEAN = frozenset({"blocking", "admin", "noscript", "no_multi", "skip_monitor",
                        "skip_slowlog", "pubsub"})
 
