@@ -257,14 +257,12 @@ def _mset_generic(client, argv, nx: bool):
     db = client.db
     if nx and any(db.exists(argv[j]) for j in range(1, len(argv), 2)):
         return 0
-    set_string = db.set_plain_string
     if client.server.notifier.classes:
         for j in range(1, len(argv), 2):
-            set_string(argv[j], argv[j + 1])
+            db.set_plain_string(argv[j], argv[j + 1])
             notify(client, "set", argv[j])
     else:  # nobody listens: no per-key notify() call
-        for j in range(1, len(argv), 2):
-            set_string(argv[j], argv[j + 1])
+        db.set_plain_strings(argv)
     return 1 if nx else OK
 
 
