@@ -188,7 +188,9 @@ class Connection(Session, asyncio.Protocol):
                 # The lean path: process_command()'s fast path (its twin: keep them
                 # alike) for a data command (CommandSpec.set_lean()), with what no such
                 # command can change (ACL, gates, MONITOR, pause, reply mode, the
-                # slowlog threshold) judged once, in _lean_allowed().
+                # slowlog threshold) judged once, in _lean_allowed(). It is
+                # _call_lean() inline: a call per command would cost a seventh of a
+                # pipelined SET.
                 quiet = False
                 # _central_checks()' part that applies here: the server's hooks (OOM...).
                 reply = None
