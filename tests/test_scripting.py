@@ -738,18 +738,21 @@ def test_commands_pipelined_behind_a_busy_script_keep_their_order(tmp_path):
         conn = RawConnection(server.port)
         assert conn.command("CONFIG", "SET", "busy-reply-threshold", "50") == b"+OK\r\n"
         slow = "local i = 0 while i < 2e7 do i = i + 1 end return i"
-        batch = [("EVAL", slow, "0"), ("SET", "k", "v"), ("GET", "k")]
-        conn.send(b"".join(
-            b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in c)
-            for c in batch))
+        batch = [("EVAL", slow, "0"), ("SET", "k", "v"), ("GET", "k"), ("PING",)]
         other = RawConnection(server.port)
-        deadline = time.time() + 5
-        seen_busy = False
-        while time.time() < deadline and not seen_busy:
-            seen_busy = other.command("PING").startswith(b"-BUSY")
-        assert seen_busy
-        assert [conn.read_reply() for _ in batch] == [b":20000000\r\n", b"+OK\r\n", b"$1\r\nv\r\n"]
-        assert other.command("GET", "k") == b"$1\r\nv\r\n"
+        for _ in range(3):  # (the later rounds find the script cached, its runner made)
+            conn.send(b"".join(
+                b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode())
+                                               for a in c)
+                for c in batch))
+            deadline = time.time() + 5
+            seen_busy = False
+            while time.time() < deadline and not seen_busy:
+                seen_busy = other.command("PING").startswith(b"-BUSY")
+            assert seen_busy
+            assert [conn.read_reply() for _ in batch] == [
+                b":20000000\r\n", b"+OK\r\n", b"$1\r\nv\r\n", b"+PONG\r\n"]
+            assert other.command("GET", "k") == b"$1\r\nv\r\n"
         conn.close()
         other.close()
     finally:

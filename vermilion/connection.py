@@ -202,6 +202,9 @@ class Connection(Session, asyncio.Protocol):
                         spec.rejected_calls += 1
                         server.count_error(exc)
                         reply = exc
+                        # A check may silence its refusal: a busy script's caller has
+                        # its pipelined commands kept for later (_refuse_while_busy).
+                        quiet = self.reply_skip
                 if reply is None:
                     self.cmd = spec
                     dirty = server.dirty
@@ -370,6 +373,10 @@ class Connection(Session, asyncio.Protocol):
             data = b"_\r\n" if self.resp == 3 else b"$-1\r\n"
         elif reply is NO_REPLY:
             self._finish([], 0)
+            return
+        elif self.reply_skip:  # a check silenced its refusal (see _run)
+            out: list[bytes] = []
+            self._finish(out, self._silenced_reply(out, reply))
             return
         else:
             data = self._encoded(reply)
