@@ -436,6 +436,34 @@ def test_vermilion_replica_of_a_vermilion_master(servers):
         same_data(master, replica)
 
 
+def test_a_paused_replica_reads_the_stream_but_applies_it_after_the_pause(servers):
+    """processCommand(): only replicas escape CLIENT PAUSE, a master's link does not: a
+    replica paused for writes reads its master's writes (slave_read_repl_offset) and
+    applies them (slave_repl_offset, the keys) once unpaused — beside a real replica."""
+    master_server = servers("redis")
+    master = master_server.client()
+    replicas = [follow(servers(kind), master_server) for kind in ("redis", "vermilion")]
+    master.set("before", 1)
+    for replica in replicas:
+        wait_until(lambda: caught_up(master, replica))
+    applied = info(master)["master_repl_offset"]
+    for replica in replicas:
+        assert replica.client_pause(100_000, all=False)
+    master.set("during", 2)
+    master.incr("before")
+    offset = info(master)["master_repl_offset"]
+    for replica in replicas:
+        wait_until(lambda: info(replica)["slave_read_repl_offset"] == offset, what="the read")
+    time.sleep(0.2)
+    for replica in replicas:
+        assert info(replica)["slave_repl_offset"] == applied
+        assert replica.get("during") is None and replica.get("before") == b"1"
+        assert replica.client_unpause()
+    for replica in replicas:
+        wait_until(lambda: caught_up(master, replica), what="the stream applied")
+        assert replica.mget("before", "during") == [b"2", b"2"]
+
+
 def test_masterauth_with_requirepass_on_the_master(servers):
     master_server = servers("redis", "--requirepass", "s3cret")
     master = master_server.client(password="s3cret")

@@ -545,11 +545,13 @@ class Server:
         """processCommand(): during a pause, every command waits (ALL) or only those that
         may write (WRITE: getCommandFlags() has write or may_replicate — a script's own
         declared flags for EVAL*/FCALL*, the queued commands' for EXEC); replicas never
-        wait. A command refused at lookup (unknown, wrong arity) gets its error at once."""
+        wait — the master's link does: a paused replica reads its stream but applies it
+        after the pause. A command refused at lookup (unknown, wrong arity) gets its
+        error at once."""
         if time.time() >= self.pause_until:
             self.unpause_clients()
             return False
-        if "S" in client.flags or "M" in client.flags:
+        if "S" in client.flags:
             return False
         try:
             spec = self.commands.lookup(argv)

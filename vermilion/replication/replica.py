@@ -160,7 +160,9 @@ class MasterClient(Session):
         pass
 
     def resume_postponed(self) -> None:
-        pass
+        # CLIENT UNPAUSE: the stream held since a write of it met the pause runs now.
+        if self.link.session is self:
+            self.link._apply(self)
 
 
 class MasterLink:
@@ -1295,13 +1297,16 @@ class MasterLink:
             return  # a big argument still arriving: nothing to parse yet
         if self._busy_script():
             return
-        self.need = 0
         server = self.server
+        if server.pause_until and session in server.postponed:
+            return  # held by CLIENT PAUSE (see below): MasterClient.resume_postponed()
+        self.need = 0
         pos = self.pos
         fed = self.applied
         fast = RequestParser._fast
+        held = False
         try:
-            while pos < size:
+            while pos < size and not held:
                 first = buf[pos]
                 if first == 0x2A:  # '*'
                     # Canonical commands (what masters send) in one go: their extents
@@ -1326,6 +1331,12 @@ class MasterLink:
                 else:
                     raise ProtocolError("inline")
                 for argv, length in batch:
+                    if argv and server.pause_until and server.must_postpone(session, argv):
+                        # processCommand(): the master's client is paused like any
+                        # other (only replicas are not); the rest of its stream waits.
+                        server.postpone(session)
+                        held = True
+                        break
                     pos += length
                     if argv:
                         server.master_executing = True
