@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,16 @@ SERVER = Path(sys.executable).parent / "vermilion-server"
 DOC = ROOT / "docs" / "compatibility.md"
 BEGIN, END = "<!-- conformance:begin -->", "<!-- conformance:end -->"
 LINE = re.compile(r"^(\S+)\s+ok\s+(\d+)\s+err\s+(\d+)\s+exception\s+(\d+)(.*)$")
+
+
+ELAPSED = re.compile(r"^elapsed (\d+)$", re.MULTILINE)
+
+
+def elapsed_of(text: str) -> int | None:
+    """The seconds a run took, from the "elapsed N" line run() (or a wrapper script
+    timing a background run) appends to the runner's output."""
+    match = ELAPSED.search(text)
+    return int(match.group(1)) if match else None
 
 
 def parse(text: str) -> dict:
@@ -39,19 +50,32 @@ def parse(text: str) -> dict:
     return out
 
 
-def run(runner: Path, server: str, mode: str, units: list[str]) -> dict:
+def run(runner: Path, server: str, mode: str, units: list[str]) -> str:
+    """The runner's output for server in mode, with an "elapsed N" line appended."""
     env = dict(os.environ, REDIS_TESTS_WORK=f"/tmp/vermilion-conformance-{Path(server).name}")
     argv = ["bash", str(runner), server, f"--{mode}", *units]
     print("running:", " ".join(argv), flush=True)
+    start = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, env=env)
     sys.stdout.write(done.stdout)
     if done.returncode not in (0, 1) and not done.stdout:
         raise SystemExit(f"the runner failed: {done.stderr}")
-    return parse(done.stdout)
+    return done.stdout + f"\nelapsed {round(time.monotonic() - start)}\n"
 
 
-def table(mode: str, mine: dict, redis: dict) -> list[str]:
-    lines = [f"### {mode} mode", "",
+def shares(mine: dict, redis: dict) -> str:
+    """Vermilion's ok count against Redis's for each list of units (unit/, integration/)."""
+    parts = []
+    for prefix in ("unit/", "integration/"):
+        theirs = sum(v[0] for k, v in redis.items() if k.startswith(prefix))
+        ours = sum(v[0] for k, v in mine.items() if k.startswith(prefix))
+        if theirs:
+            parts.append(f"`{prefix}` {ours} of {theirs} ({ours / theirs:.1%})")
+    return ("Vermilion's ok count against Redis's: " + "; ".join(parts) + ".\n") if parts else ""
+
+
+def table(mode: str, mine: dict, redis: dict, note: str = "") -> list[str]:
+    lines = [f"### {mode} mode", "", note + shares(mine, redis),
              "| unit | Redis ok | Vermilion ok | err | exceptions | share of Redis |",
              "|---|---:|---:|---:|---:|---:|"]
     totals = [0, 0, 0, 0]
@@ -66,6 +90,14 @@ def table(mode: str, mine: dict, redis: dict) -> list[str]:
     lines.append(f"| **total** | **{totals[0]}** | **{totals[1]}** | **{totals[2]}** | "
                  f"**{totals[3]}** | **{share}** |")
     return lines + [""]
+
+
+def suite_time(redis: int | None, mine: int | None) -> str:
+    """The line on how long the suite took against each server, when both are known."""
+    if not redis or not mine:
+        return ""
+    return (f"The suite took {redis} s against redis-server and {mine} s against "
+            f"Vermilion ({mine / redis:.2f}×).\n")
 
 
 def write_doc(sections: list[str]) -> None:
@@ -96,17 +128,22 @@ def main(argv=None) -> int:
     sections = []
     for mode in args.modes.split(","):
         if mode in earlier:
-            mine = parse(Path(earlier[mode]).read_text())
+            mine = Path(earlier[mode]).read_text()
         else:
             mine = run(runner, str(SERVER), mode, args.units)
         if mode in reuse:
-            redis = parse(Path(reuse[mode]).read_text())
+            redis = Path(reuse[mode]).read_text()
         else:
             redis = run(runner, "redis", mode, args.units)
-        sections += table(mode, mine, redis)
-    load = os.getloadavg()[0]
-    sections.insert(0, f"Measured with `make conformance` on this machine (load {load:.2f} "
-                       "at the end); Redis is Debian's redis-server 7.0.15.\n")
+        sections += table(mode, parse(mine), parse(redis),
+                          suite_time(elapsed_of(redis), elapsed_of(mine)))
+    if earlier or reuse:
+        head = ("Rendered by `tools/conformance.py` from the runner's output of earlier full "
+                "runs (`--vermilion-from`/`--redis-from`)")
+    else:
+        head = (f"Measured with `make conformance` on this machine (load "
+                f"{os.getloadavg()[0]:.2f} at the end)")
+    sections.insert(0, head + "; Redis is Debian's redis-server 7.0.15.\n")
     write_doc(sections)
     print(f"wrote {DOC}")
     return 0
