@@ -105,10 +105,14 @@ def test_take_one_takes_only_one_whole_canonical_command():
                     encode(b"GET", b"k")[:-1],  # incomplete
                     b"*2\r\n$3\r\nGET\r\n$01\r\nk\r\n",  # not as string2ll prints it
                     encode(b"SET", b"k", b"a\r\nb"),  # a CRLF inside a payload
-                    b"GET k\r\n",  # inline
+                    b"GET k\r\nGET j\r\n",  # two inline lines
+                    b'SET "a b" c\r\n',  # quotes: split_args() reads them
+                    b"\r\n",  # an empty line: no command
                     encode(b"SET", b"k", b"v" * 600)):  # past TAKE_ONE_MAX
         assert parser.take_one(refused) is None, refused
         assert parser.buffered() == 0  # nothing was taken
+    assert parser.take_one(b"PING\r\n") == [b"PING"]
+    assert parser.take_one(b"SET  a\tb\n") == [b"SET", b"a", b"b"]
     parser.feed(b"*1\r\n")  # something buffered: the next bytes continue it
     assert parser.take_one(encode(b"PING")) is None
 

@@ -299,12 +299,23 @@ class RequestParser:
 
     def take_one(self, data: bytes) -> list[bytes] | None:
         """The command data holds when it is exactly one command in canonical form (see
-        _fast) and nothing is buffered: what a client that waits for each reply sends,
-        read in one step instead of feed() and parse(). None otherwise, and nothing is
-        taken: the caller feeds data as usual. For authenticated clients only."""
-        if (len(data) > TAKE_ONE_MAX or self._buf or self._need or self.error is not None
-                or self._argv is not None):
+        _fast), or one plain inline line, and nothing is buffered: what a client that
+        waits for each reply sends, read in one step instead of feed() and parse(). None
+        otherwise, and nothing is taken: the caller feeds data as usual. For
+        authenticated clients only."""
+        if (not 0 < len(data) <= TAKE_ONE_MAX or self._buf or self._need
+                or self.error is not None or self._argv is not None):
             return None
+        if data[0] != 42:  # not '*': one plain inline line (parse()'s inline fast path)
+            if data.find(b"\n") != len(data) - 1 or _has_special(data):
+                return None
+            words = data.split()  # (the line's CR or LF ends it: whitespace here)
+            if not words:
+                return None
+            size = len(data)
+            self._fed += size
+            self._base += size
+            return words
         parts = data.split(b"\r\n")
         count = _FAST_COUNT(parts[0])
         if count is None or len(parts) != 2 * count + 2 or parts[-1]:
