@@ -531,6 +531,59 @@ def test_migrate_matches_redis(diff, tmp_path):
         target.stop()
 
 
+def test_migrate_keeps_its_connection_to_a_target_like_redis(tmp_path):
+    """migrateGetSocket(): the connection to a target stays open (INFO
+    migrate_cached_sockets), the next MIGRATE there reuses it and does not SELECT the
+    same database again (the target's MONITOR shows it), and one the target dropped is
+    replaced on the next MIGRATE, which still succeeds."""
+    from conftest import RawConnection, side_by_side, start_redis
+
+    (tmp_path / "target").mkdir()
+    target = start_redis(tmp_path / "target")
+
+    def cached(src) -> bytes:
+        info = src.command("INFO", "stats")
+        return info[info.index(b"migrate_cached_sockets:"):].split(b"\r\n")[0]
+
+    def run(source):
+        src, dst = RawConnection(source.port), RawConnection(target.port)
+        try:
+            dst.command("FLUSHALL")
+            port = str(target.port)
+            out = [cached(src)]
+            monitor = RawConnection(target.port)
+            monitor.send(b"MONITOR\r\n")
+            monitor.read_reply()
+            for key in ("a", "b", "c"):
+                src.command("SET", key, "v")
+            for key, db in (("a", "4"), ("b", "4"), ("c", "5")):
+                out.append(src.command("MIGRATE", "127.0.0.1", port, key, db, "1000"))
+            dst.command("ECHO", "end")
+            seen = []
+            while not seen or b'"ECHO"' not in seen[-1]:
+                seen.append(monitor.read_reply())
+            monitor.close()
+            out.append([line[line.index(b'"'):] for line in seen if b'"SELECT"' in line])
+            out.append(cached(src))
+            dst.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            src.command("SET", "d", "v")
+            out.append(src.command("MIGRATE", "127.0.0.1", port, "d", "5", "1000"))
+            out.append([dst.command("SELECT", db) + dst.command("DBSIZE") for db in "45"])
+            out.append(cached(src))
+            return out
+        finally:
+            src.close()
+            dst.close()
+
+    try:
+        mine, theirs = side_by_side(tmp_path, run)
+    finally:
+        target.stop()
+    assert mine == theirs
+    assert mine[0] == b"migrate_cached_sockets:0" and mine[-1] == b"migrate_cached_sockets:1"
+    assert mine[4] == [b'"SELECT" "4"\r\n', b'"SELECT" "5"\r\n']  # not for "b"
+
+
 def test_migrate_propagates_del_of_moved_keys(diff, tmp_path):
     # The move is logged as DEL of the moved keys (replicas / AOF never see MIGRATE).
     from conftest import RawConnection, start_redis

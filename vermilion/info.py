@@ -285,7 +285,7 @@ def _base_stats_section(server) -> dict:
         "pubsubshard_channels": len(server.pubsub.shard),
         "latest_fork_usec": 0,
         "total_forks": st.total_forks,
-        "migrate_cached_sockets": 0,
+        "migrate_cached_sockets": len(server.migrate_sockets),
         "slave_expires_tracked_keys": 0,
         "active_defrag_hits": 0,
         "active_defrag_misses": 0,

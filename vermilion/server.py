@@ -33,6 +33,7 @@ from .notify import Notifier
 from .pubsub import PubSub
 from .tracking import TrackingTable
 from .commands.introspection import keys_from_argv
+from .commands.migrate import MigrateSockets
 from .commands.scripting import declared_script_flags
 from .acl import AccessControl
 from .oomscore import BGCHILD, MASTER, REPLICA, OomScore
@@ -231,6 +232,7 @@ class Server:
         self.pause_cron = False  # DEBUG PAUSE-CRON: the cron does nothing meanwhile
         self.skip_checksum_validation = False  # DEBUG SET-SKIP-CHECKSUM-VALIDATION (RESTORE)
         self.crashlog = CrashLog(self)  # the crash report on a fatal signal (debug.c)
+        self.migrate_sockets = MigrateSockets()  # MIGRATE's connections to its targets
         self.apply_config()
         eviction.install(self)  # memory accounting and maxmemory (evict.c)
         self._wire()
@@ -241,7 +243,7 @@ class Server:
         hooks = self.hooks
         hooks.cron += [self.snapshots.cron, self.aof.child_cron,
                        lambda: eviction.cron(self), self.replicas.cron, self.master_link.cron,
-                       self.tracking.cron]
+                       self.tracking.cron, self.migrate_sockets.cron]
         hooks.shutdown.append(self.snapshots.shutdown_hook)  # the AOF's goes first, when on
         hooks.shutdown.append(self.master_link.shutdown_hook)
         hooks.expire += [self._propagate_expired,

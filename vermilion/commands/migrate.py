@@ -3,10 +3,10 @@ that the target RESTOREs, then deleted here (unless COPY).
 
 Like Redis's, the transfer is synchronous: the command holds the event loop (and so
 every other client) while it connects, writes and waits for the replies, each step
-bounded by the command's timeout. Redis keeps the connections in a cache for 10 s
-(migrate_cached_sockets) to skip the connect and SELECT next time; here every MIGRATE
-opens its own connection and closes it, which the target sees as one more client but
-answers the same.
+bounded by the command's timeout. As in Redis, the connection to a target stays open
+in server.migrate_sockets (INFO migrate_cached_sockets) for the next MIGRATE to it,
+which skips the connect, and the SELECT when the database is the same; the cron closes
+it after MIGRATE_SOCKET_CACHE_TTL seconds unused.
 
 What is logged (AOF, replicas) is DEL of the keys the target acknowledged, the way
 migrateCommand() rewrites its argv; the handler's reply carries that list to the
@@ -15,7 +15,9 @@ rewrite.
 
 from __future__ import annotations
 
+import random
 import socket
+import time
 
 from ..keyspace.database import now_ms
 from ..notify import notify
@@ -54,15 +56,25 @@ def _command(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(_bulk(a) for a in args)
 
 
-class _Link:
-    """connBlockingConnect() + connSyncWrite() / connSyncReadLine(), each step under
-    the timeout (milliseconds)."""
+MIGRATE_SOCKET_CACHE_ITEMS = 64  # cluster.c: at most this many targets kept
+MIGRATE_SOCKET_CACHE_TTL = 10  # seconds unused before the cron closes one
 
-    def __init__(self, host: str, port: int, timeout_ms: int):
-        self.timeout = timeout_ms / 1000
+
+class _Link:
+    """migrateCachedSocket: connBlockingConnect() + connSyncWrite() /
+    connSyncReadLine(), each step under the timeout (milliseconds) of the MIGRATE
+    using it; the database last SELECTed there (-1: SELECT again)."""
+
+    def __init__(self, name: bytes, host: str, port: int, timeout_ms: int):
+        self.name = name  # host:port, its key in MigrateSockets
         self.buf = b""
-        self.sock = socket.create_connection((host, port), timeout=self.timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout_ms / 1000)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.last_dbid = -1
+        self.last_use = time.time()
+
+    def set_timeout(self, timeout_ms: int) -> None:
+        self.sock.settimeout(timeout_ms / 1000)
 
     def write(self, data: bytes) -> None:
         try:
@@ -89,6 +101,49 @@ class _Link:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class MigrateSockets:
+    """server.migrate_cached_sockets: the open connection to each MIGRATE target
+    (host:port as the command spells them), as cluster.c keeps them."""
+
+    def __init__(self):
+        self.links: dict[bytes, _Link] = {}
+
+    def __len__(self) -> int:
+        return len(self.links)
+
+    def get(self, host: bytes, port: bytes, timeout_ms: int) -> _Link:
+        """migrateGetSocket(): the cached connection, or a new one (OSError when it
+        cannot be made); the cache full, a random one is dropped first."""
+        name = host + b":" + port
+        link = self.links.get(name)
+        if link is None:
+            if len(self.links) >= MIGRATE_SOCKET_CACHE_ITEMS:
+                self.links.pop(random.choice(list(self.links))).close()
+            link = _Link(name, host.decode("utf-8", "replace"), to_int(port) or 0,
+                         timeout_ms)
+            self.links[name] = link
+        else:
+            link.set_timeout(timeout_ms)
+        link.last_use = time.time()
+        return link
+
+    def close(self, name: bytes) -> None:
+        """migrateCloseSocket(): after an I/O error (the next MIGRATE reconnects)."""
+        link = self.links.pop(name, None)
+        if link is not None:
+            link.close()
+
+    def cron(self) -> None:
+        """migrateCloseTimedoutSockets()"""
+        if not self.links:
+            return
+        now = time.time()
+        for name, link in list(self.links.items()):
+            if now - link.last_use > MIGRATE_SOCKET_CACHE_TTL:
+                del self.links[name]
+                link.close()
 
 
 def _parse(argv: list[bytes]):
@@ -146,15 +201,14 @@ def migrate(client, argv):
     found = [(key, value) for key in names if (value := db.peek(key)) is not None]
     if not found:
         return Raw(b"+NOKEY\r\n")
-    limits = client.server.snapshots._limits()
-    host = argv[1].decode("utf-8", "replace")
-    port = to_int(argv[2]) or 0
+    server = client.server
+    limits = server.snapshots._limits()
+    sockets = server.migrate_sockets
     may_retry = True
     while True:
-        link = None
         try:
             try:
-                link = _Link(host, port, timeout)
+                link = sockets.get(argv[1], argv[2], timeout)
             except ConnectionRefusedError:
                 # connBlockingConnect() only waits for the socket to be writable: a
                 # refused connection shows as the first write failing.
@@ -164,14 +218,13 @@ def migrate(client, argv):
             return _transfer(client, link, found, copy, replace, username, password, dbid,
                              limits)
         except _SocketError as exc:
-            # Redis retries once on a cached socket found dead; a timeout is final.
+            # The connection is closed (a retry reconnects); Redis retries once, as a
+            # cached one may have died meanwhile; a timeout is final.
+            sockets.close(argv[1] + b":" + argv[2])
             if exc.timed_out or not may_retry:
                 raise CommandError("IOERR error or timeout %s to target instance"
                                    % ("writing" if exc.writing else "reading")) from None
             may_retry = False
-        finally:
-            if link is not None:
-                link.close()
 
 
 def _transfer(client, link: _Link, found, copy, replace, username, password, dbid, limits):
@@ -180,7 +233,9 @@ def _transfer(client, link: _Link, found, copy, replace, username, password, dbi
     if password is not None:
         parts.append(_command(b"AUTH", username, password) if username is not None
                      else _command(b"AUTH", password))
-    parts.append(_command(b"SELECT", b"%d" % dbid))
+    select = link.last_dbid != dbid  # the target's database is kept with the link
+    if select:
+        parts.append(_command(b"SELECT", b"%d" % dbid))
     moving = []
     now = now_ms()
     for key, value in found:
@@ -198,7 +253,7 @@ def _transfer(client, link: _Link, found, copy, replace, username, password, dbi
         parts.append(_command(*args))
     link.write(b"".join(parts))
     auth_reply = link.read_line() if password is not None else b"+"
-    select_reply = link.read_line()
+    select_reply = link.read_line() if select else b"+"
     error = None
     deleted = []
     for index, key in enumerate(moving):
@@ -222,8 +277,11 @@ def _transfer(client, link: _Link, found, copy, replace, username, password, dbi
             notify(client, "del", key)
             deleted.append(key)
     if isinstance(error, _SocketError):
+        client.server.migrate_sockets.close(link.name)
         message = "IOERR error or timeout reading to target instance"
         error = _MigrateError(message)
+    # Success: the next MIGRATE here skips the SELECT; an error: it SELECTs again.
+    link.last_dbid = dbid if error is None else -1
     if error is None:
         reply = _Migrated(b"+OK\r\n")
         reply.deleted = deleted
