@@ -582,3 +582,32 @@ def test_latency_histogram_shape_matches_redis(raw, raw_real):
     assert names[0] == names[1] and b"config|set" in names[0]
     assert re.search(rb"\$5\r\ncalls\r\n:2\r\n\$14\r\nhistogram_usec\r\n\*2\r\n:\d+\r\n:2\r\n",
                      raw.command("LATENCY", "HISTOGRAM", "set"))
+
+
+def test_the_process_title_follows_proc_title_template_like_redis(tmp_path):
+    """redisSetProcTitle(): what ps shows is proc-title-template expanded, at start-up
+    and after CONFIG SET; a template with an unknown variable is refused."""
+    import redis as redis_py
+    from conftest import side_by_side
+
+    def run(server):
+        def title() -> list[str]:
+            # Each server's own port and program name made alike, the rest compared.
+            words = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().rstrip(b"\0")
+            words = words.decode().replace(str(server.port), "PORT").split(" ")
+            return [Path(w).name.replace("vermilion", "redis") if w.startswith("/") else w
+                    for w in words]
+
+        client = redis_py.Redis(port=server.port)
+        default = title()
+        client.config_set("proc-title-template", "TEST {title} {listen-addr} {port} "
+                                                 "{tls-port} {unixsocket} {config-file}")
+        custom = title()
+        with pytest.raises(redis_py.ResponseError, match="template format is invalid"):
+            client.config_set("proc-title-template", "{invalid-var}")
+        return default, custom, title()
+
+    mine, theirs = side_by_side(tmp_path, run)
+    assert mine == theirs
+    assert mine[0] == ["redis-server", "127.0.0.1:PORT"]
+    assert mine[1] == mine[2] == ["TEST", "redis-server", "127.0.0.1:PORT", "PORT", "0", "", "-"]

@@ -368,29 +368,33 @@ PROC_TITLE_VARS = {"title": "", "listen-addr": "*:6379", "server-mode": "", "por
                    "tls-port": "0", "unixsocket": "", "config-file": ""}
 
 
-def _valid_proc_title(text: str) -> None:
-    # validateProcTitleTemplate(): sdstemplate() with known variables ({{ and }} are
-    # literal braces), expanded with an empty title, must not trim to nothing.
-    error = ConfigError("template format is invalid or contains unknown variables")
+def expand_proc_title(template: str, variables: dict) -> str | None:
+    """expandProcTitleTemplate(): sdstemplate() ({{ and }} are literal braces, {name}
+    a variable), trimmed of spaces; None for a malformed template or an unknown name."""
     out, i = [], 0
-    while i < len(text):
-        pair = text[i:i + 2]
+    while i < len(template):
+        pair = template[i:i + 2]
         if pair in ("{{", "}}"):
             out.append(pair[0])
             i += 2
-        elif text[i] == "{":
-            end = text.find("}", i)
-            if end == -1 or text[i + 1:end] not in PROC_TITLE_VARS:
-                raise error
-            out.append(PROC_TITLE_VARS[text[i + 1:end]])
+        elif template[i] == "{":
+            end = template.find("}", i)
+            if end == -1 or template[i + 1:end] not in variables:
+                return None
+            out.append(variables[template[i + 1:end]])
             i = end + 1
-        elif text[i] == "}":
-            raise error
+        elif template[i] == "}":
+            return None
         else:
-            out.append(text[i])
+            out.append(template[i])
             i += 1
-    if not "".join(out).strip():
-        raise error
+    return "".join(out).strip(" ")
+
+
+def _valid_proc_title(text: str) -> None:
+    # validateProcTitleTemplate(): expanded with an empty title, not empty once trimmed.
+    if not expand_proc_title(text, PROC_TITLE_VARS):
+        raise ConfigError("template format is invalid or contains unknown variables")
 
 
 def _valid_activedefrag(value: bool) -> None:

@@ -13,12 +13,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import setproctitle
+
 from . import REDIS_VERSION, __version__
 from .connection import Connection
 from .crashlog import CrashLog
 from .commands import load_all
 from .commands.dispatch import process_command
-from .config import Config, ConfigError
+from .config import Config, ConfigError, expand_proc_title
 from .keyspace.blocking import BlockingState
 from .keyspace.database import Database
 from .keyspace.expiry import active_expire_cycle
@@ -279,11 +281,31 @@ class Server:
         apply["replica-read-only"] = self.master_link.configure
         apply["tracking-table-max-keys"] = self.tracking.configure
         apply["crash-log-enabled"] = self.crashlog.configure
+        apply["proc-title-template"] = lambda server, value: self.set_proc_title()
         self.replicas.configure()
         self.tracking.configure()
         self.repl.outputs.append(self.replicas.stream)
 
     # -- configuration hooks ------------------------------------------------------------
+
+    def set_proc_title(self, title: str | None = None) -> None:
+        """redisSetProcTitle(): the title ps and top show, from proc-title-template
+        ({title} is the command as started, or a child's role)."""
+        config = self.config
+        if not config["set-proc-title"]:
+            return
+        port, tls_port = config["port"], config["tls-port"]
+        bind = config["bind"]
+        if port or tls_port:
+            listen = f"{bind[0] if bind else '*'}:{port or tls_port}"
+        else:
+            listen = f"unixsocket:{config['unixsocket']}"
+        text = expand_proc_title(config["proc-title-template"], {
+            "title": sys.argv[0] if title is None else title, "listen-addr": listen,
+            "server-mode": "", "config-file": config.config_file or "-",
+            "port": str(port), "tls-port": str(tls_port), "unixsocket": config["unixsocket"]})
+        if text:
+            setproctitle.setproctitle(text)
 
     @property
     def slowlog_threshold(self) -> int:
@@ -363,11 +385,14 @@ class Server:
                 pass
         self.replicas.kill_child()
 
-    def enter_child(self) -> None:
-        """What every fork child does first (redisFork()): log as "C", and offer itself
-        to the OOM killer before its parent."""
+    def enter_child(self, title: str | None = None) -> None:
+        """What every fork child does first (redisFork()): log as "C", offer itself to
+        the OOM killer before its parent, and take its role as the {title} of its
+        process title ("redis-rdb-bgsave"...)."""
         logger.role = "C"
         self.set_oom_score(BGCHILD)
+        if title is not None:
+            self.set_proc_title(title)
 
     def _apply_oom_score(self, server, value) -> None:
         if not self.set_oom_score():
@@ -1175,6 +1200,7 @@ def run(config: Config) -> int:
         server = Server(config)
         server.log_starting()
         await server.start()
+        server.set_proc_title()
         server.used_memory_startup = server.used_memory()
         if (server.tcp_port or server.tls_port) and not server.stopping():
             logger.notice("Ready to accept connections")

@@ -1044,7 +1044,7 @@ class AppendOnlyFile:
                            f"{_strerror(exc)}")
             return False
         if pid == 0:
-            self.server.enter_child()
+            self.server.enter_child("redis-aof-rewrite")
             code = 0
             try:
                 self._write_base_file(self._temp_base_path(os.getpid()))

@@ -147,7 +147,7 @@ class Snapshots:
             logger.warning(f"Can't save in background: fork: {exc.strerror}")
             raise CommandError("ERR") from None
         if pid == 0:  # the child: write and leave without running any parent cleanup
-            self.server.enter_child()
+            self.server.enter_child("redis-rdb-bgsave")
             code = 0
             try:
                 self.write_file(self.path, progress=info.progress)

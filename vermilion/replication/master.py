@@ -367,7 +367,7 @@ class ReplicaSet:
         closed: if the parent dies, the child gets a write error and exits), then
         waits for the parent to say it read everything (rdbSaveToSlavesSockets)."""
         parent = os.getppid()
-        self.server.enter_child()
+        self.server.enter_child("redis-rdb-to-slaves" if socket_target else "redis-rdb-bgsave")
         _exit_with_parent(parent)
         code = 0
         try:
