@@ -861,3 +861,31 @@ def test_scripts_refused_before_they_run_as_redis(tmp_path):
         finally:
             server.stop()
     assert outputs[0] == outputs[1]
+
+
+def test_the_cron_a_busy_script_held_back_runs_as_soon_as_it_ends(tmp_path):
+    """No serverCron while a script is busy; once it ends, the overdue cron runs before
+    the next command, as Redis's overdue time event does: an AOF rewrite that finished
+    meanwhile is done, and SHUTDOWN NOSAVE is not refused as "Writing initial AOF"."""
+    from conftest import RawConnection, side_by_side
+
+    def run(server):
+        r, rd = RawConnection(server.port), RawConnection(server.port)
+        try:
+            r.command("CONFIG", "SET", "lua-time-limit", "10")
+            r.command("CONFIG", "SET", "appendonly", "yes")  # its first rewrite starts
+            rd.send(b"*3\r\n$4\r\nEVAL\r\n$14\r\nwhile 1 do end\r\n$1\r\n0\r\n")
+            deadline = time.time() + 5
+            while time.time() < deadline and not r.command("PING").startswith(b"-BUSY"):
+                pass
+            time.sleep(0.3)  # the rewrite's child exits meanwhile
+            killed = r.command("SCRIPT", "KILL")
+            reply = rd.read_reply()
+            info = r.command("INFO", "persistence")
+            return killed, reply[:30], b"aof_rewrite_in_progress:0" in info
+        finally:
+            r.close()
+            rd.close()
+
+    mine, theirs = side_by_side(tmp_path, run)
+    assert mine == theirs == (b"+OK\r\n", b"-ERR Script killed by user wit", True)

@@ -232,6 +232,8 @@ class Server:
         self.shutdown_waiters: list = []  # SHUTDOWN clients blocked meanwhile
         self.oom_score = OomScore()  # oom-score-adj (setOOMScoreAdj())
         self.pause_cron = False  # DEBUG PAUSE-CRON: the cron does nothing meanwhile
+        self._cron_timer: asyncio.Handle | None = None  # the cron's next tick
+        self._cron_skipped = False  # a tick came while the cron was paused
         self.skip_checksum_validation = False  # DEBUG SET-SKIP-CHECKSUM-VALIDATION (RESTORE)
         self.crashlog = CrashLog(self)  # the crash report on a fatal signal (debug.c)
         self.migrate_sockets = MigrateSockets()  # MIGRATE's connections to its targets
@@ -772,14 +774,24 @@ class Server:
     # -- cron --------------------------------------------------------------------------------
 
     def _schedule_cron(self) -> None:
-        self.loop.call_later(1.0 / self.config["hz"], self._cron)
+        self._cron_timer = self.loop.call_later(1.0 / self.config["hz"], self._cron)
+
+    def resume_cron(self) -> None:
+        """The end of a pause of the cron (a busy script's): a tick that came meanwhile
+        runs now, as Redis's overdue serverCron runs right after the command."""
+        self.pause_cron = False
+        if self._cron_skipped and self._cron_timer is not None:
+            self._cron_timer.cancel()
+            self._cron_timer = self.loop.call_soon(self._cron)
 
     def _cron(self) -> None:
         if self._stopping.done():
             return
         if self.pause_cron:
+            self._cron_skipped = True
             self._schedule_cron()
             return
+        self._cron_skipped = False
         if self.shutdown_asap and not self.shutdown_deadline:
             self.request_shutdown(0, self.signal_shutdown_flags)  # a signal's, deferred
             return
@@ -839,6 +851,11 @@ class Server:
         prepared: SHUTDOWN already ran prepare_shutdown() (and replied on failure)."""
         self.shutdown_flags = flags
         self._prepared = prepared
+        if prepared:
+            # The exit is decided: Redis exits inside SHUTDOWN, so nothing connects after
+            # it (even while a busy script holds the loop's other work back).
+            for srv in self.listeners + self.tls_listeners:
+                srv.close()
         if not self._stopping.done():
             self._stopping.set_result(code)
 

@@ -428,7 +428,10 @@ class ScriptEngine:
 
     def _finish_busy(self, run: ScriptRun, reply) -> None:
         self.busy = False
-        self.server.pause_cron = self._cron_was_paused
+        if self._cron_was_paused:
+            self.server.pause_cron = True
+        else:
+            self.server.resume_cron()
         self.current = None
         if _FREEZE is not None:
             _FREEZE(None)
