@@ -367,8 +367,15 @@ def failover_round(cluster: HACluster, round_no: int, out) -> dict:
     writer.stop_flag.set()
     writer.join(10)
     # The Sentinels may still be moving the restarted pod to the new master (a first
-    # REPLICAOF from ha.sh, then theirs): it must end up following the new master.
+    # REPLICAOF from ha.sh, then theirs): it must end up following the new master. The
+    # master is asked again each time: two Sentinels that started failovers in two
+    # epochs end with the later epoch's choice, which may be another replica.
     def follows_new():
+        nonlocal new
+        try:
+            new = cluster.master()
+        except Exception:  # (no master known for a moment)
+            return False
         role = old.client().execute_command("ROLE")
         return role[0] == b"slave" and int(role[2]) == new.redis_port \
             and role[3] == b"connected"
