@@ -782,7 +782,7 @@ class Server:
         self.pause_cron = False
         if self._cron_skipped and self._cron_timer is not None:
             self._cron_timer.cancel()
-            self._cron_timer = self.loop.call_soon(self._cron)
+            self._cron()  # (which schedules the next tick)
 
     def _cron(self) -> None:
         if self._stopping.done():

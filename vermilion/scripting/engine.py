@@ -428,10 +428,6 @@ class ScriptEngine:
 
     def _finish_busy(self, run: ScriptRun, reply) -> None:
         self.busy = False
-        if self._cron_was_paused:
-            self.server.pause_cron = True
-        else:
-            self.server.resume_cron()
         self.current = None
         if _FREEZE is not None:
             _FREEZE(None)
@@ -444,6 +440,12 @@ class ScriptEngine:
                 self.server.count_error(reply)
         self._propagate_writes(run.captured)
         self.server.flush_appends()
+        # The cron the script held back runs now, before the reply leaves: Redis's
+        # overdue serverCron runs right after the command, its replies written later.
+        if self._cron_was_paused:
+            self.server.pause_cron = True
+        else:
+            self.server.resume_cron()
         if caller.closing:
             return
         caller.send(finish_reply(reply, caller.resp))
