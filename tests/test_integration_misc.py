@@ -57,6 +57,11 @@ def _crash_with(server, *command) -> None:
             pass
 
 
+def _exit_and_log(server) -> tuple[int, str]:
+    """The server's exit status once it is gone, and its log."""
+    return _wait_for_exit(server), server.log_path.read_text(errors="replace")
+
+
 def _wait_for_exit(server) -> int:
     deadline = time.time() + 15
     while server.proc.poll() is None and time.time() < deadline:
@@ -69,8 +74,8 @@ def test_sigabrt_writes_a_crash_report_and_dies_by_it(servers, kind):
     server = servers(kind, *NO_MEMTEST)
     server.client().ping()
     server.proc.send_signal(signal.SIGABRT)
-    assert _wait_for_exit(server) == -signal.SIGABRT
-    log = server.log_path.read_text(errors="replace")
+    status, log = _exit_and_log(server)
+    assert status == -signal.SIGABRT
     assert "=== REDIS BUG REPORT START: Cut & paste starting from here ===" in log
     assert "crashed by signal: 6" in log
     assert "------ INFO OUTPUT ------" in log
@@ -82,8 +87,8 @@ def test_sigabrt_writes_a_crash_report_and_dies_by_it(servers, kind):
 def test_debug_segfault_writes_a_crash_report(servers, kind):
     server = servers(kind, *NO_MEMTEST)
     _crash_with(server, b"DEBUG", b"SEGFAULT")
-    assert _wait_for_exit(server) == -signal.SIGSEGV
-    log = server.log_path.read_text(errors="replace")
+    status, log = _exit_and_log(server)
+    assert status == -signal.SIGSEGV
     assert "crashed by signal: 11" in log
     assert "------ CURRENT CLIENT INFO ------" in log
     assert "argv[1]: '\"SEGFAULT\"'" in log
@@ -93,8 +98,8 @@ def test_debug_segfault_writes_a_crash_report(servers, kind):
 def test_debug_assert_logs_the_failed_assertion_then_aborts(servers, kind):
     server = servers(kind, *NO_MEMTEST)
     _crash_with(server, b"DEBUG", b"ASSERT")
-    assert _wait_for_exit(server) == -signal.SIGABRT
-    log = server.log_path.read_text(errors="replace")
+    status, log = _exit_and_log(server)
+    assert status == -signal.SIGABRT
     assert "=== ASSERTION FAILED ===" in log
     assert "'1 == 2' is not true" in log
     assert "crashed by signal" not in log  # abort() after the handlers are removed
@@ -104,8 +109,8 @@ def test_debug_assert_logs_the_failed_assertion_then_aborts(servers, kind):
 def test_debug_panic_with_use_exit_on_panic_exits_1(servers, kind):
     server = servers(kind, "--use-exit-on-panic", "yes", *NO_MEMTEST)
     _crash_with(server, b"DEBUG", b"PANIC")
-    assert _wait_for_exit(server) == 1
-    log = server.log_path.read_text(errors="replace")
+    status, log = _exit_and_log(server)
+    assert status == 1
     assert "Guru Meditation: DEBUG PANIC called at Unix time" in log
 
 
