@@ -349,17 +349,55 @@ class Connection(Session, asyncio.Protocol):
     def _run_one(self, argv: list[bytes]) -> None:
         """_run() for a read that held exactly one command, the lean way when it may
         (a client that waits for each reply: redis-benchmark without -P, most
-        applications): the same steps, without a batch's loop and bookkeeping."""
+        applications): the same steps, without a batch's loop and bookkeeping. The
+        call is process_command()'s fast path (its twin, as _run's lean branch is:
+        keep the three alike) without what _lean_allowed() has ruled out, inline: on
+        this path every Python call is a tenth of the command."""
         server = self.server
         spec = server.commands.spellings.get(argv[0])
         if (spec is None or not spec.lean_min <= len(argv) <= spec.lean_max
                 or not self._lean_allowed(server)):
             self._run([argv])
             return
-        self.clock = _perf()
-        reply = self._call_lean(server, spec, argv)
-        if server.blocking.ready:
-            server.blocking.handle_ready()  # (see _run)
+        clock = _perf()
+        reply = None
+        checks = server.hooks.command_checks
+        if checks:  # _central_checks()' part that applies here: the server's (OOM...)
+            try:
+                for check in checks:
+                    check(self, spec, argv)
+            except CommandError as exc:
+                spec.rejected_calls += 1
+                server.count_error(exc)
+                reply = exc
+        if reply is None:
+            self.cmd = spec
+            dirty = server.dirty
+            try:
+                reply = spec.handler(self, argv)
+            except CommandError as exc:
+                spec.failed_calls += 1
+                server.count_error(exc)
+                reply = exc
+            except Exception as exc:  # a bug costs one reply, not the connection
+                reply = internal_error(server, spec, argv, exc)
+            else:
+                if server.propagation.sinks and server.dirty != dirty:
+                    if spec.is_write:
+                        propagate(server, self.db, spec, argv, reply)
+                    self.woff = server.repl.offset
+            end = _perf()
+            elapsed = (end - clock) // 1000
+            self.clock = end
+            spec.calls += 1
+            spec.usec += elapsed
+            server.stats.total_commands_processed += 1
+            if elapsed >= server._slowlog_threshold >= 0:
+                server.slowlog.record(self, argv, elapsed)
+            if server.tracking.due:
+                server.tracking.broadcast()  # BCAST invalidations leave before this reply
+            if server.blocking.ready:
+                server.blocking.handle_ready()  # (see _run)
         kind = type(reply)
         if kind is Raw:
             data = reply
@@ -381,50 +419,15 @@ class Connection(Session, asyncio.Protocol):
         else:
             data = self._encoded(reply)
         if (server.aof.buffer or self.deferred or self.closing or self.close_after_reply
-                or self.transport is None or len(data) >= server.obuf_check_from):
+                or self.transport is None or len(data) >= server.obuf_check_from
+                or self.paused_writing or server.obuf_check_from < HIGH_WATER):
             self._finish([data], len(data))
-        else:
-            self.write_now(data)  # (_finish()'s usual case: the query buffer is empty)
-
-    def _call_lean(self, server, spec, argv: list[bytes]):
-        """The lean path's call of a data command (CommandSpec.set_lean()):
-        process_command()'s fast path (its twin: keep them alike) without what
-        _lean_allowed() has ruled out. Timed from self.clock, left at its end."""
-        checks = server.hooks.command_checks
-        if checks:  # _central_checks()' part that applies here: the server's (OOM...)
-            try:
-                for check in checks:
-                    check(self, spec, argv)
-            except CommandError as exc:
-                spec.rejected_calls += 1
-                server.count_error(exc)
-                return exc
-        self.cmd = spec
-        dirty = server.dirty
-        try:
-            reply = spec.handler(self, argv)
-        except CommandError as exc:
-            spec.failed_calls += 1
-            server.count_error(exc)
-            reply = exc
-        except Exception as exc:  # a bug costs one reply, not the connection
-            reply = internal_error(server, spec, argv, exc)
-        else:
-            if server.propagation.sinks and server.dirty != dirty:
-                if spec.is_write:
-                    propagate(server, self.db, spec, argv, reply)
-                self.woff = server.repl.offset
-        end = _perf()
-        elapsed = (end - self.clock) // 1000
-        self.clock = end
-        spec.calls += 1
-        spec.usec += elapsed
-        server.stats.total_commands_processed += 1
-        if elapsed >= server._slowlog_threshold >= 0:
-            server.slowlog.record(self, argv, elapsed)
-        if server.tracking.due:
-            server.tracking.broadcast()  # BCAST invalidations leave before this reply
-        return reply
+            return
+        # (write_now()'s usual case, inline: the query buffer is empty, the peer reads)
+        stats = server.stats
+        stats.total_net_output_bytes += len(data)
+        stats.total_writes_processed += 1
+        self.transport.write(data)
 
     def _replica_replied(self, argv: list[bytes], reply) -> None:
         """_addReplyToBufferOrList(): a replica's link carries the replication stream,
