@@ -72,6 +72,8 @@ _SPECIAL_BYTES = b"*\"'\0\v\f"
 # hiredis knows gives an int, float, bool, None, str or error object, which the
 # bytes-only check in _hiredis_batch refuses.
 _HIREDIS_UNSURE = b"+(~>|%"
+# Up to this size one translate() finds them fastest; past it, six memchr() scans (`in`).
+_TRANSLATE_MAX = 1024
 _PROBE = b":-1\r\n"
 # hiredis allocates an array's list from its header: "*2000000000" alone would ask
 # for 16 GB. Counts of five digits or more (or such bytes in a payload) are left to
@@ -139,7 +141,13 @@ def _hiredis_batch(buf: bytes) -> list[list[bytes]] | None:
     """The commands of buf when hiredis reads them exactly as Redis would: buf holds
     whole "*N" commands of "$len" arguments and nothing else. None when unsure (the
     caller's parsers then decide, with Redis's errors)."""
-    if len(buf.translate(None, _HIREDIS_UNSURE)) != len(buf) or _big_count(buf):
+    if len(buf) <= _TRANSLATE_MAX:
+        if len(buf.translate(None, _HIREDIS_UNSURE)) != len(buf):
+            return None
+    elif (b"+" in buf or b"(" in buf or b"~" in buf or b">" in buf or b"|" in buf
+            or b"%" in buf):
+        return None
+    if _big_count(buf):
         return None
     reader = _Scratch.reader
     try:
