@@ -181,31 +181,23 @@ class Connection(Session, asyncio.Protocol):
         lean = self._lean_allowed(server)
         slow_from = server._slowlog_threshold
         processed = 0  # lean commands not yet in total_commands_processed
+        quiet = False  # (set by a command whose reply is silenced, reset once it is)
         clock = _perf()  # the first command's start (see Session.clock)
         for i, argv in enumerate(commands):
             spec = spelled(argv[0])
             if lean and spec is not None and spec.lean_min <= len(argv) <= spec.lean_max:
-                # The lean path: process_command()'s fast path (its twin: keep them
-                # alike) for a data command (CommandSpec.set_lean()), with what no such
-                # command can change (ACL, gates, MONITOR, pause, reply mode, the
-                # slowlog threshold) judged once, in _lean_allowed(). It is
-                # _call_lean() inline: a call per command would cost a seventh of a
-                # pipelined SET.
-                quiet = False
-                # _central_checks()' part that applies here: the server's hooks (OOM...).
-                reply = None
-                if checks:
-                    try:
-                        for check in checks:
-                            check(self, spec, argv)
-                    except CommandError as exc:
-                        spec.rejected_calls += 1
-                        server.count_error(exc)
-                        reply = exc
-                        # A check may silence its refusal: a busy script's caller has
-                        # its pipelined commands kept for later (_refuse_while_busy).
-                        quiet = self.reply_skip
-                if reply is None:
+                # The lean path: process_command()'s fast path (its twin, as _run_one's
+                # call is: keep the three alike) for a data command
+                # (CommandSpec.set_lean()), with what no such command can change (ACL,
+                # gates, MONITOR, pause, reply mode, the slowlog threshold) judged once,
+                # in _lean_allowed(). Inline: a call per command would cost a seventh
+                # of a pipelined SET. First _central_checks()' part that applies here:
+                # the server's hooks (OOM...).
+                if checks and (reply := self._refusal(checks, spec, argv)) is not None:
+                    # A check may silence its refusal: a busy script's caller has its
+                    # pipelined commands kept for later (_refuse_while_busy).
+                    quiet = self.reply_skip
+                else:
                     self.cmd = spec
                     dirty = server.dirty
                     try:
@@ -257,29 +249,33 @@ class Connection(Session, asyncio.Protocol):
                 # LPUSH that served a BLPOP already sees the list without that element.
                 server.blocking.handle_ready()
                 clock = _perf()  # (the clients it served are not the next command's time)
+            # The usual replies are framed here (precomputed constants, bulks, small
+            # integers, nil), the rest by _encode.
             if quiet:
                 unsent += self._silenced_reply(out, reply)
+                quiet = False
+            elif (kind := type(reply)) is Raw:
+                append(reply)
+                unsent += len(reply)
+            elif kind is bytes:
+                # A bulk goes out as its header, itself and CRLF: no formatting, and a
+                # big value is copied once, by the transport's join.
+                size = len(reply)
+                header = _BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size
+                append(header)
+                append(reply)
+                append(CRLF)
+                unsent += len(header) + size + 2
+            elif kind is int:
+                piece = _SMALL_INTS[reply + 1] if -1 <= reply < 1023 else b":%d\r\n" % reply
+                append(piece)
+                unsent += len(piece)
+            elif reply is None:
+                piece = b"_\r\n" if self.resp == 3 else b"$-1\r\n"
+                append(piece)
+                unsent += len(piece)
             elif reply is not NO_REPLY:
-                # The usual replies are framed here (precomputed constants, bulks, small
-                # integers, nil), the rest by _encode.
-                kind = type(reply)
-                if kind is Raw:
-                    piece = reply
-                elif kind is bytes:
-                    # A bulk goes out as its header, itself and CRLF: no formatting, and
-                    # a big value is copied once, by the transport's join.
-                    size = len(reply)
-                    header = _BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size
-                    append(header)
-                    append(reply)
-                    piece = CRLF
-                    unsent += len(header) + size
-                elif kind is int:
-                    piece = _SMALL_INTS[reply + 1] if -1 <= reply < 1023 else b":%d\r\n" % reply
-                elif reply is None:
-                    piece = b"_\r\n" if self.resp == 3 else b"$-1\r\n"
-                else:
-                    piece = self._encoded(reply)
+                piece = self._encoded(reply)
                 append(piece)
                 unsent += len(piece)
             if self.closing or self.close_after_reply:
@@ -360,17 +356,8 @@ class Connection(Session, asyncio.Protocol):
             self._run([argv])
             return
         clock = _perf()
-        reply = None
-        checks = server.hooks.command_checks
-        if checks:  # _central_checks()' part that applies here: the server's (OOM...)
-            try:
-                for check in checks:
-                    check(self, spec, argv)
-            except CommandError as exc:
-                spec.rejected_calls += 1
-                server.count_error(exc)
-                reply = exc
-        if reply is None:
+        checks = server.hooks.command_checks  # (_central_checks()' part that applies)
+        if not checks or (reply := self._refusal(checks, spec, argv)) is None:
             self.cmd = spec
             dirty = server.dirty
             try:
@@ -428,6 +415,18 @@ class Connection(Session, asyncio.Protocol):
         stats.total_net_output_bytes += len(data)
         stats.total_writes_processed += 1
         self.transport.write(data)
+
+    def _refusal(self, checks, spec, argv: list[bytes]) -> CommandError | None:
+        """The lean path's checks: the server's hooks (OOM...) that refuse a command
+        before it runs; the refusal, counted, or None."""
+        try:
+            for check in checks:
+                check(self, spec, argv)
+        except CommandError as exc:
+            spec.rejected_calls += 1
+            self.server.count_error(exc)
+            return exc
+        return None
 
     def _replica_replied(self, argv: list[bytes], reply) -> None:
         """_addReplyToBufferOrList(): a replica's link carries the replication stream,
