@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -94,13 +95,23 @@ def machine() -> dict[str, str]:
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "kernel": platform.release(),
-        "python": platform.python_version() + " (" + platform.python_implementation() + ")",
+        "python": "%s (%s, %s)" % (platform.python_version(), sys.base_prefix, _build()),
         "redis-server": version(["redis-server", "--version"]),
         "redis-benchmark": version(["redis-benchmark", "--version"]),
         "vermilion": vermilion.__version__,
         "uvloop": uvloop.__version__,
         "hiredis": hiredis.__version__,
     }
+
+
+def _build() -> str:
+    """How the interpreter was built: the same code runs 10-25 % faster per command on a
+    build with profile-guided optimisation (README)."""
+    if sys.base_prefix == "/usr":
+        return "Debian's build: PGO and LTO"
+    if "--enable-optimizations" in (sysconfig.get_config_var("CONFIG_ARGS") or ""):
+        return "PGO"
+    return "no PGO"
 
 
 def _geomean(values) -> float | None:
