@@ -71,6 +71,12 @@ CASES = {
         ("MGET", "z", "w"), ("RPUSH", "l", "a"), ("MGET", "l", "a", "nokey"),
         ("MSET", "l", "str"), ("GET", "l"), ("MSET", "d", "1", "d", "2"), ("GET", "d"),
         ("MSETNX", "n", "1", "n", "2"), ("GET", "n"), ("MGET", "n"),
+        # MSET drops the TTLs of the keys it sets, and a collection it replaces; a key
+        # given twice keeps its last value (new, existing and repeated keys together).
+        ("SET", "t", "v", "EX", "100"), ("RPUSH", "q", "a"),
+        ("MSET", "t", "1", "q", "2", "new", "3", "t", "4"), ("TTL", "t"), ("GET", "t"),
+        ("TYPE", "q"), ("GET", "q"), ("GET", "new"), ("SET", "e", "v", "EX", "100"),
+        ("MSET", "e", "5", "f", "6", "f", "7", "t", "8"), ("TTL", "e"), ("MGET", "e", "f", "t"),
     ],
     "append-strlen": [
         ("APPEND", "k", "hello"), ("APPEND", "k", " world"), ("GET", "k"), ("STRLEN", "k"),
