@@ -4,7 +4,7 @@ VENV ?= .venv
 # builds it with PGO and LTO, as the image's python:3.11-slim is built): 10-25% less CPU
 # per command than a default source build such as pyenv's (BENCHMARKS.md). Else, or when
 # PYTHON is given, the python3 on PATH.
-SYSTEM_PYTHON := $(shell /usr/bin/python3 -c 'import ensurepip, sys; print(sys.executable) if sys.version_info >= (3, 11) else None' 2>/dev/null)
+SYSTEM_PYTHON := $(shell /usr/bin/python3 -c 'import ensurepip, sys; assert sys.version_info >= (3, 11); print(sys.executable)' 2>/dev/null)
 PYTHON ?= $(or $(SYSTEM_PYTHON),python3)
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip

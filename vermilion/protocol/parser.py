@@ -321,19 +321,14 @@ class RequestParser:
         if data[0] != 42:  # not '*': one plain inline line (parse()'s inline fast path)
             if data.find(b"\n") != len(data) - 1 or _has_special(data):
                 return None
-            words = data.split()  # (the line's CR or LF ends it: whitespace here)
-            if not words:
+            args = data.split()  # (the line's CR or LF ends it: whitespace here)
+        else:
+            parts = data.split(b"\r\n")
+            count = _FAST_COUNT(parts[0])
+            if count is None or len(parts) != 2 * count + 2 or parts[-1]:
                 return None
-            size = len(data)
-            self._fed += size
-            self._base += size
-            return words
-        parts = data.split(b"\r\n")
-        count = _FAST_COUNT(parts[0])
-        if count is None or len(parts) != 2 * count + 2 or parts[-1]:
-            return None
-        args = _canonical_args(parts, 0, count)
-        if args is None:
+            args = _canonical_args(parts, 0, count)
+        if not args:  # (None, or a blank inline line)
             return None
         size = len(data)
         self._fed += size
