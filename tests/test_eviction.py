@@ -518,3 +518,23 @@ def test_evicting_all_along_keeps_under_the_limit_like_redis(vsrv, rsrv, v, rr, 
     # (Python's dicts under this churn take 75 to 150 bytes a key of table, twice under
     # an LRU/LFU policy (the stamps' dict): Vermilion holds 40-75% of Redis's keys.)
     assert 0.3 < held["vermilion"] / held["redis"] < 1.5
+
+
+def test_big_keys_are_evicted_one_per_write_like_redis(v, rr):
+    """Small keys are evicted a batch at a time, a little ahead of need (EVICT_AHEAD):
+    a key as big as that margin or bigger is still evicted only when needed, one per
+    write of a new key, as performEvictions() does."""
+    big = b"b" * 100_000
+    for c in (v, rr):
+        c.config_set("maxmemory-policy", "allkeys-lru")
+        limit_above_now(c, 2_000_000)
+        deltas = []
+        for i in range(60):
+            before = evicted(c)
+            c.set(f"big:{i}", big)
+            deltas.append(evicted(c) - before)
+        first = next(i for i, d in enumerate(deltas) if d)
+        assert 10 < first < 30  # ~20 keys of 100 KB fit in 2 MB
+        assert set(deltas[first + 1:]) == {1}, deltas
+        assert used(c) <= int(c.config_get("maxmemory")["maxmemory"])
+

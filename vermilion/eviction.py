@@ -10,8 +10,8 @@ The policies pick as Redis does: LRU/LFU/volatile-ttl sample maxmemory-samples k
 database for each eviction into a pool of the best candidates kept across calls
 (evictionPoolPopulate), evicting the best one still present; *-random take random keys
 of the databases in turn; volatile-* sample only keys with a TTL. The sampling is done
-in batches of whole-list operations (see "choosing keys"): what an evicted key costs
-is mostly the Python of deleting it (~1 µs). maxmemory-eviction-tenacity
+in batches of whole-list operations (see "choosing keys"), and small keys are evicted
+a batch at a time, a little ahead of need (EVICT_AHEAD). maxmemory-eviction-tenacity
 bounds the time of one call; the rest continues from the event loop (evictionTimeProc).
 """
 
@@ -19,8 +19,8 @@ import random
 import sys
 import time
 from bisect import bisect_left
-from itertools import chain, compress, islice, repeat
-from operator import eq, gt, itemgetter
+from itertools import chain, compress, groupby, islice, repeat
+from operator import and_, eq, gt, is_, itemgetter
 
 _random = random.random
 _perf = time.perf_counter
@@ -65,6 +65,7 @@ class Evictor:
         self.pool: list = []  # (rank, stamp or TTL seen, key, Sampler, slot): best last
         self.pool_mode = None  # how the pool's candidates were ranked (_refill)
         self.served = 0  # candidates taken from the pool since it was last refilled
+        self.key_bytes = 0  # what an evicted key freed lately (batch sizes, EVICT_AHEAD)
         self.next_db = 0
         self.timer = None  # evictionTimeProc pending
         self.samplers: dict = {}  # (db id, allkeys) → Sampler
@@ -470,19 +471,17 @@ def perform_evictions(server, used: int | None = None) -> int:
         ev.over = True
         _note_exceeded(ev, True)
         return EVICT_FAIL
-    to_free = used - maxmemory
+    # The keys evicted ahead (see EVICT_AHEAD): what must be freed, and what may be.
+    need = used - maxmemory
+    want = need + min(EVICT_AHEAD, maxmemory >> 9)
     start = _perf()
     freed = keys_freed = 0
+    measure_at = 16
     result = EVICT_OK
-    allkeys = ev.allkeys
-    stamped = kind == "lru" or kind == "lfu"
-    stats = server.stats
-    notifier = server.notifier
-    sinks = server.propagation.sinks
     pool = ev.pool
     served = ev.served
-    while freed < to_free:
-        # The best candidate of the pool, checked: a key gone, renewed or accessed since
+    while freed < want:
+        # The best candidates of the pool, checked: a key gone, renewed or accessed since
         # it was sampled (its stamp or TTL changed) is a ghost and is dropped, as
         # evictionPoolPopulate()'s picks are when their key is gone.
         if not pool or served >= REFILL_EVERY:
@@ -495,41 +494,24 @@ def perform_evictions(server, used: int | None = None) -> int:
                 _refill(ev, server)
                 pool = ev.pool
                 if not pool:
-                    result = EVICT_FAIL
+                    if freed < need:
+                        result = EVICT_FAIL
                     break
             served = 0
-        served += 1
-        _, seen, key, sampler, slot = pool.pop()
-        # Its slot in the snapshot is not to be sampled again (Sampler.drop() inlined;
-        # a snapshot taken again since is another list, checked by the key's identity).
-        try:
-            if sampler.keys[slot] is key:
-                if sampler.vals is not None:
-                    sampler.vals[slot] = GHOST
-                else:
-                    sampler.keys[slot] = _GHOST_KEY
-                sampler.ghosts += 1
-        except IndexError:
-            pass
-        db = sampler.db
-        if stamped:
-            if db.meta.get(key) != seen or not (allkeys or key in db.expires):
-                continue
-        elif kind == "ttl":
-            if db.expires.get(key) != seen:
-                continue
-        elif key not in (db.data if allkeys else db.expires):
-            continue
-        # dbSyncDelete() and what performEvictions() does around it.
-        freed += db.evict(key)
-        stats.evicted_keys += 1
-        if notifier.classes:
-            notify_event(server, db, "evicted", key, flag="e")
-        if sinks:
-            cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
-            propagate_raw(server, db.id, [cmd, key])
-        keys_freed += 1
-        if not keys_freed & 15:
+        # As many as the keys evicted so far say are needed (one while their size is
+        # unknown), within the refill's period.
+        n = min(len(pool), REFILL_EVERY - served,
+                (want - freed) // ev.key_bytes + 1 if ev.key_bytes else 1)
+        batch = pool[-n:]
+        del pool[-n:]
+        served += n
+        count, size = _evict_batch(server, ev, batch)
+        if count:
+            freed += size
+            keys_freed += count
+            ev.key_bytes = size // count
+        if keys_freed >= measure_at:
+            measure_at = keys_freed + 16
             # The dict tables do not shrink, so measure again rather than trust the sum.
             if memory.used_memory_fast(server, ev.live) <= maxmemory:
                 break
@@ -545,6 +527,58 @@ def perform_evictions(server, used: int | None = None) -> int:
         _note_exceeded(ev, over)
     return result
 
+
+def _evict_batch(server, ev, batch: list) -> tuple[int, int]:
+    """Evict the candidates of batch (pool entries) that are still what was sampled:
+    (keys evicted, bytes freed). Each slot is dropped from its snapshot either way. In
+    C loops, one database's run of candidates at a time (one run, in the usual case)."""
+    kind = ev.kind
+    allkeys = ev.allkeys
+    count = freed = 0
+    for sampler, entries in groupby(batch, _fourth):
+        entries = list(entries)
+        keys = list(map(_third, entries))
+        _drop_slots(sampler, keys, list(map(_fifth, entries)))
+        db = sampler.db
+        if kind == "lru" or kind == "lfu":
+            alive = map(eq, map(db.meta.get, keys), map(_second, entries))
+            if not allkeys:
+                alive = map(and_, alive, map(db.expires.__contains__, keys))
+        elif kind == "ttl":
+            alive = map(eq, map(db.expires.get, keys), map(_second, entries))
+        else:
+            alive = map((db.data if allkeys else db.expires).__contains__, keys)
+        # (dict.fromkeys: a key sampled twice is in the pool twice)
+        victims = list(dict.fromkeys(compress(keys, alive)))
+        if not victims:
+            continue
+        freed += db.evict(victims)
+        count += len(victims)
+        server.stats.evicted_keys += len(victims)
+        if server.notifier.classes:
+            for key in victims:
+                notify_event(server, db, "evicted", key, flag="e")
+        if server.propagation.sinks:
+            cmd = b"UNLINK" if server.config["lazyfree-lazy-eviction"] else b"DEL"
+            for key in victims:
+                propagate_raw(server, db.id, [cmd, key])
+    return count, freed
+
+
+def _drop_slots(sampler, keys: list, slots: list) -> None:
+    """Sampler.drop() for each (slot, key): the slots of the snapshot that still hold
+    those keys are not to be sampled again (a snapshot taken since is another list)."""
+    marks, mark = (sampler.vals, GHOST) if sampler.vals is not None else (sampler.keys, _GHOST_KEY)
+    try:
+        held = list(map(is_, map(sampler.keys.__getitem__, slots), keys))
+    except IndexError:  # a shorter snapshot since: one at a time
+        for slot, key in zip(slots, keys):
+            sampler.drop(slot, key)
+        return
+    dropped = list(compress(slots, held))
+    for slot in dropped:
+        marks[slot] = mark
+    sampler.ghosts += len(dropped)
 
 def stats_fields(server) -> dict:
     """INFO stats' eviction timing fields (stat_last_eviction_exceeded_time), in ms."""
@@ -596,6 +630,14 @@ def _start_timer(server) -> None:
 # (perform_evictions), and its slot in the snapshot is dropped either way.
 
 REFILL_EVERY = 16
+# performEvictions() frees until used memory is under maxmemory: under steady writes of
+# new keys, every command evicts about one. Here a call goes on to free up to EVICT_AHEAD
+# bytes more (at most a 512th of maxmemory), in batches of as many keys as that takes
+# (evicting a key is then a few C-level list operations, not a Python loop's turn), so
+# that the next commands find memory under the limit. Keys that big or bigger are still
+# evicted one per call, as Redis does. Measured under the seed's 2mb allkeys-lru with
+# 100-byte values: ~20 keys a call, SET at 0.8x of SET without a limit (was 0.57x).
+EVICT_AHEAD = 4096
 POOL_SIZE = 32
 GHOST = 1 << 128  # a dropped slot's value: after every real stamp or expire time
 _GHOST_KEY = object()  # a dropped slot's key where the snapshot has no values: in no dict
@@ -659,6 +701,7 @@ def _sampler(ev, db, allkeys: bool) -> Sampler:
 
 
 _first = itemgetter(0)
+_second, _third, _fourth, _fifth = (itemgetter(i) for i in range(1, 5))
 
 
 def _take(seq, positions: list) -> list:

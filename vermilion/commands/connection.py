@@ -14,7 +14,8 @@ from .acl_cmds import DENIED_AUTH, log_denial
 def ping(client, argv):
     if len(argv) > 2:
         raise CommandError(errors.wrong_arity("ping"))
-    if "P" in client.flags and client.resp == 2:
+    flags = client._flags  # (not the flags property: PING is benchmarked pipelined)
+    if flags and "P" in flags and client.resp == 2:
         # A subscribed RESP2 client gets PING as a pub/sub-shaped array.
         return [b"pong", argv[1] if len(argv) == 2 else b""]
     return argv[1] if len(argv) == 2 else PONG
