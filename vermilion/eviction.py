@@ -69,7 +69,7 @@ class Evictor:
         self.timer = None  # evictionTimeProc pending
         self.samplers: dict = {}  # (db id, allkeys) → Sampler
         self.snapshot_bytes = 0  # the samplers' lists, counted in used_memory
-        self.key_ranges: dict = {}  # spec → (first, last, step) or None
+        self.key_ranges = _KeyRanges()  # spec → its key's position, (first, last, step) or None
         self.installed = False
         self.track = 0  # 1: LRU clock, 2: LFU counter kept per key
         self.live: list = []  # the databases that hold keys (or did since the cron)
@@ -275,29 +275,19 @@ def ev_check(client, spec, argv) -> None:
     # Runs before every command while installed: keep it to a few dict operations.
     server = client.server
     ev = server.evictor
-    clients_limit = ev.clients_limit
-    if clients_limit or ev.maxmemory:
-        stats = server.stats
+    if ev.clients_limit:
+        _check_clients(server, ev, client, argv)
+    elif ev.maxmemory:
         # (Under maxmemory alone, only past REFRESH_BYTES of traffic: _update_clients()
         # then decides by the number of clients.)
-        if (clients_limit or stats.total_net_input_bytes + stats.total_net_output_bytes
-                - ev.traffic_seen > REFRESH_BYTES) and client.connected \
-                and _update_clients(server, ev, client, argv):
+        stats = server.stats
+        if stats.total_net_input_bytes + stats.total_net_output_bytes - ev.traffic_seen \
+                > REFRESH_BYTES and client.connected and _update_clients(server, ev, client, argv):
             ev.over = True  # measure used_memory below with the clients as they are now
-        if clients_limit and server.clients_memory >= clients_limit and client.connected:
-            # processCommand(): evictClients() before the key eviction, after the last
-            # command's replies grew some client's output buffer.
-            evict_clients(server)
-            if client.closing:
-                # It evicted the client itself: the command is not run (C_ERR), and
-                # nothing reaches it any more.
-                raise CommandError(errors.OOM)
     track = ev.track
     if track:
         # lookupKey()'s access update for the command's keys.
-        where = ev.key_ranges.get(spec, _UNSET)
-        if where is _UNSET:
-            where = _key_range(ev, spec)
+        where = ev.key_ranges[spec]
         if where.__class__ is int:  # one key (GET, SET, HSET...)
             if where < len(argv):
                 if track == 1:
@@ -320,10 +310,8 @@ def ev_check(client, spec, argv) -> None:
         # EXEC, anything queued in MULTI, a script's start), and before every command
         # while memory is known to be over the limit (after CONFIG SET maxmemory, or
         # when the cron found it so), as Redis runs it before all commands.
-        scripting = server.scripting
-        if scripting is not None and scripting.current is not None \
-                and client is scripting.current.client:
-            _script_check(ev, scripting.current, spec)
+        if client.script:  # the running script's session (scriptVerifyOOM())
+            _script_check(ev, server.scripting.current, spec)
             return
         # memory.used_memory_fast() inlined
         used = BASE + server.clients_memory + ev.snapshot_bytes
@@ -345,6 +333,20 @@ def ev_check(client, spec, argv) -> None:
         if oom and _reject_on_oom(client, spec):
             raise CommandError(errors.OOM)
 
+
+
+def _check_clients(server, ev, client, argv) -> None:
+    """ev_check() under maxmemory-clients: the clients' memory summed as it changed
+    (_update_clients()), then processCommand()'s evictClients() before the key eviction,
+    after the last command's replies grew some client's output buffer."""
+    if client.connected and _update_clients(server, ev, client, argv):
+        ev.over = True  # measure used_memory with the clients as they are now
+    if server.clients_memory >= ev.clients_limit and client.connected:
+        evict_clients(server)
+        if client.closing:
+            # It evicted the client itself: the command is not run (C_ERR), and
+            # nothing reaches it any more.
+            raise CommandError(errors.OOM)
 
 # Commands that run a script: processCommand() saves server.script_oom at their start.
 _SCRIPT_STARTS = frozenset(("eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"))
@@ -378,20 +380,20 @@ def _reject_on_oom(client, spec) -> bool:
     return spec.fullname not in _MULTI_ALLOWED
 
 
-_UNSET = object()
+class _KeyRanges(dict):
+    """Where each command's keys are, computed on first use: the position of its one
+    key, (first, last, step) for several, None for none (or a command that does not
+    count as an access)."""
 
-
-def _key_range(ev, spec):
-    # Where the command's keys are: the position of its one key, (first, last, step)
-    # for several, None for none (or a command that does not count as an access).
-    where = None
-    if spec.first_key and spec.fullname not in NOTOUCH:
-        if spec.first_key == spec.last_key:
-            where = spec.first_key
-        else:
-            where = (spec.first_key, spec.last_key, spec.key_step or 1)
-    ev.key_ranges[spec] = where
-    return where
+    def __missing__(self, spec):
+        where = None
+        if spec.first_key and spec.fullname not in NOTOUCH:
+            if spec.first_key == spec.last_key:
+                where = spec.first_key
+            else:
+                where = (spec.first_key, spec.last_key, spec.key_step or 1)
+        self[spec] = where
+        return where
 
 
 def _note_keys(ev, db, ranges, argv) -> None:
