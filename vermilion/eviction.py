@@ -334,7 +334,6 @@ def ev_check(client, spec, argv) -> None:
             raise CommandError(errors.OOM)
 
 
-
 def _check_clients(server, ev, client, argv) -> None:
     """ev_check() under maxmemory-clients: the clients' memory summed as it changed
     (_update_clients()), then processCommand()'s evictClients() before the key eviction,
@@ -347,6 +346,7 @@ def _check_clients(server, ev, client, argv) -> None:
             # It evicted the client itself: the command is not run (C_ERR), and
             # nothing reaches it any more.
             raise CommandError(errors.OOM)
+
 
 # Commands that run a script: processCommand() saves server.script_oom at their start.
 _SCRIPT_STARTS = frozenset(("eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"))
@@ -546,7 +546,7 @@ def _evict_batch(server, ev, batch: list) -> tuple[int, int]:
     for sampler, entries in groupby(batch, _fourth):
         entries = list(entries)
         keys = list(map(_third, entries))
-        _drop_slots(sampler, keys, list(map(_fifth, entries)))
+        sampler.drop(keys, list(map(_fifth, entries)))
         db = sampler.db
         if kind == "lru" or kind == "lfu":
             alive = map(eq, map(db.meta.get, keys), map(_second, entries))
@@ -572,21 +572,6 @@ def _evict_batch(server, ev, batch: list) -> tuple[int, int]:
                 propagate_raw(server, db.id, [cmd, key])
     return count, freed
 
-
-def _drop_slots(sampler, keys: list, slots: list) -> None:
-    """Sampler.drop() for each (slot, key): the slots of the snapshot that still hold
-    those keys are not to be sampled again (a snapshot taken since is another list)."""
-    marks, mark = (sampler.vals, GHOST) if sampler.vals is not None else (sampler.keys, _GHOST_KEY)
-    try:
-        held = list(map(is_, map(sampler.keys.__getitem__, slots), keys))
-    except IndexError:  # a shorter snapshot since: one at a time
-        for slot, key in zip(slots, keys):
-            sampler.drop(slot, key)
-        return
-    dropped = list(compress(slots, held))
-    for slot in dropped:
-        marks[slot] = mark
-    sampler.ghosts += len(dropped)
 
 def stats_fields(server) -> dict:
     """INFO stats' eviction timing fields (stat_last_eviction_exceeded_time), in ms."""
@@ -635,7 +620,7 @@ def _start_timer(server) -> None:
 # only the picked keys are touched, which matters on a big keyspace where every key
 # read is a cache miss. A snapshot value can be stale (the key was read, renewed or
 # deleted since): every candidate is checked again when its turn comes
-# (perform_evictions), and its slot in the snapshot is dropped either way.
+# (_evict_batch), and its slot in the snapshot is dropped either way (Sampler.drop).
 
 REFILL_EVERY = 32
 POOL_SIZE = 64
@@ -691,15 +676,21 @@ class Sampler:
         step = m // count
         return int(_random() * step), step
 
-    def drop(self, index: int, key) -> None:
-        """The candidate at index was evicted or found stale: not to be sampled again."""
-        keys = self.keys
-        if index < len(keys) and keys[index] is key:
-            if self.vals is not None:
-                self.vals[index] = GHOST
-            else:
-                keys[index] = _GHOST_KEY
-            self.ghosts += 1
+    def drop(self, keys: list, slots: list) -> None:
+        """The candidates at slots (their keys) were evicted or found stale: not to be
+        sampled again. A snapshot taken since is another list: a slot there that holds
+        another key, or is past its end, is left alone."""
+        snapshot = self.keys
+        try:
+            held = list(map(is_, map(snapshot.__getitem__, slots), keys))
+        except IndexError:  # a shorter snapshot since
+            n = len(snapshot)
+            held = [slot < n and snapshot[slot] is key for slot, key in zip(slots, keys)]
+        dropped = list(compress(slots, held))
+        marks, mark = (self.vals, GHOST) if self.vals is not None else (snapshot, _GHOST_KEY)
+        for slot in dropped:
+            marks[slot] = mark
+        self.ghosts += len(dropped)
 
 
 def _sampler(ev, db, allkeys: bool) -> Sampler:
