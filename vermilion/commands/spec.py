@@ -57,9 +57,10 @@ class CommandSpec:
         """Mark a command the lean path may run (Connection._run): a handler of its
         own, no subcommands, and nothing it can do changes what that path hoists out of
         its loop (gates, checks, MONITOR, pause, reply mode, propagation sinks): the
-        data types' commands but not the blocking or administrative ones, and
-        LEAN_COMMANDS."""
-        if ((self.group in LEAN_GROUPS or self.fullname in LEAN_COMMANDS)
+        data types' commands but not the blocking or administrative ones,
+        LEAN_COMMANDS and LEAN_SCRIPTS."""
+        if self.fullname in LEAN_SCRIPTS or (
+                (self.group in LEAN_GROUPS or self.fullname in LEAN_COMMANDS)
                 and self.handler is not None and not self.subcommands
                 and not self.flags & _NOT_LEAN):
             a = self.arity
@@ -83,6 +84,14 @@ LEAN_GROUPS = frozenset({"string", "list", "hash", "set", "sorted_set", "stream"
 # Outside those groups, commands as plain: their reply is all they do (PING is what
 # health checks and connection pools send).
 LEAN_COMMANDS = frozenset({"ping", "echo"})
+# Scripts too, though flagged noscript and skip_monitor: noscript only refuses them
+# inside a script, whose calls never take the lean path; they feed MONITOR themselves
+# (and the lean path runs only while nobody monitors); and what their commands can
+# change is the script session's own state (a script may call no command that
+# changes a connection's or what the lean path hoists: those are all noscript). A
+# script that goes busy returns NO_REPLY, and the busy check it installs is in the
+# server's check list, which the lean path reads live.
+LEAN_SCRIPTS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
 _NOT_LEAN = frozenset({"blocking", "admin", "noscript", "no_multi", "skip_monitor",
                        "skip_slowlog", "pubsub"})
 
