@@ -597,6 +597,52 @@ def test_busy_and_script_kill(tmp_path):
         server.stop()
 
 
+# Scripts without a loop of their own run on the loop's stack (they cannot reach the
+# count hook, as in Redis); each of these brings its loop another way, and must still
+# answer -BUSY and die by SCRIPT KILL.
+LOOPS_FROM_ELSEWHERE = [
+    "return loadstring('local i = 0 while true do i = i + 1 end')()",
+    "return _G['load' .. 'string']('local i = 0 while true do i = i + 1 end')()",
+    "local spin = function() local i = 0 while true do i = i + 1 end end return spin()",
+    "local t = {} t[1] = 1 return t[1] + #redis.call('ping') + (function() while true do end end)()",
+]
+
+
+@pytest.mark.parametrize("script", LOOPS_FROM_ELSEWHERE)
+def test_a_loop_brought_by_code_answers_busy(tmp_path, script):
+    server = start_vermilion(tmp_path)
+    try:
+        caller = server.client(socket_timeout=10)
+        other = server.client(socket_timeout=10)
+        other.config_set("busy-reply-threshold", 100)
+        outcome = {}
+
+        def run():
+            try:
+                outcome["reply"] = caller.eval(script, 0)
+            except redis.ResponseError as exc:
+                outcome["error"] = str(exc)
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        deadline = time.time() + 5
+        busy = None
+        while time.time() < deadline and busy is None:
+            try:
+                other.ping()
+            except redis.ResponseError as exc:
+                busy = str(exc)
+            time.sleep(0.02)
+        assert busy is not None and busy.startswith("BUSY Redis is busy running a script")
+        assert other.script_kill()
+        runner.join(5)
+        assert not runner.is_alive()
+        assert outcome["error"].startswith("Script killed by user with SCRIPT KILL...")
+        assert caller.eval("return redis.call('ping')", 0) == b"PONG"
+    finally:
+        server.stop()
+
+
 def test_busy_script_stays_atomic_across_its_slices(tmp_path):
     # Past the threshold the script runs in slices with the loop's events between them:
     # each of its commands is whole, nobody else writes meanwhile, its reply is right.

@@ -342,12 +342,14 @@ local function split(nk, ...)
 end
 
 local api = {}
+-- The script's function, and its compiled code as it came (for tailcalls.short_chunk()).
 function api.compile(body)
     local f, err = loadstring(body, "@user_script")
-    if not f then return nil, err end
-    f = no_tail_calls(f)
+    if not f then return nil, err, nil end
+    local code = dump(f)
+    f = raw_loadstring(without_tail_calls(code)) or f
     setfenv(f, env)
-    return f
+    return f, nil, code
 end
 local function run(f, keys, argv)
     -- (G's metatable has no __newindex: these are raw sets.)

@@ -16,7 +16,7 @@ from .. import REDIS_VERSION
 from ..acl import OK as ACL_OK
 from ..log import logger
 from . import luabit, luajson, luamsgpack, luastruct
-from .tailcalls import without_tail_calls
+from .tailcalls import short_chunk, without_tail_calls
 from .convert import (_RAW_STATUS, NO_ARGS, ScriptCheckError, error_table, lua_args_to_argv,
                       reply_to_lua)
 from ..protocol.encode import Raw
@@ -119,13 +119,13 @@ class LuaState:
         self.table = lua.table_from
 
     def compile(self, body: bytes):
-        """The script's function, or raise CommandError with Redis's compile error."""
-        result = self._compile(body)
-        fn, err = result if type(result) is tuple else (result, None)
+        """(the script's function, whether it runs short: tailcalls.short_chunk()), or
+        raise CommandError with Redis's compile error."""
+        fn, err, code = self._compile(body)
         if fn is None:
             message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
             raise CommandError("ERR Error compiling script (new function): " + message)
-        return fn
+        return fn, short_chunk(code)
 
     def run(self, fn, keys: list[bytes], args: list[bytes]):
         """(ok, value): the script's return value or its error table."""
