@@ -57,18 +57,26 @@ def string_costs(items) -> int:
 class _ExpiryClock:
     """The time keys expire by. A running script freezes it at its start (keyIsExpired()
     uses scriptTimeSnapshot() while server.script_caller is set): a key the script saw
-    does not vanish halfway through it. One per process, as the script running is."""
+    does not vanish halfway through it. One per process, as the script running is
+    (an instance: setting a class attribute would invalidate the interpreter's
+    attribute caches of the class, twice per script)."""
 
-    frozen: int | None = None
+    __slots__ = ("frozen",)
+
+    def __init__(self):
+        self.frozen: int | None = None
+
+
+_EXPIRY_CLOCK = _ExpiryClock()
 
 
 def freeze_time(ms: int | None) -> None:
     """The scripting engine's hook: freeze expiry at ms, or thaw it (None)."""
-    _ExpiryClock.frozen = ms
+    _EXPIRY_CLOCK.frozen = ms
 
 
 def expiry_now() -> int:
-    frozen = _ExpiryClock.frozen
+    frozen = _EXPIRY_CLOCK.frozen
     return time.time_ns() // 1_000_000 if frozen is None else frozen
 
 
