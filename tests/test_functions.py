@@ -408,6 +408,31 @@ def test_busy_function_and_function_kill(tmp_path):
         server.stop()
 
 
+@pytest.mark.parametrize("body", [
+    # A function without a loop of its own runs on the loop's stack; these reach one
+    # through the library's own locals, or code loaded at run time.
+    "local function spin() while true do end end\n"
+    "redis.register_function('f', function() return spin() end)",
+    "redis.register_function('f', function() return loadstring('while true do end')() end)",
+])
+def test_a_function_reaching_a_loop_answers_busy(tmp_path, body):
+    server = start_vermilion(tmp_path)
+    try:
+        caller = RawConnection(server.port)
+        other = RawConnection(server.port)
+        assert other.command("CONFIG", "SET", "busy-reply-threshold", "50") == b"+OK\r\n"
+        assert other.command("FUNCTION", "LOAD", lib("reach", body)) == b"$5\r\nreach\r\n"
+        caller.send(b"*3\r\n$5\r\nFCALL\r\n$1\r\nf\r\n$1\r\n0\r\n")
+        assert _wait_busy(other) is not None
+        assert other.command("FUNCTION", "KILL") == b"+OK\r\n"
+        assert caller.read_reply().startswith(b"-ERR Script killed by user with SCRIPT KILL...")
+        assert caller.command("PING") == b"+PONG\r\n"
+        caller.close()
+        other.close()
+    finally:
+        server.stop()
+
+
 def test_fcall_writes_are_propagated_as_effects(tmp_path):
     server = start_vermilion(tmp_path, ["--appendonly", "yes", "--appendfsync", "always"])
     try:

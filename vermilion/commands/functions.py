@@ -15,7 +15,8 @@ from ..scripting.engine import BUSY
 from ..keyspace.glob import stringmatch
 from ..protocol.numbers import parse_int
 from .registry import command
-from .scripting import _feed_monitors, prepare_run, refuse_on_oom, script_engine
+from .scripting import (SMALL_NUMKEYS, _feed_monitors, prepare_run, refuse_on_oom,
+                        script_engine)
 
 FUNCTION_HELP = [
     "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -211,7 +212,9 @@ def _fcall(client, argv, read_only: bool):
         raise CommandError("ERR Function not found")
     # fcallGetCommandFlags(): a function's flags are its command flags.
     refuse_on_oom(server, fn.flags)
-    numkeys = parse_int(argv[2], "ERR Bad number of keys provided")
+    numkeys = SMALL_NUMKEYS.get(argv[2])
+    if numkeys is None:
+        numkeys = parse_int(argv[2], "ERR Bad number of keys provided")
     if numkeys > len(argv) - 3:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
@@ -223,7 +226,7 @@ def _fcall(client, argv, read_only: bool):
     engine = script_engine(server)
     engine.fcall_argv = argv  # FUNCTION STATS shows the running command
     reply = engine.execute(client, fn.name, keys, args, read_only,
-                           function=(server.functions_engine.state, fn.callback))
+                           function=(server.functions_engine.state, fn.callback, fn.short))
     if isinstance(reply, CommandError):
         if not isinstance(reply, CountedError):
             raise reply

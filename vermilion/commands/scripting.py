@@ -74,8 +74,9 @@ def script_engine(server):
     return engine
 
 
-# numkeys as most scripts give it (string2ll's result, without its checks).
-_SMALL_INTS = {b"%d" % i: i for i in range(32)}
+# numkeys as most scripts and functions give it (string2ll's result, without its
+# checks).
+SMALL_NUMKEYS = {b"%d" % i: i for i in range(32)}
 
 
 def _eval(client, argv, by_sha: bool, read_only: bool):
@@ -160,7 +161,7 @@ def _eval_generic(client, argv, by_sha: bool, read_only: bool, engine):
         flags = engine.flags[sha] if sha in engine.flags else _declared_flags(argv[1])
     if flags is not None:
         refuse_on_oom(server, flags)
-    numkeys = _SMALL_INTS.get(argv[2])
+    numkeys = SMALL_NUMKEYS.get(argv[2])
     if numkeys is None:
         numkeys = parse_int(argv[2])
     if numkeys > len(argv) - 3:

@@ -593,6 +593,8 @@ local function load_hook()
 end
 
 -- Returns a list of {name, callback, flags, description}, or nil and the error.
+-- (api.dump gives a callback's compiled code, for tailcalls.short_chunk().)
+api.dump = dump
 function api.load_library(body, timeout)
     local f, err = loadstring(body, "@user_function")
     if not f then return nil, "Error compiling function: " .. tostring(err) end

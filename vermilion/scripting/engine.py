@@ -195,16 +195,17 @@ class ScriptEngine:
     def execute(self, caller, sha: bytes, keys, args, read_only: bool, function=None):
         """Run a cached script for caller; its reply, or NO_REPLY when it went past
         the busy threshold (the reply is then sent when it finishes). function: a
-        (LuaState, callback) registered by a library (FCALL), sha is then its name.
-        On every EVAL's path: kept flat."""
+        (LuaState, callback, runs short) registered by a library (FCALL), sha is then
+        its name. On every EVAL's path: kept flat."""
         if function is None:
             fn = self.functions[sha]
             state = self._state  # (the state property, without its call: the script is
             runner_fn = state.run  # cached, so the state exists)
             if self.debugger is not None:
                 runner_fn = state.run_debug
+            short = sha in self.short
         else:
-            state, fn = function
+            state, fn, short = function
             runner_fn = state.run_function
         server = self.server
         client = self.client
@@ -232,8 +233,7 @@ class ScriptEngine:
         # Only a connection's own command can answer later; inside MULTI/EXEC, for
         # internal clients, or without a threshold (no hook in Redis), the script runs
         # to its end, as does one that runs short (it cannot reach the hook).
-        if threshold > 0 and self.debugger is None and (function is not None
-                                                         or sha not in self.short):
+        if threshold > 0 and self.debugger is None and not short:
             # (A debugged script has the debugger's hook instead, luaLdbLineHook: it
             # blocks the server until the session ends.)
             run.threshold = threshold / 1000

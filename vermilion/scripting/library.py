@@ -26,11 +26,12 @@ NAME_ERROR = ("ERR Library names can only contain letters, numbers, or underscor
 
 
 class Function:
-    __slots__ = ("name", "callback", "flags", "description", "library")
+    __slots__ = ("name", "callback", "flags", "description", "library", "short")
 
-    def __init__(self, name, callback, flags, description, library):
+    def __init__(self, name, callback, flags, description, library, short=False):
         self.name = name
         self.callback = callback
+        self.short = short  # it cannot reach the count hook (tailcalls.short_chunk())
         self.flags = flags  # list of bytes, in Redis's scripts_flags_def order
         self.description = description
         self.library = library
@@ -121,8 +122,9 @@ class FunctionsEngine:
         if old is not None and not replace:
             raise CommandError("ERR Library '%s' already exists" % name.decode("utf-8", "replace"))
         lib = Library(name, code)
-        for fname, callback, flags, desc in self.state.load_library(_strip_shebang(code), timeout):
-            lib.functions[fname] = Function(fname, callback, flags, desc, lib)
+        for fname, callback, flags, desc, short in self.state.load_library(
+                _strip_shebang(code), timeout):
+            lib.functions[fname] = Function(fname, callback, flags, desc, lib, short)
         if not lib.functions:
             raise CommandError("ERR No functions registered")
         for fn in lib.functions.values():

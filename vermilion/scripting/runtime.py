@@ -110,6 +110,7 @@ class LuaState:
         self._run_function_args = api[b"run_function_args"]
         self._load_library = api[b"load_library"]
         self._run_function = api[b"run_function"]
+        self._dump = api[b"dump"]
         self.shape = api[b"shape"]
         self._run_debug = api[b"run_debug"]
         self.ldb_print = api[b"ldb_print"]
@@ -138,8 +139,9 @@ class LuaState:
         return self._run_debug(fn, self.table(keys), self.table(args))
 
     def load_library(self, code: bytes, timeout: bool = True):
-        """Run a library's code (FUNCTION LOAD): [(name, callback, flags, description)],
-        or raise CommandError with Redis's error."""
+        """Run a library's code (FUNCTION LOAD): [(name, callback, flags, description,
+        whether the callback runs short: tailcalls.short_chunk())], or raise
+        CommandError with Redis's error."""
         result = self._load_library(code, timeout)
         registered, err = result if type(result) is tuple else (result, None)
         if registered is None:
@@ -149,7 +151,8 @@ class LuaState:
         for i in range(1, len(registered) + 1):
             name, callback, flags, desc = (registered[i][j] for j in (1, 2, 3, 4))
             functions.append((name, callback,
-                              [flags[k] for k in range(1, len(flags) + 1)], desc))
+                              [flags[k] for k in range(1, len(flags) + 1)], desc,
+                              short_chunk(self._dump(callback))))
         return functions
 
     def run_function(self, fn, keys: list[bytes], args: list[bytes]):

@@ -30,6 +30,7 @@ import struct
 
 _HEADER_FIXED = b"\x1bLua\x51\x00"
 _OP_MASK = 0x3F
+_OP_GETUPVAL = 4
 _OP_GETGLOBAL = 5
 _OP_JMP = 22
 _OP_CALL = 28
@@ -72,8 +73,10 @@ class _Reader:
     def function(self, main: bool = False) -> None:
         """LoadFunction(): patches the code of this prototype and of its children; for
         the main function, sets self.short: no loop (a backward jump), no function of
-        its own (so no recursion) and no global that loads code, in fewer instructions
-        than the count hook's period, so that no run of it can reach the hook."""
+        its own (so no recursion), no upvalue read (a library's function reaches the
+        library's other functions that way) and no global that loads code, in fewer
+        instructions than the count hook's period, so that no run of it can reach the
+        hook."""
         data = self.data
         self.skip_string()  # source
         self.pos += 2 * struct.calcsize(self.int_fmt) + 4  # lines, nups/params/vararg/stack
@@ -88,7 +91,7 @@ class _Reader:
                 struct.pack_into(ins_fmt, data, self.pos, (ins & ~_OP_MASK) | _OP_CALL)
             elif op == _OP_GETGLOBAL:
                 globals_read.add(ins >> 14)
-            elif op == _OP_FORLOOP or op == _OP_TFORLOOP or (
+            elif op == _OP_FORLOOP or op == _OP_TFORLOOP or op == _OP_GETUPVAL or (
                     op == _OP_JMP and (ins >> 14) < _MAXARG_SBX):
                 loops = True
             self.pos += 4
